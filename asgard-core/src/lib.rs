@@ -1,0 +1,24 @@
+//! # asgard-core
+//!
+//! The formats and rules that the AsgardBackup agent and server share. This crate does no network or
+//! database work and knows nothing of an async runtime: it defines
+//!
+//! - [`ChunkId`]: the blake3 of a chunk's plaintext, the name of every stored chunk;
+//! - [`chunker`]: content-defined chunking (FastCDC v2020) with parameters recorded per file version;
+//! - [`stored`]: the stored form of a chunk (zstd frame or raw bytes behind a one-byte header) and its
+//!   size-bounded, hash-checked decoder;
+//! - [`RawPath`]: a path exactly as it was on the device, including names that are not valid UTF-8;
+//! - [`protocol`]: every type that crosses the wire between agent and server;
+//! - [`lang`]: the language choice for user-facing text (German by default).
+
+pub mod chunker;
+pub mod id;
+pub mod lang;
+pub mod path;
+pub mod protocol;
+pub mod stored;
+
+pub use chunker::ChunkParams;
+pub use id::{ChunkId, ParseIdError};
+pub use lang::Lang;
+pub use path::RawPath;

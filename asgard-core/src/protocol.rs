@@ -1,0 +1,296 @@
+//! Every type that crosses the wire between agent and server (JSON bodies unless noted).
+//!
+//! | endpoint | request | answer |
+//! | --- | --- | --- |
+//! | `POST /api/login` | [`LoginRequest`] (+ `Authorization: Bearer` when the device has a token) | [`LoginResponse`] |
+//! | `POST /api/check` | [`CheckRequest`] | [`CheckResponse`] |
+//! | `POST /api/upload` | `multipart/form-data`, one part per chunk: name = chunk id (hex), body = [`crate::stored`] form | [`UploadResponse`] |
+//! | `POST /api/commit` | [`CommitRequest`] | [`CommitResponse`], or 409 [`ErrorBody`] with `missing` |
+//! | `GET /api/list` | query [`ListQuery`] | [`ListResponse`] |
+//! | `POST /api/restore` | [`RestoreRequest`] | the plaintext (`application/octet-stream`, `Range` supported) |
+//! | `GET /api/chunks/{id}` | – | one chunk in stored form |
+//!
+//! Every error is an [`ErrorBody`] with a stable machine `code` and a human message.
+//! Times are microseconds since the Unix epoch (UTC) on the wire; file mtimes are nanoseconds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ChunkId, ChunkParams, RawPath};
+
+/// The protocol version; the server refuses a login with a different one.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// At most this many ids in one `check` request.
+pub const MAX_CHECK_IDS: usize = 10_000;
+/// At most this many entries in one `commit` request.
+pub const MAX_COMMIT_ENTRIES: usize = 2_000;
+/// Header with the version id of a restore answer.
+pub const HEADER_VERSION_ID: &str = "x-asgard-version";
+/// Header with the whole-file blake3 of a restore answer.
+pub const HEADER_FILE_HASH: &str = "x-asgard-hash";
+
+/// `POST /api/login`: register a device (first contact) or authenticate it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub protocol_version: u32,
+    /// The logged-in user (`USER` / `USERNAME`).
+    pub user: String,
+    /// The device name (hostname).
+    pub device: String,
+    /// `linux`, `windows`, ...
+    pub os: String,
+    pub os_version: String,
+    pub agent_version: String,
+    /// Required when the server has an enrollment key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrollment_key: Option<String>,
+}
+
+/// Whether a device may back up yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceStatus {
+    Active,
+    /// Registered, waiting for an admin to approve it (`registration: approve`).
+    Pending,
+}
+
+/// Answer to a login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginResponse {
+    pub user: String,
+    pub device: String,
+    /// The device token, only in the answer that registered the device: it is shown once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    pub status: DeviceStatus,
+    pub server_version: String,
+    pub keep_versions: u32,
+}
+
+/// `POST /api/check`: which of these chunks must this user upload?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRequest {
+    pub chunks: Vec<ChunkId>,
+}
+
+/// The chunks of the request that the user does not own yet, in request order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResponse {
+    pub missing: Vec<ChunkId>,
+}
+
+/// Answer to an upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UploadResponse {
+    /// Chunks received and verified.
+    pub received: u32,
+    /// Chunks the store did not have before (the others were verified and only recorded).
+    pub new_chunks: u32,
+    /// Stored bytes that the new chunks added to the store.
+    pub new_bytes: u64,
+}
+
+/// One chunk of a file version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRef {
+    pub id: ChunkId,
+    /// Plaintext length.
+    pub len: u32,
+}
+
+/// A file's content and metadata at backup time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMeta {
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+    /// Unix mode bits (0 where unknown).
+    #[serde(default)]
+    pub mode: u32,
+    /// Windows file attributes (0 where unknown).
+    #[serde(default)]
+    pub attributes: u32,
+    /// blake3 of the whole content.
+    pub hash: ChunkId,
+    /// The parameters the file was cut with.
+    pub params: ChunkParams,
+    /// The chunks in order; their lengths add up to `size`.
+    pub chunks: Vec<ChunkRef>,
+}
+
+impl FileMeta {
+    /// The sum of the chunk lengths equals the size.
+    pub fn lengths_add_up(&self) -> bool {
+        self.chunks.iter().map(|c| u64::from(c.len)).sum::<u64>() == self.size
+    }
+}
+
+/// One entry of a commit: a new file version, or a deletion marker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CommitEntry {
+    File { path: RawPath, meta: FileMeta },
+    Deleted { path: RawPath },
+}
+
+impl CommitEntry {
+    pub fn path(&self) -> &RawPath {
+        match self {
+            CommitEntry::File { path, .. } | CommitEntry::Deleted { path } => path,
+        }
+    }
+}
+
+/// `POST /api/commit`: versions for the calling device. All or nothing: if any referenced chunk is
+/// missing, nothing is committed and the answer (409) lists the missing ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitRequest {
+    pub entries: Vec<CommitEntry>,
+}
+
+/// What a commit entry did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitOutcome {
+    /// A new version was stored.
+    Created,
+    /// The content equals the newest version: no new version.
+    Unchanged,
+    /// A deletion marker was stored.
+    Deleted,
+    /// The path was already marked deleted (or never existed): nothing changed.
+    AlreadyDeleted,
+}
+
+/// Result for one commit entry, in request order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitResult {
+    pub outcome: CommitOutcome,
+    /// The version this path now has as newest (the new one, or the unchanged one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitResponse {
+    pub results: Vec<CommitResult>,
+    /// Versions dropped by retention in this commit.
+    pub pruned_versions: u32,
+}
+
+/// `GET /api/list` query.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ListQuery {
+    /// Device name; the calling device when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// List the paths of every device of the user (overrides `device`).
+    #[serde(default)]
+    pub all_devices: bool,
+    /// Only the path itself and paths below it (hex of the [`RawPath`] bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_hex: Option<String>,
+    /// Only versions committed at or before this time (µs since epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_us: Option<i64>,
+    /// Continue after this cursor (from the previous page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// Paths per page (server default 1000, at most 5000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// One retained version of a path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub id: u64,
+    /// Server time of the commit, µs since epoch.
+    pub time_us: i64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub mode: u32,
+    pub attributes: u32,
+    /// Whole-file blake3; absent for a deletion marker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<ChunkId>,
+    pub deleted: bool,
+}
+
+/// A path and its retained versions, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: RawPath,
+    pub device: String,
+    pub versions: Vec<VersionInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListResponse {
+    pub files: Vec<FileEntry>,
+    /// Present when more paths follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /api/restore`: one version, by id or by (device, path, time).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RestoreRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<RawPath>,
+    /// The newest version at or before this time (µs); the newest when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_us: Option<i64>,
+}
+
+/// Every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `unauthorized`, `missing_chunks`, `device_exists`.
+    pub code: String,
+    /// Human-readable message in the server's language.
+    pub message: String,
+    /// For `missing_chunks`: the ids the server lacks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<ChunkId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_entry_json_shape() {
+        let e = CommitEntry::Deleted {
+            path: RawPath::from("/a"),
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"kind":"deleted","path":"/a"}"#
+        );
+        let meta = FileMeta {
+            size: 3,
+            mtime_ns: 1,
+            mode: 0o644,
+            attributes: 0,
+            hash: ChunkId::of(b"abc"),
+            params: ChunkParams::default(),
+            chunks: vec![ChunkRef {
+                id: ChunkId::of(b"abc"),
+                len: 3,
+            }],
+        };
+        assert!(meta.lengths_add_up());
+        let e = CommitEntry::File {
+            path: RawPath(b"/caf\xe9".to_vec()),
+            meta,
+        };
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(serde_json::from_str::<CommitEntry>(&json).unwrap(), e);
+    }
+}
