@@ -153,8 +153,10 @@ pub struct CommitRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CommitOutcome {
-    /// A new version was stored.
-    Created,
+    /// The first version of a path that had none (or only a deletion marker) was stored.
+    New,
+    /// A new version of a path with a retained version was stored.
+    Changed,
     /// The content equals the newest version: no new version.
     Unchanged,
     /// A deletion marker was stored.
