@@ -1,0 +1,387 @@
+//! Shared helpers for the end-to-end tests: start the real `asgard-server` binary on 127.0.0.1 with
+//! an ephemeral port and a temp data dir, and run the real `asgard-agent` binary against it over HTTPS.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The agent binary under test.
+pub fn agent_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_asgard-agent"))
+}
+
+/// The server binary, built by `cargo test --workspace` into the same target folder.
+pub fn server_bin() -> PathBuf {
+    let p = agent_bin().with_file_name(format!("asgard-server{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        p.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p asgard-server` first)",
+        p.display()
+    );
+    p
+}
+
+/// A running server with its own temp data dir; killed when dropped.
+pub struct Server {
+    pub child: Option<Child>,
+    pub data: TempDir,
+    pub url: String,
+    pub config: Option<PathBuf>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Self::start_with_config(None)
+    }
+
+    /// Starts a server whose config file holds `yaml`.
+    pub fn start_with_config(yaml: Option<&str>) -> Server {
+        let data = tempfile::tempdir().unwrap();
+        let config = yaml.map(|y| {
+            let p = data.path().join("server.yaml");
+            std::fs::write(&p, y).unwrap();
+            p
+        });
+        let data_dir = data.path().join("data");
+        let (child, url) =
+            spawn_server(&data_dir, config.as_deref(), "127.0.0.1:0").expect("server starts");
+        Server {
+            child: Some(child),
+            data,
+            url,
+            config,
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data.path().join("data")
+    }
+
+    /// SIGTERM, then wait: the server must shut down by itself.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let st = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(st.success());
+            for _ in 0..200 {
+                if let Some(status) = c.try_wait().unwrap() {
+                    assert!(status.success(), "server exited with {status} after SIGTERM");
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            panic!("server did not stop within 10 s of SIGTERM");
+        }
+    }
+
+    /// The `ip:port` the server listens on.
+    pub fn addr(&self) -> &str {
+        self.url.trim_start_matches("https://").trim_end_matches('/')
+    }
+
+    /// Stops and starts the server again on the same data dir and port.
+    pub fn restart(&mut self) {
+        self.stop();
+        let addr = self.addr().to_owned();
+        let (child, url) = spawn_server(&self.data_dir(), self.config.as_deref(), &addr).unwrap();
+        self.child = Some(child);
+        self.url = url;
+    }
+
+    /// Total bytes and number of chunk files in the local chunk store.
+    pub fn store_usage(&self) -> (u64, usize) {
+        fn walk(p: &Path, acc: &mut (u64, usize)) {
+            for e in std::fs::read_dir(p).unwrap() {
+                let e = e.unwrap();
+                let ft = e.file_type().unwrap();
+                if ft.is_dir() {
+                    if e.file_name() != "tmp" {
+                        walk(&e.path(), acc);
+                    }
+                } else {
+                    acc.0 += e.metadata().unwrap().len();
+                    acc.1 += 1;
+                }
+            }
+        }
+        let mut acc = (0, 0);
+        let dir = self.data_dir().join("chunks");
+        if dir.exists() {
+            walk(&dir, &mut acc);
+        }
+        acc
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Spawns `asgard-server serve` and waits for the line with its https URL. On failure returns the
+/// process's output.
+pub fn spawn_server(
+    data_dir: &Path,
+    config: Option<&Path>,
+    listen: &str,
+) -> Result<(Child, String), String> {
+    let mut cmd = Command::new(server_bin());
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--listen", listen]);
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(pos) = line.find("https://") {
+                let url: String = line[pos..].split_whitespace().next().unwrap().to_owned();
+                let _ = tx.send(url);
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(url) => Ok((child, url)),
+        Err(_) => {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
+
+/// One user on one device: an agent with its own state dir.
+pub struct Agent {
+    pub user: String,
+    pub device: String,
+    pub state: TempDir,
+    pub server: String,
+}
+
+impl Agent {
+    pub fn new(user: &str, server: &Server) -> Agent {
+        Agent {
+            user: user.into(),
+            device: "testhost".into(),
+            state: tempfile::tempdir().unwrap(),
+            server: server.url.clone(),
+        }
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(agent_bin());
+        c.arg("--server")
+            .arg(&self.server)
+            .arg("--state-dir")
+            .arg(self.state.path())
+            .env("USER", &self.user)
+            .env("USERNAME", &self.user)
+            .env("ASGARD_DEVICE", &self.device)
+            .env_remove("ASGARD_CONFIG")
+            .env_remove("ASGARD_STATE_DIR")
+            .env_remove("ASGARD_SERVER")
+            .env("LANG", "de_DE.UTF-8")
+            .env("TZ", "UTC");
+        c
+    }
+
+    /// Runs the agent and returns its output, whatever the exit code.
+    pub fn run<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.command().args(args).output().unwrap()
+    }
+
+    /// Runs the agent and asserts exit code 0.
+    pub fn ok<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "agent failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// `backup --json PATH` and its summary.
+    pub fn backup(&self, path: &Path) -> Value {
+        let out = self.ok([
+            std::ffi::OsStr::new("backup"),
+            std::ffi::OsStr::new("--json"),
+            path.as_os_str(),
+        ]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "backup --json printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// `list --json [PATH]`.
+    pub fn list(&self, path: Option<&Path>) -> Vec<Value> {
+        let mut args = vec![
+            std::ffi::OsString::from("list"),
+            std::ffi::OsString::from("--json"),
+        ];
+        if let Some(p) = path {
+            args.push(p.as_os_str().to_owned());
+        }
+        let out = self.ok(args);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "list --json printed no JSON array ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// The device token the agent keeps in its state dir.
+    pub fn token(&self) -> String {
+        let s: Value =
+            serde_json::from_slice(&std::fs::read(self.state.path().join("state.json")).unwrap())
+                .unwrap();
+        s["token"].as_str().expect("token in state.json").to_owned()
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Sets a file's mtime to `secs` after the epoch.
+pub fn set_mtime(path: &Path, secs: u64) {
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+        .unwrap();
+}
+
+/// Every regular file below `root`: relative path → (content, mtime).
+pub fn snapshot(root: &Path) -> std::collections::BTreeMap<PathBuf, (Vec<u8>, std::time::SystemTime)> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let md = std::fs::symlink_metadata(&p).unwrap();
+            if md.is_dir() {
+                stack.push(p);
+            } else if md.is_file() {
+                out.insert(
+                    p.strip_prefix(root).unwrap().to_path_buf(),
+                    (std::fs::read(&p).unwrap(), md.modified().unwrap()),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// A small blocking HTTPS client for hand-made requests (accepts the self-signed certificate).
+pub struct Api {
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+    pub base: String,
+}
+
+impl Api {
+    pub fn new(server: &Server) -> Api {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = reqwest::Client::builder()
+            .tls_danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
+        Api {
+            rt,
+            client,
+            base: server.url.clone(),
+        }
+    }
+
+    /// Sends a request and returns (status, body bytes).
+    pub fn send(&self, req: reqwest::RequestBuilder) -> (u16, Vec<u8>) {
+        self.rt.block_on(async {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.bytes().await.unwrap().to_vec())
+        })
+    }
+
+    pub fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut req = self.client.post(format!("{}{path}", self.base)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let (status, bytes) = self.send(req);
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
+        let mut req = self.client.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req)
+    }
+
+    /// Uploads chunks in their stored form, one multipart part per chunk.
+    pub fn upload(&self, token: &str, parts: Vec<(String, Vec<u8>)>) -> (u16, Value) {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, bytes) in parts {
+            form = form.part(name.clone(), reqwest::multipart::Part::bytes(bytes).file_name(name));
+        }
+        let req = self
+            .client
+            .post(format!("{}/api/upload", self.base))
+            .bearer_auth(token)
+            .multipart(form);
+        let (status, bytes) = self.send(req);
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+}

@@ -1,0 +1,506 @@
+//! End-to-end tests: the real `asgard-server` binary on 127.0.0.1 (ephemeral port, temp data dir)
+//! and the real `asgard-agent` binary against it over HTTPS.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use asgard_core::{ChunkId, ChunkParams, stored};
+use common::*;
+use serde_json::{Value, json};
+
+/// The entry of `list --json` whose path ends with `name`.
+fn entry<'a>(list: &'a [Value], path: &Path) -> &'a Value {
+    let want = path.to_str().expect("utf-8 test path");
+    list.iter()
+        .find(|e| e["path"].as_str() == Some(want))
+        .unwrap_or_else(|| panic!("{want} not in list: {list:#?}"))
+}
+
+fn versions(e: &Value) -> &Vec<Value> {
+    e["versions"].as_array().unwrap()
+}
+
+fn hash_hex(data: &[u8]) -> String {
+    ChunkId::of(data).to_hex()
+}
+
+/// Builds the tree of acceptance point 1 under `root`; returns the non-UTF-8 file's name if any.
+fn build_tree(root: &Path) {
+    std::fs::create_dir_all(root.join("a/b/c")).unwrap();
+    std::fs::create_dir_all(root.join("Ordner mit Leerzeichen")).unwrap();
+    std::fs::write(root.join("empty.txt"), b"").unwrap();
+    std::fs::write(root.join("big.bin"), random_bytes(20 << 20, 1)).unwrap();
+    std::fs::write(root.join("a/b/c/deep.txt"), b"deep inside\n").unwrap();
+    std::fs::write(root.join("a/notes.md"), b"# Notizen\n".repeat(1000)).unwrap();
+    std::fs::write(
+        root.join("Ordner mit Leerzeichen/Grüße aus Köln.txt"),
+        "Schöne Grüße, Äpfel & Öl\n".repeat(50),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::OsStr::from_bytes(b"caf\xe9-latin1.txt");
+        std::fs::write(root.join(name), b"not utf-8 name").unwrap();
+    }
+    let mut t = 1_600_000_000;
+    for (p, _) in snapshot(root) {
+        set_mtime(&root.join(p), t);
+        t += 3600;
+    }
+}
+
+fn assert_same_tree(
+    expected: &BTreeMap<PathBuf, (Vec<u8>, std::time::SystemTime)>,
+    dir: &Path,
+) {
+    let got = snapshot(dir);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "restored file names differ"
+    );
+    for (p, (data, mtime)) in expected {
+        let (gdata, gmtime) = &got[p];
+        assert!(gdata == data, "content of {} differs", p.display());
+        assert_eq!(gmtime, mtime, "mtime of {} differs", p.display());
+    }
+}
+
+/// Acceptance 1: back up a tree, change some files, back up again; list shows two versions of the
+/// changed files and one of the others; restore by --version and by --at is byte-identical.
+#[test]
+fn backup_change_list_and_restore_by_version_and_time() {
+    let server = Server::start();
+    let agent = Agent::new("alice", &server);
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("daten");
+    build_tree(&root);
+    let first = snapshot(&root);
+
+    let s1 = agent.backup(&root);
+    assert_eq!(s1["files_seen"], first.len());
+    assert_eq!(s1["files_new"], first.len());
+
+    // Change two files (one of them the big one, in the middle) and keep the rest.
+    let mut big = std::fs::read(root.join("big.bin")).unwrap();
+    big[10 << 20] ^= 0xFF;
+    std::fs::write(root.join("big.bin"), &big).unwrap();
+    set_mtime(&root.join("big.bin"), 1_700_000_000);
+    let deep = root.join("a/b/c/deep.txt");
+    std::fs::write(&deep, b"deep inside, changed\n").unwrap();
+    set_mtime(&deep, 1_700_000_100);
+    let second = snapshot(&root);
+
+    let s2 = agent.backup(&root);
+    assert_eq!(s2["files_changed"], 2, "{s2}");
+    assert_eq!(s2["files_new"], 0, "{s2}");
+    // Only the changed chunk of the 20 MiB file travels, not the whole file.
+    assert!(s2["bytes_sent"].as_u64().unwrap() < 4 << 20, "{s2}");
+
+    let list = agent.list(Some(&root));
+    assert_eq!(list.len(), first.len());
+    for e in &list {
+        assert_eq!(e["device"], "testhost");
+    }
+    let big_e = entry(&list, &root.join("big.bin"));
+    let deep_e = entry(&list, &deep);
+    assert_eq!(versions(big_e).len(), 2);
+    assert_eq!(versions(deep_e).len(), 2);
+    assert_eq!(versions(entry(&list, &root.join("a/notes.md"))).len(), 1);
+    assert_eq!(versions(entry(&list, &root.join("empty.txt"))).len(), 1);
+    // Newest first, with the hashes of the contents.
+    assert_eq!(versions(big_e)[0]["hash"], hash_hex(&big));
+    assert_eq!(versions(deep_e)[1]["hash"], hash_hex(b"deep inside\n"));
+    assert_eq!(versions(deep_e)[0]["size"], 21);
+    #[cfg(unix)]
+    {
+        let non_utf8 = list
+            .iter()
+            .find(|e| e["path"].is_object())
+            .expect("the non-UTF-8 name is listed as {\"hex\": ...}");
+        assert!(non_utf8["path"]["hex"].as_str().unwrap().ends_with("e92d6c6174696e312e747874"));
+    }
+
+    // Restore the old version of the big file by id.
+    let old_id = versions(big_e)[1]["id"].as_u64().unwrap();
+    let out = work.path().join("by-version");
+    agent.ok([
+        "restore".as_ref(),
+        root.join("big.bin").as_os_str(),
+        "--version".as_ref(),
+        old_id.to_string().as_ref(),
+        "--to".as_ref(),
+        out.as_os_str(),
+    ]);
+    let (data, mtime) = &first[Path::new("big.bin")];
+    assert!(std::fs::read(out.join("big.bin")).unwrap() == *data);
+    assert_eq!(std::fs::metadata(out.join("big.bin")).unwrap().modified().unwrap(), *mtime);
+
+    // Restore the whole folder as it was after the first backup, by time.
+    let t1 = versions(deep_e)[1]["time"].as_str().unwrap().to_owned();
+    let at_first = work.path().join("at-first");
+    agent.ok([
+        "restore".as_ref(),
+        root.as_os_str(),
+        "--at".as_ref(),
+        t1.as_ref(),
+        "--to".as_ref(),
+        at_first.as_os_str(),
+    ]);
+    assert_same_tree(&first, &at_first.join("daten"));
+
+    // And as it is now.
+    let latest = work.path().join("latest");
+    agent.ok([
+        "restore".as_ref(),
+        root.as_os_str(),
+        "--to".as_ref(),
+        latest.as_os_str(),
+    ]);
+    assert_same_tree(&second, &latest.join("daten"));
+
+    // In place: a changed local file is never overwritten without --overwrite.
+    std::fs::write(&deep, b"local edit").unwrap();
+    let r = agent.run(["restore".as_ref(), deep.as_os_str()]);
+    assert!(!r.status.success());
+    assert_eq!(std::fs::read(&deep).unwrap(), b"local edit");
+    agent.ok(["restore".as_ref(), deep.as_os_str(), "--overwrite".as_ref()]);
+    assert_eq!(std::fs::read(&deep).unwrap(), b"deep inside, changed\n");
+}
+
+/// Acceptance 2: six changes of one file with keep_versions 4 leave the newest four, restorable.
+#[test]
+fn keep_versions_retains_the_newest_four() {
+    let server = Server::start_with_config(Some("keep_versions: 4\n"));
+    let agent = Agent::new("carol", &server);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("doc");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bericht.txt");
+    let contents: Vec<Vec<u8>> = (0..6)
+        .map(|i| format!("Fassung {i}\n").repeat(100 + i).into_bytes())
+        .collect();
+    for (i, c) in contents.iter().enumerate() {
+        std::fs::write(&file, c).unwrap();
+        set_mtime(&file, 1_650_000_000 + i as u64 * 60);
+        agent.backup(&dir);
+    }
+    let list = agent.list(Some(&file));
+    let vs = versions(entry(&list, &file));
+    assert_eq!(vs.len(), 4, "{vs:#?}");
+    for (v, c) in vs.iter().zip(contents.iter().rev()) {
+        assert_eq!(v["hash"], hash_hex(c));
+        let out = work.path().join(format!("v{}", v["id"]));
+        agent.ok([
+            "restore".as_ref(),
+            file.as_os_str(),
+            "--version".as_ref(),
+            v["id"].to_string().as_ref(),
+            "--to".as_ref(),
+            out.as_os_str(),
+        ]);
+        assert!(std::fs::read(out.join("bericht.txt")).unwrap() == *c);
+    }
+}
+
+fn chunk_ids(data: &[u8]) -> Vec<ChunkId> {
+    ChunkParams::default()
+        .cut(data)
+        .into_iter()
+        .map(|(o, l)| ChunkId::of(&data[o..o + l]))
+        .collect()
+}
+
+/// Acceptance 3: the same 20 MiB file from two users is stored once; check still asks the second
+/// user for it; neither user can list or restore the other's files.
+#[test]
+fn two_users_share_storage_but_not_data() {
+    let server = Server::start();
+    let api = Api::new(&server);
+    let alice = Agent::new("alice", &server);
+    let bob = Agent::new("bob", &server);
+    let work = tempfile::tempdir().unwrap();
+    let data = random_bytes(20 << 20, 42);
+    let a_dir = work.path().join("alice");
+    let b_dir = work.path().join("bob");
+    for d in [&a_dir, &b_dir] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::write(d.join("film.bin"), &data).unwrap();
+    }
+    std::fs::write(a_dir.join("geheim.txt"), b"alice's secret").unwrap();
+
+    alice.backup(&a_dir);
+    let (bytes_after_alice, files_after_alice) = server.store_usage();
+    assert!(bytes_after_alice >= 20 << 20);
+
+    // Bob is registered but owns nothing: check asks him for every chunk, although the store has them.
+    bob.ok(["login"]);
+    let ids = chunk_ids(&data);
+    let (st, resp) = api.post_json("/api/check", Some(&bob.token()), &json!({ "chunks": ids }));
+    assert_eq!(st, 200);
+    assert_eq!(resp["missing"].as_array().unwrap().len(), ids.len());
+
+    let s = bob.backup(&b_dir);
+    assert!(s["bytes_sent"].as_u64().unwrap() >= 20 << 20, "bob uploads to prove possession: {s}");
+    assert_eq!(s["bytes_new"], 0, "{s}");
+    assert_eq!(server.store_usage(), (bytes_after_alice, files_after_alice));
+
+    // Isolation: bob sees nothing of alice's, by listing or by version id or by chunk id.
+    assert!(bob.list(Some(&a_dir)).is_empty());
+    let a_list = alice.list(Some(&a_dir));
+    let secret = entry(&a_list, &a_dir.join("geheim.txt"));
+    let secret_id = versions(secret)[0]["id"].as_u64().unwrap();
+    let (st, _) = api.post_json("/api/restore", Some(&bob.token()), &json!({ "version_id": secret_id }));
+    assert_eq!(st, 404);
+    let (st, _) = api.post_json(
+        "/api/restore",
+        Some(&bob.token()),
+        &json!({ "path": a_dir.join("geheim.txt").to_str().unwrap() }),
+    );
+    assert_eq!(st, 404);
+    let secret_chunk = ChunkId::of(b"alice's secret").to_hex();
+    let (st, _) = api.get(&format!("/api/chunks/{secret_chunk}"), Some(&bob.token()));
+    assert_eq!(st, 404);
+    let (st, body) = api.get(&format!("/api/chunks/{secret_chunk}"), Some(&alice.token()));
+    assert_eq!(st, 200);
+    assert_eq!(stored::decode(&body, 1 << 20).unwrap(), b"alice's secret");
+    let out = bob.run(["restore".as_ref(), a_dir.join("geheim.txt").as_os_str(), "--to".as_ref(), work.path().join("stolen").as_os_str()]);
+    assert!(!out.status.success());
+    assert!(!work.path().join("stolen/geheim.txt").exists());
+}
+
+/// Acceptance 4: bad uploads, missing chunks, wrong tokens and double registration are refused.
+#[test]
+fn server_refuses_bad_input() {
+    let server = Server::start();
+    let api = Api::new(&server);
+    let agent = Agent::new("dave", &server);
+    agent.ok(["login"]);
+    let token = agent.token();
+    let before = server.store_usage();
+
+    // Bytes that do not match the claimed id.
+    let claimed = ChunkId::of(b"the real content");
+    let (st, body) = api.upload(&token, vec![(claimed.to_hex(), stored::encode(b"forged content", 3))]);
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(body["code"], "chunk_hash_mismatch");
+    assert_eq!(server.store_usage(), before, "a forged chunk must not be stored");
+    let (_, resp) = api.post_json("/api/check", Some(&token), &json!({ "chunks": [claimed] }));
+    assert_eq!(resp["missing"], json!([claimed]));
+    // A correct upload of the same id is accepted.
+    let (st, body) = api.upload(&token, vec![(claimed.to_hex(), stored::encode(b"the real content", 3))]);
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["new_chunks"], 1);
+
+    // A commit that references an absent chunk is refused with that id.
+    let absent = ChunkId::of(b"never uploaded");
+    let commit = json!({ "entries": [{
+        "kind": "file", "path": "/x/y.txt",
+        "meta": { "size": 14, "mtime_ns": 0, "mode": 420, "attributes": 0,
+                  "hash": absent, "params": ChunkParams::default(),
+                  "chunks": [{ "id": absent, "len": 14 }] } }] });
+    let (st, body) = api.post_json("/api/commit", Some(&token), &commit);
+    assert_eq!(st, 409, "{body}");
+    assert_eq!(body["code"], "missing_chunks");
+    assert_eq!(body["missing"], json!([absent]));
+    assert!(agent.list(None).is_empty(), "nothing was committed");
+
+    // Wrong or missing token.
+    let (st, _) = api.post_json("/api/check", Some("asg_wrong"), &json!({ "chunks": [] }));
+    assert_eq!(st, 401);
+    let (st, _) = api.get("/api/list", None);
+    assert_eq!(st, 401);
+
+    // Registering the same user and device again without its token.
+    let login = json!({ "protocol_version": asgard_core::protocol::PROTOCOL_VERSION, "user": "dave",
+        "device": "testhost", "os": "linux", "os_version": "test", "agent_version": "test" });
+    let (st, body) = api.post_json("/api/login", None, &login);
+    assert_eq!(st, 409, "{body}");
+    assert_eq!(body["code"], "device_exists");
+    let twin = Agent::new("dave", &server);
+    let out = twin.run(["login"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bereits registriert"), "{err}");
+}
+
+/// Acceptance 5: a restart between backup and restore loses nothing; a second server on the same
+/// data dir refuses to start.
+#[test]
+fn restart_loses_nothing_and_data_dir_is_locked() {
+    let mut server = Server::start();
+    let agent = Agent::new("erin", &server);
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("src");
+    build_tree(&root);
+    let before = snapshot(&root);
+    agent.backup(&root);
+
+    match spawn_server(&server.data_dir(), None, "127.0.0.1:0") {
+        Ok((mut child, url)) => {
+            let _ = child.kill();
+            panic!("a second server started on the same data dir: {url}");
+        }
+        Err(stderr) => assert!(stderr.contains("bereits"), "{stderr}"),
+    }
+
+    server.restart();
+    let out = work.path().join("out");
+    agent.ok(["restore".as_ref(), root.as_os_str(), "--to".as_ref(), out.as_os_str()]);
+    assert_same_tree(&before, &out.join("src"));
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The two quick-start commands of the README, in order: run the server, run the tests.
+const README_SERVER_COMMAND: &str = "cargo run --release -p asgard-server -- serve";
+const README_TEST_COMMAND: &str = "cargo test --workspace";
+
+/// Acceptance 6: the README's quick start is what CI runs, and the server runs on its embedded
+/// defaults with no config at all (./asgard-data, port 8443, self-signed certificate).
+#[test]
+fn readme_quick_start_works_as_written() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let start = readme.find("## Schnellstart").expect("README has a Schnellstart section");
+    let quick = &readme[start..];
+    let server_at = quick.find(README_SERVER_COMMAND).expect("server command in quick start");
+    let test_at = quick.find(README_TEST_COMMAND).expect("test command in quick start");
+    assert!(server_at < test_at);
+    let ci = std::fs::read_to_string(repo_root().join(".ci/run")).unwrap();
+    assert!(
+        ci.lines().any(|l| l.trim() == README_TEST_COMMAND),
+        ".ci/run runs the README's test command"
+    );
+
+    // `serve` with no options, in an empty folder: the embedded defaults.
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(server_bin())
+        .arg("serve")
+        .current_dir(cwd.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .take(2)
+            .map(|l| l.unwrap())
+            .collect::<Vec<_>>()
+    })
+    .join()
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(lines[0].contains("https://0.0.0.0:8443"), "{lines:?}");
+    assert!(lines[1].contains("SHA-256"), "{lines:?}");
+    let data = cwd.path().join("asgard-data");
+    assert!(data.join("asgard.redb").exists());
+    assert!(data.join("tls/cert.pem").exists());
+    // `fingerprint` prints the same fingerprint again.
+    let fp = std::process::Command::new(server_bin())
+        .arg("fingerprint")
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    assert!(fp.status.success());
+    let fp = String::from_utf8(fp.stdout).unwrap();
+    assert!(!fp.trim().is_empty() && lines[1].contains(fp.trim()), "{fp} vs {lines:?}");
+}
+
+/// The Windows agent built for x86_64-pc-windows-gnu, if it was built (.ci/run builds it).
+fn windows_agent() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ASGARD_WINDOWS_AGENT") {
+        return Some(PathBuf::from(p));
+    }
+    // target/debug/asgard-agent → target/x86_64-pc-windows-gnu/debug/asgard-agent.exe
+    let bin = agent_bin();
+    let target = bin.parent()?.parent()?;
+    let p = target.join("x86_64-pc-windows-gnu/debug/asgard-agent.exe");
+    p.exists().then_some(p)
+}
+
+/// A Linux path as Wine shows it to a Windows program (drive Z: is the Unix root).
+fn wine_path(p: &Path) -> String {
+    format!("Z:{}", p.to_str().unwrap().replace('/', "\\"))
+}
+
+/// Acceptance 7: the Windows agent, under Wine, backs up and restores a small folder against the
+/// Linux server, and takes the user from USERNAME.
+#[test]
+fn windows_agent_under_wine_backs_up_and_restores() {
+    let Some(exe) = windows_agent() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must build the Windows agent before the tests (see .ci/run)"
+        );
+        eprintln!("skipped: no Windows agent built (cargo build -p asgard-agent --target x86_64-pc-windows-gnu)");
+        return;
+    };
+    let wine = std::env::var_os("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER")
+        .unwrap_or_else(|| "/usr/lib/wine/wine64".into());
+    let prefix = std::env::var_os("WINEPREFIX").unwrap_or_else(|| "/var/tmp/asgard-wineprefix".into());
+    let server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("Dokumente");
+    std::fs::create_dir_all(src.join("Unterordner")).unwrap();
+    std::fs::write(src.join("Brief an Jürgen.txt"), "Hallo Jürgen!\r\n".repeat(20)).unwrap();
+    std::fs::write(src.join("Unterordner/daten.bin"), random_bytes(300_000, 7)).unwrap();
+    std::fs::write(src.join("leer.txt"), b"").unwrap();
+    set_mtime(&src.join("Brief an Jürgen.txt"), 1_600_000_000);
+    let before = snapshot(&src);
+    let state = work.path().join("state");
+    let run = |args: &[String]| {
+        let out = std::process::Command::new(&wine)
+            .arg(&exe)
+            .args(["--server", &server.url, "--state-dir", &wine_path(&state)])
+            .args(args)
+            .env("WINEPREFIX", &prefix)
+            .env("WINEDEBUG", "-all")
+            .env("USERNAME", "winuser")
+            .env("ASGARD_DEVICE", "winbox")
+            .env_remove("ASGARD_STATE_DIR")
+            .env_remove("ASGARD_CONFIG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "wine agent {args:?} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let out = run(&["backup".into(), "--json".into(), wine_path(&src)]);
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["files_new"], 3, "{summary}");
+
+    let out = run(&["list".into(), "--json".into(), wine_path(&src)]);
+    let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.len(), 3);
+    let want = format!("{}\\Unterordner\\daten.bin", wine_path(&src));
+    assert!(
+        list.iter().any(|e| e["path"].as_str().map(|p| p.eq_ignore_ascii_case(&want)) == Some(true)),
+        "{want} in {list:#?}"
+    );
+    assert!(list.iter().all(|e| e["device"] == "winbox"));
+
+    // The server registered the user the agent took from USERNAME.
+    let linux = Agent { device: "linuxbox".into(), ..Agent::new("winuser", &server) };
+    linux.ok(["login"]);
+    let out = linux.ok(["list", "--json", "--device", "winbox"]);
+    let seen: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen.len(), 3, "winuser's files are listed for winuser's other device");
+
+    let dest = work.path().join("zurück");
+    run(&["restore".into(), wine_path(&src), "--to".into(), wine_path(&dest)]);
+    assert_same_tree(&before, &dest.join("Dokumente"));
+}
