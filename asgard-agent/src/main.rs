@@ -1,1 +1,214 @@
-fn main() {}
+//! `asgard-agent`: backs up a user's files to an AsgardBackup server and restores them.
+//!
+//! Exit codes: 0 done, 1 failed, 2 usage error, 3 done but some files could not be read.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use asgard_core::Lang;
+use clap::{Parser, Subcommand};
+
+use asgard_agent::config::Config;
+use asgard_agent::session::{self, Ctx};
+use asgard_agent::{backup, list, platform, restore, timefmt};
+
+#[derive(Parser)]
+#[command(
+    name = "asgard-agent",
+    version,
+    about = "AsgardBackup-Agent: Dateien sichern und wiederherstellen"
+)]
+struct Cli {
+    /// Konfigurationsdatei (YAML) / config file
+    #[arg(long, global = true, env = "ASGARD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Server-URL, z. B. https://backup.example:8443 / server URL
+    #[arg(long, global = true, env = "ASGARD_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// Ordner für den Zustand (Token, Fingerabdruck) / state folder
+    #[arg(long, global = true, env = "ASGARD_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Beim Server anmelden (registriert das Gerät beim ersten Mal) / log in
+    Login,
+    /// Dateien sichern / back up files
+    Backup {
+        /// Dateien oder Ordner; ohne Angabe die user_folders der Konfiguration
+        paths: Vec<PathBuf>,
+        /// Zusammenfassung als JSON / summary as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Gesicherte Dateien und Versionen zeigen / list backed-up files
+    List {
+        /// Nur diesen Pfad und was darunter liegt / only this path and below
+        path: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        /// Dateien eines anderen eigenen Geräts / another device of yours
+        #[arg(long, value_name = "NAME")]
+        device: Option<String>,
+        /// Dateien aller eigenen Geräte / all your devices
+        #[arg(long, conflicts_with = "device")]
+        all_devices: bool,
+    },
+    /// Datei oder Ordner wiederherstellen / restore a file or folder
+    Restore {
+        /// Pfad wie gesichert / path as backed up
+        path: PathBuf,
+        /// Genau diese Version / exactly this version
+        #[arg(long, value_name = "ID", conflicts_with = "at")]
+        version: Option<u64>,
+        /// Stand zu diesem Zeitpunkt (RFC 3339 oder "JJJJ-MM-TT HH:MM[:SS]") / state at this time
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// In diesen Ordner statt an den Originalort / into this folder
+        #[arg(long, value_name = "DIR")]
+        to: Option<PathBuf>,
+        /// Bestehende, abweichende Dateien ersetzen / replace differing files
+        #[arg(long)]
+        overwrite: bool,
+        /// Von einem anderen eigenen Gerät / from another device of yours
+        #[arg(long, value_name = "NAME")]
+        device: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    // `time` can only read the local offset while the process has a single thread: do it first.
+    let (offset, offset_known) = timefmt::local_offset();
+    let cli = Cli::parse();
+    let lang_env = platform::real_env("LANG");
+    let early_lang = Lang::resolve(None, lang_env.as_deref());
+    let (config, _) = match Config::load(cli.config.as_deref(), platform::real_env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "{}: {}",
+                early_lang.pick("Fehler", "Error"),
+                e.describe(early_lang)
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let lang = Lang::resolve(config.language, lang_env.as_deref());
+    let state_dir = match cli
+        .state_dir
+        .clone()
+        .or_else(|| platform::default_state_dir(platform::WINDOWS, platform::real_env))
+    {
+        Some(d) => d,
+        None => {
+            eprintln!(
+                "{}",
+                lang.pick(
+                    "Fehler: Kein Ordner für den Zustand bekannt; bitte --state-dir angeben.",
+                    "Error: no state folder known; use --state-dir."
+                )
+            );
+            return ExitCode::from(1);
+        }
+    };
+    if !offset_known && wants_local_time(&cli.command) {
+        eprintln!(
+            "{}",
+            lang.pick(
+                "Hinweis: Die lokale Zeitzone ist unbekannt; Zeiten gelten als UTC.",
+                "Note: the local time zone is unknown; times are taken as UTC."
+            )
+        );
+    }
+    let ctx = Ctx {
+        lang,
+        server_url: cli.server.clone().or_else(|| config.server.url.clone()),
+        config,
+        state_dir,
+        offset,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{}: {e}", lang.pick("Fehler", "Error"));
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(&ctx, cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{}: {e:#}", lang.pick("Fehler", "Error"));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn wants_local_time(cmd: &Command) -> bool {
+    match cmd {
+        Command::List { json, .. } => !json,
+        Command::Restore { at, .. } => at.is_some(),
+        _ => false,
+    }
+}
+
+async fn run(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Login => login(ctx).await,
+        Command::Backup { paths, json } => backup::run(ctx, paths, json).await,
+        Command::List {
+            path,
+            json,
+            device,
+            all_devices,
+        } => {
+            let args = list::ListArgs {
+                path,
+                json,
+                device,
+                all_devices,
+            };
+            list::run(ctx, args).await
+        }
+        Command::Restore {
+            path,
+            version,
+            at,
+            to,
+            overwrite,
+            device,
+        } => {
+            let args = restore::RestoreArgs {
+                path,
+                version,
+                at,
+                to,
+                overwrite,
+                device,
+            };
+            restore::run(ctx, args).await
+        }
+    }
+}
+
+async fn login(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let s = session::connect(ctx).await?;
+    let (user, device) = (&s.login.user, &s.login.device);
+    let url = s.client.base_url();
+    let text = match (s.registered, ctx.lang) {
+        (true, Lang::De) => format!("Gerät {device} für Benutzer {user} registriert."),
+        (true, Lang::En) => format!("Device {device} registered for user {user}."),
+        (false, Lang::De) => format!("Angemeldet als {user} auf Gerät {device} ({url})"),
+        (false, Lang::En) => format!("Logged in as {user} on device {device} ({url})"),
+    };
+    println!("{text}");
+    if !session::is_active(&s.login) {
+        println!("{}", session::pending_message(ctx.lang, &s.login));
+    }
+    Ok(ExitCode::SUCCESS)
+}

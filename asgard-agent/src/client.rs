@@ -1,0 +1,462 @@
+//! HTTPS client for the AsgardBackup API, with certificate pinning.
+//!
+//! The server uses a self-signed certificate, so trust is a pin: the SHA-256 of the end-entity
+//! certificate. The expected pin comes from the config (`server.fingerprint`), else from the state
+//! file; without one the first contact is trusted and its fingerprint remembered (trust on first
+//! use). Any later difference aborts the connection before a byte of the request is sent.
+//! One `reqwest::Client` serves the whole run, so connections are kept alive (HTTP/2 when offered).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::anyhow;
+use asgard_core::ChunkId;
+use asgard_core::Lang;
+use asgard_core::protocol::{
+    CheckRequest, CheckResponse, CommitRequest, CommitResponse, ErrorBody, ListQuery, ListResponse,
+    LoginRequest, LoginResponse, RestoreRequest, UploadResponse,
+};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use sha2::{Digest, Sha256};
+
+/// A certificate fingerprint: SHA-256 of the DER bytes.
+pub type Fingerprint = [u8; 32];
+
+/// Parses a fingerprint written in hex, any case, with or without `:` (or space) separators.
+pub fn parse_fingerprint(text: &str) -> Option<Fingerprint> {
+    let hex: String = text
+        .chars()
+        .filter(|c| !matches!(c, ':' | ' ' | '-'))
+        .collect();
+    let bytes = asgard_core::id::from_hex(&hex)?;
+    bytes.try_into().ok()
+}
+
+/// The text form the server prints: uppercase hex pairs joined by `:`.
+pub fn format_fingerprint(fp: &Fingerprint) -> String {
+    fp.iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// What the verifier saw; shared between the TLS layer and the client.
+#[derive(Debug, Default)]
+pub struct PinState {
+    inner: Mutex<PinInner>,
+}
+
+#[derive(Debug, Default)]
+struct PinInner {
+    expected: Option<Fingerprint>,
+    /// Set when a certificate was accepted without a pin (trust on first use).
+    first_use: Option<Fingerprint>,
+    /// Set when a certificate did not match: (expected, seen).
+    mismatch: Option<(Fingerprint, Fingerprint)>,
+}
+
+impl PinState {
+    pub fn new(expected: Option<Fingerprint>) -> Self {
+        PinState {
+            inner: Mutex::new(PinInner {
+                expected,
+                ..PinInner::default()
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PinInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The fingerprint trusted on first use in this run, if any.
+    pub fn first_use(&self) -> Option<Fingerprint> {
+        self.lock().first_use
+    }
+
+    /// Checks a certificate against the pin; without one, accepts it and pins it for the rest of
+    /// the run.
+    fn check(&self, cert_der: &[u8]) -> bool {
+        let seen: Fingerprint = Sha256::digest(cert_der).into();
+        let mut inner = self.lock();
+        match inner.expected {
+            Some(e) if e == seen => true,
+            Some(e) => {
+                inner.mismatch = Some((e, seen));
+                false
+            }
+            None => {
+                inner.expected = Some(seen);
+                inner.first_use = Some(seen);
+                true
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PinVerifier {
+    pin: Arc<PinState>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for PinVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self.pin.check(end_entity.as_ref()) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The rustls config: ring provider only (cross-compiles with mingw), pinning verifier, ALPN h2
+/// and http/1.1.
+fn tls_config(pin: Arc<PinState>) -> anyhow::Result<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let algorithms = provider.signature_verification_algorithms;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinVerifier { pin, algorithms }))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The API client. Errors come back as `anyhow` errors whose text is already in the user's
+/// language.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+    pin: Arc<PinState>,
+    lang: Lang,
+}
+
+impl Client {
+    pub fn new(base_url: &str, pin: Option<Fingerprint>, lang: Lang) -> anyhow::Result<Client> {
+        let pin = Arc::new(PinState::new(pin));
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config(pin.clone())?)
+            .connect_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(600))
+            .user_agent(concat!("asgard-agent/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Client {
+            http,
+            base: base_url.trim_end_matches('/').to_owned(),
+            token: None,
+            pin,
+            lang,
+        })
+    }
+
+    pub fn set_token(&mut self, token: Option<String>) {
+        self.token = token;
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    pub fn pin(&self) -> &PinState {
+        &self.pin
+    }
+
+    pub fn lang(&self) -> Lang {
+        self.lang
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        match req.send().await {
+            Ok(resp) if resp.status().is_success() => Ok(resp),
+            Ok(resp) => Err(self.api_error(resp).await),
+            Err(e) => Err(self.transport_error(&e)),
+        }
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> anyhow::Result<T> {
+        let resp = self.send(req).await?;
+        resp.json::<T>().await.map_err(|e| {
+            anyhow!(
+                "{}: {}",
+                self.lang.pick(
+                    "Unerwartete Antwort vom Server",
+                    "Unexpected answer from the server"
+                ),
+                error_chain(&e)
+            )
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `POST /api/login`, with the device token when there is one.
+    pub async fn login(&self, req: &LoginRequest) -> anyhow::Result<LoginResponse> {
+        self.json(self.http.post(self.url("/api/login")).json(req))
+            .await
+    }
+
+    /// `POST /api/check`: which of these chunks must be uploaded.
+    pub async fn check(&self, chunks: Vec<ChunkId>) -> anyhow::Result<Vec<ChunkId>> {
+        let req = CheckRequest { chunks };
+        let resp: CheckResponse = self
+            .json(self.http.post(self.url("/api/check")).json(&req))
+            .await?;
+        Ok(resp.missing)
+    }
+
+    /// `POST /api/upload`: one multipart part per chunk, named by its id, body in stored form.
+    pub async fn upload(&self, chunks: Vec<(ChunkId, Vec<u8>)>) -> anyhow::Result<UploadResponse> {
+        let mut form = reqwest::multipart::Form::new();
+        for (id, stored) in chunks {
+            let hex = id.to_hex();
+            let part = reqwest::multipart::Part::bytes(stored)
+                .file_name(hex.clone())
+                .mime_str("application/octet-stream")?;
+            form = form.part(hex, part);
+        }
+        self.json(self.http.post(self.url("/api/upload")).multipart(form))
+            .await
+    }
+
+    /// `POST /api/commit`.
+    pub async fn commit(&self, req: &CommitRequest) -> anyhow::Result<CommitResponse> {
+        self.json(self.http.post(self.url("/api/commit")).json(req))
+            .await
+    }
+
+    /// `GET /api/list`, one page.
+    pub async fn list(&self, query: &ListQuery) -> anyhow::Result<ListResponse> {
+        self.json(self.http.get(self.url("/api/list")).query(query))
+            .await
+    }
+
+    /// `POST /api/restore`: the plaintext of one version, as a streaming response.
+    pub async fn restore(&self, version_id: u64) -> anyhow::Result<reqwest::Response> {
+        let req = RestoreRequest {
+            version_id: Some(version_id),
+            ..RestoreRequest::default()
+        };
+        self.send(self.http.post(self.url("/api/restore")).json(&req))
+            .await
+    }
+
+    /// A connection error; a pin mismatch is reported as what it is.
+    fn transport_error(&self, e: &reqwest::Error) -> anyhow::Error {
+        if let Some((expected, seen)) = self.pin.lock().mismatch {
+            let (exp, got) = (format_fingerprint(&expected), format_fingerprint(&seen));
+            return anyhow!(match self.lang {
+                Lang::De => format!(
+                    "Der Fingerabdruck des Server-Zertifikats hat sich geändert! Erwartet {exp}, \
+                     erhalten {got}. Das kann ein Angriff sein; die Verbindung wurde abgebrochen. \
+                     Wenn der Server wirklich ein neues Zertifikat hat, tragen Sie den neuen \
+                     Fingerabdruck als server.fingerprint in die Konfiguration ein."
+                ),
+                Lang::En => format!(
+                    "The server certificate's fingerprint has changed! Expected {exp}, got {got}. \
+                     This may be an attack; the connection was aborted. If the server really has \
+                     a new certificate, put the new fingerprint into the config as \
+                     server.fingerprint."
+                ),
+            });
+        }
+        anyhow!(
+            "{} {}: {}",
+            self.lang.pick(
+                "Keine Verbindung zum Server",
+                "Cannot connect to the server"
+            ),
+            self.base,
+            error_chain(e)
+        )
+    }
+
+    async fn api_error(&self, resp: reqwest::Response) -> anyhow::Error {
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => anyhow!(describe_error(&body, self.lang)),
+            Err(_) => anyhow!(
+                "{} {status}: {}",
+                self.lang.pick("Server-Fehler", "Server error"),
+                text.chars().take(300).collect::<String>()
+            ),
+        }
+    }
+}
+
+/// An error with all its causes, `a: b: c` (reqwest's own text alone says little).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// The message for a server error, by its stable code where known, else the server's text.
+pub fn describe_error(body: &ErrorBody, lang: Lang) -> String {
+    let m = &body.message;
+    match (body.code.as_str(), lang) {
+        ("unauthorized", Lang::De) => format!(
+            "Der Server hat die Anmeldung abgelehnt (Token ungültig oder Gerät gesperrt): {m}"
+        ),
+        ("unauthorized", Lang::En) => format!("The server refused the login: {m}"),
+        ("device_exists", Lang::De) => format!(
+            "Dieses Gerät ist für den Benutzer bereits registriert, aber hier ist kein gültiges \
+             Token gespeichert. Der Administrator muss das Gerät freigeben oder entfernen. ({m})"
+        ),
+        ("device_exists", Lang::En) => format!(
+            "This device is already registered for the user, but no valid token is stored here. \
+             An administrator must reset or remove the device. ({m})"
+        ),
+        ("device_pending", Lang::De) => {
+            "Das Gerät wartet noch auf die Freigabe durch den Administrator.".to_owned()
+        }
+        ("device_pending", Lang::En) => {
+            "The device is still waiting for an administrator's approval.".to_owned()
+        }
+        ("registration_closed", Lang::De) => {
+            format!("Der Server nimmt keine neuen Geräte an. ({m})")
+        }
+        ("registration_closed", Lang::En) => {
+            format!("The server does not accept new devices. ({m})")
+        }
+        ("enrollment_key", Lang::De) => format!(
+            "Der Registrierungsschlüssel fehlt oder ist falsch (enrollment_key in der \
+             Konfiguration). ({m})"
+        ),
+        ("enrollment_key", Lang::En) => {
+            format!("The enrollment key is missing or wrong (enrollment_key in the config). ({m})")
+        }
+        ("missing_chunks", _) => {
+            let ids: Vec<String> = body.missing.iter().map(|i| i.to_hex()).collect();
+            format!(
+                "{}: {}",
+                lang.pick(
+                    "Dem Server fehlen Datenblöcke, auf die der Commit verweist",
+                    "The server lacks chunks that the commit references"
+                ),
+                ids.join(", ")
+            )
+        }
+        ("not_found", Lang::De) => format!("Nicht gefunden: {m}"),
+        ("not_found", Lang::En) => format!("Not found: {m}"),
+        ("deleted", Lang::De) => format!("Diese Version ist eine Löschmarkierung: {m}"),
+        ("deleted", Lang::En) => format!("This version is a deletion marker: {m}"),
+        ("unknown_device", Lang::De) => format!("Unbekanntes Gerät: {m}"),
+        ("unknown_device", Lang::En) => format!("Unknown device: {m}"),
+        _ => format!(
+            "{} ({}): {m}",
+            lang.pick("Server-Fehler", "Server error"),
+            body.code
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_forms_are_equal() {
+        let fp: Fingerprint = Sha256::digest(b"cert").into();
+        let text = format_fingerprint(&fp);
+        assert_eq!(text.len(), 32 * 3 - 1);
+        assert_eq!(text, text.to_uppercase());
+        assert_eq!(parse_fingerprint(&text), Some(fp));
+        assert_eq!(parse_fingerprint(&text.to_lowercase()), Some(fp));
+        assert_eq!(parse_fingerprint(&text.replace(':', "")), Some(fp));
+        assert_eq!(parse_fingerprint("AB:CD"), None);
+        assert_eq!(parse_fingerprint(&"ZZ".repeat(32)), None);
+    }
+
+    #[test]
+    fn pin_accepts_match_rejects_change_and_trusts_first_use() {
+        let pinned = PinState::new(Some(Sha256::digest(b"good").into()));
+        assert!(pinned.check(b"good"));
+        assert!(!pinned.check(b"evil"));
+        assert!(pinned.lock().mismatch.is_some());
+        assert_eq!(pinned.first_use(), None);
+
+        let tofu = PinState::new(None);
+        assert!(tofu.check(b"first"));
+        assert_eq!(tofu.first_use(), Some(Sha256::digest(b"first").into()));
+        // Within the run the first certificate is now the pin.
+        assert!(tofu.check(b"first"));
+        assert!(!tofu.check(b"second"));
+    }
+
+    #[test]
+    fn known_codes_get_own_text() {
+        let body = ErrorBody {
+            code: "device_pending".into(),
+            message: "pending".into(),
+            missing: vec![],
+        };
+        assert!(describe_error(&body, Lang::De).contains("Freigabe"));
+        let body = ErrorBody {
+            code: "missing_chunks".into(),
+            message: "x".into(),
+            missing: vec![ChunkId::of(b"a")],
+        };
+        assert!(describe_error(&body, Lang::De).contains(&ChunkId::of(b"a").to_hex()));
+        let body = ErrorBody {
+            code: "weird".into(),
+            message: "Server says no".into(),
+            missing: vec![],
+        };
+        assert!(describe_error(&body, Lang::En).contains("Server says no"));
+    }
+}

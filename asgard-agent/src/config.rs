@@ -1,0 +1,193 @@
+//! The agent's config file (YAML) and where it is found.
+//!
+//! Lookup order: `--config FILE` (or `ASGARD_CONFIG`; a named file must exist), else the default
+//! path if that file exists, else the built-in defaults. Every key has a documented default; an
+//! unknown key is an error that names the key and the file.
+
+use std::path::{Path, PathBuf};
+
+use asgard_core::Lang;
+use serde::Deserialize;
+
+use crate::platform;
+
+/// `server:` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// Base URL, e.g. `https://backup.example:8443`. Default: none (then `--server` or
+    /// `ASGARD_SERVER` must name it).
+    pub url: Option<String>,
+    /// SHA-256 of the server certificate (hex, any case, `:` optional). Default: none = trust on
+    /// first use and remember it in the state file.
+    pub fingerprint: Option<String>,
+}
+
+/// The whole config file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerSection,
+    /// Folders that `backup` without a path saves. Default: `$HOME` on Linux; Documents, Desktop
+    /// and Pictures under `%USERPROFILE%` on Windows.
+    pub user_folders: Option<Vec<PathBuf>>,
+    /// Key required by a server that only admits enrolled devices. Default: none.
+    pub enrollment_key: Option<String>,
+    /// `de` or `en`. Default: German unless `LANG` starts with `en`.
+    pub language: Option<Lang>,
+    /// zstd level for uploaded chunks (0 = no compression). Default: 3.
+    pub compression_level: i32,
+    /// Name of this device on the server. Default: `ASGARD_DEVICE`, else the hostname.
+    pub device_name: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerSection::default(),
+            user_folders: None,
+            enrollment_key: None,
+            language: None,
+            compression_level: 3,
+            device_name: None,
+        }
+    }
+}
+
+/// Why the config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("Konfigurationsdatei {} nicht gefunden", path.display())]
+    Missing { path: PathBuf },
+    #[error("Konfigurationsdatei {} kann nicht gelesen werden: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("Fehler in der Konfigurationsdatei {}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+}
+
+impl ConfigError {
+    /// The message in the user's language (the `Display` form is German).
+    pub fn describe(&self, lang: Lang) -> String {
+        match (self, lang) {
+            (_, Lang::De) => self.to_string(),
+            (ConfigError::Missing { path }, Lang::En) => {
+                format!("config file {} not found", path.display())
+            }
+            (ConfigError::Read { path, source }, Lang::En) => {
+                format!("cannot read config file {}: {source}", path.display())
+            }
+            (ConfigError::Parse { path, message }, Lang::En) => {
+                format!("error in config file {}: {message}", path.display())
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Parses YAML text; `path` names the file in errors. An empty file means all defaults.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        yaml_serde::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Loads the config: `explicit` (from `--config` / `ASGARD_CONFIG`) must exist; otherwise the
+    /// default path is used when present, else the defaults. Returns the file used, if any.
+    pub fn load(
+        explicit: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(Config, Option<PathBuf>), ConfigError> {
+        let (path, required) = match explicit {
+            Some(p) => (p.to_owned(), true),
+            None => match platform::default_config_path(platform::WINDOWS, env) {
+                Some(p) => (p, false),
+                None => return Ok((Config::default(), None)),
+            },
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok((Config::parse(&text, &path)?, Some(path))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if required {
+                    Err(ConfigError::Missing { path })
+                } else {
+                    Ok((Config::default(), None))
+                }
+            }
+            Err(source) => Err(ConfigError::Read { path, source }),
+        }
+    }
+
+    /// The folders `backup` saves by default.
+    pub fn user_folders(&self, env: impl Fn(&str) -> Option<String>) -> Vec<PathBuf> {
+        match &self.user_folders {
+            Some(f) => f.clone(),
+            None => platform::default_user_folders(platform::WINDOWS, env),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = Config::default();
+        assert_eq!(c.compression_level, 3);
+        assert_eq!(c.server.url, None);
+        assert_eq!(Config::parse("", Path::new("x.yaml")).unwrap(), c);
+        let c = Config::parse("language: en\n", Path::new("x.yaml")).unwrap();
+        assert_eq!(c.language, Some(Lang::En));
+        assert_eq!(c.compression_level, 3);
+    }
+
+    #[test]
+    fn full_file() {
+        let text = "server:\n  url: https://h:1\n  fingerprint: ab:cd\nuser_folders: [/a, /b]\n\
+                    enrollment_key: k\nlanguage: de\ncompression_level: 0\ndevice_name: pc1\n";
+        let c = Config::parse(text, Path::new("x.yaml")).unwrap();
+        assert_eq!(c.server.url.as_deref(), Some("https://h:1"));
+        assert_eq!(c.server.fingerprint.as_deref(), Some("ab:cd"));
+        assert_eq!(c.user_folders.as_ref().unwrap().len(), 2);
+        assert_eq!(c.compression_level, 0);
+        assert_eq!(c.device_name.as_deref(), Some("pc1"));
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.yaml");
+        std::fs::write(&path, "server:\n  url: https://h\nuser_foldrs: [/a]\n").unwrap();
+        let err = Config::load(Some(&path), |_| None).unwrap_err().to_string();
+        assert!(err.contains("user_foldrs"), "{err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        std::fs::write(&path, "server:\n  adress: x\n").unwrap();
+        let err = Config::load(Some(&path), |_| None).unwrap_err().to_string();
+        assert!(err.contains("adress"), "{err}");
+    }
+
+    #[test]
+    fn explicit_file_must_exist_default_need_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.yaml");
+        assert!(matches!(
+            Config::load(Some(&missing), |_| None),
+            Err(ConfigError::Missing { .. })
+        ));
+        let home = dir.path().to_string_lossy().into_owned();
+        let env = move |k: &str| match k {
+            "HOME" | "APPDATA" => Some(home.clone()),
+            _ => None,
+        };
+        let (c, used) = Config::load(None, &env).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(used, None);
+    }
+}

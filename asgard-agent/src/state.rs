@@ -1,0 +1,129 @@
+//! The agent's state file (`state.json` in the state folder): which server this device is
+//! registered with, its token and the server certificate's fingerprint.
+//!
+//! Written atomically (temp file, fsync, rename) and readable only by the owner on Unix, because it
+//! holds the device token.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::platform;
+
+const FILE: &str = "state.json";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub server_url: String,
+    pub user: String,
+    pub device: String,
+    /// The device token from the registration.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// The server certificate's SHA-256 (`AB:CD:...`), pinned for later runs.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("Zustandsdatei {} kann nicht gelesen werden: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("Zustandsdatei {} ist beschädigt: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("Zustandsdatei {} kann nicht geschrieben werden: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl State {
+    /// Reads `state.json` from `dir`; `None` when there is none yet.
+    pub fn load(dir: &Path) -> Result<Option<State>, StateError> {
+        let path = dir.join(FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| StateError::Parse { path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StateError::Read { path, source }),
+        }
+    }
+
+    /// Writes `state.json` into `dir` (created if needed): temp file, fsync, rename, so a crash
+    /// leaves either the old or the new state, never a torn file.
+    pub fn save(&self, dir: &Path) -> Result<(), StateError> {
+        let path = dir.join(FILE);
+        let tmp = dir.join(format!("{FILE}.tmp"));
+        let err = |source| StateError::Write {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let json = serde_json::to_vec_pretty(self).expect("state serializes");
+        let mut f = platform::create_private(&tmp).map_err(err)?;
+        f.write_all(&json).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        drop(f);
+        std::fs::rename(&tmp, &path).map_err(err)?;
+        // fsync the folder so the rename itself survives a crash (not possible on Windows).
+        #[cfg(unix)]
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("nested");
+        assert_eq!(State::load(&sub).unwrap(), None);
+        let s = State {
+            server_url: "https://127.0.0.1:8443".into(),
+            user: "alice".into(),
+            device: "pc".into(),
+            token: Some("tok".into()),
+            fingerprint: Some("AB:CD".into()),
+        };
+        s.save(&sub).unwrap();
+        assert_eq!(State::load(&sub).unwrap(), Some(s.clone()));
+        let mut t = s;
+        t.token = None;
+        t.save(&sub).unwrap();
+        assert_eq!(State::load(&sub).unwrap(), Some(t));
+        assert!(!sub.join("state.json.tmp").exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(sub.join(FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn damaged_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE), b"{not json").unwrap();
+        assert!(matches!(
+            State::load(dir.path()),
+            Err(StateError::Parse { .. })
+        ));
+    }
+}
