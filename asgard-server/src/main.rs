@@ -1,1 +1,5 @@
+mod config;
+mod db;
+mod lock;
+mod store;
 fn main() {}

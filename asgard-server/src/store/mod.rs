@@ -1,0 +1,191 @@
+//! # Chunk stores
+//!
+//! A [`ChunkStore`] keeps the stored form of chunks (see [`asgard_core::stored`]) under their
+//! [`ChunkId`]. It knows nothing of users, versions or refcounts: those live in redb (`db.rs`), and
+//! the store is only ever asked about bytes.
+//!
+//! ## Guarantees the rest of the server builds on
+//!
+//! - **Durable on return.** When [`ChunkStore::put`] returns `Ok`, the chunk survives a crash or a
+//!   power cut. The upload handler records a chunk in redb only after its `put` returned, so redb
+//!   never references a chunk that a crash could take away (invariant 1: nothing committed is lost).
+//! - **Never overwrites.** A chunk's bytes, once stored, are not replaced by a later `put` of the
+//!   same id. Stored bytes are verified against their id before `put` (invariant 3), so two writers
+//!   of one id hold the same plaintext; a backend may still let the first writer win silently.
+//! - **Crash leftovers are harmless.** A crash during `put` leaves at most a temporary object that
+//!   is invisible to `get`/`exists`/`list` and cleaned up when the store is opened again. A chunk
+//!   written by a request that then failed (or a crash before the redb commit) is simply
+//!   unreferenced: it is in the store but not in redb, and a later upload of the same id reuses it.
+//! - **Deletion is the GC's business.** Only the garbage collector calls [`ChunkStore::delete`], and
+//!   only for chunks that redb no longer references. A packed backend may make deletion logical
+//!   until compaction; callers must not assume space is freed at once.
+//!
+//! Every backend must pass [`conformance::run_all`] (test builds only).
+//!
+//! All methods are synchronous and may block on I/O: async code calls them through
+//! `actix_web::web::block`.
+
+pub mod local;
+
+use std::path::PathBuf;
+
+use asgard_core::ChunkId;
+
+pub use local::LocalStore;
+
+/// Why a store operation failed. Every variant names the chunk or path involved.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The chunk is not in the store. Permanent for this id.
+    #[error("chunk {id} is not in the store")]
+    NotFound { id: ChunkId },
+    /// An I/O error on a file or object; may be temporary (full disk, network file system hiccup).
+    #[error("chunk store I/O error at {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// An iterator over the ids in a store.
+pub type IdIter<'a> = Box<dyn Iterator<Item = Result<ChunkId, StoreError>> + Send + 'a>;
+
+/// A place to keep stored chunks by id. See the module docs for the guarantees as a whole.
+pub trait ChunkStore: Send + Sync {
+    /// Stores `stored` under `id` unless the id is present already.
+    ///
+    /// Returns `true` when this call wrote the chunk, `false` when the store had it (its bytes are
+    /// left alone). When this returns `Ok`, the chunk is durable.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the bytes could not be made durable; the chunk is then absent or
+    /// present with complete bytes, never partial.
+    fn put(&self, id: &ChunkId, stored: &[u8]) -> Result<bool, StoreError>;
+
+    /// The stored bytes of `id`, exactly as they were `put`. The caller verifies them (decode +
+    /// hash) before trusting them.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the chunk is absent; [`StoreError::Io`] otherwise.
+    fn get(&self, id: &ChunkId) -> Result<Vec<u8>, StoreError>;
+
+    /// Whether `id` is present (a completed `put`, not deleted since).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when presence could not be determined.
+    fn exists(&self, id: &ChunkId) -> Result<bool, StoreError>;
+
+    /// Removes `id`; returns whether it was present. Deleting an absent chunk is not an error.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the removal failed; the chunk may then still be present.
+    fn delete(&self, id: &ChunkId) -> Result<bool, StoreError>;
+
+    /// Every id in the store, in no particular order. Chunks put or deleted while the listing runs
+    /// may or may not appear; everything present before and after the listing does appear.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] for the listing itself or per item.
+    fn list(&self) -> Result<IdIter<'_>, StoreError>;
+
+    /// Makes every earlier `put` and `delete` durable. Backends whose `put` is durable on return
+    /// (like [`LocalStore`]) do nothing here.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when durability could not be reached.
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// The shared test suite every backend must pass: call [`run_all`] with a factory of empty stores.
+#[cfg(test)]
+pub(crate) mod conformance {
+    use super::*;
+
+    /// Runs every conformance test; `fresh` must return a new, empty store each time.
+    pub(crate) fn run_all(fresh: &dyn Fn() -> Box<dyn ChunkStore>) {
+        put_then_get(&*fresh());
+        never_overwrites(&*fresh());
+        not_found(&*fresh());
+        delete_removes(&*fresh());
+        list_returns_all(&*fresh());
+        empty_and_large_bodies(&*fresh());
+    }
+
+    fn chunk(n: u32) -> (ChunkId, Vec<u8>) {
+        let plain = format!("chunk number {n}").into_bytes();
+        (ChunkId::of(&plain), asgard_core::stored::encode_raw(&plain))
+    }
+
+    fn put_then_get(s: &dyn ChunkStore) {
+        let (id, bytes) = chunk(1);
+        assert!(!s.exists(&id).unwrap());
+        assert!(s.put(&id, &bytes).unwrap(), "first put writes");
+        assert!(s.exists(&id).unwrap());
+        assert_eq!(s.get(&id).unwrap(), bytes);
+        s.flush().unwrap();
+        assert_eq!(s.get(&id).unwrap(), bytes);
+    }
+
+    fn never_overwrites(s: &dyn ChunkStore) {
+        let (id, bytes) = chunk(2);
+        assert!(s.put(&id, &bytes).unwrap());
+        assert!(!s.put(&id, b"other bytes").unwrap(), "second put reports present");
+        assert_eq!(s.get(&id).unwrap(), bytes, "first bytes stay");
+    }
+
+    fn not_found(s: &dyn ChunkStore) {
+        let (id, _) = chunk(3);
+        assert!(matches!(s.get(&id), Err(StoreError::NotFound { id: i }) if i == id));
+        assert!(!s.exists(&id).unwrap());
+        assert!(!s.delete(&id).unwrap());
+    }
+
+    fn delete_removes(s: &dyn ChunkStore) {
+        let (id, bytes) = chunk(4);
+        s.put(&id, &bytes).unwrap();
+        assert!(s.delete(&id).unwrap());
+        assert!(!s.exists(&id).unwrap());
+        assert!(matches!(s.get(&id), Err(StoreError::NotFound { .. })));
+        assert!(s.put(&id, &bytes).unwrap(), "a deleted chunk can be put again");
+        assert_eq!(s.get(&id).unwrap(), bytes);
+    }
+
+    fn list_returns_all(s: &dyn ChunkStore) {
+        assert_eq!(s.list().unwrap().count(), 0);
+        let mut ids: Vec<ChunkId> = (10..40)
+            .map(|n| {
+                let (id, b) = chunk(n);
+                s.put(&id, &b).unwrap();
+                id
+            })
+            .collect();
+        let (gone, _) = chunk(10);
+        s.delete(&gone).unwrap();
+        ids.retain(|i| *i != gone);
+        let mut listed: Vec<ChunkId> = s.list().unwrap().map(|r| r.unwrap()).collect();
+        ids.sort();
+        listed.sort();
+        assert_eq!(listed, ids);
+    }
+
+    fn empty_and_large_bodies(s: &dyn ChunkStore) {
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let id = ChunkId::of(&big);
+        let stored = asgard_core::stored::encode_raw(&big);
+        assert!(s.put(&id, &stored).unwrap());
+        assert_eq!(s.get(&id).unwrap(), stored);
+        let empty = ChunkId::of(b"");
+        assert!(s.put(&empty, &asgard_core::stored::encode_raw(b"")).unwrap());
+        assert_eq!(s.get(&empty).unwrap(), vec![0u8]);
+    }
+}
