@@ -199,9 +199,18 @@ fn scan(roots: &[PathBuf], tx: &mpsc::Sender<Msg>, lang: Lang, r: &mut ScanRepor
     let mut sent: HashSet<ChunkId> = HashSet::new();
     for root in roots {
         if let Err(e) = check_root(root) {
-            let msg = match lang {
-                Lang::De => format!("Sicherungsordner {} nicht lesbar: {e}", root.display()),
-                Lang::En => format!("Backup root {} cannot be read: {e}", root.display()),
+            let missing = e.kind() == std::io::ErrorKind::NotFound;
+            let msg = match (lang, missing) {
+                (Lang::De, true) => {
+                    format!("Zu sichernder Pfad nicht gefunden: {}", root.display())
+                }
+                (Lang::En, true) => format!("Path to back up not found: {}", root.display()),
+                (Lang::De, false) => {
+                    format!("Zu sichernder Pfad nicht lesbar: {} ({e})", root.display())
+                }
+                (Lang::En, false) => {
+                    format!("Path to back up cannot be read: {} ({e})", root.display())
+                }
             };
             r.root_errors.push(msg);
             continue;

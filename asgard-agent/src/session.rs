@@ -34,18 +34,6 @@ pub struct Session {
 /// Connects, registers the device if it has no token for this server yet, and logs in.
 pub async fn connect(ctx: &Ctx) -> anyhow::Result<Session> {
     let lang = ctx.lang;
-    let Some(url) = ctx.server_url.clone() else {
-        bail!(
-            "{}",
-            lang.pick(
-                "Kein Server angegeben. Bitte --server URL angeben, ASGARD_SERVER setzen oder \
-                 server.url in der Konfiguration eintragen.",
-                "No server given. Use --server URL, set ASGARD_SERVER or put server.url into \
-                 the config."
-            )
-        );
-    };
-    let url = url.trim_end_matches('/').to_owned();
     let user = platform::user_name(platform::WINDOWS, platform::real_env).ok_or_else(|| {
         anyhow!(
             "{}",
@@ -62,6 +50,23 @@ pub async fn connect(ctx: &Ctx) -> anyhow::Result<Session> {
         .unwrap_or_else(|| platform::device_name(platform::real_env));
 
     let mut state = State::load(&ctx.state_dir)?.unwrap_or_default();
+    // The server: command line / environment / config, else the one this device registered with.
+    let configured = ctx
+        .server_url
+        .clone()
+        .or_else(|| Some(state.server_url.clone()).filter(|u| !u.is_empty()));
+    let Some(url) = configured else {
+        bail!(
+            "{}",
+            lang.pick(
+                "Kein Server angegeben. Bitte --server URL angeben, ASGARD_SERVER setzen oder \
+                 server.url in der Konfiguration eintragen.",
+                "No server given. Use --server URL, set ASGARD_SERVER or put server.url into \
+                 the config."
+            )
+        );
+    };
+    let url = url.trim_end_matches('/').to_owned();
     if !state.server_url.is_empty() && state.server_url != url {
         eprintln!(
             "{}",
