@@ -81,7 +81,10 @@ impl Config {
             yaml_serde::from_str(text).with_context(|| {
                 format!(
                     "{} {}",
-                    lang.pick("Ungültige Konfigurationsdatei", "Invalid configuration file"),
+                    lang.pick(
+                        "Ungültige Konfigurationsdatei",
+                        "Invalid configuration file"
+                    ),
                     origin.display()
                 )
             })?
@@ -171,7 +174,8 @@ mod tests {
 
     #[test]
     fn unknown_key_is_an_error_naming_key_and_file() {
-        let err = Config::from_yaml("keep_version: 3\n", Path::new("/etc/asgard.yaml")).unwrap_err();
+        let err =
+            Config::from_yaml("keep_version: 3\n", Path::new("/etc/asgard.yaml")).unwrap_err();
         let text = format!("{err:#}");
         assert!(text.contains("keep_version"), "{text}");
         assert!(text.contains("/etc/asgard.yaml"), "{text}");

@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use asgard_core::protocol::{
-    CommitEntry, CommitOutcome, CommitResponse, CommitResult, DeviceStatus, FileEntry, LoginRequest,
-    VersionInfo,
+    CommitEntry, CommitOutcome, CommitResponse, CommitResult, DeviceStatus, FileEntry,
+    LoginRequest, VersionInfo,
 };
 use asgard_core::{ChunkId, ChunkParams, RawPath};
 use redb::{
@@ -358,7 +358,10 @@ impl Db {
                     return Err(DbError::Unauthorized);
                 }
                 let status = device.status;
-                devices.insert((user.id, req.device.as_str()), enc(&touch(device))?.as_slice())?;
+                devices.insert(
+                    (user.id, req.device.as_str()),
+                    enc(&touch(device))?.as_slice(),
+                )?;
                 LoginOutcome {
                     token: None,
                     status,
@@ -476,7 +479,10 @@ impl Db {
     /// Whether `user_id` owns `id` and the index has it.
     pub fn owns_chunk(&self, user_id: u64, id: &ChunkId) -> Result<bool> {
         let txn = self.read()?;
-        Ok(txn.open_table(USER_CHUNKS)?.get((user_id, &id.0))?.is_some()
+        Ok(txn
+            .open_table(USER_CHUNKS)?
+            .get((user_id, &id.0))?
+            .is_some()
             && txn.open_table(CHUNKS)?.get(&id.0)?.is_some())
     }
 
@@ -1052,7 +1058,10 @@ mod tests {
     }
 
     fn refcount(db: &Db, data: &[u8]) -> u64 {
-        db.chunk_record(&ChunkId::of(data)).unwrap().unwrap().refcount
+        db.chunk_record(&ChunkId::of(data))
+            .unwrap()
+            .unwrap()
+            .refcount
     }
 
     #[test]
@@ -1114,7 +1123,10 @@ mod tests {
         let out = db.login(&r, None, approve, 0).unwrap();
         assert_eq!(out.status, DeviceStatus::Pending);
         let hash = hash_token(&out.token.unwrap());
-        assert_eq!(db.authenticate(&hash).unwrap().status, DeviceStatus::Pending);
+        assert_eq!(
+            db.authenticate(&hash).unwrap().status,
+            DeviceStatus::Pending
+        );
         db.approve_device("bob", "pc").unwrap();
         assert_eq!(db.authenticate(&hash).unwrap().status, DeviceStatus::Active);
         assert_eq!(db.list_devices().unwrap().len(), 3);
@@ -1129,7 +1141,10 @@ mod tests {
         let ids = upload(&db, &a, &[b"secret"]);
         let other = ChunkId::of(b"other");
         assert!(db.check(a.user_id, &[ids[0], ids[0]]).unwrap().is_empty());
-        assert_eq!(db.check(b.user_id, &[ids[0], other, ids[0]]).unwrap(), vec![ids[0], other]);
+        assert_eq!(
+            db.check(b.user_id, &[ids[0], other, ids[0]]).unwrap(),
+            vec![ids[0], other]
+        );
     }
 
     #[test]
@@ -1166,7 +1181,9 @@ mod tests {
     fn retention_keeps_newest_and_adjusts_refcounts() {
         let (_d, db) = open();
         let (_, a) = register(&db, "a", "d");
-        let contents: Vec<Vec<u8>> = (0..6).map(|i| format!("content {i}").into_bytes()).collect();
+        let contents: Vec<Vec<u8>> = (0..6)
+            .map(|i| format!("content {i}").into_bytes())
+            .collect();
         let mut ids = Vec::new();
         let mut pruned = 0;
         for c in &contents {
@@ -1236,7 +1253,14 @@ mod tests {
         assert_eq!(again.outcome, CommitOutcome::AlreadyDeleted);
         assert_eq!(again.version_id, del.version_id);
         assert!(matches!(
-            db.find_version(a.user_id, a.device_id, None, None, Some(&RawPath::from("/f")), None),
+            db.find_version(
+                a.user_id,
+                a.device_id,
+                None,
+                None,
+                Some(&RawPath::from("/f")),
+                None
+            ),
             Err(DbError::Deleted)
         ));
         let (id, _) = db
@@ -1271,7 +1295,23 @@ mod tests {
         for n in names {
             commit(&db, &a, &[file(n, &[b"x"])], 4);
         }
-        let t = now_us();
+        let t = db
+            .list(
+                a.user_id,
+                &ListParams {
+                    devices: DeviceSel::All,
+                    prefix: None,
+                    at_us: None,
+                    after: None,
+                    limit: 100,
+                },
+            )
+            .unwrap()
+            .0
+            .iter()
+            .map(|f| f.versions[0].time_us)
+            .max()
+            .unwrap();
         commit(&db, &a2, &[file("/home/a/5", &[b"x"])], 4);
         let mut p = ListParams {
             devices: DeviceSel::All,
@@ -1290,16 +1330,24 @@ mod tests {
                 None => break,
             }
         }
-        let want: Vec<(String, String)> = [("d1", "/home/a/1"), ("d1", "/home/a/2"), ("d1", "/home/a/4"), ("d2", "/home/a/5")]
-            .iter()
-            .map(|(d, n)| (d.to_string(), n.to_string()))
-            .collect();
+        let want: Vec<(String, String)> = [
+            ("d1", "/home/a/1"),
+            ("d1", "/home/a/2"),
+            ("d1", "/home/a/4"),
+            ("d2", "/home/a/5"),
+        ]
+        .iter()
+        .map(|(d, n)| (d.to_string(), n.to_string()))
+        .collect();
         assert_eq!(seen, want);
         p.after = None;
         p.limit = 100;
         p.at_us = Some(t);
         assert_eq!(db.list(a.user_id, &p).unwrap().0.len(), 3);
         p.devices = DeviceSel::Named("nope".into());
-        assert!(matches!(db.list(a.user_id, &p), Err(DbError::UnknownDevice { .. })));
+        assert!(matches!(
+            db.list(a.user_id, &p),
+            Err(DbError::UnknownDevice { .. })
+        ));
     }
 }

@@ -31,7 +31,9 @@ impl LocalStore {
             let path = entry.path();
             match fs::remove_file(&path) {
                 Ok(()) => tracing::info!(path = %path.display(), "removed leftover temp file"),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot remove temp file"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove temp file")
+                }
             }
         }
         Ok(LocalStore {
@@ -86,10 +88,7 @@ impl ChunkStore for LocalStore {
         // that the rename below can only ever expose complete, durable bytes.
         let tmp = self.temp_path(id);
         let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)?;
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
             f.write_all(stored)?;
             f.sync_all()
         })();

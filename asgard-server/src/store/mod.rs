@@ -139,7 +139,10 @@ pub(crate) mod conformance {
     fn never_overwrites(s: &dyn ChunkStore) {
         let (id, bytes) = chunk(2);
         assert!(s.put(&id, &bytes).unwrap());
-        assert!(!s.put(&id, b"other bytes").unwrap(), "second put reports present");
+        assert!(
+            !s.put(&id, b"other bytes").unwrap(),
+            "second put reports present"
+        );
         assert_eq!(s.get(&id).unwrap(), bytes, "first bytes stay");
     }
 
@@ -156,7 +159,10 @@ pub(crate) mod conformance {
         assert!(s.delete(&id).unwrap());
         assert!(!s.exists(&id).unwrap());
         assert!(matches!(s.get(&id), Err(StoreError::NotFound { .. })));
-        assert!(s.put(&id, &bytes).unwrap(), "a deleted chunk can be put again");
+        assert!(
+            s.put(&id, &bytes).unwrap(),
+            "a deleted chunk can be put again"
+        );
         assert_eq!(s.get(&id).unwrap(), bytes);
     }
 
@@ -185,7 +191,10 @@ pub(crate) mod conformance {
         assert!(s.put(&id, &stored).unwrap());
         assert_eq!(s.get(&id).unwrap(), stored);
         let empty = ChunkId::of(b"");
-        assert!(s.put(&empty, &asgard_core::stored::encode_raw(b"")).unwrap());
+        assert!(
+            s.put(&empty, &asgard_core::stored::encode_raw(b""))
+                .unwrap()
+        );
         assert_eq!(s.get(&empty).unwrap(), vec![0u8]);
     }
 }

@@ -1,0 +1,400 @@
+//! The HTTP API: shared state, the one error type every handler answers with, and the bearer-token
+//! extractor. One file per group of endpoints.
+
+pub mod backup;
+pub mod list;
+pub mod login;
+pub mod restore;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use asgard_core::protocol::{DeviceStatus, ErrorBody};
+use asgard_core::{ChunkId, Lang};
+
+use crate::config::Config;
+use crate::db::{Auth, Db, DbError, hash_token};
+use crate::store::{ChunkStore, StoreError};
+
+/// Everything a handler needs.
+pub struct AppState {
+    pub db: Arc<Db>,
+    pub store: Arc<dyn ChunkStore>,
+    pub config: Arc<Config>,
+}
+
+static LANG: OnceLock<Lang> = OnceLock::new();
+
+/// Sets the language of API error messages (once, at start-up).
+pub fn set_lang(lang: Lang) {
+    let _ = LANG.set(lang);
+}
+
+fn lang() -> Lang {
+    LANG.get().copied().unwrap_or_default()
+}
+
+/// Every error answer of the API. Each maps to a status and a stable `code`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("protocol version {0}")]
+    ProtocolVersion(u32),
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("device pending")]
+    DevicePending,
+    #[error("device {user}/{device} exists")]
+    DeviceExists { user: String, device: String },
+    #[error("enrollment key")]
+    EnrollmentKey,
+    #[error("registration closed")]
+    RegistrationClosed,
+    #[error("bad chunk id {0}")]
+    BadChunkId(String),
+    #[error("chunk too large {0}")]
+    ChunkTooLarge(String),
+    #[error("upload too large")]
+    UploadTooLarge(u64),
+    #[error("chunk hash mismatch {0}")]
+    ChunkHashMismatch(ChunkId),
+    #[error("chunk corrupt {0}: {1}")]
+    ChunkCorrupt(ChunkId, String),
+    #[error("bad entry: {0}")]
+    BadEntry(String),
+    #[error("missing chunks")]
+    MissingChunks(Vec<ChunkId>),
+    #[error("unknown device {0}")]
+    UnknownDevice(String),
+    #[error("not found")]
+    NotFound,
+    #[error("deleted")]
+    Deleted,
+    #[error("range not satisfiable (size {0})")]
+    RangeNotSatisfiable(u64),
+    /// A server-side failure (database, store); details are logged, not sent.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::ProtocolVersion(_) => "protocol_version",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::DevicePending => "device_pending",
+            ApiError::DeviceExists { .. } => "device_exists",
+            ApiError::EnrollmentKey => "enrollment_key",
+            ApiError::RegistrationClosed => "registration_closed",
+            ApiError::BadChunkId(_) => "bad_chunk_id",
+            ApiError::ChunkTooLarge(_) => "chunk_too_large",
+            ApiError::UploadTooLarge(_) => "upload_too_large",
+            ApiError::ChunkHashMismatch(_) => "chunk_hash_mismatch",
+            ApiError::ChunkCorrupt(..) => "chunk_corrupt",
+            ApiError::BadEntry(_) => "bad_entry",
+            ApiError::MissingChunks(_) => "missing_chunks",
+            ApiError::UnknownDevice(_) => "unknown_device",
+            ApiError::NotFound => "not_found",
+            ApiError::Deleted => "deleted",
+            ApiError::RangeNotSatisfiable(_) => "range_not_satisfiable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn message(&self) -> String {
+        let l = lang();
+        let de = l == Lang::De;
+        match self {
+            ApiError::BadRequest(d) => {
+                format!("{}: {d}", l.pick("Ungültige Anfrage", "Bad request"))
+            }
+            ApiError::ProtocolVersion(v) => match l {
+                Lang::De => format!(
+                    "Protokollversion {v} wird nicht unterstützt (Server: {}). Bitte Agent und Server auf denselben Stand bringen.",
+                    asgard_core::protocol::PROTOCOL_VERSION
+                ),
+                Lang::En => format!(
+                    "Protocol version {v} is not supported (server: {}). Please update agent and server to matching versions.",
+                    asgard_core::protocol::PROTOCOL_VERSION
+                ),
+            },
+            ApiError::Unauthorized => l
+                .pick(
+                    "Unbekanntes oder ungültiges Geräte-Token.",
+                    "Unknown or invalid device token.",
+                )
+                .into(),
+            ApiError::DevicePending => l
+                .pick(
+                    "Das Gerät wartet auf die Freigabe durch den Administrator (asgard-server device approve).",
+                    "The device is waiting for approval by the administrator (asgard-server device approve).",
+                )
+                .into(),
+            ApiError::DeviceExists { user, device } if de => format!(
+                "Das Gerät „{device}“ von Benutzer „{user}“ ist bereits registriert. Melden Sie sich mit dem Geräte-Token an oder lassen Sie das Gerät vom Administrator zurücksetzen (asgard-server device reset {user} {device})."
+            ),
+            ApiError::DeviceExists { user, device } => format!(
+                "The device \"{device}\" of user \"{user}\" is already registered. Log in with the device token or ask the administrator to reset the device (asgard-server device reset {user} {device})."
+            ),
+            ApiError::EnrollmentKey => l
+                .pick(
+                    "Der Registrierungsschlüssel fehlt oder ist falsch.",
+                    "The enrollment key is missing or wrong.",
+                )
+                .into(),
+            ApiError::RegistrationClosed => l
+                .pick(
+                    "Die Registrierung neuer Geräte ist auf diesem Server geschlossen.",
+                    "Registration of new devices is closed on this server.",
+                )
+                .into(),
+            ApiError::BadChunkId(t) if de => format!("Ungültige Chunk-ID „{t}“."),
+            ApiError::BadChunkId(t) => format!("Invalid chunk id \"{t}\"."),
+            ApiError::ChunkTooLarge(id) if de => format!("Chunk {id} ist zu groß."),
+            ApiError::ChunkTooLarge(id) => format!("Chunk {id} is too large."),
+            ApiError::UploadTooLarge(max) if de => {
+                format!("Die Upload-Anfrage ist größer als {max} Bytes.")
+            }
+            ApiError::UploadTooLarge(max) => format!("The upload request exceeds {max} bytes."),
+            ApiError::ChunkHashMismatch(id) if de => {
+                format!("Der Inhalt von Chunk {id} passt nicht zu seiner ID.")
+            }
+            ApiError::ChunkHashMismatch(id) => {
+                format!("The content of chunk {id} does not match its id.")
+            }
+            ApiError::ChunkCorrupt(id, e) if de => format!("Chunk {id} ist beschädigt: {e}"),
+            ApiError::ChunkCorrupt(id, e) => format!("Chunk {id} is corrupt: {e}"),
+            ApiError::BadEntry(d) if de => format!("Ungültiger Eintrag: {d}"),
+            ApiError::BadEntry(d) => format!("Invalid entry: {d}"),
+            ApiError::MissingChunks(m) if de => format!(
+                "{} Chunks fehlen auf dem Server; bitte zuerst hochladen.",
+                m.len()
+            ),
+            ApiError::MissingChunks(m) => {
+                format!("{} chunks are missing on the server; upload them first.", m.len())
+            }
+            ApiError::UnknownDevice(d) if de => format!("Unbekanntes Gerät „{d}“."),
+            ApiError::UnknownDevice(d) => format!("Unknown device \"{d}\"."),
+            ApiError::NotFound => l.pick("Nicht gefunden.", "Not found.").into(),
+            ApiError::Deleted => l
+                .pick(
+                    "Die Datei war zu diesem Zeitpunkt gelöscht.",
+                    "The file was deleted at that time.",
+                )
+                .into(),
+            ApiError::RangeNotSatisfiable(size) if de => {
+                format!("Der angeforderte Bereich liegt außerhalb der Datei ({size} Bytes).")
+            }
+            ApiError::RangeNotSatisfiable(size) => {
+                format!("The requested range is outside the file ({size} bytes).")
+            }
+            ApiError::Internal(_) => l
+                .pick(
+                    "Interner Serverfehler; Einzelheiten stehen im Server-Protokoll.",
+                    "Internal server error; see the server log for details.",
+                )
+                .into(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_)
+            | ApiError::ProtocolVersion(_)
+            | ApiError::BadChunkId(_)
+            | ApiError::ChunkHashMismatch(_)
+            | ApiError::ChunkCorrupt(..)
+            | ApiError::BadEntry(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::DevicePending | ApiError::EnrollmentKey | ApiError::RegistrationClosed => {
+                StatusCode::FORBIDDEN
+            }
+            ApiError::DeviceExists { .. } | ApiError::MissingChunks(_) => StatusCode::CONFLICT,
+            ApiError::ChunkTooLarge(_) | ApiError::UploadTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::UnknownDevice(_) | ApiError::NotFound | ApiError::Deleted => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(detail) = self {
+            tracing::error!(%detail, "internal error");
+        }
+        let body = ErrorBody {
+            code: self.code().to_owned(),
+            message: self.message(),
+            missing: match self {
+                ApiError::MissingChunks(m) => m.clone(),
+                _ => Vec::new(),
+            },
+        };
+        let mut resp = HttpResponse::build(self.status_code());
+        if let ApiError::Unauthorized = self {
+            resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let ApiError::RangeNotSatisfiable(size) = self {
+            resp.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
+        }
+        resp.json(body)
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unauthorized => ApiError::Unauthorized,
+            DbError::DeviceExists { user, device } => ApiError::DeviceExists { user, device },
+            DbError::EnrollmentKey => ApiError::EnrollmentKey,
+            DbError::RegistrationClosed => ApiError::RegistrationClosed,
+            DbError::UnknownDevice { device } => ApiError::UnknownDevice(device),
+            DbError::MissingChunks(m) => ApiError::MissingChunks(m),
+            DbError::NotFound => ApiError::NotFound,
+            DbError::Deleted => ApiError::Deleted,
+            e @ (DbError::Storage(_) | DbError::Encoding(_)) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+/// Runs blocking work (redb, store I/O, hashing) off the async workers.
+pub async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    web::block(f).await?
+}
+
+/// The bearer token of a request, if any. A malformed header counts as a wrong token.
+pub fn bearer(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| ApiError::Unauthorized)?;
+    let token = text
+        .strip_prefix("Bearer ")
+        .or_else(|| text.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(ApiError::Unauthorized)?;
+    Ok(Some(token.to_owned()))
+}
+
+/// An authenticated, active device: the extractor every endpoint but login uses.
+#[derive(Debug, Clone)]
+pub struct Authed(pub Auth);
+
+impl FromRequest for Authed {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let token = bearer(req);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let token = token?.ok_or(ApiError::Unauthorized)?;
+            let state = state.ok_or_else(|| ApiError::Internal("no app state".into()))?;
+            let hash = hash_token(&token);
+            let db = state.db.clone();
+            let auth = blocking(move || Ok(db.authenticate(&hash)?)).await?;
+            if auth.status == DeviceStatus::Pending {
+                return Err(ApiError::DevicePending);
+            }
+            Ok(Authed(auth))
+        })
+    }
+}
+
+/// Turns extractor failures (bad JSON, wrong content type, bad query) into [`ErrorBody`] answers.
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(128 * 1024 * 1024)
+        .error_handler(|err, _| ApiError::BadRequest(err.to_string()).into())
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _| ApiError::BadRequest(err.to_string()).into())
+}
+
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err, _| ApiError::BadRequest(err.to_string()).into())
+}
+
+/// `GET /healthz`
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body("ok")
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let db = state.db.clone();
+    let s = blocking(move || Ok(db.stats()?)).await?;
+    let mut out = String::new();
+    for (name, help, value) in [
+        ("asgard_users", "Registered users.", s.users),
+        ("asgard_devices", "Registered devices.", s.devices),
+        (
+            "asgard_versions",
+            "Retained file versions (incl. deletion markers).",
+            s.versions,
+        ),
+        ("asgard_chunks", "Chunks in the index.", s.chunks),
+        (
+            "asgard_stored_bytes",
+            "Stored bytes of all indexed chunks.",
+            s.stored_bytes,
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+        ));
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        ))
+        .body(out))
+}
+
+/// Every route of the API.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(json_config())
+        .app_data(query_config())
+        .app_data(path_config())
+        .route("/healthz", web::get().to(healthz))
+        .route("/metrics", web::get().to(metrics))
+        .route("/api/login", web::post().to(login::login))
+        .route("/api/check", web::post().to(backup::check))
+        .route("/api/upload", web::post().to(backup::upload))
+        .route("/api/commit", web::post().to(backup::commit))
+        .route("/api/list", web::get().to(list::list))
+        .route("/api/restore", web::post().to(restore::restore))
+        .route("/api/chunks/{id}", web::get().to(restore::chunk));
+}

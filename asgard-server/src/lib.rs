@@ -1,0 +1,18 @@
+//! # asgard-server
+//!
+//! The AsgardBackup server as a library, so that its parts can be tested and reused (the binary in
+//! `main.rs` only parses the command line and wires them together):
+//!
+//! - [`config`]: the YAML configuration;
+//! - [`lock`]: one process per data directory;
+//! - [`db`]: the redb metadata and every transaction of the API;
+//! - [`store`]: the [`store::ChunkStore`] trait and its backends;
+//! - [`api`]: the actix-web handlers;
+//! - [`tls`]: the certificate and its fingerprint.
+
+pub mod api;
+pub mod config;
+pub mod db;
+pub mod lock;
+pub mod store;
+pub mod tls;
