@@ -52,10 +52,7 @@ fn build_tree(root: &Path) {
     }
 }
 
-fn assert_same_tree(
-    expected: &BTreeMap<PathBuf, (Vec<u8>, std::time::SystemTime)>,
-    dir: &Path,
-) {
+fn assert_same_tree(expected: &BTreeMap<PathBuf, (Vec<u8>, std::time::SystemTime)>, dir: &Path) {
     let got = snapshot(dir);
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
@@ -121,7 +118,12 @@ fn backup_change_list_and_restore_by_version_and_time() {
             .iter()
             .find(|e| e["path"].is_object())
             .expect("the non-UTF-8 name is listed as {\"hex\": ...}");
-        assert!(non_utf8["path"]["hex"].as_str().unwrap().ends_with("e92d6c6174696e312e747874"));
+        assert!(
+            non_utf8["path"]["hex"]
+                .as_str()
+                .unwrap()
+                .ends_with("e92d6c6174696e312e747874")
+        );
     }
 
     // Restore the old version of the big file by id.
@@ -137,7 +139,13 @@ fn backup_change_list_and_restore_by_version_and_time() {
     ]);
     let (data, mtime) = &first[Path::new("big.bin")];
     assert!(std::fs::read(out.join("big.bin")).unwrap() == *data);
-    assert_eq!(std::fs::metadata(out.join("big.bin")).unwrap().modified().unwrap(), *mtime);
+    assert_eq!(
+        std::fs::metadata(out.join("big.bin"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        *mtime
+    );
 
     // Restore the whole folder as it was after the first backup, by time.
     let t1 = versions(deep_e)[1]["time"].as_str().unwrap().to_owned();
@@ -244,7 +252,10 @@ fn two_users_share_storage_but_not_data() {
     assert_eq!(resp["missing"].as_array().unwrap().len(), ids.len());
 
     let s = bob.backup(&b_dir);
-    assert!(s["bytes_sent"].as_u64().unwrap() >= 20 << 20, "bob uploads to prove possession: {s}");
+    assert!(
+        s["bytes_sent"].as_u64().unwrap() >= 20 << 20,
+        "bob uploads to prove possession: {s}"
+    );
     assert_eq!(s["bytes_new"], 0, "{s}");
     assert_eq!(server.store_usage(), (bytes_after_alice, files_after_alice));
 
@@ -253,7 +264,11 @@ fn two_users_share_storage_but_not_data() {
     let a_list = alice.list(Some(&a_dir));
     let secret = entry(&a_list, &a_dir.join("geheim.txt"));
     let secret_id = versions(secret)[0]["id"].as_u64().unwrap();
-    let (st, _) = api.post_json("/api/restore", Some(&bob.token()), &json!({ "version_id": secret_id }));
+    let (st, _) = api.post_json(
+        "/api/restore",
+        Some(&bob.token()),
+        &json!({ "version_id": secret_id }),
+    );
     assert_eq!(st, 404);
     let (st, _) = api.post_json(
         "/api/restore",
@@ -267,7 +282,12 @@ fn two_users_share_storage_but_not_data() {
     let (st, body) = api.get(&format!("/api/chunks/{secret_chunk}"), Some(&alice.token()));
     assert_eq!(st, 200);
     assert_eq!(stored::decode(&body, 1 << 20).unwrap(), b"alice's secret");
-    let out = bob.run(["restore".as_ref(), a_dir.join("geheim.txt").as_os_str(), "--to".as_ref(), work.path().join("stolen").as_os_str()]);
+    let out = bob.run([
+        "restore".as_ref(),
+        a_dir.join("geheim.txt").as_os_str(),
+        "--to".as_ref(),
+        work.path().join("stolen").as_os_str(),
+    ]);
     assert!(!out.status.success());
     assert!(!work.path().join("stolen/geheim.txt").exists());
 }
@@ -284,14 +304,24 @@ fn server_refuses_bad_input() {
 
     // Bytes that do not match the claimed id.
     let claimed = ChunkId::of(b"the real content");
-    let (st, body) = api.upload(&token, vec![(claimed.to_hex(), stored::encode(b"forged content", 3))]);
+    let (st, body) = api.upload(
+        &token,
+        vec![(claimed.to_hex(), stored::encode(b"forged content", 3))],
+    );
     assert_eq!(st, 400, "{body}");
     assert_eq!(body["code"], "chunk_hash_mismatch");
-    assert_eq!(server.store_usage(), before, "a forged chunk must not be stored");
+    assert_eq!(
+        server.store_usage(),
+        before,
+        "a forged chunk must not be stored"
+    );
     let (_, resp) = api.post_json("/api/check", Some(&token), &json!({ "chunks": [claimed] }));
     assert_eq!(resp["missing"], json!([claimed]));
     // A correct upload of the same id is accepted.
-    let (st, body) = api.upload(&token, vec![(claimed.to_hex(), stored::encode(b"the real content", 3))]);
+    let (st, body) = api.upload(
+        &token,
+        vec![(claimed.to_hex(), stored::encode(b"the real content", 3))],
+    );
     assert_eq!(st, 200, "{body}");
     assert_eq!(body["new_chunks"], 1);
 
@@ -349,12 +379,20 @@ fn restart_loses_nothing_and_data_dir_is_locked() {
 
     server.restart();
     let out = work.path().join("out");
-    agent.ok(["restore".as_ref(), root.as_os_str(), "--to".as_ref(), out.as_os_str()]);
+    agent.ok([
+        "restore".as_ref(),
+        root.as_os_str(),
+        "--to".as_ref(),
+        out.as_os_str(),
+    ]);
     assert_same_tree(&before, &out.join("src"));
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The two quick-start commands of the README, in order: run the server, run the tests.
@@ -366,10 +404,16 @@ const README_TEST_COMMAND: &str = "cargo test --workspace";
 #[test]
 fn readme_quick_start_works_as_written() {
     let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
-    let start = readme.find("## Schnellstart").expect("README has a Schnellstart section");
+    let start = readme
+        .find("## Schnellstart")
+        .expect("README has a Schnellstart section");
     let quick = &readme[start..];
-    let server_at = quick.find(README_SERVER_COMMAND).expect("server command in quick start");
-    let test_at = quick.find(README_TEST_COMMAND).expect("test command in quick start");
+    let server_at = quick
+        .find(README_SERVER_COMMAND)
+        .expect("server command in quick start");
+    let test_at = quick
+        .find(README_TEST_COMMAND)
+        .expect("test command in quick start");
     assert!(server_at < test_at);
     let ci = std::fs::read_to_string(repo_root().join(".ci/run")).unwrap();
     assert!(
@@ -412,7 +456,10 @@ fn readme_quick_start_works_as_written() {
         .unwrap();
     assert!(fp.status.success());
     let fp = String::from_utf8(fp.stdout).unwrap();
-    assert!(!fp.trim().is_empty() && lines[1].contains(fp.trim()), "{fp} vs {lines:?}");
+    assert!(
+        !fp.trim().is_empty() && lines[1].contains(fp.trim()),
+        "{fp} vs {lines:?}"
+    );
 }
 
 /// The Windows agent built for x86_64-pc-windows-gnu, if it was built (.ci/run builds it).
@@ -441,20 +488,30 @@ fn windows_agent_under_wine_backs_up_and_restores() {
             std::env::var_os("CI").is_none(),
             "CI must build the Windows agent before the tests (see .ci/run)"
         );
-        eprintln!("skipped: no Windows agent built (cargo build -p asgard-agent --target x86_64-pc-windows-gnu)");
+        eprintln!(
+            "skipped: no Windows agent built (cargo build -p asgard-agent --target x86_64-pc-windows-gnu)"
+        );
         return;
     };
     let wine = std::env::var_os("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER")
         .unwrap_or_else(|| "/usr/lib/wine/wine64".into());
-    let prefix = std::env::var_os("WINEPREFIX").unwrap_or_else(|| "/var/tmp/asgard-wineprefix".into());
+    let prefix =
+        std::env::var_os("WINEPREFIX").unwrap_or_else(|| "/var/tmp/asgard-wineprefix".into());
     let server = Server::start();
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("Dokumente");
     std::fs::create_dir_all(src.join("Unterordner")).unwrap();
-    std::fs::write(src.join("Brief an Jürgen.txt"), "Hallo Jürgen!\r\n".repeat(20)).unwrap();
+    std::fs::write(
+        src.join("Brief an Jürgen.txt"),
+        "Hallo Jürgen!\r\n".repeat(20),
+    )
+    .unwrap();
     std::fs::write(src.join("Unterordner/daten.bin"), random_bytes(300_000, 7)).unwrap();
     std::fs::write(src.join("leer.txt"), b"").unwrap();
-    set_mtime(&src.join("Brief an Jürgen.txt"), 1_600_000_000);
+    // Whole seconds: Windows keeps file times in 100 ns ticks.
+    for (i, p) in snapshot(&src).keys().enumerate() {
+        set_mtime(&src.join(p), 1_600_000_000 + i as u64 * 77);
+    }
     let before = snapshot(&src);
     let state = work.path().join("state");
     let run = |args: &[String]| {
@@ -464,6 +521,8 @@ fn windows_agent_under_wine_backs_up_and_restores() {
             .args(args)
             .env("WINEPREFIX", &prefix)
             .env("WINEDEBUG", "-all")
+            // Wine derives the Windows USERNAME from the Unix USER variable.
+            .env("USER", "winuser")
             .env("USERNAME", "winuser")
             .env("ASGARD_DEVICE", "winbox")
             .env_remove("ASGARD_STATE_DIR")
@@ -488,19 +547,32 @@ fn windows_agent_under_wine_backs_up_and_restores() {
     assert_eq!(list.len(), 3);
     let want = format!("{}\\Unterordner\\daten.bin", wine_path(&src));
     assert!(
-        list.iter().any(|e| e["path"].as_str().map(|p| p.eq_ignore_ascii_case(&want)) == Some(true)),
+        list.iter()
+            .any(|e| e["path"].as_str().map(|p| p.eq_ignore_ascii_case(&want)) == Some(true)),
         "{want} in {list:#?}"
     );
     assert!(list.iter().all(|e| e["device"] == "winbox"));
 
     // The server registered the user the agent took from USERNAME.
-    let linux = Agent { device: "linuxbox".into(), ..Agent::new("winuser", &server) };
+    let linux = Agent {
+        device: "linuxbox".into(),
+        ..Agent::new("winuser", &server)
+    };
     linux.ok(["login"]);
     let out = linux.ok(["list", "--json", "--device", "winbox"]);
     let seen: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(seen.len(), 3, "winuser's files are listed for winuser's other device");
+    assert_eq!(
+        seen.len(),
+        3,
+        "winuser's files are listed for winuser's other device"
+    );
 
     let dest = work.path().join("zurück");
-    run(&["restore".into(), wine_path(&src), "--to".into(), wine_path(&dest)]);
+    run(&[
+        "restore".into(),
+        wine_path(&src),
+        "--to".into(),
+        wine_path(&dest),
+    ]);
     assert_same_tree(&before, &dest.join("Dokumente"));
 }

@@ -89,7 +89,7 @@ impl RawPath {
         self.trimmed()
             .rsplit(|&c| self.is_sep(c))
             .next()
-            .filter(|n| !n.is_empty() && !(n.len() == 2 && n[1] == b':'))
+            .filter(|n| !n.is_empty() && (n.len() != 2 || n[1] != b':'))
     }
 
     /// The components of `self` below `prefix`, each checked to be a plain name: no `..`, no `.`,

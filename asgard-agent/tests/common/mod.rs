@@ -74,7 +74,10 @@ impl Server {
             assert!(st.success());
             for _ in 0..200 {
                 if let Some(status) = c.try_wait().unwrap() {
-                    assert!(status.success(), "server exited with {status} after SIGTERM");
+                    assert!(
+                        status.success(),
+                        "server exited with {status} after SIGTERM"
+                    );
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -86,7 +89,9 @@ impl Server {
 
     /// The `ip:port` the server listens on.
     pub fn addr(&self) -> &str {
-        self.url.trim_start_matches("https://").trim_end_matches('/')
+        self.url
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
     }
 
     /// Stops and starts the server again on the same data dir and port.
@@ -298,7 +303,9 @@ pub fn set_mtime(path: &Path, secs: u64) {
 }
 
 /// Every regular file below `root`: relative path → (content, mtime).
-pub fn snapshot(root: &Path) -> std::collections::BTreeMap<PathBuf, (Vec<u8>, std::time::SystemTime)> {
+pub fn snapshot(
+    root: &Path,
+) -> std::collections::BTreeMap<PathBuf, (Vec<u8>, std::time::SystemTime)> {
     let mut out = std::collections::BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -359,7 +366,10 @@ impl Api {
             req = req.bearer_auth(t);
         }
         let (status, bytes) = self.send(req);
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
@@ -374,7 +384,10 @@ impl Api {
     pub fn upload(&self, token: &str, parts: Vec<(String, Vec<u8>)>) -> (u16, Value) {
         let mut form = reqwest::multipart::Form::new();
         for (name, bytes) in parts {
-            form = form.part(name.clone(), reqwest::multipart::Part::bytes(bytes).file_name(name));
+            form = form.part(
+                name.clone(),
+                reqwest::multipart::Part::bytes(bytes).file_name(name),
+            );
         }
         let req = self
             .client
@@ -382,6 +395,9 @@ impl Api {
             .bearer_auth(token)
             .multipart(form);
         let (status, bytes) = self.send(req);
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 }
