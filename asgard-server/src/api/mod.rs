@@ -398,3 +398,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/restore", web::post().to(restore::restore))
         .route("/api/chunks/{id}", web::get().to(restore::chunk));
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,281 @@
+//! In-process tests of the whole API (no TLS): the handlers, extractors and error bodies.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{App, test, web};
+use asgard_core::protocol::{ErrorBody, LoginResponse};
+use asgard_core::{ChunkId, ChunkParams, stored};
+use serde_json::{Value, json};
+
+use super::{AppState, routes};
+use crate::config::{Config, Registration};
+use crate::db::Db;
+use crate::store::LocalStore;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    state: web::Data<AppState>,
+}
+
+fn env(registration: Registration) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        registration,
+        ..Config::default()
+    };
+    let state = web::Data::new(AppState {
+        db: Arc::new(Db::open(&dir.path().join("asgard.redb")).unwrap()),
+        store: Arc::new(LocalStore::open(&dir.path().join("chunks")).unwrap()),
+        config: Arc::new(config),
+    });
+    Env { _dir: dir, state }
+}
+
+macro_rules! app {
+    ($env:expr) => {
+        test::init_service(App::new().app_data($env.state.clone()).configure(routes)).await
+    };
+}
+
+fn login_body(user: &str) -> Value {
+    json!({ "protocol_version": 1, "user": user, "device": "pc", "os": "linux",
+            "os_version": "6", "agent_version": "t" })
+}
+
+fn multipart(parts: &[(String, Vec<u8>)]) -> (String, Vec<u8>) {
+    let boundary = "XXasgardXX";
+    let mut body = Vec::new();
+    for (name, bytes) in parts {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[actix_web::test]
+async fn backup_and_restore_flow() {
+    let env = env(Registration::Open);
+    let app = app!(env);
+    let call = |req: test::TestRequest| test::call_service(&app, req.to_request());
+
+    let resp = call(
+        test::TestRequest::post()
+            .uri("/api/login")
+            .set_json(login_body("anna")),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let login: LoginResponse = test::read_body_json(resp).await;
+    let token = login.token.unwrap();
+    let auth = ("Authorization", format!("Bearer {token}"));
+
+    let (a, b) = (b"hello ".to_vec(), b"world, again".to_vec());
+    let (ia, ib) = (ChunkId::of(&a), ChunkId::of(&b));
+    let resp = call(
+        test::TestRequest::post()
+            .uri("/api/check")
+            .insert_header(auth.clone())
+            .set_json(json!({ "chunks": [ia, ib, ia] })),
+    )
+    .await;
+    let v: Value = test::read_body_json(resp).await;
+    assert_eq!(v["missing"], json!([ia, ib]));
+
+    // A forged part refuses the whole request and records nothing.
+    let (ct, body) = multipart(&[
+        (ia.to_hex(), stored::encode(&a, 3)),
+        (ib.to_hex(), stored::encode(b"forged", 3)),
+    ]);
+    let resp = call(
+        test::TestRequest::post()
+            .uri("/api/upload")
+            .insert_header(auth.clone())
+            .insert_header(("content-type", ct))
+            .set_payload(body),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let e: ErrorBody = test::read_body_json(resp).await;
+    assert_eq!(e.code, "chunk_hash_mismatch");
+    assert_eq!(env.state.db.stats().unwrap().chunks, 0);
+
+    let (ct, body) = multipart(&[
+        (ia.to_hex(), stored::encode(&a, 3)),
+        (ib.to_hex(), stored::encode(&b, 3)),
+    ]);
+    let resp = call(
+        test::TestRequest::post()
+            .uri("/api/upload")
+            .insert_header(auth.clone())
+            .insert_header(("content-type", ct))
+            .set_payload(body),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = test::read_body_json(resp).await;
+    assert_eq!(v["received"], 2);
+
+    let all = [a.clone(), b.clone()].concat();
+    let commit = json!({ "entries": [{ "kind": "file", "path": "/home/anna/x.txt",
+        "meta": { "size": all.len(), "mtime_ns": 5, "hash": ChunkId::of(&all),
+                  "params": ChunkParams::default(),
+                  "chunks": [{ "id": ia, "len": a.len() }, { "id": ib, "len": b.len() }] } }] });
+    let resp = call(
+        test::TestRequest::post()
+            .uri("/api/commit")
+            .insert_header(auth.clone())
+            .set_json(commit),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = test::read_body_json(resp).await;
+    assert_eq!(v["results"][0]["outcome"], "new");
+
+    let resp = call(
+        test::TestRequest::get()
+            .uri("/api/list?prefix_hex=2f686f6d65&all_devices=true")
+            .insert_header(auth.clone()),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = test::read_body_json(resp).await;
+    assert_eq!(v["files"][0]["path"], "/home/anna/x.txt");
+    assert_eq!(v["files"][0]["device"], "pc");
+
+    let restore = json!({ "path": "/home/anna/x.txt" });
+    let resp = call(
+        test::TestRequest::post()
+            .uri("/api/restore")
+            .insert_header(auth.clone())
+            .set_json(&restore),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers().get("x-asgard-hash").unwrap(),
+        ChunkId::of(&all).to_hex().as_str()
+    );
+    assert_eq!(test::read_body(resp).await, all);
+
+    // A range across the chunk boundary.
+    let resp = call(
+        test::TestRequest::post()
+            .uri("/api/restore")
+            .insert_header(auth.clone())
+            .insert_header(("range", "bytes=3-8"))
+            .set_json(&restore),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        resp.headers().get("content-range").unwrap(),
+        format!("bytes 3-8/{}", all.len()).as_str()
+    );
+    assert_eq!(test::read_body(resp).await, all[3..=8]);
+    let resp = call(
+        test::TestRequest::post()
+            .uri("/api/restore")
+            .insert_header(auth.clone())
+            .insert_header(("range", "bytes=999-"))
+            .set_json(&restore),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+
+    let resp = call(
+        test::TestRequest::get()
+            .uri(&format!("/api/chunks/{ia}"))
+            .insert_header(auth.clone()),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        stored::decode(&test::read_body(resp).await, 100).unwrap(),
+        a
+    );
+
+    // Another user sees nothing of anna's.
+    let resp = call(
+        test::TestRequest::post()
+            .uri("/api/login")
+            .set_json(login_body("bob")),
+    )
+    .await;
+    let bob: LoginResponse = test::read_body_json(resp).await;
+    let bob_auth = ("Authorization", format!("Bearer {}", bob.token.unwrap()));
+    let resp = call(
+        test::TestRequest::get()
+            .uri(&format!("/api/chunks/{ia}"))
+            .insert_header(bob_auth.clone()),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let resp = call(
+        test::TestRequest::post()
+            .uri("/api/restore")
+            .insert_header(bob_auth.clone())
+            .set_json(json!({ "version_id": 1 })),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn errors_have_bodies() {
+    let env = env(Registration::Approve);
+    let app = app!(env);
+    let call = |req: test::TestRequest| test::call_service(&app, req.to_request());
+
+    let resp = call(
+        test::TestRequest::post()
+            .uri("/api/login")
+            .insert_header(("content-type", "application/json"))
+            .set_payload("{not json"),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let e: ErrorBody = test::read_body_json(resp).await;
+    assert_eq!(e.code, "bad_request");
+
+    let mut old = login_body("x");
+    old["protocol_version"] = json!(99);
+    let resp = call(test::TestRequest::post().uri("/api/login").set_json(old)).await;
+    let e: ErrorBody = test::read_body_json(resp).await;
+    assert_eq!(e.code, "protocol_version");
+
+    let resp = call(test::TestRequest::get().uri("/api/list")).await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let e: ErrorBody = test::read_body_json(resp).await;
+    assert_eq!(e.code, "unauthorized");
+
+    let resp = call(
+        test::TestRequest::post()
+            .uri("/api/login")
+            .set_json(login_body("p")),
+    )
+    .await;
+    let l: LoginResponse = test::read_body_json(resp).await;
+    let resp = call(
+        test::TestRequest::get()
+            .uri("/api/list")
+            .insert_header(("Authorization", format!("Bearer {}", l.token.unwrap()))),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let e: ErrorBody = test::read_body_json(resp).await;
+    assert_eq!(e.code, "device_pending");
+
+    let resp = call(test::TestRequest::get().uri("/metrics")).await;
+    let text = String::from_utf8(test::read_body(resp).await.to_vec()).unwrap();
+    assert!(text.contains("asgard_devices 1"), "{text}");
+}
