@@ -1,0 +1,626 @@
+//! The metadata database (redb, `<data_dir>/asgard.redb`): every table definition, and the
+//! transactional logic of login, check, upload records, commit, list and restore lookup.
+//!
+//! Values are postcard-encoded structs. Every multi-step change happens in one write transaction,
+//! so a crash or an error leaves either all of it or none of it.
+//!
+//! This file holds every table definition, the records, login/auth, check, upload records and the
+//! admin commands; `versions.rs` holds commit (with retention), list and the restore lookup.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use asgard_core::protocol::{DeviceStatus, LoginRequest, VersionInfo};
+use asgard_core::{ChunkId, ChunkParams, RawPath};
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, WriteTransaction,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Registration;
+
+/// user name → [`UserRec`]
+const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+/// (user id, device name) → [`DeviceRec`]
+const DEVICES: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("devices");
+/// blake3(token) → (user id, device id)
+const TOKENS: TableDefinition<&[u8; 32], (u64, u64)> = TableDefinition::new("tokens");
+/// chunk id → [`ChunkRec`]
+const CHUNKS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("chunks");
+/// (user id, chunk id) → (): the chunks a user uploaded or owns.
+const USER_CHUNKS: TableDefinition<(u64, &[u8; 32]), ()> = TableDefinition::new("user_chunks");
+/// (user id, device id, path bytes) → [`PathRec`]
+const PATHS: TableDefinition<(u64, u64, &[u8]), &[u8]> = TableDefinition::new("paths");
+/// version id → [`VersionRec`]
+const VERSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("versions");
+/// counters: `next_user_id`, `next_device_id`, `next_version_id`, `last_time_us`, `stored_bytes`
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserRec {
+    pub id: u64,
+    pub created_us: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceRec {
+    pub id: u64,
+    /// `None` after an admin reset: the device may register again.
+    pub token_hash: Option<[u8; 32]>,
+    pub status: DeviceStatus,
+    pub os: String,
+    pub os_version: String,
+    pub agent_version: String,
+    pub created_us: i64,
+    pub last_seen_us: i64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ChunkRec {
+    pub stored_len: u64,
+    pub plain_len: u32,
+    /// Occurrences in retained versions.
+    pub refcount: u64,
+    pub last_touched_us: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PathRec {
+    /// Version ids, oldest first.
+    pub versions: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRec {
+    pub user_id: u64,
+    pub device_id: u64,
+    pub path: Vec<u8>,
+    pub time_us: i64,
+    pub deleted: bool,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub mode: u32,
+    pub attributes: u32,
+    pub hash: Option<[u8; 32]>,
+    pub params: ChunkParams,
+    pub chunks: Vec<([u8; 32], u32)>,
+}
+
+impl VersionRec {
+    pub fn info(&self, id: u64) -> VersionInfo {
+        VersionInfo {
+            id,
+            time_us: self.time_us,
+            size: self.size,
+            mtime_ns: self.mtime_ns,
+            mode: self.mode,
+            attributes: self.attributes,
+            hash: self.hash.map(ChunkId),
+            deleted: self.deleted,
+        }
+    }
+}
+
+/// Why a database operation failed. The API maps each variant to a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// redb failed (I/O, corruption); usually permanent until an admin looks.
+    #[error("database error: {0}")]
+    Storage(#[from] redb::Error),
+    #[error("database record cannot be decoded: {0}")]
+    Encoding(#[from] postcard::Error),
+    #[error("unknown or revoked device token")]
+    Unauthorized,
+    #[error("device {user}/{device} is already registered")]
+    DeviceExists { user: String, device: String },
+    #[error("wrong enrollment key")]
+    EnrollmentKey,
+    #[error("registration is closed")]
+    RegistrationClosed,
+    #[error("unknown device {device}")]
+    UnknownDevice { device: String },
+    #[error("{} chunks are missing", .0.len())]
+    MissingChunks(Vec<ChunkId>),
+    #[error("not found")]
+    NotFound,
+    #[error("the file was deleted at that time")]
+    Deleted,
+}
+
+macro_rules! redb_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for DbError {
+            fn from(e: $t) -> Self {
+                DbError::Storage(e.into())
+            }
+        }
+    )*};
+}
+redb_errors!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::DatabaseError
+);
+
+type Result<T, E = DbError> = std::result::Result<T, E>;
+
+fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    Ok(postcard::to_stdvec(v)?)
+}
+
+fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T> {
+    Ok(postcard::from_bytes(b)?)
+}
+
+/// The stored form of a device token: its blake3 hash.
+pub fn hash_token(token: &str) -> [u8; 32] {
+    *blake3::hash(token.as_bytes()).as_bytes()
+}
+
+/// A new device token: `asg_` and 64 hex digits of 32 random bytes.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("operating system random source");
+    format!("asg_{}", asgard_core::id::to_hex(&bytes))
+}
+
+/// Constant-time equality of two secrets (compares their blake3 hashes; blake3's `Hash` compares
+/// in constant time).
+pub fn secrets_equal(a: &str, b: &str) -> bool {
+    blake3::hash(a.as_bytes()) == blake3::hash(b.as_bytes())
+}
+
+/// Microseconds since the Unix epoch.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// An authenticated device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Auth {
+    pub user_id: u64,
+    pub device_id: u64,
+    pub device: String,
+    pub status: DeviceStatus,
+}
+
+/// Registration rules for `login`.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginPolicy<'a> {
+    pub registration: Registration,
+    pub enrollment_key: Option<&'a str>,
+}
+
+/// What `login` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginOutcome {
+    /// The new token, when one was issued.
+    pub token: Option<String>,
+    pub status: DeviceStatus,
+}
+
+/// Which devices `list` covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSel {
+    Id(u64),
+    Named(String),
+    All,
+}
+
+/// A `list` request after validation.
+#[derive(Debug, Clone)]
+pub struct ListParams {
+    pub devices: DeviceSel,
+    pub prefix: Option<RawPath>,
+    pub at_us: Option<i64>,
+    /// Continue after this (device id, path).
+    pub after: Option<(u64, Vec<u8>)>,
+    pub limit: usize,
+}
+
+/// One row of `device list`.
+#[derive(Debug, Clone)]
+pub struct DeviceRow {
+    pub user: String,
+    pub device: String,
+    pub rec: DeviceRec,
+}
+
+/// Gauges for `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stats {
+    pub users: u64,
+    pub devices: u64,
+    pub versions: u64,
+    pub chunks: u64,
+    pub stored_bytes: u64,
+}
+
+/// A chunk verified by an upload, to be recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadedChunk {
+    pub id: ChunkId,
+    pub stored_len: u64,
+    pub plain_len: u32,
+}
+
+/// The cursor text of `list`: hex of the device id (8 bytes, big endian) and the path bytes.
+pub fn encode_cursor(device_id: u64, path: &[u8]) -> String {
+    let mut b = device_id.to_be_bytes().to_vec();
+    b.extend_from_slice(path);
+    asgard_core::id::to_hex(&b)
+}
+
+pub fn decode_cursor(text: &str) -> Option<(u64, Vec<u8>)> {
+    let b = asgard_core::id::from_hex(text)?;
+    if b.len() < 8 {
+        return None;
+    }
+    let (id, path) = b.split_at(8);
+    Some((u64::from_be_bytes(id.try_into().ok()?), path.to_vec()))
+}
+
+/// The metadata database.
+pub struct Db {
+    db: Database,
+}
+
+fn next_id(meta: &mut redb::Table<&str, u64>, key: &str) -> Result<u64> {
+    let id = meta.get(key)?.map(|g| g.value()).unwrap_or(1);
+    meta.insert(key, id + 1)?;
+    Ok(id)
+}
+
+/// The user's devices as (name, record), in name order.
+fn user_devices(
+    t: &impl ReadableTable<(u64, &'static str), &'static [u8]>,
+    user_id: u64,
+) -> Result<Vec<(String, DeviceRec)>> {
+    let mut out = Vec::new();
+    for row in t.range((user_id, "")..(user_id + 1, ""))? {
+        let (k, v) = row?;
+        out.push((k.value().1.to_owned(), dec(v.value())?));
+    }
+    Ok(out)
+}
+
+impl Db {
+    /// Opens (or creates) the database and makes sure every table exists.
+    pub fn open(path: &Path) -> Result<Db> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(USERS)?;
+        txn.open_table(DEVICES)?;
+        txn.open_table(TOKENS)?;
+        txn.open_table(CHUNKS)?;
+        txn.open_table(USER_CHUNKS)?;
+        txn.open_table(PATHS)?;
+        txn.open_table(VERSIONS)?;
+        txn.open_table(META)?;
+        txn.commit()?;
+        Ok(Db { db })
+    }
+
+    fn read(&self) -> Result<ReadTransaction> {
+        Ok(self.db.begin_read()?)
+    }
+
+    fn write(&self) -> Result<WriteTransaction> {
+        Ok(self.db.begin_write()?)
+    }
+
+    /// Registers or authenticates a device (see the protocol docs for every case).
+    pub fn login(
+        &self,
+        req: &LoginRequest,
+        bearer: Option<[u8; 32]>,
+        policy: LoginPolicy<'_>,
+        now: i64,
+    ) -> Result<LoginOutcome> {
+        let txn = self.write()?;
+        let outcome = {
+            let mut users = txn.open_table(USERS)?;
+            let mut devices = txn.open_table(DEVICES)?;
+            let mut tokens = txn.open_table(TOKENS)?;
+            let mut meta = txn.open_table(META)?;
+            let user: Option<UserRec> = users
+                .get(req.user.as_str())?
+                .map(|g| dec(g.value()))
+                .transpose()?;
+            let device: Option<DeviceRec> = match &user {
+                Some(u) => devices
+                    .get((u.id, req.device.as_str()))?
+                    .map(|g| dec(g.value()))
+                    .transpose()?,
+                None => None,
+            };
+            let touch = |mut d: DeviceRec| {
+                d.os = req.os.clone();
+                d.os_version = req.os_version.clone();
+                d.agent_version = req.agent_version.clone();
+                d.last_seen_us = now;
+                d
+            };
+
+            if let Some(hash) = bearer {
+                let owner = tokens.get(&hash)?.map(|g| g.value());
+                let (Some(user), Some(device)) = (user, device) else {
+                    return Err(DbError::Unauthorized);
+                };
+                if owner != Some((user.id, device.id)) || device.token_hash != Some(hash) {
+                    return Err(DbError::Unauthorized);
+                }
+                let status = device.status;
+                devices.insert(
+                    (user.id, req.device.as_str()),
+                    enc(&touch(device))?.as_slice(),
+                )?;
+                LoginOutcome {
+                    token: None,
+                    status,
+                }
+            } else {
+                if let Some(d) = &device
+                    && d.token_hash.is_some()
+                {
+                    return Err(DbError::DeviceExists {
+                        user: req.user.clone(),
+                        device: req.device.clone(),
+                    });
+                }
+                if let Some(key) = policy.enrollment_key
+                    && !secrets_equal(key, req.enrollment_key.as_deref().unwrap_or(""))
+                {
+                    return Err(DbError::EnrollmentKey);
+                }
+                let token = new_token();
+                let hash = hash_token(&token);
+                let user = match user {
+                    Some(u) => u,
+                    None => {
+                        if policy.registration == Registration::Closed {
+                            return Err(DbError::RegistrationClosed);
+                        }
+                        let u = UserRec {
+                            id: next_id(&mut meta, "next_user_id")?,
+                            created_us: now,
+                        };
+                        users.insert(req.user.as_str(), enc(&u)?.as_slice())?;
+                        u
+                    }
+                };
+                let device = match device {
+                    // A device reset by the admin registers again and keeps its files and status.
+                    Some(d) => d,
+                    None => {
+                        let status = match policy.registration {
+                            Registration::Open => DeviceStatus::Active,
+                            Registration::Approve => DeviceStatus::Pending,
+                            Registration::Closed => return Err(DbError::RegistrationClosed),
+                        };
+                        DeviceRec {
+                            id: next_id(&mut meta, "next_device_id")?,
+                            token_hash: None,
+                            status,
+                            os: String::new(),
+                            os_version: String::new(),
+                            agent_version: String::new(),
+                            created_us: now,
+                            last_seen_us: now,
+                        }
+                    }
+                };
+                let mut device = touch(device);
+                device.token_hash = Some(hash);
+                tokens.insert(&hash, (user.id, device.id))?;
+                let status = device.status;
+                devices.insert((user.id, req.device.as_str()), enc(&device)?.as_slice())?;
+                LoginOutcome {
+                    token: Some(token),
+                    status,
+                }
+            }
+        };
+        txn.commit()?;
+        Ok(outcome)
+    }
+
+    /// The device of a token hash.
+    pub fn authenticate(&self, hash: &[u8; 32]) -> Result<Auth> {
+        let txn = self.read()?;
+        let Some((user_id, device_id)) = txn.open_table(TOKENS)?.get(hash)?.map(|g| g.value())
+        else {
+            return Err(DbError::Unauthorized);
+        };
+        let devices = txn.open_table(DEVICES)?;
+        user_devices(&devices, user_id)?
+            .into_iter()
+            .find(|(_, d)| d.id == device_id && d.token_hash.as_ref() == Some(hash))
+            .map(|(name, d)| Auth {
+                user_id,
+                device_id,
+                device: name,
+                status: d.status,
+            })
+            .ok_or(DbError::Unauthorized)
+    }
+
+    /// The distinct ids (in request order) that this user does not own or that the store lacks.
+    /// Answers only from the user's own chunks, so it reveals nothing about other users.
+    pub fn check(&self, user_id: u64, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
+        let txn = self.read()?;
+        let owned = txn.open_table(USER_CHUNKS)?;
+        let chunks = txn.open_table(CHUNKS)?;
+        let mut seen = HashSet::new();
+        let mut missing = Vec::new();
+        for id in ids {
+            if !seen.insert(*id) {
+                continue;
+            }
+            if owned.get((user_id, &id.0))?.is_none() || chunks.get(&id.0)?.is_none() {
+                missing.push(*id);
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Whether the chunk index knows `id` (from any user).
+    pub fn chunk_known(&self, id: &ChunkId) -> Result<bool> {
+        Ok(self.read()?.open_table(CHUNKS)?.get(&id.0)?.is_some())
+    }
+
+    /// Whether `user_id` owns `id` and the index has it.
+    pub fn owns_chunk(&self, user_id: u64, id: &ChunkId) -> Result<bool> {
+        let txn = self.read()?;
+        Ok(txn
+            .open_table(USER_CHUNKS)?
+            .get((user_id, &id.0))?
+            .is_some()
+            && txn.open_table(CHUNKS)?.get(&id.0)?.is_some())
+    }
+
+    /// Records the verified chunks of one upload request, all in one transaction. Returns the
+    /// number of chunks the index did not have before.
+    pub fn record_upload(&self, user_id: u64, list: &[UploadedChunk], now: i64) -> Result<u32> {
+        let txn = self.write()?;
+        let mut new = 0;
+        {
+            let mut chunks = txn.open_table(CHUNKS)?;
+            let mut owned = txn.open_table(USER_CHUNKS)?;
+            let mut meta = txn.open_table(META)?;
+            let mut added_bytes = 0u64;
+            for c in list {
+                let rec = match chunks.get(&c.id.0)?.map(|g| dec::<ChunkRec>(g.value())) {
+                    Some(r) => ChunkRec {
+                        last_touched_us: now,
+                        ..r?
+                    },
+                    None => {
+                        new += 1;
+                        added_bytes += c.stored_len;
+                        ChunkRec {
+                            stored_len: c.stored_len,
+                            plain_len: c.plain_len,
+                            refcount: 0,
+                            last_touched_us: now,
+                        }
+                    }
+                };
+                chunks.insert(&c.id.0, enc(&rec)?.as_slice())?;
+                owned.insert((user_id, &c.id.0), ())?;
+            }
+            let total = meta.get("stored_bytes")?.map(|g| g.value()).unwrap_or(0);
+            meta.insert("stored_bytes", total + added_bytes)?;
+        }
+        txn.commit()?;
+        Ok(new)
+    }
+
+    /// Every device of every user, for `device list`.
+    pub fn list_devices(&self) -> Result<Vec<DeviceRow>> {
+        let txn = self.read()?;
+        let mut names = std::collections::HashMap::new();
+        for row in txn.open_table(USERS)?.iter()? {
+            let (k, v) = row?;
+            names.insert(dec::<UserRec>(v.value())?.id, k.value().to_owned());
+        }
+        let mut out = Vec::new();
+        for row in txn.open_table(DEVICES)?.iter()? {
+            let (k, v) = row?;
+            let (user_id, device) = k.value();
+            out.push(DeviceRow {
+                user: names.get(&user_id).cloned().unwrap_or_default(),
+                device: device.to_owned(),
+                rec: dec(v.value())?,
+            });
+        }
+        out.sort_by(|a, b| (&a.user, &a.device).cmp(&(&b.user, &b.device)));
+        Ok(out)
+    }
+
+    /// Changes one device in a write transaction; `NotFound` when user or device is unknown.
+    fn update_device(
+        &self,
+        user: &str,
+        device: &str,
+        f: impl FnOnce(&mut DeviceRec, &mut redb::Table<&[u8; 32], (u64, u64)>) -> Result<()>,
+    ) -> Result<DeviceRec> {
+        let txn = self.write()?;
+        let rec = {
+            let users = txn.open_table(USERS)?;
+            let mut devices = txn.open_table(DEVICES)?;
+            let mut tokens = txn.open_table(TOKENS)?;
+            let user_id = users
+                .get(user)?
+                .map(|g| dec::<UserRec>(g.value()))
+                .transpose()?
+                .ok_or(DbError::NotFound)?
+                .id;
+            let mut rec: DeviceRec = devices
+                .get((user_id, device))?
+                .map(|g| dec(g.value()))
+                .transpose()?
+                .ok_or(DbError::NotFound)?;
+            f(&mut rec, &mut tokens)?;
+            devices.insert((user_id, device), enc(&rec)?.as_slice())?;
+            rec
+        };
+        txn.commit()?;
+        Ok(rec)
+    }
+
+    /// pending → active.
+    pub fn approve_device(&self, user: &str, device: &str) -> Result<DeviceRec> {
+        self.update_device(user, device, |rec, _| {
+            rec.status = DeviceStatus::Active;
+            Ok(())
+        })
+    }
+
+    /// Revokes the device's token so that the device can register again; its files stay.
+    pub fn reset_device(&self, user: &str, device: &str) -> Result<DeviceRec> {
+        self.update_device(user, device, |rec, tokens| {
+            if let Some(hash) = rec.token_hash.take() {
+                tokens.remove(&hash)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Gauges for `/metrics`.
+    pub fn stats(&self) -> Result<Stats> {
+        let txn = self.read()?;
+        Ok(Stats {
+            users: txn.open_table(USERS)?.len()?,
+            devices: txn.open_table(DEVICES)?.len()?,
+            versions: txn.open_table(VERSIONS)?.len()?,
+            chunks: txn.open_table(CHUNKS)?.len()?,
+            stored_bytes: txn
+                .open_table(META)?
+                .get("stored_bytes")?
+                .map(|g| g.value())
+                .unwrap_or(0),
+        })
+    }
+
+    /// The index record of a chunk (tests, verify).
+    pub fn chunk_record(&self, id: &ChunkId) -> Result<Option<ChunkRec>> {
+        self.read()?
+            .open_table(CHUNKS)?
+            .get(&id.0)?
+            .map(|g| dec(g.value()))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+mod versions;

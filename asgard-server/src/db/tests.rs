@@ -1,0 +1,366 @@
+use super::*;
+use asgard_core::protocol::{ChunkRef, CommitEntry, CommitOutcome, CommitResponse, FileMeta};
+
+fn open() -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("asgard.redb")).unwrap();
+    (dir, db)
+}
+
+fn req(user: &str, device: &str) -> LoginRequest {
+    LoginRequest {
+        protocol_version: 1,
+        user: user.into(),
+        device: device.into(),
+        os: "linux".into(),
+        os_version: "6".into(),
+        agent_version: "0.1".into(),
+        enrollment_key: None,
+    }
+}
+
+const OPEN: LoginPolicy<'static> = LoginPolicy {
+    registration: Registration::Open,
+    enrollment_key: None,
+};
+
+fn register(db: &Db, user: &str, device: &str) -> (String, Auth) {
+    let out = db.login(&req(user, device), None, OPEN, now_us()).unwrap();
+    let token = out.token.unwrap();
+    let auth = db.authenticate(&hash_token(&token)).unwrap();
+    (token, auth)
+}
+
+fn upload(db: &Db, a: &Auth, data: &[&[u8]]) -> Vec<ChunkId> {
+    let list: Vec<UploadedChunk> = data
+        .iter()
+        .map(|d| UploadedChunk {
+            id: ChunkId::of(d),
+            stored_len: d.len() as u64 + 1,
+            plain_len: d.len() as u32,
+        })
+        .collect();
+    db.record_upload(a.user_id, &list, now_us()).unwrap();
+    list.iter().map(|c| c.id).collect()
+}
+
+fn file(path: &str, parts: &[&[u8]]) -> CommitEntry {
+    let all: Vec<u8> = parts.concat();
+    CommitEntry::File {
+        path: RawPath::from(path),
+        meta: FileMeta {
+            size: all.len() as u64,
+            mtime_ns: 1,
+            mode: 0o644,
+            attributes: 0,
+            hash: ChunkId::of(&all),
+            params: ChunkParams::default(),
+            chunks: parts
+                .iter()
+                .map(|p| ChunkRef {
+                    id: ChunkId::of(p),
+                    len: p.len() as u32,
+                })
+                .collect(),
+        },
+    }
+}
+
+fn commit(db: &Db, a: &Auth, entries: &[CommitEntry], keep: u32) -> CommitResponse {
+    db.commit(a.user_id, a.device_id, entries, keep, now_us())
+        .unwrap()
+}
+
+fn refcount(db: &Db, data: &[u8]) -> u64 {
+    db.chunk_record(&ChunkId::of(data))
+        .unwrap()
+        .unwrap()
+        .refcount
+}
+
+#[test]
+fn token_hashing() {
+    let t = new_token();
+    assert!(t.starts_with("asg_") && t.len() == 68, "{t}");
+    assert_ne!(t, new_token());
+    assert_eq!(hash_token(&t), hash_token(&t));
+    assert_ne!(hash_token(&t), hash_token(&new_token()));
+    assert_eq!(hash_token("x"), *blake3::hash(b"x").as_bytes());
+    assert!(secrets_equal("k", "k") && !secrets_equal("k", "K"));
+}
+
+#[test]
+fn login_flows() {
+    let (_d, db) = open();
+    let (token, auth) = register(&db, "anna", "laptop");
+    assert_eq!(auth.status, DeviceStatus::Active);
+    let again = db.login(&req("anna", "laptop"), None, OPEN, 0);
+    assert!(matches!(again, Err(DbError::DeviceExists { .. })));
+    let ok = db
+        .login(&req("anna", "laptop"), Some(hash_token(&token)), OPEN, 0)
+        .unwrap();
+    assert_eq!(ok.token, None);
+    let wrong = db.login(&req("anna", "laptop"), Some(hash_token("asg_x")), OPEN, 0);
+    assert!(matches!(wrong, Err(DbError::Unauthorized)));
+    // A valid token of another device is not valid for this one.
+    let (token2, _) = register(&db, "anna", "desktop");
+    let other = db.login(&req("anna", "laptop"), Some(hash_token(&token2)), OPEN, 0);
+    assert!(matches!(other, Err(DbError::Unauthorized)));
+
+    db.reset_device("anna", "laptop").unwrap();
+    assert!(matches!(
+        db.authenticate(&hash_token(&token)),
+        Err(DbError::Unauthorized)
+    ));
+    let (new, auth2) = register(&db, "anna", "laptop");
+    assert_ne!(new, token);
+    assert_eq!(auth2.device_id, auth.device_id, "same device, files kept");
+
+    let closed = LoginPolicy {
+        registration: Registration::Closed,
+        enrollment_key: None,
+    };
+    assert!(matches!(
+        db.login(&req("bob", "pc"), None, closed, 0),
+        Err(DbError::RegistrationClosed)
+    ));
+    let approve = LoginPolicy {
+        registration: Registration::Approve,
+        enrollment_key: Some("geheim"),
+    };
+    assert!(matches!(
+        db.login(&req("bob", "pc"), None, approve, 0),
+        Err(DbError::EnrollmentKey)
+    ));
+    let mut r = req("bob", "pc");
+    r.enrollment_key = Some("geheim".into());
+    let out = db.login(&r, None, approve, 0).unwrap();
+    assert_eq!(out.status, DeviceStatus::Pending);
+    let hash = hash_token(&out.token.unwrap());
+    assert_eq!(
+        db.authenticate(&hash).unwrap().status,
+        DeviceStatus::Pending
+    );
+    db.approve_device("bob", "pc").unwrap();
+    assert_eq!(db.authenticate(&hash).unwrap().status, DeviceStatus::Active);
+    assert_eq!(db.list_devices().unwrap().len(), 3);
+    assert_eq!(db.stats().unwrap().users, 2);
+}
+
+#[test]
+fn check_answers_per_user() {
+    let (_d, db) = open();
+    let (_, a) = register(&db, "a", "d");
+    let (_, b) = register(&db, "b", "d");
+    let ids = upload(&db, &a, &[b"secret"]);
+    let other = ChunkId::of(b"other");
+    assert!(db.check(a.user_id, &[ids[0], ids[0]]).unwrap().is_empty());
+    assert_eq!(
+        db.check(b.user_id, &[ids[0], other, ids[0]]).unwrap(),
+        vec![ids[0], other]
+    );
+}
+
+#[test]
+fn missing_chunk_refuses_commit_and_writes_nothing() {
+    let (_d, db) = open();
+    let (_, a) = register(&db, "a", "d");
+    let (_, b) = register(&db, "b", "d");
+    upload(&db, &a, &[b"one"]);
+    upload(&db, &b, &[b"foreign"]);
+    // "two" was never uploaded; "foreign" belongs to another user.
+    let entries = [
+        file("/x", &[b"one"]),
+        file("/y", &[b"two", b"foreign", b"two"]),
+    ];
+    match db.commit(a.user_id, a.device_id, &entries, 4, now_us()) {
+        Err(DbError::MissingChunks(m)) => {
+            assert_eq!(m, vec![ChunkId::of(b"two"), ChunkId::of(b"foreign")])
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(db.stats().unwrap().versions, 0);
+    assert_eq!(refcount(&db, b"one"), 0);
+    let p = ListParams {
+        devices: DeviceSel::All,
+        prefix: None,
+        at_us: None,
+        after: None,
+        limit: 100,
+    };
+    assert!(db.list(a.user_id, &p).unwrap().0.is_empty());
+}
+
+#[test]
+fn retention_keeps_newest_and_adjusts_refcounts() {
+    let (_d, db) = open();
+    let (_, a) = register(&db, "a", "d");
+    let contents: Vec<Vec<u8>> = (0..6)
+        .map(|i| format!("content {i}").into_bytes())
+        .collect();
+    let mut ids = Vec::new();
+    let mut pruned = 0;
+    for c in &contents {
+        upload(&db, &a, &[b"shared", c]);
+        let r = commit(&db, &a, &[file("/f", &[b"shared", c, b"shared"])], 4);
+        ids.push(r.results[0].version_id.unwrap());
+        pruned += r.pruned_versions;
+    }
+    assert_eq!(pruned, 2);
+    assert_eq!(refcount(&db, b"content 0"), 0);
+    assert_eq!(refcount(&db, b"content 1"), 0);
+    for c in &contents[2..] {
+        assert_eq!(refcount(&db, c), 1);
+    }
+    // Two occurrences per retained version.
+    assert_eq!(refcount(&db, b"shared"), 8);
+    let p = ListParams {
+        devices: DeviceSel::Id(a.device_id),
+        prefix: None,
+        at_us: None,
+        after: None,
+        limit: 10,
+    };
+    let (files, _) = db.list(a.user_id, &p).unwrap();
+    let listed: Vec<u64> = files[0].versions.iter().map(|v| v.id).collect();
+    assert_eq!(listed, ids[2..].iter().rev().copied().collect::<Vec<_>>());
+    assert!(matches!(
+        db.find_version(a.user_id, a.device_id, Some(ids[0]), None, None, None),
+        Err(DbError::NotFound)
+    ));
+}
+
+#[test]
+fn unchanged_content_makes_no_version() {
+    let (_d, db) = open();
+    let (_, a) = register(&db, "a", "d");
+    upload(&db, &a, &[b"x"]);
+    let r1 = commit(&db, &a, &[file("/f", &[b"x"])], 4);
+    assert_eq!(r1.results[0].outcome, CommitOutcome::New);
+    let r2 = commit(&db, &a, &[file("/f", &[b"x"])], 4);
+    assert_eq!(r2.results[0].outcome, CommitOutcome::Unchanged);
+    assert_eq!(r2.results[0].version_id, r1.results[0].version_id);
+    assert_eq!(db.stats().unwrap().versions, 1);
+    assert_eq!(refcount(&db, b"x"), 1);
+}
+
+#[test]
+fn deletion_markers() {
+    let (_d, db) = open();
+    let (_, a) = register(&db, "a", "d");
+    upload(&db, &a, &[b"v1", b"v2"]);
+    let gone = CommitEntry::Deleted {
+        path: RawPath::from("/f"),
+    };
+    let r = commit(&db, &a, std::slice::from_ref(&gone), 1);
+    assert_eq!(r.results[0].outcome, CommitOutcome::AlreadyDeleted);
+    assert_eq!(r.results[0].version_id, None);
+    let v1 = commit(&db, &a, &[file("/f", &[b"v1"])], 1).results[0];
+    let t_before_delete = db
+        .find_version(a.user_id, a.device_id, v1.version_id, None, None, None)
+        .unwrap()
+        .1
+        .time_us;
+    let del = commit(&db, &a, std::slice::from_ref(&gone), 1).results[0];
+    assert_eq!(del.outcome, CommitOutcome::Deleted);
+    let again = commit(&db, &a, std::slice::from_ref(&gone), 1).results[0];
+    assert_eq!(again.outcome, CommitOutcome::AlreadyDeleted);
+    assert_eq!(again.version_id, del.version_id);
+    assert!(matches!(
+        db.find_version(
+            a.user_id,
+            a.device_id,
+            None,
+            None,
+            Some(&RawPath::from("/f")),
+            None
+        ),
+        Err(DbError::Deleted)
+    ));
+    let (id, _) = db
+        .find_version(
+            a.user_id,
+            a.device_id,
+            None,
+            None,
+            Some(&RawPath::from("/f")),
+            Some(t_before_delete),
+        )
+        .unwrap();
+    assert_eq!(Some(id), v1.version_id);
+    // Same content after a deletion is a new version, not "unchanged".
+    let back = commit(&db, &a, &[file("/f", &[b"v1"])], 1);
+    assert_eq!(back.results[0].outcome, CommitOutcome::New);
+    // keep = 1: the old content version and the marker before the retained one both go.
+    assert_eq!(back.pruned_versions, 2);
+    assert_eq!(refcount(&db, b"v1"), 1);
+    let changed = commit(&db, &a, &[file("/f", &[b"v2"])], 1);
+    assert_eq!(changed.results[0].outcome, CommitOutcome::Changed);
+    assert_eq!(db.stats().unwrap().versions, 1);
+}
+
+#[test]
+fn list_pages_prefix_and_time() {
+    let (_d, db) = open();
+    let (_, a) = register(&db, "a", "d1");
+    let (_, a2) = register(&db, "a", "d2");
+    upload(&db, &a, &[b"x"]);
+    let names = ["/home/a/1", "/home/a/2", "/home/b/3", "/home/a/4"];
+    for n in names {
+        commit(&db, &a, &[file(n, &[b"x"])], 4);
+    }
+    let t = db
+        .list(
+            a.user_id,
+            &ListParams {
+                devices: DeviceSel::All,
+                prefix: None,
+                at_us: None,
+                after: None,
+                limit: 100,
+            },
+        )
+        .unwrap()
+        .0
+        .iter()
+        .map(|f| f.versions[0].time_us)
+        .max()
+        .unwrap();
+    commit(&db, &a2, &[file("/home/a/5", &[b"x"])], 4);
+    let mut p = ListParams {
+        devices: DeviceSel::All,
+        prefix: Some(RawPath::from("/home/a")),
+        at_us: None,
+        after: None,
+        limit: 2,
+    };
+    let mut seen = Vec::new();
+    loop {
+        let (files, cursor) = db.list(a.user_id, &p).unwrap();
+        assert!(files.len() <= 2);
+        seen.extend(files.iter().map(|f| (f.device.clone(), f.path.lossy())));
+        match cursor {
+            Some(c) => p.after = Some(decode_cursor(&c).unwrap()),
+            None => break,
+        }
+    }
+    let want: Vec<(String, String)> = [
+        ("d1", "/home/a/1"),
+        ("d1", "/home/a/2"),
+        ("d1", "/home/a/4"),
+        ("d2", "/home/a/5"),
+    ]
+    .iter()
+    .map(|(d, n)| (d.to_string(), n.to_string()))
+    .collect();
+    assert_eq!(seen, want);
+    p.after = None;
+    p.limit = 100;
+    p.at_us = Some(t);
+    assert_eq!(db.list(a.user_id, &p).unwrap().0.len(), 3);
+    p.devices = DeviceSel::Named("nope".into());
+    assert!(matches!(
+        db.list(a.user_id, &p),
+        Err(DbError::UnknownDevice { .. })
+    ));
+}

@@ -1,0 +1,374 @@
+//! File versions: commit with retention, list and the lookup for restore.
+
+use std::collections::HashSet;
+
+use asgard_core::protocol::{CommitEntry, CommitOutcome, CommitResponse, CommitResult, FileEntry};
+use asgard_core::{ChunkId, RawPath};
+use redb::{ReadTransaction, ReadableTable};
+
+use super::{
+    CHUNKS, ChunkRec, DEVICES, Db, DbError, DeviceSel, ListParams, META, PATHS, PathRec, Result,
+    USER_CHUNKS, VERSIONS, VersionRec, dec, enc, encode_cursor, next_id, user_devices,
+};
+
+impl Db {
+    /// Commits versions for one device, all or nothing. See [`CommitOutcome`] for the outcomes;
+    /// retention keeps at most `keep` content versions per path.
+    pub fn commit(
+        &self,
+        user_id: u64,
+        device_id: u64,
+        entries: &[CommitEntry],
+        keep: u32,
+        now: i64,
+    ) -> Result<CommitResponse> {
+        let txn = self.write()?;
+        let response = {
+            let mut chunks = txn.open_table(CHUNKS)?;
+            let owned = txn.open_table(USER_CHUNKS)?;
+            let mut paths = txn.open_table(PATHS)?;
+            let mut versions = txn.open_table(VERSIONS)?;
+            let mut meta = txn.open_table(META)?;
+
+            // Presence and ownership are checked inside the transaction that adds the references.
+            let mut seen = HashSet::new();
+            let mut missing = Vec::new();
+            for e in entries {
+                if let CommitEntry::File { meta: m, .. } = e {
+                    for c in &m.chunks {
+                        if seen.insert(c.id)
+                            && (owned.get((user_id, &c.id.0))?.is_none()
+                                || chunks.get(&c.id.0)?.is_none())
+                        {
+                            missing.push(c.id);
+                        }
+                    }
+                }
+            }
+            if !missing.is_empty() {
+                return Err(DbError::MissingChunks(missing));
+            }
+
+            let last = meta.get("last_time_us")?.map(|g| g.value() as i64);
+            let time_us = last.map_or(now, |l| now.max(l + 1));
+            meta.insert("last_time_us", time_us as u64)?;
+
+            let mut results = Vec::with_capacity(entries.len());
+            let mut pruned = 0u32;
+            for e in entries {
+                let key_path = e.path().0.as_slice();
+                let mut prec: PathRec = paths
+                    .get((user_id, device_id, key_path))?
+                    .map(|g| dec(g.value()))
+                    .transpose()?
+                    .unwrap_or_default();
+                let newest: Option<(u64, VersionRec)> = match prec.versions.last() {
+                    Some(&id) => versions
+                        .get(id)?
+                        .map(|g| dec(g.value()).map(|v| (id, v)))
+                        .transpose()?,
+                    None => None,
+                };
+                let result = match e {
+                    CommitEntry::File { path, meta: m } => {
+                        if let Some((id, v)) = &newest
+                            && !v.deleted
+                            && v.hash == Some(m.hash.0)
+                            && v.size == m.size
+                        {
+                            results.push(CommitResult {
+                                outcome: CommitOutcome::Unchanged,
+                                version_id: Some(*id),
+                            });
+                            continue;
+                        }
+                        let outcome = match &newest {
+                            Some((_, v)) if !v.deleted => CommitOutcome::Changed,
+                            _ => CommitOutcome::New,
+                        };
+                        let rec = VersionRec {
+                            user_id,
+                            device_id,
+                            path: path.0.clone(),
+                            time_us,
+                            deleted: false,
+                            size: m.size,
+                            mtime_ns: m.mtime_ns,
+                            mode: m.mode,
+                            attributes: m.attributes,
+                            hash: Some(m.hash.0),
+                            params: m.params,
+                            chunks: m.chunks.iter().map(|c| (c.id.0, c.len)).collect(),
+                        };
+                        for (id, _) in &rec.chunks {
+                            adjust_refcount(&mut chunks, id, 1)?;
+                        }
+                        let id = next_id(&mut meta, "next_version_id")?;
+                        versions.insert(id, enc(&rec)?.as_slice())?;
+                        prec.versions.push(id);
+                        pruned += apply_retention(&mut prec, &mut versions, &mut chunks, keep)?;
+                        CommitResult {
+                            outcome,
+                            version_id: Some(id),
+                        }
+                    }
+                    CommitEntry::Deleted { path } => match &newest {
+                        Some((_, v)) if !v.deleted => {
+                            let rec = VersionRec {
+                                user_id,
+                                device_id,
+                                path: path.0.clone(),
+                                time_us,
+                                deleted: true,
+                                size: 0,
+                                mtime_ns: v.mtime_ns,
+                                mode: v.mode,
+                                attributes: v.attributes,
+                                hash: None,
+                                params: v.params,
+                                chunks: Vec::new(),
+                            };
+                            let id = next_id(&mut meta, "next_version_id")?;
+                            versions.insert(id, enc(&rec)?.as_slice())?;
+                            prec.versions.push(id);
+                            CommitResult {
+                                outcome: CommitOutcome::Deleted,
+                                version_id: Some(id),
+                            }
+                        }
+                        _ => {
+                            results.push(CommitResult {
+                                outcome: CommitOutcome::AlreadyDeleted,
+                                version_id: newest.as_ref().map(|(id, _)| *id),
+                            });
+                            continue;
+                        }
+                    },
+                };
+                paths.insert((user_id, device_id, key_path), enc(&prec)?.as_slice())?;
+                results.push(result);
+            }
+            CommitResponse {
+                results,
+                pruned_versions: pruned,
+            }
+        };
+        txn.commit()?;
+        Ok(response)
+    }
+
+    /// Resolves the device names of a user: (id, name) sorted by id.
+    fn select_devices(
+        txn: &ReadTransaction,
+        user_id: u64,
+        sel: &DeviceSel,
+    ) -> Result<Vec<(u64, String)>> {
+        let devices = txn.open_table(DEVICES)?;
+        let all = user_devices(&devices, user_id)?;
+        let mut out: Vec<(u64, String)> = match sel {
+            DeviceSel::All => all.into_iter().map(|(n, d)| (d.id, n)).collect(),
+            DeviceSel::Id(id) => all
+                .into_iter()
+                .filter(|(_, d)| d.id == *id)
+                .map(|(n, d)| (d.id, n))
+                .collect(),
+            DeviceSel::Named(name) => {
+                let found: Vec<_> = all
+                    .into_iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(n, d)| (d.id, n))
+                    .collect();
+                if found.is_empty() {
+                    return Err(DbError::UnknownDevice {
+                        device: name.clone(),
+                    });
+                }
+                found
+            }
+        };
+        out.sort();
+        Ok(out)
+    }
+
+    /// One page of paths and their versions (newest first).
+    pub fn list(&self, user_id: u64, p: &ListParams) -> Result<(Vec<FileEntry>, Option<String>)> {
+        let txn = self.read()?;
+        let devices = Self::select_devices(&txn, user_id, &p.devices)?;
+        let paths = txn.open_table(PATHS)?;
+        let versions = txn.open_table(VERSIONS)?;
+        let mut files = Vec::new();
+        let mut last_key = None;
+        for (device_id, device_name) in devices {
+            let start: (u64, u64, &[u8]) = match &p.after {
+                Some((d, _)) if *d > device_id => continue,
+                Some((d, path)) if *d == device_id => (user_id, device_id, path.as_slice()),
+                _ => (user_id, device_id, &[]),
+            };
+            let lower = match &p.after {
+                Some((d, _)) if *d == device_id => std::ops::Bound::Excluded(start),
+                _ => std::ops::Bound::Included(start),
+            };
+            let upper = std::ops::Bound::Excluded((user_id, device_id + 1, &[][..]));
+            for row in paths.range::<(u64, u64, &[u8])>((lower, upper))? {
+                let (k, v) = row?;
+                let path = RawPath(k.value().2.to_vec());
+                if let Some(prefix) = &p.prefix
+                    && !path.is_within(prefix)
+                {
+                    continue;
+                }
+                let prec: PathRec = dec(v.value())?;
+                let mut infos = Vec::new();
+                for &id in prec.versions.iter().rev() {
+                    let Some(g) = versions.get(id)? else { continue };
+                    let rec: VersionRec = dec(g.value())?;
+                    if p.at_us.is_none_or(|at| rec.time_us <= at) {
+                        infos.push(rec.info(id));
+                    }
+                }
+                if infos.is_empty() {
+                    continue;
+                }
+                if files.len() == p.limit {
+                    // One more match exists: the page ends after the last entry taken.
+                    let cursor = last_key.map(|(d, path): (u64, Vec<u8>)| encode_cursor(d, &path));
+                    return Ok((files, cursor));
+                }
+                last_key = Some((device_id, path.0.clone()));
+                files.push(FileEntry {
+                    path,
+                    device: device_name.clone(),
+                    versions: infos,
+                });
+            }
+        }
+        Ok((files, None))
+    }
+
+    /// The version to restore: by id (must belong to the user), or the newest of a path (at or
+    /// before `at_us` when given) on `device` (the calling device when `None`).
+    pub fn find_version(
+        &self,
+        user_id: u64,
+        calling_device: u64,
+        version_id: Option<u64>,
+        device: Option<&str>,
+        path: Option<&RawPath>,
+        at_us: Option<i64>,
+    ) -> Result<(u64, VersionRec)> {
+        let txn = self.read()?;
+        let versions = txn.open_table(VERSIONS)?;
+        let (id, rec) = if let Some(id) = version_id {
+            let rec: VersionRec = versions
+                .get(id)?
+                .map(|g| dec(g.value()))
+                .transpose()?
+                .ok_or(DbError::NotFound)?;
+            // Another user's version is reported exactly like a missing one.
+            if rec.user_id != user_id {
+                return Err(DbError::NotFound);
+            }
+            (id, rec)
+        } else {
+            let path = path.ok_or(DbError::NotFound)?;
+            let sel = match device {
+                Some(name) => DeviceSel::Named(name.to_owned()),
+                None => DeviceSel::Id(calling_device),
+            };
+            let (device_id, _) = Self::select_devices(&txn, user_id, &sel)?
+                .into_iter()
+                .next()
+                .ok_or(DbError::NotFound)?;
+            let prec: PathRec = txn
+                .open_table(PATHS)?
+                .get((user_id, device_id, path.0.as_slice()))?
+                .map(|g| dec(g.value()))
+                .transpose()?
+                .ok_or(DbError::NotFound)?;
+            let mut found = None;
+            for &id in prec.versions.iter().rev() {
+                let Some(g) = versions.get(id)? else { continue };
+                let rec: VersionRec = dec(g.value())?;
+                if at_us.is_none_or(|at| rec.time_us <= at) {
+                    found = Some((id, rec));
+                    break;
+                }
+            }
+            found.ok_or(DbError::NotFound)?
+        };
+        if rec.deleted {
+            return Err(DbError::Deleted);
+        }
+        Ok((id, rec))
+    }
+}
+
+/// Adds `delta` to a chunk's refcount. A chunk missing from the index or a count going below zero
+/// is a bug elsewhere: logged, never fatal for the commit.
+fn adjust_refcount(
+    chunks: &mut redb::Table<&[u8; 32], &[u8]>,
+    id: &[u8; 32],
+    delta: i64,
+) -> Result<()> {
+    let Some(mut rec) = chunks
+        .get(id)?
+        .map(|g| dec::<ChunkRec>(g.value()))
+        .transpose()?
+    else {
+        tracing::error!(chunk = %ChunkId(*id), "refcount change for a chunk missing from the index");
+        return Ok(());
+    };
+    rec.refcount = match rec.refcount.checked_add_signed(delta) {
+        Some(v) => v,
+        None => {
+            tracing::error!(chunk = %ChunkId(*id), "refcount would go below zero");
+            0
+        }
+    };
+    chunks.insert(id, enc(&rec)?.as_slice())?;
+    Ok(())
+}
+
+/// Keeps at most `keep` content versions of a path: drops the oldest content versions (and their
+/// chunk references) and then every deletion marker older than the oldest retained content version.
+/// Returns the number of versions dropped.
+fn apply_retention(
+    prec: &mut PathRec,
+    versions: &mut redb::Table<u64, &[u8]>,
+    chunks: &mut redb::Table<&[u8; 32], &[u8]>,
+    keep: u32,
+) -> Result<u32> {
+    let mut recs = Vec::with_capacity(prec.versions.len());
+    for &id in &prec.versions {
+        if let Some(g) = versions.get(id)? {
+            recs.push((id, dec::<VersionRec>(g.value())?));
+        }
+    }
+    let content = recs.iter().filter(|(_, v)| !v.deleted).count();
+    let mut excess = content.saturating_sub(keep as usize);
+    let mut kept = Vec::with_capacity(recs.len());
+    let mut pruned = 0;
+    let mut content_kept = false;
+    for (id, v) in recs {
+        let drop = if v.deleted {
+            !content_kept
+        } else if excess > 0 {
+            excess -= 1;
+            true
+        } else {
+            content_kept = true;
+            false
+        };
+        if drop {
+            for (chunk, _) in &v.chunks {
+                adjust_refcount(chunks, chunk, -1)?;
+            }
+            versions.remove(id)?;
+            pruned += 1;
+        } else {
+            kept.push(id);
+        }
+    }
+    prec.versions = kept;
+    Ok(pruned)
+}
