@@ -148,7 +148,15 @@ fn backup_change_list_and_restore_by_version_and_time() {
     );
 
     // Restore the whole folder as it was after the first backup, by time.
-    let t1 = versions(deep_e)[1]["time"].as_str().unwrap().to_owned();
+    // The end of the first run: its versions are committed in batches, so take the newest of them.
+    let t1 = list
+        .iter()
+        .map(|e| versions(e).last().unwrap())
+        .max_by_key(|v| v["id"].as_u64().unwrap())
+        .unwrap()["time"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let at_first = work.path().join("at-first");
     agent.ok([
         "restore".as_ref(),
