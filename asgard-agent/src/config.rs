@@ -148,6 +148,16 @@ mod tests {
         assert_eq!(c.compression_level, 3);
     }
 
+    /// The example in `fixtures/` parses and shows the defaults it claims.
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../../fixtures/agent.example.yaml");
+        let c = Config::parse(text, Path::new("agent.example.yaml")).unwrap();
+        assert_eq!(c.compression_level, Config::default().compression_level);
+        assert_eq!(c.user_folders, None);
+        assert!(c.server.url.is_some());
+    }
+
     #[test]
     fn full_file() {
         let text = "server:\n  url: https://h:1\n  fingerprint: ab:cd\nuser_folders: [/a, /b]\n\

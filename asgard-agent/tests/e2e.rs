@@ -584,3 +584,57 @@ fn windows_agent_under_wine_backs_up_and_restores() {
     ]);
     assert_same_tree(&before, &dest.join("Dokumente"));
 }
+
+/// Registration policies: with `approve` a new device waits for the admin (`device approve`), and an
+/// enrollment key is required from every new device.
+#[test]
+fn approval_and_enrollment_key_gate_new_devices() {
+    let mut server = Server::start_with_config(Some(
+        "registration: approve\nenrollment_key: \"Donnerkeil\"\n",
+    ));
+    let agent = Agent::new("frida", &server);
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("f.txt"), b"hallo").unwrap();
+
+    // Without the key: refused, nothing registered.
+    let out = agent.run(["login"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Registrierungsschlüssel"));
+
+    // With the key: registered, but pending until approved.
+    let cfg = work.path().join("agent.yaml");
+    std::fs::write(&cfg, "enrollment_key: \"Donnerkeil\"\n").unwrap();
+    let with_key = |args: &[&str]| {
+        let mut c = agent.command();
+        c.arg("--config").arg(&cfg).args(args);
+        c.output().unwrap()
+    };
+    let out = with_key(&["backup", work.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Freigabe"));
+
+    // The admin approves (the device commands need the server stopped).
+    server.stop();
+    let out = std::process::Command::new(server_bin())
+        .args(["device", "approve", "frida", "testhost", "--data-dir"])
+        .arg(server.data_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.restart_stopped();
+    let out = with_key(&["backup", "--json", work.path().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        agent.list(None).len(),
+        2,
+        "agent.yaml and f.txt are backed up"
+    );
+}

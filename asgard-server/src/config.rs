@@ -181,6 +181,14 @@ mod tests {
         assert!(text.contains("/etc/asgard.yaml"), "{text}");
     }
 
+    /// `config.example.yaml` documents every default: parsed, it is the default config.
+    #[test]
+    fn example_config_shows_the_defaults() {
+        let text = include_str!("../../config.example.yaml");
+        let c = Config::from_yaml(text, Path::new("config.example.yaml")).unwrap();
+        assert_eq!(c, Config::default());
+    }
+
     #[test]
     fn keep_versions_zero_is_refused() {
         assert!(Config::from_yaml("keep_versions: 0\n", Path::new("x")).is_err());

@@ -97,6 +97,12 @@ impl Server {
     /// Stops and starts the server again on the same data dir and port.
     pub fn restart(&mut self) {
         self.stop();
+        self.restart_stopped();
+    }
+
+    /// Starts a stopped server again on the same data dir and port.
+    pub fn restart_stopped(&mut self) {
+        assert!(self.child.is_none(), "server is still running");
         let addr = self.addr().to_owned();
         let (child, url) = spawn_server(&self.data_dir(), self.config.as_deref(), &addr).unwrap();
         self.child = Some(child);
