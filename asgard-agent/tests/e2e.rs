@@ -638,3 +638,42 @@ fn approval_and_enrollment_key_gate_new_devices() {
         "agent.yaml and f.txt are backed up"
     );
 }
+
+/// The agent pins the server certificate: trusted on first use and remembered; a different
+/// certificate later is a hard error, and so is one that differs from `server.fingerprint`.
+#[test]
+fn changed_server_certificate_is_refused() {
+    let mut server = Server::start();
+    let agent = Agent::new("gerd", &server);
+    let out = agent.ok(["login"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ersten Kontakt vertraut"));
+    let out = agent.ok(["login"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("ersten Kontakt vertraut"));
+
+    // Same server and port, new certificate.
+    server.stop();
+    std::fs::remove_dir_all(server.data_dir().join("tls")).unwrap();
+    server.restart_stopped();
+    let out = agent.run(["login"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("hat sich geändert"), "{err}");
+
+    // A configured pin that does not match refuses a fresh agent too.
+    let fresh = Agent::new("hanna", &server);
+    let cfg = fresh.state.path().join("agent.yaml");
+    std::fs::write(
+        &cfg,
+        format!("server:\n  fingerprint: \"{}\"\n", "AB:".repeat(31) + "AB"),
+    )
+    .unwrap();
+    let out = fresh
+        .command()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("login")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hat sich geändert"));
+}
