@@ -284,7 +284,17 @@ fn two_users_share_storage_but_not_data() {
         &json!({ "path": a_dir.join("geheim.txt").to_str().unwrap() }),
     );
     assert_eq!(st, 404);
-    let secret_chunk = ChunkId::of(b"alice's secret").to_hex();
+    // Knowing the hash of alice's chunk does not let bob reference it in a version of his own.
+    let secret_hash = ChunkId::of(b"alice's secret");
+    let steal = json!({ "entries": [{
+        "kind": "file", "path": "/tmp/stolen.txt",
+        "meta": { "size": 14, "mtime_ns": 0, "mode": 420, "attributes": 0,
+                  "hash": secret_hash, "params": ChunkParams::default(),
+                  "chunks": [{ "id": secret_hash, "len": 14 }] } }] });
+    let (st, body) = api.post_json("/api/commit", Some(&bob.token()), &steal);
+    assert_eq!(st, 409, "{body}");
+    assert_eq!(body["missing"], json!([secret_hash]));
+    let secret_chunk = secret_hash.to_hex();
     let (st, _) = api.get(&format!("/api/chunks/{secret_chunk}"), Some(&bob.token()));
     assert_eq!(st, 404);
     let (st, body) = api.get(&format!("/api/chunks/{secret_chunk}"), Some(&alice.token()));
