@@ -1,13 +1,11 @@
-//! End-to-end tests: the real `asgard-server` binary on 127.0.0.1 (ephemeral port, temp data dir)
-//! and the real `asgard-agent` binary against it over HTTPS.
-
-mod common;
+//! The foundation: backup, list and restore end to end, dedupe, isolation, versions, restart, pinning,
+//! registration policies, the README's quick start and the Windows agent under Wine.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::common::*;
 use asgard_core::{ChunkId, ChunkParams, stored};
-use common::*;
 use serde_json::{Value, json};
 
 /// The entry of `list --json` whose path ends with `name`.

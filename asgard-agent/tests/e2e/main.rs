@@ -1,0 +1,5 @@
+//! End-to-end tests: the real `asgard-server` binary on 127.0.0.1 (ephemeral port, temp data dir)
+//! and the real `asgard-agent` binary against it over HTTPS. One test binary; one module per area.
+
+mod common;
+mod foundation;
