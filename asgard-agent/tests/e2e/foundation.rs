@@ -228,6 +228,15 @@ fn chunk_ids(data: &[u8]) -> Vec<ChunkId> {
         .collect()
 }
 
+/// A hand-made commit body: one file at `path` made of the single chunk `id`.
+fn one_chunk_commit(path: &str, id: ChunkId, len: u32) -> Value {
+    json!({ "entries": [{
+        "kind": "file", "path": path,
+        "meta": { "size": len, "mtime_ns": 0, "mode": 0o644, "attributes": 0,
+                  "hash": id, "params": ChunkParams::default(),
+                  "chunks": [{ "id": id, "len": len }] } }] })
+}
+
 /// Acceptance 3: the same 20 MiB file from two users is stored once; check still asks the second
 /// user for it; neither user can list or restore the other's files.
 #[test]
@@ -284,11 +293,7 @@ fn two_users_share_storage_but_not_data() {
     assert_eq!(st, 404);
     // Knowing the hash of alice's chunk does not let bob reference it in a version of his own.
     let secret_hash = ChunkId::of(b"alice's secret");
-    let steal = json!({ "entries": [{
-        "kind": "file", "path": "/tmp/stolen.txt",
-        "meta": { "size": 14, "mtime_ns": 0, "mode": 420, "attributes": 0,
-                  "hash": secret_hash, "params": ChunkParams::default(),
-                  "chunks": [{ "id": secret_hash, "len": 14 }] } }] });
+    let steal = one_chunk_commit("/tmp/stolen.txt", secret_hash, 14);
     let (st, body) = api.post_json("/api/commit", Some(&bob.token()), &steal);
     assert_eq!(st, 409, "{body}");
     assert_eq!(body["missing"], json!([secret_hash]));
@@ -343,11 +348,7 @@ fn server_refuses_bad_input() {
 
     // A commit that references an absent chunk is refused with that id.
     let absent = ChunkId::of(b"never uploaded");
-    let commit = json!({ "entries": [{
-        "kind": "file", "path": "/x/y.txt",
-        "meta": { "size": 14, "mtime_ns": 0, "mode": 420, "attributes": 0,
-                  "hash": absent, "params": ChunkParams::default(),
-                  "chunks": [{ "id": absent, "len": 14 }] } }] });
+    let commit = one_chunk_commit("/x/y.txt", absent, 14);
     let (st, body) = api.post_json("/api/commit", Some(&token), &commit);
     assert_eq!(st, 409, "{body}");
     assert_eq!(body["code"], "missing_chunks");
