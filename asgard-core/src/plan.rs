@@ -226,10 +226,16 @@ struct Candidate {
     option: Option<OptionalRoot>,
 }
 
+/// The roots to consider, and the optional roots that are not enabled.
+struct Candidates {
+    roots: Vec<Candidate>,
+    not_enabled: Vec<(String, OptionalRoot)>,
+}
+
 fn candidates(
     input: &PlanInput<'_>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(Vec<Candidate>, Vec<(String, OptionalRoot)>), RuleError> {
+) -> Result<Candidates, RuleError> {
     let w = input.windows;
     if w && input.scope == Scope::System {
         return Err(RuleError::SystemScopeOnWindows);
@@ -299,7 +305,7 @@ fn candidates(
             not_enabled.push((path, option));
         }
     }
-    Ok((roots, not_enabled))
+    Ok(Candidates { roots, not_enabled })
 }
 
 /// Builds the plan. `probe` tells what exists at a root (the agent asks the file system; tests
@@ -318,12 +324,12 @@ pub fn build(
         rules.push(Rule::prefix(a, &normalize_root(a, w), RuleOrigin::Agent, w));
     }
     let rule_set = RuleSet::new(w, rules.clone())?;
-    let (candidates, not_enabled) = candidates(input, env)?;
+    let Candidates { roots, not_enabled } = candidates(input, env)?;
 
     let mut included: Vec<IncludedRoot> = Vec::new();
     let mut excluded = Vec::new();
     let mut seen: Vec<RawPath> = Vec::new();
-    for c in candidates {
+    for c in roots {
         let path = RawPath::from(normalize_root(&c.path, w).as_str());
         if seen.iter().any(|s| s.is_within(&path) && path.is_within(s)) {
             continue;
@@ -775,7 +781,7 @@ mod tests {
             build(&input, &env_of(BOB), &all_dirs).unwrap_err(),
             RuleError::SystemScopeOnWindows
         );
-        let bad = ["[x".to_owned()];
+        let bad = ["{x".to_owned()];
         let input = PlanInput {
             blacklist: &bad,
             ..Default::default()

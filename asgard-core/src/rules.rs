@@ -311,6 +311,8 @@ impl Rule {
             .literal_separator(true)
             .case_insensitive(windows)
             .backslash_escape(!windows)
+            // As in `.asgardignore` (and git): an unclosed `[` is a literal.
+            .allow_unclosed_class(true)
             .build()
             .map_err(|e| RuleError::Invalid {
                 rule: self.rule.clone(),
@@ -376,7 +378,7 @@ impl RuleSet {
         let root = self.normalize(root);
         let mut set = self.clone();
         set.prefixes
-            .retain(|(_, p)| !(root.is_within(p) && !p.is_within(&root)));
+            .retain(|(_, p)| !root.is_within(p) || p.is_within(&root));
         set
     }
 
@@ -595,7 +597,7 @@ mod tests {
             (r.kind, r.pattern.as_str()),
             (RuleKind::Glob, "C:/Users/*/Videos")
         );
-        for bad in ["", "  ", "!keep", "[unclosed"] {
+        for bad in ["", "  ", "!keep", "{unclosed"] {
             assert!(
                 Rule::parse(bad, RuleOrigin::Configured, false, &linux_env).is_err(),
                 "{bad}"
