@@ -71,7 +71,9 @@ pub fn build(
                 .iter()
                 .find(|r| m.is_within(&r.path) && !r.path.is_within(&m))
                 .map(|r| r.path.to_path_buf());
+            // The walk checks folders only (a file bind-mounted into a root is still read).
             if let Some(root) = root
+                && mount.is_dir()
                 && !platform::same_device(&mount, &root)
             {
                 plan.add_other_filesystem(m);
@@ -140,6 +142,13 @@ fn origin_text(o: RuleOrigin, lang: Lang) -> &'static str {
 
 fn reason_text(path: &RawPath, reason: &ExcludeReason, lang: Lang) -> String {
     match (reason, lang) {
+        (
+            ExcludeReason::Blacklist {
+                origin: RuleOrigin::Agent,
+                ..
+            },
+            _,
+        ) => origin_text(RuleOrigin::Agent, lang).to_owned(),
         (ExcludeReason::Blacklist { rule, origin }, _) if *rule == path.lossy() => {
             format!(
                 "{} ({})",
@@ -302,6 +311,7 @@ mod tests {
         );
     }
 
+    #[cfg(unix)]
     #[test]
     fn config_scope_and_state_folder() {
         let config = Config {
@@ -330,5 +340,58 @@ mod tests {
         );
         let (system, _) = for_backup(&config, true, None, &env).unwrap();
         assert_eq!(system.scope, Scope::System);
+    }
+
+    /// Windows (under Wine in CI): the default plan for the real profile.
+    #[cfg(windows)]
+    #[test]
+    fn default_plan_for_the_real_profile() {
+        let profile = platform::real_env("USERPROFILE").expect("USERPROFILE is set");
+        let user = platform::real_env("USERNAME").expect("USERNAME is set");
+        assert!(
+            profile.to_lowercase().ends_with(&user.to_lowercase()),
+            "{profile} / {user}"
+        );
+        let plan = build(&Config::default(), false, None, &platform::real_env).unwrap();
+        assert!(plan.windows);
+        let included: Vec<String> = plan.included.iter().map(|r| r.path.lossy()).collect();
+        for d in ["Documents", "Desktop", "Pictures"] {
+            let want = format!("{profile}\\{d}");
+            let missing = plan
+                .excluded
+                .iter()
+                .any(|e| e.path.lossy() == want && e.reason == ExcludeReason::Missing);
+            assert!(
+                included.contains(&want) || missing,
+                "{want} not in {plan:#?}"
+            );
+        }
+        assert!(
+            included.iter().any(|p| p.ends_with("\\Documents")),
+            "Documents exists in every profile: {included:?}"
+        );
+        let local = format!("{profile}\\AppData\\Local");
+        assert!(plan.excluded.iter().any(|e| e.path.lossy() == local
+            && matches!(
+                e.reason,
+                ExcludeReason::Blacklist {
+                    origin: RuleOrigin::Default,
+                    ..
+                }
+            )));
+        let rules = plan.rule_set();
+        assert!(rules.excludes(
+            &RawPath::from(format!("{local}\\Temp\\x.tmp").as_str()),
+            false
+        ));
+        assert!(rules.excludes(&RawPath::from(local.to_uppercase().as_str()), true));
+        assert!(!rules.excludes(
+            &RawPath::from(format!("{profile}\\Documents\\a.txt").as_str()),
+            false
+        ));
+        assert!(plan.excluded.iter().any(|e| e.reason
+            == ExcludeReason::NotEnabled {
+                option: asgard_core::plan::OptionalRoot::Downloads
+            }));
     }
 }

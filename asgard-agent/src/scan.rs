@@ -624,12 +624,18 @@ mod tests {
         let file = deep.join("deep file.txt");
         std::fs::write(&file, b"deep").unwrap();
         assert!(file.as_os_str().len() > 260);
+        std::fs::write(deep.join("keep.dat"), b"k").unwrap();
         let found = run(&[dir.path().to_owned()], &rules_of(&[]));
         assert_eq!(found[&file], ["file"], "{found:?}");
-        assert_eq!(found.len(), 1);
-        // A `\\?\` root works too, and Windows rules still match below it.
+        assert_eq!(found.len(), 2);
+        // A `\\?\` root works too, and Windows rules (any case) still match below it.
         let verbatim = PathBuf::from(format!(r"\\?\{}", dir.path().display()));
         let found = run(std::slice::from_ref(&verbatim), &rules_of(&["*.TXT"]));
-        assert!(found.is_empty(), "{found:?}");
+        let names: Vec<_> = found
+            .keys()
+            .map(|p| p.file_name().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["keep.dat"], "{found:?}");
+        assert!(found.keys().all(|p| p.as_os_str().len() > 260));
     }
 }
