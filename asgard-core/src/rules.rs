@@ -404,6 +404,10 @@ impl RuleSet {
             path.0
         };
         let candidate = Candidate::from_bytes(&slashed);
+        // Most paths match nothing: answer those without collecting matches.
+        if !self.globs.is_match_candidate(&candidate) {
+            return None;
+        }
         self.globs
             .matches_candidate(&candidate)
             .into_iter()
