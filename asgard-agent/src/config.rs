@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use asgard_core::Lang;
+use asgard_core::plan::{OptionalRoot, Scope};
 use serde::Deserialize;
 
 use crate::platform;
@@ -28,9 +29,22 @@ pub struct ServerSection {
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerSection,
-    /// Folders that `backup` without a path saves. Default: `$HOME` on Linux; Documents, Desktop
-    /// and Pictures under `%USERPROFILE%` on Windows.
-    pub user_folders: Option<Vec<PathBuf>>,
+    /// Folders that `backup` without a path saves (placeholders `~`, `$HOME`, `$USER`,
+    /// `%USERPROFILE%`, `%USERNAME%` allowed). Default: none = the built-in roots: `$HOME` on Linux
+    /// (`/home`, `/etc`, `/opt`, `/srv`, `/root` with `scope: system`); Documents, Desktop and
+    /// Pictures under `%USERPROFILE%` on Windows.
+    pub user_folders: Option<Vec<String>>,
+    /// Extra exclusion rules (path prefixes or gitignore-style globs), added to the built-in never
+    /// list. Default: none.
+    pub blacklist: Vec<String>,
+    /// Optional roots to back up: `downloads`, `appdata_roaming` (Windows), `docker`, `libvirt`
+    /// (Linux, system scope). Default: none.
+    pub include_optional: Vec<OptionalRoot>,
+    /// `user` (the user's folders) or `system` (Linux: the machine; same as `--system`).
+    /// Default: `user`.
+    pub scope: Scope,
+    /// Whether a walk may enter other file systems mounted inside a root. Default: false.
+    pub cross_filesystems: bool,
     /// Key required by a server that only admits enrolled devices. Default: none.
     pub enrollment_key: Option<String>,
     /// `de` or `en`. Default: German unless `LANG` starts with `en`.
@@ -46,6 +60,10 @@ impl Default for Config {
         Config {
             server: ServerSection::default(),
             user_folders: None,
+            blacklist: Vec::new(),
+            include_optional: Vec::new(),
+            scope: Scope::User,
+            cross_filesystems: false,
             enrollment_key: None,
             language: None,
             compression_level: 3,
@@ -124,12 +142,12 @@ impl Config {
         }
     }
 
-    /// The folders `backup` saves by default.
+    /// The roots `backup` walks by default (the plan's scan roots for the configured scope;
+    /// empty when no plan can be built: `asgard-agent plan` names the reason).
     pub fn user_folders(&self, env: impl Fn(&str) -> Option<String>) -> Vec<PathBuf> {
-        match &self.user_folders {
-            Some(f) => f.clone(),
-            None => platform::default_user_folders(platform::WINDOWS, env),
-        }
+        crate::plan::build(self, false, None, &env)
+            .map(|p| p.scan_roots().iter().map(|r| r.to_path_buf()).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -156,18 +174,36 @@ mod tests {
         assert_eq!(c.compression_level, Config::default().compression_level);
         assert_eq!(c.user_folders, None);
         assert!(c.server.url.is_some());
+        let d = Config::default();
+        assert_eq!(c.blacklist, d.blacklist);
+        assert_eq!(c.include_optional, d.include_optional);
+        assert_eq!(c.scope, d.scope);
+        assert_eq!(c.cross_filesystems, d.cross_filesystems);
     }
 
     #[test]
     fn full_file() {
         let text = "server:\n  url: https://h:1\n  fingerprint: ab:cd\nuser_folders: [/a, /b]\n\
-                    enrollment_key: k\nlanguage: de\ncompression_level: 0\ndevice_name: pc1\n";
+                    enrollment_key: k\nlanguage: de\ncompression_level: 0\ndevice_name: pc1\n\
+                    blacklist: ['*.tmp', '~/.cache/']\ninclude_optional: [docker, libvirt]\n\
+                    scope: system\ncross_filesystems: true\n";
         let c = Config::parse(text, Path::new("x.yaml")).unwrap();
         assert_eq!(c.server.url.as_deref(), Some("https://h:1"));
         assert_eq!(c.server.fingerprint.as_deref(), Some("ab:cd"));
         assert_eq!(c.user_folders.as_ref().unwrap().len(), 2);
         assert_eq!(c.compression_level, 0);
         assert_eq!(c.device_name.as_deref(), Some("pc1"));
+        assert_eq!(c.blacklist, ["*.tmp", "~/.cache/"]);
+        assert_eq!(
+            c.include_optional,
+            [OptionalRoot::Docker, OptionalRoot::Libvirt]
+        );
+        assert_eq!(c.scope, Scope::System);
+        assert!(c.cross_filesystems);
+        let err = Config::parse("include_optional: [dokker]\n", Path::new("x.yaml")).unwrap_err();
+        assert!(err.to_string().contains("dokker"), "{err}");
+        let err = Config::parse("scope: machine\n", Path::new("x.yaml")).unwrap_err();
+        assert!(err.to_string().contains("machine"), "{err}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use asgard_agent::config::Config;
 use asgard_agent::session::{self, Ctx};
-use asgard_agent::{backup, list, platform, restore, timefmt};
+use asgard_agent::{backup, list, plan, platform, restore, timefmt};
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +43,16 @@ enum Command {
         /// Zusammenfassung als JSON / summary as JSON
         #[arg(long)]
         json: bool,
+    },
+    /// Zeigen, was gesichert wird und warum etwas nicht / show what is backed up and why not
+    #[command(after_long_help = plan::JSON_HELP)]
+    Plan {
+        /// Als JSON (Aufbau: siehe --help) / as JSON (shape: see --help)
+        #[arg(long)]
+        json: bool,
+        /// Den ganzen Rechner statt der Benutzerordner (Linux, als root) / the whole machine
+        #[arg(long)]
+        system: bool,
     },
     /// Gesicherte Dateien und Versionen zeigen / list backed-up files
     List {
@@ -161,6 +171,7 @@ async fn run(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Login => login(ctx).await,
         Command::Backup { paths, json } => backup::run(ctx, paths, json).await,
+        Command::Plan { json, system } => plan::run(ctx, json, system),
         Command::List {
             path,
             json,

@@ -77,22 +77,6 @@ pub fn default_state_dir(windows: bool, env: impl Fn(&str) -> Option<String>) ->
     Some(base.join("asgard"))
 }
 
-/// The folders `backup` saves when neither the command line nor the config names any: `$HOME` on
-/// Unix; Documents, Desktop and Pictures under `%USERPROFILE%` on Windows.
-pub fn default_user_folders(windows: bool, env: impl Fn(&str) -> Option<String>) -> Vec<PathBuf> {
-    if windows {
-        match env("USERPROFILE") {
-            Some(p) => ["Documents", "Desktop", "Pictures"]
-                .iter()
-                .map(|d| PathBuf::from(&p).join(d))
-                .collect(),
-            None => Vec::new(),
-        }
-    } else {
-        env("HOME").map(PathBuf::from).into_iter().collect()
-    }
-}
-
 /// Modification time in nanoseconds since the Unix epoch (negative before 1970; 0 if unknown).
 pub fn mtime_ns(meta: &Metadata) -> i64 {
     meta.modified().map(system_time_to_ns).unwrap_or(0)
@@ -176,6 +160,84 @@ pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
     opts.open(path)
 }
 
+/// What a file that is neither a regular file, a folder nor a link is (German, shown in reports).
+pub fn special_file_kind(ft: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_fifo() {
+            return "benannte Pipe (FIFO)";
+        }
+        if ft.is_socket() {
+            return "Socket";
+        }
+        if ft.is_block_device() {
+            return "Blockgerät";
+        }
+        if ft.is_char_device() {
+            return "Zeichengerät";
+        }
+    }
+    let _ = ft;
+    "besonderer Dateityp"
+}
+
+/// The mount points of this machine (Linux: `/proc/self/mountinfo`); empty elsewhere or when
+/// unknown.
+pub fn mount_points() -> Vec<PathBuf> {
+    if cfg!(target_os = "linux")
+        && let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo")
+    {
+        return parse_mountinfo(&text);
+    }
+    Vec::new()
+}
+
+/// Mount points from `mountinfo` text (field 5; `\040`-style octal escapes decoded).
+fn parse_mountinfo(text: &str) -> Vec<PathBuf> {
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|field| {
+            let b = field.as_bytes();
+            let mut out = Vec::with_capacity(b.len());
+            let mut i = 0;
+            while i < b.len() {
+                let octal = b
+                    .get(i + 1..i + 4)
+                    .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+                match (b[i], octal) {
+                    (b'\\', Some(d)) => {
+                        out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                        i += 4;
+                    }
+                    (c, _) => {
+                        out.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            asgard_core::path::bytes_to_path(&out)
+        })
+        .collect()
+}
+
+/// Whether two existing paths lie on the same file system (Unix device ids; true when unknown).
+pub fn same_device(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(x), Ok(y)) => x.dev() == y.dev(),
+            _ => true,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,12 +291,7 @@ mod tests {
             default_state_dir(false, &env).unwrap(),
             PathBuf::from("/d/asgard")
         );
-        assert_eq!(
-            default_user_folders(false, &env),
-            vec![PathBuf::from("/home/a")]
-        );
         let env = env_of(&[("USERPROFILE", "C:\\Users\\Bob")]);
-        assert_eq!(default_user_folders(true, &env).len(), 3);
         assert!(default_state_dir(true, &env).is_none());
     }
 
@@ -244,6 +301,16 @@ mod tests {
         for ns in [0, 100, 1_700_000_000_123_456_700, -5_000_000_100] {
             assert_eq!(system_time_to_ns(ns_to_system_time(ns)), ns);
         }
+    }
+
+    #[test]
+    fn mountinfo_mount_points() {
+        let text = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n\
+                    40 22 0:35 / /home/a/my\\040disk rw - fuse x rw\n";
+        assert_eq!(
+            parse_mountinfo(text),
+            [PathBuf::from("/"), PathBuf::from("/home/a/my disk")]
+        );
     }
 
     #[test]

@@ -9,16 +9,22 @@
 //!   size-bounded, hash-checked decoder;
 //! - [`RawPath`]: a path exactly as it was on the device, including names that are not valid UTF-8;
 //! - [`protocol`]: every type that crosses the wire between agent and server;
-//! - [`lang`]: the language choice for user-facing text (German by default).
+//! - [`lang`]: the language choice for user-facing text (German by default);
+//! - [`rules`] and [`plan`]: what is backed up by default, exclusion rules (prefixes and
+//!   gitignore-style globs, Windows paths matched without regard to case or slash) and the plan.
 
 pub mod chunker;
 pub mod id;
 pub mod lang;
 pub mod path;
+pub mod plan;
 pub mod protocol;
+pub mod rules;
 pub mod stored;
 
 pub use chunker::ChunkParams;
 pub use id::{ChunkId, ParseIdError};
 pub use lang::Lang;
 pub use path::RawPath;
+pub use plan::{Plan, Scope};
+pub use rules::{Rule, RuleSet};
