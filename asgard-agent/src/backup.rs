@@ -11,12 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use asgard_core::protocol::{ChunkRef, CommitEntry, FileMeta};
+use asgard_core::protocol::{ChunkRef, CommitEntry, FileMeta, RunSummary};
 use asgard_core::{ChunkId, ChunkParams, Lang, RawPath};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::platform;
+use crate::progress::Progress;
+use crate::runlog::RunLog;
 use crate::session::{self, Ctx};
 use crate::timefmt::{human_bytes, seconds};
 use crate::upload::Uploader;
@@ -59,10 +61,16 @@ struct JsonSummary {
     errors: Vec<String>,
 }
 
-pub async fn run(ctx: &Ctx, paths: Vec<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    ctx: &Ctx,
+    paths: Vec<PathBuf>,
+    json: bool,
+    log: &RunLog,
+) -> anyhow::Result<ExitCode> {
     let lang = ctx.lang;
     let started = Instant::now();
     let session = session::connect(ctx).await?;
+    log.attach_client(&session.client);
     if !session::is_active(&session.login) {
         eprintln!("{}", session::pending_message(lang, &session.login));
         return Ok(ExitCode::from(1));
@@ -90,10 +98,13 @@ pub async fn run(ctx: &Ctx, paths: Vec<PathBuf>, json: bool) -> anyhow::Result<E
         );
     }
 
+    tracing::info!(roots = ?absolute, "backup roots");
+    let progress = Progress::for_run(json, lang);
     let (tx, mut rx) = mpsc::channel::<Msg>(16);
+    let reader_progress = progress.clone();
     let reader = std::thread::spawn(move || {
         let mut r = ScanReport::default();
-        scan(&absolute, &tx, lang, &mut r);
+        scan(&absolute, &tx, lang, &mut r, &reader_progress);
         r
     });
 
@@ -127,10 +138,27 @@ pub async fn run(ctx: &Ctx, paths: Vec<PathBuf>, json: bool) -> anyhow::Result<E
 
     let s = uploader.stats;
     let duration = started.elapsed();
+    progress.finish();
+    let mut errors = report.root_errors.clone();
+    errors.extend(report.unreadable.iter().cloned());
+    errors.extend(report.warnings.iter().cloned());
+    log.record(
+        RunSummary {
+            files_seen: report.files_seen,
+            files_new: s.files_new,
+            files_changed: s.files_changed,
+            files_unchanged: s.files_unchanged,
+            files_deleted: 0,
+            files_skipped: report.files_skipped,
+            bytes_read: report.bytes_read,
+            bytes_sent: s.bytes_sent,
+            bytes_new: s.bytes_new,
+            versions_created: s.versions_created,
+            duration_s: duration.as_secs_f64(),
+        },
+        &errors,
+    );
     if json {
-        let mut errors = report.root_errors.clone();
-        errors.extend(report.unreadable.iter().cloned());
-        errors.extend(report.warnings.iter().cloned());
         let summary = JsonSummary {
             files_seen: report.files_seen,
             files_new: s.files_new,
@@ -195,7 +223,13 @@ pub async fn run(ctx: &Ctx, paths: Vec<PathBuf>, json: bool) -> anyhow::Result<E
 }
 
 /// Walks every root and feeds the channel. Returns early when the receiver is gone.
-fn scan(roots: &[PathBuf], tx: &mpsc::Sender<Msg>, lang: Lang, r: &mut ScanReport) {
+fn scan(
+    roots: &[PathBuf],
+    tx: &mpsc::Sender<Msg>,
+    lang: Lang,
+    r: &mut ScanReport,
+    progress: &Progress,
+) {
     let mut sent: HashSet<ChunkId> = HashSet::new();
     for root in roots {
         if let Err(e) = check_root(root) {
@@ -257,9 +291,12 @@ fn scan(roots: &[PathBuf], tx: &mpsc::Sender<Msg>, lang: Lang, r: &mut ScanRepor
                 continue;
             }
             r.files_seen += 1;
+            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            progress.add_total(1, size);
             if !back_up_file(path, tx, &mut sent, lang, r) {
                 return;
             }
+            progress.add_done(1, size);
         }
     }
 }
@@ -407,6 +444,34 @@ mod tests {
         }
         // Every distinct chunk was sent once; this data has no repeats, so they add up.
         assert_eq!(got, data);
+    }
+
+    /// Windows: a file another process holds open without sharing cannot be read; the reader
+    /// reports it as unreadable (exit code 3 later) and goes on.
+    #[cfg(windows)]
+    #[test]
+    fn file_locked_by_another_process_is_reported_unreadable() {
+        use std::os::windows::fs::OpenOptionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gesperrt.docx");
+        std::fs::write(&path, b"locked content").unwrap();
+        let holder = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .share_mode(0)
+            .open(&path)
+            .unwrap();
+        let (tx, _rx) = mpsc::channel(1024);
+        let mut sent = HashSet::new();
+        let mut r = ScanReport::default();
+        assert!(back_up_file(&path, &tx, &mut sent, Lang::De, &mut r));
+        assert_eq!(r.files_skipped, 1);
+        assert_eq!(r.unreadable.len(), 1, "{:?}", r.unreadable);
+        assert!(r.unreadable[0].contains("gesperrt.docx"));
+        drop(holder);
+        let mut r = ScanReport::default();
+        assert!(back_up_file(&path, &tx, &mut sent, Lang::De, &mut r));
+        assert!(r.unreadable.is_empty() && r.files_skipped == 0);
     }
 
     #[test]

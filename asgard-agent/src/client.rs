@@ -14,7 +14,8 @@ use asgard_core::ChunkId;
 use asgard_core::Lang;
 use asgard_core::protocol::{
     CheckRequest, CheckResponse, CommitRequest, CommitResponse, ErrorBody, ListQuery, ListResponse,
-    LoginRequest, LoginResponse, RestoreRequest, UploadResponse,
+    LoginRequest, LoginResponse, RestoreRequest, RunAccepted, RunList, RunReport, RunsQuery,
+    UploadResponse,
 };
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -159,7 +160,8 @@ fn tls_config(pin: Arc<PinState>) -> anyhow::Result<rustls::ClientConfig> {
 }
 
 /// The API client. Errors come back as `anyhow` errors whose text is already in the user's
-/// language.
+/// language. Clones share the connection pool, the pin and the token.
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
@@ -283,6 +285,19 @@ impl Client {
             ..RestoreRequest::default()
         };
         self.send(self.http.post(self.url("/api/restore")).json(&req))
+            .await
+    }
+
+    /// `POST /api/runs`: how this run went.
+    pub async fn report_run(&self, report: &RunReport) -> anyhow::Result<RunAccepted> {
+        self.json(self.http.post(self.url("/api/runs")).json(report))
+            .await
+    }
+
+    /// `GET /api/runs`: this device's last runs, newest first.
+    pub async fn runs(&self, limit: Option<u32>) -> anyhow::Result<RunList> {
+        let q = RunsQuery { limit };
+        self.json(self.http.get(self.url("/api/runs")).query(&q))
             .await
     }
 

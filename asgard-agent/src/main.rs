@@ -5,12 +5,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use asgard_core::Lang;
 use clap::{Parser, Subcommand};
 
 use asgard_agent::config::Config;
+use asgard_agent::runlog::RunLog;
+use asgard_agent::schedule::{self, Action, Every, ScheduleArgs};
 use asgard_agent::session::{self, Ctx};
-use asgard_agent::{backup, list, plan, platform, restore, timefmt};
+use asgard_agent::{backup, list, plan, platform, restore, runlock, timefmt};
 
 #[derive(Parser)]
 #[command(
@@ -87,6 +90,34 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         device: Option<String>,
     },
+    /// Regelmäßige Sicherung einrichten, zeigen, entfernen / schedule backups
+    Schedule {
+        #[command(subcommand)]
+        action: ScheduleCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScheduleCommand {
+    /// Zeitplan einrichten (systemd-Timer, Crontab-Zeile oder Windows-Aufgabe) / install
+    Install {
+        /// Intervall: 5m … 30m, 1h … 12h, 1d, 7d / interval
+        #[arg(long, default_value = "1h", value_parser = Every::parse)]
+        every: Every,
+        /// System-Timer als root, sichert mit `backup --system` / system timer as root
+        #[arg(long)]
+        system: bool,
+    },
+    /// Zeigt, ob ein Zeitplan eingerichtet ist, und den nächsten Lauf / show the schedule
+    Status {
+        #[arg(long)]
+        system: bool,
+    },
+    /// Zeitplan entfernen / remove the schedule
+    Remove {
+        #[arg(long)]
+        system: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -133,6 +164,24 @@ fn main() -> ExitCode {
             )
         );
     }
+    // One agent at a time writes the state folder: a second backup (e.g. a scheduled one while
+    // the last is still running) ends at once.
+    let _lock = if matches!(cli.command, Command::Backup { .. } | Command::Login) {
+        match runlock::acquire(&state_dir) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("{}: {}", lang.pick("Fehler", "Error"), e.describe(lang));
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        None
+    };
+    let schedule_globals = (
+        cli.config.clone(),
+        cli.state_dir.clone(),
+        cli.server.clone(),
+    );
     let ctx = Ctx {
         lang,
         server_url: cli.server.clone().or_else(|| config.server.url.clone()),
@@ -150,7 +199,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(&ctx, cli.command)) {
+    match runtime.block_on(run(&ctx, cli.command, schedule_globals)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("{}: {e:#}", lang.pick("Fehler", "Error"));
@@ -167,10 +216,40 @@ fn wants_local_time(cmd: &Command) -> bool {
     }
 }
 
-async fn run(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
+type Globals = (Option<PathBuf>, Option<PathBuf>, Option<String>);
+
+async fn run(ctx: &Ctx, command: Command, globals: Globals) -> anyhow::Result<ExitCode> {
     match command {
         Command::Login => login(ctx).await,
-        Command::Backup { paths, json } => backup::run(ctx, paths, json).await,
+        Command::Backup { paths, json } => {
+            let log = RunLog::start(&ctx.state_dir, "backup", ctx.offset).with_context(|| {
+                format!(
+                    "{} {}",
+                    ctx.lang
+                        .pick("Protokolldatei anlegen in", "creating the log file in"),
+                    ctx.state_dir.display()
+                )
+            })?;
+            let result = backup::run(ctx, paths, json, &log).await;
+            log.finish(&result, ctx.lang).await;
+            result
+        }
+        Command::Schedule { action } => {
+            let (action, system) = match action {
+                ScheduleCommand::Install { every, system } => (Action::Install(every), system),
+                ScheduleCommand::Status { system } => (Action::Status, system),
+                ScheduleCommand::Remove { system } => (Action::Remove, system),
+            };
+            let (config, state_dir, server) = globals;
+            let args = ScheduleArgs {
+                action,
+                system,
+                config,
+                state_dir,
+                server,
+            };
+            schedule::run(args, ctx.lang)
+        }
         Command::Plan { json, system } => plan::run(ctx, json, system),
         Command::List {
             path,

@@ -303,7 +303,8 @@ async fn restore_one(
     let mut tmp_name = OsString::from(".asgard-restore-");
     tmp_name.push(dest.file_name().unwrap_or_default());
     let tmp = dir.join(tmp_name);
-    let mut file = std::fs::File::create(&tmp).with_context(|| tmp.display().to_string())?;
+    let mut file = platform::create_restore_file(&tmp, version.attributes)
+        .with_context(|| tmp.display().to_string())?;
     let mut guard = TempGuard(Some(tmp.clone()));
 
     let mut resp = client.restore(version.id).await?;
@@ -332,8 +333,8 @@ async fn restore_one(
     file.set_modified(platform::ns_to_system_time(version.mtime_ns))?;
     file.sync_all()?;
     drop(file);
-    platform::set_mode(&tmp, version.mode)?;
-    std::fs::rename(&tmp, dest)?;
+    platform::apply_metadata(&tmp, version.mode, version.attributes)?;
+    platform::replace_file(&tmp, dest)?;
     guard.0 = None;
     // fsync the folder so the rename survives a crash (not possible on Windows).
     #[cfg(unix)]

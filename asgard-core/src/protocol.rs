@@ -9,6 +9,8 @@
 //! | `GET /api/list` | query [`ListQuery`] | [`ListResponse`] |
 //! | `POST /api/restore` | [`RestoreRequest`] | the plaintext (`application/octet-stream`, `Range` supported) |
 //! | `GET /api/chunks/{id}` | – | one chunk in stored form |
+//! | `POST /api/runs` | [`RunReport`] | [`RunAccepted`] |
+//! | `GET /api/runs` | query [`RunsQuery`] | [`RunList`] (the calling device's runs, newest first) |
 //!
 //! Every error is an [`ErrorBody`] with a stable machine `code` and a human message.
 //! Times are microseconds since the Unix epoch (UTC) on the wire; file mtimes are nanoseconds.
@@ -250,6 +252,83 @@ pub struct RestoreRequest {
     pub at_us: Option<i64>,
 }
 
+/// At most this many error strings in one [`RunReport`].
+pub const MAX_RUN_ERRORS: usize = 100;
+/// At most this many bytes in one error string of a [`RunReport`] (and in `agent_version`).
+pub const MAX_RUN_TEXT: usize = 2_000;
+
+/// The counters of one backup run: what `backup --json` prints and what a [`RunReport`] carries.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Regular files found in the roots.
+    pub files_seen: u64,
+    /// Paths that got their first version.
+    pub files_new: u64,
+    /// Paths that got a new version.
+    pub files_changed: u64,
+    /// Files whose content equals their newest version.
+    pub files_unchanged: u64,
+    /// Deletion markers committed.
+    pub files_deleted: u64,
+    /// Files not backed up (unreadable, not regular, changing while read).
+    pub files_skipped: u64,
+    /// File content read from disk.
+    pub bytes_read: u64,
+    /// Stored (compressed) chunk bytes uploaded.
+    pub bytes_sent: u64,
+    /// Stored bytes the server had to add.
+    pub bytes_new: u64,
+    pub versions_created: u64,
+    pub duration_s: f64,
+}
+
+/// `POST /api/runs`: how one agent run went. Sent at the end of every run, failed runs included,
+/// so the server knows when a device last backed up and what went wrong.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Agent clock, µs since epoch (the server also records its own receive time).
+    pub started_us: i64,
+    pub finished_us: i64,
+    pub agent_version: String,
+    /// The agent's exit code: 0 done, 1 failed, 3 done but some files could not be read.
+    pub exit_code: u8,
+    #[serde(flatten)]
+    pub summary: RunSummary,
+    /// The first [`MAX_RUN_ERRORS`] errors and warnings, each at most [`MAX_RUN_TEXT`] bytes.
+    #[serde(default)]
+    pub errors: Vec<String>,
+}
+
+/// Answer to `POST /api/runs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunAccepted {
+    /// The server's id of the stored run.
+    pub id: u64,
+}
+
+/// `GET /api/runs` query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RunsQuery {
+    /// At most this many runs (server default and maximum: all it keeps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// One stored run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub id: u64,
+    /// Server time the report arrived, µs since epoch.
+    pub received_us: i64,
+    pub report: RunReport,
+}
+
+/// Answer to `GET /api/runs`: newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunList {
+    pub runs: Vec<RunInfo>,
+}
+
 /// Every error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -294,5 +373,27 @@ mod tests {
         };
         let json = serde_json::to_string(&e).unwrap();
         assert_eq!(serde_json::from_str::<CommitEntry>(&json).unwrap(), e);
+    }
+
+    #[test]
+    fn run_report_is_flat_json_and_round_trips() {
+        let r = RunReport {
+            started_us: 1,
+            finished_us: 2,
+            agent_version: "0.1.0".into(),
+            exit_code: 3,
+            summary: RunSummary {
+                files_seen: 10,
+                bytes_read: 99,
+                duration_s: 1.5,
+                ..RunSummary::default()
+            },
+            errors: vec!["x".into()],
+        };
+        let v: serde_json::Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["files_seen"], 10);
+        assert_eq!(v["bytes_read"], 99);
+        assert_eq!(v["exit_code"], 3);
+        assert_eq!(serde_json::from_value::<RunReport>(v).unwrap(), r);
     }
 }

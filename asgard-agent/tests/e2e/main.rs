@@ -3,4 +3,5 @@
 
 mod common;
 mod foundation;
+mod ops;
 mod scan;

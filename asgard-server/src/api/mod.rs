@@ -5,6 +5,7 @@ pub mod backup;
 pub mod list;
 pub mod login;
 pub mod restore;
+pub mod runs;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -396,7 +397,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/commit", web::post().to(backup::commit))
         .route("/api/list", web::get().to(list::list))
         .route("/api/restore", web::post().to(restore::restore))
-        .route("/api/chunks/{id}", web::get().to(restore::chunk));
+        .route("/api/chunks/{id}", web::get().to(restore::chunk))
+        .route("/api/runs", web::post().to(runs::report))
+        .route("/api/runs", web::get().to(runs::list));
 }
 
 #[cfg(test)]

@@ -279,3 +279,86 @@ async fn errors_have_bodies() {
     let text = String::from_utf8(test::read_body(resp).await.to_vec()).unwrap();
     assert!(text.contains("asgard_devices 1"), "{text}");
 }
+
+#[actix_web::test]
+async fn run_reports_are_stored_per_device_newest_first() {
+    use asgard_core::protocol::{RunAccepted, RunList};
+    let env = env(Registration::Open);
+    let app = app!(env);
+    let call = |req: test::TestRequest| test::call_service(&app, req.to_request());
+    let mut tokens = Vec::new();
+    for device in ["pc", "laptop"] {
+        let mut body = login_body("anna");
+        body["device"] = json!(device);
+        let resp = call(test::TestRequest::post().uri("/api/login").set_json(body)).await;
+        let l: LoginResponse = test::read_body_json(resp).await;
+        tokens.push(("Authorization", format!("Bearer {}", l.token.unwrap())));
+    }
+    let report = |seen: u64, code: u8| {
+        json!({ "started_us": 1, "finished_us": 2, "agent_version": "t", "exit_code": code,
+                "files_seen": seen, "files_new": seen, "files_changed": 0, "files_unchanged": 0,
+                "files_deleted": 0, "files_skipped": 0, "bytes_read": 10, "bytes_sent": 5,
+                "bytes_new": 5, "versions_created": seen, "duration_s": 0.5,
+                "errors": ["kaputt"] })
+    };
+    let mut ids = Vec::new();
+    for (seen, code) in [(3, 0), (4, 1)] {
+        let resp = call(
+            test::TestRequest::post()
+                .uri("/api/runs")
+                .insert_header(tokens[0].clone())
+                .set_json(report(seen, code)),
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let a: RunAccepted = test::read_body_json(resp).await;
+        ids.push(a.id);
+    }
+    let resp = call(
+        test::TestRequest::get()
+            .uri("/api/runs")
+            .insert_header(tokens[0].clone()),
+    )
+    .await;
+    let list: RunList = test::read_body_json(resp).await;
+    assert_eq!(list.runs.len(), 2);
+    assert_eq!(list.runs[0].id, ids[1]);
+    assert_eq!(list.runs[0].report.exit_code, 1);
+    assert_eq!(list.runs[0].report.summary.files_seen, 4);
+    assert_eq!(list.runs[1].report.errors, vec!["kaputt".to_owned()]);
+    assert!(list.runs[0].received_us > 0);
+
+    // The other device sees none of them; limit works; no token, no runs.
+    let resp = call(
+        test::TestRequest::get()
+            .uri("/api/runs")
+            .insert_header(tokens[1].clone()),
+    )
+    .await;
+    let list: RunList = test::read_body_json(resp).await;
+    assert!(list.runs.is_empty());
+    let resp = call(
+        test::TestRequest::get()
+            .uri("/api/runs?limit=1")
+            .insert_header(tokens[0].clone()),
+    )
+    .await;
+    let list: RunList = test::read_body_json(resp).await;
+    assert_eq!(list.runs.len(), 1);
+    let resp = call(test::TestRequest::get().uri("/api/runs")).await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+
+    // Too many errors: refused, nothing stored.
+    let mut bad = report(9, 0);
+    bad["errors"] = json!(vec!["x"; 101]);
+    let resp = call(
+        test::TestRequest::post()
+            .uri("/api/runs")
+            .insert_header(tokens[0].clone())
+            .set_json(bad),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let e: ErrorBody = test::read_body_json(resp).await;
+    assert_eq!(e.code, "bad_request");
+}

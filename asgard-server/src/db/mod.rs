@@ -5,7 +5,8 @@
 //! so a crash or an error leaves either all of it or none of it.
 //!
 //! This file holds every table definition, the records, login/auth, check, upload records and the
-//! admin commands; `versions.rs` holds commit (with retention), list and the restore lookup.
+//! admin commands; `versions.rs` holds commit (with retention), list and the restore lookup;
+//! `runs.rs` the run reports of the agents.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -35,7 +36,11 @@ const USER_CHUNKS: TableDefinition<(u64, &[u8; 32]), ()> = TableDefinition::new(
 const PATHS: TableDefinition<(u64, u64, &[u8]), &[u8]> = TableDefinition::new("paths");
 /// version id → [`VersionRec`]
 const VERSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("versions");
-/// counters: `next_user_id`, `next_device_id`, `next_version_id`, `last_time_us`, `stored_bytes`
+/// (user id, device id, run id) → [`RunRec`]: the last [`KEEP_RUNS`] run reports per device.
+/// Run ids grow with time, so a device's newest run is the last key of its range.
+const RUNS: TableDefinition<(u64, u64, u64), &[u8]> = TableDefinition::new("runs");
+/// counters: `next_user_id`, `next_device_id`, `next_version_id`, `next_run_id`, `last_time_us`,
+/// `stored_bytes`
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -303,6 +308,7 @@ impl Db {
         txn.open_table(USER_CHUNKS)?;
         txn.open_table(PATHS)?;
         txn.open_table(VERSIONS)?;
+        txn.open_table(RUNS)?;
         txn.open_table(META)?;
         txn.commit()?;
         Ok(Db { db })
@@ -623,4 +629,7 @@ impl Db {
 #[cfg(test)]
 mod tests;
 
+mod runs;
 mod versions;
+
+pub use runs::{DeviceLastRun, KEEP_RUNS, RunRec};

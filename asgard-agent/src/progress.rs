@@ -1,0 +1,199 @@
+//! Progress of a backup run: files and bytes done out of what the scan has found so far.
+//!
+//! The totals grow while the scanner walks ([`Progress::add_total`]) and the reader adds what it
+//! finished ([`Progress::add_done`]), so the bar's length grows during the scan and the ETA
+//! settles once the scan is through. The counters are always kept; the bar is drawn only on a
+//! terminal (stderr) and never in `--json` mode, so logs and pipes stay clean.
+//!
+//! A `Progress` is cheap to clone and can be shared with the scanner and reader threads.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use asgard_core::Lang;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+
+#[derive(Debug, Default)]
+struct Counters {
+    files_total: AtomicU64,
+    files_done: AtomicU64,
+    bytes_total: AtomicU64,
+    bytes_done: AtomicU64,
+}
+
+/// The counters at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Snapshot {
+    pub files_total: u64,
+    pub files_done: u64,
+    pub bytes_total: u64,
+    pub bytes_done: u64,
+}
+
+#[derive(Clone)]
+pub struct Progress {
+    counters: Arc<Counters>,
+    /// `None`: nothing is drawn.
+    bar: Option<ProgressBar>,
+}
+
+/// Whether a bar is drawn: only on a terminal, and never when the output is JSON.
+pub fn should_draw(stderr_is_terminal: bool, json: bool) -> bool {
+    stderr_is_terminal && !json
+}
+
+impl Progress {
+    /// A progress display for this process: a bar on stderr if [`should_draw`] says so.
+    pub fn for_run(json: bool, lang: Lang) -> Progress {
+        Progress::new(should_draw(std::io::stderr().is_terminal(), json), lang)
+    }
+
+    /// Counters only, no bar.
+    pub fn hidden() -> Progress {
+        Progress {
+            counters: Arc::default(),
+            bar: None,
+        }
+    }
+
+    /// Counters, and a bar on stderr when `draw`.
+    pub fn new(draw: bool, lang: Lang) -> Progress {
+        let mut p = Progress::hidden();
+        if draw {
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+            bar.set_style(style(p.counters.clone(), lang));
+            bar.enable_steady_tick(Duration::from_millis(200));
+            p.bar = Some(bar);
+        }
+        p
+    }
+
+    /// Whether a bar is being drawn.
+    pub fn is_drawn(&self) -> bool {
+        self.bar.is_some()
+    }
+
+    /// The scanner found `files` more files with `bytes` more content to look at.
+    pub fn add_total(&self, files: u64, bytes: u64) {
+        self.counters
+            .files_total
+            .fetch_add(files, Ordering::Relaxed);
+        self.counters
+            .bytes_total
+            .fetch_add(bytes, Ordering::Relaxed);
+        if let Some(b) = &self.bar {
+            b.inc_length(bytes);
+        }
+    }
+
+    /// The reader finished `files` files and `bytes` bytes (read, or found unchanged).
+    pub fn add_done(&self, files: u64, bytes: u64) {
+        self.counters.files_done.fetch_add(files, Ordering::Relaxed);
+        self.counters.bytes_done.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(b) = &self.bar {
+            b.inc(bytes);
+        }
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let c = &self.counters;
+        Snapshot {
+            files_total: c.files_total.load(Ordering::Relaxed),
+            files_done: c.files_done.load(Ordering::Relaxed),
+            bytes_total: c.bytes_total.load(Ordering::Relaxed),
+            bytes_done: c.bytes_done.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Prints a line to stderr without tearing the bar.
+    pub fn eprintln(&self, line: &str) {
+        match &self.bar {
+            Some(b) => b.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// Removes the bar (the summary follows on stdout).
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn style(counters: Arc<Counters>, lang: Lang) -> ProgressStyle {
+    let files_label = lang.pick("Dateien", "files");
+    let template = format!(
+        "{{spinner}} {files_label} {{files}} [{{wide_bar}}] {{bytes}}/{{total_bytes}} \
+         {{binary_bytes_per_sec}} {eta} {{eta}}",
+        eta = lang.pick("Rest", "ETA"),
+    );
+    ProgressStyle::with_template(&template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "files",
+            move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(
+                    w,
+                    "{}/{}",
+                    counters.files_done.load(Ordering::Relaxed),
+                    counters.files_total.load(Ordering::Relaxed)
+                );
+            },
+        )
+        .progress_chars("=> ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_bar_off_a_terminal_or_in_json_mode() {
+        assert!(!should_draw(false, false));
+        assert!(!should_draw(true, true));
+        assert!(!should_draw(false, true));
+        assert!(should_draw(true, false));
+        assert!(!Progress::new(should_draw(false, false), Lang::De).is_drawn());
+        // Under `cargo test` stderr is captured or a pipe in CI; either way JSON mode never draws.
+        assert!(!Progress::for_run(true, Lang::De).is_drawn());
+    }
+
+    #[test]
+    fn totals_grow_while_scanning_and_done_follows() {
+        let p = Progress::new(false, Lang::De);
+        let q = p.clone();
+        p.add_total(2, 300);
+        q.add_done(1, 100);
+        p.add_total(1, 50);
+        q.add_done(2, 250);
+        assert_eq!(
+            p.snapshot(),
+            Snapshot {
+                files_total: 3,
+                files_done: 3,
+                bytes_total: 350,
+                bytes_done: 350
+            }
+        );
+        p.finish();
+    }
+
+    #[test]
+    fn drawn_bar_tracks_length_and_position() {
+        // A bar drawing to a hidden target still keeps its state: check what it would show.
+        let p = Progress::new(true, Lang::En);
+        if let Some(b) = &p.bar {
+            b.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        p.add_total(4, 1000);
+        p.add_done(1, 400);
+        let b = p.bar.as_ref().unwrap();
+        assert_eq!(b.length(), Some(1000));
+        assert_eq!(b.position(), 400);
+        p.finish();
+        assert!(b.is_finished());
+    }
+}

@@ -1,0 +1,264 @@
+//! Run reports: how each agent run went, the last [`KEEP_RUNS`] per device.
+//!
+//! This is what the admin pages and the overdue alerts read: "when did this device last back up,
+//! and did it succeed". The key `(user id, device id, run id)` keeps a device's runs together and
+//! in arrival order, so the newest run is one reverse range step away. Each report is stored with
+//! the server's receive time, because agent clocks are not to be trusted for "overdue".
+
+use asgard_core::protocol::{RunInfo, RunReport, RunSummary};
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+
+use super::{DEVICES, Db, DeviceRec, META, RUNS, Result, USERS, UserRec, dec, enc, next_id};
+
+/// Run reports kept per device; older ones are dropped when a new one arrives.
+pub const KEEP_RUNS: usize = 50;
+
+/// The stored form of a run report (postcard; no flattening, unlike the wire form).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRec {
+    /// Server time the report arrived, µs since epoch.
+    pub received_us: i64,
+    pub started_us: i64,
+    pub finished_us: i64,
+    pub agent_version: String,
+    pub exit_code: u8,
+    pub summary: RunSummary,
+    pub errors: Vec<String>,
+}
+
+impl RunRec {
+    pub fn new(report: RunReport, received_us: i64) -> RunRec {
+        RunRec {
+            received_us,
+            started_us: report.started_us,
+            finished_us: report.finished_us,
+            agent_version: report.agent_version,
+            exit_code: report.exit_code,
+            summary: report.summary,
+            errors: report.errors,
+        }
+    }
+
+    pub fn info(&self, id: u64) -> RunInfo {
+        RunInfo {
+            id,
+            received_us: self.received_us,
+            report: RunReport {
+                started_us: self.started_us,
+                finished_us: self.finished_us,
+                agent_version: self.agent_version.clone(),
+                exit_code: self.exit_code,
+                summary: self.summary,
+                errors: self.errors.clone(),
+            },
+        }
+    }
+
+    /// Whether the run finished its job (all files, or all but unreadable ones).
+    pub fn succeeded(&self) -> bool {
+        self.exit_code == 0 || self.exit_code == 3
+    }
+}
+
+/// A device and its newest run, for overviews and overdue checks.
+#[derive(Debug, Clone)]
+pub struct DeviceLastRun {
+    pub user: String,
+    pub device: String,
+    pub device_id: u64,
+    /// The newest stored run (id, record), if the device ever reported one.
+    pub last: Option<(u64, RunRec)>,
+    /// The newest stored run that succeeded, if any.
+    pub last_success: Option<(u64, RunRec)>,
+}
+
+impl Db {
+    /// Stores a run report of a device and drops its runs beyond [`KEEP_RUNS`], in one
+    /// transaction. Returns the run id.
+    pub fn add_run(&self, user_id: u64, device_id: u64, rec: &RunRec) -> Result<u64> {
+        let txn = self.write()?;
+        let id = {
+            let mut runs = txn.open_table(RUNS)?;
+            let mut meta = txn.open_table(META)?;
+            let id = next_id(&mut meta, "next_run_id")?;
+            runs.insert((user_id, device_id, id), enc(rec)?.as_slice())?;
+            let range = (user_id, device_id, 0)..=(user_id, device_id, u64::MAX);
+            let mut keys = Vec::new();
+            for row in runs.range(range)? {
+                keys.push(row?.0.value());
+            }
+            if keys.len() > KEEP_RUNS {
+                for k in &keys[..keys.len() - KEEP_RUNS] {
+                    runs.remove(k)?;
+                }
+            }
+            id
+        };
+        txn.commit()?;
+        Ok(id)
+    }
+
+    /// A device's stored runs, newest first, at most `limit`.
+    pub fn runs(&self, user_id: u64, device_id: u64, limit: usize) -> Result<Vec<(u64, RunRec)>> {
+        let txn = self.read()?;
+        let runs = txn.open_table(RUNS)?;
+        let mut out = Vec::new();
+        let range = (user_id, device_id, 0)..=(user_id, device_id, u64::MAX);
+        for row in runs.range(range)?.rev().take(limit) {
+            let (k, v) = row?;
+            out.push((k.value().2, dec(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Every device with its newest run and newest successful run, ordered by user and device.
+    pub fn last_runs(&self) -> Result<Vec<DeviceLastRun>> {
+        let txn = self.read()?;
+        let mut names = std::collections::HashMap::new();
+        for row in txn.open_table(USERS)?.iter()? {
+            let (k, v) = row?;
+            names.insert(dec::<UserRec>(v.value())?.id, k.value().to_owned());
+        }
+        let runs = txn.open_table(RUNS)?;
+        let mut out = Vec::new();
+        for row in txn.open_table(DEVICES)?.iter()? {
+            let (k, v) = row?;
+            let (user_id, device) = k.value();
+            let rec: DeviceRec = dec(v.value())?;
+            let mut last = None;
+            let mut last_success = None;
+            let range = (user_id, rec.id, 0)..=(user_id, rec.id, u64::MAX);
+            for run in runs.range(range)?.rev() {
+                let (k, v) = run?;
+                let r: RunRec = dec(v.value())?;
+                let id = k.value().2;
+                let ok = r.succeeded();
+                if last.is_none() {
+                    last = Some((id, r.clone()));
+                }
+                if ok {
+                    last_success = Some((id, r));
+                    break;
+                }
+            }
+            out.push(DeviceLastRun {
+                user: names.get(&user_id).cloned().unwrap_or_default(),
+                device: device.to_owned(),
+                device_id: rec.id,
+                last,
+                last_success,
+            });
+        }
+        out.sort_by(|a, b| (&a.user, &a.device).cmp(&(&b.user, &b.device)));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Registration;
+    use crate::db::{LoginPolicy, hash_token, now_us};
+    use asgard_core::protocol::LoginRequest;
+
+    fn open() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("asgard.redb")).unwrap();
+        (dir, db)
+    }
+
+    fn register(db: &Db, user: &str, device: &str) -> crate::db::Auth {
+        let req = LoginRequest {
+            protocol_version: 1,
+            user: user.into(),
+            device: device.into(),
+            os: "linux".into(),
+            os_version: "6".into(),
+            agent_version: "0.1".into(),
+            enrollment_key: None,
+        };
+        let policy = LoginPolicy {
+            registration: Registration::Open,
+            enrollment_key: None,
+        };
+        let token = db
+            .login(&req, None, policy, now_us())
+            .unwrap()
+            .token
+            .unwrap();
+        db.authenticate(&hash_token(&token)).unwrap()
+    }
+
+    fn rec(seen: u64, exit_code: u8) -> RunRec {
+        RunRec {
+            received_us: seen as i64,
+            started_us: 1,
+            finished_us: 2,
+            agent_version: "0.1".into(),
+            exit_code,
+            summary: RunSummary {
+                files_seen: seen,
+                duration_s: 0.25,
+                ..RunSummary::default()
+            },
+            errors: vec![format!("e{seen}")],
+        }
+    }
+
+    #[test]
+    fn runs_round_trip_newest_first_per_device() {
+        let (_d, db) = open();
+        let a = register(&db, "anna", "pc");
+        let b = register(&db, "anna", "laptop");
+        let id1 = db.add_run(a.user_id, a.device_id, &rec(1, 0)).unwrap();
+        let id2 = db.add_run(a.user_id, a.device_id, &rec(2, 1)).unwrap();
+        db.add_run(b.user_id, b.device_id, &rec(9, 0)).unwrap();
+        assert!(id2 > id1);
+        let got = db.runs(a.user_id, a.device_id, 100).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], (id2, rec(2, 1)));
+        assert_eq!(got[1], (id1, rec(1, 0)));
+        assert_eq!(db.runs(a.user_id, a.device_id, 1).unwrap().len(), 1);
+        assert_eq!(
+            db.runs(b.user_id, b.device_id, 100).unwrap()[0].1,
+            rec(9, 0)
+        );
+    }
+
+    #[test]
+    fn keeps_only_the_last_runs_of_a_device() {
+        let (_d, db) = open();
+        let a = register(&db, "anna", "pc");
+        let b = register(&db, "bert", "pc");
+        db.add_run(b.user_id, b.device_id, &rec(0, 0)).unwrap();
+        for i in 1..=(KEEP_RUNS as u64 + 7) {
+            db.add_run(a.user_id, a.device_id, &rec(i, 0)).unwrap();
+        }
+        let got = db.runs(a.user_id, a.device_id, usize::MAX).unwrap();
+        assert_eq!(got.len(), KEEP_RUNS);
+        assert_eq!(got[0].1.summary.files_seen, KEEP_RUNS as u64 + 7);
+        assert_eq!(got[KEEP_RUNS - 1].1.summary.files_seen, 8);
+        // Another user's device with the same name keeps its run.
+        assert_eq!(db.runs(b.user_id, b.device_id, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn last_runs_show_newest_and_newest_success() {
+        let (_d, db) = open();
+        let a = register(&db, "anna", "pc");
+        let _never = register(&db, "anna", "tablet");
+        db.add_run(a.user_id, a.device_id, &rec(1, 0)).unwrap();
+        db.add_run(a.user_id, a.device_id, &rec(2, 3)).unwrap();
+        db.add_run(a.user_id, a.device_id, &rec(3, 1)).unwrap();
+        let all = db.last_runs().unwrap();
+        assert_eq!(all.len(), 2);
+        let pc = all.iter().find(|d| d.device == "pc").unwrap();
+        assert_eq!(pc.user, "anna");
+        assert_eq!(pc.last.as_ref().unwrap().1.exit_code, 1);
+        // Exit code 3 (some files unreadable) still counts as a backup that happened.
+        assert_eq!(pc.last_success.as_ref().unwrap().1.summary.files_seen, 2);
+        let tablet = all.iter().find(|d| d.device == "tablet").unwrap();
+        assert!(tablet.last.is_none() && tablet.last_success.is_none());
+    }
+}
