@@ -1,32 +1,46 @@
 //! `backup`: wires the stages together.
 //!
-//! A reader thread walks the roots, reads and chunks each regular file (bounded memory: one chunk
-//! at a time) and sends chunks, then the file's entry, through a bounded channel to the async
-//! upload stage ([`crate::upload::Uploader`]). A file whose size or mtime changes while it is read
-//! is read again once, then skipped with a warning: a torn version is never committed.
+//! scan ([`crate::scan`]) → files cache ([`crate::cache`]) → read and chunk → upload stage
+//! ([`crate::upload::Uploader`]: check, upload, commit in batches) → deletion markers.
+//!
+//! The scan's sink runs on the scanner's threads: it skips a file whose metadata matches the files
+//! cache without opening it, otherwise reads and chunks it (bounded memory: one chunk at a time) and
+//! sends chunks, then the file's entry, through a bounded channel to the async upload stage. A file
+//! whose size, mtime or change time moves while it is read is read again once, then skipped with a
+//! warning: a torn version is never committed.
+//!
+//! Deletions are decided after the scan, against the server's list of this device's paths under
+//! each root (not against the files cache): the server knows what it holds even when the cache is
+//! new, lost or from an older install, so a file deleted while the cache was gone still gets its
+//! marker. A path gets a marker only when its root was scanned completely: never below a folder or
+//! root that could not be read, never for a file that was seen but could not be read or was skipped.
 
 use std::collections::HashSet;
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime};
 
-use asgard_core::protocol::{ChunkRef, CommitEntry, FileMeta};
+use asgard_core::protocol::{ChunkRef, CommitEntry, FileMeta, ListQuery, symlink_hash};
 use asgard_core::{ChunkId, ChunkParams, Lang, RawPath};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::cache::{self, CacheReader, Facts, FilesCache, Kind};
+use crate::list::{fetch_all, prefix_hex};
 use crate::platform;
+use crate::scan::{self, ScanEvent, ScanRules};
 use crate::session::{self, Ctx};
 use crate::timefmt::{human_bytes, seconds};
-use crate::upload::Uploader;
+use crate::upload::{CacheNote, Uploader};
 
 /// Exit code: done, but some files could not be read.
 pub const EXIT_UNREADABLE: u8 = 3;
 
 enum Msg {
     Chunk(ChunkId, Vec<u8>),
-    File(RawPath, Box<FileMeta>),
+    Entry(CommitEntry, Option<CacheNote>),
 }
 
 /// What the reader saw.
@@ -34,13 +48,21 @@ enum Msg {
 struct ScanReport {
     files_seen: u64,
     files_skipped: u64,
+    /// Matched the files cache: not opened.
+    files_cached: u64,
     bytes_read: u64,
     /// Roots that do not exist or cannot be read: the run fails.
     root_errors: Vec<String>,
-    /// Files that could not be read: the run ends with exit code 3.
+    /// Roots (as given) that could not be scanned: no deletion is decided below them.
+    failed_roots: Vec<PathBuf>,
+    /// Folders below a root that could not be read: no deletion below them either.
+    unreadable_dirs: Vec<RawPath>,
+    /// Files and folders that could not be read: the run ends with exit code 3.
     unreadable: Vec<String>,
-    /// Other warnings (changed while reading).
+    /// Other warnings (changed while reading, skipped special files).
     warnings: Vec<String>,
+    /// Every path the scan reported (read, cached, skipped or unreadable): not deleted.
+    seen: HashSet<RawPath>,
 }
 
 #[derive(Serialize)]
@@ -62,6 +84,7 @@ struct JsonSummary {
 pub async fn run(ctx: &Ctx, paths: Vec<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
     let lang = ctx.lang;
     let started = Instant::now();
+    let run_start_ns = platform::system_time_to_ns(SystemTime::now());
     let session = session::connect(ctx).await?;
     if !session::is_active(&session.login) {
         eprintln!("{}", session::pending_message(lang, &session.login));
@@ -90,26 +113,40 @@ pub async fn run(ctx: &Ctx, paths: Vec<PathBuf>, json: bool) -> anyhow::Result<E
         );
     }
 
-    let (tx, mut rx) = mpsc::channel::<Msg>(16);
-    let reader = std::thread::spawn(move || {
-        let mut r = ScanReport::default();
-        scan(&absolute, &tx, lang, &mut r);
-        r
+    let cache = open_cache(ctx, &session);
+    let cache_reader = cache.as_ref().and_then(|c| match c.reader() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            warn_cache(lang, &e.to_string());
+            None
+        }
     });
 
-    let mut uploader = Uploader::new(&session.client, ctx.config.compression_level);
+    let (tx, mut rx) = mpsc::channel::<Msg>(16);
+    let scan_roots = absolute.clone();
+    let reader = std::thread::spawn(move || {
+        let stage = ReadStage {
+            tx,
+            lang,
+            run_start_ns,
+            cache: cache_reader,
+            roots: scan_roots.clone(),
+            sent: Mutex::new(HashSet::new()),
+            report: Mutex::new(ScanReport::default()),
+        };
+        scan::scan(&scan_roots, &ScanRules::default(), &|e| stage.on_event(e));
+        stage.report.into_inner().unwrap_or_else(|p| p.into_inner())
+    });
+
+    let mut uploader = Uploader::new(&session.client, ctx.config.compression_level, cache.as_ref());
     let upload_result = async {
         while let Some(msg) = rx.recv().await {
             match msg {
                 Msg::Chunk(id, data) => uploader.add_chunk(id, data).await?,
-                Msg::File(path, meta) => {
-                    uploader
-                        .add_entry(CommitEntry::File { path, meta: *meta })
-                        .await?
-                }
+                Msg::Entry(entry, note) => uploader.add_entry(entry, note).await?,
             }
         }
-        uploader.finish().await
+        anyhow::Ok(())
     }
     .await;
     // On an upload error the receiver goes away and the reader stops at its next send.
@@ -120,12 +157,32 @@ pub async fn run(ctx: &Ctx, paths: Vec<PathBuf>, json: bool) -> anyhow::Result<E
     upload_result?;
     report.files_seen = scanned.files_seen;
     report.files_skipped = scanned.files_skipped;
+    report.files_cached = scanned.files_cached;
     report.bytes_read = scanned.bytes_read;
     report.root_errors.extend(scanned.root_errors);
+    report.failed_roots = scanned.failed_roots;
+    report.unreadable_dirs = scanned.unreadable_dirs;
     report.unreadable.extend(scanned.unreadable);
     report.warnings.extend(scanned.warnings);
+    report.seen = scanned.seen;
+
+    for root in &absolute {
+        if report.failed_roots.contains(root) {
+            continue;
+        }
+        for path in vanished(&session.client, root, &report).await? {
+            uploader
+                .add_entry(CommitEntry::Deleted { path }, None)
+                .await?;
+        }
+    }
+    uploader.finish().await?;
+    if let Some(e) = &uploader.cache_error {
+        warn_cache(lang, e);
+    }
 
     let s = uploader.stats;
+    let files_unchanged = s.files_unchanged + report.files_cached;
     let duration = started.elapsed();
     if json {
         let mut errors = report.root_errors.clone();
@@ -135,8 +192,8 @@ pub async fn run(ctx: &Ctx, paths: Vec<PathBuf>, json: bool) -> anyhow::Result<E
             files_seen: report.files_seen,
             files_new: s.files_new,
             files_changed: s.files_changed,
-            files_unchanged: s.files_unchanged,
-            files_deleted: 0,
+            files_unchanged,
+            files_deleted: s.files_deleted,
             files_skipped: report.files_skipped,
             bytes_read: report.bytes_read,
             bytes_sent: s.bytes_sent,
@@ -147,7 +204,7 @@ pub async fn run(ctx: &Ctx, paths: Vec<PathBuf>, json: bool) -> anyhow::Result<E
         };
         println!("{}", serde_json::to_string(&summary)?);
     } else {
-        let rows: [(&str, &str, String); 9] = [
+        let rows: [(&str, &str, String); 10] = [
             (
                 "Dateien gesehen",
                 "files seen",
@@ -155,7 +212,8 @@ pub async fn run(ctx: &Ctx, paths: Vec<PathBuf>, json: bool) -> anyhow::Result<E
             ),
             ("neu", "new", s.files_new.to_string()),
             ("geändert", "changed", s.files_changed.to_string()),
-            ("unverändert", "unchanged", s.files_unchanged.to_string()),
+            ("unverändert", "unchanged", files_unchanged.to_string()),
+            ("gelöscht", "deleted", s.files_deleted.to_string()),
             ("übersprungen", "skipped", report.files_skipped.to_string()),
             ("gelesen", "read", human_bytes(report.bytes_read)),
             ("gesendet", "sent", human_bytes(s.bytes_sent)),
@@ -173,8 +231,8 @@ pub async fn run(ctx: &Ctx, paths: Vec<PathBuf>, json: bool) -> anyhow::Result<E
             println!(
                 "{}",
                 lang.pick(
-                    "Nicht lesbare Dateien (nicht gesichert):",
-                    "Unreadable files (not backed up):"
+                    "Nicht lesbar (nicht gesichert):",
+                    "Unreadable (not backed up):"
                 )
             );
             for u in &report.unreadable {
@@ -194,147 +252,267 @@ pub async fn run(ctx: &Ctx, paths: Vec<PathBuf>, json: bool) -> anyhow::Result<E
     })
 }
 
-/// Walks every root and feeds the channel. Returns early when the receiver is gone.
-fn scan(roots: &[PathBuf], tx: &mpsc::Sender<Msg>, lang: Lang, r: &mut ScanReport) {
-    let mut sent: HashSet<ChunkId> = HashSet::new();
-    for root in roots {
-        if let Err(e) = check_root(root) {
-            let missing = e.kind() == std::io::ErrorKind::NotFound;
-            let msg = match (lang, missing) {
-                (Lang::De, true) => {
-                    format!("Zu sichernder Pfad nicht gefunden: {}", root.display())
-                }
-                (Lang::En, true) => format!("Path to back up not found: {}", root.display()),
-                (Lang::De, false) => {
-                    format!("Zu sichernder Pfad nicht lesbar: {} ({e})", root.display())
-                }
-                (Lang::En, false) => {
-                    format!("Path to back up cannot be read: {} ({e})", root.display())
-                }
-            };
-            r.root_errors.push(msg);
-            continue;
+/// Opens this registration's files cache; without one the backup still works, it just reads every
+/// file.
+fn open_cache(ctx: &Ctx, session: &session::Session) -> Option<FilesCache> {
+    let path = cache::cache_path(
+        &ctx.state_dir,
+        session.client.base_url(),
+        &session.login.user,
+        &session.login.device,
+    );
+    match FilesCache::open(&path, session.registered) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            warn_cache(ctx.lang, &e.to_string());
+            None
         }
-        let walker = ignore::WalkBuilder::new(root)
-            .standard_filters(false)
-            .hidden(false)
-            .follow_links(false)
-            .parents(false)
-            .build();
-        for entry in walker {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    let msg = e.to_string();
-                    eprintln!(
-                        "{}: {msg}",
-                        lang.pick(
-                            "Warnung: Eintrag kann nicht gelesen werden",
-                            "Warning: cannot read entry"
-                        )
-                    );
-                    r.unreadable.push(msg);
-                    continue;
-                }
-            };
-            let Some(ft) = entry.file_type() else {
-                continue;
-            };
-            if ft.is_dir() {
-                continue;
-            }
-            let path = entry.path();
-            if !ft.is_file() {
-                r.files_skipped += 1;
+    }
+}
+
+fn warn_cache(lang: Lang, e: &str) {
+    eprintln!(
+        "{}: {e}",
+        lang.pick(
+            "Warnung: Dateicache nicht nutzbar, alle Dateien werden gelesen",
+            "Warning: files cache unusable, every file is read"
+        )
+    );
+}
+
+/// The paths under `root` whose newest version on the server is not a deletion marker and that
+/// this run's scan neither saw nor could have missed for a reason other than deletion.
+async fn vanished(
+    client: &crate::client::Client,
+    root: &Path,
+    report: &ScanReport,
+) -> anyhow::Result<Vec<RawPath>> {
+    let root = RawPath::from_path(root);
+    let query = ListQuery {
+        prefix_hex: Some(prefix_hex(&root)),
+        ..ListQuery::default()
+    };
+    let files = fetch_all(client, query).await?;
+    Ok(files
+        .into_iter()
+        .filter(|f| f.path.is_within(&root))
+        .filter(|f| {
+            f.versions
+                .iter()
+                .max_by_key(|v| (v.time_us, v.id))
+                .is_some_and(|v| !v.deleted)
+        })
+        .map(|f| f.path)
+        .filter(|p| !report.seen.contains(p))
+        .filter(|p| !report.unreadable_dirs.iter().any(|d| p.is_within(d)))
+        .collect())
+}
+
+/// The scan's sink: cache lookup, reading and chunking. Called from the scanner's threads.
+struct ReadStage {
+    tx: mpsc::Sender<Msg>,
+    lang: Lang,
+    run_start_ns: i64,
+    cache: Option<CacheReader>,
+    roots: Vec<PathBuf>,
+    /// Chunks already sent in this run.
+    sent: Mutex<HashSet<ChunkId>>,
+    report: Mutex<ScanReport>,
+}
+
+impl ReadStage {
+    fn report(&self) -> std::sync::MutexGuard<'_, ScanReport> {
+        self.report.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Handles one event; false when the scan must stop (the upload stage is gone).
+    fn on_event(&self, event: ScanEvent) -> bool {
+        let lang = self.lang;
+        match event {
+            ScanEvent::File { path, meta } => self.file(&path, &meta),
+            ScanEvent::Symlink { path, meta } => self.symlink(&path, &meta),
+            ScanEvent::Skipped { path, reason } => {
                 eprintln!(
-                    "{}: {}",
+                    "{} ({reason}): {}",
                     lang.pick(
-                        "Hinweis: übersprungen (keine normale Datei)",
-                        "Note: skipped (not a regular file)"
+                        "Hinweis: übersprungen, keine normale Datei",
+                        "Note: skipped, not a regular file"
                     ),
                     path.display()
                 );
-                continue;
+                let mut r = self.report();
+                r.files_skipped += 1;
+                r.seen.insert(RawPath::from_path(&path));
+                true
             }
-            r.files_seen += 1;
-            if !back_up_file(path, tx, &mut sent, lang, r) {
-                return;
+            ScanEvent::Unreadable {
+                path,
+                error,
+                missing,
+            } => {
+                let mut r = self.report();
+                if self.roots.contains(&path) {
+                    let msg = match (lang, missing) {
+                        (Lang::De, true) => format!(
+                            "Zu sichernder Pfad nicht gefunden (nichts als gelöscht markiert): {}",
+                            path.display()
+                        ),
+                        (Lang::En, true) => format!(
+                            "Path to back up not found (nothing marked deleted): {}",
+                            path.display()
+                        ),
+                        (Lang::De, false) => format!(
+                            "Zu sichernder Pfad nicht lesbar (nichts als gelöscht markiert): {} \
+                             ({error})",
+                            path.display()
+                        ),
+                        (Lang::En, false) => format!(
+                            "Path to back up cannot be read (nothing marked deleted): {} ({error})",
+                            path.display()
+                        ),
+                    };
+                    r.root_errors.push(msg);
+                    r.failed_roots.push(path);
+                } else {
+                    eprintln!(
+                        "{}: {error}",
+                        lang.pick(
+                            "Warnung: Ordner kann nicht gelesen werden",
+                            "Warning: cannot read folder"
+                        )
+                    );
+                    r.unreadable.push(format!("{} ({error})", path.display()));
+                    r.unreadable_dirs.push(RawPath::from_path(&path));
+                }
+                true
             }
         }
     }
-}
 
-/// A root must exist and be readable (a missing root is never read as "everything deleted").
-fn check_root(root: &Path) -> std::io::Result<()> {
-    let meta = std::fs::metadata(root)?;
-    if meta.is_dir() {
-        std::fs::read_dir(root)?;
-    } else {
-        File::open(root)?;
+    fn symlink(&self, path: &Path, meta: &Metadata) -> bool {
+        let raw = RawPath::from_path(path);
+        let facts = Facts::of(Kind::Symlink, meta);
+        {
+            let mut r = self.report();
+            r.files_seen += 1;
+            r.seen.insert(raw.clone());
+        }
+        if self.cached(&raw, &facts) {
+            return true;
+        }
+        let target = match std::fs::read_link(path) {
+            Ok(t) => RawPath::from_path(&t),
+            Err(e) => return self.unreadable(path, &raw, &e),
+        };
+        let note = self.note(facts, symlink_hash(&target));
+        let entry = CommitEntry::Symlink {
+            path: raw,
+            target,
+            mtime_ns: facts.mtime_ns,
+        };
+        self.tx.blocking_send(Msg::Entry(entry, note)).is_ok()
     }
-    Ok(())
+
+    fn file(&self, path: &Path, meta: &Metadata) -> bool {
+        let raw = RawPath::from_path(path);
+        {
+            let mut r = self.report();
+            r.files_seen += 1;
+            r.seen.insert(raw.clone());
+        }
+        if self.cached(&raw, &Facts::of(Kind::File, meta)) {
+            return true;
+        }
+        for attempt in 0..2 {
+            match self.read(path) {
+                Ok(ReadOutcome::Done(meta, facts)) => {
+                    let note = self.note(facts, meta.hash);
+                    let msg = Msg::Entry(CommitEntry::File { path: raw, meta }, note);
+                    return self.tx.blocking_send(msg).is_ok();
+                }
+                Ok(ReadOutcome::Stopped) => return false,
+                Ok(ReadOutcome::Changed) if attempt == 0 => continue,
+                Ok(ReadOutcome::Changed) => {
+                    let msg = format!(
+                        "{}: {}",
+                        self.lang.pick(
+                            "Datei ändert sich beim Lesen, übersprungen",
+                            "File changes while being read, skipped"
+                        ),
+                        path.display()
+                    );
+                    eprintln!("{}: {msg}", self.lang.pick("Warnung", "Warning"));
+                    let mut r = self.report();
+                    r.files_skipped += 1;
+                    r.warnings.push(msg);
+                    return true;
+                }
+                // Deleted since the walk saw it: a deletion, not an unreadable file.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let mut r = self.report();
+                    r.files_seen -= 1;
+                    r.seen.remove(&raw);
+                    return true;
+                }
+                Err(e) => return self.unreadable(path, &raw, &e),
+            }
+        }
+        true
+    }
+
+    fn unreadable(&self, path: &Path, raw: &RawPath, e: &std::io::Error) -> bool {
+        eprintln!(
+            "{} {} ({e})",
+            self.lang.pick(
+                "Warnung: Datei kann nicht gelesen werden:",
+                "Warning: cannot read file:"
+            ),
+            path.display()
+        );
+        let mut r = self.report();
+        r.files_skipped += 1;
+        r.unreadable.push(format!("{raw} ({e})"));
+        true
+    }
+
+    /// True (and counted) when the cache says the server has exactly this file already.
+    fn cached(&self, path: &RawPath, facts: &Facts) -> bool {
+        let hit = self
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.matching(path, facts).is_some());
+        if hit {
+            self.report().files_cached += 1;
+        }
+        hit
+    }
+
+    /// What to record in the cache after the commit, if the file's times are settled.
+    fn note(&self, facts: Facts, hash: ChunkId) -> Option<CacheNote> {
+        facts
+            .settled(self.run_start_ns)
+            .then_some(CacheNote { facts, hash })
+    }
+
+    /// Reads one file into chunks (sent on the channel as they come) and its [`FileMeta`].
+    fn read(&self, path: &Path) -> std::io::Result<ReadOutcome> {
+        read_file(path, &self.tx, &self.sent, |n| self.report().bytes_read += n)
+    }
 }
 
 enum ReadOutcome {
-    Done(FileMeta),
+    /// The content and the facts of the file as it was read.
+    Done(FileMeta, Facts),
     Changed,
     /// The receiver is gone: stop the scan.
     Stopped,
 }
 
-/// Reads one file (twice at most); returns false when the scan must stop.
-fn back_up_file(
-    path: &Path,
-    tx: &mpsc::Sender<Msg>,
-    sent: &mut HashSet<ChunkId>,
-    lang: Lang,
-    r: &mut ScanReport,
-) -> bool {
-    for attempt in 0..2 {
-        match read_file(path, tx, sent, &mut r.bytes_read) {
-            Ok(ReadOutcome::Done(meta)) => {
-                let msg = Msg::File(RawPath::from_path(path), Box::new(meta));
-                return tx.blocking_send(msg).is_ok();
-            }
-            Ok(ReadOutcome::Stopped) => return false,
-            Ok(ReadOutcome::Changed) if attempt == 0 => continue,
-            Ok(ReadOutcome::Changed) => {
-                let msg = format!(
-                    "{}: {}",
-                    lang.pick(
-                        "Datei ändert sich beim Lesen, übersprungen",
-                        "File changes while being read, skipped"
-                    ),
-                    path.display()
-                );
-                eprintln!("{}: {msg}", lang.pick("Warnung", "Warning"));
-                r.files_skipped += 1;
-                r.warnings.push(msg);
-                return true;
-            }
-            Err(e) => {
-                eprintln!(
-                    "{} {} ({e})",
-                    lang.pick(
-                        "Warnung: Datei kann nicht gelesen werden:",
-                        "Warning: cannot read file:"
-                    ),
-                    path.display()
-                );
-                r.files_skipped += 1;
-                r.unreadable.push(format!("{} ({e})", path.display()));
-                return true;
-            }
-        }
-    }
-    true
-}
-
 fn read_file(
     path: &Path,
     tx: &mpsc::Sender<Msg>,
-    sent: &mut HashSet<ChunkId>,
-    bytes_read: &mut u64,
+    sent: &Mutex<HashSet<ChunkId>>,
+    count_read: impl Fn(u64),
 ) -> std::io::Result<ReadOutcome> {
     let file = File::open(path)?;
     let before = file.metadata()?;
@@ -347,30 +525,34 @@ fn read_file(
         let id = ChunkId::of(&data);
         hasher.update(&data);
         size += data.len() as u64;
-        *bytes_read += data.len() as u64;
+        count_read(data.len() as u64);
         chunks.push(ChunkRef {
             id,
             len: data.len() as u32,
         });
-        if sent.insert(id) && tx.blocking_send(Msg::Chunk(id, data)).is_err() {
+        let new = sent.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+        if new && tx.blocking_send(Msg::Chunk(id, data)).is_err() {
             return Ok(ReadOutcome::Stopped);
         }
     }
-    let after = std::fs::metadata(path)?;
-    let mtime_ns = platform::mtime_ns(&before);
-    if size != before.len() || after.len() != before.len() || platform::mtime_ns(&after) != mtime_ns
-    {
+    // The same open file, so a rename over the path during the read does not count as a change.
+    let after = file.metadata()?;
+    let facts = Facts::of(Kind::File, &before);
+    if size != before.len() || Facts::of(Kind::File, &after) != facts {
         return Ok(ReadOutcome::Changed);
     }
-    Ok(ReadOutcome::Done(FileMeta {
-        size,
-        mtime_ns,
-        mode: platform::mode(&before),
-        attributes: platform::attributes(&before),
-        hash: hasher.finalize().into(),
-        params,
-        chunks,
-    }))
+    Ok(ReadOutcome::Done(
+        FileMeta {
+            size,
+            mtime_ns: facts.mtime_ns,
+            mode: facts.mode,
+            attributes: facts.attributes,
+            hash: hasher.finalize().into(),
+            params,
+            chunks,
+        },
+        facts,
+    ))
 }
 
 #[cfg(test)]
@@ -392,13 +574,16 @@ mod tests {
             .collect();
         std::fs::write(&path, &data).unwrap();
         let (tx, mut rx) = mpsc::channel(1024);
-        let mut sent = HashSet::new();
-        let mut read = 0;
-        let ReadOutcome::Done(meta) = read_file(&path, &tx, &mut sent, &mut read).unwrap() else {
+        let sent = Mutex::new(HashSet::new());
+        let read = Mutex::new(0);
+        let ReadOutcome::Done(meta, facts) =
+            read_file(&path, &tx, &sent, |n| *read.lock().unwrap() += n).unwrap()
+        else {
             panic!("file not read");
         };
         assert_eq!(meta.size, data.len() as u64);
-        assert_eq!(read, data.len() as u64);
+        assert_eq!(facts.size, meta.size);
+        assert_eq!(*read.lock().unwrap(), data.len() as u64);
         assert!(meta.lengths_add_up());
         assert_eq!(meta.hash, ChunkId::of(&data));
         let mut got = Vec::new();
@@ -409,10 +594,4 @@ mod tests {
         assert_eq!(got, data);
     }
 
-    #[test]
-    fn missing_root_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(check_root(&dir.path().join("nope")).is_err());
-        assert!(check_root(dir.path()).is_ok());
-    }
 }

@@ -6,10 +6,12 @@
 
 pub mod backup;
 pub mod client;
+pub mod cache;
 pub mod config;
 pub mod list;
 pub mod platform;
 pub mod restore;
+pub mod scan;
 pub mod session;
 pub mod state;
 pub mod timefmt;
