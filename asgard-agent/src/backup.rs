@@ -138,7 +138,11 @@ pub async fn run(ctx: &Ctx, paths: Vec<PathBuf>, json: bool) -> anyhow::Result<E
         stage.report.into_inner().unwrap_or_else(|p| p.into_inner())
     });
 
-    let mut uploader = Uploader::new(&session.client, ctx.config.compression_level, cache.as_ref());
+    let mut uploader = Uploader::new(
+        &session.client,
+        ctx.config.compression_level,
+        cache.as_ref(),
+    );
     let upload_result = async {
         while let Some(msg) = rx.recv().await {
             match msg {
@@ -496,7 +500,9 @@ impl ReadStage {
 
     /// Reads one file into chunks (sent on the channel as they come) and its [`FileMeta`].
     fn read(&self, path: &Path) -> std::io::Result<ReadOutcome> {
-        read_file(path, &self.tx, &self.sent, |n| self.report().bytes_read += n)
+        read_file(path, &self.tx, &self.sent, |n| {
+            self.report().bytes_read += n
+        })
     }
 }
 
@@ -593,5 +599,4 @@ mod tests {
         // Every distinct chunk was sent once; this data has no repeats, so they add up.
         assert_eq!(got, data);
     }
-
 }

@@ -5,8 +5,8 @@
 //! only parses the command line and calls into these modules.
 
 pub mod backup;
-pub mod client;
 pub mod cache;
+pub mod client;
 pub mod config;
 pub mod list;
 pub mod platform;

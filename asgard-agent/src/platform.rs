@@ -170,7 +170,9 @@ pub fn create_symlink(target: &Path, link: &Path, target_is_dir: bool) -> std::i
     #[cfg(not(any(unix, windows)))]
     {
         let _ = (target, link, target_is_dir);
-        Err(std::io::Error::other("symbolic links are not supported here"))
+        Err(std::io::Error::other(
+            "symbolic links are not supported here",
+        ))
     }
 }
 

@@ -207,9 +207,11 @@ mod tests {
         files.sort();
         assert_eq!(files, vec![PathBuf::from("a"), PathBuf::from("sub/b")]);
         #[cfg(unix)]
-        assert!(events.iter().any(
-            |e| matches!(e, ScanEvent::Symlink { path, .. } if *path == root.join("link"))
-        ));
+        assert!(
+            events.iter().any(
+                |e| matches!(e, ScanEvent::Symlink { path, .. } if *path == root.join("link"))
+            )
+        );
         assert!(events.iter().any(|e| matches!(
             e,
             ScanEvent::Unreadable { path, missing: true, .. } if *path == missing

@@ -345,7 +345,8 @@ mod tests {
 
     #[test]
     fn version_kind_defaults_to_file() {
-        let json = r#"{"id":1,"time_us":2,"size":0,"mtime_ns":0,"mode":0,"attributes":0,"deleted":false}"#;
+        let json =
+            r#"{"id":1,"time_us":2,"size":0,"mtime_ns":0,"mode":0,"attributes":0,"deleted":false}"#;
         let v: VersionInfo = serde_json::from_str(json).unwrap();
         assert_eq!(v.kind, VersionKind::File);
         assert_eq!(v.symlink_target, None);

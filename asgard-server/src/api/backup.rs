@@ -115,7 +115,9 @@ pub fn validate_entry(entry: &CommitEntry) -> Result<(), String> {
     if let CommitEntry::Symlink { target, .. } = entry
         && (target.0.is_empty() || target.0.contains(&0))
     {
-        return Err(format!("{path}: a symbolic link needs a target without NUL bytes"));
+        return Err(format!(
+            "{path}: a symbolic link needs a target without NUL bytes"
+        ));
     }
     if let CommitEntry::File { meta, .. } = entry {
         if !meta.lengths_add_up() {
