@@ -408,10 +408,12 @@ impl Api {
     }
 }
 
+#[cfg(unix)]
 impl Agent {
     /// Like [`Agent::command`], but the agent runs as user and group 65534 (nobody) when the tests
     /// run as root (`setpriv` from util-linux), so that file permissions apply to it. The state dir
-    /// must be writable for that user. Not as root, the agent runs as the current user.
+    /// must be writable for that user. Not as root, the agent runs as the current user. The binary
+    /// is copied into the state dir first: the build folder may lie where nobody cannot go.
     pub fn unprivileged_command(&self) -> Command {
         let inner = self.command();
         let as_root = Command::new("id")
@@ -420,9 +422,15 @@ impl Agent {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
             .unwrap_or(false);
         let mut c = if as_root {
+            use std::os::unix::fs::PermissionsExt;
+            let bin = self.state.path().join("asgard-agent-copy");
+            if !bin.exists() {
+                std::fs::copy(inner.get_program(), &bin).unwrap();
+                std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
             let mut c = Command::new("setpriv");
             c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                .arg(inner.get_program());
+                .arg(bin);
             c
         } else {
             Command::new(inner.get_program())

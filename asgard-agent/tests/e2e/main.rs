@@ -3,4 +3,5 @@
 
 mod common;
 mod foundation;
+#[cfg(unix)]
 mod incremental;
