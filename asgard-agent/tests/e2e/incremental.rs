@@ -425,10 +425,9 @@ fn file_changing_during_read_is_never_committed_torn() {
                 f.seek(SeekFrom::Start(0)).unwrap();
                 for _ in 0..BLOCKS {
                     f.write_all(&block).unwrap();
-                    std::thread::sleep(Duration::from_millis(1));
                 }
                 rounds += 1;
-                std::thread::sleep(Duration::from_millis(3));
+                std::thread::sleep(Duration::from_millis(2));
             }
             rounds
         })
