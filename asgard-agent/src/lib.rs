@@ -5,6 +5,7 @@
 //! only parses the command line and calls into these modules.
 
 pub mod backup;
+pub mod cache;
 pub mod client;
 pub mod config;
 pub mod list;

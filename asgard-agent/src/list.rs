@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use asgard_core::id::to_hex;
-use asgard_core::protocol::{FileEntry, ListQuery};
+use asgard_core::protocol::{FileEntry, ListQuery, VersionKind};
 use asgard_core::{Lang, RawPath};
 use serde::Serialize;
 
@@ -38,6 +38,9 @@ struct JsonVersion {
     hash: Option<String>,
     deleted: bool,
     mtime: String,
+    kind: VersionKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    symlink_target: Option<RawPath>,
 }
 
 #[derive(Serialize)]
@@ -84,6 +87,8 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<ExitCode> {
                         hash: v.hash.map(|h| h.to_hex()),
                         deleted: v.deleted,
                         mtime: rfc3339_ns(v.mtime_ns),
+                        kind: v.kind,
+                        symlink_target: v.symlink_target.clone(),
                     })
                     .collect(),
             })
@@ -112,6 +117,8 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<ExitCode> {
         for v in &versions {
             let what = if v.deleted {
                 lang.pick("gelöscht", "deleted").to_owned()
+            } else if let Some(target) = &v.symlink_target {
+                format!("-> {target}")
             } else {
                 human_bytes(v.size)
             };

@@ -41,11 +41,14 @@ enum Command {
     Login,
     /// Dateien sichern / back up files
     Backup {
-        /// Dateien oder Ordner; ohne Angabe die user_folders der Konfiguration
+        /// Dateien oder Ordner; ohne Angabe der Sicherungsplan (siehe `plan`)
         paths: Vec<PathBuf>,
         /// Zusammenfassung als JSON / summary as JSON
         #[arg(long)]
         json: bool,
+        /// Systemweit sichern (als root): /home, /etc, /opt, /srv, /root / system scope
+        #[arg(long)]
+        system: bool,
     },
     /// Zeigen, was gesichert wird und warum etwas nicht / show what is backed up and why not
     #[command(after_long_help = plan::JSON_HELP)]
@@ -221,7 +224,11 @@ type Globals = (Option<PathBuf>, Option<PathBuf>, Option<String>);
 async fn run(ctx: &Ctx, command: Command, globals: Globals) -> anyhow::Result<ExitCode> {
     match command {
         Command::Login => login(ctx).await,
-        Command::Backup { paths, json } => {
+        Command::Backup {
+            paths,
+            json,
+            system,
+        } => {
             let log = RunLog::start(&ctx.state_dir, "backup", ctx.offset).with_context(|| {
                 format!(
                     "{} {}",
@@ -230,7 +237,7 @@ async fn run(ctx: &Ctx, command: Command, globals: Globals) -> anyhow::Result<Ex
                     ctx.state_dir.display()
                 )
             })?;
-            let result = backup::run(ctx, paths, json, &log).await;
+            let result = backup::run(ctx, paths, json, system, &log).await;
             log.finish(&result, ctx.lang).await;
             result
         }

@@ -102,6 +102,64 @@ pub fn ns_to_system_time(ns: i64) -> SystemTime {
     }
 }
 
+/// The time the files cache compares besides mtime, nanoseconds since the epoch. Unix: the inode
+/// change time (ctime), which every write, chmod, rename and link count change moves and which no
+/// program can set back. Windows: the creation time, because the NTFS change time is not available
+/// from stable std; there the cache relies on the last-write time, size and attributes.
+pub fn change_time_ns(meta: &Metadata) -> i64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        meta.ctime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(meta.ctime_nsec())
+    }
+    #[cfg(not(unix))]
+    {
+        meta.created().map(system_time_to_ns).unwrap_or(0)
+    }
+}
+
+/// The inode number on Unix (a file replaced by another one gets a new one); 0 elsewhere.
+pub fn inode(meta: &Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        meta.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        0
+    }
+}
+
+/// Creates a symbolic link at `link` pointing to `target` (as given, relative or absolute). On
+/// Windows a link is either a file or a folder link: `target_is_dir` chooses, and creating one
+/// needs the "Create symbolic links" right or developer mode.
+pub fn create_symlink(target: &Path, link: &Path, target_is_dir: bool) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let _ = target_is_dir;
+        std::os::unix::fs::symlink(target, link)
+    }
+    #[cfg(windows)]
+    {
+        if target_is_dir {
+            std::os::windows::fs::symlink_dir(target, link)
+        } else {
+            std::os::windows::fs::symlink_file(target, link)
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = (target, link, target_is_dir);
+        Err(std::io::Error::other(
+            "symbolic links are not supported here",
+        ))
+    }
+}
+
 /// Unix permission bits (including setuid/setgid/sticky); 0 elsewhere.
 pub fn mode(meta: &Metadata) -> u32 {
     #[cfg(unix)]

@@ -4,15 +4,20 @@
 //! and blake3 match the version are mtime and mode set, the data fsynced and the temp file renamed
 //! into place. An existing file is never changed unless `--overwrite` says so, and no path from the
 //! server can lead outside the target (`..`, drive letters and the like are refused).
+//!
+//! Runs of all-zero blocks are not written but skipped over (the length is set at the end), so a
+//! sparse file comes back sparse on file systems that support holes. Symbolic links come back as
+//! links with their exact target, after every regular file, so that no file of the same restore is
+//! written through a link it just created.
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
 use asgard_core::path::{bytes_to_path, check_component};
-use asgard_core::protocol::{ListQuery, VersionInfo};
+use asgard_core::protocol::{ListQuery, VersionInfo, VersionKind};
 use asgard_core::{ChunkId, Lang, RawPath};
 
 use crate::client::Client;
@@ -149,6 +154,8 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
+    // Links last (stable sort keeps the path order otherwise).
+    plan.sort_by_key(|(_, v)| v.kind == VersionKind::Symlink);
     let mut t = Tally::default();
     for (path, version) in &plan {
         if version.deleted {
@@ -173,7 +180,12 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        match restore_one(&session.client, version, &dest, args.overwrite, lang).await {
+        let result = if version.kind == VersionKind::Symlink {
+            restore_link(version, &dest, args.overwrite, lang)
+        } else {
+            restore_one(&session.client, version, &dest, args.overwrite, lang).await
+        };
+        match result {
             Ok(Done::Restored) => {
                 t.restored += 1;
                 t.bytes += version.size;
@@ -303,21 +315,22 @@ async fn restore_one(
     let mut tmp_name = OsString::from(".asgard-restore-");
     tmp_name.push(dest.file_name().unwrap_or_default());
     let tmp = dir.join(tmp_name);
-    let mut file = platform::create_restore_file(&tmp, version.attributes)
+    let file = platform::create_restore_file(&tmp, version.attributes)
         .with_context(|| tmp.display().to_string())?;
     let mut guard = TempGuard(Some(tmp.clone()));
 
     let mut resp = client.restore(version.id).await?;
     let mut hasher = blake3::Hasher::new();
-    let mut size = 0u64;
+    let mut out = SparseWriter::new(file);
     while let Some(bytes) = resp.chunk().await? {
         hasher.update(&bytes);
-        file.write_all(&bytes)?;
-        size += bytes.len() as u64;
-        if size > version.size {
+        out.write(&bytes)?;
+        if out.len() > version.size {
             break;
         }
     }
+    let size = out.len();
+    let file = out.finish()?;
     let got: ChunkId = hasher.finalize().into();
     if size != version.size || got != expected {
         bail!(
@@ -342,6 +355,129 @@ async fn restore_one(
         let _ = d.sync_all();
     }
     Ok(Done::Restored)
+}
+
+/// Restores a symbolic link with its exact target (the target itself is not touched). The link's
+/// own mtime is not set: std has no call for that.
+fn restore_link(
+    version: &VersionInfo,
+    dest: &Path,
+    overwrite: bool,
+    lang: Lang,
+) -> anyhow::Result<Done> {
+    let target = version
+        .symlink_target
+        .as_ref()
+        .ok_or_else(|| anyhow!("version {} is a link without a target", version.id))?
+        .to_path_buf();
+    if let Ok(meta) = std::fs::symlink_metadata(dest) {
+        if meta.is_symlink() && std::fs::read_link(dest).ok().as_ref() == Some(&target) {
+            return Ok(Done::UpToDate);
+        }
+        if !overwrite {
+            return Ok(Done::Conflict);
+        }
+        if meta.is_dir() {
+            bail!(
+                "{}",
+                lang.pick("An der Stelle liegt ein Ordner", "A folder is in the way")
+            );
+        }
+    }
+    let dir = dest.parent().ok_or_else(|| anyhow!("no parent folder"))?;
+    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    let mut tmp_name = OsString::from(".asgard-restore-");
+    tmp_name.push(dest.file_name().unwrap_or_default());
+    let tmp = dir.join(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
+    // Only Windows distinguishes file and folder links; a dangling target counts as a file.
+    let target_is_dir = dir.join(&target).is_dir();
+    platform::create_symlink(&target, &tmp, target_is_dir).with_context(|| {
+        format!(
+            "{} {}",
+            lang.pick(
+                "Symbolische Verknüpfung kann nicht angelegt werden (unter Windows sind dafür das \
+                 Recht „Symbolische Verknüpfungen erstellen“ oder der Entwicklermodus nötig):",
+                "Cannot create the symbolic link (on Windows this needs the \"Create symbolic \
+                 links\" right or developer mode):"
+            ),
+            dest.display()
+        )
+    })?;
+    let mut guard = TempGuard(Some(tmp.clone()));
+    std::fs::rename(&tmp, dest)?;
+    guard.0 = None;
+    Ok(Done::Restored)
+}
+
+/// Writes a stream to a file, seeking over 4 KiB blocks (aligned to the file offset) that are all
+/// zero instead of writing them; [`SparseWriter::finish`] sets the final length, so a trailing
+/// hole is kept too. Runs of data blocks are written with one call.
+struct SparseWriter {
+    file: std::fs::File,
+    /// Bytes taken so far (the logical length).
+    len: u64,
+    /// Where the file cursor stands.
+    cursor: u64,
+}
+
+const SPARSE_BLOCK: u64 = 4096;
+
+impl SparseWriter {
+    fn new(file: std::fs::File) -> Self {
+        SparseWriter {
+            file,
+            len: 0,
+            cursor: 0,
+        }
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        let base = self.len;
+        // The end of the block that starts at `i`.
+        let block_end = |i: usize| {
+            let off = base + i as u64;
+            (i + (SPARSE_BLOCK - off % SPARSE_BLOCK) as usize).min(data.len())
+        };
+        let mut i = 0;
+        while i < data.len() {
+            let mut j = block_end(i);
+            let zero = is_zero(&data[i..j]);
+            while j < data.len() {
+                let k = block_end(j);
+                if is_zero(&data[j..k]) != zero {
+                    break;
+                }
+                j = k;
+            }
+            if !zero {
+                let off = base + i as u64;
+                if self.cursor != off {
+                    self.file.seek(SeekFrom::Start(off))?;
+                }
+                self.file.write_all(&data[i..j])?;
+                self.cursor = off + (j - i) as u64;
+            }
+            i = j;
+        }
+        self.len += data.len() as u64;
+        Ok(())
+    }
+
+    fn finish(self) -> std::io::Result<std::fs::File> {
+        self.file.set_len(self.len)?;
+        Ok(self.file)
+    }
+}
+
+fn is_zero(b: &[u8]) -> bool {
+    let mut words = b.chunks_exact(16);
+    words.all(|w| u128::from_ne_bytes(w.try_into().expect("16 bytes")) == 0)
+        && words.remainder().iter().all(|&x| x == 0)
 }
 
 #[cfg(test)]
@@ -419,6 +555,32 @@ mod tests {
         let file = RawPath(b"/d/caf\xe9.txt".to_vec());
         let dest = destination(&root, &file, Some(Path::new("/t"))).unwrap();
         assert_eq!(dest.as_os_str().as_bytes(), b"/t/d/caf\xe9.txt");
+    }
+
+    #[test]
+    fn sparse_writer_writes_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s");
+        let mut data = vec![0u8; 3 * 1024 * 1024 + 77];
+        data[5000] = 1;
+        data[1_000_000..1_000_100].fill(7);
+        data[3 * 1024 * 1024 + 70] = 9;
+        let mut w = SparseWriter::new(std::fs::File::create(&p).unwrap());
+        // Odd piece sizes: blocks are aligned to the file offset, not to the pieces.
+        for piece in data.chunks(12_345) {
+            w.write(piece).unwrap();
+        }
+        drop(w.finish().unwrap());
+        assert_eq!(std::fs::read(&p).unwrap(), data);
+        let trailing = dir.path().join("t");
+        let mut w = SparseWriter::new(std::fs::File::create(&trailing).unwrap());
+        w.write(b"abc").unwrap();
+        w.write(&vec![0; 100_000]).unwrap();
+        drop(w.finish().unwrap());
+        let got = std::fs::read(&trailing).unwrap();
+        assert_eq!(got.len(), 100_003);
+        assert_eq!(&got[..3], b"abc");
+        assert!(is_zero(&got[3..]));
     }
 
     #[test]

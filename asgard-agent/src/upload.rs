@@ -4,6 +4,9 @@
 //! Order is what keeps an interrupted run safe: a commit is sent only after every chunk queued
 //! before it has been flushed, so each committed version references only chunks the server has
 //! (or leased to us in its `check` answer). Whatever was committed before an interruption stays.
+//!
+//! The files cache is written here, right after each successful commit and only for the entries
+//! that commit answered: a file is recorded as known to the server only once it is.
 
 use std::collections::HashSet;
 
@@ -11,6 +14,7 @@ use anyhow::bail;
 use asgard_core::ChunkId;
 use asgard_core::protocol::{CommitEntry, CommitOutcome, CommitRequest, MAX_CHECK_IDS};
 
+use crate::cache::{CacheEntry, Facts, FilesCache, Update};
 use crate::client::Client;
 
 /// Flush the chunk batch at this many plaintext bytes...
@@ -29,6 +33,8 @@ pub struct UploadStats {
     pub files_changed: u64,
     pub files_unchanged: u64,
     pub versions_created: u64,
+    /// Deletion markers stored.
+    pub files_deleted: u64,
     /// Stored (compressed) bytes uploaded.
     pub bytes_sent: u64,
     /// Stored bytes the uploads added to the server's store.
@@ -44,12 +50,23 @@ pub struct Uploader<'a> {
     pending_ids: HashSet<ChunkId>,
     /// Chunks the server confirmed present (or received) in this run.
     present: HashSet<ChunkId>,
-    entries: Vec<CommitEntry>,
+    entries: Vec<(CommitEntry, Option<CacheNote>)>,
+    cache: Option<&'a FilesCache>,
+    /// Set when a cache update failed (reported once; the backup itself is not affected).
+    pub cache_error: Option<String>,
     pub stats: UploadStats,
 }
 
+/// What to record in the files cache once an entry's commit succeeded: its facts (only when they
+/// are settled, see [`crate::cache`]) and its content hash.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheNote {
+    pub facts: Facts,
+    pub hash: ChunkId,
+}
+
 impl<'a> Uploader<'a> {
-    pub fn new(client: &'a Client, level: i32) -> Self {
+    pub fn new(client: &'a Client, level: i32, cache: Option<&'a FilesCache>) -> Self {
         Uploader {
             client,
             level,
@@ -58,6 +75,8 @@ impl<'a> Uploader<'a> {
             pending_ids: HashSet::new(),
             present: HashSet::new(),
             entries: Vec::new(),
+            cache,
+            cache_error: None,
             stats: UploadStats::default(),
         }
     }
@@ -77,9 +96,14 @@ impl<'a> Uploader<'a> {
         Ok(())
     }
 
-    /// Queues a file entry; its chunks must have been added before.
-    pub async fn add_entry(&mut self, entry: CommitEntry) -> anyhow::Result<()> {
-        self.entries.push(entry);
+    /// Queues a commit entry; a file's chunks must have been added before. `note` is recorded in
+    /// the files cache once the entry is committed.
+    pub async fn add_entry(
+        &mut self,
+        entry: CommitEntry,
+        note: Option<CacheNote>,
+    ) -> anyhow::Result<()> {
+        self.entries.push((entry, note));
         if self.entries.len() >= COMMIT_ENTRIES {
             self.flush_chunks().await?;
             self.commit_entries().await?;
@@ -152,8 +176,10 @@ impl<'a> Uploader<'a> {
     async fn commit_entries(&mut self) -> anyhow::Result<()> {
         while !self.entries.is_empty() {
             let n = self.entries.len().min(COMMIT_ENTRIES);
-            let entries: Vec<CommitEntry> = self.entries.drain(..n).collect();
-            let answer = self.client.commit(&CommitRequest { entries }).await?;
+            let (entries, notes): (Vec<CommitEntry>, Vec<Option<CacheNote>>) =
+                self.entries.drain(..n).unzip();
+            let request = CommitRequest { entries };
+            let answer = self.client.commit(&request).await?;
             if answer.results.len() != n {
                 bail!(
                     "{} ({} / {n})",
@@ -164,6 +190,24 @@ impl<'a> Uploader<'a> {
                     answer.results.len()
                 );
             }
+            let mut updates = Vec::new();
+            for ((entry, note), r) in request.entries.into_iter().zip(notes).zip(&answer.results) {
+                match (r.outcome, note, r.version_id) {
+                    (CommitOutcome::Deleted | CommitOutcome::AlreadyDeleted, _, _) => {
+                        updates.push(Update::Remove(entry.path().clone()));
+                    }
+                    (_, Some(note), Some(version_id)) => {
+                        let cached = CacheEntry {
+                            facts: note.facts,
+                            hash: note.hash,
+                            version_id,
+                        };
+                        updates.push(Update::Put(entry.path().clone(), cached));
+                    }
+                    _ => {}
+                }
+            }
+            self.record(&updates);
             for r in answer.results {
                 match r.outcome {
                     CommitOutcome::New => {
@@ -175,10 +219,21 @@ impl<'a> Uploader<'a> {
                         self.stats.versions_created += 1;
                     }
                     CommitOutcome::Unchanged => self.stats.files_unchanged += 1,
-                    CommitOutcome::Deleted | CommitOutcome::AlreadyDeleted => {}
+                    CommitOutcome::Deleted => self.stats.files_deleted += 1,
+                    CommitOutcome::AlreadyDeleted => {}
                 }
             }
         }
         Ok(())
+    }
+
+    /// Writes cache updates (a blocking redb transaction, kept off the async worker's budget).
+    fn record(&mut self, updates: &[Update]) {
+        let Some(cache) = self.cache else { return };
+        if let Err(e) = tokio::task::block_in_place(|| cache.apply(updates))
+            && self.cache_error.is_none()
+        {
+            self.cache_error = Some(e.to_string());
+        }
     }
 }

@@ -5,9 +5,9 @@
 //! | `POST /api/login` | [`LoginRequest`] (+ `Authorization: Bearer` when the device has a token) | [`LoginResponse`] |
 //! | `POST /api/check` | [`CheckRequest`] | [`CheckResponse`] |
 //! | `POST /api/upload` | `multipart/form-data`, one part per chunk: name = chunk id (hex), body = [`crate::stored`] form | [`UploadResponse`] |
-//! | `POST /api/commit` | [`CommitRequest`] | [`CommitResponse`], or 409 [`ErrorBody`] with `missing` |
-//! | `GET /api/list` | query [`ListQuery`] | [`ListResponse`] |
-//! | `POST /api/restore` | [`RestoreRequest`] | the plaintext (`application/octet-stream`, `Range` supported) |
+//! | `POST /api/commit` | [`CommitRequest`]: entries of kind `file`, `symlink` or `deleted` ([`CommitEntry`]) | [`CommitResponse`], or 409 [`ErrorBody`] with `missing` |
+//! | `GET /api/list` | query [`ListQuery`] | [`ListResponse`]; each version has a `kind` (`file` or `symlink`, with `symlink_target`) |
+//! | `POST /api/restore` | [`RestoreRequest`] | the plaintext (`application/octet-stream`, `Range` supported); 400 for a symlink version (its target is in the listing) |
 //! | `GET /api/chunks/{id}` | – | one chunk in stored form |
 //! | `POST /api/runs` | [`RunReport`] | [`RunAccepted`] |
 //! | `GET /api/runs` | query [`RunsQuery`] | [`RunList`] (the calling device's runs, newest first) |
@@ -128,20 +128,41 @@ impl FileMeta {
     }
 }
 
-/// One entry of a commit: a new file version, or a deletion marker.
+/// One entry of a commit: a new file version, a symbolic link, or a deletion marker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CommitEntry {
-    File { path: RawPath, meta: FileMeta },
-    Deleted { path: RawPath },
+    File {
+        path: RawPath,
+        meta: FileMeta,
+    },
+    /// A symbolic link, stored as its target (never followed). The target is kept byte for byte,
+    /// relative or absolute, exactly as the link holds it.
+    Symlink {
+        path: RawPath,
+        target: RawPath,
+        /// The link's own modification time, nanoseconds since the Unix epoch.
+        mtime_ns: i64,
+    },
+    Deleted {
+        path: RawPath,
+    },
 }
 
 impl CommitEntry {
     pub fn path(&self) -> &RawPath {
         match self {
-            CommitEntry::File { path, .. } | CommitEntry::Deleted { path } => path,
+            CommitEntry::File { path, .. }
+            | CommitEntry::Symlink { path, .. }
+            | CommitEntry::Deleted { path } => path,
         }
     }
+}
+
+/// The content hash recorded for a symbolic link: blake3 of its target bytes. A link whose target
+/// is unchanged is a version whose hash is unchanged.
+pub fn symlink_hash(target: &RawPath) -> ChunkId {
+    ChunkId::of(&target.0)
 }
 
 /// `POST /api/commit`: versions for the calling device. All or nothing: if any referenced chunk is
@@ -206,6 +227,17 @@ pub struct ListQuery {
     pub limit: Option<u32>,
 }
 
+/// What a version holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionKind {
+    /// A regular file's content (also the kind of a deletion marker of a file).
+    #[default]
+    File,
+    /// A symbolic link: see `symlink_target`.
+    Symlink,
+}
+
 /// One retained version of a path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionInfo {
@@ -220,6 +252,12 @@ pub struct VersionInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash: Option<ChunkId>,
     pub deleted: bool,
+    /// `file` (the default, also for old servers that do not send it) or `symlink`.
+    #[serde(default)]
+    pub kind: VersionKind,
+    /// The link target of a `symlink` version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symlink_target: Option<RawPath>,
 }
 
 /// A path and its retained versions, newest first.
@@ -373,6 +411,24 @@ mod tests {
         };
         let json = serde_json::to_string(&e).unwrap();
         assert_eq!(serde_json::from_str::<CommitEntry>(&json).unwrap(), e);
+        let e = CommitEntry::Symlink {
+            path: RawPath::from("/l"),
+            target: RawPath::from("../t"),
+            mtime_ns: 5,
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"kind":"symlink","path":"/l","target":"../t","mtime_ns":5}"#
+        );
+    }
+
+    #[test]
+    fn version_kind_defaults_to_file() {
+        let json =
+            r#"{"id":1,"time_us":2,"size":0,"mtime_ns":0,"mode":0,"attributes":0,"deleted":false}"#;
+        let v: VersionInfo = serde_json::from_str(json).unwrap();
+        assert_eq!(v.kind, VersionKind::File);
+        assert_eq!(v.symlink_target, None);
     }
 
     #[test]

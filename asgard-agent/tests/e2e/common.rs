@@ -407,3 +407,44 @@ impl Api {
         )
     }
 }
+
+#[cfg(unix)]
+impl Agent {
+    /// Like [`Agent::command`], but the agent runs as user and group 65534 (nobody) when the tests
+    /// run as root (`setpriv` from util-linux), so that file permissions apply to it. The state dir
+    /// must be writable for that user. Not as root, the agent runs as the current user. The binary
+    /// is copied into the state dir first: the build folder may lie where nobody cannot go.
+    pub fn unprivileged_command(&self) -> Command {
+        let inner = self.command();
+        let as_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        let mut c = if as_root {
+            use std::os::unix::fs::PermissionsExt;
+            let bin = self.state.path().join("asgard-agent-copy");
+            if !bin.exists() {
+                std::fs::copy(inner.get_program(), &bin).unwrap();
+                std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(bin);
+            c
+        } else {
+            Command::new(inner.get_program())
+        };
+        c.args(inner.get_args());
+        for (k, v) in inner.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        // No config file of the real user's home is looked at.
+        c.env("HOME", self.state.path())
+            .env_remove("XDG_CONFIG_HOME");
+        c
+    }
+}

@@ -3,5 +3,7 @@
 
 mod common;
 mod foundation;
+#[cfg(unix)]
+mod incremental;
 mod ops;
 mod scan;

@@ -112,6 +112,13 @@ pub fn validate_entry(entry: &CommitEntry) -> Result<(), String> {
     if path.0.contains(&0) {
         return Err(format!("{path}: NUL byte in path"));
     }
+    if let CommitEntry::Symlink { target, .. } = entry
+        && (target.0.is_empty() || target.0.contains(&0))
+    {
+        return Err(format!(
+            "{path}: a symbolic link needs a target without NUL bytes"
+        ));
+    }
     if let CommitEntry::File { meta, .. } = entry {
         if !meta.lengths_add_up() {
             return Err(format!("{path}: chunk lengths do not add up to the size"));

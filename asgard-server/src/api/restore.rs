@@ -113,6 +113,11 @@ pub async fn restore(
         )?)
     })
     .await?;
+    if rec.symlink_target.is_some() {
+        return Err(ApiError::BadRequest(format!(
+            "version {version_id} is a symbolic link: its target is in the listing"
+        )));
+    }
 
     let size = rec.size;
     let range_header = req

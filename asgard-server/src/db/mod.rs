@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use asgard_core::protocol::{DeviceStatus, LoginRequest, VersionInfo};
+use asgard_core::protocol::{DeviceStatus, LoginRequest, VersionInfo, VersionKind};
 use asgard_core::{ChunkId, ChunkParams, RawPath};
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
@@ -91,6 +91,27 @@ pub struct VersionRec {
     pub hash: Option<[u8; 32]>,
     pub params: ChunkParams,
     pub chunks: Vec<([u8; 32], u32)>,
+    /// `Some(target)` for a symbolic link (size 0, no chunks, hash = blake3 of the target).
+    pub symlink_target: Option<Vec<u8>>,
+}
+
+/// A [`VersionRec`] as written before symlink versions existed (no `symlink_target`). Postcard
+/// records have no field names, so old records are recognised by failing to decode as the new
+/// shape (they end where the new field would start) and are read with this one.
+#[derive(Deserialize)]
+struct VersionRecV1 {
+    user_id: u64,
+    device_id: u64,
+    path: Vec<u8>,
+    time_us: i64,
+    deleted: bool,
+    size: u64,
+    mtime_ns: i64,
+    mode: u32,
+    attributes: u32,
+    hash: Option<[u8; 32]>,
+    params: ChunkParams,
+    chunks: Vec<([u8; 32], u32)>,
 }
 
 impl VersionRec {
@@ -104,6 +125,37 @@ impl VersionRec {
             attributes: self.attributes,
             hash: self.hash.map(ChunkId),
             deleted: self.deleted,
+            kind: if self.symlink_target.is_some() {
+                VersionKind::Symlink
+            } else {
+                VersionKind::File
+            },
+            symlink_target: self.symlink_target.clone().map(RawPath),
+        }
+    }
+
+    /// Decodes a stored version, also in the shape written before symlink versions existed.
+    pub fn decode(bytes: &[u8]) -> Result<VersionRec> {
+        match postcard::from_bytes::<VersionRec>(bytes) {
+            Ok(v) => Ok(v),
+            Err(new_err) => {
+                let v: VersionRecV1 = postcard::from_bytes(bytes).map_err(|_| new_err)?;
+                Ok(VersionRec {
+                    user_id: v.user_id,
+                    device_id: v.device_id,
+                    path: v.path,
+                    time_us: v.time_us,
+                    deleted: v.deleted,
+                    size: v.size,
+                    mtime_ns: v.mtime_ns,
+                    mode: v.mode,
+                    attributes: v.attributes,
+                    hash: v.hash,
+                    params: v.params,
+                    chunks: v.chunks,
+                    symlink_target: None,
+                })
+            }
         }
     }
 }

@@ -364,3 +364,94 @@ fn list_pages_prefix_and_time() {
         Err(DbError::UnknownDevice { .. })
     ));
 }
+
+fn symlink(path: &str, target: &str) -> CommitEntry {
+    CommitEntry::Symlink {
+        path: RawPath::from(path),
+        target: RawPath::from(target),
+        mtime_ns: 7,
+    }
+}
+
+#[test]
+fn symlink_versions_are_kept_compared_and_listed() {
+    let (_d, db) = open();
+    let (_, a) = register(&db, "alice", "pc");
+    let outcome = |r: &CommitResponse| r.results[0].outcome;
+    assert_eq!(
+        outcome(&commit(&db, &a, &[symlink("/l", "t1")], 4)),
+        CommitOutcome::New
+    );
+    assert_eq!(
+        outcome(&commit(&db, &a, &[symlink("/l", "t1")], 4)),
+        CommitOutcome::Unchanged
+    );
+    assert_eq!(
+        outcome(&commit(&db, &a, &[symlink("/l", "t2")], 4)),
+        CommitOutcome::Changed
+    );
+    // A file whose content equals the target bytes is still a change of kind.
+    upload(&db, &a, &[b"t2"]);
+    assert_eq!(
+        outcome(&commit(&db, &a, &[file("/l", &[b"t2"])], 4)),
+        CommitOutcome::Changed
+    );
+    let (files, _) = db
+        .list(
+            a.user_id,
+            &ListParams {
+                devices: DeviceSel::Id(a.device_id),
+                prefix: None,
+                at_us: None,
+                after: None,
+                limit: 10,
+            },
+        )
+        .unwrap();
+    let v = &files[0].versions;
+    assert_eq!(v.len(), 3);
+    assert_eq!(v[0].kind, asgard_core::protocol::VersionKind::File);
+    assert_eq!(v[1].kind, asgard_core::protocol::VersionKind::Symlink);
+    assert_eq!(v[1].symlink_target, Some(RawPath::from("t2")));
+    assert_eq!(v[2].symlink_target, Some(RawPath::from("t1")));
+}
+
+#[test]
+fn version_records_from_before_symlinks_still_decode() {
+    #[derive(Serialize)]
+    struct Old {
+        user_id: u64,
+        device_id: u64,
+        path: Vec<u8>,
+        time_us: i64,
+        deleted: bool,
+        size: u64,
+        mtime_ns: i64,
+        mode: u32,
+        attributes: u32,
+        hash: Option<[u8; 32]>,
+        params: ChunkParams,
+        chunks: Vec<([u8; 32], u32)>,
+    }
+    let old = Old {
+        user_id: 1,
+        device_id: 2,
+        path: b"/a".to_vec(),
+        time_us: 3,
+        deleted: false,
+        size: 3,
+        mtime_ns: 4,
+        mode: 0o644,
+        attributes: 0,
+        hash: Some([9; 32]),
+        params: ChunkParams::default(),
+        chunks: vec![([9; 32], 3)],
+    };
+    let rec = VersionRec::decode(&postcard::to_stdvec(&old).unwrap()).unwrap();
+    assert_eq!(rec.path, b"/a");
+    assert_eq!(rec.chunks, vec![([9; 32], 3)]);
+    assert_eq!(rec.symlink_target, None);
+    let mut new = rec.clone();
+    new.symlink_target = Some(b"x".to_vec());
+    assert_eq!(VersionRec::decode(&enc(&new).unwrap()).unwrap(), new);
+}

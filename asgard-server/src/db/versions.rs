@@ -2,8 +2,10 @@
 
 use std::collections::HashSet;
 
-use asgard_core::protocol::{CommitEntry, CommitOutcome, CommitResponse, CommitResult, FileEntry};
-use asgard_core::{ChunkId, RawPath};
+use asgard_core::protocol::{
+    CommitEntry, CommitOutcome, CommitResponse, CommitResult, FileEntry, symlink_hash,
+};
+use asgard_core::{ChunkId, ChunkParams, RawPath};
 use redb::{ReadTransaction, ReadableTable};
 
 use super::{
@@ -65,7 +67,7 @@ impl Db {
                 let newest: Option<(u64, VersionRec)> = match prec.versions.last() {
                     Some(&id) => versions
                         .get(id)?
-                        .map(|g| dec(g.value()).map(|v| (id, v)))
+                        .map(|g| VersionRec::decode(g.value()).map(|v| (id, v)))
                         .transpose()?,
                     None => None,
                 };
@@ -73,6 +75,7 @@ impl Db {
                     CommitEntry::File { path, meta: m } => {
                         if let Some((id, v)) = &newest
                             && !v.deleted
+                            && v.symlink_target.is_none()
                             && v.hash == Some(m.hash.0)
                             && v.size == m.size
                         {
@@ -99,10 +102,54 @@ impl Db {
                             hash: Some(m.hash.0),
                             params: m.params,
                             chunks: m.chunks.iter().map(|c| (c.id.0, c.len)).collect(),
+                            symlink_target: None,
                         };
                         for (id, _) in &rec.chunks {
                             adjust_refcount(&mut chunks, id, 1)?;
                         }
+                        let id = next_id(&mut meta, "next_version_id")?;
+                        versions.insert(id, enc(&rec)?.as_slice())?;
+                        prec.versions.push(id);
+                        pruned += apply_retention(&mut prec, &mut versions, &mut chunks, keep)?;
+                        CommitResult {
+                            outcome,
+                            version_id: Some(id),
+                        }
+                    }
+                    CommitEntry::Symlink {
+                        path,
+                        target,
+                        mtime_ns,
+                    } => {
+                        if let Some((id, v)) = &newest
+                            && !v.deleted
+                            && v.symlink_target.as_ref() == Some(&target.0)
+                        {
+                            results.push(CommitResult {
+                                outcome: CommitOutcome::Unchanged,
+                                version_id: Some(*id),
+                            });
+                            continue;
+                        }
+                        let outcome = match &newest {
+                            Some((_, v)) if !v.deleted => CommitOutcome::Changed,
+                            _ => CommitOutcome::New,
+                        };
+                        let rec = VersionRec {
+                            user_id,
+                            device_id,
+                            path: path.0.clone(),
+                            time_us,
+                            deleted: false,
+                            size: 0,
+                            mtime_ns: *mtime_ns,
+                            mode: 0,
+                            attributes: 0,
+                            hash: Some(symlink_hash(target).0),
+                            params: ChunkParams::default(),
+                            chunks: Vec::new(),
+                            symlink_target: Some(target.0.clone()),
+                        };
                         let id = next_id(&mut meta, "next_version_id")?;
                         versions.insert(id, enc(&rec)?.as_slice())?;
                         prec.versions.push(id);
@@ -127,6 +174,7 @@ impl Db {
                                 hash: None,
                                 params: v.params,
                                 chunks: Vec::new(),
+                                symlink_target: None,
                             };
                             let id = next_id(&mut meta, "next_version_id")?;
                             versions.insert(id, enc(&rec)?.as_slice())?;
@@ -221,7 +269,7 @@ impl Db {
                 let mut infos = Vec::new();
                 for &id in prec.versions.iter().rev() {
                     let Some(g) = versions.get(id)? else { continue };
-                    let rec: VersionRec = dec(g.value())?;
+                    let rec = VersionRec::decode(g.value())?;
                     if p.at_us.is_none_or(|at| rec.time_us <= at) {
                         infos.push(rec.info(id));
                     }
@@ -261,7 +309,7 @@ impl Db {
         let (id, rec) = if let Some(id) = version_id {
             let rec: VersionRec = versions
                 .get(id)?
-                .map(|g| dec(g.value()))
+                .map(|g| VersionRec::decode(g.value()))
                 .transpose()?
                 .ok_or(DbError::NotFound)?;
             // Another user's version is reported exactly like a missing one.
@@ -288,7 +336,7 @@ impl Db {
             let mut found = None;
             for &id in prec.versions.iter().rev() {
                 let Some(g) = versions.get(id)? else { continue };
-                let rec: VersionRec = dec(g.value())?;
+                let rec = VersionRec::decode(g.value())?;
                 if at_us.is_none_or(|at| rec.time_us <= at) {
                     found = Some((id, rec));
                     break;
@@ -341,7 +389,7 @@ fn apply_retention(
     let mut recs = Vec::with_capacity(prec.versions.len());
     for &id in &prec.versions {
         if let Some(g) = versions.get(id)? {
-            recs.push((id, dec::<VersionRec>(g.value())?));
+            recs.push((id, VersionRec::decode(g.value())?));
         }
     }
     let content = recs.iter().filter(|(_, v)| !v.deleted).count();

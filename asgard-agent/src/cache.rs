@@ -1,0 +1,381 @@
+//! The files cache: what the agent knows the server already holds, so that an unchanged file is
+//! not even opened.
+//!
+//! One redb file per (server URL, user, device) under `<state dir>/files-cache/`, keyed by the
+//! path's bytes. An entry says: "this path, with exactly this size, mtime, change time, inode, mode
+//! and attributes, has content `hash`, and version `version_id` with that content is committed".
+//! A scanned file whose facts equal its entry is counted unchanged without being read.
+//!
+//! Two rules keep that statement true:
+//! - entries are written only after the commit containing the file succeeded, so a crash or a
+//!   failed commit can only leave entries missing (the file is read again), never wrong;
+//! - a file whose mtime or change time is not at least [`SAFETY_MARGIN_NS`] older than the start of
+//!   the run is never recorded. A file may be written again after we read it within the same
+//!   timestamp tick (1 s on ext3 and HFS+, 2 s for FAT mtimes, and the kernel stamps files from a
+//!   coarse clock that lags the real one by up to a timer tick); its metadata would then look
+//!   unchanged although the content is not what we read. Everything written after the run started
+//!   gets a timestamp of at least `start - margin`, so it can never match an entry that we only
+//!   wrote for files stamped before `start - margin`. Two seconds covers the coarsest common
+//!   granularity (FAT); the price is that files changed in the last two seconds before a run are
+//!   read again next time.
+//!
+//! A new registration (new token) deletes the namespace's file: the server it talks to may not
+//! have what the old entries promise.
+
+use std::path::{Path, PathBuf};
+
+use asgard_core::{ChunkId, RawPath};
+use redb::{Database, ReadableDatabase, TableDefinition};
+
+use crate::platform;
+
+/// path bytes → encoded [`CacheEntry`]
+const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
+
+/// Files changed less than this long before the run started are not recorded (see module docs).
+pub const SAFETY_MARGIN_NS: i64 = 2_000_000_000;
+
+/// Format byte of an encoded entry; an entry of another format is a miss.
+const FORMAT: u8 = 1;
+const ENCODED_LEN: usize = 2 + 8 * 4 + 4 * 2 + 32 + 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("files cache {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("files cache {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        source: redb::DatabaseError,
+    },
+    #[error("files cache: {0}")]
+    Storage(#[from] redb::Error),
+}
+
+macro_rules! storage_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for CacheError {
+            fn from(e: $t) -> Self {
+                CacheError::Storage(e.into())
+            }
+        }
+    )*};
+}
+storage_errors!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Whether a cache entry describes a regular file or a symbolic link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File = 1,
+    Symlink = 2,
+}
+
+/// The metadata of a file that the cache compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    pub kind: Kind,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub inode: u64,
+    pub mode: u32,
+    pub attributes: u32,
+}
+
+impl Facts {
+    /// The facts of `meta` (from `symlink_metadata`).
+    pub fn of(kind: Kind, meta: &std::fs::Metadata) -> Facts {
+        Facts {
+            kind,
+            size: meta.len(),
+            mtime_ns: platform::mtime_ns(meta),
+            ctime_ns: platform::change_time_ns(meta),
+            inode: platform::inode(meta),
+            mode: platform::mode(meta),
+            attributes: platform::attributes(meta),
+        }
+    }
+
+    /// Whether these facts may be recorded by a run that started at `run_start_ns`.
+    pub fn settled(&self, run_start_ns: i64) -> bool {
+        let limit = run_start_ns.saturating_sub(SAFETY_MARGIN_NS);
+        self.mtime_ns < limit && self.ctime_ns < limit
+    }
+}
+
+/// One cached file: its facts, content hash and the committed version with that content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheEntry {
+    pub facts: Facts,
+    pub hash: ChunkId,
+    pub version_id: u64,
+}
+
+impl CacheEntry {
+    fn encode(&self) -> [u8; ENCODED_LEN] {
+        let mut out = [0u8; ENCODED_LEN];
+        let f = &self.facts;
+        let mut w = Writer(&mut out, 0);
+        w.put(&[FORMAT, f.kind as u8]);
+        w.put(&f.size.to_le_bytes());
+        w.put(&f.mtime_ns.to_le_bytes());
+        w.put(&f.ctime_ns.to_le_bytes());
+        w.put(&f.inode.to_le_bytes());
+        w.put(&f.mode.to_le_bytes());
+        w.put(&f.attributes.to_le_bytes());
+        w.put(&self.hash.0);
+        w.put(&self.version_id.to_le_bytes());
+        out
+    }
+
+    fn decode(b: &[u8]) -> Option<CacheEntry> {
+        if b.len() != ENCODED_LEN || b[0] != FORMAT {
+            return None;
+        }
+        let kind = match b[1] {
+            1 => Kind::File,
+            2 => Kind::Symlink,
+            _ => return None,
+        };
+        let mut r = Reader(&b[2..]);
+        let facts = Facts {
+            kind,
+            size: u64::from_le_bytes(r.take()),
+            mtime_ns: i64::from_le_bytes(r.take()),
+            ctime_ns: i64::from_le_bytes(r.take()),
+            inode: u64::from_le_bytes(r.take()),
+            mode: u32::from_le_bytes(r.take()),
+            attributes: u32::from_le_bytes(r.take()),
+        };
+        let hash = ChunkId(r.take());
+        let version_id = u64::from_le_bytes(r.take());
+        Some(CacheEntry {
+            facts,
+            hash,
+            version_id,
+        })
+    }
+}
+
+struct Writer<'a>(&'a mut [u8], usize);
+
+impl Writer<'_> {
+    fn put(&mut self, b: &[u8]) {
+        self.0[self.1..self.1 + b.len()].copy_from_slice(b);
+        self.1 += b.len();
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        let (head, rest) = self.0.split_at(N);
+        self.0 = rest;
+        head.try_into().expect("split_at gives N bytes")
+    }
+}
+
+/// A change to write after a successful commit.
+#[derive(Debug, Clone)]
+pub enum Update {
+    Put(RawPath, CacheEntry),
+    Remove(RawPath),
+}
+
+/// The files cache of one (server, user, device).
+pub struct FilesCache {
+    db: Database,
+}
+
+/// The cache file for a namespace: a hash of (server URL, user, device), so that no name leaks
+/// into a file name and another registration never sees these entries.
+pub fn cache_path(state_dir: &Path, server_url: &str, user: &str, device: &str) -> PathBuf {
+    let mut h = blake3::Hasher::new();
+    for part in [server_url, user, device] {
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    let hex = h.finalize().to_hex();
+    state_dir
+        .join("files-cache")
+        .join(format!("{}.redb", &hex[..32]))
+}
+
+impl FilesCache {
+    /// Opens (or creates) the cache at `path`. With `fresh`, any old content is discarded first.
+    pub fn open(path: &Path, fresh: bool) -> Result<FilesCache, CacheError> {
+        let io = |source| CacheError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        if fresh {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+                _ => {}
+            }
+        }
+        let db = Database::create(path).map_err(|source| CacheError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let txn = db.begin_write()?;
+        txn.open_table(FILES)?;
+        txn.commit()?;
+        Ok(FilesCache { db })
+    }
+
+    /// A consistent view for the lookups of one scan.
+    pub fn reader(&self) -> Result<CacheReader, CacheError> {
+        let txn = self.db.begin_read()?;
+        Ok(CacheReader {
+            table: txn.open_table(FILES)?,
+        })
+    }
+
+    /// Applies updates in one transaction.
+    pub fn apply(&self, updates: &[Update]) -> Result<(), CacheError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(FILES)?;
+            for u in updates {
+                match u {
+                    Update::Put(path, entry) => {
+                        t.insert(path.0.as_slice(), entry.encode().as_slice())?;
+                    }
+                    Update::Remove(path) => {
+                        t.remove(path.0.as_slice())?;
+                    }
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+/// Lookups against one snapshot of the cache; usable from several scan threads.
+pub struct CacheReader {
+    table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+}
+
+impl CacheReader {
+    /// The entry of `path` if its facts equal `facts`. A read error counts as a miss (the file is
+    /// then simply read).
+    pub fn matching(&self, path: &RawPath, facts: &Facts) -> Option<CacheEntry> {
+        let guard = self.table.get(path.0.as_slice()).ok()??;
+        CacheEntry::decode(guard.value()).filter(|e| e.facts == *facts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(mtime_ns: i64) -> Facts {
+        Facts {
+            kind: Kind::File,
+            size: 10,
+            mtime_ns,
+            ctime_ns: mtime_ns,
+            inode: 42,
+            mode: 0o644,
+            attributes: 0,
+        }
+    }
+
+    fn entry(mtime_ns: i64) -> CacheEntry {
+        CacheEntry {
+            facts: facts(mtime_ns),
+            hash: ChunkId::of(b"x"),
+            version_id: 7,
+        }
+    }
+
+    #[test]
+    fn encoding_round_trip() {
+        let e = entry(-5);
+        assert_eq!(CacheEntry::decode(&e.encode()), Some(e));
+        let mut bad = e.encode();
+        bad[0] = 99;
+        assert_eq!(CacheEntry::decode(&bad), None);
+        assert_eq!(CacheEntry::decode(&bad[..10]), None);
+    }
+
+    #[test]
+    fn lookup_matches_only_identical_facts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = cache_path(dir.path(), "https://s", "u", "d");
+        let cache = FilesCache::open(&path, false).unwrap();
+        let p = RawPath::from("/a/b");
+        cache.apply(&[Update::Put(p.clone(), entry(100))]).unwrap();
+        let r = cache.reader().unwrap();
+        assert_eq!(r.matching(&p, &facts(100)), Some(entry(100)));
+        assert_eq!(r.matching(&p, &facts(101)), None);
+        let mut other_inode = facts(100);
+        other_inode.inode = 43;
+        assert_eq!(r.matching(&p, &other_inode), None);
+        let mut link = facts(100);
+        link.kind = Kind::Symlink;
+        assert_eq!(r.matching(&p, &link), None);
+        assert_eq!(r.matching(&RawPath::from("/a/c"), &facts(100)), None);
+        drop(r);
+        cache.apply(&[Update::Remove(p.clone())]).unwrap();
+        assert_eq!(cache.reader().unwrap().matching(&p, &facts(100)), None);
+    }
+
+    #[test]
+    fn namespaces_and_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = cache_path(dir.path(), "https://s", "u", "d");
+        assert_ne!(a, cache_path(dir.path(), "https://s", "u", "e"));
+        assert_ne!(a, cache_path(dir.path(), "https://t", "u", "d"));
+        // The length prefix keeps ("ab", "c") and ("a", "bc") apart.
+        assert_ne!(
+            cache_path(dir.path(), "s", "ab", "c"),
+            cache_path(dir.path(), "s", "a", "bc")
+        );
+        let p = RawPath::from("/x");
+        {
+            let c = FilesCache::open(&a, false).unwrap();
+            c.apply(&[Update::Put(p.clone(), entry(1))]).unwrap();
+        }
+        {
+            let c = FilesCache::open(&a, false).unwrap();
+            assert!(c.reader().unwrap().matching(&p, &facts(1)).is_some());
+        }
+        let c = FilesCache::open(&a, true).unwrap();
+        assert!(c.reader().unwrap().matching(&p, &facts(1)).is_none());
+    }
+
+    #[test]
+    fn only_settled_files_are_recorded() {
+        let start = 1_000_000_000_000;
+        assert!(facts(start - SAFETY_MARGIN_NS - 1).settled(start));
+        assert!(!facts(start - SAFETY_MARGIN_NS).settled(start));
+        assert!(!facts(start + 5).settled(start));
+        let mut f = facts(0);
+        f.ctime_ns = start;
+        assert!(!f.settled(start), "a fresh ctime is not settled");
+    }
+
+    #[test]
+    fn reader_is_shareable_between_threads() {
+        fn sync<T: Sync + Send>() {}
+        sync::<CacheReader>();
+    }
+}
