@@ -276,7 +276,7 @@ fn links_fifos_sockets_empty_and_non_utf8_names() {
     assert_eq!(n(&first, "versions_created"), 7);
     assert_eq!(n(&first, "files_skipped"), 2, "FIFO and socket: {first}");
     assert!(
-        stderr.contains("fifo") && stderr.contains("socket"),
+        stderr.contains("/fifo") && stderr.contains("/sock"),
         "{stderr}"
     );
 
