@@ -68,7 +68,15 @@ pub struct ChunkRec {
     pub plain_len: u32,
     /// Occurrences in retained versions.
     pub refcount: u64,
+    /// The lease: the last time an upload or a `check` answer ("you need not upload this") vouched
+    /// for this chunk. GC leaves a chunk alone while this is younger than the grace period.
     pub last_touched_us: i64,
+    /// GC phase one: when a pass found the chunk unreferenced and unleased. A later pass deletes it
+    /// only if it is still so; any new reference or lease clears the mark.
+    pub gc_candidate_since_us: Option<i64>,
+    /// Verify found the stored chunk damaged or missing: `check` asks its owners to upload it again,
+    /// and a verified upload heals it (and clears this).
+    pub bad_since_us: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -558,6 +566,7 @@ impl Db {
                 let rec = match chunks.get(&c.id.0)?.map(|g| dec::<ChunkRec>(g.value())) {
                     Some(r) => ChunkRec {
                         last_touched_us: now,
+                        gc_candidate_since_us: None,
                         ..r?
                     },
                     None => {
@@ -568,6 +577,8 @@ impl Db {
                             plain_len: c.plain_len,
                             refcount: 0,
                             last_touched_us: now,
+                            gc_candidate_since_us: None,
+                            bad_since_us: None,
                         }
                     }
                 };
