@@ -296,25 +296,12 @@ async fn restore_one(
     let expected = version
         .hash
         .ok_or_else(|| anyhow!("version {} has no hash", version.id))?;
-    if let Ok(meta) = std::fs::symlink_metadata(dest) {
-        if meta.is_file() && meta.len() == version.size && hash_file(dest)? == expected {
-            return Ok(Done::UpToDate);
-        }
-        if !overwrite {
-            return Ok(Done::Conflict);
-        }
-        if meta.is_dir() {
-            bail!(
-                "{}",
-                lang.pick("An der Stelle liegt ein Ordner", "A folder is in the way")
-            );
-        }
+    if let Some(done) = existing(dest, overwrite, lang, |meta| {
+        Ok(meta.is_file() && meta.len() == version.size && hash_file(dest)? == expected)
+    })? {
+        return Ok(done);
     }
-    let dir = dest.parent().ok_or_else(|| anyhow!("no parent folder"))?;
-    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
-    let mut tmp_name = OsString::from(".asgard-restore-");
-    tmp_name.push(dest.file_name().unwrap_or_default());
-    let tmp = dir.join(tmp_name);
+    let (dir, tmp) = temp_beside(dest)?;
     let file = platform::create_restore_file(&tmp, version.attributes)
         .with_context(|| tmp.display().to_string())?;
     let mut guard = TempGuard(Some(tmp.clone()));
@@ -370,25 +357,12 @@ fn restore_link(
         .as_ref()
         .ok_or_else(|| anyhow!("version {} is a link without a target", version.id))?
         .to_path_buf();
-    if let Ok(meta) = std::fs::symlink_metadata(dest) {
-        if meta.is_symlink() && std::fs::read_link(dest).ok().as_ref() == Some(&target) {
-            return Ok(Done::UpToDate);
-        }
-        if !overwrite {
-            return Ok(Done::Conflict);
-        }
-        if meta.is_dir() {
-            bail!(
-                "{}",
-                lang.pick("An der Stelle liegt ein Ordner", "A folder is in the way")
-            );
-        }
+    if let Some(done) = existing(dest, overwrite, lang, |meta| {
+        Ok(meta.is_symlink() && std::fs::read_link(dest).ok().as_ref() == Some(&target))
+    })? {
+        return Ok(done);
     }
-    let dir = dest.parent().ok_or_else(|| anyhow!("no parent folder"))?;
-    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
-    let mut tmp_name = OsString::from(".asgard-restore-");
-    tmp_name.push(dest.file_name().unwrap_or_default());
-    let tmp = dir.join(tmp_name);
+    let (dir, tmp) = temp_beside(dest)?;
     let _ = std::fs::remove_file(&tmp);
     // Only Windows distinguishes file and folder links; a dangling target counts as a file.
     let target_is_dir = dir.join(&target).is_dir();
@@ -478,6 +452,43 @@ fn is_zero(b: &[u8]) -> bool {
     let mut words = b.chunks_exact(16);
     words.all(|w| u128::from_ne_bytes(w.try_into().expect("16 bytes")) == 0)
         && words.remainder().iter().all(|&x| x == 0)
+}
+
+/// What to do about whatever is at `dest` already: `Some(UpToDate)` when `same` says it is the
+/// version, `Some(Conflict)` when it differs and `overwrite` is off, `None` to go ahead (nothing
+/// there, or a file or link to replace). A folder in the way is an error.
+fn existing(
+    dest: &Path,
+    overwrite: bool,
+    lang: Lang,
+    same: impl FnOnce(&std::fs::Metadata) -> anyhow::Result<bool>,
+) -> anyhow::Result<Option<Done>> {
+    let Ok(meta) = std::fs::symlink_metadata(dest) else {
+        return Ok(None);
+    };
+    if same(&meta)? {
+        return Ok(Some(Done::UpToDate));
+    }
+    if !overwrite {
+        return Ok(Some(Done::Conflict));
+    }
+    if meta.is_dir() {
+        bail!(
+            "{}",
+            lang.pick("An der Stelle liegt ein Ordner", "A folder is in the way")
+        );
+    }
+    Ok(None)
+}
+
+/// The destination's folder (created if needed) and a temp path beside `dest` in it, so the final
+/// rename stays within one file system.
+fn temp_beside(dest: &Path) -> anyhow::Result<(&Path, PathBuf)> {
+    let dir = dest.parent().ok_or_else(|| anyhow!("no parent folder"))?;
+    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    let mut tmp_name = OsString::from(".asgard-restore-");
+    tmp_name.push(dest.file_name().unwrap_or_default());
+    Ok((dir, dir.join(tmp_name)))
 }
 
 #[cfg(test)]
