@@ -522,7 +522,7 @@ fn adjust_refcount(
         .map(|g| dec::<ChunkRec>(g.value()))
         .transpose()?
     else {
-        tracing::error!(chunk = %ChunkId(*id), "refcount change for a chunk missing from the index");
+        tracing::error!(chunk = %ChunkId(*id), delta, "refcount change for a chunk missing from the index");
         return Ok(());
     };
     rec.refcount = match rec.refcount.checked_add_signed(delta) {

@@ -724,3 +724,99 @@ fn prune_and_gc_free_exactly_the_chunks_no_retained_version_uses() {
         }
     }
 }
+
+/// Random single-threaded interleavings of uploads, commits (with retention), deletions, checks
+/// and GC passes with a zero grace: after every step each stored refcount equals the references
+/// of the retained versions, and every referenced chunk is in the index and the store.
+#[test]
+fn refcounts_match_the_retained_versions_under_random_interleavings() {
+    let fx = Fx::new();
+    let users = [
+        fx.user("anna", "a"),
+        fx.user("anna", "b"),
+        fx.user("bert", "c"),
+    ];
+    let pool: Vec<Vec<u8>> = (0..12).map(|i| format!("piece {i}").into_bytes()).collect();
+    let mut rng = 0x1234_5678_9abc_def1u64;
+    let mut next = |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let mut t = T0;
+    for step in 0..600 {
+        t += SEC;
+        let a = &users[next(3) as usize];
+        let path = format!("/p{}", next(4));
+        match next(6) {
+            0 | 1 => {
+                let pieces: Vec<&[u8]> = (0..1 + next(3))
+                    .map(|_| pool[next(12) as usize].as_slice())
+                    .collect();
+                let missing = fx
+                    .db
+                    .check(
+                        a.user_id,
+                        &pieces.iter().map(|p| ChunkId::of(p)).collect::<Vec<_>>(),
+                        t,
+                    )
+                    .unwrap();
+                let up: Vec<&[u8]> = pieces
+                    .iter()
+                    .copied()
+                    .filter(|p| missing.contains(&ChunkId::of(p)))
+                    .collect();
+                fx.upload(a, &up, t);
+                if next(2) == 0 {
+                    fx.gc(0, t);
+                    t += 1;
+                }
+                match fx.commit(a, &path, &pieces, 1 + next(2) as u32, t) {
+                    Ok(_) | Err(DbError::MissingChunks(_)) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            2 => fx.delete(a, &path, t),
+            _ => {
+                fx.gc(0, t);
+            }
+        }
+        // The model: references of every retained version.
+        let mut refs: HashMap<ChunkId, u64> = HashMap::new();
+        for u in &users {
+            let p = crate::db::ListParams {
+                devices: crate::db::DeviceSel::Id(u.device_id),
+                prefix: None,
+                at_us: None,
+                after: None,
+                limit: 100,
+            };
+            for f in fx.db.list(u.user_id, &p).unwrap().0 {
+                for v in f.versions.iter().filter(|v| !v.deleted) {
+                    let (_, rec) = fx
+                        .db
+                        .find_version(u.user_id, u.device_id, Some(v.id), None, None, None)
+                        .unwrap();
+                    for (c, _) in rec.chunks {
+                        *refs.entry(ChunkId(c)).or_default() += 1;
+                    }
+                }
+            }
+        }
+        for p in &pool {
+            let id = ChunkId::of(p);
+            let want = refs.get(&id).copied().unwrap_or(0);
+            let got = fx.db.chunk_record(&id).unwrap().map_or(0, |r| r.refcount);
+            assert_eq!(
+                got,
+                want,
+                "step {step}: refcount of {:?}",
+                String::from_utf8_lossy(p)
+            );
+            if want > 0 {
+                assert!(fx.stored(p), "step {step}: referenced chunk missing");
+            }
+        }
+    }
+}
