@@ -49,6 +49,101 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Largest upload request body (sum of its chunk parts). Default 256 MiB.
     pub max_upload_bytes: u64,
+    /// Days the versions of a deleted path are kept after its deletion. Default 90.
+    pub deleted_keep_days: u32,
+    /// How long a chunk stays after an upload or a `check` answer vouched for it, even when no
+    /// version references it (the lease of a running backup). Default `1h`.
+    pub gc_grace: HumanDuration,
+    /// Time between two garbage collection passes inside `serve`; the first one runs one interval
+    /// after the start. Default `24h`.
+    pub gc_interval: HumanDuration,
+}
+
+/// A duration written as in `30m`, `1h`, `1h30m`, `0s`, `500ms` or `7d` (units `ms`, `s`, `m`,
+/// `h`, `d`); shown in the largest unit that divides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(pub std::time::Duration);
+
+impl HumanDuration {
+    pub const fn secs(s: u64) -> Self {
+        HumanDuration(std::time::Duration::from_secs(s))
+    }
+
+    /// Microseconds, saturating (for comparisons with redb timestamps).
+    pub fn as_micros_i64(self) -> i64 {
+        i64::try_from(self.0.as_micros()).unwrap_or(i64::MAX)
+    }
+}
+
+impl std::str::FromStr for HumanDuration {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        let bad = || format!("invalid duration \"{text}\" (examples: 30s, 15m, 1h, 1h30m, 7d)");
+        if t.is_empty() {
+            return Err(bad());
+        }
+        let mut total_ms: u64 = 0;
+        let mut rest = t;
+        while !rest.is_empty() {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
+                return Err(bad());
+            }
+            let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+            rest = &rest[digits..];
+            let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+            let factor_ms: u64 = match &rest[..unit_len] {
+                "ms" => 1,
+                "s" => 1000,
+                "m" => 60_000,
+                "h" => 3_600_000,
+                "d" => 86_400_000,
+                _ => return Err(bad()),
+            };
+            rest = &rest[unit_len..];
+            total_ms = n
+                .checked_mul(factor_ms)
+                .and_then(|v| total_ms.checked_add(v))
+                .ok_or_else(bad)?;
+        }
+        Ok(HumanDuration(std::time::Duration::from_millis(total_ms)))
+    }
+}
+
+impl std::fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0.as_millis();
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1000),
+        ] {
+            if ms >= size && ms.is_multiple_of(size) {
+                return write!(f, "{}{unit}", ms / size);
+            }
+        }
+        if ms == 0 {
+            write!(f, "0s")
+        } else {
+            write!(f, "{ms}ms")
+        }
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 impl Default for Config {
@@ -62,6 +157,9 @@ impl Default for Config {
             language: None,
             tls: None,
             max_upload_bytes: 256 * 1024 * 1024,
+            deleted_keep_days: 90,
+            gc_grace: HumanDuration::secs(3600),
+            gc_interval: HumanDuration::secs(24 * 3600),
         }
     }
 }
@@ -134,6 +232,16 @@ impl Config {
                 )
             );
         }
+        if self.gc_interval.0.is_zero() {
+            bail!(
+                "{}: {}",
+                origin.display(),
+                lang.pick(
+                    "gc_interval muss größer als 0 sein",
+                    "gc_interval must be greater than 0"
+                )
+            );
+        }
         Ok(())
     }
 
@@ -187,6 +295,45 @@ mod tests {
         let text = include_str!("../../config.example.yaml");
         let c = Config::from_yaml(text, Path::new("config.example.yaml")).unwrap();
         assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn durations_parse_and_print() {
+        let p = |t: &str| t.parse::<HumanDuration>();
+        assert_eq!(p("1h").unwrap(), HumanDuration::secs(3600));
+        assert_eq!(p("30m").unwrap(), HumanDuration::secs(1800));
+        assert_eq!(p("0s").unwrap(), HumanDuration::secs(0));
+        assert_eq!(p("1h30m").unwrap(), HumanDuration::secs(5400));
+        assert_eq!(p("2d").unwrap(), HumanDuration::secs(2 * 86400));
+        assert_eq!(
+            p("250ms").unwrap(),
+            HumanDuration(std::time::Duration::from_millis(250))
+        );
+        for bad in ["", "h", "5", "5x", "1h 2", "-1s", "99999999999999999999d"] {
+            assert!(p(bad).is_err(), "{bad:?} parsed");
+        }
+        for text in ["1h", "30m", "0s", "24h", "1d", "90s", "250ms"] {
+            let d = p(text).unwrap();
+            assert_eq!(p(&d.to_string()).unwrap(), d, "{text}");
+        }
+        assert_eq!(HumanDuration::secs(86400).to_string(), "1d");
+    }
+
+    #[test]
+    fn gc_keys_parse_and_zero_interval_is_refused() {
+        let c = Config::from_yaml(
+            "gc_grace: 0s\ngc_interval: 1s\ndeleted_keep_days: 7\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(c.gc_grace, HumanDuration::secs(0));
+        assert_eq!(c.gc_interval, HumanDuration::secs(1));
+        assert_eq!(c.deleted_keep_days, 7);
+        let err = Config::from_yaml("gc_interval: 0s\n", Path::new("x")).unwrap_err();
+        assert!(format!("{err:#}").contains("gc_interval"), "{err:#}");
+        let err = Config::from_yaml("gc_grace: bald\n", Path::new("/e.yaml")).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("bald") && text.contains("/e.yaml"), "{text}");
     }
 
     #[test]

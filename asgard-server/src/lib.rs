@@ -7,12 +7,14 @@
 //! - [`lock`]: one process per data directory;
 //! - [`db`]: the redb metadata and every transaction of the API;
 //! - [`store`]: the [`store::ChunkStore`] trait and its backends;
+//! - [`gc`]: retention pruning and garbage collection of unreferenced chunks;
 //! - [`api`]: the actix-web handlers;
 //! - [`tls`]: the certificate and its fingerprint.
 
 pub mod api;
 pub mod config;
 pub mod db;
+pub mod gc;
 pub mod lock;
 pub mod store;
 pub mod tls;

@@ -12,10 +12,10 @@ use asgard_core::Lang;
 use asgard_core::protocol::DeviceStatus;
 use clap::{Args, Parser, Subcommand};
 
-use asgard_server::config::Config;
+use asgard_server::config::{Config, HumanDuration};
 use asgard_server::db::{Db, DbError};
 use asgard_server::store::LocalStore;
-use asgard_server::{api, lock, tls};
+use asgard_server::{api, gc, lock, tls};
 
 #[derive(Parser)]
 #[command(name = "asgard-server", version, about = "AsgardBackup-Server")]
@@ -53,6 +53,50 @@ enum Cmd {
     Device {
         #[command(subcommand)]
         cmd: DeviceCmd,
+    },
+    /// Manage users (retention per user).
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
+    },
+    /// Garbage collection now: prune versions by the retention rules, remove unreferenced chunks.
+    /// Needs the data directory for itself; a running server does it every gc_interval.
+    Gc {
+        #[command(flatten)]
+        common: Common,
+        /// Only report what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Grace period for chunks uploaded or reported present recently (e.g. 1h, 30m, 0s);
+        /// default gc_grace of the configuration.
+        #[arg(long, value_name = "DURATION")]
+        grace: Option<HumanDuration>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// List users with their device count and own keep_versions.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Set how many content versions per file this user keeps (instead of keep_versions).
+    SetKeep {
+        user: String,
+        #[arg(value_parser = clap::value_parser!(u32).range(1..))]
+        versions: u32,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Remove the user's own setting: keep_versions of the configuration applies again.
+    ClearKeep {
+        user: String,
+        #[command(flatten)]
+        common: Common,
     },
 }
 
@@ -101,6 +145,13 @@ fn main() -> ExitCode {
         Cmd::Serve { common, listen } => serve(&common, listen),
         Cmd::Fingerprint { common } => fingerprint(&common),
         Cmd::Device { cmd } => device(cmd),
+        Cmd::User { cmd } => user(cmd),
+        Cmd::Gc {
+            common,
+            dry_run,
+            grace,
+            json,
+        } => gc_cmd(&common, dry_run, grace, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -175,9 +226,17 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
     let fp = material.fingerprint();
     let tls_config = material.server_config()?;
     let listen = config.listen.clone();
+    let db = Arc::new(db);
+    let store: Arc<dyn asgard_server::store::ChunkStore> = Arc::new(store);
+    gc::spawn_periodic(
+        db.clone(),
+        store.clone(),
+        gc::GcOptions::from_config(&config),
+        config.gc_interval.0,
+    )?;
     let state = web::Data::new(api::AppState {
-        db: Arc::new(db),
-        store: Arc::new(store),
+        db,
+        store,
         config: Arc::new(config),
     });
 
@@ -304,6 +363,129 @@ fn device_cmd(cmd: DeviceCmd, config: &Config, lang: Lang) -> anyhow::Result<()>
             Err(DbError::NotFound) => return Err(not_found(&user, &device)),
             Err(e) => return Err(e.into()),
         },
+    }
+    Ok(())
+}
+
+fn user(cmd: UserCmd) -> CmdResult {
+    let common = match &cmd {
+        UserCmd::List { common }
+        | UserCmd::SetKeep { common, .. }
+        | UserCmd::ClearKeep { common, .. } => common.clone(),
+    };
+    let config = load_config(&common).map_err(|e| (None, e))?;
+    let lang = config.lang();
+    with_lang(lang, user_cmd(cmd, &config, lang))
+}
+
+fn user_cmd(cmd: UserCmd, config: &Config, lang: Lang) -> anyhow::Result<()> {
+    require_data_dir(config, lang)?;
+    let (_lock, db) = open_data_dir(config, lang)?;
+    let not_found = |user: &str| match lang {
+        Lang::De => anyhow!("Benutzer „{user}“ nicht gefunden."),
+        Lang::En => anyhow!("User \"{user}\" not found."),
+    };
+    match cmd {
+        UserCmd::List { .. } => {
+            let rows = db.list_users()?;
+            if rows.is_empty() {
+                println!("{}", lang.pick("Keine Benutzer.", "No users."));
+            }
+            for r in rows {
+                let keep = match r.keep_versions {
+                    Some(k) => format!("keep_versions {k}"),
+                    None => format!(
+                        "keep_versions {} ({})",
+                        config.keep_versions,
+                        lang.pick("Standard", "default")
+                    ),
+                };
+                println!(
+                    "{}\t{} {}\t{keep}",
+                    r.name,
+                    r.devices,
+                    lang.pick("Gerät(e)", "device(s)")
+                );
+            }
+        }
+        UserCmd::SetKeep { user, versions, .. } => {
+            match db.set_keep_override(&user, Some(versions)) {
+                Ok(()) => match lang {
+                    Lang::De => println!(
+                        "Benutzer „{user}“ behält {versions} Versionen pro Datei (ab dem nächsten Commit bzw. der nächsten Speicherbereinigung)."
+                    ),
+                    Lang::En => println!(
+                        "User \"{user}\" keeps {versions} versions per file (from the next commit or garbage collection)."
+                    ),
+                },
+                Err(DbError::NotFound) => return Err(not_found(&user)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        UserCmd::ClearKeep { user, .. } => match db.set_keep_override(&user, None) {
+            Ok(()) => match lang {
+                Lang::De => println!(
+                    "Für Benutzer „{user}“ gilt wieder keep_versions der Konfiguration ({}).",
+                    config.keep_versions
+                ),
+                Lang::En => println!(
+                    "keep_versions of the configuration ({}) applies to user \"{user}\" again.",
+                    config.keep_versions
+                ),
+            },
+            Err(DbError::NotFound) => return Err(not_found(&user)),
+            Err(e) => return Err(e.into()),
+        },
+    }
+    Ok(())
+}
+
+fn require_data_dir(config: &Config, lang: Lang) -> anyhow::Result<()> {
+    if !config.data_dir.is_dir() {
+        return Err(anyhow!(
+            "{} {}",
+            lang.pick(
+                "Datenverzeichnis existiert nicht:",
+                "Data directory does not exist:"
+            ),
+            config.data_dir.display()
+        ));
+    }
+    Ok(())
+}
+
+fn gc_cmd(common: &Common, dry_run: bool, grace: Option<HumanDuration>, json: bool) -> CmdResult {
+    let config = load_config(common).map_err(|e| (None, e))?;
+    let lang = config.lang();
+    with_lang(lang, run_gc(&config, dry_run, grace, json, lang))
+}
+
+fn run_gc(
+    config: &Config,
+    dry_run: bool,
+    grace: Option<HumanDuration>,
+    json: bool,
+    lang: Lang,
+) -> anyhow::Result<()> {
+    require_data_dir(config, lang)?;
+    let (_lock, db) = open_data_dir(config, lang).with_context(|| {
+        lang.pick(
+            "asgard-server gc braucht das Datenverzeichnis für sich allein. Läuft der Server, bereinigt er selbst alle gc_interval",
+            "asgard-server gc needs the data directory to itself. A running server collects garbage by itself every gc_interval",
+        )
+    })?;
+    let chunks = config.data_dir.join("chunks");
+    let store = LocalStore::open(&chunks).with_context(|| format!("{}", chunks.display()))?;
+    let mut opts = gc::GcOptions::from_config(config);
+    opts.dry_run = dry_run;
+    if let Some(g) = grace {
+        opts.grace = g.0;
+    }
+    let report = gc::run(&db, &store, &opts, asgard_server::db::now_us())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render(lang));
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod common;
 mod foundation;
+mod gc;
 #[cfg(unix)]
 mod incremental;
 mod ops;

@@ -31,7 +31,7 @@ pub async fn check(
     }
     let db = state.db.clone();
     let user = auth.0.user_id;
-    let missing = blocking(move || Ok(db.check(user, &ids)?)).await?;
+    let missing = blocking(move || Ok(db.check(user, &ids, now_us())?)).await?;
     Ok(HttpResponse::Ok().json(CheckResponse { missing }))
 }
 
@@ -96,9 +96,9 @@ pub async fn upload(
     }
 
     if !verified.is_empty() {
-        let db = state.db.clone();
+        let st = state.clone();
         let user = auth.0.user_id;
-        blocking(move || Ok(db.record_upload(user, &verified, now_us())?)).await?;
+        blocking(move || Ok(st.db.record_upload(user, &verified, now_us(), &*st.store)?)).await?;
     }
     Ok(HttpResponse::Ok().json(response))
 }

@@ -264,7 +264,9 @@ impl From<DbError> for ApiError {
             DbError::MissingChunks(m) => ApiError::MissingChunks(m),
             DbError::NotFound => ApiError::NotFound,
             DbError::Deleted => ApiError::Deleted,
-            e @ (DbError::Storage(_) | DbError::Encoding(_)) => ApiError::Internal(e.to_string()),
+            e @ (DbError::Storage(_) | DbError::Encoding(_) | DbError::Store(_)) => {
+                ApiError::Internal(e.to_string())
+            }
         }
     }
 }

@@ -5,11 +5,13 @@
 //! so a crash or an error leaves either all of it or none of it.
 //!
 //! This file holds every table definition, the records, login/auth, check, upload records and the
-//! admin commands; `versions.rs` holds commit (with retention), list and the restore lookup;
-//! `runs.rs` the run reports of the agents.
+//! admin commands; `versions.rs` holds commit (with retention, and the GC's pruning), list and the
+//! restore lookup; `gc.rs` the garbage collector's transactions on the chunk index (the algorithm
+//! and its reasoning are in `crate::gc`); `runs.rs` the run reports of the agents.
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::{Mutex, RwLock};
 
 use asgard_core::protocol::{DeviceStatus, LoginRequest, VersionInfo, VersionKind};
 use asgard_core::{ChunkId, ChunkParams, RawPath};
@@ -21,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Registration;
+use crate::store::{ChunkStore, StoreError};
 
 /// user name → [`UserRec`]
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
@@ -39,8 +42,10 @@ const VERSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("versions");
 /// (user id, device id, run id) → [`RunRec`]: the last [`KEEP_RUNS`] run reports per device.
 /// Run ids grow with time, so a device's newest run is the last key of its range.
 const RUNS: TableDefinition<(u64, u64, u64), &[u8]> = TableDefinition::new("runs");
+/// user id → the user's own `keep_versions` (set by the admin; absent = the configured default).
+const KEEP_OVERRIDES: TableDefinition<u64, u32> = TableDefinition::new("keep_overrides");
 /// counters: `next_user_id`, `next_device_id`, `next_version_id`, `next_run_id`, `last_time_us`,
-/// `stored_bytes`
+/// `stored_bytes`, and the last GC result (`gc_last_*`, see `crate::gc::last_report`)
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -192,6 +197,9 @@ pub enum DbError {
     NotFound,
     #[error("the file was deleted at that time")]
     Deleted,
+    /// The chunk store failed while a transaction needed it (an upload record checks presence).
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 macro_rules! redb_errors {
@@ -335,6 +343,24 @@ pub fn decode_cursor(text: &str) -> Option<(u64, Vec<u8>)> {
 /// The metadata database.
 pub struct Db {
     db: Database,
+    /// Orders the deletion of chunk files against upload records: the GC holds it exclusively from
+    /// the transaction that removes index entries until the files are deleted (and while it deletes
+    /// orphan files); [`Db::record_upload`] holds it shared. So an upload that finds no index entry
+    /// for a chunk can trust a presence check of the file: no deletion is half done. One process
+    /// owns a data directory (the lock file), so an in-process lock is enough.
+    pub(crate) deletion_fence: RwLock<()>,
+    /// At most one GC pass at a time (the periodic one and one on demand).
+    pub(crate) gc_running: Mutex<()>,
+}
+
+/// A user and their own retention setting, for `user list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub name: String,
+    pub id: u64,
+    pub devices: u64,
+    /// `None`: the configured `keep_versions` applies.
+    pub keep_versions: Option<u32>,
 }
 
 fn next_id(meta: &mut redb::Table<&str, u64>, key: &str) -> Result<u64> {
@@ -369,9 +395,14 @@ impl Db {
         txn.open_table(PATHS)?;
         txn.open_table(VERSIONS)?;
         txn.open_table(RUNS)?;
+        txn.open_table(KEEP_OVERRIDES)?;
         txn.open_table(META)?;
         txn.commit()?;
-        Ok(Db { db })
+        Ok(Db {
+            db,
+            deletion_fence: RwLock::new(()),
+            gc_running: Mutex::new(()),
+        })
     }
 
     fn read(&self) -> Result<ReadTransaction> {
@@ -520,20 +551,43 @@ impl Db {
 
     /// The distinct ids (in request order) that this user does not own or that the store lacks.
     /// Answers only from the user's own chunks, so it reveals nothing about other users.
-    pub fn check(&self, user_id: u64, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
-        let txn = self.read()?;
-        let owned = txn.open_table(USER_CHUNKS)?;
-        let chunks = txn.open_table(CHUNKS)?;
-        let mut seen = HashSet::new();
+    ///
+    /// Every chunk answered "not missing" gets a lease (`last_touched_us = now`, GC candidate mark
+    /// cleared) in the same transaction: the agent will commit versions referencing it without
+    /// uploading it, so GC must leave it alone for the grace period (see `crate::gc`).
+    pub fn check(&self, user_id: u64, ids: &[ChunkId], now: i64) -> Result<Vec<ChunkId>> {
+        let txn = self.write()?;
         let mut missing = Vec::new();
-        for id in ids {
-            if !seen.insert(*id) {
-                continue;
-            }
-            if owned.get((user_id, &id.0))?.is_none() || chunks.get(&id.0)?.is_none() {
-                missing.push(*id);
+        {
+            let owned = txn.open_table(USER_CHUNKS)?;
+            let mut chunks = txn.open_table(CHUNKS)?;
+            let mut seen = HashSet::new();
+            for id in ids {
+                if !seen.insert(*id) {
+                    continue;
+                }
+                if owned.get((user_id, &id.0))?.is_none() {
+                    missing.push(*id);
+                    continue;
+                }
+                let rec = chunks.get(&id.0)?.map(|g| dec::<ChunkRec>(g.value()));
+                match rec {
+                    None => missing.push(*id),
+                    Some(rec) => {
+                        let rec = rec?;
+                        if rec.last_touched_us < now || rec.gc_candidate_since_us.is_some() {
+                            let leased = ChunkRec {
+                                last_touched_us: rec.last_touched_us.max(now),
+                                gc_candidate_since_us: None,
+                                ..rec
+                            };
+                            chunks.insert(&id.0, enc(&leased)?.as_slice())?;
+                        }
+                    }
+                }
             }
         }
+        txn.commit()?;
         Ok(missing)
     }
 
@@ -552,9 +606,25 @@ impl Db {
             && txn.open_table(CHUNKS)?.get(&id.0)?.is_some())
     }
 
-    /// Records the verified chunks of one upload request, all in one transaction. Returns the
-    /// number of chunks the index did not have before.
-    pub fn record_upload(&self, user_id: u64, list: &[UploadedChunk], now: i64) -> Result<u32> {
+    /// Records the verified chunks of one upload request, all in one transaction, each with a
+    /// fresh lease. Returns the number of chunks the index did not have before.
+    ///
+    /// A chunk the index lacks is recorded only if `store` has its file *now*: the upload handler
+    /// may have skipped writing a chunk the index knew, or written one that the GC then swept as an
+    /// orphan, and the GC may have removed it in between. Under the shared deletion fence no
+    /// deletion is half done, so the presence check is reliable. A chunk that is gone is left out
+    /// (logged); a commit referencing it is then refused with `missing_chunks`, never accepted.
+    pub fn record_upload(
+        &self,
+        user_id: u64,
+        list: &[UploadedChunk],
+        now: i64,
+        store: &dyn ChunkStore,
+    ) -> Result<u32> {
+        let _fence = self
+            .deletion_fence
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
         let txn = self.write()?;
         let mut new = 0;
         {
@@ -569,6 +639,10 @@ impl Db {
                         gc_candidate_since_us: None,
                         ..r?
                     },
+                    None if !store.exists(&c.id)? => {
+                        tracing::warn!(chunk = %c.id, "uploaded chunk vanished before it was recorded (removed by GC); not recorded");
+                        continue;
+                    }
                     None => {
                         new += 1;
                         added_bytes += c.stored_len;
@@ -663,6 +737,69 @@ impl Db {
         })
     }
 
+    /// Sets (`Some`) or clears (`None`) a user's own `keep_versions`; `NotFound` for an unknown
+    /// user. It applies from the next commit of each path and to every path at the next GC pass.
+    pub fn set_keep_override(&self, user: &str, keep: Option<u32>) -> Result<()> {
+        let txn = self.write()?;
+        {
+            let users = txn.open_table(USERS)?;
+            let user_id = users
+                .get(user)?
+                .map(|g| dec::<UserRec>(g.value()))
+                .transpose()?
+                .ok_or(DbError::NotFound)?
+                .id;
+            let mut keeps = txn.open_table(KEEP_OVERRIDES)?;
+            match keep {
+                Some(k) => keeps.insert(user_id, k.max(1))?,
+                None => keeps.remove(user_id)?,
+            };
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Every user with their device count and own `keep_versions`, by name.
+    pub fn list_users(&self) -> Result<Vec<UserRow>> {
+        let txn = self.read()?;
+        let keeps = txn.open_table(KEEP_OVERRIDES)?;
+        let devices = txn.open_table(DEVICES)?;
+        let mut out = Vec::new();
+        for row in txn.open_table(USERS)?.iter()? {
+            let (k, v) = row?;
+            let id = dec::<UserRec>(v.value())?.id;
+            out.push(UserRow {
+                name: k.value().to_owned(),
+                id,
+                devices: devices.range((id, "")..(id + 1, ""))?.count() as u64,
+                keep_versions: keeps.get(id)?.map(|g| g.value()),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Reads counters from the meta table (absent keys are `None`).
+    pub(crate) fn meta_values(&self, keys: &[&str]) -> Result<Vec<Option<u64>>> {
+        let txn = self.read()?;
+        let meta = txn.open_table(META)?;
+        keys.iter()
+            .map(|k| Ok(meta.get(*k)?.map(|g| g.value())))
+            .collect()
+    }
+
+    /// Writes counters into the meta table in one transaction.
+    pub(crate) fn set_meta_values(&self, values: &[(&str, u64)]) -> Result<()> {
+        let txn = self.write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            for (k, v) in values {
+                meta.insert(*k, *v)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     /// Gauges for `/metrics`.
     pub fn stats(&self) -> Result<Stats> {
         let txn = self.read()?;
@@ -692,7 +829,11 @@ impl Db {
 #[cfg(test)]
 mod tests;
 
+mod gc;
 mod runs;
 mod versions;
+
+pub use gc::{ChunkBatch, ChunkVerdict, chunk_verdict};
+pub use versions::{PathBatch, PathKey, RetentionRules};
 
 pub use runs::{DeviceLastRun, KEEP_RUNS, RunRec};

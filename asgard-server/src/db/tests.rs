@@ -1,4 +1,5 @@
 use super::*;
+use crate::store::ChunkStore;
 use asgard_core::protocol::{ChunkRef, CommitEntry, CommitOutcome, CommitResponse, FileMeta};
 
 fn open() -> (tempfile::TempDir, Db) {
@@ -40,7 +41,16 @@ fn upload(db: &Db, a: &Auth, data: &[&[u8]]) -> Vec<ChunkId> {
             plain_len: d.len() as u32,
         })
         .collect();
-    db.record_upload(a.user_id, &list, now_us()).unwrap();
+    // The record checks that the files of chunks new to the index exist: put them first.
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::LocalStore::open(dir.path()).unwrap();
+    for d in data {
+        store
+            .put(&ChunkId::of(d), &asgard_core::stored::encode_raw(d))
+            .unwrap();
+    }
+    db.record_upload(a.user_id, &list, now_us(), &store)
+        .unwrap();
     list.iter().map(|c| c.id).collect()
 }
 
@@ -154,9 +164,14 @@ fn check_answers_per_user() {
     let (_, b) = register(&db, "b", "d");
     let ids = upload(&db, &a, &[b"secret"]);
     let other = ChunkId::of(b"other");
-    assert!(db.check(a.user_id, &[ids[0], ids[0]]).unwrap().is_empty());
+    assert!(
+        db.check(a.user_id, &[ids[0], ids[0]], now_us())
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
-        db.check(b.user_id, &[ids[0], other, ids[0]]).unwrap(),
+        db.check(b.user_id, &[ids[0], other, ids[0]], now_us())
+            .unwrap(),
         vec![ids[0], other]
     );
 }

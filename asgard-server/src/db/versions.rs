@@ -1,4 +1,11 @@
-//! File versions: commit with retention, list and the lookup for restore.
+//! File versions: commit with retention, the GC's pruning pass, list and the lookup for restore.
+//!
+//! Retention has two rules. A path keeps at most `keep` content versions (the user's own setting
+//! from `KEEP_OVERRIDES`, else the configured `keep_versions`): commit applies it to the paths it
+//! touches, and the GC's pruning pass applies it to every path (so a lowered setting takes effect
+//! everywhere). A path whose newest version is a deletion marker older than `deleted_keep_days`
+//! loses all its versions in the pruning pass. Either way the dropped versions release their chunk
+//! references in the same transaction; the chunks themselves are the GC's business.
 
 use std::collections::HashSet;
 
@@ -9,13 +16,40 @@ use asgard_core::{ChunkId, ChunkParams, RawPath};
 use redb::{ReadTransaction, ReadableTable};
 
 use super::{
-    CHUNKS, ChunkRec, DEVICES, Db, DbError, DeviceSel, ListParams, META, PATHS, PathRec, Result,
-    USER_CHUNKS, VERSIONS, VersionRec, dec, enc, encode_cursor, next_id, user_devices,
+    CHUNKS, ChunkRec, DEVICES, Db, DbError, DeviceSel, KEEP_OVERRIDES, ListParams, META, PATHS,
+    PathRec, Result, USER_CHUNKS, VERSIONS, VersionRec, dec, enc, encode_cursor, next_id,
+    user_devices,
 };
+
+/// A key of the paths table, owned: (user id, device id, path bytes).
+pub type PathKey = (u64, u64, Vec<u8>);
+
+/// What the pruning pass found in one read batch of paths.
+#[derive(Debug, Default)]
+pub struct PathBatch {
+    /// Paths looked at.
+    pub scanned: usize,
+    /// The last key read: the next batch starts after it. `None` when the table is exhausted.
+    pub last: Option<PathKey>,
+    /// Paths that retention or the deleted-path expiry would change.
+    pub prune: Vec<PathKey>,
+    /// Versions those changes would drop (at read time).
+    pub versions: u64,
+}
+
+/// The retention rules a pruning pass applies.
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionRules {
+    /// `keep_versions` for users without their own setting.
+    pub keep_versions: u32,
+    /// The versions of a path deleted at least this long ago all go.
+    pub deleted_keep_us: i64,
+    pub now_us: i64,
+}
 
 impl Db {
     /// Commits versions for one device, all or nothing. See [`CommitOutcome`] for the outcomes;
-    /// retention keeps at most `keep` content versions per path.
+    /// retention keeps at most `keep` content versions per path (the user's own setting wins).
     pub fn commit(
         &self,
         user_id: u64,
@@ -31,6 +65,10 @@ impl Db {
             let mut paths = txn.open_table(PATHS)?;
             let mut versions = txn.open_table(VERSIONS)?;
             let mut meta = txn.open_table(META)?;
+            let keep = txn
+                .open_table(KEEP_OVERRIDES)?
+                .get(user_id)?
+                .map_or(keep, |g| g.value());
 
             // Presence and ownership are checked inside the transaction that adds the references.
             let mut seen = HashSet::new();
@@ -205,6 +243,127 @@ impl Db {
         Ok(response)
     }
 
+    /// Reads up to `limit` paths after `after` and finds those the retention rules would change.
+    /// Reads one version per path, and all of a path's versions only when it has more than it may
+    /// keep, so a pass over millions of paths stays cheap.
+    pub fn prune_scan(
+        &self,
+        after: Option<&PathKey>,
+        limit: usize,
+        rules: RetentionRules,
+    ) -> Result<PathBatch> {
+        let txn = self.read()?;
+        let paths = txn.open_table(PATHS)?;
+        let versions = txn.open_table(VERSIONS)?;
+        let keeps = txn.open_table(KEEP_OVERRIDES)?;
+        let lower = match after {
+            Some((u, d, p)) => std::ops::Bound::Excluded((*u, *d, p.as_slice())),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut batch = PathBatch::default();
+        let range = paths.range::<(u64, u64, &[u8])>((lower, std::ops::Bound::Unbounded))?;
+        for row in range.take(limit) {
+            let (k, v) = row?;
+            let (user_id, device_id, path) = k.value();
+            let key = (user_id, device_id, path.to_vec());
+            batch.scanned += 1;
+            let prec: PathRec = dec(v.value())?;
+            let keep = keeps
+                .get(user_id)?
+                .map_or(rules.keep_versions, |g| g.value());
+            let newest = match prec.versions.last() {
+                Some(&id) => versions
+                    .get(id)?
+                    .map(|g| VersionRec::decode(g.value()))
+                    .transpose()?,
+                None => None,
+            };
+            let drops = if newest.is_some_and(|v| deletion_expired(&v, rules)) {
+                prec.versions.len() as u64
+            } else if prec.versions.len() > keep as usize {
+                let mut deleted = Vec::with_capacity(prec.versions.len());
+                for &id in &prec.versions {
+                    if let Some(g) = versions.get(id)? {
+                        deleted.push(VersionRec::decode(g.value())?.deleted);
+                    }
+                }
+                retention_drops(&deleted, keep)
+                    .iter()
+                    .filter(|d| **d)
+                    .count() as u64
+            } else {
+                0
+            };
+            if drops > 0 || prec.versions.is_empty() {
+                batch.prune.push(key.clone());
+                batch.versions += drops;
+            }
+            batch.last = Some(key);
+        }
+        if batch.scanned < limit {
+            batch.last = None;
+        }
+        Ok(batch)
+    }
+
+    /// Applies the retention rules to `keys` in one write transaction (re-reading each path) and
+    /// releases the chunk references of the dropped versions. Returns (versions dropped, paths
+    /// removed).
+    pub fn prune_paths(&self, keys: &[PathKey], rules: RetentionRules) -> Result<(u64, u64)> {
+        let txn = self.write()?;
+        let (mut dropped, mut removed) = (0u64, 0u64);
+        {
+            let mut chunks = txn.open_table(CHUNKS)?;
+            let mut paths = txn.open_table(PATHS)?;
+            let mut versions = txn.open_table(VERSIONS)?;
+            let keeps = txn.open_table(KEEP_OVERRIDES)?;
+            for (user_id, device_id, path) in keys {
+                let key = (*user_id, *device_id, path.as_slice());
+                let Some(mut prec) = paths
+                    .get(key)?
+                    .map(|g| dec::<PathRec>(g.value()))
+                    .transpose()?
+                else {
+                    continue;
+                };
+                let newest = match prec.versions.last() {
+                    Some(&id) => versions
+                        .get(id)?
+                        .map(|g| VersionRec::decode(g.value()))
+                        .transpose()?,
+                    None => None,
+                };
+                if prec.versions.is_empty() || newest.is_some_and(|v| deletion_expired(&v, rules)) {
+                    for id in std::mem::take(&mut prec.versions) {
+                        if let Some(v) = versions
+                            .remove(id)?
+                            .map(|g| VersionRec::decode(g.value()))
+                            .transpose()?
+                        {
+                            for (chunk, _) in &v.chunks {
+                                adjust_refcount(&mut chunks, chunk, -1)?;
+                            }
+                            dropped += 1;
+                        }
+                    }
+                    paths.remove(key)?;
+                    removed += 1;
+                    continue;
+                }
+                let keep = keeps
+                    .get(*user_id)?
+                    .map_or(rules.keep_versions, |g| g.value());
+                let n = apply_retention(&mut prec, &mut versions, &mut chunks, keep)?;
+                if n > 0 {
+                    paths.insert(key, enc(&prec)?.as_slice())?;
+                    dropped += u64::from(n);
+                }
+            }
+        }
+        txn.commit()?;
+        Ok((dropped, removed))
+    }
+
     /// Resolves the device names of a user: (id, name) sorted by id.
     fn select_devices(
         txn: &ReadTransaction,
@@ -363,7 +522,7 @@ fn adjust_refcount(
         .map(|g| dec::<ChunkRec>(g.value()))
         .transpose()?
     else {
-        tracing::error!(chunk = %ChunkId(*id), "refcount change for a chunk missing from the index");
+        tracing::error!(chunk = %ChunkId(*id), delta, "refcount change for a chunk missing from the index");
         return Ok(());
     };
     rec.refcount = match rec.refcount.checked_add_signed(delta) {
@@ -373,13 +532,44 @@ fn adjust_refcount(
             0
         }
     };
+    if delta > 0 {
+        // A new reference saves a GC candidate: it must be found unreferenced afresh.
+        rec.gc_candidate_since_us = None;
+    }
     chunks.insert(id, enc(&rec)?.as_slice())?;
     Ok(())
 }
 
-/// Keeps at most `keep` content versions of a path: drops the oldest content versions (and their
-/// chunk references) and then every deletion marker older than the oldest retained content version.
-/// Returns the number of versions dropped.
+/// Whether `newest` is a deletion marker older than `deleted_keep_days`: the path's versions go.
+fn deletion_expired(newest: &VersionRec, rules: RetentionRules) -> bool {
+    newest.deleted && newest.time_us.saturating_add(rules.deleted_keep_us) <= rules.now_us
+}
+
+/// Which versions retention drops, given whether each (oldest first) is a deletion marker: the
+/// oldest content versions beyond `keep`, then every deletion marker older than the oldest
+/// retained content version.
+fn retention_drops(deleted: &[bool], keep: u32) -> Vec<bool> {
+    let content = deleted.iter().filter(|d| !**d).count();
+    let mut excess = content.saturating_sub(keep as usize);
+    let mut content_kept = false;
+    deleted
+        .iter()
+        .map(|&is_marker| {
+            if is_marker {
+                !content_kept
+            } else if excess > 0 {
+                excess -= 1;
+                true
+            } else {
+                content_kept = true;
+                false
+            }
+        })
+        .collect()
+}
+
+/// Keeps at most `keep` content versions of a path (see [`retention_drops`]) and releases the
+/// chunk references of the dropped ones. Returns the number of versions dropped.
 fn apply_retention(
     prec: &mut PathRec,
     versions: &mut redb::Table<u64, &[u8]>,
@@ -392,21 +582,11 @@ fn apply_retention(
             recs.push((id, VersionRec::decode(g.value())?));
         }
     }
-    let content = recs.iter().filter(|(_, v)| !v.deleted).count();
-    let mut excess = content.saturating_sub(keep as usize);
+    let deleted: Vec<bool> = recs.iter().map(|(_, v)| v.deleted).collect();
+    let drops = retention_drops(&deleted, keep);
     let mut kept = Vec::with_capacity(recs.len());
     let mut pruned = 0;
-    let mut content_kept = false;
-    for (id, v) in recs {
-        let drop = if v.deleted {
-            !content_kept
-        } else if excess > 0 {
-            excess -= 1;
-            true
-        } else {
-            content_kept = true;
-            false
-        };
+    for ((id, v), drop) in recs.into_iter().zip(drops) {
         if drop {
             for (chunk, _) in &v.chunks {
                 adjust_refcount(chunks, chunk, -1)?;

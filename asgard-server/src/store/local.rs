@@ -137,6 +137,19 @@ impl ChunkStore for LocalStore {
         }
     }
 
+    fn stored_at_us(&self, id: &ChunkId) -> Result<Option<i64>, StoreError> {
+        let path = self.path_of(id);
+        match fs::metadata(&path).and_then(|m| m.modified()) {
+            Ok(t) => Ok(Some(
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_micros() as i64)
+                    .unwrap_or(0),
+            )),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io(path, e)),
+        }
+    }
+
     fn list(&self) -> Result<IdIter<'_>, StoreError> {
         // Two levels of 256 folders each; read one leaf folder at a time.
         let mut dirs = Vec::new();

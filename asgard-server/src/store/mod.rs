@@ -91,6 +91,14 @@ pub trait ChunkStore: Send + Sync {
     /// [`StoreError::Io`] when the removal failed; the chunk may then still be present.
     fn delete(&self, id: &ChunkId) -> Result<bool, StoreError>;
 
+    /// When `id` was stored, in µs since the Unix epoch (a file's modification time), or `None`
+    /// when it is absent. The GC leaves young files without an index entry alone: an upload
+    /// writes its chunks before it records them.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the time could not be read.
+    fn stored_at_us(&self, id: &ChunkId) -> Result<Option<i64>, StoreError>;
+
     /// Every id in the store, in no particular order. Chunks put or deleted while the listing runs
     /// may or may not appear; everything present before and after the listing does appear.
     ///
@@ -118,6 +126,7 @@ pub(crate) mod conformance {
         not_found(&*fresh());
         delete_removes(&*fresh());
         list_returns_all(&*fresh());
+        stored_at_is_the_put_time(&*fresh());
         empty_and_large_bodies(&*fresh());
     }
 
@@ -164,6 +173,21 @@ pub(crate) mod conformance {
             "a deleted chunk can be put again"
         );
         assert_eq!(s.get(&id).unwrap(), bytes);
+    }
+
+    fn stored_at_is_the_put_time(s: &dyn ChunkStore) {
+        let (id, bytes) = chunk(5);
+        assert_eq!(s.stored_at_us(&id).unwrap(), None);
+        let before = crate::db::now_us();
+        s.put(&id, &bytes).unwrap();
+        let at = s.stored_at_us(&id).unwrap().expect("present");
+        // File systems may round times down to their tick; allow two seconds.
+        assert!(
+            at >= before - 2_000_000 && at <= crate::db::now_us() + 2_000_000,
+            "{at} vs {before}"
+        );
+        s.delete(&id).unwrap();
+        assert_eq!(s.stored_at_us(&id).unwrap(), None);
     }
 
     fn list_returns_all(s: &dyn ChunkStore) {
