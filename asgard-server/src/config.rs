@@ -1,6 +1,7 @@
 //! Server configuration: a YAML file (every key optional), then command-line overrides.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use asgard_core::Lang;
@@ -29,6 +30,57 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// A span of time written as a number and a unit: `90s`, `15m`, `24h`, `7d` (also `0s`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    /// Parses `<digits><unit>` with the unit `s`, `m`, `h` or `d`.
+    pub fn parse(text: &str) -> Result<HumanDuration, String> {
+        let t = text.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("„{text}“: erwartet z. B. 90s, 15m, 24h, 7d"))?;
+        let secs = match unit {
+            "s" => Some(n),
+            "m" => n.checked_mul(60),
+            "h" => n.checked_mul(3600),
+            "d" => n.checked_mul(86_400),
+            _ => None,
+        }
+        .ok_or_else(|| format!("„{text}“: erwartet z. B. 90s, 15m, 24h, 7d"))?;
+        Ok(HumanDuration(Duration::from_secs(secs)))
+    }
+}
+
+impl std::fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0.as_secs();
+        match s {
+            0 => write!(f, "0s"),
+            s if s % 86_400 == 0 => write!(f, "{}d", s / 86_400),
+            s if s % 3600 == 0 => write!(f, "{}h", s / 3600),
+            s if s % 60 == 0 => write!(f, "{}m", s / 60),
+            s => write!(f, "{s}s"),
+        }
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        HumanDuration::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// The server configuration. Every field has a documented default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -49,6 +101,11 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Largest upload request body (sum of its chunk parts). Default 256 MiB.
     pub max_upload_bytes: u64,
+    /// How often `serve` copies the metadata database into `<data_dir>/db-backups/`. Default `24h`;
+    /// `0s` turns the automatic copy off.
+    pub db_backup_interval: HumanDuration,
+    /// How many automatic database copies are kept (the oldest go first). Default 7, at least 1.
+    pub db_backup_keep: u32,
 }
 
 impl Default for Config {
@@ -62,6 +119,8 @@ impl Default for Config {
             language: None,
             tls: None,
             max_upload_bytes: 256 * 1024 * 1024,
+            db_backup_interval: HumanDuration(Duration::from_secs(24 * 3600)),
+            db_backup_keep: 7,
         }
     }
 }
@@ -134,6 +193,16 @@ impl Config {
                 )
             );
         }
+        if self.db_backup_keep < 1 {
+            bail!(
+                "{}: {}",
+                origin.display(),
+                lang.pick(
+                    "db_backup_keep muss mindestens 1 sein",
+                    "db_backup_keep must be at least 1"
+                )
+            );
+        }
         Ok(())
     }
 
@@ -187,6 +256,35 @@ mod tests {
         let text = include_str!("../../config.example.yaml");
         let c = Config::from_yaml(text, Path::new("config.example.yaml")).unwrap();
         assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn durations_parse_and_print() {
+        for (text, secs) in [
+            ("0s", 0),
+            ("90s", 90),
+            ("15m", 900),
+            ("24h", 86_400),
+            ("7d", 604_800),
+        ] {
+            let d = HumanDuration::parse(text).unwrap();
+            assert_eq!(d.0.as_secs(), secs, "{text}");
+        }
+        assert_eq!(HumanDuration::parse("24h").unwrap().to_string(), "1d");
+        assert_eq!(HumanDuration::parse("90m").unwrap().to_string(), "90m");
+        for bad in ["", "h", "5", "5x", "-1h", "1.5h", "99999999999999999999d"] {
+            assert!(HumanDuration::parse(bad).is_err(), "{bad}");
+        }
+        let c = Config::from_yaml(
+            "db_backup_interval: 6h\ndb_backup_keep: 3\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(c.db_backup_interval.0, Duration::from_secs(6 * 3600));
+        assert_eq!(c.db_backup_keep, 3);
+        let err = Config::from_yaml("db_backup_interval: bald\n", Path::new("x")).unwrap_err();
+        assert!(format!("{err:#}").contains("bald"), "{err:#}");
+        assert!(Config::from_yaml("db_backup_keep: 0\n", Path::new("x")).is_err());
     }
 
     #[test]

@@ -8,11 +8,16 @@
 //! - [`db`]: the redb metadata and every transaction of the API;
 //! - [`store`]: the [`store::ChunkStore`] trait and its backends;
 //! - [`api`]: the actix-web handlers;
-//! - [`tls`]: the certificate and its fingerprint.
+//! - [`tls`]: the certificate and its fingerprint;
+//! - [`maintenance`]: the admin tasks (stats, db-backup, ...) and the admin channel that runs them
+//!   inside a running server;
+//! - [`timefmt`]: UTC times as text.
 
 pub mod api;
 pub mod config;
 pub mod db;
 pub mod lock;
+pub mod maintenance;
 pub mod store;
+pub mod timefmt;
 pub mod tls;
