@@ -277,6 +277,7 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
     let db = Arc::new(db);
     let store: Arc<dyn asgard_server::store::ChunkStore> = Arc::new(store);
     let config = Arc::new(config);
+    dbbackup::clean_temp(&config.data_dir);
     // Only the lock holder creates the admin socket (replacing one a killed server left behind).
     let admin = match channel::serve(channel::Resources {
         db: db.clone(),

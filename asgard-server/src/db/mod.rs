@@ -376,6 +376,13 @@ impl Db {
     /// Opens (or creates) the database and makes sure every table exists.
     pub fn open(path: &Path) -> Result<Db> {
         let db = Database::create(path)?;
+        // redb syncs the file on every commit, but a new file's name is only durable once its
+        // folder is synced too.
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| DbError::Storage(redb::Error::Io(e)))?;
+        }
         let txn = db.begin_write()?;
         txn.open_table(USERS)?;
         txn.open_table(DEVICES)?;

@@ -177,22 +177,38 @@ fn restrict(path: &Path) {
     }
 }
 
-/// Removes temporary files of copies that a crash interrupted (the caller holds the lock).
+/// Removes what a crash of an earlier process left in the data directory (the caller holds the
+/// lock, so nobody is using them): unfinished copies in `db-backups/`, the temporary file of an
+/// interrupted `db-restore`, and the private folder of an admin socket being created.
 pub fn clean_temp(data_dir: &Path) {
-    let dir = data_dir.join(BACKUP_DIR);
-    let Ok(rd) = std::fs::read_dir(&dir) else {
-        return;
+    let remove = |path: &Path| {
+        let r = if path.is_dir() {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        };
+        match r {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "removed leftover of an interrupted task")
+            }
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot remove leftover"),
+        }
     };
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') && name.contains(".tmp-") {
-            match std::fs::remove_file(e.path()) {
-                Ok(()) => {
-                    tracing::info!(path = %e.path().display(), "removed unfinished db backup")
-                }
-                Err(err) => {
-                    tracing::warn!(path = %e.path().display(), error = %err, "cannot remove unfinished db backup")
-                }
+    for (dir, is_leftover) in [
+        (
+            data_dir.join(BACKUP_DIR),
+            (|n: &str| n.starts_with('.') && n.contains(".tmp-")) as fn(&str) -> bool,
+        ),
+        (data_dir.to_path_buf(), |n: &str| {
+            n.starts_with(".asgard.redb.restore-") || n.starts_with(".admin-sock-")
+        }),
+    ] {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if is_leftover(&e.file_name().to_string_lossy()) {
+                remove(&e.path());
             }
         }
     }
@@ -217,7 +233,6 @@ pub fn next_due(data_dir: &Path, interval: Duration) -> Option<SystemTime> {
 
 /// Starts the thread of the automatic copies inside `serve` (nothing when the interval is 0).
 pub fn spawn_periodic(db: Arc<Db>, config: Arc<Config>) -> std::io::Result<()> {
-    clean_temp(&config.data_dir);
     let interval = config.db_backup_interval.0;
     if interval.is_zero() {
         return Ok(());
@@ -286,8 +301,12 @@ impl RestoreReport {
             ));
         }
         out.push_str(lang.pick(
-            "Empfehlung: asgard-server verify prüft, ob jeder Chunk, den diese Datenbank kennt, im Speicher liegt.\n",
-            "Recommended: asgard-server verify checks that every chunk this database knows is in the store.\n",
+            "Empfehlung: asgard-server verify prüft, ob jeder Chunk, den diese Datenbank kennt, im Speicher liegt.\n\
+             Versionen nach dem Stand der Kopie fehlen: Damit die Agenten auch unveränderte Dateien erneut sichern, \
+             auf jedem Gerät den Ordner files-cache im Zustandsverzeichnis des Agenten löschen.\n",
+            "Recommended: asgard-server verify checks that every chunk this database knows is in the store.\n\
+             Versions newer than the copy are missing: for the agents to back up unchanged files again, \
+             delete the folder files-cache in each device's agent state directory.\n",
         ));
         out
     }
@@ -420,8 +439,15 @@ mod tests {
         // An unfinished copy is cleaned up.
         let tmp = backups.join(".asgard-20240102-030406.redb.tmp-77");
         std::fs::write(&tmp, b"half").unwrap();
+        let restore_tmp = dir.path().join(".asgard.redb.restore-12");
+        std::fs::write(&restore_tmp, b"half").unwrap();
+        let sock_dir = dir.path().join(".admin-sock-13");
+        std::fs::create_dir(&sock_dir).unwrap();
+        std::fs::write(dir.path().join("keep.txt"), b"").unwrap();
         clean_temp(dir.path());
-        assert!(!tmp.exists());
+        assert!(!tmp.exists() && !restore_tmp.exists() && !sock_dir.exists());
+        assert!(dir.path().join("keep.txt").exists());
+        assert!(backups.join("asgard-20240102-030405.redb").exists());
     }
 
     #[test]
