@@ -1,6 +1,7 @@
 //! Server configuration: a YAML file (every key optional), then command-line overrides.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use asgard_core::Lang;
@@ -57,6 +58,11 @@ pub struct Config {
     /// Time between two garbage collection passes inside `serve`; the first one runs one interval
     /// after the start. Default `24h`.
     pub gc_interval: HumanDuration,
+    /// How often `serve` copies the metadata database into `<data_dir>/db-backups/`. Default `24h`;
+    /// `0s` turns the automatic copy off.
+    pub db_backup_interval: HumanDuration,
+    /// How many automatic database copies are kept (the oldest go first). Default 7, at least 1.
+    pub db_backup_keep: u32,
 }
 
 /// A duration written as in `30m`, `1h`, `1h30m`, `0s`, `500ms` or `7d` (units `ms`, `s`, `m`,
@@ -160,6 +166,8 @@ impl Default for Config {
             deleted_keep_days: 90,
             gc_grace: HumanDuration::secs(3600),
             gc_interval: HumanDuration::secs(24 * 3600),
+            db_backup_interval: HumanDuration(Duration::from_secs(24 * 3600)),
+            db_backup_keep: 7,
         }
     }
 }
@@ -239,6 +247,16 @@ impl Config {
                 lang.pick(
                     "gc_interval muss größer als 0 sein",
                     "gc_interval must be greater than 0"
+                )
+            );
+        }
+        if self.db_backup_keep < 1 {
+            bail!(
+                "{}: {}",
+                origin.display(),
+                lang.pick(
+                    "db_backup_keep muss mindestens 1 sein",
+                    "db_backup_keep must be at least 1"
                 )
             );
         }
@@ -334,6 +352,35 @@ mod tests {
         let err = Config::from_yaml("gc_grace: bald\n", Path::new("/e.yaml")).unwrap_err();
         let text = format!("{err:#}");
         assert!(text.contains("bald") && text.contains("/e.yaml"), "{text}");
+    }
+
+    #[test]
+    fn db_backup_keys_parse() {
+        for (text, secs) in [
+            ("0s", 0),
+            ("90s", 90),
+            ("15m", 900),
+            ("24h", 86_400),
+            ("7d", 604_800),
+        ] {
+            let d = text.parse::<HumanDuration>().unwrap();
+            assert_eq!(d.0.as_secs(), secs, "{text}");
+        }
+        assert_eq!("24h".parse::<HumanDuration>().unwrap().to_string(), "1d");
+        assert_eq!("90m".parse::<HumanDuration>().unwrap().to_string(), "90m");
+        for bad in ["", "h", "5", "5x", "-1h", "1.5h", "99999999999999999999d"] {
+            assert!(bad.parse::<HumanDuration>().is_err(), "{bad}");
+        }
+        let c = Config::from_yaml(
+            "db_backup_interval: 6h\ndb_backup_keep: 3\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(c.db_backup_interval.0, Duration::from_secs(6 * 3600));
+        assert_eq!(c.db_backup_keep, 3);
+        let err = Config::from_yaml("db_backup_interval: bald\n", Path::new("x")).unwrap_err();
+        assert!(format!("{err:#}").contains("bald"), "{err:#}");
+        assert!(Config::from_yaml("db_backup_keep: 0\n", Path::new("x")).is_err());
     }
 
     #[test]

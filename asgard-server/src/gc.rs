@@ -67,7 +67,7 @@ use asgard_core::{ChunkId, Lang};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::db::{Db, DbError, PathKey, RetentionRules};
+use crate::db::{Db, DbError, META_LAST_GC, PathKey, RetentionRules};
 use crate::store::{ChunkStore, StoreError};
 
 /// Files without an index entry are orphans only when at least this old (see phase three).
@@ -319,54 +319,17 @@ fn orphans(
     }
 }
 
-const LAST_KEYS: [&str; 8] = [
-    "gc_last_started_us",
-    "gc_last_duration_ms",
-    "gc_last_versions_pruned",
-    "gc_last_candidates_marked",
-    "gc_last_chunks_freed",
-    "gc_last_bytes_freed",
-    "gc_last_orphans_removed",
-    "gc_last_chunks_scanned",
-];
-
-/// Keeps the main figures of a pass in the meta table (for `stats`).
+/// Keeps the report of a pass in the meta table (`last_gc`, read by `stats`).
 fn record_report(db: &Db, r: &GcReport) -> Result<(), DbError> {
-    let values = [
-        r.started_us.max(0) as u64,
-        r.duration_ms,
-        r.versions_pruned,
-        r.candidates_marked,
-        r.chunks_freed,
-        r.bytes_freed,
-        r.orphans_removed,
-        r.chunks_scanned,
-    ];
-    let pairs: Vec<(&str, u64)> = LAST_KEYS.iter().copied().zip(values).collect();
-    db.set_meta_values(&pairs)
+    db.set_meta_json(META_LAST_GC, r)
 }
 
-/// The main figures of the last completed pass (not dry runs), if any ran.
+/// The report of the last completed pass (not dry runs), if any ran.
 ///
 /// # Errors
 /// [`DbError`] when the meta table cannot be read.
 pub fn last_report(db: &Db) -> Result<Option<GcReport>, DbError> {
-    let v = db.meta_values(&LAST_KEYS)?;
-    let Some(started) = v[0] else {
-        return Ok(None);
-    };
-    let n = |i: usize| v[i].unwrap_or(0);
-    Ok(Some(GcReport {
-        started_us: started as i64,
-        duration_ms: n(1),
-        versions_pruned: n(2),
-        candidates_marked: n(3),
-        chunks_freed: n(4),
-        bytes_freed: n(5),
-        orphans_removed: n(6),
-        chunks_scanned: n(7),
-        ..GcReport::default()
-    }))
+    db.get_meta_json(META_LAST_GC)
 }
 
 impl GcReport {

@@ -9,12 +9,17 @@
 //! - [`store`]: the [`store::ChunkStore`] trait and its backends;
 //! - [`gc`]: retention pruning and garbage collection of unreferenced chunks;
 //! - [`api`]: the actix-web handlers;
-//! - [`tls`]: the certificate and its fingerprint.
+//! - [`tls`]: the certificate and its fingerprint;
+//! - [`maintenance`]: the admin tasks (stats, db-backup, ...) and the admin channel that runs them
+//!   inside a running server;
+//! - [`timefmt`]: UTC times as text.
 
 pub mod api;
 pub mod config;
 pub mod db;
 pub mod gc;
 pub mod lock;
+pub mod maintenance;
 pub mod store;
+pub mod timefmt;
 pub mod tls;

@@ -14,8 +14,22 @@ pub struct DataDirLock {
     pub path: PathBuf,
 }
 
+/// Takes the lock of `data_dir` (which must exist) when it is free; `Ok(None)` when another process
+/// holds it (a running server, or another admin command working in-process).
+pub fn try_acquire(data_dir: &Path, lang: Lang) -> anyhow::Result<Option<DataDirLock>> {
+    match acquire_inner(data_dir, lang)? {
+        Ok(lock) => Ok(Some(lock)),
+        Err(_held) => Ok(None),
+    }
+}
+
 /// Takes the lock of `data_dir` (which must exist), or fails at once when another process holds it.
 pub fn acquire(data_dir: &Path, lang: Lang) -> anyhow::Result<DataDirLock> {
+    acquire_inner(data_dir, lang)?
+}
+
+/// The outer error: the lock file cannot be used at all; the inner one: another process holds it.
+fn acquire_inner(data_dir: &Path, lang: Lang) -> anyhow::Result<anyhow::Result<DataDirLock>> {
     let path = data_dir.join("asgard.lock");
     let file = OpenOptions::new()
         .create(true)
@@ -33,8 +47,8 @@ pub fn acquire(data_dir: &Path, lang: Lang) -> anyhow::Result<DataDirLock> {
             )
         })?;
     match file.try_lock() {
-        Ok(()) => Ok(DataDirLock { _file: file, path }),
-        Err(TryLockError::WouldBlock) => Err(anyhow!(
+        Ok(()) => Ok(Ok(DataDirLock { _file: file, path })),
+        Err(TryLockError::WouldBlock) => Ok(Err(anyhow!(
             "{}",
             match lang {
                 Lang::De => format!(
@@ -48,7 +62,7 @@ pub fn acquire(data_dir: &Path, lang: Lang) -> anyhow::Result<DataDirLock> {
                     path.display()
                 ),
             }
-        )),
+        ))),
         Err(TryLockError::Error(e)) => Err(e).with_context(|| {
             format!(
                 "{} {}",
@@ -70,7 +84,9 @@ mod tests {
         let err = acquire(dir.path(), Lang::De).unwrap_err().to_string();
         assert!(err.contains("bereits von einem anderen"), "{err}");
         assert!(err.contains("asgard.lock"), "{err}");
+        assert!(try_acquire(dir.path(), Lang::De).unwrap().is_none());
         drop(first);
         acquire(dir.path(), Lang::De).unwrap();
+        assert!(try_acquire(dir.path(), Lang::De).unwrap().is_some());
     }
 }

@@ -14,7 +14,9 @@ use clap::{Args, Parser, Subcommand};
 
 use asgard_server::config::{Config, HumanDuration};
 use asgard_server::db::{Db, DbError};
+use asgard_server::maintenance::{self, Task, channel, dbbackup};
 use asgard_server::store::LocalStore;
+use asgard_server::timefmt::format_utc;
 use asgard_server::{api, gc, lock, tls};
 
 #[derive(Parser)]
@@ -59,8 +61,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: UserCmd,
     },
-    /// Garbage collection now: prune versions by the retention rules, remove unreferenced chunks.
-    /// Needs the data directory for itself; a running server does it every gc_interval.
+    /// Garbage collection now: prune versions by the retention rules, remove unreferenced chunks
+    /// (works on a running server's data directory too; the server also does it every gc_interval).
     Gc {
         #[command(flatten)]
         common: Common,
@@ -74,6 +76,34 @@ enum Cmd {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Show statistics (works on a running server's data directory too).
+    Stats {
+        #[command(flatten)]
+        common: Common,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a consistent copy of the metadata database (also while the server runs).
+    DbBackup {
+        #[command(flatten)]
+        common: Common,
+        /// Target file, or a folder for a file named by time; default
+        /// <data_dir>/db-backups/asgard-YYYYMMDD-HHMMSS.redb (keeping the newest db_backup_keep).
+        #[arg(long, value_name = "PATH")]
+        to: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the metadata database with a copy made by db-backup (the server must be stopped).
+    DbRestore {
+        #[command(flatten)]
+        common: Common,
+        /// The copy to restore.
+        #[arg(long, value_name = "PATH")]
+        from: PathBuf,
     },
 }
 
@@ -142,19 +172,26 @@ fn main() -> ExitCode {
         .init();
     let env_lang = Lang::resolve(None, std::env::var("LANG").ok().as_deref());
     let result = match cli.cmd {
-        Cmd::Serve { common, listen } => serve(&common, listen),
-        Cmd::Fingerprint { common } => fingerprint(&common),
-        Cmd::Device { cmd } => device(cmd),
-        Cmd::User { cmd } => user(cmd),
+        Cmd::Serve { common, listen } => serve(&common, listen).map(|()| 0),
+        Cmd::Fingerprint { common } => fingerprint(&common).map(|()| 0),
+        Cmd::Device { cmd } => device(cmd).map(|()| 0),
+        Cmd::User { cmd } => user(cmd).map(|()| 0),
         Cmd::Gc {
             common,
             dry_run,
             grace,
             json,
-        } => gc_cmd(&common, dry_run, grace, json),
+        } => maintenance_cmd(&common, json, |_| Ok(Task::Gc { dry_run, grace })),
+        Cmd::Stats { common, json } => maintenance_cmd(&common, json, |_| Ok(Task::Stats)),
+        Cmd::DbBackup { common, to, json } => maintenance_cmd(&common, json, |lang| {
+            Ok(Task::DbBackup {
+                to: to.map(|p| absolute(&p, lang)).transpose()?,
+            })
+        }),
+        Cmd::DbRestore { common, from } => db_restore(&common, &from).map(|()| 0),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err((lang, err)) => {
             let lang = lang.unwrap_or(env_lang);
             eprintln!("{}: {err:#}", lang.pick("Fehler", "Error"));
@@ -165,6 +202,68 @@ fn main() -> ExitCode {
 
 /// An error, with the configured language when the configuration could be read.
 type CmdResult = Result<(), (Option<Lang>, anyhow::Error)>;
+
+/// Runs a maintenance task (in-process or through the running server) and prints its outcome;
+/// returns the task's exit code.
+fn maintenance_cmd(
+    common: &Common,
+    json: bool,
+    task: impl FnOnce(Lang) -> anyhow::Result<Task>,
+) -> Result<u8, (Option<Lang>, anyhow::Error)> {
+    let config = load_config(common).map_err(|e| (None, e))?;
+    let lang = config.lang();
+    let task = with_lang(lang, task(lang))?;
+    let mut progress = |line: &str| eprintln!("{line}");
+    let outcome = with_lang(
+        lang,
+        maintenance::execute(&config, &task, lang, &mut progress),
+    )?;
+    if json {
+        let text = with_lang(
+            lang,
+            serde_json::to_string_pretty(&outcome.result).map_err(Into::into),
+        )?;
+        println!("{text}");
+    } else {
+        print!("{}", outcome.text);
+    }
+    Ok(outcome.exit_code)
+}
+
+/// An absolute form of a path given on the command line (the server may run in another folder).
+fn absolute(p: &std::path::Path, lang: Lang) -> anyhow::Result<PathBuf> {
+    std::path::absolute(p).with_context(|| {
+        format!(
+            "{} {}",
+            lang.pick("Ungültiger Pfad:", "Invalid path:"),
+            p.display()
+        )
+    })
+}
+
+fn db_restore(common: &Common, from: &std::path::Path) -> CmdResult {
+    let config = load_config(common).map_err(|e| (None, e))?;
+    let lang = config.lang();
+    with_lang(lang, db_restore_in(&config, from, lang))
+}
+
+fn db_restore_in(config: &Config, from: &std::path::Path, lang: Lang) -> anyhow::Result<()> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    let Some(_lock) = lock::try_acquire(dir, lang)? else {
+        return Err(anyhow!(
+            "{} {}",
+            lang.pick(
+                "Der Server läuft noch (oder ein Wartungsbefehl): vor dem Zurückspielen der Datenbank den Server beenden. Datenverzeichnis:",
+                "The server is still running (or a maintenance command): stop the server before restoring the database. Data directory:"
+            ),
+            dir.display()
+        ));
+    };
+    let report = dbbackup::restore(dir, from, asgard_server::db::now_us(), lang)?;
+    print!("{}", report.text(lang));
+    Ok(())
+}
 
 fn with_lang<T>(lang: Lang, r: anyhow::Result<T>) -> Result<T, (Option<Lang>, anyhow::Error)> {
     r.map_err(|e| (Some(lang), e))
@@ -228,17 +327,28 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
     let listen = config.listen.clone();
     let db = Arc::new(db);
     let store: Arc<dyn asgard_server::store::ChunkStore> = Arc::new(store);
+    let config = Arc::new(config);
+    dbbackup::clean_temp(&config.data_dir);
+    // Only the lock holder creates the admin socket (replacing one a killed server left behind).
+    let admin = match channel::serve(channel::Resources {
+        db: db.clone(),
+        store: store.clone(),
+        config: config.clone(),
+    }) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "admin channel unavailable: maintenance commands cannot reach this server");
+            None
+        }
+    };
     gc::spawn_periodic(
         db.clone(),
         store.clone(),
         gc::GcOptions::from_config(&config),
         config.gc_interval.0,
     )?;
-    let state = web::Data::new(api::AppState {
-        db,
-        store,
-        config: Arc::new(config),
-    });
+    dbbackup::spawn_periodic(db.clone(), config.clone()).context("db backup thread")?;
+    let state = web::Data::new(api::AppState { db, store, config });
 
     actix_web::rt::System::new().block_on(async move {
         let server =
@@ -273,6 +383,7 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
         drop(out);
         server.run().await?;
         tracing::info!("server stopped");
+        drop(admin);
         drop(lock);
         Ok(())
     })
@@ -454,73 +565,9 @@ fn require_data_dir(config: &Config, lang: Lang) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn gc_cmd(common: &Common, dry_run: bool, grace: Option<HumanDuration>, json: bool) -> CmdResult {
-    let config = load_config(common).map_err(|e| (None, e))?;
-    let lang = config.lang();
-    with_lang(lang, run_gc(&config, dry_run, grace, json, lang))
-}
-
-fn run_gc(
-    config: &Config,
-    dry_run: bool,
-    grace: Option<HumanDuration>,
-    json: bool,
-    lang: Lang,
-) -> anyhow::Result<()> {
-    require_data_dir(config, lang)?;
-    let (_lock, db) = open_data_dir(config, lang).with_context(|| {
-        lang.pick(
-            "asgard-server gc braucht das Datenverzeichnis für sich allein. Läuft der Server, bereinigt er selbst alle gc_interval",
-            "asgard-server gc needs the data directory to itself. A running server collects garbage by itself every gc_interval",
-        )
-    })?;
-    let chunks = config.data_dir.join("chunks");
-    let store = LocalStore::open(&chunks).with_context(|| format!("{}", chunks.display()))?;
-    let mut opts = gc::GcOptions::from_config(config);
-    opts.dry_run = dry_run;
-    if let Some(g) = grace {
-        opts.grace = g.0;
-    }
-    let report = gc::run(&db, &store, &opts, asgard_server::db::now_us())?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.render(lang));
-    }
-    Ok(())
-}
-
-/// `YYYY-MM-DD HH:MM:SS UTC` from µs since the epoch (civil-from-days, no time zone database).
-fn format_utc(us: i64) -> String {
-    let secs = us.div_euclid(1_000_000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_format() {
-        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(format_utc(1_700_000_000_000_000), "2023-11-14 22:13:20 UTC");
-        assert_eq!(format_utc(951_782_400_000_000), "2000-02-29 00:00:00 UTC");
-    }
 
     #[test]
     fn cli_parses() {

@@ -448,3 +448,14 @@ impl Agent {
         c
     }
 }
+
+impl Api {
+    /// `POST` of a JSON body; returns the status and the raw answer (e.g. a restored file).
+    pub fn post_json_bytes(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Vec<u8>) {
+        let mut req = self.client.post(format!("{}{path}", self.base)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req)
+    }
+}

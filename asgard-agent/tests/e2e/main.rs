@@ -2,6 +2,8 @@
 //! and the real `asgard-agent` binary against it over HTTPS. One test binary; one module per area.
 
 mod common;
+#[cfg(unix)]
+mod crash;
 mod foundation;
 mod gc;
 #[cfg(unix)]

@@ -264,9 +264,11 @@ impl From<DbError> for ApiError {
             DbError::MissingChunks(m) => ApiError::MissingChunks(m),
             DbError::NotFound => ApiError::NotFound,
             DbError::Deleted => ApiError::Deleted,
-            e @ (DbError::Storage(_) | DbError::Encoding(_) | DbError::Store(_)) => {
-                ApiError::Internal(e.to_string())
-            }
+            e @ (DbError::Storage(_)
+            | DbError::Encoding(_)
+            | DbError::Store(_)
+            | DbError::Json(_)
+            | DbError::Schema(_)) => ApiError::Internal(e.to_string()),
         }
     }
 }
@@ -354,26 +356,53 @@ pub async fn healthz() -> HttpResponse {
         .body("ok")
 }
 
-/// `GET /metrics`: Prometheus text format.
+/// `GET /metrics`: Prometheus text format; the main figures of `asgard-server stats` (one streaming
+/// scan of the version and chunk tables per scrape, see `db/stats.rs`).
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let db = state.db.clone();
-    let s = blocking(move || Ok(db.stats()?)).await?;
+    let s = blocking(move || Ok(db.full_stats()?)).await?;
     let mut out = String::new();
-    for (name, help, value) in [
-        ("asgard_users", "Registered users.", s.users),
-        ("asgard_devices", "Registered devices.", s.devices),
+    let gauges: [(&str, &str, f64); 10] = [
+        ("asgard_users", "Registered users.", s.users as f64),
+        ("asgard_devices", "Registered devices.", s.devices as f64),
         (
             "asgard_versions",
             "Retained file versions (incl. deletion markers).",
-            s.versions,
+            s.versions as f64,
         ),
-        ("asgard_chunks", "Chunks in the index.", s.chunks),
+        ("asgard_chunks", "Chunks in the index.", s.chunks as f64),
+        (
+            "asgard_logical_bytes",
+            "Sum of the sizes of all retained versions.",
+            s.logical_bytes as f64,
+        ),
         (
             "asgard_stored_bytes",
             "Stored bytes of all indexed chunks.",
-            s.stored_bytes,
+            s.stored_bytes as f64,
         ),
-    ] {
+        (
+            "asgard_plain_bytes",
+            "Plaintext bytes of the distinct referenced chunks.",
+            s.plain_bytes as f64,
+        ),
+        (
+            "asgard_dedupe_ratio",
+            "Logical bytes / plain bytes (0 when nothing is stored).",
+            s.dedupe_ratio.unwrap_or(0.0),
+        ),
+        (
+            "asgard_compression_ratio",
+            "Plain bytes / stored bytes of the referenced chunks (0 when nothing is stored).",
+            s.compression_ratio.unwrap_or(0.0),
+        ),
+        (
+            "asgard_bad_chunks",
+            "Chunks found damaged or missing and not yet healed.",
+            s.bad_chunks as f64,
+        ),
+    ];
+    for (name, help, value) in gauges {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
         ));

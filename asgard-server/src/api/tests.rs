@@ -278,6 +278,8 @@ async fn errors_have_bodies() {
     let resp = call(test::TestRequest::get().uri("/metrics")).await;
     let text = String::from_utf8(test::read_body(resp).await.to_vec()).unwrap();
     assert!(text.contains("asgard_devices 1"), "{text}");
+    assert!(text.contains("asgard_logical_bytes 0"), "{text}");
+    assert!(text.contains("asgard_bad_chunks 0"), "{text}");
 }
 
 #[actix_web::test]

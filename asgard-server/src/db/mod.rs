@@ -7,7 +7,9 @@
 //! This file holds every table definition, the records, login/auth, check, upload records and the
 //! admin commands; `versions.rs` holds commit (with retention, and the GC's pruning), list and the
 //! restore lookup; `gc.rs` the garbage collector's transactions on the chunk index (the algorithm
-//! and its reasoning are in `crate::gc`); `runs.rs` the run reports of the agents.
+//! and its reasoning are in `crate::gc`); `runs.rs` the run reports of the agents; `stats.rs` the
+//! statistics; `backup.rs` the consistent copy of the whole database (`db-backup`) and the check of
+//! a copy before `db-restore`.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -45,8 +47,16 @@ const RUNS: TableDefinition<(u64, u64, u64), &[u8]> = TableDefinition::new("runs
 /// user id → the user's own `keep_versions` (set by the admin; absent = the configured default).
 const KEEP_OVERRIDES: TableDefinition<u64, u32> = TableDefinition::new("keep_overrides");
 /// counters: `next_user_id`, `next_device_id`, `next_version_id`, `next_run_id`, `last_time_us`,
-/// `stored_bytes`, and the last GC result (`gc_last_*`, see `crate::gc::last_report`)
+/// `stored_bytes`
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// JSON blobs by key, for results that tools write and the statistics read (see [`META_LAST_GC`],
+/// [`META_LAST_VERIFY`]). Separate from [`META`], whose values are counters.
+const META_JSON: TableDefinition<&str, &str> = TableDefinition::new("meta_json");
+
+/// [`META_JSON`] key of the last GC result (the GC report as JSON; written by the GC when it ends).
+pub const META_LAST_GC: &str = "last_gc";
+/// [`META_JSON`] key of the last verify result (the verify report as JSON).
+pub const META_LAST_VERIFY: &str = "last_verify";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserRec {
@@ -181,6 +191,13 @@ pub enum DbError {
     Storage(#[from] redb::Error),
     #[error("database record cannot be decoded: {0}")]
     Encoding(#[from] postcard::Error),
+    /// A JSON blob of the [`META_JSON`] table cannot be encoded or decoded.
+    #[error("JSON record: {0}")]
+    Json(String),
+    /// The database lacks a table or has one this server does not know (a wrong file, or one
+    /// from another version).
+    #[error("unexpected database layout: {0}")]
+    Schema(String),
     #[error("unknown or revoked device token")]
     Unauthorized,
     #[error("device {user}/{device} is already registered")]
@@ -386,6 +403,13 @@ impl Db {
     /// Opens (or creates) the database and makes sure every table exists.
     pub fn open(path: &Path) -> Result<Db> {
         let db = Database::create(path)?;
+        // redb syncs the file on every commit, but a new file's name is only durable once its
+        // folder is synced too.
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| DbError::Storage(redb::Error::Io(e)))?;
+        }
         let txn = db.begin_write()?;
         txn.open_table(USERS)?;
         txn.open_table(DEVICES)?;
@@ -397,6 +421,7 @@ impl Db {
         txn.open_table(RUNS)?;
         txn.open_table(KEEP_OVERRIDES)?;
         txn.open_table(META)?;
+        txn.open_table(META_JSON)?;
         txn.commit()?;
         Ok(Db {
             db,
@@ -778,28 +803,6 @@ impl Db {
         Ok(out)
     }
 
-    /// Reads counters from the meta table (absent keys are `None`).
-    pub(crate) fn meta_values(&self, keys: &[&str]) -> Result<Vec<Option<u64>>> {
-        let txn = self.read()?;
-        let meta = txn.open_table(META)?;
-        keys.iter()
-            .map(|k| Ok(meta.get(*k)?.map(|g| g.value())))
-            .collect()
-    }
-
-    /// Writes counters into the meta table in one transaction.
-    pub(crate) fn set_meta_values(&self, values: &[(&str, u64)]) -> Result<()> {
-        let txn = self.write()?;
-        {
-            let mut meta = txn.open_table(META)?;
-            for (k, v) in values {
-                meta.insert(*k, *v)?;
-            }
-        }
-        txn.commit()?;
-        Ok(())
-    }
-
     /// Gauges for `/metrics`.
     pub fn stats(&self) -> Result<Stats> {
         let txn = self.read()?;
@@ -816,6 +819,28 @@ impl Db {
         })
     }
 
+    /// Stores `value` as JSON under `key` in the blob table (its own write transaction). Keys in
+    /// use: [`META_LAST_GC`], [`META_LAST_VERIFY`].
+    pub fn set_meta_json<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        let text = serde_json::to_string(value).map_err(|e| DbError::Json(e.to_string()))?;
+        let txn = self.write()?;
+        txn.open_table(META_JSON)?.insert(key, text.as_str())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The JSON blob stored under `key`, decoded as `T`; `None` when the key was never written.
+    pub fn get_meta_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let txn = self.read()?;
+        let table = txn.open_table(META_JSON)?;
+        let Some(g) = table.get(key)? else {
+            return Ok(None);
+        };
+        serde_json::from_str(g.value())
+            .map(Some)
+            .map_err(|e| DbError::Json(format!("{key}: {e}")))
+    }
+
     /// The index record of a chunk (tests, verify).
     pub fn chunk_record(&self, id: &ChunkId) -> Result<Option<ChunkRec>> {
         self.read()?
@@ -829,11 +854,15 @@ impl Db {
 #[cfg(test)]
 mod tests;
 
+mod backup;
 mod gc;
 mod runs;
+mod stats;
 mod versions;
 
+pub use backup::{BackupSummary, check_database};
 pub use gc::{ChunkBatch, ChunkVerdict, chunk_verdict};
+pub use stats::FullStats;
 pub use versions::{PathBatch, PathKey, RetentionRules};
 
 pub use runs::{DeviceLastRun, KEEP_RUNS, RunRec};

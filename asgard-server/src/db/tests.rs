@@ -25,14 +25,14 @@ const OPEN: LoginPolicy<'static> = LoginPolicy {
     enrollment_key: None,
 };
 
-fn register(db: &Db, user: &str, device: &str) -> (String, Auth) {
+pub(crate) fn register(db: &Db, user: &str, device: &str) -> (String, Auth) {
     let out = db.login(&req(user, device), None, OPEN, now_us()).unwrap();
     let token = out.token.unwrap();
     let auth = db.authenticate(&hash_token(&token)).unwrap();
     (token, auth)
 }
 
-fn upload(db: &Db, a: &Auth, data: &[&[u8]]) -> Vec<ChunkId> {
+pub(crate) fn upload(db: &Db, a: &Auth, data: &[&[u8]]) -> Vec<ChunkId> {
     let list: Vec<UploadedChunk> = data
         .iter()
         .map(|d| UploadedChunk {
@@ -54,7 +54,7 @@ fn upload(db: &Db, a: &Auth, data: &[&[u8]]) -> Vec<ChunkId> {
     list.iter().map(|c| c.id).collect()
 }
 
-fn file(path: &str, parts: &[&[u8]]) -> CommitEntry {
+pub(crate) fn file(path: &str, parts: &[&[u8]]) -> CommitEntry {
     let all: Vec<u8> = parts.concat();
     CommitEntry::File {
         path: RawPath::from(path),
@@ -76,7 +76,7 @@ fn file(path: &str, parts: &[&[u8]]) -> CommitEntry {
     }
 }
 
-fn commit(db: &Db, a: &Auth, entries: &[CommitEntry], keep: u32) -> CommitResponse {
+pub(crate) fn commit(db: &Db, a: &Auth, entries: &[CommitEntry], keep: u32) -> CommitResponse {
     db.commit(a.user_id, a.device_id, entries, keep, now_us())
         .unwrap()
 }

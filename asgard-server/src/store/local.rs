@@ -26,6 +26,12 @@ impl LocalStore {
     pub fn open(root: &Path) -> Result<LocalStore, StoreError> {
         let tmp = root.join("tmp");
         fs::create_dir_all(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        // The store's own folder must be durable in its parent before any chunk below it counts
+        // as durable (a chunk's fsyncs reach only up to `root`).
+        sync_dir(root)?;
+        if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
         for entry in fs::read_dir(&tmp).map_err(|e| StoreError::io(&tmp, e))? {
             let entry = entry.map_err(|e| StoreError::io(&tmp, e))?;
             let path = entry.path();
