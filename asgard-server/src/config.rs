@@ -49,6 +49,12 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Largest upload request body (sum of its chunk parts). Default 256 MiB.
     pub max_upload_bytes: u64,
+    /// How often `serve` verifies a sample of the chunks (see [`parse_duration`]); `0s` turns the
+    /// periodic verify off. Default `24h`.
+    pub verify_interval: String,
+    /// Percentage of chunks the periodic verify reads (1–100; chunks marked bad are always
+    /// read). Default 5.
+    pub verify_sample_percent: u32,
 }
 
 impl Default for Config {
@@ -62,6 +68,8 @@ impl Default for Config {
             language: None,
             tls: None,
             max_upload_bytes: 256 * 1024 * 1024,
+            verify_interval: "24h".to_owned(),
+            verify_sample_percent: 5,
         }
     }
 }
@@ -134,13 +142,69 @@ impl Config {
                 )
             );
         }
+        if parse_duration(&self.verify_interval).is_none() {
+            bail!(
+                "{}: {}: {}",
+                origin.display(),
+                lang.pick(
+                    "verify_interval ist keine Dauer (z. B. 30m, 24h, 7d)",
+                    "verify_interval is not a duration (e.g. 30m, 24h, 7d)"
+                ),
+                self.verify_interval
+            );
+        }
+        if !(1..=100).contains(&self.verify_sample_percent) {
+            bail!(
+                "{}: {}",
+                origin.display(),
+                lang.pick(
+                    "verify_sample_percent muss zwischen 1 und 100 liegen",
+                    "verify_sample_percent must be between 1 and 100"
+                )
+            );
+        }
         Ok(())
+    }
+
+    /// The interval of the periodic verify; `None` when it is off (`0s`).
+    pub fn verify_every(&self) -> Option<std::time::Duration> {
+        parse_duration(&self.verify_interval).filter(|d| !d.is_zero())
     }
 
     /// The language for user-facing text: the config's choice, else `LANG`, else German.
     pub fn lang(&self) -> Lang {
         Lang::resolve(self.language, std::env::var("LANG").ok().as_deref())
     }
+}
+
+/// A duration written as numbers with units `s`, `m`, `h` or `d`, e.g. `90s`, `15m`, `24h`,
+/// `1h30m`, `7d`; `0` alone means zero.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    if text == "0" {
+        return Some(std::time::Duration::ZERO);
+    }
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    let mut any = false;
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit: u64 = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return None,
+        };
+        let n: u64 = number.parse().ok()?;
+        number.clear();
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        any = true;
+    }
+    (any && number.is_empty()).then(|| std::time::Duration::from_secs(total))
 }
 
 #[cfg(test)]
@@ -187,6 +251,35 @@ mod tests {
         let text = include_str!("../../config.example.yaml");
         let c = Config::from_yaml(text, Path::new("config.example.yaml")).unwrap();
         assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("24h"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("0s"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(7 * 86_400)));
+        for bad in ["", "h", "5", "1.5h", "-1h", "5x", "10m5"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn verify_settings_are_checked() {
+        let c = Config::from_yaml("verify_interval: 0s\n", Path::new("x")).unwrap();
+        assert_eq!(c.verify_every(), None);
+        assert_eq!(
+            Config::default().verify_every(),
+            Some(std::time::Duration::from_secs(86_400))
+        );
+        let err = Config::from_yaml("verify_interval: morgen\n", Path::new("x")).unwrap_err();
+        assert!(format!("{err:#}").contains("verify_interval"));
+        assert!(Config::from_yaml("verify_sample_percent: 0\n", Path::new("x")).is_err());
+        assert!(Config::from_yaml("verify_sample_percent: 101\n", Path::new("x")).is_err());
+        let c = Config::from_yaml("verify_sample_percent: 100\n", Path::new("x")).unwrap();
+        assert_eq!(c.verify_sample_percent, 100);
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! - [`db`]: the redb metadata and every transaction of the API;
 //! - [`store`]: the [`store::ChunkStore`] trait and its backends;
 //! - [`api`]: the actix-web handlers;
-//! - [`tls`]: the certificate and its fingerprint.
+//! - [`tls`]: the certificate and its fingerprint;
+//! - [`verify`]: re-reading chunks and checking references; the bad marks that healing clears.
 
 pub mod api;
 pub mod config;
@@ -16,3 +17,4 @@ pub mod db;
 pub mod lock;
 pub mod store;
 pub mod tls;
+pub mod verify;

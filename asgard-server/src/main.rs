@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use asgard_server::config::Config;
 use asgard_server::db::{Db, DbError};
 use asgard_server::store::LocalStore;
-use asgard_server::{api, lock, tls};
+use asgard_server::{api, lock, tls, verify};
 
 #[derive(Parser)]
 #[command(name = "asgard-server", version, about = "AsgardBackup-Server")]
@@ -48,6 +48,23 @@ enum Cmd {
     Fingerprint {
         #[command(flatten)]
         common: Common,
+    },
+    /// Re-read stored chunks and check them against their ids; list damaged and missing chunks
+    /// and the file versions affected. Exit code 0: all is well; 1: damage found; 2: verify
+    /// could not run.
+    Verify {
+        #[command(flatten)]
+        common: Common,
+        /// Read only a random sample of this many percent of the chunks (chunks already marked
+        /// bad are always read).
+        #[arg(long, value_name = "PERCENT")]
+        sample: Option<f64>,
+        /// Only the chunks and file versions of this user.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Manage devices.
     Device {
@@ -101,6 +118,12 @@ fn main() -> ExitCode {
         Cmd::Serve { common, listen } => serve(&common, listen),
         Cmd::Fingerprint { common } => fingerprint(&common),
         Cmd::Device { cmd } => device(cmd),
+        Cmd::Verify {
+            common,
+            sample,
+            user,
+            json,
+        } => return verify(&common, sample, user, json, env_lang),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -180,6 +203,15 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
         store: Arc::new(store),
         config: Arc::new(config),
     });
+    if let Some(every) = state.config.verify_every() {
+        verify::spawn_periodic(
+            state.db.clone(),
+            state.store.clone(),
+            every,
+            state.config.verify_sample_percent,
+        )
+        .context("periodic verify")?;
+    }
 
     actix_web::rt::System::new().block_on(async move {
         let server =
@@ -217,6 +249,95 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
         drop(lock);
         Ok(())
     })
+}
+
+/// `verify`: in this process when the data directory is free; a running server holds it and
+/// verifies by itself (periodically, see `verify_interval`).
+fn verify(
+    common: &Common,
+    sample: Option<f64>,
+    user: Option<String>,
+    json: bool,
+    env_lang: Lang,
+) -> ExitCode {
+    let (lang, result) = match load_config(common) {
+        Ok(config) => {
+            let lang = config.lang();
+            (lang, verify_cmd(&config, sample, user, json, lang))
+        }
+        Err(e) => (env_lang, Err(e)),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("{}: {e:#}", lang.pick("Fehler", "Error"));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs verify and prints the report; true when all is well.
+fn verify_cmd(
+    config: &Config,
+    sample: Option<f64>,
+    user: Option<String>,
+    json: bool,
+    lang: Lang,
+) -> anyhow::Result<bool> {
+    let dir = &config.data_dir;
+    if !dir.join("asgard.redb").is_file() {
+        return Err(anyhow!(
+            "{} {}",
+            lang.pick(
+                "Im Datenverzeichnis liegt keine Metadaten-Datenbank:",
+                "The data directory holds no metadata database:"
+            ),
+            dir.display()
+        ));
+    }
+    let (_lock, db) = open_data_dir(config, lang).map_err(|e| {
+        e.context(lang.pick(
+            "verify braucht das Datenverzeichnis für sich allein. Läuft dort der Server, muss er              die Prüfung selbst ausführen (er prüft regelmäßig eine Stichprobe, siehe              verify_interval); sonst den Server anhalten und verify erneut starten",
+            "verify needs the data directory to itself. While the server runs there, the running              server must do the verifying (it verifies a sample periodically, see              verify_interval); otherwise stop the server and run verify again",
+        ))
+    })?;
+    let chunks = dir.join("chunks");
+    let store = LocalStore::open(&chunks).with_context(|| {
+        format!(
+            "{} {}",
+            lang.pick(
+                "Chunk-Speicher kann nicht geöffnet werden:",
+                "Cannot open chunk store"
+            ),
+            chunks.display()
+        )
+    })?;
+    let opts = verify::VerifyOptions {
+        sample_percent: sample,
+        user,
+        progress_every: Some(std::time::Duration::from_secs(5)),
+        lang,
+        ..verify::VerifyOptions::default()
+    };
+    let report =
+        verify::run(&db, &store, &opts, asgard_server::db::now_us()).map_err(|e| {
+            match (&e, lang) {
+                (verify::VerifyError::UnknownUser(u), Lang::De) => {
+                    anyhow!("Unbekannter Benutzer „{u}“.")
+                }
+                (verify::VerifyError::BadSample(p), Lang::De) => {
+                    anyhow!("--sample {p}: erwartet wird ein Prozentsatz über 0 und höchstens 100.")
+                }
+                _ => anyhow!(e),
+            }
+        })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", verify::render(&report, lang));
+    }
+    Ok(report.clean())
 }
 
 fn fingerprint(common: &Common) -> CmdResult {
@@ -338,6 +459,31 @@ mod tests {
         assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(format_utc(1_700_000_000_000_000), "2023-11-14 22:13:20 UTC");
         assert_eq!(format_utc(951_782_400_000_000), "2000-02-29 00:00:00 UTC");
+    }
+
+    #[test]
+    fn verify_cli_parses() {
+        let cli = Cli::try_parse_from([
+            "asgard-server",
+            "verify",
+            "--data-dir",
+            "/x",
+            "--sample",
+            "2.5",
+            "--user",
+            "anna",
+            "--json",
+        ])
+        .unwrap();
+        let Cmd::Verify {
+            sample, user, json, ..
+        } = cli.cmd
+        else {
+            panic!("not verify");
+        };
+        assert_eq!(sample, Some(2.5));
+        assert_eq!(user.as_deref(), Some("anna"));
+        assert!(json);
     }
 
     #[test]

@@ -39,8 +39,12 @@ const VERSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("versions");
 /// (user id, device id, run id) → [`RunRec`]: the last [`KEEP_RUNS`] run reports per device.
 /// Run ids grow with time, so a device's newest run is the last key of its range.
 const RUNS: TableDefinition<(u64, u64, u64), &[u8]> = TableDefinition::new("runs");
+/// (user id, device id, path bytes) → (): paths whose retained versions referenced a bad chunk
+/// when verify last looked. Login hands them to the agent so that it re-reads those files; entries
+/// that no longer reference a bad chunk are dropped then (see `integrity.rs`).
+const REREAD: TableDefinition<(u64, u64, &[u8]), ()> = TableDefinition::new("reread");
 /// counters: `next_user_id`, `next_device_id`, `next_version_id`, `next_run_id`, `last_time_us`,
-/// `stored_bytes`
+/// `stored_bytes`; the last verify result under `last_verify_*` (see [`VerifySummary`])
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -343,6 +347,17 @@ fn next_id(meta: &mut redb::Table<&str, u64>, key: &str) -> Result<u64> {
     Ok(id)
 }
 
+/// Whether the index has `id` and it is not marked bad: what `check` and `commit` require.
+fn chunk_usable(
+    t: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+    id: &ChunkId,
+) -> Result<bool> {
+    Ok(match t.get(&id.0)? {
+        Some(g) => dec::<ChunkRec>(g.value())?.bad_since_us.is_none(),
+        None => false,
+    })
+}
+
 /// The user's devices as (name, record), in name order.
 fn user_devices(
     t: &impl ReadableTable<(u64, &'static str), &'static [u8]>,
@@ -369,6 +384,7 @@ impl Db {
         txn.open_table(PATHS)?;
         txn.open_table(VERSIONS)?;
         txn.open_table(RUNS)?;
+        txn.open_table(REREAD)?;
         txn.open_table(META)?;
         txn.commit()?;
         Ok(Db { db })
@@ -519,7 +535,9 @@ impl Db {
     }
 
     /// The distinct ids (in request order) that this user does not own or that the store lacks.
-    /// Answers only from the user's own chunks, so it reveals nothing about other users.
+    /// Answers only from the user's own chunks, so it reveals nothing about other users. A chunk
+    /// that verify marked bad counts as lacking for every owner, so that whoever still has the
+    /// bytes uploads them again and heals it.
     pub fn check(&self, user_id: u64, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
         let txn = self.read()?;
         let owned = txn.open_table(USER_CHUNKS)?;
@@ -530,7 +548,7 @@ impl Db {
             if !seen.insert(*id) {
                 continue;
             }
-            if owned.get((user_id, &id.0))?.is_none() || chunks.get(&id.0)?.is_none() {
+            if owned.get((user_id, &id.0))?.is_none() || !chunk_usable(&chunks, id)? {
                 missing.push(*id);
             }
         }
@@ -555,6 +573,19 @@ impl Db {
     /// Records the verified chunks of one upload request, all in one transaction. Returns the
     /// number of chunks the index did not have before.
     pub fn record_upload(&self, user_id: u64, list: &[UploadedChunk], now: i64) -> Result<u32> {
+        self.record_upload_healing(user_id, list, &[], now)
+    }
+
+    /// [`Db::record_upload`], where the chunks in `healed` were bad and this request replaced
+    /// their stored bytes (`ChunkStore::replace`) before calling: their bad mark is cleared and
+    /// their stored length updated. A bad chunk that this request did not rewrite keeps its mark.
+    pub fn record_upload_healing(
+        &self,
+        user_id: u64,
+        list: &[UploadedChunk],
+        healed: &[ChunkId],
+        now: i64,
+    ) -> Result<u32> {
         let txn = self.write()?;
         let mut new = 0;
         {
@@ -562,13 +593,25 @@ impl Db {
             let mut owned = txn.open_table(USER_CHUNKS)?;
             let mut meta = txn.open_table(META)?;
             let mut added_bytes = 0u64;
+            let mut removed_bytes = 0u64;
             for c in list {
                 let rec = match chunks.get(&c.id.0)?.map(|g| dec::<ChunkRec>(g.value())) {
-                    Some(r) => ChunkRec {
-                        last_touched_us: now,
-                        gc_candidate_since_us: None,
-                        ..r?
-                    },
+                    Some(r) => {
+                        let mut r = ChunkRec {
+                            last_touched_us: now,
+                            gc_candidate_since_us: None,
+                            ..r?
+                        };
+                        if r.bad_since_us.is_some() && healed.contains(&c.id) {
+                            tracing::info!(chunk = %c.id, "bad chunk healed by an upload");
+                            r.bad_since_us = None;
+                            removed_bytes += r.stored_len;
+                            added_bytes += c.stored_len;
+                            r.stored_len = c.stored_len;
+                            r.plain_len = c.plain_len;
+                        }
+                        r
+                    }
                     None => {
                         new += 1;
                         added_bytes += c.stored_len;
@@ -586,7 +629,10 @@ impl Db {
                 owned.insert((user_id, &c.id.0), ())?;
             }
             let total = meta.get("stored_bytes")?.map(|g| g.value()).unwrap_or(0);
-            meta.insert("stored_bytes", total + added_bytes)?;
+            meta.insert(
+                "stored_bytes",
+                (total + added_bytes).saturating_sub(removed_bytes),
+            )?;
         }
         txn.commit()?;
         Ok(new)
@@ -692,7 +738,12 @@ impl Db {
 #[cfg(test)]
 mod tests;
 
+mod integrity;
 mod runs;
 mod versions;
+
+pub use integrity::{
+    AffectedVersion, BadRef, ChunkBatchItem, VerifySummary, VersionBatch, VersionIssue,
+};
 
 pub use runs::{DeviceLastRun, KEEP_RUNS, RunRec};

@@ -10,7 +10,8 @@ use redb::{ReadTransaction, ReadableTable};
 
 use super::{
     CHUNKS, ChunkRec, DEVICES, Db, DbError, DeviceSel, ListParams, META, PATHS, PathRec, Result,
-    USER_CHUNKS, VERSIONS, VersionRec, dec, enc, encode_cursor, next_id, user_devices,
+    USER_CHUNKS, VERSIONS, VersionRec, chunk_usable, dec, enc, encode_cursor, next_id,
+    user_devices,
 };
 
 impl Db {
@@ -33,6 +34,8 @@ impl Db {
             let mut meta = txn.open_table(META)?;
 
             // Presence and ownership are checked inside the transaction that adds the references.
+            // A chunk marked bad counts as absent: `check` asked for it again, and a version must
+            // not be added on top of bytes known to be damaged.
             let mut seen = HashSet::new();
             let mut missing = Vec::new();
             for e in entries {
@@ -40,7 +43,7 @@ impl Db {
                     for c in &m.chunks {
                         if seen.insert(c.id)
                             && (owned.get((user_id, &c.id.0))?.is_none()
-                                || chunks.get(&c.id.0)?.is_none())
+                                || !chunk_usable(&chunks, &c.id)?)
                         {
                             missing.push(c.id);
                         }
