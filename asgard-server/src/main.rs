@@ -298,8 +298,12 @@ fn verify_cmd(
     }
     let (_lock, db) = open_data_dir(config, lang).map_err(|e| {
         e.context(lang.pick(
-            "verify braucht das Datenverzeichnis für sich allein. Läuft dort der Server, muss er              die Prüfung selbst ausführen (er prüft regelmäßig eine Stichprobe, siehe              verify_interval); sonst den Server anhalten und verify erneut starten",
-            "verify needs the data directory to itself. While the server runs there, the running              server must do the verifying (it verifies a sample periodically, see              verify_interval); otherwise stop the server and run verify again",
+            "verify braucht das Datenverzeichnis für sich allein. Läuft dort der Server, muss \
+             der laufende Server die Prüfung ausführen (er prüft regelmäßig eine Stichprobe, \
+             siehe verify_interval); sonst den Server anhalten und verify erneut starten",
+            "verify needs the data directory to itself. While the server runs there, the \
+             running server must do the verifying (it verifies a sample periodically, see \
+             verify_interval); otherwise stop the server and run verify again",
         ))
     })?;
     let chunks = dir.join("chunks");

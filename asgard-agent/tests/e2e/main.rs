@@ -7,3 +7,4 @@ mod foundation;
 mod incremental;
 mod ops;
 mod scan;
+mod verify;
