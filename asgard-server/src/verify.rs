@@ -121,15 +121,19 @@ pub struct VerifyReport {
     pub marks_cleared: u64,
     /// Chunks in scope marked bad at the end of the run (damaged + missing + unindexed).
     pub bad_chunks: u64,
+    /// Of those, chunks no retained version references (refcount 0): nothing committed is lost,
+    /// GC removes them; they do not make the run fail.
+    pub unreferenced_bad: u64,
     /// File versions that reference a bad chunk, until healed.
     pub affected_versions: Vec<AffectedVersion>,
     pub affected_versions_count: u64,
 }
 
 impl VerifyReport {
-    /// True when nothing is wrong: exit code 0.
+    /// True when every retained version is intact: exit code 0. Damage to chunks that nothing
+    /// references is reported but does not count.
     pub fn clean(&self) -> bool {
-        self.bad_chunks == 0 && self.affected_versions_count == 0
+        self.bad_chunks == self.unreferenced_bad && self.affected_versions_count == 0
     }
 }
 
@@ -249,6 +253,7 @@ pub fn run(
         after = Some(last.id);
         let mut found_bad = Vec::new();
         let mut found_good = Vec::new();
+        // Per entry of `found_bad`: the reason (None = missing) and whether it is referenced.
         let mut reasons = Vec::new();
         for item in &items {
             report.chunks_in_scope += 1;
@@ -272,11 +277,11 @@ pub fn run(
                 }
                 ChunkState::Missing => {
                     found_bad.push(item.id);
-                    reasons.push(None);
+                    reasons.push((None, rec.refcount > 0));
                 }
                 ChunkState::Damaged(why) => {
                     found_bad.push(item.id);
-                    reasons.push(Some(why));
+                    reasons.push((Some(why), rec.refcount > 0));
                 }
             }
         }
@@ -287,11 +292,14 @@ pub fn run(
             now_us,
         )?;
         report.marks_cleared += cleared.len() as u64;
-        for (id, reason) in found_bad.iter().zip(reasons) {
+        for (id, (reason, referenced)) in found_bad.iter().zip(reasons) {
             if !marked.contains(id) {
                 continue;
             }
             report.bad_chunks += 1;
+            if !referenced {
+                report.unreferenced_bad += 1;
+            }
             match reason {
                 None => {
                     report.missing_count += 1;
@@ -544,6 +552,14 @@ pub fn render(report: &VerifyReport, lang: Lang) -> String {
     ];
     for (de, en, v) in rows {
         let _ = writeln!(out, "  {:<20} {v}", format!("{}:", lang.pick(de, en)));
+    }
+    if report.unreferenced_bad > 0 {
+        let _ = writeln!(
+            out,
+            "  {:<20} {}",
+            lang.pick("davon unbenutzt:", "of these unused:"),
+            report.unreferenced_bad
+        );
     }
     if report.marks_cleared > 0 {
         let _ = writeln!(
@@ -872,6 +888,26 @@ mod tests {
         assert!(r.clean(), "{r:?}");
         assert_eq!(r.marks_cleared, 1);
         assert!(!e.bad(&x));
+    }
+
+    /// A lost chunk that no retained version references is reported and marked, but nothing
+    /// committed is lost: the run counts as clean.
+    #[test]
+    fn damage_to_an_unreferenced_chunk_does_not_fail_the_run() {
+        let e = env();
+        let a = e.register("anna");
+        let orphan = data(8);
+        e.upload(&a, &[&orphan]);
+        e.file(&a, "/kept", &[&data(9)]);
+        std::fs::remove_file(e.chunk_file(&orphan)).unwrap();
+        let r = e.verify(opts());
+        assert_eq!(r.missing, vec![ChunkId::of(&orphan)]);
+        assert_eq!((r.bad_chunks, r.unreferenced_bad), (1, 1));
+        assert!(r.clean(), "{r:?}");
+        assert!(
+            e.bad(&orphan),
+            "check asks for it should anyone need it again"
+        );
     }
 
     #[test]

@@ -35,10 +35,11 @@ fn ids(list: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Acceptance 4: flip a byte in one stored chunk and delete another; `verify` reports both (exit
-/// 1) with the affected versions; the next backup from the agent, whose files cache claims every
-/// file unchanged, heals both because the login names the affected files; `verify` is then clean
-/// and every file restores identical. About 10 s (two settle pauses of 2.5 s, four server starts).
+/// Acceptance 4: flip a byte in one stored chunk and delete another; `verify` reports both with
+/// the affected versions and exits with 1; the next backup from the agent, whose files cache
+/// claims every file unchanged, heals both because the login names the affected files; `verify`
+/// is then clean and every file restores identical. About 5 s (one settle pause of 2.5 s, four
+/// server starts).
 #[test]
 fn verify_reports_damage_and_the_next_backup_heals_it() {
     let mut server = Server::start();
