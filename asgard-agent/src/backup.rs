@@ -124,13 +124,20 @@ pub async fn run(
     }
 
     let cache = open_cache(ctx, &session);
-    let cache_reader = cache.as_ref().and_then(|c| match c.reader() {
-        Ok(r) => Some(r),
-        Err(e) => {
-            warn_cache(lang, &e.to_string());
-            None
-        }
-    });
+    // Without the re-read paths forgotten, the cache would skip files the server needs again.
+    let cache_usable = cache
+        .as_ref()
+        .is_some_and(|c| forget_reread(c, &session.login, lang, &|l| eprintln!("{l}")));
+    let cache_reader = cache
+        .as_ref()
+        .filter(|_| cache_usable)
+        .and_then(|c| match c.reader() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                warn_cache(lang, &e.to_string());
+                None
+            }
+        });
 
     tracing::info!(roots = ?absolute, "backup roots");
     let progress = Progress::for_run(json, lang);
@@ -289,6 +296,50 @@ fn open_cache(ctx: &Ctx, session: &session::Session) -> Option<FilesCache> {
         Err(e) => {
             warn_cache(ctx.lang, &e.to_string());
             None
+        }
+    }
+}
+
+/// Drops the files cache entries of the paths the server named at login (their versions
+/// reference chunks the server found damaged or missing), so that the scan reads those files and
+/// their chunks are offered again even though the files did not change. `note` receives the line
+/// to show the user. False when the cache could not be changed: it must not be used in this run.
+fn forget_reread(
+    cache: &FilesCache,
+    login: &asgard_core::protocol::LoginResponse,
+    lang: Lang,
+    note: &dyn Fn(String),
+) -> bool {
+    if login.reread.is_empty() {
+        return true;
+    }
+    match cache.forget(&login.reread) {
+        Ok(_) => {
+            let more = if login.reread_truncated {
+                lang.pick(
+                    " (weitere folgen in späteren Läufen)",
+                    " (more in later runs)",
+                )
+            } else {
+                ""
+            };
+            note(match lang {
+                Lang::De => format!(
+                    "Hinweis: Der Server hat beschädigte Daten gefunden; {} Datei(en) werden neu \
+                     gelesen, um sie zu reparieren{more}.",
+                    login.reread.len()
+                ),
+                Lang::En => format!(
+                    "Note: the server found damaged data; {} file(s) are read again to repair \
+                     it{more}.",
+                    login.reread.len()
+                ),
+            });
+            true
+        }
+        Err(e) => {
+            warn_cache(lang, &e.to_string());
+            false
         }
     }
 }
@@ -630,6 +681,62 @@ mod tests {
         }
         // Every distinct chunk was sent once; this data has no repeats, so they add up.
         assert_eq!(got, data);
+    }
+
+    /// The paths the server names at login lose their cache entries before the scan (so an
+    /// unchanged file is read again); an answer without any leaves the cache alone.
+    #[test]
+    fn reread_paths_from_login_are_dropped_from_the_cache() {
+        use crate::cache::{CacheEntry, Update};
+        use asgard_core::protocol::{DeviceStatus, LoginResponse};
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FilesCache::open(&cache::cache_path(dir.path(), "s", "u", "d"), false).unwrap();
+        let facts = Facts {
+            kind: Kind::File,
+            size: 1,
+            mtime_ns: 1,
+            ctime_ns: 1,
+            inode: 1,
+            mode: 0o644,
+            attributes: 0,
+        };
+        let entry = CacheEntry {
+            facts,
+            hash: ChunkId::of(b"x"),
+            version_id: 1,
+        };
+        let (bad, good) = (
+            RawPath::from("/home/u/bad.txt"),
+            RawPath::from("/home/u/ok.txt"),
+        );
+        cache
+            .apply(&[
+                Update::Put(bad.clone(), entry),
+                Update::Put(good.clone(), entry),
+            ])
+            .unwrap();
+        let mut login = LoginResponse {
+            user: "u".into(),
+            device: "d".into(),
+            token: None,
+            status: DeviceStatus::Active,
+            server_version: "t".into(),
+            keep_versions: 4,
+            reread: Vec::new(),
+            reread_truncated: false,
+        };
+        let notes = Mutex::new(Vec::new());
+        let note = |l: String| notes.lock().unwrap().push(l);
+        assert!(forget_reread(&cache, &login, Lang::De, &note));
+        assert!(notes.lock().unwrap().is_empty());
+        assert!(cache.reader().unwrap().matching(&bad, &facts).is_some());
+
+        login.reread = vec![bad.clone()];
+        assert!(forget_reread(&cache, &login, Lang::De, &note));
+        let r = cache.reader().unwrap();
+        assert_eq!(r.matching(&bad, &facts), None);
+        assert!(r.matching(&good, &facts).is_some());
+        assert!(notes.lock().unwrap()[0].contains("1 Datei(en) werden neu gelesen"));
     }
 
     /// Windows: a file another process holds open without sharing cannot be read; the read path

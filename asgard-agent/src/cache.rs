@@ -20,7 +20,9 @@
 //!   read again next time.
 //!
 //! A new registration (new token) deletes the namespace's file: the server it talks to may not
-//! have what the old entries promise.
+//! have what the old entries promise. Likewise, the paths the server names at login as referencing
+//! chunks it found damaged or missing are [forgotten](FilesCache::forget) before the scan, so that
+//! those files are read and their chunks offered again although their metadata is unchanged.
 
 use std::path::{Path, PathBuf};
 
@@ -268,6 +270,28 @@ impl FilesCache {
     }
 }
 
+impl FilesCache {
+    /// Drops the entries of `paths` (those present), in one transaction, so that the next scan
+    /// reads these files again. Returns how many entries were dropped.
+    pub fn forget(&self, paths: &[RawPath]) -> Result<usize, CacheError> {
+        if paths.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.db.begin_write()?;
+        let mut dropped = 0;
+        {
+            let mut t = txn.open_table(FILES)?;
+            for p in paths {
+                if t.remove(p.0.as_slice())?.is_some() {
+                    dropped += 1;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(dropped)
+    }
+}
+
 /// Lookups against one snapshot of the cache; usable from several scan threads.
 pub struct CacheReader {
     table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
@@ -371,6 +395,29 @@ mod tests {
         let mut f = facts(0);
         f.ctime_ns = start;
         assert!(!f.settled(start), "a fresh ctime is not settled");
+    }
+
+    /// Paths the server names at login as referencing bad chunks lose their entries, so that an
+    /// unchanged file is read again; other entries stay.
+    #[test]
+    fn forget_drops_only_the_named_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FilesCache::open(&cache_path(dir.path(), "s", "u", "d"), false).unwrap();
+        let (a, b) = (RawPath::from("/a"), RawPath::from("/b"));
+        cache
+            .apply(&[
+                Update::Put(a.clone(), entry(1)),
+                Update::Put(b.clone(), entry(1)),
+            ])
+            .unwrap();
+        let n = cache
+            .forget(&[a.clone(), RawPath::from("/not-cached")])
+            .unwrap();
+        assert_eq!(n, 1);
+        let r = cache.reader().unwrap();
+        assert_eq!(r.matching(&a, &facts(1)), None, "named path is read again");
+        assert!(r.matching(&b, &facts(1)).is_some(), "other entries stay");
+        assert_eq!(cache.forget(&[]).unwrap(), 0);
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// At most this many ids in one `check` request.
 pub const MAX_CHECK_IDS: usize = 10_000;
+/// At most this many paths in [`LoginResponse::reread`].
+pub const MAX_REREAD_PATHS: usize = 10_000;
 /// At most this many entries in one `commit` request.
 pub const MAX_COMMIT_ENTRIES: usize = 2_000;
 /// Header with the version id of a restore answer.
@@ -68,6 +70,16 @@ pub struct LoginResponse {
     pub status: DeviceStatus,
     pub server_version: String,
     pub keep_versions: u32,
+    /// Paths of this device whose retained versions reference a chunk that the server's verify
+    /// found damaged or missing. The agent re-reads them in this run even when its files cache
+    /// says they are unchanged: `check` then asks for the bad chunks, and the upload heals them.
+    /// At most [`MAX_REREAD_PATHS`]; the rest follow in later runs as these heal. Absent from
+    /// older servers (empty), ignored by older agents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reread: Vec<RawPath>,
+    /// More paths need re-reading than `reread` holds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reread_truncated: bool,
 }
 
 /// `POST /api/check`: which of these chunks must this user upload?
@@ -382,6 +394,23 @@ pub struct ErrorBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `reread` is optional both ways: an old server's answer (without it) reads as "nothing to
+    /// re-read", and an answer without paths looks exactly like an old one to an old agent.
+    #[test]
+    fn login_response_reread_is_compatible_with_old_peers() {
+        let old = r#"{"user":"u","device":"d","status":"active","server_version":"0.1.0","keep_versions":4}"#;
+        let r: LoginResponse = serde_json::from_str(old).unwrap();
+        assert!(r.reread.is_empty() && !r.reread_truncated);
+        assert_eq!(serde_json::to_string(&r).unwrap(), old);
+        let r = LoginResponse {
+            reread: vec![RawPath::from("/a")],
+            ..r
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains(r#""reread":["/a"]"#), "{json}");
+        assert_eq!(serde_json::from_str::<LoginResponse>(&json).unwrap(), r);
+    }
 
     #[test]
     fn commit_entry_json_shape() {

@@ -63,6 +63,12 @@ pub struct Config {
     pub db_backup_interval: HumanDuration,
     /// How many automatic database copies are kept (the oldest go first). Default 7, at least 1.
     pub db_backup_keep: u32,
+    /// How often `serve` verifies a sample of the chunks; `0s` turns the periodic verify off.
+    /// Default `24h`.
+    pub verify_interval: HumanDuration,
+    /// Percentage of chunks the periodic verify reads (1–100; chunks marked bad are always
+    /// read). Default 5.
+    pub verify_sample_percent: u32,
 }
 
 /// A duration written as in `30m`, `1h`, `1h30m`, `0s`, `500ms` or `7d` (units `ms`, `s`, `m`,
@@ -168,6 +174,8 @@ impl Default for Config {
             gc_interval: HumanDuration::secs(24 * 3600),
             db_backup_interval: HumanDuration(Duration::from_secs(24 * 3600)),
             db_backup_keep: 7,
+            verify_interval: HumanDuration::secs(24 * 3600),
+            verify_sample_percent: 5,
         }
     }
 }
@@ -260,7 +268,22 @@ impl Config {
                 )
             );
         }
+        if !(1..=100).contains(&self.verify_sample_percent) {
+            bail!(
+                "{}: {}",
+                origin.display(),
+                lang.pick(
+                    "verify_sample_percent muss zwischen 1 und 100 liegen",
+                    "verify_sample_percent must be between 1 and 100"
+                )
+            );
+        }
         Ok(())
+    }
+
+    /// The interval of the periodic verify; `None` when it is off (`0s`).
+    pub fn verify_every(&self) -> Option<std::time::Duration> {
+        Some(self.verify_interval.0).filter(|d| !d.is_zero())
     }
 
     /// The language for user-facing text: the config's choice, else `LANG`, else German.
@@ -381,6 +404,22 @@ mod tests {
         let err = Config::from_yaml("db_backup_interval: bald\n", Path::new("x")).unwrap_err();
         assert!(format!("{err:#}").contains("bald"), "{err:#}");
         assert!(Config::from_yaml("db_backup_keep: 0\n", Path::new("x")).is_err());
+    }
+
+    #[test]
+    fn verify_settings_are_checked() {
+        let c = Config::from_yaml("verify_interval: 0s\n", Path::new("x")).unwrap();
+        assert_eq!(c.verify_every(), None);
+        assert_eq!(
+            Config::default().verify_every(),
+            Some(std::time::Duration::from_secs(86_400))
+        );
+        let err = Config::from_yaml("verify_interval: morgen\n", Path::new("x")).unwrap_err();
+        assert!(format!("{err:#}").contains("morgen"), "{err:#}");
+        assert!(Config::from_yaml("verify_sample_percent: 0\n", Path::new("x")).is_err());
+        assert!(Config::from_yaml("verify_sample_percent: 101\n", Path::new("x")).is_err());
+        let c = Config::from_yaml("verify_sample_percent: 100\n", Path::new("x")).unwrap();
+        assert_eq!(c.verify_sample_percent, 100);
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! - [`tls`]: the certificate and its fingerprint;
 //! - [`maintenance`]: the admin tasks (stats, db-backup, ...) and the admin channel that runs them
 //!   inside a running server;
-//! - [`timefmt`]: UTC times as text.
+//! - [`timefmt`]: UTC times as text;
+//! - [`verify`]: re-reading chunks and checking references; the bad marks that healing clears.
 
 pub mod api;
 pub mod config;
@@ -23,3 +24,4 @@ pub mod maintenance;
 pub mod store;
 pub mod timefmt;
 pub mod tls;
+pub mod verify;

@@ -17,7 +17,7 @@ use asgard_server::db::{Db, DbError};
 use asgard_server::maintenance::{self, Task, channel, dbbackup};
 use asgard_server::store::LocalStore;
 use asgard_server::timefmt::format_utc;
-use asgard_server::{api, gc, lock, tls};
+use asgard_server::{api, gc, lock, tls, verify};
 
 #[derive(Parser)]
 #[command(name = "asgard-server", version, about = "AsgardBackup-Server")]
@@ -50,6 +50,23 @@ enum Cmd {
     Fingerprint {
         #[command(flatten)]
         common: Common,
+    },
+    /// Re-read stored chunks and check them against their ids; list damaged and missing chunks
+    /// and the file versions affected. Exit code 0: all is well; 1: damage found; 2: verify
+    /// could not run.
+    Verify {
+        #[command(flatten)]
+        common: Common,
+        /// Read only a random sample of this many percent of the chunks (chunks already marked
+        /// bad are always read).
+        #[arg(long, value_name = "PERCENT")]
+        sample: Option<f64>,
+        /// Only the chunks and file versions of this user.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Manage devices.
     Device {
@@ -189,6 +206,17 @@ fn main() -> ExitCode {
             })
         }),
         Cmd::DbRestore { common, from } => db_restore(&common, &from).map(|()| 0),
+        Cmd::Verify {
+            common,
+            sample,
+            user,
+            json,
+        } => maintenance_cmd(&common, json, |_| {
+            Ok(Task::Verify {
+                sample_percent: sample,
+                user,
+            })
+        }),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -348,6 +376,15 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
         config.gc_interval.0,
     )?;
     dbbackup::spawn_periodic(db.clone(), config.clone()).context("db backup thread")?;
+    if let Some(every) = config.verify_every() {
+        verify::spawn_periodic(
+            db.clone(),
+            store.clone(),
+            every,
+            config.verify_sample_percent,
+        )
+        .context("periodic verify")?;
+    }
     let state = web::Data::new(api::AppState { db, store, config });
 
     actix_web::rt::System::new().block_on(async move {
@@ -568,6 +605,31 @@ fn require_data_dir(config: &Config, lang: Lang) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verify_cli_parses() {
+        let cli = Cli::try_parse_from([
+            "asgard-server",
+            "verify",
+            "--data-dir",
+            "/x",
+            "--sample",
+            "2.5",
+            "--user",
+            "anna",
+            "--json",
+        ])
+        .unwrap();
+        let Cmd::Verify {
+            sample, user, json, ..
+        } = cli.cmd
+        else {
+            panic!("not verify");
+        };
+        assert_eq!(sample, Some(2.5));
+        assert_eq!(user.as_deref(), Some("anna"));
+        assert!(json);
+    }
 
     #[test]
     fn cli_parses() {

@@ -32,8 +32,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, HumanDuration};
 use crate::db::{Db, FullStats};
-use crate::gc;
 use crate::store::{ChunkStore, LocalStore};
+use crate::{gc, verify};
 
 pub use channel::{Reply, Request};
 
@@ -44,7 +44,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const SOCKET_NAME: &str = "admin.sock";
 
 /// A maintenance task with its options. This is the wire form of a request too.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Task {
     /// The statistics ([`FullStats`]).
@@ -52,6 +52,12 @@ pub enum Task {
     /// A consistent copy of the metadata database. `to`: an absolute file or directory path;
     /// `None` = `<data_dir>/db-backups/asgard-YYYYMMDD-HHMMSS.redb` with rotation.
     DbBackup { to: Option<PathBuf> },
+    /// Re-read chunks and check references ([`crate::verify`]): all chunks, a sample of
+    /// `sample_percent`, or those of one user. Exit code 1 when it found damage.
+    Verify {
+        sample_percent: Option<f64>,
+        user: Option<String>,
+    },
     /// A garbage collection pass ([`crate::gc`]); `grace` overrides `gc_grace` of the config.
     Gc {
         dry_run: bool,
@@ -129,6 +135,21 @@ pub fn run_task(
             )?;
             let text = report.text(lang);
             Outcome::new(&report, text, 0)
+        }
+        Task::Verify {
+            sample_percent,
+            user,
+        } => {
+            progress(lang.pick("Prüfung der Chunks läuft …", "Verifying the chunks …"));
+            let opts = verify::VerifyOptions {
+                sample_percent: *sample_percent,
+                user: user.clone(),
+                lang,
+                ..verify::VerifyOptions::default()
+            };
+            let report = verify::run(ctx.db, ctx.store, &opts, ctx.now_us)?;
+            let code = if report.clean() { 0 } else { 1 };
+            Outcome::new(&report, verify::render(&report, lang), code)
         }
         Task::Gc { dry_run, grace } => {
             let mut opts = gc::GcOptions::from_config(ctx.config);

@@ -32,6 +32,9 @@ impl ChunkStore for IndexOnlyStore {
     fn delete(&self, _: &ChunkId) -> Result<bool, StoreError> {
         Ok(true)
     }
+    fn replace(&self, _: &ChunkId, _: &[u8]) -> Result<(), StoreError> {
+        Ok(())
+    }
     fn stored_at_us(&self, _: &ChunkId) -> Result<Option<i64>, StoreError> {
         Ok(Some(0))
     }

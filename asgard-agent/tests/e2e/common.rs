@@ -459,3 +459,26 @@ impl Api {
         self.send(req)
     }
 }
+
+/// Runs an admin command of the server binary (`asgard-server ARGS...`) on a data dir, in German.
+pub fn server_admin<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(server_bin())
+        .args(args)
+        .env("LANG", "de_DE.UTF-8")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// The file of a chunk in the local store below `data_dir`: `chunks/ab/cd/<hex>`.
+pub fn chunk_file(data_dir: &Path, hex: &str) -> PathBuf {
+    data_dir
+        .join("chunks")
+        .join(&hex[..2])
+        .join(&hex[2..4])
+        .join(hex)
+}

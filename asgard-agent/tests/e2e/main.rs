@@ -10,3 +10,4 @@ mod gc;
 mod incremental;
 mod ops;
 mod scan;
+mod verify;

@@ -36,7 +36,7 @@ pub async fn check(
 }
 
 /// Reads every part, verifies it (decode with a size bound + blake3 against the claimed id) and
-/// puts new chunks into the store. Only when every part verified are the chunks recorded in redb,
+/// puts new chunks into the store; a chunk marked bad gets its stored bytes replaced (healed). Only when every part verified are the chunks recorded in redb,
 /// in one transaction; a request with any bad part changes no metadata.
 pub async fn upload(
     state: web::Data<AppState>,
@@ -47,6 +47,7 @@ pub async fn upload(
     let max_part = MAX_CHUNK_SIZE as usize + STORED_SLACK;
     let mut total: u64 = 0;
     let mut verified = Vec::new();
+    let mut healed_ids = Vec::new();
     let mut response = UploadResponse::default();
 
     while let Some(field) = parts.next().await {
@@ -69,7 +70,7 @@ pub async fn upload(
         }
 
         let st = state.clone();
-        let (chunk, new) = blocking(move || {
+        let (chunk, new, healed) = blocking(move || {
             let plain = stored::decode_verified(&bytes, &id, MAX_CHUNK_SIZE as usize).map_err(
                 |e| match e {
                     DecodeError::HashMismatch { .. } => ApiError::ChunkHashMismatch(id),
@@ -77,16 +78,27 @@ pub async fn upload(
                     other => ApiError::ChunkCorrupt(id, other.to_string()),
                 },
             )?;
-            // Global dedupe: a chunk the index knows is not written again.
-            let new = !st.db.chunk_known(&id)? && st.store.put(&id, &bytes)?;
+            // Global dedupe: a chunk the index knows is not written again, unless verify marked
+            // it bad: then these verified bytes replace the damaged (or lost) ones.
+            let (new, healed) = match st.db.chunk_record(&id)? {
+                None => (st.store.put(&id, &bytes)?, false),
+                Some(rec) if rec.bad_since_us.is_some() => {
+                    st.store.replace(&id, &bytes)?;
+                    (true, true)
+                }
+                Some(_) => (false, false),
+            };
             let chunk = UploadedChunk {
                 id,
                 stored_len: bytes.len() as u64,
                 plain_len: plain.len() as u32,
             };
-            Ok((chunk, new))
+            Ok((chunk, new, healed))
         })
         .await?;
+        if healed {
+            healed_ids.push(chunk.id);
+        }
         response.received += 1;
         if new {
             response.new_chunks += 1;
@@ -98,7 +110,12 @@ pub async fn upload(
     if !verified.is_empty() {
         let st = state.clone();
         let user = auth.0.user_id;
-        blocking(move || Ok(st.db.record_upload(user, &verified, now_us(), &*st.store)?)).await?;
+        blocking(move || {
+            Ok(st
+                .db
+                .record_upload_healing(user, &verified, &healed_ids, now_us(), &*st.store)?)
+        })
+        .await?;
     }
     Ok(HttpResponse::Ok().json(response))
 }

@@ -1,7 +1,9 @@
 //! `POST /api/login`: register a device or authenticate it.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use asgard_core::protocol::{LoginRequest, LoginResponse, PROTOCOL_VERSION};
+use asgard_core::protocol::{
+    DeviceStatus, LoginRequest, LoginResponse, MAX_REREAD_PATHS, PROTOCOL_VERSION,
+};
 
 use super::{ApiError, AppState, bearer, blocking};
 use crate::db::{LoginPolicy, hash_token, now_us};
@@ -36,9 +38,25 @@ pub async fn login(
             registration: st.config.registration,
             enrollment_key: st.config.enrollment_key.as_deref(),
         };
-        Ok(st.db.login(&request, token_hash, policy, now_us())?)
+        let outcome = st.db.login(&request, token_hash, policy, now_us())?;
+        // A device that logs in with its token may hold files that reference chunks verify
+        // found bad: tell it which, so that it re-reads them (a new registration has no cache).
+        let reread = match token_hash {
+            Some(hash) if outcome.status == DeviceStatus::Active => {
+                let auth = st.db.authenticate(&hash)?;
+                st.db
+                    .reread_paths(auth.user_id, auth.device_id, MAX_REREAD_PATHS)?
+            }
+            _ => (Vec::new(), false),
+        };
+        Ok((outcome, reread))
     })
     .await?;
+    let (outcome, (reread, reread_truncated)) = outcome;
+    if !reread.is_empty() {
+        tracing::info!(user = %body.user, device = %body.device, paths = reread.len(),
+            truncated = reread_truncated, "device asked to re-read files that reference bad chunks");
+    }
     if outcome.token.is_some() {
         tracing::info!(user = %body.user, device = %body.device, status = ?outcome.status, "device registered");
     }
@@ -49,6 +67,8 @@ pub async fn login(
         status: outcome.status,
         server_version: env!("CARGO_PKG_VERSION").to_owned(),
         keep_versions: state.config.keep_versions,
+        reread,
+        reread_truncated,
     }))
 }
 

@@ -364,3 +364,114 @@ async fn run_reports_are_stored_per_device_newest_first() {
     let e: ErrorBody = test::read_body_json(resp).await;
     assert_eq!(e.code, "bad_request");
 }
+
+/// Healing end to end in-process: verify marks a damaged chunk bad; the next login names the
+/// file to re-read, `check` asks for the chunk, the upload replaces the stored bytes and clears
+/// the mark, and the next login names nothing.
+#[actix_web::test]
+async fn damaged_chunk_is_named_at_login_asked_for_by_check_and_healed_by_upload() {
+    let env = env(Registration::Open);
+    let app = app!(env);
+    let call = |req: test::TestRequest| test::call_service(&app, req.to_request());
+
+    let resp = call(
+        test::TestRequest::post()
+            .uri("/api/login")
+            .set_json(login_body("anna")),
+    )
+    .await;
+    let login: LoginResponse = test::read_body_json(resp).await;
+    assert!(login.reread.is_empty());
+    let token = login.token.unwrap();
+    let auth = ("Authorization", format!("Bearer {token}"));
+
+    let data = b"the only copy of this chunk".to_vec();
+    let id = ChunkId::of(&data);
+    let upload = || {
+        let (ct, body) = multipart(&[(id.to_hex(), stored::encode_raw(&data))]);
+        test::TestRequest::post()
+            .uri("/api/upload")
+            .insert_header(auth.clone())
+            .insert_header(("content-type", ct))
+            .set_payload(body)
+    };
+    assert_eq!(call(upload()).await.status(), StatusCode::OK);
+    let commit = json!({ "entries": [{ "kind": "file", "path": "/home/anna/brief.txt",
+        "meta": { "size": data.len(), "mtime_ns": 5, "hash": id,
+                  "params": ChunkParams::default(), "chunks": [{ "id": id, "len": data.len() }] } }] });
+    let resp = call(
+        test::TestRequest::post()
+            .uri("/api/commit")
+            .insert_header(auth.clone())
+            .set_json(commit),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    // Damage the stored bytes and verify.
+    let file = env
+        ._dir
+        .path()
+        .join("chunks")
+        .join(&id.to_hex()[..2])
+        .join(&id.to_hex()[2..4])
+        .join(id.to_hex());
+    std::fs::write(&file, stored::encode_raw(b"rotten bits")).unwrap();
+    let report = crate::verify::run(
+        &env.state.db,
+        &*env.state.store,
+        &crate::verify::VerifyOptions::default(),
+        crate::db::now_us(),
+    )
+    .unwrap();
+    assert_eq!(report.damaged.len(), 1);
+
+    let relogin = || {
+        test::TestRequest::post()
+            .uri("/api/login")
+            .insert_header(auth.clone())
+            .set_json(login_body("anna"))
+    };
+    let login: LoginResponse = test::read_body_json(call(relogin()).await).await;
+    assert_eq!(
+        login.reread,
+        vec![asgard_core::RawPath::from("/home/anna/brief.txt")]
+    );
+    assert!(!login.reread_truncated);
+
+    let check = || {
+        test::TestRequest::post()
+            .uri("/api/check")
+            .insert_header(auth.clone())
+            .set_json(json!({ "chunks": [id] }))
+    };
+    let v: Value = test::read_body_json(call(check()).await).await;
+    assert_eq!(v["missing"], json!([id]));
+
+    let resp = call(upload()).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = test::read_body_json(resp).await;
+    assert_eq!(v["new_chunks"], 1, "the healed chunk was written: {v}");
+    assert_eq!(std::fs::read(&file).unwrap(), stored::encode_raw(&data));
+    assert!(
+        env.state
+            .db
+            .chunk_record(&id)
+            .unwrap()
+            .unwrap()
+            .bad_since_us
+            .is_none()
+    );
+    let v: Value = test::read_body_json(call(check()).await).await;
+    assert_eq!(v["missing"], json!([]));
+    let login: LoginResponse = test::read_body_json(call(relogin()).await).await;
+    assert!(login.reread.is_empty());
+    let resp = call(
+        test::TestRequest::post()
+            .uri("/api/restore")
+            .insert_header(auth.clone())
+            .set_json(json!({ "path": "/home/anna/brief.txt" })),
+    )
+    .await;
+    assert_eq!(test::read_body(resp).await, data);
+}

@@ -20,8 +20,8 @@ use redb::{
 };
 
 use super::{
-    CHUNKS, DEVICES, Db, DbError, KEEP_OVERRIDES, META, META_JSON, PATHS, RUNS, Result, TOKENS,
-    USER_CHUNKS, USERS, VERSIONS,
+    CHUNKS, DEVICES, Db, DbError, KEEP_OVERRIDES, META, META_JSON, PATHS, REREAD, RUNS, Result,
+    TOKENS, USER_CHUNKS, USERS, VERSIONS,
 };
 
 /// Rows per (non-durable) write transaction of the copy: bounds the memory of one transaction.
@@ -50,13 +50,14 @@ macro_rules! for_each_table {
         $m!(VERSIONS);
         $m!(RUNS);
         $m!(KEEP_OVERRIDES);
+        $m!(REREAD);
         $m!(META);
         $m!(META_JSON);
     };
 }
 
-/// Tables that every valid database has; `meta_json` and `keep_overrides` are newer and may be
-/// absent in an old backup (`Db::open` creates them).
+/// Tables that every valid database has; `meta_json`, `keep_overrides` and `reread` are newer and
+/// may be absent in an old backup (`Db::open` creates them).
 const REQUIRED: &[&str] = &[
     "users",
     "devices",

@@ -46,8 +46,12 @@ const VERSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("versions");
 const RUNS: TableDefinition<(u64, u64, u64), &[u8]> = TableDefinition::new("runs");
 /// user id → the user's own `keep_versions` (set by the admin; absent = the configured default).
 const KEEP_OVERRIDES: TableDefinition<u64, u32> = TableDefinition::new("keep_overrides");
+/// (user id, device id, path bytes) → (): paths whose retained versions referenced a bad chunk
+/// when verify last looked. Login hands them to the agent so that it re-reads those files; entries
+/// that no longer reference a bad chunk are dropped then (see `integrity.rs`).
+const REREAD: TableDefinition<(u64, u64, &[u8]), ()> = TableDefinition::new("reread");
 /// counters: `next_user_id`, `next_device_id`, `next_version_id`, `next_run_id`, `last_time_us`,
-/// `stored_bytes`
+/// `stored_bytes`; the last verify result under `last_verify_*` (see [`VerifySummary`])
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// JSON blobs by key, for results that tools write and the statistics read (see [`META_LAST_GC`],
 /// [`META_LAST_VERIFY`]). Separate from [`META`], whose values are counters.
@@ -386,6 +390,17 @@ fn next_id(meta: &mut redb::Table<&str, u64>, key: &str) -> Result<u64> {
     Ok(id)
 }
 
+/// Whether the index has `id` and it is not marked bad: what `check` and `commit` require.
+fn chunk_usable(
+    t: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+    id: &ChunkId,
+) -> Result<bool> {
+    Ok(match t.get(&id.0)? {
+        Some(g) => dec::<ChunkRec>(g.value())?.bad_since_us.is_none(),
+        None => false,
+    })
+}
+
 /// The user's devices as (name, record), in name order.
 fn user_devices(
     t: &impl ReadableTable<(u64, &'static str), &'static [u8]>,
@@ -420,6 +435,7 @@ impl Db {
         txn.open_table(VERSIONS)?;
         txn.open_table(RUNS)?;
         txn.open_table(KEEP_OVERRIDES)?;
+        txn.open_table(REREAD)?;
         txn.open_table(META)?;
         txn.open_table(META_JSON)?;
         txn.commit()?;
@@ -575,7 +591,9 @@ impl Db {
     }
 
     /// The distinct ids (in request order) that this user does not own or that the store lacks.
-    /// Answers only from the user's own chunks, so it reveals nothing about other users.
+    /// Answers only from the user's own chunks, so it reveals nothing about other users. A chunk
+    /// that verify marked bad counts as lacking for every owner, so that whoever still has the
+    /// bytes uploads them again and heals it.
     ///
     /// Every chunk answered "not missing" gets a lease (`last_touched_us = now`, GC candidate mark
     /// cleared) in the same transaction: the agent will commit versions referencing it without
@@ -600,7 +618,9 @@ impl Db {
                     None => missing.push(*id),
                     Some(rec) => {
                         let rec = rec?;
-                        if rec.last_touched_us < now || rec.gc_candidate_since_us.is_some() {
+                        if rec.bad_since_us.is_some() {
+                            missing.push(*id);
+                        } else if rec.last_touched_us < now || rec.gc_candidate_since_us.is_some() {
                             let leased = ChunkRec {
                                 last_touched_us: rec.last_touched_us.max(now),
                                 gc_candidate_since_us: None,
@@ -633,16 +653,30 @@ impl Db {
 
     /// Records the verified chunks of one upload request, all in one transaction, each with a
     /// fresh lease. Returns the number of chunks the index did not have before.
+    pub fn record_upload(
+        &self,
+        user_id: u64,
+        list: &[UploadedChunk],
+        now: i64,
+        store: &dyn ChunkStore,
+    ) -> Result<u32> {
+        self.record_upload_healing(user_id, list, &[], now, store)
+    }
+
+    /// [`Db::record_upload`], where the chunks in `healed` were bad and this request replaced
+    /// their stored bytes (`ChunkStore::replace`) before calling: their bad mark is cleared and
+    /// their stored length updated. A bad chunk that this request did not rewrite keeps its mark.
     ///
     /// A chunk the index lacks is recorded only if `store` has its file *now*: the upload handler
     /// may have skipped writing a chunk the index knew, or written one that the GC then swept as an
     /// orphan, and the GC may have removed it in between. Under the shared deletion fence no
     /// deletion is half done, so the presence check is reliable. A chunk that is gone is left out
     /// (logged); a commit referencing it is then refused with `missing_chunks`, never accepted.
-    pub fn record_upload(
+    pub fn record_upload_healing(
         &self,
         user_id: u64,
         list: &[UploadedChunk],
+        healed: &[ChunkId],
         now: i64,
         store: &dyn ChunkStore,
     ) -> Result<u32> {
@@ -657,13 +691,25 @@ impl Db {
             let mut owned = txn.open_table(USER_CHUNKS)?;
             let mut meta = txn.open_table(META)?;
             let mut added_bytes = 0u64;
+            let mut removed_bytes = 0u64;
             for c in list {
                 let rec = match chunks.get(&c.id.0)?.map(|g| dec::<ChunkRec>(g.value())) {
-                    Some(r) => ChunkRec {
-                        last_touched_us: now,
-                        gc_candidate_since_us: None,
-                        ..r?
-                    },
+                    Some(r) => {
+                        let mut r = ChunkRec {
+                            last_touched_us: now,
+                            gc_candidate_since_us: None,
+                            ..r?
+                        };
+                        if r.bad_since_us.is_some() && healed.contains(&c.id) {
+                            tracing::info!(chunk = %c.id, "bad chunk healed by an upload");
+                            r.bad_since_us = None;
+                            removed_bytes += r.stored_len;
+                            added_bytes += c.stored_len;
+                            r.stored_len = c.stored_len;
+                            r.plain_len = c.plain_len;
+                        }
+                        r
+                    }
                     None if !store.exists(&c.id)? => {
                         tracing::warn!(chunk = %c.id, "uploaded chunk vanished before it was recorded (removed by GC); not recorded");
                         continue;
@@ -685,7 +731,10 @@ impl Db {
                 owned.insert((user_id, &c.id.0), ())?;
             }
             let total = meta.get("stored_bytes")?.map(|g| g.value()).unwrap_or(0);
-            meta.insert("stored_bytes", total + added_bytes)?;
+            meta.insert(
+                "stored_bytes",
+                (total + added_bytes).saturating_sub(removed_bytes),
+            )?;
         }
         txn.commit()?;
         Ok(new)
@@ -856,12 +905,16 @@ mod tests;
 
 mod backup;
 mod gc;
+mod integrity;
 mod runs;
 mod stats;
 mod versions;
 
 pub use backup::{BackupSummary, check_database};
 pub use gc::{ChunkBatch, ChunkVerdict, chunk_verdict};
+pub use integrity::{
+    AffectedVersion, BadRef, ChunkBatchItem, VerifySummary, VersionBatch, VersionIssue,
+};
 pub use stats::FullStats;
 pub use versions::{PathBatch, PathKey, RetentionRules};
 

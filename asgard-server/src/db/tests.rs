@@ -470,3 +470,125 @@ fn version_records_from_before_symlinks_still_decode() {
     new.symlink_target = Some(b"x".to_vec());
     assert_eq!(VersionRec::decode(&enc(&new).unwrap()).unwrap(), new);
 }
+
+fn mark_bad(db: &Db, data: &[u8]) {
+    let (marked, _) = db
+        .set_bad_marks(&[ChunkId::of(data)], &[], &|_| true, now_us())
+        .unwrap();
+    assert_eq!(marked, vec![ChunkId::of(data)]);
+}
+
+/// A chunk verify marked bad is "missing" for every user who owns it (so their agents upload it
+/// again), and a commit referencing it is refused until it is healed.
+#[test]
+fn check_reports_bad_chunks_as_missing_for_every_owner() {
+    let (_d, db) = open();
+    let (_, a) = register(&db, "anna", "pc");
+    let (_, b) = register(&db, "bert", "pc");
+    let ids = upload(&db, &a, &[b"shared", b"fine"]);
+    upload(&db, &b, &[b"shared"]);
+    commit(&db, &a, &[file("/f", &[b"shared", b"fine"])], 4);
+    assert!(db.check(a.user_id, &ids, now_us()).unwrap().is_empty());
+
+    mark_bad(&db, b"shared");
+    assert_eq!(db.check(a.user_id, &ids, now_us()).unwrap(), vec![ids[0]]);
+    assert_eq!(
+        db.check(b.user_id, &ids[..1], now_us()).unwrap(),
+        vec![ids[0]]
+    );
+    match db.commit(
+        a.user_id,
+        a.device_id,
+        &[file("/g", &[b"shared"])],
+        4,
+        now_us(),
+    ) {
+        Err(DbError::MissingChunks(m)) => assert_eq!(m, vec![ids[0]]),
+        other => panic!("commit on a bad chunk: {other:?}"),
+    }
+
+    // A plain re-upload (bytes not rewritten) does not clear the mark; a healing one does, for
+    // everyone, and takes the new stored length.
+    upload(&db, &b, &[b"shared"]);
+    assert!(
+        db.chunk_record(&ids[0])
+            .unwrap()
+            .unwrap()
+            .bad_since_us
+            .is_some()
+    );
+    let before = db.stats().unwrap().stored_bytes;
+    let healed = UploadedChunk {
+        id: ids[0],
+        stored_len: 100,
+        plain_len: 6,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::LocalStore::open(dir.path()).unwrap();
+    db.record_upload_healing(b.user_id, &[healed], &[ids[0]], now_us(), &store)
+        .unwrap();
+    let rec = db.chunk_record(&ids[0]).unwrap().unwrap();
+    assert_eq!((rec.bad_since_us, rec.stored_len), (None, 100));
+    assert_eq!(db.stats().unwrap().stored_bytes, before - 7 + 100);
+    assert!(db.check(a.user_id, &ids, now_us()).unwrap().is_empty());
+    commit(&db, &a, &[file("/g", &[b"shared"])], 4);
+}
+
+/// Login's re-read list: the device's paths whose retained versions reference a bad chunk, capped,
+/// and entries that healed or belong to other devices are not handed out.
+#[test]
+fn reread_paths_name_the_devices_files_on_bad_chunks() {
+    let (_d, db) = open();
+    let (_, a) = register(&db, "anna", "pc");
+    let (_, a2) = register(&db, "anna", "laptop");
+    upload(&db, &a, &[b"bad", b"ok", b"bad2"]);
+    upload(&db, &a2, &[b"bad"]);
+    commit(
+        &db,
+        &a,
+        &[
+            file("/a", &[b"bad"]),
+            file("/b", &[b"ok"]),
+            file("/c", &[b"ok", b"bad2"]),
+        ],
+        4,
+    );
+    commit(&db, &a2, &[file("/a", &[b"bad"])], 4);
+    mark_bad(&db, b"bad");
+    mark_bad(&db, b"bad2");
+    assert_eq!(
+        db.reread_paths(a.user_id, a.device_id, 10).unwrap().0,
+        vec![]
+    );
+    db.record_reread(&[
+        (a.user_id, a.device_id, RawPath::from("/a")),
+        (a.user_id, a.device_id, RawPath::from("/b")),
+        (a.user_id, a.device_id, RawPath::from("/c")),
+        (a2.user_id, a2.device_id, RawPath::from("/a")),
+    ])
+    .unwrap();
+    let (paths, more) = db.reread_paths(a.user_id, a.device_id, 10).unwrap();
+    assert_eq!(paths, vec![RawPath::from("/a"), RawPath::from("/c")]);
+    assert!(!more);
+    let (paths, more) = db.reread_paths(a.user_id, a.device_id, 1).unwrap();
+    assert_eq!((paths.len(), more), (1, true));
+
+    // Healing "bad" takes /a off both devices' lists.
+    let healed = UploadedChunk {
+        id: ChunkId::of(b"bad"),
+        stored_len: 4,
+        plain_len: 3,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::LocalStore::open(dir.path()).unwrap();
+    db.record_upload_healing(a.user_id, &[healed], &[healed.id], now_us(), &store)
+        .unwrap();
+    assert_eq!(
+        db.reread_paths(a.user_id, a.device_id, 10).unwrap().0,
+        vec![RawPath::from("/c")]
+    );
+    assert_eq!(
+        db.reread_paths(a2.user_id, a2.device_id, 10).unwrap().0,
+        vec![]
+    );
+}

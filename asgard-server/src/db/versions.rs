@@ -17,8 +17,8 @@ use redb::{ReadTransaction, ReadableTable};
 
 use super::{
     CHUNKS, ChunkRec, DEVICES, Db, DbError, DeviceSel, KEEP_OVERRIDES, ListParams, META, PATHS,
-    PathRec, Result, USER_CHUNKS, VERSIONS, VersionRec, dec, enc, encode_cursor, next_id,
-    user_devices,
+    PathRec, Result, USER_CHUNKS, VERSIONS, VersionRec, chunk_usable, dec, enc, encode_cursor,
+    next_id, user_devices,
 };
 
 /// A key of the paths table, owned: (user id, device id, path bytes).
@@ -71,6 +71,8 @@ impl Db {
                 .map_or(keep, |g| g.value());
 
             // Presence and ownership are checked inside the transaction that adds the references.
+            // A chunk marked bad counts as absent: `check` asked for it again, and a version must
+            // not be added on top of bytes known to be damaged.
             let mut seen = HashSet::new();
             let mut missing = Vec::new();
             for e in entries {
@@ -78,7 +80,7 @@ impl Db {
                     for c in &m.chunks {
                         if seen.insert(c.id)
                             && (owned.get((user_id, &c.id.0))?.is_none()
-                                || chunks.get(&c.id.0)?.is_none())
+                                || !chunk_usable(&chunks, &c.id)?)
                         {
                             missing.push(c.id);
                         }

@@ -55,6 +55,42 @@ impl LocalStore {
         self.root.join(&hex[0..2]).join(&hex[2..4]).join(hex)
     }
 
+    /// Writes the whole chunk under a temporary name in the same file system and fsyncs it, so
+    /// that the rename in [`Self::rename_into_place`] can only ever expose complete, durable
+    /// bytes. Creates the chunk's folders first.
+    fn write_temp(
+        &self,
+        id: &ChunkId,
+        target: &Path,
+        stored: &[u8],
+    ) -> Result<PathBuf, StoreError> {
+        let level2 = target.parent().expect("chunk path has a parent");
+        let level1 = level2.parent().expect("chunk path has a grandparent");
+        ensure_dir(level1)?;
+        ensure_dir(level2)?;
+        let tmp = self.temp_path(id);
+        let result = (|| {
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            f.write_all(stored)?;
+            f.sync_all()
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(StoreError::io(&tmp, e));
+        }
+        Ok(tmp)
+    }
+
+    /// Renames the synced temp file to the chunk's name and makes the new name durable.
+    fn rename_into_place(&self, tmp: &Path, target: &Path) -> Result<(), StoreError> {
+        if let Err(e) = fs::rename(tmp, target) {
+            let _ = fs::remove_file(tmp);
+            return Err(StoreError::io(target, e));
+        }
+        // The rename is only durable once the directory holding the new name is synced.
+        sync_dir(target.parent().expect("chunk path has a parent"))
+    }
+
     fn temp_path(&self, id: &ChunkId) -> PathBuf {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         self.tmp
@@ -85,23 +121,7 @@ impl ChunkStore for LocalStore {
         if target.exists() {
             return Ok(false);
         }
-        let level2 = target.parent().expect("chunk path has a parent");
-        let level1 = level2.parent().expect("chunk path has a grandparent");
-        ensure_dir(level1)?;
-        ensure_dir(level2)?;
-
-        // Write the whole chunk under a temporary name in the same file system and fsync it, so
-        // that the rename below can only ever expose complete, durable bytes.
-        let tmp = self.temp_path(id);
-        let result = (|| {
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            f.write_all(stored)?;
-            f.sync_all()
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(StoreError::io(&tmp, e));
-        }
+        let tmp = self.write_temp(id, &target, stored)?;
         // Two concurrent puts of one id both reach this point with verified, equivalent bytes; the
         // re-check keeps the first writer's file in all but that narrow race, where the rename
         // swaps in equivalent bytes atomically (a reader sees one complete file or the other).
@@ -109,13 +129,17 @@ impl ChunkStore for LocalStore {
             let _ = fs::remove_file(&tmp);
             return Ok(false);
         }
-        if let Err(e) = fs::rename(&tmp, &target) {
-            let _ = fs::remove_file(&tmp);
-            return Err(StoreError::io(&target, e));
-        }
-        // The rename is only durable once the directory holding the new name is synced.
-        sync_dir(level2)?;
+        self.rename_into_place(&tmp, &target)?;
         Ok(true)
+    }
+
+    fn replace(&self, id: &ChunkId, stored: &[u8]) -> Result<(), StoreError> {
+        let target = self.path_of(id);
+        let tmp = self.write_temp(id, &target, stored)?;
+        // rename(2) replaces an existing target atomically: a reader opens the old file or the
+        // new one, and a crash before the rename leaves the old bytes (the temp file is removed
+        // at the next open).
+        self.rename_into_place(&tmp, &target)
     }
 
     fn get(&self, id: &ChunkId) -> Result<Vec<u8>, StoreError> {

@@ -12,6 +12,12 @@
 //! - **Never overwrites.** A chunk's bytes, once stored, are not replaced by a later `put` of the
 //!   same id. Stored bytes are verified against their id before `put` (invariant 3), so two writers
 //!   of one id hold the same plaintext; a backend may still let the first writer win silently.
+//! - **Except to heal.** [`ChunkStore::replace`] is the one way to overwrite: the upload handler
+//!   calls it only for a chunk that verify marked bad (damaged or missing bytes) and only with
+//!   bytes it has just verified against the id. The old bytes stay readable until the new ones are
+//!   durable and swap in atomically (temp file, fsync, rename over, directory fsync), so a crash
+//!   during a heal leaves the old (bad) bytes or the new (good) ones, never a torn mix, and the
+//!   chunk simply stays marked bad until a heal completes.
 //! - **Crash leftovers are harmless.** A crash during `put` leaves at most a temporary object that
 //!   is invisible to `get`/`exists`/`list` and cleaned up when the store is opened again. A chunk
 //!   written by a request that then failed (or a crash before the redb commit) is simply
@@ -72,6 +78,18 @@ pub trait ChunkStore: Send + Sync {
     /// present with complete bytes, never partial.
     fn put(&self, id: &ChunkId, stored: &[u8]) -> Result<bool, StoreError>;
 
+    /// Stores `stored` under `id` whether or not the id is present, replacing the old bytes: the
+    /// healing path for a chunk that verify found damaged or missing. Callers pass only bytes they
+    /// verified against `id`.
+    ///
+    /// Readers see the old bytes or the new ones, never a mix; when this returns `Ok` the new
+    /// bytes are durable.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the new bytes could not be made durable; the chunk then holds its
+    /// old bytes (or is absent, if it was) or the complete new ones.
+    fn replace(&self, id: &ChunkId, stored: &[u8]) -> Result<(), StoreError>;
+
     /// The stored bytes of `id`, exactly as they were `put`. The caller verifies them (decode +
     /// hash) before trusting them.
     ///
@@ -123,6 +141,7 @@ pub(crate) mod conformance {
     pub(crate) fn run_all(fresh: &dyn Fn() -> Box<dyn ChunkStore>) {
         put_then_get(&*fresh());
         never_overwrites(&*fresh());
+        replace_heals(&*fresh());
         not_found(&*fresh());
         delete_removes(&*fresh());
         list_returns_all(&*fresh());
@@ -153,6 +172,34 @@ pub(crate) mod conformance {
             "second put reports present"
         );
         assert_eq!(s.get(&id).unwrap(), bytes, "first bytes stay");
+    }
+
+    /// `replace` overwrites damaged bytes and recreates a lost chunk; a later `put` still does not
+    /// overwrite, and no temporary object shows up in `list`.
+    fn replace_heals(s: &dyn ChunkStore) {
+        let (id, bytes) = chunk(5);
+        assert!(s.put(&id, b"damaged bytes").unwrap());
+        s.replace(&id, &bytes).unwrap();
+        assert_eq!(s.get(&id).unwrap(), bytes, "replace swaps in the new bytes");
+        assert!(!s.put(&id, b"other").unwrap());
+        assert_eq!(s.get(&id).unwrap(), bytes);
+
+        let (lost, lost_bytes) = chunk(6);
+        s.put(&lost, &lost_bytes).unwrap();
+        s.delete(&lost).unwrap();
+        s.replace(&lost, &lost_bytes).unwrap();
+        assert!(s.exists(&lost).unwrap());
+        assert_eq!(
+            s.get(&lost).unwrap(),
+            lost_bytes,
+            "replace recreates a lost chunk"
+        );
+        s.flush().unwrap();
+        let mut listed: Vec<ChunkId> = s.list().unwrap().map(|r| r.unwrap()).collect();
+        listed.sort();
+        let mut want = vec![id, lost];
+        want.sort();
+        assert_eq!(listed, want);
     }
 
     fn not_found(s: &dyn ChunkStore) {
