@@ -128,6 +128,21 @@ fn verify_reports_damage_and_the_next_backup_heals_it() {
         "{text}"
     );
     assert!(text.contains(&path_of("unter/weg.bin")), "{text}");
+    // `stats` shows the bad chunks and the last verify result.
+    let out = server_admin([
+        "stats".as_ref(),
+        "--json".as_ref(),
+        "--data-dir".as_ref(),
+        server.data_dir().as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["bad_chunks"], 2, "{stats}");
+    assert_eq!(stats["last_verify"]["bad_chunks"], 2, "{stats}");
 
     server.restart_stopped();
     // While the server runs, verify goes through the server's admin channel: same findings.

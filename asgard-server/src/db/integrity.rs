@@ -9,11 +9,11 @@ use std::collections::HashMap;
 
 use asgard_core::{ChunkId, RawPath};
 use redb::ReadableTable;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{
-    CHUNKS, ChunkRec, DEVICES, Db, META, PATHS, PathRec, REREAD, Result, USER_CHUNKS, USERS,
-    UserRec, VERSIONS, VersionRec, dec, enc,
+    CHUNKS, ChunkRec, DEVICES, Db, META_LAST_VERIFY, PATHS, PathRec, REREAD, Result, USER_CHUNKS,
+    USERS, UserRec, VERSIONS, VersionRec, dec, enc,
 };
 
 /// One entry of a chunk walk: the id and its index record (`None` when a user owns a chunk that
@@ -70,8 +70,9 @@ pub struct AffectedVersion {
     pub chunks: Vec<ChunkId>,
 }
 
-/// The last verify result, kept in the meta table for `stats` and the admin pages.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// The last verify result, kept in the meta table (JSON under [`META_LAST_VERIFY`]) for `stats` and
+/// the admin pages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifySummary {
     pub finished_us: i64,
     pub duration_ms: u64,
@@ -86,36 +87,6 @@ pub struct VerifySummary {
     /// Chunks in scope marked bad when the run ended.
     pub bad_chunks: u64,
     pub affected_versions: u64,
-}
-
-const SUMMARY_KEYS: [&str; 10] = [
-    "last_verify_finished_us",
-    "last_verify_duration_ms",
-    "last_verify_sample_basis_points",
-    "last_verify_user_id",
-    "last_verify_chunks_checked",
-    "last_verify_damaged",
-    "last_verify_missing",
-    "last_verify_unindexed",
-    "last_verify_bad_chunks",
-    "last_verify_affected_versions",
-];
-
-impl VerifySummary {
-    fn values(&self) -> [u64; 10] {
-        [
-            self.finished_us as u64,
-            self.duration_ms,
-            self.sample_basis_points,
-            self.user_id,
-            self.chunks_checked,
-            self.damaged,
-            self.missing,
-            self.unindexed,
-            self.bad_chunks,
-            self.affected_versions,
-        ]
-    }
 }
 
 /// The bad and unindexed references of one version, looked up in the chunk index.
@@ -486,39 +457,11 @@ impl Db {
 
     /// Stores the result of a verify run.
     pub fn save_verify_summary(&self, s: &VerifySummary) -> Result<()> {
-        let txn = self.write()?;
-        {
-            let mut meta = txn.open_table(META)?;
-            for (k, v) in SUMMARY_KEYS.iter().zip(s.values()) {
-                meta.insert(*k, v)?;
-            }
-        }
-        txn.commit()?;
-        Ok(())
+        self.set_meta_json(META_LAST_VERIFY, s)
     }
 
     /// The result of the last verify run, if one ran.
     pub fn last_verify(&self) -> Result<Option<VerifySummary>> {
-        let txn = self.read()?;
-        let meta = txn.open_table(META)?;
-        let mut v = [0u64; 10];
-        for (slot, k) in v.iter_mut().zip(SUMMARY_KEYS) {
-            match meta.get(k)? {
-                Some(g) => *slot = g.value(),
-                None => return Ok(None),
-            }
-        }
-        Ok(Some(VerifySummary {
-            finished_us: v[0] as i64,
-            duration_ms: v[1],
-            sample_basis_points: v[2],
-            user_id: v[3],
-            chunks_checked: v[4],
-            damaged: v[5],
-            missing: v[6],
-            unindexed: v[7],
-            bad_chunks: v[8],
-            affected_versions: v[9],
-        }))
+        self.get_meta_json(META_LAST_VERIFY)
     }
 }
