@@ -313,6 +313,17 @@ fn backups_while_gc_runs_with_zero_grace_lose_nothing() {
             assert!(seen.contains(name), "agent {n}: {name} is not listed");
         }
     }
+
+    // And verify, through the running server, finds every referenced chunk present and intact.
+    let d = server.data_dir();
+    let out = server_cli(&["verify", "--data-dir", d.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "verify after the stress test:\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 }
 
 /// One agent's loop: change the tree, back it up, record what a successful backup saw. Ends with
