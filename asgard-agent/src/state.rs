@@ -62,7 +62,11 @@ impl State {
     /// leaves either the old or the new state, never a torn file.
     pub fn save(&self, dir: &Path) -> Result<(), StateError> {
         let path = dir.join(FILE);
-        let tmp = dir.join(format!("{FILE}.tmp"));
+        // A temp name of its own per writer: another agent process (a `list` during a scheduled
+        // backup) may save at the same moment, and a shared name made one of them fail.
+        static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!("{FILE}.{}-{n}.tmp", std::process::id()));
         let err = |source| StateError::Write {
             path: path.clone(),
             source,
@@ -105,7 +109,12 @@ mod tests {
         t.token = None;
         t.save(&sub).unwrap();
         assert_eq!(State::load(&sub).unwrap(), Some(t));
-        assert!(!sub.join("state.json.tmp").exists());
+        let leftovers: Vec<_> = std::fs::read_dir(&sub)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -125,5 +134,29 @@ mod tests {
             State::load(dir.path()),
             Err(StateError::Parse { .. })
         ));
+    }
+
+    /// Regression: concurrent saves (two agent processes) shared one temp name, and the rename of
+    /// one of them failed because the other had already moved the file away.
+    #[test]
+    fn concurrent_saves_do_not_collide_on_the_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State {
+            server_url: "https://h:1".into(),
+            user: "u".into(),
+            device: "d".into(),
+            token: Some("asg_x".into()),
+            fingerprint: None,
+        };
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    for _ in 0..50 {
+                        state.save(dir.path()).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(State::load(dir.path()).unwrap(), Some(state));
     }
 }
