@@ -77,13 +77,36 @@ impl State {
         f.write_all(&json).map_err(err)?;
         f.sync_all().map_err(err)?;
         drop(f);
-        std::fs::rename(&tmp, &path).map_err(err)?;
+        if let Err(e) = rename_replacing(&tmp, &path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(err(e));
+        }
         // fsync the folder so the rename itself survives a crash (not possible on Windows).
         #[cfg(unix)]
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
         Ok(())
+    }
+}
+
+/// `rename`, replacing `to`. Windows refuses to replace a file that another writer is replacing at
+/// the same moment (access denied); such a clash lasts only as long as the other rename, so it is
+/// tried again for up to about a second.
+fn rename_replacing(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match std::fs::rename(from, to) {
+            Err(e)
+                if cfg!(windows)
+                    && e.kind() == std::io::ErrorKind::PermissionDenied
+                    && tries < 100 =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => return result,
+        }
     }
 }
 
