@@ -341,6 +341,8 @@ async fn restore_one(
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
+    #[cfg(not(unix))]
+    let _ = dir;
     Ok(Done::Restored)
 }
 
