@@ -111,25 +111,16 @@ impl Db {
                         .transpose()?,
                     None => None,
                 };
-                let result = match e {
-                    CommitEntry::File { path, meta: m } => {
-                        if let Some((id, v)) = &newest
-                            && !v.deleted
-                            && v.symlink_target.is_none()
-                            && v.hash == Some(m.hash.0)
-                            && v.size == m.size
-                        {
-                            results.push(CommitResult {
-                                outcome: CommitOutcome::Unchanged,
-                                version_id: Some(*id),
-                            });
-                            continue;
-                        }
-                        let outcome = match &newest {
-                            Some((_, v)) if !v.deleted => CommitOutcome::Changed,
-                            _ => CommitOutcome::New,
-                        };
-                        let rec = VersionRec {
+                // A content version (file or link) and whether it equals the newest one.
+                let content = match e {
+                    CommitEntry::File { path, meta: m } => Some((
+                        newest.as_ref().is_some_and(|(_, v)| {
+                            !v.deleted
+                                && v.symlink_target.is_none()
+                                && v.hash == Some(m.hash.0)
+                                && v.size == m.size
+                        }),
+                        VersionRec {
                             user_id,
                             device_id,
                             path: path.0.clone(),
@@ -143,39 +134,17 @@ impl Db {
                             params: m.params,
                             chunks: m.chunks.iter().map(|c| (c.id.0, c.len)).collect(),
                             symlink_target: None,
-                        };
-                        for (id, _) in &rec.chunks {
-                            adjust_refcount(&mut chunks, id, 1)?;
-                        }
-                        let id = next_id(&mut meta, "next_version_id")?;
-                        versions.insert(id, enc(&rec)?.as_slice())?;
-                        prec.versions.push(id);
-                        pruned += apply_retention(&mut prec, &mut versions, &mut chunks, keep)?;
-                        CommitResult {
-                            outcome,
-                            version_id: Some(id),
-                        }
-                    }
+                        },
+                    )),
                     CommitEntry::Symlink {
                         path,
                         target,
                         mtime_ns,
-                    } => {
-                        if let Some((id, v)) = &newest
-                            && !v.deleted
-                            && v.symlink_target.as_ref() == Some(&target.0)
-                        {
-                            results.push(CommitResult {
-                                outcome: CommitOutcome::Unchanged,
-                                version_id: Some(*id),
-                            });
-                            continue;
-                        }
-                        let outcome = match &newest {
-                            Some((_, v)) if !v.deleted => CommitOutcome::Changed,
-                            _ => CommitOutcome::New,
-                        };
-                        let rec = VersionRec {
+                    } => Some((
+                        newest.as_ref().is_some_and(|(_, v)| {
+                            !v.deleted && v.symlink_target.as_ref() == Some(&target.0)
+                        }),
+                        VersionRec {
                             user_id,
                             device_id,
                             path: path.0.clone(),
@@ -189,7 +158,26 @@ impl Db {
                             params: ChunkParams::default(),
                             chunks: Vec::new(),
                             symlink_target: Some(target.0.clone()),
+                        },
+                    )),
+                    CommitEntry::Deleted { .. } => None,
+                };
+                let result = match content {
+                    Some((true, _)) => {
+                        results.push(CommitResult {
+                            outcome: CommitOutcome::Unchanged,
+                            version_id: newest.as_ref().map(|(id, _)| *id),
+                        });
+                        continue;
+                    }
+                    Some((false, rec)) => {
+                        let outcome = match &newest {
+                            Some((_, v)) if !v.deleted => CommitOutcome::Changed,
+                            _ => CommitOutcome::New,
                         };
+                        for (id, _) in &rec.chunks {
+                            adjust_refcount(&mut chunks, id, 1)?;
+                        }
                         let id = next_id(&mut meta, "next_version_id")?;
                         versions.insert(id, enc(&rec)?.as_slice())?;
                         prec.versions.push(id);
@@ -199,12 +187,12 @@ impl Db {
                             version_id: Some(id),
                         }
                     }
-                    CommitEntry::Deleted { path } => match &newest {
+                    None => match &newest {
                         Some((_, v)) if !v.deleted => {
                             let rec = VersionRec {
                                 user_id,
                                 device_id,
-                                path: path.0.clone(),
+                                path: key_path.to_vec(),
                                 time_us,
                                 deleted: true,
                                 size: 0,
