@@ -446,16 +446,7 @@ fn device(cmd: DeviceCmd) -> CmdResult {
 }
 
 fn device_cmd(cmd: DeviceCmd, config: &Config, lang: Lang) -> anyhow::Result<()> {
-    if !config.data_dir.is_dir() {
-        return Err(anyhow!(
-            "{} {}",
-            lang.pick(
-                "Datenverzeichnis existiert nicht:",
-                "Data directory does not exist:"
-            ),
-            config.data_dir.display()
-        ));
-    }
+    require_data_dir(config, lang)?;
     let (_lock, db) = open_data_dir(config, lang)?;
     let not_found = |user: &str, device: &str| match lang {
         Lang::De => anyhow!("Gerät „{device}“ von Benutzer „{user}“ nicht gefunden."),
