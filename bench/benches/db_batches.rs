@@ -1,0 +1,154 @@
+//! The server's redb metadata writes in batches: `record_upload` of N chunks and `commit` of N file
+//! entries per write transaction, for N = 1, 100 and 1000. Each transaction is durable (redb syncs
+//! on commit), so the per-transaction cost shows what batching saves.
+
+use std::cell::Cell;
+
+use asgard_core::protocol::{ChunkRef, CommitEntry, FileMeta, LoginRequest};
+use asgard_core::{ChunkId, ChunkParams, RawPath};
+use asgard_server::config::Registration;
+use asgard_server::db::{Auth, Db, LoginPolicy, UploadedChunk, hash_token};
+use asgard_server::store::{ChunkStore, IdIter, StoreError};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+/// A store that claims to hold every chunk: the figures are those of the index writes alone.
+struct IndexOnlyStore;
+
+impl ChunkStore for IndexOnlyStore {
+    fn put(&self, _: &ChunkId, _: &[u8]) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    fn get(&self, id: &ChunkId) -> Result<Vec<u8>, StoreError> {
+        Err(StoreError::NotFound { id: *id })
+    }
+    fn exists(&self, _: &ChunkId) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    fn delete(&self, _: &ChunkId) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    fn replace(&self, _: &ChunkId, _: &[u8]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn stored_at_us(&self, _: &ChunkId) -> Result<Option<i64>, StoreError> {
+        Ok(Some(0))
+    }
+    fn list(&self) -> Result<IdIter<'_>, StoreError> {
+        Ok(Box::new(std::iter::empty()))
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+const T0: i64 = 1_700_000_000_000_000;
+const SIZES: [usize; 3] = [1, 100, 1000];
+
+fn chunk_id(i: u64) -> ChunkId {
+    ChunkId::of(&i.to_le_bytes())
+}
+
+fn open(dir: &std::path::Path) -> (Db, Auth) {
+    let db = Db::open(&dir.join("asgard.redb")).unwrap();
+    let req = LoginRequest {
+        protocol_version: 1,
+        user: "bench".into(),
+        device: "host".into(),
+        os: "linux".into(),
+        os_version: "6".into(),
+        agent_version: "0".into(),
+        enrollment_key: None,
+    };
+    let policy = LoginPolicy {
+        registration: Registration::Open,
+        enrollment_key: None,
+    };
+    let token = db.login(&req, None, policy, T0).unwrap().token.unwrap();
+    let auth = db.authenticate(&hash_token(&token)).unwrap();
+    (db, auth)
+}
+
+fn uploaded(range: std::ops::Range<u64>) -> Vec<UploadedChunk> {
+    range
+        .map(|i| UploadedChunk {
+            id: chunk_id(i),
+            stored_len: 40_000,
+            plain_len: 131_072,
+        })
+        .collect()
+}
+
+fn record_upload(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, auth) = open(dir.path());
+    let next = Cell::new(0u64);
+    let mut g = c.benchmark_group("db_record_upload");
+    // Every iteration is a durable transaction (a few ms): ten samples are plenty.
+    g.sample_size(10);
+    for n in SIZES {
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter(|| {
+                // New chunks every time: each transaction inserts n index entries.
+                let start = next.get();
+                next.set(start + n as u64);
+                db.record_upload(
+                    auth.user_id,
+                    &uploaded(start..start + n as u64),
+                    T0,
+                    &IndexOnlyStore,
+                )
+                .unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn commit(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, auth) = open(dir.path());
+    // The chunks the versions reference, owned by the user.
+    const POOL: u64 = 4096;
+    db.record_upload(auth.user_id, &uploaded(0..POOL), T0, &IndexOnlyStore)
+        .unwrap();
+    let next = Cell::new(0u64);
+    let mut g = c.benchmark_group("db_commit");
+    g.sample_size(10);
+    for n in SIZES {
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter(|| {
+                // n new paths per transaction, each a file of two chunks.
+                let start = next.get();
+                next.set(start + n as u64);
+                let entries: Vec<CommitEntry> = (start..start + n as u64)
+                    .map(|i| CommitEntry::File {
+                        path: RawPath::from(format!("/data/{}/{i}.txt", i / 1000).as_str()),
+                        meta: FileMeta {
+                            size: 2 * 131_072,
+                            mtime_ns: i as i64,
+                            mode: 0o644,
+                            attributes: 0,
+                            hash: chunk_id(u64::MAX - i),
+                            params: ChunkParams::default(),
+                            chunks: [i % POOL, (i * 7 + 1) % POOL]
+                                .iter()
+                                .map(|&k| ChunkRef {
+                                    id: chunk_id(k),
+                                    len: 131_072,
+                                })
+                                .collect(),
+                        },
+                    })
+                    .collect();
+                db.commit(auth.user_id, auth.device_id, &entries, 4, T0)
+                    .unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, record_upload, commit);
+criterion_main!(benches);
