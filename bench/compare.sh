@@ -9,6 +9,8 @@
 #   --dir     work folder (default: $ASGARD_BENCH_DIR or /var/tmp/asgard-bench). Datasets are built
 #             there once and reused; repositories, server data and restores are made anew each run.
 #   --keep    keep the repositories and server data of this run (default: removed at the end).
+#   --tools   which of asgard,restic,borg to run (default: all three); e.g. --tools asgard to
+#             measure a new AsgardBackup build alone (the other columns then show "–").
 #
 # Runs as root on Debian (installs restic, borgbackup, time, zstd, b3sum, python3-pip when missing).
 # Datasets: "mixed" = a copy of real files from /usr (files and symlinks, sorted order, up to a byte
@@ -22,19 +24,22 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BENCH="${ASGARD_BENCH_DIR:-/var/tmp/asgard-bench}"
 QUICK=0
 COLD=0
+TOOLS=asgard,restic,borg
 KEEP=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
     --cold) COLD=1 ;;
     --keep) KEEP=1 ;;
+    --tools) TOOLS="$2"; shift ;;
     --dir) BENCH="$2"; shift ;;
-    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 
+want() { [[ ",$TOOLS," == *",$1,"* ]]; }
 die() { echo "compare.sh: ERROR: $*" >&2; exit 1; }
 say() { echo "== $*" >&2; }
 
@@ -89,7 +94,7 @@ RELDL="$BENCH/releases" # the downloaded release tarballs (shared by both data s
 RUN="$BENCH/run"
 LOG="$BENCH/logs"
 mkdir -p "$DATA" "$LOG"
-rm -rf "$RUN" "$LOG"/*
+rm -rf "${RUN:?}" "${LOG:?}"/*
 mkdir -p "$RUN"
 
 SERVER_PIDS=()
@@ -335,122 +340,143 @@ ZSTD_RATIO="$(zstd -q -3 -T0 -c "$SAMPLE" | wc -c)"
 rm -f "$SAMPLE"
 
 # ---------------------------------------------------------------------------------------------------
-say "AsgardBackup"
-start_server "$RUN/asgard"
-new_agent main bench
-drop_caches
-run_timed asgard.first_mixed "$RUN/agent-main/run" backup --json "$DATA/mixed"
-run_timed asgard.re_mixed "$RUN/agent-main/run" backup --json "$DATA/mixed"
-drop_caches
-mkdir -p "$RUN/restore-asgard"
-run_timed asgard.restore_mixed "$RUN/agent-main/run" restore "$DATA/mixed" --to "$RUN/restore-asgard"
-verify_restore asgard.restore_mixed "$DATA/mixed" "$RUN/restore-asgard/mixed"
-rm -rf "$RUN/restore-asgard"
-drop_caches
-run_timed asgard.first_small "$RUN/agent-main/run" backup --json "$DATA/small"
-run_timed asgard.re_small "$RUN/agent-main/run" backup --json "$DATA/small"
-R[asgard.server_main.rss]="$(hwm_kib "$SERVER_PID")"
-stop_server
+if want asgard; then
+  say "AsgardBackup"
+  start_server "$RUN/asgard"
+  new_agent main bench
+  drop_caches
+  run_timed asgard.first_mixed "$RUN/agent-main/run" backup --json "$DATA/mixed"
+  run_timed asgard.re_mixed "$RUN/agent-main/run" backup --json "$DATA/mixed"
+  drop_caches
+  mkdir -p "$RUN/restore-asgard"
+  run_timed asgard.restore_mixed "$RUN/agent-main/run" restore "$DATA/mixed" --to "$RUN/restore-asgard"
+  verify_restore asgard.restore_mixed "$DATA/mixed" "$RUN/restore-asgard/mixed"
+  rm -rf "$RUN/restore-asgard"
+  drop_caches
+  run_timed asgard.first_small "$RUN/agent-main/run" backup --json "$DATA/small"
+  run_timed asgard.re_small "$RUN/agent-main/run" backup --json "$DATA/small"
+  R[asgard.server_main.rss]="$(hwm_kib "$SERVER_PID")"
+  stop_server
 
-say "AsgardBackup: $AGENTS agents (users) back up at once"
-start_server "$RUN/asgard-multi"
-for i in $(seq 0 $((AGENTS - 1))); do new_agent "multi$i" "user$i"; done
-pids=()
-for i in $(seq 0 $((AGENTS - 1))); do
-  part="$DATA/mixed/p$((i % 4))"
-  /usr/bin/time -v -o "$LOG/asgard.multi$i.time" "$RUN/agent-multi$i/run" backup --json "$part" \
-    >"$LOG/asgard.multi$i.out" 2>"$LOG/asgard.multi$i.err" &
-  pids+=($!)
-done
-t0=$(date +%s.%N)
-for i in "${!pids[@]}"; do
-  wait "${pids[$i]}" || { tail -20 "$LOG/asgard.multi$i.err" >&2; die "concurrent agent $i failed"; }
-done
-R[asgard.multi.s]="$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}')"
-R[asgard.server_multi.rss]="$(hwm_kib "$SERVER_PID")"
-say "asgard.multi: ${R[asgard.multi.s]} s, server peak RSS $((R[asgard.server_multi.rss] / 1024)) MiB"
-stop_server
-rm -rf "$RUN/asgard-multi"
-
-# ---------------------------------------------------------------------------------------------------
-say "restic"
-export RESTIC_PASSWORD=asgard-bench RESTIC_CACHE_DIR="$RUN/restic-cache"
-RREPO="$RUN/restic"
-restic -r "$RREPO" init -q --repository-version 2 >"$LOG/restic-init.log" 2>&1 || { cat "$LOG/restic-init.log" >&2; die "restic init failed"; }
-drop_caches
-run_timed restic.first_mixed restic -r "$RREPO" --compression auto backup -q "$DATA/mixed"
-run_timed restic.re_mixed restic -r "$RREPO" --compression auto backup -q "$DATA/mixed"
-drop_caches
-run_timed restic.restore_mixed restic -r "$RREPO" restore latest --path "$DATA/mixed" --target "$RUN/restore-restic"
-verify_restore restic.restore_mixed "$DATA/mixed" "$RUN/restore-restic$DATA/mixed"
-rm -rf "$RUN/restore-restic"
-drop_caches
-run_timed restic.first_small restic -r "$RREPO" --compression auto backup -q "$DATA/small"
-run_timed restic.re_small restic -r "$RREPO" --compression auto backup -q "$DATA/small"
-rm -rf "$RREPO" "$RESTIC_CACHE_DIR"
+  say "AsgardBackup: $AGENTS agents (users) back up at once"
+  start_server "$RUN/asgard-multi"
+  for i in $(seq 0 $((AGENTS - 1))); do new_agent "multi$i" "user$i"; done
+  pids=()
+  for i in $(seq 0 $((AGENTS - 1))); do
+    part="$DATA/mixed/p$((i % 4))"
+    /usr/bin/time -v -o "$LOG/asgard.multi$i.time" "$RUN/agent-multi$i/run" backup --json "$part" \
+      >"$LOG/asgard.multi$i.out" 2>"$LOG/asgard.multi$i.err" &
+    pids+=($!)
+  done
+  t0=$(date +%s.%N)
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || { tail -20 "$LOG/asgard.multi$i.err" >&2; die "concurrent agent $i failed"; }
+  done
+  R[asgard.multi.s]="$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}')"
+  R[asgard.server_multi.rss]="$(hwm_kib "$SERVER_PID")"
+  say "asgard.multi: ${R[asgard.multi.s]} s, server peak RSS $((${R[asgard.server_multi.rss]} / 1024)) MiB"
+  stop_server
+  rm -rf "$RUN/asgard-multi"
+fi
 
 # ---------------------------------------------------------------------------------------------------
-say "Borg"
-export BORG_BASE_DIR="$RUN/borg-base" BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes \
-  BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_DISPLAY_PASSPHRASE=no
-BREPO="$RUN/borg"
-borg init -e none "$BREPO" >"$LOG/borg-init.log" 2>&1 || { cat "$LOG/borg-init.log" >&2; die "borg init failed"; }
-drop_caches
-run_timed borg.first_mixed borg create --compression zstd,3 "$BREPO::mixed-1" "$DATA/mixed"
-run_timed borg.re_mixed borg create --compression zstd,3 "$BREPO::mixed-2" "$DATA/mixed"
-drop_caches
-mkdir -p "$RUN/restore-borg"
-run_timed borg.restore_mixed bash -c 'cd "$1" && borg extract "$2"' _ "$RUN/restore-borg" "$BREPO::mixed-2"
-verify_restore borg.restore_mixed "$DATA/mixed" "$RUN/restore-borg$DATA/mixed"
-rm -rf "$RUN/restore-borg"
-drop_caches
-run_timed borg.first_small borg create --compression zstd,3 "$BREPO::small-1" "$DATA/small"
-run_timed borg.re_small borg create --compression zstd,3 "$BREPO::small-2" "$DATA/small"
-rm -rf "$BREPO" "$BORG_BASE_DIR"
+if want restic; then
+  say "restic"
+  export RESTIC_PASSWORD=asgard-bench RESTIC_CACHE_DIR="$RUN/restic-cache"
+  RREPO="$RUN/restic"
+  restic -r "$RREPO" init -q --repository-version 2 >"$LOG/restic-init.log" 2>&1 || { cat "$LOG/restic-init.log" >&2; die "restic init failed"; }
+  drop_caches
+  run_timed restic.first_mixed restic -r "$RREPO" --compression auto backup -q "$DATA/mixed"
+  run_timed restic.re_mixed restic -r "$RREPO" --compression auto backup -q "$DATA/mixed"
+  drop_caches
+  run_timed restic.restore_mixed restic -r "$RREPO" restore latest --path "$DATA/mixed" --target "$RUN/restore-restic"
+  verify_restore restic.restore_mixed "$DATA/mixed" "$RUN/restore-restic$DATA/mixed"
+  rm -rf "$RUN/restore-restic"
+  drop_caches
+  run_timed restic.first_small restic -r "$RREPO" --compression auto backup -q "$DATA/small"
+  run_timed restic.re_small restic -r "$RREPO" --compression auto backup -q "$DATA/small"
+  rm -rf "$RREPO" "$RESTIC_CACHE_DIR"
+fi
+
+# ---------------------------------------------------------------------------------------------------
+if want borg; then
+  say "Borg"
+  export BORG_BASE_DIR="$RUN/borg-base" BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes \
+    BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_DISPLAY_PASSPHRASE=no
+  BREPO="$RUN/borg"
+  borg init -e none "$BREPO" >"$LOG/borg-init.log" 2>&1 || { cat "$LOG/borg-init.log" >&2; die "borg init failed"; }
+  drop_caches
+  run_timed borg.first_mixed borg create --compression zstd,3 "$BREPO::mixed-1" "$DATA/mixed"
+  run_timed borg.re_mixed borg create --compression zstd,3 "$BREPO::mixed-2" "$DATA/mixed"
+  drop_caches
+  mkdir -p "$RUN/restore-borg"
+  run_timed borg.restore_mixed bash -c 'cd "$1" && borg extract "$2"' _ "$RUN/restore-borg" "$BREPO::mixed-2"
+  verify_restore borg.restore_mixed "$DATA/mixed" "$RUN/restore-borg$DATA/mixed"
+  rm -rf "$RUN/restore-borg"
+  drop_caches
+  run_timed borg.first_small borg create --compression zstd,3 "$BREPO::small-1" "$DATA/small"
+  run_timed borg.re_small borg create --compression zstd,3 "$BREPO::small-2" "$DATA/small"
+  rm -rf "$BREPO" "$BORG_BASE_DIR"
+fi
 
 # ---------------------------------------------------------------------------------------------------
 say "releases: ${RELEASES[*]} backed up in turn by each tool"
-start_server "$RUN/asgard-rel"
-new_agent rel bench
 RREL="$RUN/restic-rel"
 BREL="$RUN/borg-rel"
-restic -r "$RREL" init -q --repository-version 2 >/dev/null
-borg init -e none "$BREL" >/dev/null 2>&1
+if want asgard; then
+  start_server "$RUN/asgard-rel"
+  new_agent rel bench
+fi
+if want restic; then restic -r "$RREL" init -q --repository-version 2 >/dev/null; fi
+if want borg; then borg init -e none "$BREL" >/dev/null 2>&1; fi
 for v in "${RELEASES[@]}"; do
   extract_release "$v"
-  run_timed "asgard.rel-$v" "$RUN/agent-rel/run" backup --json "$DATA/rel/django"
-  run_timed "restic.rel-$v" restic -r "$RREL" --compression auto backup -q "$DATA/rel/django"
-  run_timed "borg.rel-$v" borg create --compression zstd,3 "$BREL::django-$v" "$DATA/rel/django"
+  if want asgard; then
+    run_timed "asgard.rel-$v" "$RUN/agent-rel/run" backup --json "$DATA/rel/django"
+  fi
+  if want restic; then
+    run_timed "restic.rel-$v" restic -r "$RREL" --compression auto backup -q "$DATA/rel/django"
+  fi
+  if want borg; then
+    run_timed "borg.rel-$v" borg create --compression zstd,3 "$BREL::django-$v" "$DATA/rel/django"
+  fi
 done
 RELEASE_PLAIN="$(for v in "${RELEASES[@]}"; do tar -tzvf "$RELDL/django-$v.tar.gz"; done | awk '{s += $3} END {print s}')"
-# The chunk store: everything in the data dir but the metadata db, TLS files, db copies and the lock.
-ADATA="$RUN/asgard-rel/data"
-R[asgard.stored]="$(find "$ADATA" -mindepth 1 -maxdepth 1 ! -name asgard.redb ! -name tls ! -name db-backups ! -name asgard.lock -print0 | xargs -0 -r sh -c 'find "$@" -type f -printf "%s\n"' _ | awk '{s += $1} END {print s + 0}')"
-R[asgard.stored_db]="$(bytes_of "$ADATA/asgard.redb")"
-stop_server
-R[restic.stored]="$(bytes_of "$RREL")"
-R[borg.stored]="$(bytes_of "$BREL")"
+if want asgard; then
+  # The chunk store: the data dir but the metadata db, TLS files, db copies and the lock.
+  ADATA="$RUN/asgard-rel/data"
+  R[asgard.stored]="$(find "$ADATA" -mindepth 1 -maxdepth 1 ! -name asgard.redb ! -name tls ! -name db-backups ! -name asgard.lock -print0 | xargs -0 -r sh -c 'find "$@" -type f -printf "%s\n"' _ | awk '{s += $1} END {print s + 0}')"
+  R[asgard.stored_db]="$(bytes_of "$ADATA/asgard.redb")"
+  stop_server
+fi
+if want restic; then R[restic.stored]="$(bytes_of "$RREL")"; fi
+if want borg; then R[borg.stored]="$(bytes_of "$BREL")"; fi
 
 # ---------------------------------------------------------------------------------------------------
 # The table.
 
-mib() { awk -v k="$1" 'BEGIN { printf "%.0f MiB", k / 1024 }'; }
-mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f×", a / b; else print "–" }'; }
+# Each formatter prints "–" for a figure this run did not measure (a tool left out by --tools).
+v() { echo "${R[$1]:-}"; }
+mib() { [ -n "$1" ] && awk -v k="$1" 'BEGIN { printf "%.0f MiB", k / 1024 }' || echo "–"; }
+mb() { [ -n "$1" ] && awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }' || echo "–"; }
+sec() { [ -n "$1" ] && echo "$1 s" || echo "–"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b > 0) printf "%.2f×", a / b; else print "–" }'; }
 rate() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f MB/s", b / s / 1e6; else print "–" }'; }
 
 agent_rss() { # the largest peak of the tool's runs on the mixed data
-  local a=${R[$1.first_mixed.rss]} b=${R[$1.re_mixed.rss]} c=${R[$1.restore_mixed.rss]}
+  local a b c
+  a="$(v "$1.first_mixed.rss")" b="$(v "$1.re_mixed.rss")" c="$(v "$1.restore_mixed.rss")"
+  [ -n "$a" ] || return 0
   echo $((a > b ? (a > c ? a : c) : (b > c ? b : c)))
 }
 
 row_time() { # ITEM LABEL TARGET
-  echo "| $2 | ${R[asgard.$1.s]} s | ${R[restic.$1.s]} s | ${R[borg.$1.s]} s | $(ratio "${R[asgard.$1.s]}" "${R[restic.$1.s]}") | $3 |"
+  echo "| $2 | $(sec "$(v "asgard.$1.s")") | $(sec "$(v "restic.$1.s")") | $(sec "$(v "borg.$1.s")") | $(ratio "$(v "asgard.$1.s")" "$(v "restic.$1.s")") | $3 |"
 }
 
 {
   echo
-  echo "### AsgardBackup vs restic $(restic version | awk '{print $2}') and Borg $(borg --version | awk '{print $2}') ($SET data set$([ "$COLD" = 1 ] && echo ', cold cache' || echo ', warm cache'))"
+  echo "### AsgardBackup vs restic $(restic version | awk '{print $2}') and Borg $(borg --version | awk '{print $2}') ($SET data set, tools: $TOOLS$([ "$COLD" = 1 ] && echo ', cold cache' || echo ', warm cache'))"
   echo
   echo "mixed: $MIXED_FILES files, $(mb "$MIXED_BYTES_REAL"); small: $SMALL_FILES files, $(mb "$SMALL_BYTES_REAL"); releases: Django ${RELEASES[*]} ($(mb "$RELEASE_PLAIN") unpacked in all). $(nproc) cores; $(uptime | sed 's/.*load average/load average/')."
   echo
@@ -461,11 +487,11 @@ row_time() { # ITEM LABEL TARGET
   row_time restore_mixed "full restore, mixed (verified identical)" "≤ 0.75× restic"
   row_time first_small "first backup, small files" "≤ 0.75× restic"
   row_time re_small "unchanged re-backup, small files" "≤ 0.25× restic"
-  echo "| stored bytes after ${#RELEASES[@]} releases | $(mb "${R[asgard.stored]}") (+ $(mb "${R[asgard.stored_db]}") db) | $(mb "${R[restic.stored]}") | $(mb "${R[borg.stored]}") | $(ratio "${R[asgard.stored]}" "${R[borg.stored]}") of Borg | ≤ 0.8× Borg |"
+  echo "| stored bytes after ${#RELEASES[@]} releases | $(mb "$(v asgard.stored)") (+ $(mb "$(v asgard.stored_db)") db) | $(mb "$(v restic.stored)") | $(mb "$(v borg.stored)") | $(ratio "$(v asgard.stored)" "$(v borg.stored)") of Borg | ≤ 0.8× Borg |"
   echo "| agent peak RSS, mixed (backup/re-backup/restore) | $(mib "$(agent_rss asgard)") | $(mib "$(agent_rss restic)") | $(mib "$(agent_rss borg)") | $(ratio "$(agent_rss asgard)" "$(agent_rss restic)") | ≤ 64 MiB |"
-  echo "| server peak RSS, $AGENTS agents at once (${R[asgard.multi.s]} s) | $(mib "${R[asgard.server_multi.rss]}") | – | – | – | ≤ 256 MiB |"
+  echo "| server peak RSS, $AGENTS agents at once ($(sec "$(v asgard.multi.s)")) | $(mib "$(v asgard.server_multi.rss)") | – | – | – | ≤ 256 MiB |"
   echo
-  echo "Ratios: AsgardBackup ÷ restic (times, RSS), ÷ Borg (stored bytes). Server peak RSS over the single-agent runs: $(mib "${R[asgard.server_main.rss]}")."
+  echo "Ratios: AsgardBackup ÷ restic (times, RSS), ÷ Borg (stored bytes). Server peak RSS over the single-agent runs: $(mib "$(v asgard.server_main.rss)")."
   echo
   echo "| machine limit (same data) | figure |"
   echo "| --- | --- |"
