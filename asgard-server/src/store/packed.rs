@@ -354,25 +354,28 @@ impl PackedStore {
             return Ok(());
         }
         let legacy = LocalStore::open(&self.root)?;
-        let ids: Vec<ChunkId> = legacy.list()?.collect::<Result<_, _>>()?;
-        tracing::info!(
-            chunks = ids.len(),
-            "importing chunk files of the per-file layout into segments"
-        );
+        tracing::info!("importing chunk files of the per-file layout into segments");
         let mut done = 0usize;
         let mut batch: Vec<(ChunkId, Vec<u8>, i64)> = Vec::new();
         let mut batch_bytes = 0usize;
-        let total = ids.len();
-        for (i, id) in ids.iter().enumerate() {
-            let bytes = match legacy.get(id) {
-                Ok(b) => b,
-                Err(StoreError::NotFound { .. }) => continue,
+        // The listing reads one leaf folder at a time, so removing imported files as we go is safe
+        // and the ids are never all in memory.
+        let mut listing = legacy.list()?.peekable();
+        while let Some(id) = listing.next() {
+            let id = id?;
+            match legacy.get(&id) {
+                Ok(bytes) => {
+                    let at = legacy.stored_at_us(&id)?.unwrap_or_else(now_us);
+                    batch_bytes += bytes.len();
+                    batch.push((id, bytes, at));
+                }
+                Err(StoreError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
-            };
-            let at = legacy.stored_at_us(id)?.unwrap_or_else(now_us);
-            batch_bytes += bytes.len();
-            batch.push((*id, bytes, at));
-            if batch.len() >= IMPORT_BATCH || batch_bytes >= IMPORT_BATCH_BYTES || i + 1 == total {
+            }
+            let last = listing.peek().is_none();
+            if !batch.is_empty()
+                && (batch.len() >= IMPORT_BATCH || batch_bytes >= IMPORT_BATCH_BYTES || last)
+            {
                 let items: Vec<(ChunkId, &[u8], i64)> =
                     batch.iter().map(|(id, b, at)| (*id, &b[..], *at)).collect();
                 self.append(&items, Mode::Put)?;
@@ -386,11 +389,12 @@ impl PackedStore {
                     }
                 }
                 done += batch.len();
-                tracing::info!(done, total, "imported chunk files");
+                tracing::info!(done, "imported chunk files");
                 batch.clear();
                 batch_bytes = 0;
             }
         }
+        drop(listing);
         drop(legacy);
         // Empty leftovers of the old layout; a folder that is not empty (a chunk file written
         // meanwhile cannot happen: we hold the lock) is left alone.
