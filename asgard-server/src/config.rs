@@ -69,6 +69,12 @@ pub struct Config {
     /// Percentage of chunks the periodic verify reads (1–100; chunks marked bad are always
     /// read). Default 5.
     pub verify_sample_percent: u32,
+    /// Target size of a chunk store segment file in bytes (chunks are packed into append-only
+    /// segments). Default 64 MiB (67108864), at least 4096.
+    pub segment_size: u64,
+    /// A sealed segment whose live share (bytes of chunks still stored) falls below this many
+    /// percent is compacted by the garbage collection. Default 50; 0 turns compaction off.
+    pub compact_below_percent: u32,
 }
 
 /// A duration written as in `30m`, `1h`, `1h30m`, `0s`, `500ms` or `7d` (units `ms`, `s`, `m`,
@@ -176,6 +182,8 @@ impl Default for Config {
             db_backup_keep: 7,
             verify_interval: HumanDuration::secs(24 * 3600),
             verify_sample_percent: 5,
+            segment_size: 64 << 20,
+            compact_below_percent: 50,
         }
     }
 }
@@ -278,7 +286,35 @@ impl Config {
                 )
             );
         }
+        if self.segment_size < 4096 {
+            bail!(
+                "{}: {}",
+                origin.display(),
+                lang.pick(
+                    "segment_size muss mindestens 4096 (Bytes) sein",
+                    "segment_size must be at least 4096 (bytes)"
+                )
+            );
+        }
+        if self.compact_below_percent > 100 {
+            bail!(
+                "{}: {}",
+                origin.display(),
+                lang.pick(
+                    "compact_below_percent muss zwischen 0 und 100 liegen",
+                    "compact_below_percent must be between 0 and 100"
+                )
+            );
+        }
         Ok(())
+    }
+
+    /// The tuning of the packed chunk store.
+    pub fn packed_options(&self) -> crate::store::PackedOptions {
+        crate::store::PackedOptions {
+            segment_size: self.segment_size,
+            ..crate::store::PackedOptions::default()
+        }
     }
 
     /// The interval of the periodic verify; `None` when it is off (`0s`).

@@ -59,6 +59,14 @@
 //!   index entry). Never a dangling reference: no index entry points to a missing file. Phase
 //!   three of a later pass deletes them.
 //! - During orphan deletion: some orphans remain for the next pass.
+//!
+//! ## Phase four: compaction
+//!
+//! After the deletions the store compacts containers whose live share fell below
+//! `compact_below_percent` ([`ChunkStore::compact`]; for the packed store: sealed segments). It
+//! moves bytes, never presence: every chunk the store has before, it has after, with the same
+//! bytes, so no fence is needed against uploads and commits. Its own crash safety is the store's
+//! (see `store/packed.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -89,6 +97,9 @@ pub struct GcOptions {
     pub deleted_keep_days: u32,
     /// Records per read transaction (and at most per write transaction).
     pub batch: usize,
+    /// Compact store segments whose live share is below this percentage after the deletions
+    /// (phase four); 0 = no compaction.
+    pub compact_below_percent: u32,
 }
 
 impl GcOptions {
@@ -100,6 +111,7 @@ impl GcOptions {
             keep_versions: config.keep_versions,
             deleted_keep_days: config.deleted_keep_days,
             batch: DEFAULT_BATCH,
+            compact_below_percent: config.compact_below_percent,
         }
     }
 }
@@ -129,6 +141,12 @@ pub struct GcReport {
     pub orphans_removed: u64,
     /// Read transactions of the chunk walk.
     pub chunk_batches: u64,
+    /// Store segments compacted (phase four).
+    #[serde(default)]
+    pub segments_compacted: u64,
+    /// Disk space the compaction gave back, in bytes.
+    #[serde(default)]
+    pub bytes_reclaimed: u64,
 }
 
 /// Why a pass stopped. Whatever it did before stays done and consistent (see the module docs).
@@ -172,12 +190,21 @@ pub fn run(
     prune(db, opts, now_us, batch, &mut report)?;
     chunks(db, store, opts, now_us, grace_us, batch, &mut report)?;
     orphans(db, store, opts, now_us, grace_us, batch, &mut report)?;
+    if !opts.dry_run && opts.compact_below_percent > 0 {
+        let c = store.compact(opts.compact_below_percent)?;
+        report.segments_compacted = c.segments_compacted;
+        report.bytes_reclaimed = c.bytes_reclaimed;
+    }
 
     report.duration_ms = started.elapsed().as_millis() as u64;
     if !opts.dry_run {
         record_report(db, &report)?;
     }
-    let level_info = report.versions_pruned + report.chunks_freed + report.orphans_removed > 0;
+    let level_info = report.versions_pruned
+        + report.chunks_freed
+        + report.orphans_removed
+        + report.segments_compacted
+        > 0;
     macro_rules! log_report {
         ($lvl:ident) => {
             tracing::$lvl!(
@@ -187,6 +214,8 @@ pub fn run(
                 chunks_freed = report.chunks_freed,
                 bytes_freed = report.bytes_freed,
                 orphans_removed = report.orphans_removed,
+                segments_compacted = report.segments_compacted,
+                bytes_reclaimed = report.bytes_reclaimed,
                 duration_ms = report.duration_ms,
                 "garbage collection pass done"
             )
@@ -263,11 +292,10 @@ fn chunks(
                 let removed = db.gc_remove(&ids, now_us, grace_us)?;
                 // The index no longer knows these chunks: from here on a crash leaves orphan
                 // files, never a reference to a missing one.
-                for (id, len) in removed {
-                    store.delete(&id)?;
-                    report.chunks_freed += 1;
-                    report.bytes_freed += len;
-                }
+                let ids: Vec<ChunkId> = removed.iter().map(|(id, _)| *id).collect();
+                store.delete_many(&ids)?;
+                report.chunks_freed += removed.len() as u64;
+                report.bytes_freed += removed.iter().map(|(_, len)| len).sum::<u64>();
             }
         }
         match b.last {
@@ -311,11 +339,7 @@ fn orphans(
         }
         let _fence = db.deletion_fence.write().unwrap_or_else(|e| e.into_inner());
         // An upload may have recorded one of them since the lookup above.
-        for id in db.chunks_unknown(&old)? {
-            if store.delete(&id)? {
-                report.orphans_removed += 1;
-            }
-        }
+        report.orphans_removed += store.delete_many(&db.chunks_unknown(&old)?)?;
     }
 }
 
@@ -342,7 +366,7 @@ impl GcReport {
                 "Dry run: nothing was changed. A real pass would have:\n",
             ));
         }
-        let rows: [(&str, &str, u64); 6] = [
+        let rows: [(&str, &str, u64); 8] = [
             (
                 "Versionen entfernt (Aufbewahrung)",
                 "versions pruned (retention)",
@@ -361,6 +385,16 @@ impl GcReport {
                 self.orphans_removed,
             ),
             ("Chunks geprüft", "chunks scanned", self.chunks_scanned),
+            (
+                "Segmente verdichtet",
+                "segments compacted",
+                self.segments_compacted,
+            ),
+            (
+                "Bytes durch Verdichtung frei",
+                "bytes reclaimed by compaction",
+                self.bytes_reclaimed,
+            ),
         ];
         for (de, en, n) in rows {
             out.push_str(&format!("{}: {n}\n", lang.pick(de, en)));

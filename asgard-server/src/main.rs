@@ -15,7 +15,6 @@ use clap::{Args, Parser, Subcommand};
 use asgard_server::config::{Config, HumanDuration};
 use asgard_server::db::{Db, DbError};
 use asgard_server::maintenance::{self, Task, channel, dbbackup};
-use asgard_server::store::LocalStore;
 use asgard_server::timefmt::format_utc;
 use asgard_server::{api, gc, lock, tls, verify};
 
@@ -114,6 +113,18 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Show where chunks are stored: segment file, offset and length of the stored bytes (all
+    /// chunks when no id is given; also while the server runs).
+    Locate {
+        #[command(flatten)]
+        common: Common,
+        /// Chunk ids (64 hex digits).
+        #[arg(value_name = "ID")]
+        ids: Vec<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Replace the metadata database with a copy made by db-backup (the server must be stopped).
     DbRestore {
         #[command(flatten)]
@@ -205,6 +216,9 @@ fn main() -> ExitCode {
                 to: to.map(|p| absolute(&p, lang)).transpose()?,
             })
         }),
+        Cmd::Locate { common, ids, json } => {
+            maintenance_cmd(&common, json, |_| Ok(Task::Locate { ids }))
+        }
         Cmd::DbRestore { common, from } => db_restore(&common, &from).map(|()| 0),
         Cmd::Verify {
             common,
@@ -338,17 +352,7 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
     api::set_lang(lang);
     let (lock, db) = open_data_dir(&config, lang)?;
     tracing::info!(lock = %lock.path.display(), "data directory locked");
-    let chunks = config.data_dir.join("chunks");
-    let store = LocalStore::open(&chunks).with_context(|| {
-        format!(
-            "{} {}",
-            lang.pick(
-                "Chunk-Speicher kann nicht geöffnet werden:",
-                "Cannot open chunk store"
-            ),
-            chunks.display()
-        )
-    })?;
+    let store = maintenance::open_store(&config, lang)?;
     let material = tls::load_or_create(&config, lang)?;
     let fp = material.fingerprint();
     let tls_config = material.server_config()?;

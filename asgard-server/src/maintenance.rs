@@ -24,7 +24,7 @@
 pub mod channel;
 pub mod dbbackup;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, anyhow, bail};
 use asgard_core::Lang;
@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, HumanDuration};
 use crate::db::{Db, FullStats};
-use crate::store::{ChunkStore, LocalStore};
+use crate::store::{ChunkStore, PackedStore};
 use crate::{gc, verify};
 
 pub use channel::{Reply, Request};
@@ -63,6 +63,26 @@ pub enum Task {
         dry_run: bool,
         grace: Option<HumanDuration>,
     },
+    /// Where chunks are stored (file, offset, length): the given ids (hex), or every chunk when
+    /// `ids` is empty. Exit code 1 when a given id is not in the store.
+    Locate { ids: Vec<String> },
+}
+
+/// One chunk of a [`Task::Locate`] result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Located {
+    pub id: String,
+    #[serde(flatten)]
+    pub location: crate::store::ChunkLocation,
+}
+
+/// The result of [`Task::Locate`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocateReport {
+    pub count: u64,
+    pub chunks: Vec<Located>,
+    /// Given ids the store does not have.
+    pub missing: Vec<String>,
 }
 
 /// What a task produced.
@@ -164,7 +184,59 @@ pub fn run_task(
             let report = gc::run(ctx.db, ctx.store, &opts, ctx.now_us)?;
             Outcome::new(&report, report.render(lang), 0)
         }
+        Task::Locate { ids } => {
+            let report = locate(ctx.store, ids, lang)?;
+            let mut text = String::new();
+            for c in &report.chunks {
+                text.push_str(&format!(
+                    "{}\t{}\t{}\t{}\n",
+                    c.id,
+                    c.location.path.display(),
+                    c.location.offset,
+                    c.location.len
+                ));
+            }
+            for m in &report.missing {
+                text.push_str(&format!(
+                    "{m}\t{}\n",
+                    lang.pick("nicht im Speicher", "not in the store")
+                ));
+            }
+            let code = u8::from(!report.missing.is_empty());
+            Outcome::new(&report, text, code)
+        }
     }
+}
+
+/// The locations of `ids` (hex), or of every chunk when `ids` is empty.
+fn locate(store: &dyn ChunkStore, ids: &[String], lang: Lang) -> anyhow::Result<LocateReport> {
+    let mut wanted = Vec::new();
+    for hex in ids {
+        let id: asgard_core::ChunkId = hex.parse().map_err(|_| {
+            anyhow!(
+                "{} {hex}",
+                lang.pick("Ungültige Chunk-ID:", "Invalid chunk id:")
+            )
+        })?;
+        wanted.push(id);
+    }
+    if wanted.is_empty() {
+        for id in store.list()? {
+            wanted.push(id?);
+        }
+    }
+    let mut report = LocateReport::default();
+    for id in wanted {
+        match store.locate(&id)? {
+            Some(location) => report.chunks.push(Located {
+                id: id.to_hex(),
+                location,
+            }),
+            None => report.missing.push(id.to_hex()),
+        }
+    }
+    report.count = report.chunks.len() as u64;
+    Ok(report)
 }
 
 /// The statistics as text.
@@ -271,7 +343,7 @@ pub fn execute(
     }
     match crate::lock::try_acquire(dir, lang)? {
         Some(lock) => {
-            let (db, store) = open_for_task(dir, lang)?;
+            let (db, store) = open_for_task(config, lang)?;
             let ctx = TaskContext {
                 db: &db,
                 store: &store,
@@ -295,8 +367,10 @@ pub fn execute(
     }
 }
 
-/// Opens the database and the local chunk store of `data_dir` (the caller holds the lock).
-pub fn open_for_task(data_dir: &Path, lang: Lang) -> anyhow::Result<(Db, LocalStore)> {
+/// Opens the database and the chunk store of the configured data directory (the caller holds the
+/// lock).
+pub fn open_for_task(config: &Config, lang: Lang) -> anyhow::Result<(Db, PackedStore)> {
+    let data_dir = &config.data_dir;
     let path = data_dir.join("asgard.redb");
     let db = Db::open(&path).with_context(|| {
         format!(
@@ -308,8 +382,15 @@ pub fn open_for_task(data_dir: &Path, lang: Lang) -> anyhow::Result<(Db, LocalSt
             path.display()
         )
     })?;
-    let chunks = data_dir.join("chunks");
-    let store = LocalStore::open(&chunks).map_err(|e| {
+    let store = open_store(config, lang)?;
+    Ok((db, store))
+}
+
+/// Opens the chunk store `<data_dir>/chunks` (the caller holds the lock): crash repair and the
+/// import of per-file chunks happen here.
+pub fn open_store(config: &Config, lang: Lang) -> anyhow::Result<PackedStore> {
+    let chunks = config.data_dir.join("chunks");
+    PackedStore::open(&chunks, config.packed_options()).map_err(|e| {
         anyhow!(
             "{} {}: {e}",
             lang.pick(
@@ -318,8 +399,7 @@ pub fn open_for_task(data_dir: &Path, lang: Lang) -> anyhow::Result<(Db, LocalSt
             ),
             chunks.display()
         )
-    })?;
-    Ok((db, store))
+    })
 }
 
 #[cfg(test)]

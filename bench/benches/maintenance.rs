@@ -181,6 +181,7 @@ fn run_passes(dir: &std::path::Path) {
         keep_versions: 4,
         deleted_keep_days: 90,
         batch: gc::DEFAULT_BATCH,
+        compact_below_percent: 0,
     };
     let store = IndexOnlyStore;
     let mut expect_half = None;

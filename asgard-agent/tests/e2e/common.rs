@@ -109,23 +109,26 @@ impl Server {
         self.url = url;
     }
 
-    /// Total bytes and number of chunk files in the local chunk store.
+    /// Total bytes of the chunk store's files (segments, index) and the number of chunks in it
+    /// (asked through `asgard-server locate`, so also while the server runs).
     pub fn store_usage(&self) -> (u64, usize) {
-        fn walk(p: &Path, acc: &mut (u64, usize)) {
+        (self.store_bytes(), chunk_locations(&self.data_dir()).len())
+    }
+
+    /// Total bytes of the files below `<data_dir>/chunks`.
+    pub fn store_bytes(&self) -> u64 {
+        fn walk(p: &Path, acc: &mut u64) {
             for e in std::fs::read_dir(p).unwrap() {
                 let e = e.unwrap();
                 let ft = e.file_type().unwrap();
                 if ft.is_dir() {
-                    if e.file_name() != "tmp" {
-                        walk(&e.path(), acc);
-                    }
+                    walk(&e.path(), acc);
                 } else {
-                    acc.0 += e.metadata().unwrap().len();
-                    acc.1 += 1;
+                    *acc += e.metadata().unwrap().len();
                 }
             }
         }
-        let mut acc = (0, 0);
+        let mut acc = 0;
         let dir = self.data_dir().join("chunks");
         if dir.exists() {
             walk(&dir, &mut acc);
@@ -474,11 +477,76 @@ where
         .unwrap()
 }
 
-/// The file of a chunk in the local store below `data_dir`: `chunks/ab/cd/<hex>`.
-pub fn chunk_file(data_dir: &Path, hex: &str) -> PathBuf {
-    data_dir
-        .join("chunks")
-        .join(&hex[..2])
-        .join(&hex[2..4])
-        .join(hex)
+/// Where a chunk's stored bytes are: (file, offset, length), from `asgard-server locate`.
+pub fn chunk_location(data_dir: &Path, hex: &str) -> (PathBuf, u64, u64) {
+    let out = server_admin([
+        "locate".as_ref(),
+        "--json".as_ref(),
+        "--data-dir".as_ref(),
+        data_dir.as_os_str(),
+        hex.as_ref(),
+    ] as [&std::ffi::OsStr; 5]);
+    assert!(
+        out.status.success(),
+        "locate {hex}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &v["chunks"][0];
+    (
+        PathBuf::from(c["path"].as_str().unwrap()),
+        c["offset"].as_u64().unwrap(),
+        c["len"].as_u64().unwrap(),
+    )
+}
+
+/// The ids (hex) of every chunk in the store, from `asgard-server locate` (also while the server
+/// runs, through its admin socket).
+pub fn chunk_locations(data_dir: &Path) -> Vec<String> {
+    let out = server_admin([
+        "locate".as_ref(),
+        "--json".as_ref(),
+        "--data-dir".as_ref(),
+        data_dir.as_os_str(),
+    ] as [&std::ffi::OsStr; 4]);
+    assert!(
+        out.status.success(),
+        "locate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Flips one bit in the middle of a chunk's stored bytes (the server must be stopped).
+pub fn damage_chunk(data_dir: &Path, hex: &str) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let (path, offset, len) = chunk_location(data_dir, hex);
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.seek(SeekFrom::Start(offset + len / 2)).unwrap();
+    f.read_exact(&mut b).unwrap();
+    b[0] ^= 0x01;
+    f.seek(SeekFrom::Start(offset + len / 2)).unwrap();
+    f.write_all(&b).unwrap();
+}
+
+/// Makes a chunk's bytes unfindable, as if lost: its record header in the segment no longer names
+/// it, so the store reports it missing (the server must be stopped).
+pub fn lose_chunk(data_dir: &Path, hex: &str) {
+    use std::io::{Seek, SeekFrom, Write};
+    let (path, offset, _) = chunk_location(data_dir, hex);
+    let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    // The 40-byte record header (magic, id, length) precedes the bytes; wipe its magic.
+    f.seek(SeekFrom::Start(offset - 40)).unwrap();
+    f.write_all(b"LOST").unwrap();
 }

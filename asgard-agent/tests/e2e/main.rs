@@ -9,5 +9,7 @@ mod gc;
 #[cfg(unix)]
 mod incremental;
 mod ops;
+#[cfg(unix)]
+mod packed;
 mod scan;
 mod verify;

@@ -72,12 +72,8 @@ fn verify_reports_damage_and_the_next_backup_heals_it() {
     server.stop();
     let flip_hex = ChunkId::of(&flipped).to_hex();
     let gone_hex = ChunkId::of(&deleted).to_hex();
-    let flip_file = chunk_file(&server.data_dir(), &flip_hex);
-    let mut bytes = std::fs::read(&flip_file).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x01;
-    std::fs::write(&flip_file, bytes).unwrap();
-    std::fs::remove_file(chunk_file(&server.data_dir(), &gone_hex)).unwrap();
+    damage_chunk(&server.data_dir(), &flip_hex);
+    lose_chunk(&server.data_dir(), &gone_hex);
 
     let (code, report) = verify_json(&server);
     assert_eq!(code, 1, "{report:#}");
@@ -169,8 +165,10 @@ fn verify_reports_damage_and_the_next_backup_heals_it() {
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["bad_chunks"], 0);
     assert!(report["affected_versions"].as_array().unwrap().is_empty());
+    let (file, offset, len) = chunk_location(&server.data_dir(), &flip_hex);
+    let segment = std::fs::read(file).unwrap();
     assert_eq!(
-        std::fs::read(&flip_file).unwrap()[1..],
+        segment[offset as usize + 1..(offset + len) as usize],
         flipped[..],
         "healed bytes are stored raw or compressed; this random content is raw"
     );

@@ -35,9 +35,11 @@ pub async fn check(
     Ok(HttpResponse::Ok().json(CheckResponse { missing }))
 }
 
-/// Reads every part, verifies it (decode with a size bound + blake3 against the claimed id) and
-/// puts new chunks into the store; a chunk marked bad gets its stored bytes replaced (healed). Only when every part verified are the chunks recorded in redb,
-/// in one transaction; a request with any bad part changes no metadata.
+/// Reads every part (bounded per part and per request), then, in one blocking task: verifies all
+/// parts in parallel on every core (decode with a size bound + blake3 against the claimed id),
+/// looks all ids up in one read transaction, stores the new chunks with one `put_many` (one sync),
+/// replaces the stored bytes of chunks marked bad (heals them), and records the chunks in redb in
+/// one transaction. A request with any bad part stores nothing and changes no metadata.
 pub async fn upload(
     state: web::Data<AppState>,
     auth: Authed,
@@ -46,9 +48,7 @@ pub async fn upload(
     let max_total = state.config.max_upload_bytes;
     let max_part = MAX_CHUNK_SIZE as usize + STORED_SLACK;
     let mut total: u64 = 0;
-    let mut verified = Vec::new();
-    let mut healed_ids = Vec::new();
-    let mut response = UploadResponse::default();
+    let mut received: Vec<(ChunkId, Vec<u8>)> = Vec::new();
 
     while let Some(field) = parts.next().await {
         let mut field = field.map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -68,56 +68,118 @@ pub async fn upload(
             }
             bytes.extend_from_slice(&piece);
         }
+        received.push((id, bytes));
+    }
+    if received.is_empty() {
+        return Ok(HttpResponse::Ok().json(UploadResponse::default()));
+    }
 
-        let st = state.clone();
-        let (chunk, new, healed) = blocking(move || {
-            let plain = stored::decode_verified(&bytes, &id, MAX_CHUNK_SIZE as usize).map_err(
-                |e| match e {
-                    DecodeError::HashMismatch { .. } => ApiError::ChunkHashMismatch(id),
-                    DecodeError::TooLarge { .. } => ApiError::ChunkTooLarge(id.to_hex()),
-                    other => ApiError::ChunkCorrupt(id, other.to_string()),
-                },
-            )?;
-            // Global dedupe: a chunk the index knows is not written again, unless verify marked
-            // it bad: then these verified bytes replace the damaged (or lost) ones.
-            let (new, healed) = match st.db.chunk_record(&id)? {
-                None => (st.store.put(&id, &bytes)?, false),
-                Some(rec) if rec.bad_since_us.is_some() => {
-                    st.store.replace(&id, &bytes)?;
-                    (true, true)
+    let st = state.clone();
+    let user = auth.0.user_id;
+    let response = blocking(move || {
+        let verified = verify_all(&received)?;
+        let ids: Vec<ChunkId> = received.iter().map(|(id, _)| *id).collect();
+        // Global dedupe: a chunk the index knows is not written again, unless verify marked it
+        // bad: then these verified bytes replace the damaged (or lost) ones.
+        let records = st.db.chunk_records(&ids)?;
+        let mut response = UploadResponse {
+            received: received.len() as u32,
+            ..UploadResponse::default()
+        };
+        let mut to_put: Vec<(ChunkId, &[u8])> = Vec::new();
+        let mut put_lens: Vec<u64> = Vec::new();
+        let mut healed_ids: Vec<ChunkId> = Vec::new();
+        for ((id, bytes), rec) in received.iter().zip(&records) {
+            match rec {
+                None => {
+                    to_put.push((*id, bytes));
+                    put_lens.push(bytes.len() as u64);
                 }
-                Some(_) => (false, false),
-            };
-            let chunk = UploadedChunk {
-                id,
-                stored_len: bytes.len() as u64,
-                plain_len: plain.len() as u32,
-            };
-            Ok((chunk, new, healed))
-        })
-        .await?;
-        if healed {
-            healed_ids.push(chunk.id);
+                Some(r) if r.bad_since_us.is_some() => {
+                    if !healed_ids.contains(id) {
+                        st.store.replace(id, bytes)?;
+                        healed_ids.push(*id);
+                        response.new_chunks += 1;
+                        response.new_bytes += bytes.len() as u64;
+                    }
+                }
+                Some(_) => {}
+            }
         }
-        response.received += 1;
-        if new {
-            response.new_chunks += 1;
-            response.new_bytes += chunk.stored_len;
+        if !to_put.is_empty() {
+            let written = st.store.put_many(&to_put)?;
+            for (new, len) in written.into_iter().zip(put_lens) {
+                if new {
+                    response.new_chunks += 1;
+                    response.new_bytes += len;
+                }
+            }
         }
-        verified.push(chunk);
-    }
-
-    if !verified.is_empty() {
-        let st = state.clone();
-        let user = auth.0.user_id;
-        blocking(move || {
-            Ok(st
-                .db
-                .record_upload_healing(user, &verified, &healed_ids, now_us(), &*st.store)?)
-        })
-        .await?;
-    }
+        drop(to_put);
+        st.db
+            .record_upload_healing(user, &verified, &healed_ids, now_us(), &*st.store)?;
+        Ok(response)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(response))
+}
+
+/// Verifies one part: bounded decode and blake3 against the claimed id.
+fn verify_part(id: &ChunkId, bytes: &[u8]) -> Result<UploadedChunk, ApiError> {
+    let plain =
+        stored::decode_verified(bytes, id, MAX_CHUNK_SIZE as usize).map_err(|e| match e {
+            DecodeError::HashMismatch { .. } => ApiError::ChunkHashMismatch(*id),
+            DecodeError::TooLarge { .. } => ApiError::ChunkTooLarge(id.to_hex()),
+            other => ApiError::ChunkCorrupt(*id, other.to_string()),
+        })?;
+    Ok(UploadedChunk {
+        id: *id,
+        stored_len: bytes.len() as u64,
+        plain_len: plain.len() as u32,
+    })
+}
+
+/// Verifies every part, on as many threads as there are cores (each takes the next unverified
+/// part, so one large chunk does not hold up the small ones). Returns the chunks in request order,
+/// or the error of the first bad part in request order.
+fn verify_all(parts: &[(ChunkId, Vec<u8>)]) -> Result<Vec<UploadedChunk>, ApiError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(parts.len());
+    if threads <= 1 {
+        return parts.iter().map(|(id, b)| verify_part(id, b)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, Result<UploadedChunk, ApiError>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((id, bytes)) = parts.get(i) else {
+                            return out;
+                        };
+                        out.push((i, verify_part(id, bytes)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| match w.join() {
+                Ok(out) => out,
+                Err(_) => vec![(
+                    0,
+                    Err(ApiError::Internal(
+                        "chunk verification thread failed".into(),
+                    )),
+                )],
+            })
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Checks one commit entry on its own (before any database work).

@@ -890,6 +890,15 @@ impl Db {
             .map_err(|e| DbError::Json(format!("{key}: {e}")))
     }
 
+    /// The index records of `ids`, in order, from one read transaction (the upload handler).
+    pub fn chunk_records(&self, ids: &[ChunkId]) -> Result<Vec<Option<ChunkRec>>> {
+        let txn = self.read()?;
+        let t = txn.open_table(CHUNKS)?;
+        ids.iter()
+            .map(|id| t.get(&id.0)?.map(|g| dec(g.value())).transpose())
+            .collect()
+    }
+
     /// The index record of a chunk (tests, verify).
     pub fn chunk_record(&self, id: &ChunkId) -> Result<Option<ChunkRec>> {
         self.read()?

@@ -1,4 +1,5 @@
-//! GC and retention against a real [`Db`] and [`LocalStore`], with injected times.
+//! GC and retention against a real [`Db`] and [`PackedStore`] (small segments, so that compaction
+//! has work), with injected times.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -8,7 +9,7 @@ use asgard_core::{ChunkId, ChunkParams, RawPath};
 use super::*;
 use crate::config::Registration;
 use crate::db::{Auth, LoginPolicy, UploadedChunk, hash_token};
-use crate::store::LocalStore;
+use crate::store::{PackedOptions, PackedStore};
 
 const SEC: i64 = 1_000_000;
 const HOUR: i64 = 3600 * SEC;
@@ -19,7 +20,7 @@ const T0: i64 = 1_700_000_000 * SEC;
 struct Fx {
     _dir: tempfile::TempDir,
     db: Db,
-    store: LocalStore,
+    store: PackedStore,
 }
 
 fn plain(pieces: &[&[u8]]) -> Vec<u8> {
@@ -30,7 +31,14 @@ impl Fx {
     fn new() -> Fx {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("asgard.redb")).unwrap();
-        let store = LocalStore::open(&dir.path().join("chunks")).unwrap();
+        let store = PackedStore::open(
+            &dir.path().join("chunks"),
+            PackedOptions {
+                segment_size: 4096,
+                writers: 2,
+            },
+        )
+        .unwrap();
         Fx {
             _dir: dir,
             db,
@@ -161,6 +169,7 @@ fn opts(grace_s: u64) -> GcOptions {
         keep_versions: 4,
         deleted_keep_days: 90,
         batch: DEFAULT_BATCH,
+        compact_below_percent: 50,
     }
 }
 

@@ -204,6 +204,19 @@ impl ChunkStore for LocalStore {
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    fn locate(&self, id: &ChunkId) -> Result<Option<super::ChunkLocation>, StoreError> {
+        let path = self.path_of(id);
+        match fs::metadata(&path) {
+            Ok(m) => Ok(Some(super::ChunkLocation {
+                path,
+                offset: 0,
+                len: m.len(),
+            })),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io(path, e)),
+        }
+    }
 }
 
 /// The two-hex-digit subfolders of `dir` (skipping `tmp` and anything else).

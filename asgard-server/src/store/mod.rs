@@ -12,10 +12,14 @@
 //! - **Never overwrites.** A chunk's bytes, once stored, are not replaced by a later `put` of the
 //!   same id. Stored bytes are verified against their id before `put` (invariant 3), so two writers
 //!   of one id hold the same plaintext; a backend may still let the first writer win silently.
+//! - **Batches are durable as a whole.** [`ChunkStore::put_many`] returns once every chunk of the
+//!   batch is durable; a backend groups the syncs of a batch (the packed store: one `fdatasync`
+//!   and one index commit per batch), but acknowledges nothing earlier.
 //! - **Except to heal.** [`ChunkStore::replace`] is the one way to overwrite: the upload handler
 //!   calls it only for a chunk that verify marked bad (damaged or missing bytes) and only with
 //!   bytes it has just verified against the id. The old bytes stay readable until the new ones are
-//!   durable and swap in atomically (temp file, fsync, rename over, directory fsync), so a crash
+//!   durable and swap in atomically (per-file store: temp file, fsync, rename over, directory
+//!   fsync; packed store: append, sync, then one index commit moves the location), so a crash
 //!   during a heal leaves the old (bad) bytes or the new (good) ones, never a torn mix, and the
 //!   chunk simply stays marked bad until a heal completes.
 //! - **Crash leftovers are harmless.** A crash during `put` leaves at most a temporary object that
@@ -26,18 +30,46 @@
 //!   only for chunks that redb no longer references. A packed backend may make deletion logical
 //!   until compaction; callers must not assume space is freed at once.
 //!
+//! ## Backends
+//!
+//! - [`PackedStore`] (`packed.rs`): chunks appended to segment files, located through its own
+//!   redb index; what `serve` and the maintenance commands use.
+//! - [`LocalStore`] (`local.rs`): one file per chunk, the layout of earlier versions; kept to read
+//!   (and import) such data directories, and as a reference backend in tests and benches.
+//!
 //! Every backend must pass [`conformance::run_all`] (test builds only).
 //!
 //! All methods are synchronous and may block on I/O: async code calls them through
 //! `actix_web::web::block`.
 
 pub mod local;
+pub mod packed;
 
 use std::path::PathBuf;
 
 use asgard_core::ChunkId;
+use serde::{Deserialize, Serialize};
 
 pub use local::LocalStore;
+pub use packed::{PackedOptions, PackedStore};
+
+/// Where a chunk's stored bytes are on disk (for admins and tests): `len` bytes at `offset` of
+/// `path`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkLocation {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// What a compaction did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompactReport {
+    /// Segments whose live chunks were moved and whose file was removed.
+    pub segments_compacted: u64,
+    /// Bytes of disk space given back (removed files minus the bytes copied out of them).
+    pub bytes_reclaimed: u64,
+}
 
 /// Why a store operation failed. Every variant names the chunk or path involved.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +110,20 @@ pub trait ChunkStore: Send + Sync {
     /// present with complete bytes, never partial.
     fn put(&self, id: &ChunkId, stored: &[u8]) -> Result<bool, StoreError>;
 
+    /// [`ChunkStore::put`] for a batch: returns per chunk whether this call wrote it. When this
+    /// returns `Ok`, every chunk of the batch is durable; a backend makes the whole batch durable
+    /// at once (one sync) where it can. An id twice in the batch is written at most once.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`]; chunks of the batch are then each absent or complete, and none of them
+    /// may be counted as stored.
+    fn put_many(&self, chunks: &[(ChunkId, &[u8])]) -> Result<Vec<bool>, StoreError> {
+        chunks
+            .iter()
+            .map(|(id, bytes)| self.put(id, bytes))
+            .collect()
+    }
+
     /// Stores `stored` under `id` whether or not the id is present, replacing the old bytes: the
     /// healing path for a chunk that verify found damaged or missing. Callers pass only bytes they
     /// verified against `id`.
@@ -109,6 +155,18 @@ pub trait ChunkStore: Send + Sync {
     /// [`StoreError::Io`] when the removal failed; the chunk may then still be present.
     fn delete(&self, id: &ChunkId) -> Result<bool, StoreError>;
 
+    /// [`ChunkStore::delete`] for a batch; returns how many were present.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`]; some of the chunks may then still be present.
+    fn delete_many(&self, ids: &[ChunkId]) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for id in ids {
+            n += u64::from(self.delete(id)?);
+        }
+        Ok(n)
+    }
+
     /// When `id` was stored, in µs since the Unix epoch (a file's modification time), or `None`
     /// when it is absent. The GC leaves young files without an index entry alone: an upload
     /// writes its chunks before it records them.
@@ -130,6 +188,26 @@ pub trait ChunkStore: Send + Sync {
     /// # Errors
     /// [`StoreError::Io`] when durability could not be reached.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Gives back the space of deleted chunks where deletion was logical: rewrites containers
+    /// whose live share fell below `below_percent`. Every present chunk stays readable with its
+    /// exact bytes throughout. Backends that free space at once do nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`]; whatever was compacted before stays consistent.
+    fn compact(&self, below_percent: u32) -> Result<CompactReport, StoreError> {
+        let _ = below_percent;
+        Ok(CompactReport::default())
+    }
+
+    /// Where the stored bytes of `id` are on disk, or `None` when absent (admins and tests).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the location could not be read.
+    fn locate(&self, id: &ChunkId) -> Result<Option<ChunkLocation>, StoreError> {
+        let _ = id;
+        Ok(None)
+    }
 }
 
 /// The shared test suite every backend must pass: call [`run_all`] with a factory of empty stores.
@@ -147,6 +225,8 @@ pub(crate) mod conformance {
         list_returns_all(&*fresh());
         stored_at_is_the_put_time(&*fresh());
         empty_and_large_bodies(&*fresh());
+        put_many_stores_a_batch(&*fresh());
+        compaction_keeps_every_live_chunk(&*fresh());
     }
 
     fn chunk(n: u32) -> (ChunkId, Vec<u8>) {
@@ -253,6 +333,75 @@ pub(crate) mod conformance {
         ids.sort();
         listed.sort();
         assert_eq!(listed, ids);
+    }
+
+    /// A batch reports per chunk whether it wrote it: not for ids present before or twice in the
+    /// batch; every chunk reads back exactly.
+    fn put_many_stores_a_batch(s: &dyn ChunkStore) {
+        let (old, old_bytes) = chunk(100);
+        assert!(s.put(&old, &old_bytes).unwrap());
+        let batch: Vec<(ChunkId, Vec<u8>)> = (101..140).map(chunk).collect();
+        let mut refs: Vec<(ChunkId, &[u8])> = batch.iter().map(|(i, b)| (*i, &b[..])).collect();
+        refs.push((old, b"other bytes"));
+        refs.push((batch[0].0, &batch[0].1));
+        let written = s.put_many(&refs).unwrap();
+        assert_eq!(written.len(), refs.len());
+        assert!(written[..batch.len()].iter().all(|&w| w), "{written:?}");
+        assert!(!written[batch.len()], "present before: not written");
+        assert!(
+            !written[batch.len() + 1],
+            "twice in the batch: written once"
+        );
+        assert!(s.put_many(&[]).unwrap().is_empty());
+        s.flush().unwrap();
+        for (id, bytes) in &batch {
+            assert_eq!(&s.get(id).unwrap(), bytes);
+        }
+        assert_eq!(s.get(&old).unwrap(), old_bytes);
+        assert_eq!(s.list().unwrap().count(), batch.len() + 1);
+    }
+
+    /// After most chunks are deleted, compaction (whatever it does for the backend) keeps every
+    /// present chunk readable with its exact bytes, and deleted ones stay deleted; stores and
+    /// deletions work on afterwards.
+    fn compaction_keeps_every_live_chunk(s: &dyn ChunkStore) {
+        let all: Vec<(ChunkId, Vec<u8>)> = (200..400)
+            .map(|n| {
+                let plain = format!("compaction chunk {n} ").repeat(40).into_bytes();
+                (ChunkId::of(&plain), asgard_core::stored::encode_raw(&plain))
+            })
+            .collect();
+        for group in all.chunks(10) {
+            let refs: Vec<(ChunkId, &[u8])> = group.iter().map(|(i, b)| (*i, &b[..])).collect();
+            s.put_many(&refs).unwrap();
+        }
+        let dead: Vec<ChunkId> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 5 != 0)
+            .map(|(_, (id, _))| *id)
+            .collect();
+        assert_eq!(s.delete_many(&dead).unwrap(), dead.len() as u64);
+        let live: Vec<&(ChunkId, Vec<u8>)> = all.iter().step_by(5).collect();
+        for _ in 0..2 {
+            s.compact(50).unwrap();
+            for (id, bytes) in &live {
+                assert_eq!(&s.get(id).unwrap(), bytes);
+            }
+            for id in &dead {
+                assert!(!s.exists(id).unwrap());
+            }
+        }
+        let (id, bytes) = chunk(401);
+        assert!(s.put(&id, &bytes).unwrap());
+        assert!(s.delete(&live[0].0).unwrap());
+        s.compact(100).unwrap();
+        assert_eq!(s.get(&id).unwrap(), bytes);
+        assert!(!s.exists(&live[0].0).unwrap());
+        for (id, bytes) in &live[1..] {
+            assert_eq!(&s.get(id).unwrap(), bytes);
+        }
+        assert_eq!(s.list().unwrap().count(), live.len());
     }
 
     fn empty_and_large_bodies(s: &dyn ChunkStore) {
