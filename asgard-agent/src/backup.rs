@@ -20,7 +20,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::cache::{self, FilesCache};
-use crate::list::{fetch_all, prefix_hex};
+use crate::list::prefix_hex;
 use crate::pipeline::{self, Item, MemoryBudget, Reader, ScanReport, Settings};
 use crate::platform;
 use crate::progress::Progress;
@@ -333,31 +333,40 @@ fn warn_cache(lang: Lang, e: &str) {
 }
 
 /// The paths under `root` whose newest version on the server is not a deletion marker and that
-/// this run's scan neither saw nor could have missed for a reason other than deletion.
+/// this run's scan neither saw nor could have missed for a reason other than deletion. The listing
+/// is read page by page (memory does not grow with the number of paths on the server).
 async fn vanished(
     client: &crate::client::Client,
     root: &Path,
     report: &ScanReport,
 ) -> anyhow::Result<Vec<RawPath>> {
     let root = RawPath::from_path(root);
-    let query = ListQuery {
+    let mut query = ListQuery {
         prefix_hex: Some(prefix_hex(&root)),
         ..ListQuery::default()
     };
-    let files = fetch_all(client, query).await?;
-    Ok(files
-        .into_iter()
-        .filter(|f| f.path.is_within(&root))
-        .filter(|f| {
-            f.versions
-                .iter()
-                .max_by_key(|v| (v.time_us, v.id))
-                .is_some_and(|v| !v.deleted)
-        })
-        .map(|f| f.path)
-        .filter(|p| !report.seen.contains(p))
-        .filter(|p| !report.unreadable_dirs.iter().any(|d| p.is_within(d)))
-        .collect())
+    let mut gone = Vec::new();
+    loop {
+        let page = client.list(&query).await?;
+        gone.extend(
+            page.files
+                .into_iter()
+                .filter(|f| f.path.is_within(&root))
+                .filter(|f| {
+                    f.versions
+                        .iter()
+                        .max_by_key(|v| (v.time_us, v.id))
+                        .is_some_and(|v| !v.deleted)
+                })
+                .map(|f| f.path)
+                .filter(|p| !report.seen.contains(p))
+                .filter(|p| !report.unreadable_dirs.iter().any(|d| p.is_within(d))),
+        );
+        match page.next_cursor {
+            Some(c) if query.cursor.as_ref() != Some(&c) => query.cursor = Some(c),
+            _ => return Ok(gone),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The [`Compressor`]: encodes the missing chunks into their stored form, one blocking job per
-//! core at a time, and hands them to the sender in the order they finish.
+//! The [`Compressor`]: encodes the missing chunks into their stored form on one worker thread per
+//! core and hands them to the sender in the order they finish.
 //!
 //! **Compression that pays**: already-compressed data (media, archives, encrypted files) does not
 //! shrink, and a full zstd pass over it costs as much as one over text. [`encode`] therefore first
@@ -8,14 +8,12 @@
 //! Otherwise the whole chunk is compressed at the configured level, and stored raw anyway if that
 //! did not make it smaller. Each worker thread keeps its zstd contexts for the whole run.
 
-use std::cell::RefCell;
 use std::io::Cursor;
+use std::sync::Mutex;
 
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 
-use super::checker::{Numbered, gone};
+use super::checker::Numbered;
 use super::sender::Encoded;
 
 /// Chunks shorter than this are compressed without a sample (the sample would be the chunk).
@@ -48,43 +46,51 @@ impl Compressor {
         }
     }
 
+    /// Runs `jobs` worker threads (each keeps its zstd contexts, so their memory is bounded by
+    /// the number of jobs, not by how many pool threads ever compressed) until the input closes.
     pub async fn run(self) -> anyhow::Result<()> {
         let Compressor {
             level,
-            jobs: max_jobs,
-            mut input,
+            jobs,
+            input,
             output,
         } = self;
-        let mut jobs = FuturesUnordered::new();
-        let mut closed = false;
-        loop {
-            if closed && jobs.is_empty() {
-                return Ok(());
-            }
-            tokio::select! {
-                chunk = input.recv(), if !closed && jobs.len() < max_jobs => match chunk {
-                    None => closed = true,
-                    Some(c) => jobs.push(tokio::task::spawn_blocking(move || {
-                        let stored = encode(&c.data, level);
-                        Encoded { index: c.index, id: c.id, stored, permit: c.permit }
-                    })),
-                },
-                Some(done) = jobs.next(), if !jobs.is_empty() => {
-                    output.send(done?).await.map_err(gone)?;
+        let input = Mutex::new(input);
+        tokio::task::spawn_blocking(move || {
+            std::thread::scope(|s| {
+                for _ in 0..jobs {
+                    s.spawn(|| {
+                        let mut contexts = None;
+                        loop {
+                            // One worker waits on the channel at a time; the others on the lock.
+                            let next = input.lock().unwrap_or_else(|p| p.into_inner()).blocking_recv();
+                            let Some(c) = next else { return };
+                            let stored = encode_with(&mut contexts, &c.data, level);
+                            let done = Encoded {
+                                index: c.index,
+                                id: c.id,
+                                stored,
+                                permit: c.permit,
+                            };
+                            if output.blocking_send(done).is_err() {
+                                return;
+                            }
+                        }
+                    });
                 }
-            }
-        }
+            })
+        })
+        .await?;
+        // A worker stops early only when the sender is gone: the run fails with its error.
+        Ok(())
     }
 }
 
-struct Contexts {
+/// A worker's zstd contexts: one at the configured level, one for samples.
+pub struct Contexts {
     level: i32,
     full: zstd::bulk::Compressor<'static>,
     sample: zstd::bulk::Compressor<'static>,
-}
-
-thread_local! {
-    static CONTEXTS: RefCell<Option<Contexts>> = const { RefCell::new(None) };
 }
 
 /// Whether a sample of `plain` shrinks enough at zstd's fastest level to be worth a full pass.
@@ -104,44 +110,47 @@ pub fn sample_pays(plain: &[u8], sample_ctx: &mut zstd::bulk::Compressor<'_>) ->
 }
 
 /// The stored form of `plain` (see the module docs): zstd at `level` when it pays, raw otherwise.
+/// (Fresh zstd contexts per call; the workers keep theirs, see [`encode_with`].)
 pub fn encode(plain: &[u8], level: i32) -> Vec<u8> {
+    encode_with(&mut None, plain, level)
+}
+
+/// [`encode`] with the caller's zstd contexts (created on first use).
+pub fn encode_with(contexts: &mut Option<Contexts>, plain: &[u8], level: i32) -> Vec<u8> {
     if level <= 0 {
         return asgard_core::stored::encode_raw(plain);
     }
-    CONTEXTS.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        if cell.as_ref().is_none_or(|c| c.level != level) {
-            match (
-                zstd::bulk::Compressor::new(level),
-                zstd::bulk::Compressor::new(1),
-            ) {
-                (Ok(full), Ok(sample)) => {
-                    *cell = Some(Contexts {
-                        level,
-                        full,
-                        sample,
-                    })
-                }
-                _ => return asgard_core::stored::encode(plain, level),
+    if contexts.as_ref().is_none_or(|c| c.level != level) {
+        match (
+            zstd::bulk::Compressor::new(level),
+            zstd::bulk::Compressor::new(1),
+        ) {
+            (Ok(full), Ok(sample)) => {
+                *contexts = Some(Contexts {
+                    level,
+                    full,
+                    sample,
+                })
             }
+            _ => return asgard_core::stored::encode(plain, level),
         }
-        let Some(ctx) = cell.as_mut() else {
-            return asgard_core::stored::encode(plain, level);
-        };
-        if !sample_pays(plain, &mut ctx.sample) {
-            return asgard_core::stored::encode_raw(plain);
-        }
-        // The frame goes right behind the header byte; a frame that is not smaller than the
-        // plaintext is dropped for the raw form.
-        let mut out = Vec::with_capacity(1 + zstd::zstd_safe::compress_bound(plain.len()));
-        out.push(asgard_core::stored::FORMAT_ZSTD);
-        let mut cursor = Cursor::new(out);
-        cursor.set_position(1);
-        match ctx.full.compress_to_buffer(plain, &mut cursor) {
-            Ok(n) if n < plain.len() => cursor.into_inner(),
-            _ => asgard_core::stored::encode_raw(plain),
-        }
-    })
+    }
+    let Some(ctx) = contexts.as_mut() else {
+        return asgard_core::stored::encode(plain, level);
+    };
+    if !sample_pays(plain, &mut ctx.sample) {
+        return asgard_core::stored::encode_raw(plain);
+    }
+    // The frame goes right behind the header byte; a frame that is not smaller than the
+    // plaintext is dropped for the raw form.
+    let mut out = Vec::with_capacity(1 + zstd::zstd_safe::compress_bound(plain.len()));
+    out.push(asgard_core::stored::FORMAT_ZSTD);
+    let mut cursor = Cursor::new(out);
+    cursor.set_position(1);
+    match ctx.full.compress_to_buffer(plain, &mut cursor) {
+        Ok(n) if n < plain.len() => cursor.into_inner(),
+        _ => asgard_core::stored::encode_raw(plain),
+    }
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@
 //!   in batches which ones it lacks (a "present" answer is a lease, so those chunks are done at
 //!   once). It forwards every entry to the committer tagged with the number of chunks that came
 //!   before it.
-//! - [`Compressor`](compressor::Compressor) encodes the missing chunks on the blocking thread pool,
-//!   one job per core at a time; a chunk whose sample does not shrink is stored raw without a full
+//! - [`Compressor`](compressor::Compressor) encodes the missing chunks on one worker thread per
+//!   core (each keeps its zstd contexts); a chunk whose sample does not shrink is stored raw without a full
 //!   compression pass (see [`compressor::encode`]).
 //! - [`Sender`](sender::Sender) packs encoded chunks, from however many files, into multipart
 //!   requests and keeps a few in flight on the shared connection(s) (HTTP/2 multiplexes them on one

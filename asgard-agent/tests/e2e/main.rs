@@ -9,5 +9,6 @@ mod gc;
 #[cfg(unix)]
 mod incremental;
 mod ops;
+mod pipeline;
 mod scan;
 mod verify;
