@@ -236,9 +236,9 @@ impl FilesCache {
             .set_cache_size(CACHE_MEMORY)
             .create(path)
             .map_err(|source| CacheError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
+                path: path.to_owned(),
+                source,
+            })?;
         let txn = db.begin_write()?;
         txn.open_table(FILES)?;
         txn.commit()?;

@@ -413,7 +413,8 @@ mod tests {
 
     #[test]
     fn vm_hwm_is_read_in_bytes() {
-        let status = "Name:\tasgard-agent\nVmPeak:\t  99999 kB\nVmHWM:\t   41236 kB\nVmRSS:\t 1 kB\n";
+        let status =
+            "Name:\tasgard-agent\nVmPeak:\t  99999 kB\nVmHWM:\t   41236 kB\nVmRSS:\t 1 kB\n";
         assert_eq!(parse_vm_hwm(status), Some(41236 * 1024));
         assert_eq!(parse_vm_hwm("VmRSS: 5 kB\n"), None);
         if cfg!(target_os = "linux") {

@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::path::Path;
 
-use asgard_agent::pipeline::{self, Item, MemoryBudget, Reader, Remote, Settings};
+use asgard_agent::pipeline::{self, Item, MemoryBudget, Reader, Remote, Settings, compressor};
 use asgard_agent::progress::Progress;
 use asgard_agent::scan::{self, ScanRules};
 use asgard_core::protocol::{
@@ -62,7 +62,9 @@ fn text(len: usize, seed: u64) -> Vec<u8> {
     let mut s = String::new();
     let mut i = seed;
     while s.len() < len {
-        i = i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        i = i
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         s.push_str(&format!(
             "fn stage_{}(input: &[u8]) -> usize {{ input.len() * {} }}\n",
             i >> 50,
@@ -134,10 +136,18 @@ fn bench(c: &mut Criterion) {
     let chunk_text = text(128 * 1024, 2);
     g.throughput(Throughput::Bytes(chunk_random.len() as u64));
     for (name, chunk) in [("random", &chunk_random), ("text", &chunk_text)] {
+        // What a compressor worker does: sample, then (if it pays) a full pass, contexts kept.
+        let mut contexts = None;
         g.bench_function(format!("{name}_128k_sampled"), |b| {
-            b.iter(|| black_box(asgard_agent::pipeline::compressor::encode(chunk, 3)))
+            b.iter(|| black_box(compressor::encode_with(&mut contexts, chunk, 3)))
         });
+        // Always a full pass, context kept.
+        let mut ctx = zstd::bulk::Compressor::new(3).unwrap();
         g.bench_function(format!("{name}_128k_full_pass"), |b| {
+            b.iter(|| black_box(ctx.compress(chunk).unwrap()))
+        });
+        // The agent before the pipeline: a full pass with a fresh context per chunk.
+        g.bench_function(format!("{name}_128k_full_pass_fresh_context"), |b| {
             b.iter(|| black_box(stored::encode(chunk, 3)))
         });
     }

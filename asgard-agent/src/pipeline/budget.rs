@@ -76,11 +76,7 @@ impl MemoryBudget {
                     bytes,
                 });
             }
-            s = self
-                .inner
-                .freed
-                .wait(s)
-                .unwrap_or_else(|p| p.into_inner());
+            s = self.inner.freed.wait(s).unwrap_or_else(|p| p.into_inner());
         }
     }
 

@@ -134,9 +134,7 @@ impl<'a, R: Remote> Committer<'a, R> {
                 ready += 1;
             }
             let due = ready > 0
-                && (ready >= COMMIT_ENTRIES
-                    || closed
-                    || now >= queue[0].since + COMMIT_LINGER);
+                && (ready >= COMMIT_ENTRIES || closed || now >= queue[0].since + COMMIT_LINGER);
             if due {
                 let n = ready.min(COMMIT_ENTRIES);
                 let batch: Vec<Waiting> = queue.drain(..n).collect();

@@ -63,7 +63,10 @@ impl Compressor {
                         let mut contexts = None;
                         loop {
                             // One worker waits on the channel at a time; the others on the lock.
-                            let next = input.lock().unwrap_or_else(|p| p.into_inner()).blocking_recv();
+                            let next = input
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .blocking_recv();
                             let Some(c) = next else { return };
                             let stored = encode_with(&mut contexts, &c.data, level);
                             let done = Encoded {
@@ -171,7 +174,15 @@ mod tests {
     }
 
     fn text(len: usize) -> Vec<u8> {
-        let words = ["Sicherung ", "chunk ", "der ", "Server ", "prüft ", "jeden ", "Block\n"];
+        let words = [
+            "Sicherung ",
+            "chunk ",
+            "der ",
+            "Server ",
+            "prüft ",
+            "jeden ",
+            "Block\n",
+        ];
         let mut out = Vec::new();
         let mut i = 7usize;
         while out.len() < len {
@@ -188,7 +199,10 @@ mod tests {
         let stored = encode(&r, 3);
         assert_eq!(stored[0], asgard_core::stored::FORMAT_RAW);
         let mut ctx = zstd::bulk::Compressor::new(1).unwrap();
-        assert!(!sample_pays(&r, &mut ctx), "random data must fail the sample");
+        assert!(
+            !sample_pays(&r, &mut ctx),
+            "random data must fail the sample"
+        );
         let t = text(200_000);
         let stored = encode(&t, 3);
         assert_eq!(stored[0], asgard_core::stored::FORMAT_ZSTD);

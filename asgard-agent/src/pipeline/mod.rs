@@ -103,8 +103,7 @@ pub trait Remote {
         chunks: Vec<(ChunkId, Vec<u8>)>,
     ) -> impl Future<Output = anyhow::Result<UploadResponse>>;
     /// `POST /api/commit`.
-    fn commit(&self, req: &CommitRequest)
-    -> impl Future<Output = anyhow::Result<CommitResponse>>;
+    fn commit(&self, req: &CommitRequest) -> impl Future<Output = anyhow::Result<CommitResponse>>;
     /// The language of messages.
     fn lang(&self) -> Lang;
 }
@@ -119,10 +118,7 @@ impl Remote for crate::client::Client {
     ) -> impl Future<Output = anyhow::Result<UploadResponse>> {
         crate::client::Client::upload(self, chunks)
     }
-    fn commit(
-        &self,
-        req: &CommitRequest,
-    ) -> impl Future<Output = anyhow::Result<CommitResponse>> {
+    fn commit(&self, req: &CommitRequest) -> impl Future<Output = anyhow::Result<CommitResponse>> {
         crate::client::Client::commit(self, req)
     }
     fn lang(&self) -> Lang {
@@ -180,12 +176,8 @@ pub async fn run<R: Remote>(
         to_compress,
         to_commit.clone(),
     );
-    let compressor = compressor::Compressor::new(
-        settings.level,
-        settings.compress_jobs,
-        compress_in,
-        to_send,
-    );
+    let compressor =
+        compressor::Compressor::new(settings.level, settings.compress_jobs, compress_in, to_send);
     let sender = sender::Sender::new(
         remote,
         settings.request_bytes,

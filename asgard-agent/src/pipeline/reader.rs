@@ -20,12 +20,12 @@ use asgard_core::protocol::{ChunkRef, CommitEntry, FileMeta, symlink_hash};
 use asgard_core::{ChunkId, ChunkParams, Lang, RawPath};
 use tokio::sync::mpsc;
 
+use super::CacheNote;
 use super::Item;
 use super::budget::MemoryBudget;
 use crate::cache::{CacheReader, Facts, Kind};
 use crate::progress::Progress;
 use crate::scan::ScanEvent;
-use super::CacheNote;
 
 /// What the reader saw.
 #[derive(Debug, Default)]

@@ -118,7 +118,11 @@ fn bytes(len: usize, seed: u64) -> Vec<u8> {
             x ^= x >> 7;
             x ^= x << 17;
             // Every other file compresses well.
-            if seed % 2 == 0 { (i % 7) as u8 } else { (x >> 24) as u8 }
+            if seed.is_multiple_of(2) {
+                (i % 7) as u8
+            } else {
+                (x >> 24) as u8
+            }
         })
         .collect()
 }

@@ -37,7 +37,9 @@ fn big_piece(i: u64, out: &mut [u8]) {
 fn small_content(n: usize) -> Vec<u8> {
     let mut s = String::new();
     for k in 0..(2 + n % 20) {
-        s.push_str(&format!("Datei {n}, Absatz {k}: kleine Dateien teilen sich Anfragen.\n"));
+        s.push_str(&format!(
+            "Datei {n}, Absatz {k}: kleine Dateien teilen sich Anfragen.\n"
+        ));
     }
     s.into_bytes()
 }
@@ -119,7 +121,11 @@ fn big_file_and_many_small_files_stay_within_the_memory_bound() {
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     eprintln!("backup in {:?}: {summary}", t1.elapsed());
     let t2 = std::time::Instant::now();
-    assert_eq!(n(&summary, "files_new"), SMALL_FILES as u64 + 1, "{summary}");
+    assert_eq!(
+        n(&summary, "files_new"),
+        SMALL_FILES as u64 + 1,
+        "{summary}"
+    );
     assert_eq!(n(&summary, "bytes_read"), BIG + small_bytes, "{summary}");
     let peak = n(&summary, "peak_rss_bytes");
     assert!(
@@ -142,7 +148,10 @@ fn big_file_and_many_small_files_stay_within_the_memory_bound() {
         "--to".as_ref(),
         to.path().as_os_str(),
     ]);
-    assert_eq!(file_hash(&to.path().join("big.bin")), expected_big.finalize());
+    assert_eq!(
+        file_hash(&to.path().join("big.bin")),
+        expected_big.finalize()
+    );
     std::fs::remove_file(to.path().join("big.bin")).unwrap();
     let sample = root.join("small").join("d042");
     agent.ok([
