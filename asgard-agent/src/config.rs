@@ -54,8 +54,9 @@ pub struct Config {
     /// Name of this device on the server. Default: `ASGARD_DEVICE`, else the hostname.
     pub device_name: Option<String>,
     /// MiB of file data the backup pipeline may hold between its stages (read, compressed, in
-    /// flight to the server); the agent's whole footprint is this plus about 20 MiB. Values below
-    /// [`MIN_MEMORY_MIB`] count as that. Default: 32.
+    /// flight to the server); the agent needs about 20 MiB more, plus about 250 bytes per file
+    /// of the run (paths seen, chunk ids sent). Values below [`MIN_MEMORY_MIB`] count as that.
+    /// Default: 24.
     pub memory_mib: u32,
 }
 
@@ -75,7 +76,7 @@ impl Default for Config {
             language: None,
             compression_level: 3,
             device_name: None,
-            memory_mib: 32,
+            memory_mib: 24,
         }
     }
 }
@@ -172,8 +173,8 @@ mod tests {
     fn defaults() {
         let c = Config::default();
         assert_eq!(c.compression_level, 3);
-        assert_eq!(c.memory_mib, 32);
-        assert_eq!(c.memory_bytes(), 32 << 20);
+        assert_eq!(c.memory_mib, 24);
+        assert_eq!(c.memory_bytes(), 24 << 20);
         assert_eq!(
             Config::parse("memory_mib: 1\n", Path::new("x.yaml"))
                 .unwrap()
