@@ -1,13 +1,8 @@
 //! `backup`: wires the stages together.
 //!
-//! scan ([`crate::scan`]) → files cache ([`crate::cache`]) → read and chunk → upload stage
-//! ([`crate::upload::Uploader`]: check, upload, commit in batches) → deletion markers.
-//!
-//! The scan's sink runs on the scanner's threads: it skips a file whose metadata matches the files
-//! cache without opening it, otherwise reads and chunks it (bounded memory: one chunk at a time) and
-//! sends chunks, then the file's entry, through a bounded channel to the async upload stage. A file
-//! whose size, mtime or change time moves while it is read is read again once, then skipped with a
-//! warning: a torn version is never committed.
+//! scan ([`crate::scan`]) → files cache ([`crate::cache`]) → the [`crate::pipeline`] (read,
+//! chunk, hash, check, compress, upload, commit; memory bounded by `memory_mib`) → deletion
+//! markers, which go through the same pipeline once the scan is through.
 //!
 //! Deletions are decided after the scan, against the server's list of this device's paths under
 //! each root (not against the files cache): the server knows what it holds even when the cache is
@@ -15,57 +10,27 @@
 //! marker. A path gets a marker only when its root was scanned completely: never below a folder or
 //! root that could not be read, never for a file that was seen but could not be read or was skipped.
 
-use std::collections::HashSet;
-use std::fs::{File, Metadata};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
-use asgard_core::protocol::{ChunkRef, CommitEntry, FileMeta, ListQuery, RunSummary, symlink_hash};
-use asgard_core::{ChunkId, ChunkParams, Lang, RawPath};
+use asgard_core::protocol::{CommitEntry, ListQuery, RunSummary};
+use asgard_core::{Lang, RawPath};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::cache::{self, CacheReader, Facts, FilesCache, Kind};
-use crate::list::{fetch_all, prefix_hex};
+use crate::cache::{self, FilesCache};
+use crate::list::prefix_hex;
+use crate::pipeline::{self, Item, MemoryBudget, Reader, ScanReport, Settings};
 use crate::platform;
 use crate::progress::Progress;
 use crate::runlog::RunLog;
-use crate::scan::{self, ScanEvent};
+use crate::scan;
 use crate::session::{self, Ctx};
 use crate::timefmt::{human_bytes, seconds};
-use crate::upload::{CacheNote, Uploader};
 
 /// Exit code: done, but some files could not be read.
 pub const EXIT_UNREADABLE: u8 = 3;
-
-enum Msg {
-    Chunk(ChunkId, Vec<u8>),
-    Entry(CommitEntry, Option<CacheNote>),
-}
-
-/// What the reader saw.
-#[derive(Debug, Default)]
-struct ScanReport {
-    files_seen: u64,
-    files_skipped: u64,
-    /// Matched the files cache: not opened.
-    files_cached: u64,
-    bytes_read: u64,
-    /// Roots that do not exist or cannot be read: the run fails.
-    root_errors: Vec<String>,
-    /// Roots (as given) that could not be scanned: no deletion is decided below them.
-    failed_roots: Vec<PathBuf>,
-    /// Folders below a root that could not be read: no deletion below them either.
-    unreadable_dirs: Vec<RawPath>,
-    /// Files and folders that could not be read: the run ends with exit code 3.
-    unreadable: Vec<String>,
-    /// Other warnings (changed while reading, skipped special files).
-    warnings: Vec<String>,
-    /// Every path the scan reported (read, cached, skipped or unreadable): not deleted.
-    seen: HashSet<RawPath>,
-}
 
 /// `backup --json`: the run's summary (as sent to the server) and its errors.
 #[derive(Serialize)]
@@ -73,6 +38,9 @@ struct JsonSummary<'a> {
     #[serde(flatten)]
     summary: &'a RunSummary,
     errors: &'a [String],
+    /// The agent's peak resident memory (Linux: `VmHWM`); absent where it is not known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peak_rss_bytes: Option<u64>,
 }
 
 /// Backs up `paths` (or, without any, the roots of the backup plan); `system` selects the system
@@ -141,45 +109,60 @@ pub async fn run(
 
     tracing::info!(roots = ?absolute, "backup roots");
     let progress = Progress::for_run(json, lang);
-    let (tx, mut rx) = mpsc::channel::<Msg>(16);
-    let scan_roots = absolute.clone();
-    let reader_progress = progress.clone();
-    let reader = std::thread::spawn(move || {
-        let stage = ReadStage {
-            tx,
-            lang,
-            run_start_ns,
-            cache: cache_reader,
-            roots: scan_roots.clone(),
-            sent: Mutex::new(HashSet::new()),
-            report: Mutex::new(ScanReport::default()),
-            progress: reader_progress,
-        };
-        scan::scan(&scan_roots, &rules, &|e| stage.on_event(e));
-        stage.report.into_inner().unwrap_or_else(|p| p.into_inner())
-    });
-
-    let mut uploader = Uploader::new(
-        &session.client,
-        ctx.config.compression_level,
-        cache.as_ref(),
+    let budget = MemoryBudget::new(ctx.config.memory_bytes());
+    let settings = Settings::for_budget(ctx.config.compression_level, budget.limit());
+    let (tx, rx) = mpsc::channel::<Item>(pipeline::ITEM_CHANNEL);
+    let reader = Reader::new(
+        tx.clone(),
+        budget.clone(),
+        lang,
+        run_start_ns,
+        cache_reader,
+        absolute.clone(),
+        progress.clone(),
     );
-    let upload_result = async {
-        while let Some(msg) = rx.recv().await {
-            match msg {
-                Msg::Chunk(id, data) => uploader.add_chunk(id, data).await?,
-                Msg::Entry(entry, note) => uploader.add_entry(entry, note).await?,
+    let scan_roots = absolute.clone();
+    let reader = std::thread::spawn(move || {
+        scan::scan(&scan_roots, &rules, &|e| reader.on_event(e));
+        reader.into_report()
+    });
+    let stages = pipeline::run(&session.client, cache.as_ref(), settings, &budget, rx);
+    // The scan, then the deletion markers; the input closes when this is done and the reader gone.
+    let driver = async {
+        let scanned = tokio::task::spawn_blocking(move || reader.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("reader thread panicked"))?;
+        let mut gone = Vec::new();
+        for root in &absolute {
+            if !scanned.failed_roots.contains(root) {
+                gone.extend(vanished(&session.client, root, &scanned).await?);
             }
         }
-        anyhow::Ok(())
+        let budget = budget.clone();
+        tokio::task::spawn_blocking(move || {
+            for path in gone {
+                let entry = CommitEntry::Deleted { path };
+                let Some(permit) = budget.acquire(pipeline::entry_cost(&entry)) else {
+                    break;
+                };
+                let item = Item::Entry {
+                    entry,
+                    note: None,
+                    permit,
+                };
+                if tx.blocking_send(item).is_err() {
+                    break;
+                }
+            }
+        })
+        .await?;
+        anyhow::Ok(scanned)
+    };
+    let result = tokio::try_join!(stages, driver);
+    if result.is_err() {
+        budget.close();
     }
-    .await;
-    // On an upload error the receiver goes away and the reader stops at its next send.
-    drop(rx);
-    let scanned = tokio::task::spawn_blocking(move || reader.join())
-        .await?
-        .map_err(|_| anyhow::anyhow!("reader thread panicked"))?;
-    upload_result?;
+    let ((s, cache_error), scanned) = result?;
     report.files_seen = scanned.files_seen;
     report.files_skipped = scanned.files_skipped;
     report.files_cached = scanned.files_cached;
@@ -190,23 +173,17 @@ pub async fn run(
     report.unreadable.extend(scanned.unreadable);
     report.warnings.extend(scanned.warnings);
     report.seen = scanned.seen;
-
-    for root in &absolute {
-        if report.failed_roots.contains(root) {
-            continue;
-        }
-        for path in vanished(&session.client, root, &report).await? {
-            uploader
-                .add_entry(CommitEntry::Deleted { path }, None)
-                .await?;
-        }
-    }
-    uploader.finish().await?;
-    if let Some(e) = &uploader.cache_error {
+    if let Some(e) = &cache_error {
         warn_cache(lang, e);
     }
+    let peak_rss_bytes = platform::peak_rss_bytes();
+    tracing::info!(
+        peak_rss_bytes,
+        budget_bytes = budget.limit(),
+        budget_peak_bytes = budget.peak(),
+        "memory"
+    );
 
-    let s = uploader.stats;
     let files_unchanged = s.files_unchanged + report.files_cached;
     let duration = started.elapsed();
     progress.finish();
@@ -231,6 +208,7 @@ pub async fn run(
         let out = JsonSummary {
             summary: &summary,
             errors: &errors,
+            peak_rss_bytes,
         };
         println!("{}", serde_json::to_string(&out)?);
     } else {
@@ -355,333 +333,48 @@ fn warn_cache(lang: Lang, e: &str) {
 }
 
 /// The paths under `root` whose newest version on the server is not a deletion marker and that
-/// this run's scan neither saw nor could have missed for a reason other than deletion.
+/// this run's scan neither saw nor could have missed for a reason other than deletion. The listing
+/// is read page by page (memory does not grow with the number of paths on the server).
 async fn vanished(
     client: &crate::client::Client,
     root: &Path,
     report: &ScanReport,
 ) -> anyhow::Result<Vec<RawPath>> {
     let root = RawPath::from_path(root);
-    let query = ListQuery {
+    let mut query = ListQuery {
         prefix_hex: Some(prefix_hex(&root)),
         ..ListQuery::default()
     };
-    let files = fetch_all(client, query).await?;
-    Ok(files
-        .into_iter()
-        .filter(|f| f.path.is_within(&root))
-        .filter(|f| {
-            f.versions
-                .iter()
-                .max_by_key(|v| (v.time_us, v.id))
-                .is_some_and(|v| !v.deleted)
-        })
-        .map(|f| f.path)
-        .filter(|p| !report.seen.contains(p))
-        .filter(|p| !report.unreadable_dirs.iter().any(|d| p.is_within(d)))
-        .collect())
-}
-
-/// The scan's sink: cache lookup, reading and chunking. Called from the scanner's threads.
-struct ReadStage {
-    tx: mpsc::Sender<Msg>,
-    lang: Lang,
-    run_start_ns: i64,
-    cache: Option<CacheReader>,
-    roots: Vec<PathBuf>,
-    /// Chunks already sent in this run.
-    sent: Mutex<HashSet<ChunkId>>,
-    report: Mutex<ScanReport>,
-    /// The progress bar (drawn only on a terminal); warnings go through it so they do not tear it.
-    progress: Progress,
-}
-
-impl ReadStage {
-    /// A warning: into the run's log and on stderr (without tearing the progress bar).
-    fn warn(&self, line: String) {
-        tracing::warn!("{line}");
-        self.progress.eprintln(&line);
-    }
-
-    fn report(&self) -> std::sync::MutexGuard<'_, ScanReport> {
-        self.report.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Handles one event; false when the scan must stop (the upload stage is gone).
-    fn on_event(&self, event: ScanEvent) -> bool {
-        let lang = self.lang;
-        match event {
-            ScanEvent::File { path, meta } => {
-                self.progress.add_total(1, meta.len());
-                let go_on = self.file(&path, &meta);
-                self.progress.add_done(1, meta.len());
-                go_on
-            }
-            ScanEvent::Symlink { path, meta } => self.symlink(&path, &meta),
-            ScanEvent::Skipped { path, reason } => {
-                self.warn(format!(
-                    "{} ({reason}): {}",
-                    lang.pick(
-                        "Hinweis: übersprungen, keine normale Datei",
-                        "Note: skipped, not a regular file"
-                    ),
-                    path.display()
-                ));
-                let mut r = self.report();
-                r.files_skipped += 1;
-                r.seen.insert(RawPath::from_path(&path));
-                true
-            }
-            ScanEvent::Unreadable {
-                path,
-                error,
-                missing,
-            } => {
-                let mut r = self.report();
-                if self.roots.contains(&path) {
-                    let msg = match (lang, missing) {
-                        (Lang::De, true) => format!(
-                            "Zu sichernder Pfad nicht gefunden (nichts als gelöscht markiert): {}",
-                            path.display()
-                        ),
-                        (Lang::En, true) => format!(
-                            "Path to back up not found (nothing marked deleted): {}",
-                            path.display()
-                        ),
-                        (Lang::De, false) => format!(
-                            "Zu sichernder Pfad nicht lesbar (nichts als gelöscht markiert): {} \
-                             ({error})",
-                            path.display()
-                        ),
-                        (Lang::En, false) => format!(
-                            "Path to back up cannot be read (nothing marked deleted): {} ({error})",
-                            path.display()
-                        ),
-                    };
-                    r.root_errors.push(msg);
-                    r.failed_roots.push(path);
-                } else {
-                    self.warn(format!(
-                        "{}: {error}",
-                        lang.pick(
-                            "Warnung: Ordner kann nicht gelesen werden",
-                            "Warning: cannot read folder"
-                        )
-                    ));
-                    r.unreadable.push(format!("{} ({error})", path.display()));
-                    r.unreadable_dirs.push(RawPath::from_path(&path));
-                }
-                true
-            }
+    let mut gone = Vec::new();
+    loop {
+        let page = client.list(&query).await?;
+        gone.extend(
+            page.files
+                .into_iter()
+                .filter(|f| f.path.is_within(&root))
+                .filter(|f| {
+                    f.versions
+                        .iter()
+                        .max_by_key(|v| (v.time_us, v.id))
+                        .is_some_and(|v| !v.deleted)
+                })
+                .map(|f| f.path)
+                .filter(|p| !report.seen.contains(p))
+                .filter(|p| !report.unreadable_dirs.iter().any(|d| p.is_within(d))),
+        );
+        match page.next_cursor {
+            Some(c) if query.cursor.as_ref() != Some(&c) => query.cursor = Some(c),
+            _ => return Ok(gone),
         }
     }
-
-    fn symlink(&self, path: &Path, meta: &Metadata) -> bool {
-        let raw = RawPath::from_path(path);
-        let facts = Facts::of(Kind::Symlink, meta);
-        {
-            let mut r = self.report();
-            r.files_seen += 1;
-            r.seen.insert(raw.clone());
-        }
-        if self.cached(&raw, &facts) {
-            return true;
-        }
-        let target = match std::fs::read_link(path) {
-            Ok(t) => RawPath::from_path(&t),
-            Err(e) => return self.unreadable(path, &raw, &e),
-        };
-        let note = self.note(facts, symlink_hash(&target));
-        let entry = CommitEntry::Symlink {
-            path: raw,
-            target,
-            mtime_ns: facts.mtime_ns,
-        };
-        self.tx.blocking_send(Msg::Entry(entry, note)).is_ok()
-    }
-
-    fn file(&self, path: &Path, meta: &Metadata) -> bool {
-        let raw = RawPath::from_path(path);
-        {
-            let mut r = self.report();
-            r.files_seen += 1;
-            r.seen.insert(raw.clone());
-        }
-        if self.cached(&raw, &Facts::of(Kind::File, meta)) {
-            return true;
-        }
-        for attempt in 0..2 {
-            match self.read(path) {
-                Ok(ReadOutcome::Done(meta, facts)) => {
-                    let note = self.note(facts, meta.hash);
-                    let msg = Msg::Entry(CommitEntry::File { path: raw, meta }, note);
-                    return self.tx.blocking_send(msg).is_ok();
-                }
-                Ok(ReadOutcome::Stopped) => return false,
-                Ok(ReadOutcome::Changed) if attempt == 0 => continue,
-                Ok(ReadOutcome::Changed) => {
-                    let msg = format!(
-                        "{}: {}",
-                        self.lang.pick(
-                            "Datei ändert sich beim Lesen, übersprungen",
-                            "File changes while being read, skipped"
-                        ),
-                        path.display()
-                    );
-                    self.warn(format!("{}: {msg}", self.lang.pick("Warnung", "Warning")));
-                    let mut r = self.report();
-                    r.files_skipped += 1;
-                    r.warnings.push(msg);
-                    return true;
-                }
-                // Deleted since the walk saw it: a deletion, not an unreadable file.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    let mut r = self.report();
-                    r.files_seen -= 1;
-                    r.seen.remove(&raw);
-                    return true;
-                }
-                Err(e) => return self.unreadable(path, &raw, &e),
-            }
-        }
-        true
-    }
-
-    fn unreadable(&self, path: &Path, raw: &RawPath, e: &std::io::Error) -> bool {
-        self.warn(format!(
-            "{} {} ({e})",
-            self.lang.pick(
-                "Warnung: Datei kann nicht gelesen werden:",
-                "Warning: cannot read file:"
-            ),
-            path.display()
-        ));
-        let mut r = self.report();
-        r.files_skipped += 1;
-        r.unreadable.push(format!("{raw} ({e})"));
-        true
-    }
-
-    /// True (and counted) when the cache says the server has exactly this file already.
-    fn cached(&self, path: &RawPath, facts: &Facts) -> bool {
-        let hit = self
-            .cache
-            .as_ref()
-            .is_some_and(|c| c.matching(path, facts).is_some());
-        if hit {
-            self.report().files_cached += 1;
-        }
-        hit
-    }
-
-    /// What to record in the cache after the commit, if the file's times are settled.
-    fn note(&self, facts: Facts, hash: ChunkId) -> Option<CacheNote> {
-        facts
-            .settled(self.run_start_ns)
-            .then_some(CacheNote { facts, hash })
-    }
-
-    /// Reads one file into chunks (sent on the channel as they come) and its [`FileMeta`].
-    fn read(&self, path: &Path) -> std::io::Result<ReadOutcome> {
-        read_file(path, &self.tx, &self.sent, |n| {
-            self.report().bytes_read += n
-        })
-    }
-}
-
-enum ReadOutcome {
-    /// The content and the facts of the file as it was read.
-    Done(FileMeta, Facts),
-    Changed,
-    /// The receiver is gone: stop the scan.
-    Stopped,
-}
-
-fn read_file(
-    path: &Path,
-    tx: &mpsc::Sender<Msg>,
-    sent: &Mutex<HashSet<ChunkId>>,
-    count_read: impl Fn(u64),
-) -> std::io::Result<ReadOutcome> {
-    let file = File::open(path)?;
-    let before = file.metadata()?;
-    let params = ChunkParams::default();
-    let mut hasher = blake3::Hasher::new();
-    let mut chunks = Vec::new();
-    let mut size = 0u64;
-    for chunk in params.stream(&file) {
-        let data = chunk?;
-        let id = ChunkId::of(&data);
-        hasher.update(&data);
-        size += data.len() as u64;
-        count_read(data.len() as u64);
-        chunks.push(ChunkRef {
-            id,
-            len: data.len() as u32,
-        });
-        let new = sent.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
-        if new && tx.blocking_send(Msg::Chunk(id, data)).is_err() {
-            return Ok(ReadOutcome::Stopped);
-        }
-    }
-    // The same open file, so a rename over the path during the read does not count as a change.
-    let after = file.metadata()?;
-    let facts = Facts::of(Kind::File, &before);
-    if size != before.len() || Facts::of(Kind::File, &after) != facts {
-        return Ok(ReadOutcome::Changed);
-    }
-    Ok(ReadOutcome::Done(
-        FileMeta {
-            size,
-            mtime_ns: facts.mtime_ns,
-            mode: facts.mode,
-            attributes: facts.attributes,
-            hash: hasher.finalize().into(),
-            params,
-            chunks,
-        },
-        facts,
-    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_file_into_chunks_and_hash() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f.bin");
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let data: Vec<u8> = (0..300_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect();
-        std::fs::write(&path, &data).unwrap();
-        let (tx, mut rx) = mpsc::channel(1024);
-        let sent = Mutex::new(HashSet::new());
-        let read = Mutex::new(0);
-        let ReadOutcome::Done(meta, facts) =
-            read_file(&path, &tx, &sent, |n| *read.lock().unwrap() += n).unwrap()
-        else {
-            panic!("file not read");
-        };
-        assert_eq!(meta.size, data.len() as u64);
-        assert_eq!(facts.size, meta.size);
-        assert_eq!(*read.lock().unwrap(), data.len() as u64);
-        assert!(meta.lengths_add_up());
-        assert_eq!(meta.hash, ChunkId::of(&data));
-        let mut got = Vec::new();
-        while let Ok(Msg::Chunk(_, d)) = rx.try_recv() {
-            got.extend(d);
-        }
-        // Every distinct chunk was sent once; this data has no repeats, so they add up.
-        assert_eq!(got, data);
-    }
+    use crate::cache::{Facts, Kind};
+    use asgard_core::ChunkId;
+    use std::sync::Mutex;
 
     /// The paths the server names at login lose their cache entries before the scan (so an
     /// unchanged file is read again); an answer without any leaves the cache alone.
@@ -737,30 +430,5 @@ mod tests {
         assert_eq!(r.matching(&bad, &facts), None);
         assert!(r.matching(&good, &facts).is_some());
         assert!(notes.lock().unwrap()[0].contains("1 Datei(en) werden neu gelesen"));
-    }
-
-    /// Windows: a file another process holds open without sharing cannot be read; the read path
-    /// reports the error (the stage counts it as unreadable, exit code 3) instead of failing.
-    #[cfg(windows)]
-    #[test]
-    fn file_locked_by_another_process_is_an_error_not_a_crash() {
-        use std::os::windows::fs::OpenOptionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("gesperrt.docx");
-        std::fs::write(&path, b"locked content").unwrap();
-        let holder = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .share_mode(0)
-            .open(&path)
-            .unwrap();
-        let (tx, _rx) = mpsc::channel(1024);
-        let sent = Mutex::new(HashSet::new());
-        assert!(read_file(&path, &tx, &sent, |_| {}).is_err());
-        drop(holder);
-        assert!(matches!(
-            read_file(&path, &tx, &sent, |_| {}),
-            Ok(ReadOutcome::Done(..))
-        ));
     }
 }

@@ -37,6 +37,9 @@ const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
 /// Files changed less than this long before the run started are not recorded (see module docs).
 pub const SAFETY_MARGIN_NS: i64 = 2_000_000_000;
 
+/// redb's page cache for the files cache (lookups mostly walk the tree in order).
+const CACHE_MEMORY: usize = 4 * 1024 * 1024;
+
 /// Format byte of an encoded entry; an entry of another format is a miss.
 const FORMAT: u8 = 1;
 const ENCODED_LEN: usize = 2 + 8 * 4 + 4 * 2 + 32 + 8;
@@ -228,10 +231,14 @@ impl FilesCache {
                 _ => {}
             }
         }
-        let db = Database::create(path).map_err(|source| CacheError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
+        // redb would cache up to 1 GiB of pages; the agent's memory must not grow with the tree.
+        let db = Database::builder()
+            .set_cache_size(CACHE_MEMORY)
+            .create(path)
+            .map_err(|source| CacheError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
         let txn = db.begin_write()?;
         txn.open_table(FILES)?;
         txn.commit()?;

@@ -53,7 +53,15 @@ pub struct Config {
     pub compression_level: i32,
     /// Name of this device on the server. Default: `ASGARD_DEVICE`, else the hostname.
     pub device_name: Option<String>,
+    /// MiB of file data the backup pipeline may hold between its stages (read, compressed, in
+    /// flight to the server); the agent needs about 20 MiB more, plus about 250 bytes per file
+    /// of the run (paths seen, chunk ids sent). Values below [`MIN_MEMORY_MIB`] count as that.
+    /// Default: 24.
+    pub memory_mib: u32,
 }
+
+/// The smallest `memory_mib` that is used (a smaller value counts as this).
+pub const MIN_MEMORY_MIB: u32 = 4;
 
 impl Default for Config {
     fn default() -> Self {
@@ -68,6 +76,7 @@ impl Default for Config {
             language: None,
             compression_level: 3,
             device_name: None,
+            memory_mib: 24,
         }
     }
 }
@@ -105,6 +114,11 @@ impl ConfigError {
 }
 
 impl Config {
+    /// The pipeline's memory budget in bytes (see `memory_mib`).
+    pub fn memory_bytes(&self) -> usize {
+        self.memory_mib.max(MIN_MEMORY_MIB) as usize * 1024 * 1024
+    }
+
     /// Parses YAML text; `path` names the file in errors. An empty file means all defaults.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         if text.trim().is_empty() {
@@ -159,6 +173,14 @@ mod tests {
     fn defaults() {
         let c = Config::default();
         assert_eq!(c.compression_level, 3);
+        assert_eq!(c.memory_mib, 24);
+        assert_eq!(c.memory_bytes(), 24 << 20);
+        assert_eq!(
+            Config::parse("memory_mib: 1\n", Path::new("x.yaml"))
+                .unwrap()
+                .memory_bytes(),
+            4 << 20
+        );
         assert_eq!(c.server.url, None);
         assert_eq!(Config::parse("", Path::new("x.yaml")).unwrap(), c);
         let c = Config::parse("language: en\n", Path::new("x.yaml")).unwrap();
@@ -179,6 +201,7 @@ mod tests {
         assert_eq!(c.include_optional, d.include_optional);
         assert_eq!(c.scope, d.scope);
         assert_eq!(c.cross_filesystems, d.cross_filesystems);
+        assert_eq!(c.memory_mib, d.memory_mib);
     }
 
     #[test]

@@ -77,6 +77,24 @@ pub fn default_state_dir(windows: bool, env: impl Fn(&str) -> Option<String>) ->
     Some(base.join("asgard"))
 }
 
+/// This process's peak resident memory in bytes: `VmHWM` from `/proc/self/status` on Linux;
+/// `None` elsewhere (reading it on Windows would need unsafe code) or when it cannot be read.
+pub fn peak_rss_bytes() -> Option<u64> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_vm_hwm(&status)
+}
+
+/// The `VmHWM:   1234 kB` line of a `/proc/<pid>/status` text, in bytes.
+fn parse_vm_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let mut words = line["VmHWM:".len()..].split_whitespace();
+    let kib: u64 = words.next()?.parse().ok()?;
+    (words.next() == Some("kB")).then_some(kib * 1024)
+}
+
 /// Modification time in nanoseconds since the Unix epoch (negative before 1970; 0 if unknown).
 pub fn mtime_ns(meta: &Metadata) -> i64 {
     meta.modified().map(system_time_to_ns).unwrap_or(0)
@@ -392,6 +410,17 @@ pub fn same_device(a: &Path, b: &Path) -> bool {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn vm_hwm_is_read_in_bytes() {
+        let status =
+            "Name:\tasgard-agent\nVmPeak:\t  99999 kB\nVmHWM:\t   41236 kB\nVmRSS:\t 1 kB\n";
+        assert_eq!(parse_vm_hwm(status), Some(41236 * 1024));
+        assert_eq!(parse_vm_hwm("VmRSS: 5 kB\n"), None);
+        if cfg!(target_os = "linux") {
+            assert!(peak_rss_bytes().is_some_and(|b| b > 0));
+        }
+    }
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs

@@ -13,6 +13,10 @@ use crate::id::ChunkId;
 
 const RAW: u8 = 0;
 const ZSTD: u8 = 1;
+/// The header byte of a raw stored chunk.
+pub const FORMAT_RAW: u8 = RAW;
+/// The header byte of a zstd-compressed stored chunk (one frame follows).
+pub const FORMAT_ZSTD: u8 = ZSTD;
 
 /// Why stored bytes could not be turned back into a chunk.
 #[derive(Debug, thiserror::Error)]

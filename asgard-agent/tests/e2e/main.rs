@@ -11,5 +11,6 @@ mod incremental;
 mod ops;
 #[cfg(unix)]
 mod packed;
+mod pipeline;
 mod scan;
 mod verify;

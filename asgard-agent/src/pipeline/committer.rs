@@ -1,0 +1,241 @@
+//! The [`Committer`]: commits the entries in arrival order once every chunk before them is
+//! acknowledged, and records committed files in the files cache.
+//!
+//! The watermark `done` counts the chunks, from the first of the run, that are all acknowledged;
+//! acknowledgements that arrive out of order wait in `ahead` until the gap below them closes. An
+//! entry tagged `after = n` (n chunks came before it) may be committed once `done >= n`: every
+//! chunk it references was among those n (or is one the server already had). The files cache is
+//! written right after each successful commit and only for the entries that commit answered, so
+//! a file is recorded as known to the server only once it is.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::Duration;
+
+use anyhow::bail;
+use asgard_core::ChunkId;
+use asgard_core::protocol::{CommitEntry, CommitOutcome, CommitRequest};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{Permit, Remote};
+use crate::cache::{CacheEntry, Facts, FilesCache, Update};
+
+/// Entries per commit request.
+pub const COMMIT_ENTRIES: usize = 500;
+/// The longest a committable entry waits for others to share its request.
+pub const COMMIT_LINGER: Duration = Duration::from_millis(200);
+
+/// What to record in the files cache once an entry's commit succeeded: its facts (only when they
+/// are settled, see [`crate::cache`]) and its content hash.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheNote {
+    pub facts: Facts,
+    pub hash: ChunkId,
+}
+
+/// What the server did with our data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UploadStats {
+    pub files_new: u64,
+    pub files_changed: u64,
+    pub files_unchanged: u64,
+    pub versions_created: u64,
+    /// Deletion markers stored.
+    pub files_deleted: u64,
+    /// Stored (compressed) bytes uploaded.
+    pub bytes_sent: u64,
+    /// Stored bytes the uploads added to the server's store.
+    pub bytes_new: u64,
+    pub chunks_uploaded: u64,
+}
+
+/// The committer's input.
+#[derive(Debug)]
+pub enum ToCommit {
+    /// An entry that `after` chunks preceded.
+    Entry {
+        after: u64,
+        entry: CommitEntry,
+        note: Option<CacheNote>,
+        permit: Permit,
+    },
+    /// These chunks (by number) are on the server.
+    Acked(Vec<u64>),
+}
+
+/// The acknowledged chunks: all below `done`, and those in `ahead`.
+#[derive(Debug, Default)]
+pub struct Watermark {
+    done: u64,
+    ahead: BTreeSet<u64>,
+}
+
+impl Watermark {
+    pub fn ack(&mut self, index: u64) {
+        if index < self.done {
+            return;
+        }
+        self.ahead.insert(index);
+        while self.ahead.first() == Some(&self.done) {
+            self.ahead.pop_first();
+            self.done += 1;
+        }
+    }
+
+    /// Chunks `0..done` are all acknowledged.
+    pub fn done(&self) -> u64 {
+        self.done
+    }
+}
+
+struct Waiting {
+    after: u64,
+    entry: CommitEntry,
+    note: Option<CacheNote>,
+    _permit: Permit,
+    /// When it became committable (or arrived, if it was then).
+    since: Instant,
+}
+
+pub struct Committer<'a, R> {
+    remote: &'a R,
+    cache: Option<&'a FilesCache>,
+    input: mpsc::Receiver<ToCommit>,
+}
+
+impl<'a, R: Remote> Committer<'a, R> {
+    pub fn new(
+        remote: &'a R,
+        cache: Option<&'a FilesCache>,
+        input: mpsc::Receiver<ToCommit>,
+    ) -> Self {
+        Committer {
+            remote,
+            cache,
+            input,
+        }
+    }
+
+    /// Runs until the input is closed and every entry is committed; returns the counts and the
+    /// first files cache error (the backup itself does not depend on the cache).
+    pub async fn run(mut self) -> anyhow::Result<(UploadStats, Option<String>)> {
+        let mut stats = UploadStats::default();
+        let mut cache_error = None;
+        let mut mark = Watermark::default();
+        let mut queue: VecDeque<Waiting> = VecDeque::new();
+        // Entries at the front of `queue` known to be committable.
+        let mut ready = 0usize;
+        let mut closed = false;
+        loop {
+            // Entries that just became committable start their linger now.
+            let now = Instant::now();
+            while ready < queue.len() && queue[ready].after <= mark.done() {
+                queue[ready].since = queue[ready].since.max(now);
+                ready += 1;
+            }
+            let due = ready > 0
+                && (ready >= COMMIT_ENTRIES || closed || now >= queue[0].since + COMMIT_LINGER);
+            if due {
+                let n = ready.min(COMMIT_ENTRIES);
+                let batch: Vec<Waiting> = queue.drain(..n).collect();
+                ready -= n;
+                self.commit(batch, &mut stats, &mut cache_error).await?;
+                continue;
+            }
+            if closed {
+                if queue.is_empty() {
+                    return Ok((stats, cache_error));
+                }
+                bail!(
+                    "backup pipeline ended with {} entries whose chunks were never acknowledged",
+                    queue.len()
+                );
+            }
+            let deadline = queue
+                .front()
+                .filter(|_| ready > 0)
+                .map(|w| w.since + COMMIT_LINGER);
+            tokio::select! {
+                msg = self.input.recv() => match msg {
+                    None => closed = true,
+                    Some(ToCommit::Acked(indices)) => indices.into_iter().for_each(|i| mark.ack(i)),
+                    Some(ToCommit::Entry { after, entry, note, permit }) => queue.push_back(Waiting {
+                        after,
+                        entry,
+                        note,
+                        _permit: permit,
+                        since: Instant::now(),
+                    }),
+                },
+                () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {},
+            }
+        }
+    }
+
+    async fn commit(
+        &self,
+        batch: Vec<Waiting>,
+        stats: &mut UploadStats,
+        cache_error: &mut Option<String>,
+    ) -> anyhow::Result<()> {
+        let n = batch.len();
+        let mut notes = Vec::with_capacity(n);
+        let mut entries = Vec::with_capacity(n);
+        for w in batch {
+            entries.push(w.entry);
+            notes.push(w.note);
+        }
+        let request = CommitRequest { entries };
+        let answer = self.remote.commit(&request).await?;
+        if answer.results.len() != n {
+            bail!(
+                "{} ({} / {n})",
+                self.remote.lang().pick(
+                    "Der Server hat nicht jeden Eintrag des Commits beantwortet",
+                    "The server did not answer every commit entry"
+                ),
+                answer.results.len()
+            );
+        }
+        let mut updates = Vec::new();
+        for ((entry, note), r) in request.entries.into_iter().zip(notes).zip(&answer.results) {
+            match (r.outcome, note, r.version_id) {
+                (CommitOutcome::Deleted | CommitOutcome::AlreadyDeleted, _, _) => {
+                    updates.push(Update::Remove(entry.path().clone()));
+                }
+                (_, Some(note), Some(version_id)) => {
+                    let cached = CacheEntry {
+                        facts: note.facts,
+                        hash: note.hash,
+                        version_id,
+                    };
+                    updates.push(Update::Put(entry.path().clone(), cached));
+                }
+                _ => {}
+            }
+        }
+        if let Some(cache) = self.cache
+            && !updates.is_empty()
+            && let Err(e) = tokio::task::block_in_place(|| cache.apply(&updates))
+            && cache_error.is_none()
+        {
+            *cache_error = Some(e.to_string());
+        }
+        for r in answer.results {
+            match r.outcome {
+                CommitOutcome::New => {
+                    stats.files_new += 1;
+                    stats.versions_created += 1;
+                }
+                CommitOutcome::Changed => {
+                    stats.files_changed += 1;
+                    stats.versions_created += 1;
+                }
+                CommitOutcome::Unchanged => stats.files_unchanged += 1,
+                CommitOutcome::Deleted => stats.files_deleted += 1,
+                CommitOutcome::AlreadyDeleted => {}
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,501 @@
+//! The [`Reader`]: the scan's sink, on the scanner's threads (several at once).
+//!
+//! It skips a file whose metadata matches the files cache without opening it, otherwise reads it,
+//! cuts it with FastCDC and hashes each chunk and the whole file with blake3, and hands the chunks
+//! and then the file's entry to the [`Checker`](super::checker::Checker). Each item first takes its
+//! bytes from the [`MemoryBudget`]: while the later stages hold the budget, the reader (and so the
+//! scan) waits. A chunk seen before in this run is not sent again (the entry still lists it).
+//!
+//! A file whose size, mtime or change time moves while it is read is read again once, then
+//! skipped with a warning: a torn version is never committed. A file that vanished since the walk
+//! saw it counts as deleted, not as unreadable.
+
+use std::collections::HashSet;
+use std::fs::{File, Metadata};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use asgard_core::protocol::{ChunkRef, CommitEntry, FileMeta, symlink_hash};
+use asgard_core::{ChunkId, ChunkParams, Lang, RawPath};
+use tokio::sync::mpsc;
+
+use super::CacheNote;
+use super::Item;
+use super::budget::MemoryBudget;
+use crate::cache::{CacheReader, Facts, Kind};
+use crate::progress::Progress;
+use crate::scan::ScanEvent;
+
+/// What the reader saw.
+#[derive(Debug, Default)]
+pub struct ScanReport {
+    pub files_seen: u64,
+    pub files_skipped: u64,
+    /// Matched the files cache: not opened.
+    pub files_cached: u64,
+    pub bytes_read: u64,
+    /// Roots that do not exist or cannot be read: the run fails.
+    pub root_errors: Vec<String>,
+    /// Roots (as given) that could not be scanned: no deletion is decided below them.
+    pub failed_roots: Vec<PathBuf>,
+    /// Folders below a root that could not be read: no deletion below them either.
+    pub unreadable_dirs: Vec<RawPath>,
+    /// Files and folders that could not be read: the run ends with exit code 3.
+    pub unreadable: Vec<String>,
+    /// Other warnings (changed while reading, skipped special files).
+    pub warnings: Vec<String>,
+    /// Every path the scan reported (read, cached, skipped or unreadable): not deleted.
+    pub seen: HashSet<RawPath>,
+}
+
+/// The scan's sink: cache lookup, reading, chunking and hashing. Called from the scanner's
+/// threads.
+pub struct Reader {
+    tx: mpsc::Sender<Item>,
+    budget: MemoryBudget,
+    lang: Lang,
+    run_start_ns: i64,
+    cache: Option<CacheReader>,
+    roots: Vec<PathBuf>,
+    /// Chunks already sent in this run.
+    sent: Mutex<HashSet<ChunkId>>,
+    report: Mutex<ScanReport>,
+    /// The progress bar (drawn only on a terminal); warnings go through it so they do not tear it.
+    progress: Progress,
+}
+
+impl Reader {
+    /// A reader that sends into `tx`; `cache` (if any) lets it skip unchanged files; `roots` are
+    /// the roots as given (their errors fail the run).
+    pub fn new(
+        tx: mpsc::Sender<Item>,
+        budget: MemoryBudget,
+        lang: Lang,
+        run_start_ns: i64,
+        cache: Option<CacheReader>,
+        roots: Vec<PathBuf>,
+        progress: Progress,
+    ) -> Reader {
+        Reader {
+            tx,
+            budget,
+            lang,
+            run_start_ns,
+            cache,
+            roots,
+            sent: Mutex::new(HashSet::new()),
+            report: Mutex::new(ScanReport::default()),
+            progress,
+        }
+    }
+
+    /// What the scan saw (call after it returned).
+    pub fn into_report(self) -> ScanReport {
+        self.report.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands an entry on; false when the pipeline is gone.
+    fn send_entry(&self, entry: CommitEntry, note: Option<CacheNote>) -> bool {
+        let Some(permit) = self.budget.acquire(super::entry_cost(&entry)) else {
+            return false;
+        };
+        self.tx
+            .blocking_send(Item::Entry {
+                entry,
+                note,
+                permit,
+            })
+            .is_ok()
+    }
+
+    /// A warning: into the run's log and on stderr (without tearing the progress bar).
+    fn warn(&self, line: String) {
+        tracing::warn!("{line}");
+        self.progress.eprintln(&line);
+    }
+
+    fn report(&self) -> std::sync::MutexGuard<'_, ScanReport> {
+        self.report.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Handles one event; false when the scan must stop (the pipeline is gone).
+    pub fn on_event(&self, event: ScanEvent) -> bool {
+        let lang = self.lang;
+        match event {
+            ScanEvent::File { path, meta } => {
+                self.progress.add_total(1, meta.len());
+                let go_on = self.file(&path, &meta);
+                self.progress.add_done(1, meta.len());
+                go_on
+            }
+            ScanEvent::Symlink { path, meta } => self.symlink(&path, &meta),
+            ScanEvent::Skipped { path, reason } => {
+                self.warn(format!(
+                    "{} ({reason}): {}",
+                    lang.pick(
+                        "Hinweis: übersprungen, keine normale Datei",
+                        "Note: skipped, not a regular file"
+                    ),
+                    path.display()
+                ));
+                let mut r = self.report();
+                r.files_skipped += 1;
+                r.seen.insert(RawPath::from_path(&path));
+                true
+            }
+            ScanEvent::Unreadable {
+                path,
+                error,
+                missing,
+            } => {
+                let mut r = self.report();
+                if self.roots.contains(&path) {
+                    let msg = match (lang, missing) {
+                        (Lang::De, true) => format!(
+                            "Zu sichernder Pfad nicht gefunden (nichts als gelöscht markiert): {}",
+                            path.display()
+                        ),
+                        (Lang::En, true) => format!(
+                            "Path to back up not found (nothing marked deleted): {}",
+                            path.display()
+                        ),
+                        (Lang::De, false) => format!(
+                            "Zu sichernder Pfad nicht lesbar (nichts als gelöscht markiert): {} \
+                             ({error})",
+                            path.display()
+                        ),
+                        (Lang::En, false) => format!(
+                            "Path to back up cannot be read (nothing marked deleted): {} ({error})",
+                            path.display()
+                        ),
+                    };
+                    r.root_errors.push(msg);
+                    r.failed_roots.push(path);
+                } else {
+                    self.warn(format!(
+                        "{}: {error}",
+                        lang.pick(
+                            "Warnung: Ordner kann nicht gelesen werden",
+                            "Warning: cannot read folder"
+                        )
+                    ));
+                    r.unreadable.push(format!("{} ({error})", path.display()));
+                    r.unreadable_dirs.push(RawPath::from_path(&path));
+                }
+                true
+            }
+        }
+    }
+
+    fn symlink(&self, path: &Path, meta: &Metadata) -> bool {
+        let raw = RawPath::from_path(path);
+        let facts = Facts::of(Kind::Symlink, meta);
+        {
+            let mut r = self.report();
+            r.files_seen += 1;
+            r.seen.insert(raw.clone());
+        }
+        if self.cached(&raw, &facts) {
+            return true;
+        }
+        let target = match std::fs::read_link(path) {
+            Ok(t) => RawPath::from_path(&t),
+            Err(e) => return self.unreadable(path, &raw, &e),
+        };
+        let note = self.note(facts, symlink_hash(&target));
+        let entry = CommitEntry::Symlink {
+            path: raw,
+            target,
+            mtime_ns: facts.mtime_ns,
+        };
+        self.send_entry(entry, note)
+    }
+
+    fn file(&self, path: &Path, meta: &Metadata) -> bool {
+        let raw = RawPath::from_path(path);
+        {
+            let mut r = self.report();
+            r.files_seen += 1;
+            r.seen.insert(raw.clone());
+        }
+        if self.cached(&raw, &Facts::of(Kind::File, meta)) {
+            return true;
+        }
+        for attempt in 0..2 {
+            match self.read(path) {
+                Ok(ReadOutcome::Done(meta, facts)) => {
+                    let note = self.note(facts, meta.hash);
+                    return self.send_entry(CommitEntry::File { path: raw, meta }, note);
+                }
+                Ok(ReadOutcome::Stopped) => return false,
+                Ok(ReadOutcome::Changed) if attempt == 0 => continue,
+                Ok(ReadOutcome::Changed) => {
+                    let msg = format!(
+                        "{}: {}",
+                        self.lang.pick(
+                            "Datei ändert sich beim Lesen, übersprungen",
+                            "File changes while being read, skipped"
+                        ),
+                        path.display()
+                    );
+                    self.warn(format!("{}: {msg}", self.lang.pick("Warnung", "Warning")));
+                    let mut r = self.report();
+                    r.files_skipped += 1;
+                    r.warnings.push(msg);
+                    return true;
+                }
+                // Deleted since the walk saw it: a deletion, not an unreadable file.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let mut r = self.report();
+                    r.files_seen -= 1;
+                    r.seen.remove(&raw);
+                    return true;
+                }
+                Err(e) => return self.unreadable(path, &raw, &e),
+            }
+        }
+        true
+    }
+
+    fn unreadable(&self, path: &Path, raw: &RawPath, e: &std::io::Error) -> bool {
+        self.warn(format!(
+            "{} {} ({e})",
+            self.lang.pick(
+                "Warnung: Datei kann nicht gelesen werden:",
+                "Warning: cannot read file:"
+            ),
+            path.display()
+        ));
+        let mut r = self.report();
+        r.files_skipped += 1;
+        r.unreadable.push(format!("{raw} ({e})"));
+        true
+    }
+
+    /// True (and counted) when the cache says the server has exactly this file already.
+    fn cached(&self, path: &RawPath, facts: &Facts) -> bool {
+        let hit = self
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.matching(path, facts).is_some());
+        if hit {
+            self.report().files_cached += 1;
+        }
+        hit
+    }
+
+    /// What to record in the cache after the commit, if the file's times are settled.
+    fn note(&self, facts: Facts, hash: ChunkId) -> Option<CacheNote> {
+        facts
+            .settled(self.run_start_ns)
+            .then_some(CacheNote { facts, hash })
+    }
+
+    /// Reads one file into chunks (sent on the channel as they come) and its [`FileMeta`].
+    fn read(&self, path: &Path) -> std::io::Result<ReadOutcome> {
+        let sink = |id: ChunkId, data: Vec<u8>| {
+            self.report().bytes_read += data.len() as u64;
+            let new = self
+                .sent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id);
+            if !new {
+                return true;
+            }
+            let Some(permit) = self.budget.acquire(data.len()) else {
+                return false;
+            };
+            self.tx
+                .blocking_send(Item::Chunk { id, data, permit })
+                .is_ok()
+        };
+        read_file(path, sink)
+    }
+}
+
+pub enum ReadOutcome {
+    /// The content and the facts of the file as it was read.
+    Done(FileMeta, Facts),
+    Changed,
+    /// The receiver is gone: stop the scan.
+    Stopped,
+}
+
+/// Reads the file at `path` and gives each chunk to `sink` (false: stop), then returns the
+/// file's [`FileMeta`] unless it changed while being read. A file no larger than one chunk's
+/// maximum is read in one piece (no streaming buffer for the many small files of a tree).
+pub fn read_file(
+    path: &Path,
+    mut sink: impl FnMut(ChunkId, Vec<u8>) -> bool,
+) -> std::io::Result<ReadOutcome> {
+    let file = File::open(path)?;
+    let before = file.metadata()?;
+    let params = ChunkParams::default();
+    let mut hasher = blake3::Hasher::new();
+    let mut chunks = Vec::new();
+    let mut size = 0u64;
+    let mut take = |data: Vec<u8>, hasher: &mut blake3::Hasher| {
+        let id = ChunkId::of(&data);
+        hasher.update(&data);
+        size += data.len() as u64;
+        chunks.push(ChunkRef {
+            id,
+            len: data.len() as u32,
+        });
+        sink(id, data)
+    };
+    if before.len() <= u64::from(params.max) {
+        let mut data = Vec::with_capacity(before.len() as usize);
+        // One byte more than announced shows a file that grew.
+        (&file)
+            .take(u64::from(params.max) + 1)
+            .read_to_end(&mut data)?;
+        let cuts = params.cut(&data);
+        if cuts.len() == 1 {
+            if !take(data, &mut hasher) {
+                return Ok(ReadOutcome::Stopped);
+            }
+        } else {
+            for (offset, len) in cuts {
+                if !take(data[offset..offset + len].to_vec(), &mut hasher) {
+                    return Ok(ReadOutcome::Stopped);
+                }
+            }
+        }
+    } else {
+        for chunk in params.stream(&file) {
+            if !take(chunk?, &mut hasher) {
+                return Ok(ReadOutcome::Stopped);
+            }
+        }
+    }
+    // The same open file, so a rename over the path during the read does not count as a change.
+    let after = file.metadata()?;
+    let facts = Facts::of(Kind::File, &before);
+    if size != before.len() || Facts::of(Kind::File, &after) != facts {
+        return Ok(ReadOutcome::Changed);
+    }
+    Ok(ReadOutcome::Done(
+        FileMeta {
+            size,
+            mtime_ns: facts.mtime_ns,
+            mode: facts.mode,
+            attributes: facts.attributes,
+            hash: hasher.finalize().into(),
+            params,
+            chunks,
+        },
+        facts,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    fn read_all(path: &Path) -> (FileMeta, Facts, Vec<(ChunkId, Vec<u8>)>) {
+        let mut got = Vec::new();
+        let ReadOutcome::Done(meta, facts) = read_file(path, |id, d| {
+            got.push((id, d));
+            true
+        })
+        .unwrap() else {
+            panic!("file not read");
+        };
+        (meta, facts, got)
+    }
+
+    #[test]
+    fn reads_file_into_chunks_and_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        // One below a chunk's maximum (read in one piece) and one above (streamed).
+        for len in [300_000, 3_000_000] {
+            let path = dir.path().join("f.bin");
+            let data = pseudo_random(len, 0x9E37_79B9_7F4A_7C15);
+            std::fs::write(&path, &data).unwrap();
+            let (meta, facts, got) = read_all(&path);
+            assert_eq!(meta.size, data.len() as u64);
+            assert_eq!(facts.size, meta.size);
+            assert!(meta.lengths_add_up());
+            assert_eq!(meta.hash, ChunkId::of(&data));
+            let joined: Vec<u8> = got.iter().flat_map(|(_, d)| d.clone()).collect();
+            assert_eq!(joined, data);
+            for ((id, d), r) in got.iter().zip(&meta.chunks) {
+                assert_eq!(*id, ChunkId::of(d));
+                assert_eq!(r.id, *id);
+            }
+        }
+    }
+
+    /// A small file read in one piece is cut exactly as the streaming chunker would cut it (the
+    /// same content must give the same chunks, or dedupe breaks).
+    #[test]
+    fn whole_file_cut_equals_streaming_cut() {
+        let params = ChunkParams::default();
+        for len in [0, 10, 40_000, 700_000, params.max as usize] {
+            let data = pseudo_random(len, len as u64 + 5);
+            let streamed: Vec<Vec<u8>> = params
+                .stream(&data[..])
+                .collect::<std::io::Result<_>>()
+                .unwrap();
+            let cut: Vec<Vec<u8>> = params
+                .cut(&data)
+                .into_iter()
+                .map(|(o, l)| data[o..o + l].to_vec())
+                .collect();
+            assert_eq!(streamed, cut, "len {len}");
+        }
+    }
+
+    #[test]
+    fn stops_when_the_sink_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.bin");
+        std::fs::write(&path, pseudo_random(3_000_000, 9)).unwrap();
+        let mut calls = 0;
+        let out = read_file(&path, |_, _| {
+            calls += 1;
+            false
+        })
+        .unwrap();
+        assert!(matches!(out, ReadOutcome::Stopped));
+        assert_eq!(calls, 1);
+    }
+
+    /// Windows: a file another process holds open without sharing cannot be read; the read path
+    /// reports the error (the stage counts it as unreadable, exit code 3) instead of failing.
+    #[cfg(windows)]
+    #[test]
+    fn file_locked_by_another_process_is_an_error_not_a_crash() {
+        use std::os::windows::fs::OpenOptionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gesperrt.docx");
+        std::fs::write(&path, b"locked content").unwrap();
+        let holder = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .share_mode(0)
+            .open(&path)
+            .unwrap();
+        assert!(read_file(&path, |_, _| true).is_err());
+        drop(holder);
+        assert!(matches!(
+            read_file(&path, |_, _| true),
+            Ok(ReadOutcome::Done(..))
+        ));
+    }
+}

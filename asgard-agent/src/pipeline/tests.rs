@@ -1,0 +1,259 @@
+//! The pipeline against a fake server whose requests complete out of order.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use asgard_core::protocol::{
+    ChunkRef, CommitOutcome, CommitResponse, CommitResult, FileMeta, UploadResponse,
+};
+use asgard_core::{ChunkParams, RawPath};
+
+use super::*;
+
+#[derive(Default)]
+struct FakeState {
+    have: HashSet<ChunkId>,
+    committed: Vec<RawPath>,
+    uploads_now: usize,
+    uploads_max: usize,
+}
+
+/// A server that answers after random delays, refuses a commit that references a chunk it does
+/// not have (as the real one does), and can be told to fail the n-th upload.
+struct Fake {
+    state: Mutex<FakeState>,
+    rng: AtomicU64,
+    fail_upload: Option<u64>,
+    uploads: AtomicU64,
+}
+
+impl Fake {
+    fn new(fail_upload: Option<u64>) -> Fake {
+        Fake {
+            state: Mutex::default(),
+            rng: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
+            fail_upload,
+            uploads: AtomicU64::new(0),
+        }
+    }
+
+    fn delay(&self, max_ms: u64) -> Duration {
+        let mut x = self.rng.fetch_add(0x6A09_E667_F3BC_C909, Ordering::Relaxed);
+        x ^= x >> 31;
+        x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        Duration::from_micros(x % (max_ms * 1000))
+    }
+}
+
+impl Remote for Fake {
+    async fn check(&self, ids: Vec<ChunkId>) -> anyhow::Result<Vec<ChunkId>> {
+        tokio::time::sleep(self.delay(3)).await;
+        let s = self.state.lock().unwrap();
+        Ok(ids.into_iter().filter(|i| !s.have.contains(i)).collect())
+    }
+
+    async fn upload(&self, chunks: Vec<(ChunkId, Vec<u8>)>) -> anyhow::Result<UploadResponse> {
+        let n = self.uploads.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut s = self.state.lock().unwrap();
+            s.uploads_now += 1;
+            s.uploads_max = s.uploads_max.max(s.uploads_now);
+        }
+        tokio::time::sleep(self.delay(20)).await;
+        let mut s = self.state.lock().unwrap();
+        s.uploads_now -= 1;
+        if self.fail_upload == Some(n) {
+            anyhow::bail!("upload {n} failed");
+        }
+        let mut new_bytes = 0;
+        for (id, stored) in &chunks {
+            asgard_core::stored::decode_verified(stored, id, 1 << 20).unwrap();
+            if s.have.insert(*id) {
+                new_bytes += stored.len() as u64;
+            }
+        }
+        Ok(UploadResponse {
+            received: chunks.len() as u32,
+            new_chunks: 0,
+            new_bytes,
+        })
+    }
+
+    async fn commit(&self, req: &CommitRequest) -> anyhow::Result<CommitResponse> {
+        tokio::time::sleep(self.delay(5)).await;
+        let mut s = self.state.lock().unwrap();
+        for e in &req.entries {
+            if let CommitEntry::File { meta, .. } = e
+                && let Some(c) = meta.chunks.iter().find(|c| !s.have.contains(&c.id))
+            {
+                anyhow::bail!("commit references missing chunk {}", c.id.to_hex());
+            }
+        }
+        let mut results = Vec::new();
+        for e in &req.entries {
+            s.committed.push(e.path().clone());
+            results.push(CommitResult {
+                outcome: CommitOutcome::New,
+                version_id: Some(s.committed.len() as u64),
+            });
+        }
+        Ok(CommitResponse {
+            results,
+            pruned_versions: 0,
+        })
+    }
+
+    fn lang(&self) -> Lang {
+        Lang::En
+    }
+}
+
+fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Every other file compresses well.
+            if seed.is_multiple_of(2) {
+                (i % 7) as u8
+            } else {
+                (x >> 24) as u8
+            }
+        })
+        .collect()
+}
+
+/// Feeds `files` files (the i-th of `1 + i % 4` chunks, some shared between files) through the
+/// budget into `tx`, as the reader does; returns how many entries it sent.
+fn feed(files: u64, tx: mpsc::Sender<Item>, budget: MemoryBudget) -> u64 {
+    let mut sent = HashSet::new();
+    for f in 0..files {
+        let mut chunks = Vec::new();
+        for c in 0..(1 + f % 4) {
+            // Chunk seeds repeat across files: dedupe within the run.
+            let seed = (f * 3 + c) % 500;
+            let data = bytes(1000 + (seed as usize * 7919) % 300_000, seed);
+            let id = ChunkId::of(&data);
+            chunks.push(ChunkRef {
+                id,
+                len: data.len() as u32,
+            });
+            if sent.insert(id) {
+                let Some(permit) = budget.acquire(data.len()) else {
+                    return f;
+                };
+                if tx.blocking_send(Item::Chunk { id, data, permit }).is_err() {
+                    return f;
+                }
+            }
+        }
+        let entry = CommitEntry::File {
+            path: RawPath::from(format!("/data/f{f}").as_str()),
+            meta: FileMeta {
+                size: chunks.iter().map(|c| u64::from(c.len)).sum(),
+                mtime_ns: 1,
+                mode: 0o644,
+                attributes: 0,
+                hash: ChunkId::of(&f.to_le_bytes()),
+                params: ChunkParams::default(),
+                chunks,
+            },
+        };
+        let Some(permit) = budget.acquire(entry_cost(&entry)) else {
+            return f;
+        };
+        let item = Item::Entry {
+            entry,
+            note: None,
+            permit,
+        };
+        if tx.blocking_send(item).is_err() {
+            return f;
+        }
+    }
+    files
+}
+
+fn settings() -> Settings {
+    Settings {
+        level: 3,
+        compress_jobs: 2,
+        request_bytes: 400_000,
+        uploads_in_flight: 3,
+        checks_in_flight: 2,
+    }
+}
+
+/// Requests finish out of order, yet every commit references only chunks the server has (the
+/// fake refuses any other), every entry is committed once, and the budget (here smaller than
+/// the data by far) is never exceeded and is all given back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_order_uploads_commit_only_acknowledged_chunks_within_budget() {
+    let fake = Fake::new(None);
+    let budget = MemoryBudget::new(1 << 20);
+    let (tx, rx) = mpsc::channel(ITEM_CHANNEL);
+    let b = budget.clone();
+    let reader = std::thread::spawn(move || feed(600, tx, b));
+    let (stats, cache_error) = run(&fake, None, settings(), &budget, rx).await.unwrap();
+    assert_eq!(reader.join().unwrap(), 600);
+    assert_eq!(cache_error, None);
+    assert_eq!(stats.files_new, 600);
+    let s = fake.state.lock().unwrap();
+    assert_eq!(s.committed.len(), 600);
+    let distinct: HashSet<&RawPath> = s.committed.iter().collect();
+    assert_eq!(distinct.len(), 600);
+    assert!(s.uploads_max > 1, "uploads must overlap");
+    assert_eq!(stats.chunks_uploaded as usize, s.have.len());
+    assert!(budget.peak() <= budget.limit());
+    assert_eq!(budget.used(), 0);
+}
+
+/// A budget smaller than one chunk still lets everything through (one item at a time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiny_budget_does_not_deadlock() {
+    let fake = Fake::new(None);
+    let budget = MemoryBudget::new(10_000);
+    let (tx, rx) = mpsc::channel(ITEM_CHANNEL);
+    let b = budget.clone();
+    let reader = std::thread::spawn(move || feed(40, tx, b));
+    let (stats, _) = run(&fake, None, settings(), &budget, rx).await.unwrap();
+    assert_eq!(reader.join().unwrap(), 40);
+    assert_eq!(stats.files_new, 40);
+}
+
+/// A failing upload ends the run with its error, and the reader (waiting for budget) stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_upload_stops_the_run_and_the_reader() {
+    let fake = Fake::new(Some(3));
+    let budget = MemoryBudget::new(1 << 20);
+    let (tx, rx) = mpsc::channel(ITEM_CHANNEL);
+    let b = budget.clone();
+    let reader = std::thread::spawn(move || feed(600, tx, b));
+    let err = run(&fake, None, settings(), &budget, rx).await.unwrap_err();
+    assert!(err.to_string().contains("upload 3 failed"), "{err}");
+    let fed = tokio::task::spawn_blocking(move || reader.join().unwrap())
+        .await
+        .unwrap();
+    assert!(fed < 600, "the reader must stop early");
+    // Nothing committed references a chunk the server lacks (the fake would have refused it).
+    assert!(fake.state.lock().unwrap().committed.len() < 600);
+}
+
+#[test]
+fn watermark_waits_for_gaps() {
+    let mut w = committer::Watermark::default();
+    w.ack(1);
+    w.ack(2);
+    assert_eq!(w.done(), 0);
+    w.ack(0);
+    assert_eq!(w.done(), 3);
+    w.ack(1);
+    w.ack(4);
+    assert_eq!(w.done(), 3);
+    w.ack(3);
+    assert_eq!(w.done(), 5);
+}
