@@ -906,6 +906,7 @@ mod tests;
 mod backup;
 mod gc;
 mod integrity;
+mod restore;
 mod runs;
 mod stats;
 mod versions;
