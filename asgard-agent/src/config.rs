@@ -24,6 +24,23 @@ pub struct ServerSection {
     pub fingerprint: Option<String>,
 }
 
+/// `restore:` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RestoreSection {
+    /// Chunk requests a restore keeps in flight at once (1–32). Memory grows with it by at most
+    /// one chunk (≤ 16 MiB, usually ≤ 1 MiB) per request. Default: 4.
+    pub parallel_requests: usize,
+}
+
+impl Default for RestoreSection {
+    fn default() -> Self {
+        RestoreSection {
+            parallel_requests: 4,
+        }
+    }
+}
+
 /// The whole config file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -53,6 +70,8 @@ pub struct Config {
     pub compression_level: i32,
     /// Name of this device on the server. Default: `ASGARD_DEVICE`, else the hostname.
     pub device_name: Option<String>,
+    /// How `restore` fetches.
+    pub restore: RestoreSection,
 }
 
 impl Default for Config {
@@ -68,6 +87,7 @@ impl Default for Config {
             language: None,
             compression_level: 3,
             device_name: None,
+            restore: RestoreSection::default(),
         }
     }
 }
@@ -179,6 +199,7 @@ mod tests {
         assert_eq!(c.include_optional, d.include_optional);
         assert_eq!(c.scope, d.scope);
         assert_eq!(c.cross_filesystems, d.cross_filesystems);
+        assert_eq!(c.restore, d.restore);
     }
 
     #[test]
@@ -200,6 +221,8 @@ mod tests {
         );
         assert_eq!(c.scope, Scope::System);
         assert!(c.cross_filesystems);
+        let c = Config::parse("restore:\n  parallel_requests: 8\n", Path::new("x.yaml")).unwrap();
+        assert_eq!(c.restore.parallel_requests, 8);
         let err = Config::parse("include_optional: [dokker]\n", Path::new("x.yaml")).unwrap_err();
         assert!(err.to_string().contains("dokker"), "{err}");
         let err = Config::parse("scope: machine\n", Path::new("x.yaml")).unwrap_err();

@@ -9,5 +9,6 @@ mod gc;
 #[cfg(unix)]
 mod incremental;
 mod ops;
+mod restorepipe;
 mod scan;
 mod verify;
