@@ -31,12 +31,17 @@ pub struct RestoreSection {
     /// Chunk requests a restore keeps in flight at once (1–32). Memory grows with it by at most
     /// one chunk (≤ 16 MiB, usually ≤ 1 MiB) per request. Default: 4.
     pub parallel_requests: usize,
+    /// Files planned and restored together (at least 1). The metadata of a window's files and
+    /// chunks is held in memory; a chunk repeated in a later window is copied from the restored
+    /// file. Default: 4096.
+    pub window_files: usize,
 }
 
 impl Default for RestoreSection {
     fn default() -> Self {
         RestoreSection {
             parallel_requests: 4,
+            window_files: 4096,
         }
     }
 }
@@ -223,6 +228,7 @@ mod tests {
         assert!(c.cross_filesystems);
         let c = Config::parse("restore:\n  parallel_requests: 8\n", Path::new("x.yaml")).unwrap();
         assert_eq!(c.restore.parallel_requests, 8);
+        assert_eq!(c.restore.window_files, 4096);
         let err = Config::parse("include_optional: [dokker]\n", Path::new("x.yaml")).unwrap_err();
         assert!(err.to_string().contains("dokker"), "{err}");
         let err = Config::parse("scope: machine\n", Path::new("x.yaml")).unwrap_err();

@@ -29,7 +29,7 @@ use serde::Serialize;
 use crate::list::{fetch_all, prefix_hex};
 use crate::platform;
 use crate::progress::Progress;
-use crate::restorer::{Job, Restorer, StatsSnapshot, WINDOW_FILES};
+use crate::restorer::{Job, Restorer, StatsSnapshot};
 use crate::session::{self, Ctx};
 use crate::timefmt::{human_bytes, parse_at};
 
@@ -206,9 +206,10 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
         lang,
         progress.clone(),
     );
+    let window_files = ctx.config.restore.window_files.max(1);
     let mut files = files.into_iter();
     loop {
-        let window: Vec<(PathBuf, VersionInfo)> = files.by_ref().take(WINDOW_FILES).collect();
+        let window: Vec<(PathBuf, VersionInfo)> = files.by_ref().take(window_files).collect();
         if window.is_empty() {
             break;
         }

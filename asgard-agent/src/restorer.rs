@@ -1,7 +1,7 @@
 //! The restore pipeline: many files at once, each chunk fetched once.
 //!
-//! `restore` hands over the regular files to restore in windows of at most [`WINDOW_FILES`]. For a
-//! window the [`Restorer`]
+//! `restore` hands over the regular files to restore in windows of at most `restore.window_files`
+//! (default 4096). For a window the [`Restorer`]
 //!
 //! 1. creates every file's temp file beside its destination, already at its final length (so what
 //!    is never written stays a hole);
@@ -44,8 +44,6 @@ use crate::client::Client;
 use crate::platform;
 use crate::progress::Progress;
 
-/// At most this many files are planned, created and restored together.
-pub const WINDOW_FILES: usize = 4096;
 /// Plaintext bytes asked for in one fetch request (the last chunk may overshoot).
 pub const REQUEST_BYTES: u64 = 8 << 20;
 /// At most this many chunks of already restored files are remembered as copy sources.

@@ -232,6 +232,25 @@ fn mixed_tree_restores_identical_fetching_each_chunk_once() {
     }
     assert!(leftovers(out.path()).is_empty());
 
+    // In windows of 40 files: a chunk met again in a later window is copied from the file an
+    // earlier window restored, not fetched again.
+    let config = dir.path().join("agent.yaml");
+    std::fs::write(&config, "restore:\n  window_files: 40\n").unwrap();
+    let served_before = chunks_served(&server);
+    let small = tempfile::tempdir().unwrap();
+    let config_arg = config.to_str().unwrap();
+    let (code, summary, stderr) =
+        restore_json(&agent, &root, small.path(), &["--config", config_arg]);
+    assert_eq!(code, 0, "{summary}\n{stderr}");
+    assert_eq!(tree(&small.path().join("daten")), before_tree);
+    assert_eq!(snapshot(&small.path().join("daten")), before);
+    assert_eq!(n(&summary, "chunks_fetched") as usize, nonzero.len(), "{summary}");
+    assert!(n(&summary, "chunks_copied") > 0, "{summary}");
+    assert_eq!(
+        (chunks_served(&server) - served_before) as usize,
+        nonzero.len()
+    );
+
     // Again into the same place: everything is up to date, nothing is fetched.
     let served_before = chunks_served(&server);
     let (code, summary, stderr) = restore_json(&agent, &root, out.path(), &[]);
