@@ -13,9 +13,9 @@ use anyhow::anyhow;
 use asgard_core::ChunkId;
 use asgard_core::Lang;
 use asgard_core::protocol::{
-    CheckRequest, CheckResponse, CommitRequest, CommitResponse, ErrorBody, FetchRequest,
-    ListQuery, ListResponse, LoginRequest, LoginResponse, ManifestRequest, ManifestResponse,
-    RestoreRequest, RunAccepted, RunList, RunReport, RunsQuery, UploadResponse,
+    CheckRequest, CheckResponse, CommitRequest, CommitResponse, ErrorBody, FetchRequest, ListQuery,
+    ListResponse, LoginRequest, LoginResponse, ManifestRequest, ManifestResponse, RestoreRequest,
+    RunAccepted, RunList, RunReport, RunsQuery, UploadResponse,
 };
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;

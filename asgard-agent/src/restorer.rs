@@ -263,7 +263,11 @@ impl Restorer {
                     st.remaining = 0;
                     w.finish(i, &mut st);
                 }
-                outcomes.push(st.outcome.clone().unwrap_or_else(|| Err("incomplete".into())));
+                outcomes.push(
+                    st.outcome
+                        .clone()
+                        .unwrap_or_else(|| Err("incomplete".into())),
+                );
             }
             if SYNC_PER_WINDOW {
                 sync_and_rename(&w.slots, &mut outcomes);
@@ -577,9 +581,7 @@ fn sync_and_rename(slots: &[Slot], outcomes: &mut [Outcome]) {
                     .or_insert_with(|| rustix::fs::syncfs(&f).map_err(|e| format!("syncfs: {e}")))
                     .clone()
             })
-            .and_then(|()| {
-                platform::replace_file(&job.tmp, &job.dest).map_err(|e| e.to_string())
-            });
+            .and_then(|()| platform::replace_file(&job.tmp, &job.dest).map_err(|e| e.to_string()));
         if let Err(e) = result {
             let _ = std::fs::remove_file(&job.tmp);
             *outcome = Err(format!("{}: {e}", job.dest.display()));
@@ -598,7 +600,10 @@ fn create_temp(job: &Job) -> std::io::Result<()> {
 }
 
 fn open_rw(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new().read(true).write(true).open(path)
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
 }
 
 /// Writes a piece at `offset` of the temp file and advances the file's hash.
@@ -829,7 +834,10 @@ mod tests {
             })
             .collect();
         let b = batches(&many, |_| 1);
-        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), [MAX_FETCH_IDS, 5]);
+        assert_eq!(
+            b.iter().map(Vec::len).collect::<Vec<_>>(),
+            [MAX_FETCH_IDS, 5]
+        );
         assert!(batches(&[], |_| 1).is_empty());
     }
 }

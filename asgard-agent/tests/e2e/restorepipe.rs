@@ -64,7 +64,8 @@ fn file_version_ids(agent: &Agent, root: &Path) -> Vec<u64> {
 /// Every chunk reference (id, len) of these versions, from `POST /api/manifest`.
 fn chunk_refs(server: &Server, token: &str, ids: &[u64]) -> Vec<(ChunkId, u32)> {
     let api = Api::new(server);
-    let (status, body) = api.post_json("/api/manifest", Some(token), &json!({ "version_ids": ids }));
+    let (status, body) =
+        api.post_json("/api/manifest", Some(token), &json!({ "version_ids": ids }));
     assert_eq!(status, 200, "{body}");
     assert!(body["missing"].is_null(), "{body}");
     let mut out = Vec::new();
@@ -188,7 +189,10 @@ fn mixed_tree_restores_identical_fetching_each_chunk_once() {
         .map(|(id, _)| *id)
         .collect();
     let zero_refs = refs.iter().filter(|(i, l)| is_zero_chunk(i, *l)).count();
-    assert!(zero_refs > 10, "the sparse file has zero chunks: {zero_refs}");
+    assert!(
+        zero_refs > 10,
+        "the sparse file has zero chunks: {zero_refs}"
+    );
     assert!(
         refs.len() > distinct.len() + zero_refs,
         "the tree shares chunks beyond the zero ones: {} refs, {} distinct",
@@ -244,7 +248,11 @@ fn mixed_tree_restores_identical_fetching_each_chunk_once() {
     assert_eq!(code, 0, "{summary}\n{stderr}");
     assert_eq!(tree(&small.path().join("daten")), before_tree);
     assert_eq!(snapshot(&small.path().join("daten")), before);
-    assert_eq!(n(&summary, "chunks_fetched") as usize, nonzero.len(), "{summary}");
+    assert_eq!(
+        n(&summary, "chunks_fetched") as usize,
+        nonzero.len(),
+        "{summary}"
+    );
     assert!(n(&summary, "chunks_copied") > 0, "{summary}");
     assert_eq!(
         (chunks_served(&server) - served_before) as usize,
@@ -256,7 +264,11 @@ fn mixed_tree_restores_identical_fetching_each_chunk_once() {
     let (code, summary, stderr) = restore_json(&agent, &root, out.path(), &[]);
     assert_eq!(code, 0, "{summary}\n{stderr}");
     assert_eq!(n(&summary, "files_restored"), 0, "{summary}");
-    assert_eq!(n(&summary, "up_to_date") as usize, before_tree.len(), "{summary}");
+    assert_eq!(
+        n(&summary, "up_to_date") as usize,
+        before_tree.len(),
+        "{summary}"
+    );
     assert_eq!(n(&summary, "chunks_fetched"), 0, "{summary}");
     assert_eq!(chunks_served(&server), served_before);
 }
@@ -307,7 +319,11 @@ fn damaged_chunk_fails_only_its_files_and_replaces_nothing() {
         std::fs::read(target.join("kaputt2.bin")).unwrap(),
         b"old content"
     );
-    assert!(leftovers(out.path()).is_empty(), "{:?}", leftovers(out.path()));
+    assert!(
+        leftovers(out.path()).is_empty(),
+        "{:?}",
+        leftovers(out.path())
+    );
     for i in 0..20u64 {
         let name = format!("gut{i:02}.bin");
         assert_eq!(
