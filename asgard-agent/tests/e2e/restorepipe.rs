@@ -273,7 +273,7 @@ fn mixed_tree_restores_identical_fetching_each_chunk_once() {
     assert_eq!(chunks_served(&server), served_before);
 }
 
-/// A chunk damaged in the server's store fails exactly the files that need it: they are reported,
+/// A chunk damaged in (or lost from) the server's store fails exactly the files that need it: they are reported,
 /// the restore exits 1, an existing file at such a destination stays as it was, no temp file is
 /// left behind, and every other file is restored.
 #[test]
@@ -286,6 +286,8 @@ fn damaged_chunk_fails_only_its_files_and_replaces_nothing() {
     let bad = random_bytes(40_000, 11);
     std::fs::write(root.join("kaputt1.bin"), &bad).unwrap();
     std::fs::write(root.join("kaputt2.bin"), &bad).unwrap();
+    let gone = random_bytes(20_000, 12);
+    std::fs::write(root.join("weg.bin"), &gone).unwrap();
     for i in 0..20u64 {
         std::fs::write(
             root.join(format!("gut{i:02}.bin")),
@@ -302,6 +304,11 @@ fn damaged_chunk_fails_only_its_files_and_replaces_nothing() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;
     std::fs::write(&file, bytes).unwrap();
+    std::fs::remove_file(chunk_file(
+        &server.data_dir(),
+        &ChunkId::of(&gone).to_hex(),
+    ))
+    .unwrap();
     server.restart_stopped();
 
     let out = tempfile::tempdir().unwrap();
@@ -310,11 +317,19 @@ fn damaged_chunk_fails_only_its_files_and_replaces_nothing() {
     std::fs::write(target.join("kaputt2.bin"), b"old content").unwrap();
     let (code, summary, stderr) = restore_json(&agent, &root, out.path(), &["--overwrite"]);
     assert_eq!(code, 1, "{summary}\n{stderr}");
-    assert_eq!(n(&summary, "errors"), 2, "{summary}\n{stderr}");
+    assert_eq!(n(&summary, "errors"), 3, "{summary}\n{stderr}");
     assert_eq!(n(&summary, "files_restored"), 21, "{summary}\n{stderr}");
     assert!(stderr.contains("kaputt1.bin"), "{stderr}");
     assert!(stderr.contains("beschädigt"), "{stderr}");
+    // A chunk the store lost arrives as a MISSING frame.
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("weg.bin") && l.contains("nicht erhalten")),
+        "{stderr}"
+    );
     assert!(!target.join("kaputt1.bin").exists());
+    assert!(!target.join("weg.bin").exists());
     assert_eq!(
         std::fs::read(target.join("kaputt2.bin")).unwrap(),
         b"old content"
