@@ -304,11 +304,7 @@ fn damaged_chunk_fails_only_its_files_and_replaces_nothing() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;
     std::fs::write(&file, bytes).unwrap();
-    std::fs::remove_file(chunk_file(
-        &server.data_dir(),
-        &ChunkId::of(&gone).to_hex(),
-    ))
-    .unwrap();
+    std::fs::remove_file(chunk_file(&server.data_dir(), &ChunkId::of(&gone).to_hex())).unwrap();
     server.restart_stopped();
 
     let out = tempfile::tempdir().unwrap();
