@@ -17,9 +17,9 @@ use anyhow::anyhow;
 use asgard_core::ChunkId;
 use asgard_core::Lang;
 use asgard_core::protocol::{
-    CheckRequest, CheckResponse, CommitRequest, CommitResponse, ErrorBody, ListQuery, ListResponse,
-    LoginRequest, LoginResponse, RestoreRequest, RunAccepted, RunList, RunReport, RunsQuery,
-    UploadResponse,
+    CheckRequest, CheckResponse, CommitRequest, CommitResponse, ErrorBody, FetchRequest, ListQuery,
+    ListResponse, LoginRequest, LoginResponse, ManifestRequest, ManifestResponse, RestoreRequest,
+    RunAccepted, RunList, RunReport, RunsQuery, UploadResponse,
 };
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -296,6 +296,21 @@ impl Client {
             ..RestoreRequest::default()
         };
         self.send(self.http.post(self.url("/api/restore")).json(&req))
+            .await
+    }
+
+    /// `POST /api/manifest`: the chunk lists of these versions.
+    pub async fn manifest(&self, version_ids: Vec<u64>) -> anyhow::Result<ManifestResponse> {
+        let req = ManifestRequest { version_ids };
+        self.json(self.http.post(self.url("/api/manifest")).json(&req))
+            .await
+    }
+
+    /// `POST /api/fetch`: these chunks in stored form, as a streaming body of frames
+    /// (`asgard_core::frames`).
+    pub async fn fetch(&self, chunks: Vec<ChunkId>) -> anyhow::Result<reqwest::Response> {
+        let req = FetchRequest { chunks };
+        self.send(self.http.post(self.url("/api/fetch")).json(&req))
             .await
     }
 

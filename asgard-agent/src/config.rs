@@ -24,6 +24,28 @@ pub struct ServerSection {
     pub fingerprint: Option<String>,
 }
 
+/// `restore:` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RestoreSection {
+    /// Chunk requests a restore keeps in flight at once (1–32). Memory grows with it by at most
+    /// one chunk (≤ 16 MiB, usually ≤ 1 MiB) per request. Default: 4.
+    pub parallel_requests: usize,
+    /// Files planned and restored together (at least 1). The metadata of a window's files and
+    /// chunks is held in memory; a chunk repeated in a later window is copied from the restored
+    /// file. Default: 4096.
+    pub window_files: usize,
+}
+
+impl Default for RestoreSection {
+    fn default() -> Self {
+        RestoreSection {
+            parallel_requests: 4,
+            window_files: 4096,
+        }
+    }
+}
+
 /// The whole config file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -58,6 +80,8 @@ pub struct Config {
     /// of the run (paths seen, chunk ids sent). Values below [`MIN_MEMORY_MIB`] count as that.
     /// Default: 24.
     pub memory_mib: u32,
+    /// How `restore` fetches.
+    pub restore: RestoreSection,
 }
 
 /// The smallest `memory_mib` that is used (a smaller value counts as this).
@@ -77,6 +101,7 @@ impl Default for Config {
             compression_level: 3,
             device_name: None,
             memory_mib: 24,
+            restore: RestoreSection::default(),
         }
     }
 }
@@ -202,6 +227,7 @@ mod tests {
         assert_eq!(c.scope, d.scope);
         assert_eq!(c.cross_filesystems, d.cross_filesystems);
         assert_eq!(c.memory_mib, d.memory_mib);
+        assert_eq!(c.restore, d.restore);
     }
 
     #[test]
@@ -223,6 +249,9 @@ mod tests {
         );
         assert_eq!(c.scope, Scope::System);
         assert!(c.cross_filesystems);
+        let c = Config::parse("restore:\n  parallel_requests: 8\n", Path::new("x.yaml")).unwrap();
+        assert_eq!(c.restore.parallel_requests, 8);
+        assert_eq!(c.restore.window_files, 4096);
         let err = Config::parse("include_optional: [dokker]\n", Path::new("x.yaml")).unwrap_err();
         assert!(err.to_string().contains("dokker"), "{err}");
         let err = Config::parse("scope: machine\n", Path::new("x.yaml")).unwrap_err();

@@ -14,6 +14,7 @@ pub mod plan;
 pub mod platform;
 pub mod progress;
 pub mod restore;
+pub mod restorer;
 pub mod runlock;
 pub mod runlog;
 pub mod scan;

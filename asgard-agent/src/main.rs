@@ -92,6 +92,9 @@ enum Command {
         /// Von einem anderen eigenen Gerät / from another device of yours
         #[arg(long, value_name = "NAME")]
         device: Option<String>,
+        /// Zusammenfassung als JSON / summary as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Regelmäßige Sicherung einrichten, zeigen, entfernen / schedule backups
     Schedule {
@@ -279,6 +282,7 @@ async fn run(ctx: &Ctx, command: Command, globals: Globals) -> anyhow::Result<Ex
             to,
             overwrite,
             device,
+            json,
         } => {
             let args = restore::RestoreArgs {
                 path,
@@ -287,6 +291,7 @@ async fn run(ctx: &Ctx, command: Command, globals: Globals) -> anyhow::Result<Ex
                 to,
                 overwrite,
                 device,
+                json,
             };
             restore::run(ctx, args).await
         }

@@ -115,6 +115,14 @@ impl Progress {
         }
     }
 
+    /// Prints a line to stdout without tearing the bar.
+    pub fn println(&self, line: &str) {
+        match &self.bar {
+            Some(b) => b.suspend(|| println!("{line}")),
+            None => println!("{line}"),
+        }
+    }
+
     /// Removes the bar (the summary follows on stdout).
     pub fn finish(&self) {
         if let Some(b) = &self.bar {

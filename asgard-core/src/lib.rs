@@ -9,11 +9,13 @@
 //!   size-bounded, hash-checked decoder;
 //! - [`RawPath`]: a path exactly as it was on the device, including names that are not valid UTF-8;
 //! - [`protocol`]: every type that crosses the wire between agent and server;
+//! - [`frames`]: the framed binary body of a batched chunk fetch and its bounded decoder;
 //! - [`lang`]: the language choice for user-facing text (German by default);
 //! - [`rules`] and [`plan`]: what is backed up by default, exclusion rules (prefixes and
 //!   gitignore-style globs, Windows paths matched without regard to case or slash) and the plan.
 
 pub mod chunker;
+pub mod frames;
 pub mod id;
 pub mod lang;
 pub mod path;

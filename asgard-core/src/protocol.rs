@@ -9,6 +9,8 @@
 //! | `GET /api/list` | query [`ListQuery`] | [`ListResponse`]; each version has a `kind` (`file` or `symlink`, with `symlink_target`) |
 //! | `POST /api/restore` | [`RestoreRequest`] | the plaintext (`application/octet-stream`, `Range` supported); 400 for a symlink version (its target is in the listing) |
 //! | `GET /api/chunks/{id}` | – | one chunk in stored form |
+//! | `POST /api/manifest` | [`ManifestRequest`] | [`ManifestResponse`]: the chunk lists of the caller's own versions |
+//! | `POST /api/fetch` | [`FetchRequest`] | `application/octet-stream`: one frame per requested chunk, in order (format in [`crate::frames`]); 404 if the user may not read one of them |
 //! | `POST /api/runs` | [`RunReport`] | [`RunAccepted`] |
 //! | `GET /api/runs` | query [`RunsQuery`] | [`RunList`] (the calling device's runs, newest first) |
 //!
@@ -300,6 +302,44 @@ pub struct RestoreRequest {
     /// The newest version at or before this time (µs); the newest when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_us: Option<i64>,
+}
+
+/// At most this many version ids in one [`ManifestRequest`].
+pub const MAX_MANIFEST_IDS: usize = 1_000;
+/// At most this many chunk ids in one [`FetchRequest`].
+pub const MAX_FETCH_IDS: usize = 4_096;
+
+/// `POST /api/manifest`: the chunk lists of these versions (of the calling user, any device).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestRequest {
+    pub version_ids: Vec<u64>,
+}
+
+/// The content of one file version: its chunks in order (their lengths add up to `size`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionManifest {
+    pub id: u64,
+    pub size: u64,
+    /// The parameters the file was cut with.
+    pub params: ChunkParams,
+    pub chunks: Vec<ChunkRef>,
+}
+
+/// Answer to a manifest request, in request order. Ids that are not the user's, no longer
+/// retained, deletion markers or symbolic links are listed in `missing` (another user's version
+/// looks exactly like one that does not exist).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestResponse {
+    pub versions: Vec<VersionManifest>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<u64>,
+}
+
+/// `POST /api/fetch`: these chunks in stored form (at most [`MAX_FETCH_IDS`]), each of which a
+/// retained version of the user references (the rule of `GET /api/chunks/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchRequest {
+    pub chunks: Vec<ChunkId>,
 }
 
 /// At most this many error strings in one [`RunReport`].

@@ -12,5 +12,6 @@ mod ops;
 #[cfg(unix)]
 mod packed;
 mod pipeline;
+mod restorepipe;
 mod scan;
 mod verify;

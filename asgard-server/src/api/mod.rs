@@ -407,6 +407,11 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
             "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
         ));
     }
+    let served = restore::chunks_served();
+    out.push_str(&format!(
+        "# HELP asgard_chunks_served_total Chunks read from the store and sent to clients.\n\
+         # TYPE asgard_chunks_served_total counter\nasgard_chunks_served_total {served}\n"
+    ));
     Ok(HttpResponse::Ok()
         .insert_header((
             header::CONTENT_TYPE,
@@ -429,6 +434,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/list", web::get().to(list::list))
         .route("/api/restore", web::post().to(restore::restore))
         .route("/api/chunks/{id}", web::get().to(restore::chunk))
+        .route("/api/manifest", web::post().to(restore::manifest))
+        .route("/api/fetch", web::post().to(restore::fetch))
         .route("/api/runs", web::post().to(runs::report))
         .route("/api/runs", web::get().to(runs::list));
 }

@@ -1,7 +1,13 @@
-//! `POST /api/restore` (one file version as plaintext, `Range` supported) and
-//! `GET /api/chunks/{id}` (one chunk in stored form).
+//! `POST /api/restore` (one file version as plaintext, `Range` supported),
+//! `GET /api/chunks/{id}` (one chunk in stored form), and the two batched endpoints of the agent's
+//! restore pipeline: `POST /api/manifest` (the chunk lists of many versions) and `POST /api/fetch`
+//! (many chunks in stored form, streamed as frames, see [`asgard_core::frames`]).
+//!
+//! `fetch` does not decode what it sends: the agent verifies every chunk (bounded decode + blake3
+//! against its id), so the server's CPU goes into reading, not into decompressing for nothing.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix_web::body::SizedStream;
 use actix_web::http::header;
@@ -9,11 +15,27 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use asgard_core::ChunkId;
 use asgard_core::chunker::MAX_CHUNK_SIZE;
-use asgard_core::protocol::{HEADER_FILE_HASH, HEADER_VERSION_ID, RestoreRequest};
-use futures_util::stream;
+use asgard_core::frames;
+use asgard_core::protocol::{
+    ChunkRef, FetchRequest, HEADER_FILE_HASH, HEADER_VERSION_ID, MAX_FETCH_IDS, MAX_MANIFEST_IDS,
+    ManifestRequest, ManifestResponse, RestoreRequest, VersionManifest,
+};
+use futures_util::{StreamExt, stream};
 
 use super::{ApiError, AppState, Authed, blocking};
 use crate::store::ChunkStore;
+
+/// Chunks read from the store and sent to clients (restore, chunk and fetch answers) since start.
+static CHUNKS_SERVED: AtomicU64 = AtomicU64::new(0);
+
+/// The number behind the `asgard_chunks_served_total` metric.
+pub fn chunks_served() -> u64 {
+    CHUNKS_SERVED.load(Ordering::Relaxed)
+}
+
+fn count_served(n: u64) {
+    CHUNKS_SERVED.fetch_add(n, Ordering::Relaxed);
+}
 
 /// A parsed `Range` header against a known size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +108,7 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeSpec {
 /// Reads, decodes and verifies one chunk from the store.
 fn load_chunk(store: &dyn ChunkStore, id: &ChunkId) -> Result<Vec<u8>, ApiError> {
     let stored = store.get(id)?;
+    count_served(1);
     asgard_core::stored::decode_verified(&stored, id, MAX_CHUNK_SIZE as usize)
         .map_err(|e| ApiError::Internal(format!("stored chunk {id} is damaged: {e}")))
 }
@@ -212,9 +235,140 @@ pub async fn chunk(
         Ok(st.store.get(&id)?)
     })
     .await?;
+    count_served(1);
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
         .body(bytes))
+}
+
+/// `POST /api/manifest`: the chunk lists of the caller's versions (any of the user's devices).
+pub async fn manifest(
+    state: web::Data<AppState>,
+    auth: Authed,
+    body: web::Json<ManifestRequest>,
+) -> Result<web::Json<ManifestResponse>, ApiError> {
+    let ids = body.into_inner().version_ids;
+    if ids.len() > MAX_MANIFEST_IDS {
+        return Err(ApiError::BadRequest(format!(
+            "{} version ids, at most {MAX_MANIFEST_IDS}",
+            ids.len()
+        )));
+    }
+    let db = state.db.clone();
+    let user = auth.0.user_id;
+    let recs = blocking(move || {
+        let recs = db.user_versions(user, &ids)?;
+        Ok(ids.into_iter().zip(recs).collect::<Vec<_>>())
+    })
+    .await?;
+    let mut resp = ManifestResponse {
+        versions: Vec::with_capacity(recs.len()),
+        missing: Vec::new(),
+    };
+    for (id, rec) in recs {
+        match rec {
+            Some(rec) if !rec.deleted && rec.symlink_target.is_none() => {
+                resp.versions.push(VersionManifest {
+                    id,
+                    size: rec.size,
+                    params: rec.params,
+                    chunks: rec
+                        .chunks
+                        .iter()
+                        .map(|&(id, len)| ChunkRef {
+                            id: ChunkId(id),
+                            len,
+                        })
+                        .collect(),
+                })
+            }
+            _ => resp.missing.push(id),
+        }
+    }
+    Ok(web::Json(resp))
+}
+
+/// Frames of one fetch answer are read from the store in groups of about this many bytes (one
+/// blocking call each), so the answer never holds more than a group and one chunk.
+const FETCH_GROUP_BYTES: usize = 1 << 20;
+/// ... and of at most this many chunks.
+const FETCH_GROUP_CHUNKS: usize = 64;
+
+/// Reads chunks from `ids[*next..]` into frames until a group is full.
+fn read_group(store: &dyn ChunkStore, ids: &[ChunkId], next: &mut usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut taken = 0;
+    while let Some(id) = ids.get(*next) {
+        if taken >= FETCH_GROUP_CHUNKS || out.len() >= FETCH_GROUP_BYTES {
+            break;
+        }
+        *next += 1;
+        taken += 1;
+        match store.get(id) {
+            Ok(stored) => match frames::data_header(id, stored.len()) {
+                Some(h) => {
+                    count_served(1);
+                    out.extend_from_slice(&h);
+                    out.extend_from_slice(&stored);
+                }
+                None => out.extend(frames::missing_frame(id, "stored chunk too large")),
+            },
+            Err(e) => {
+                // Details (paths) stay in the server log.
+                tracing::error!(chunk = %id, error = %e, "fetch: chunk cannot be read");
+                out.extend(frames::missing_frame(id, "cannot be read from the store"));
+            }
+        }
+    }
+    out
+}
+
+/// `POST /api/fetch`: the requested chunks in stored form, one frame each, in request order,
+/// streamed from the store. Refused as a whole (404) when the user may not read one of them.
+pub async fn fetch(
+    state: web::Data<AppState>,
+    auth: Authed,
+    body: web::Json<FetchRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let ids = body.into_inner().chunks;
+    if ids.len() > MAX_FETCH_IDS {
+        return Err(ApiError::BadRequest(format!(
+            "{} chunk ids, at most {MAX_FETCH_IDS}",
+            ids.len()
+        )));
+    }
+    let db = state.db.clone();
+    let user = auth.0.user_id;
+    let ids = blocking(move || match db.first_unowned_chunk(user, &ids)? {
+        Some(_) => Err(ApiError::NotFound),
+        None => Ok(ids),
+    })
+    .await?;
+    let ids: Arc<[ChunkId]> = ids.into();
+    let store: Arc<dyn ChunkStore> = state.store.clone();
+    let body = stream::unfold(0usize, move |next| {
+        let (store, ids) = (store.clone(), ids.clone());
+        async move {
+            if next >= ids.len() {
+                return None;
+            }
+            let read = blocking(move || {
+                let mut next = next;
+                let group = read_group(&*store, &ids, &mut next);
+                Ok((group, next))
+            })
+            .await;
+            Some(match read {
+                Ok((group, next)) => (Ok::<_, std::io::Error>(Bytes::from(group)), next),
+                // The blocking pool failed: end the body; the agent sees the missing frames.
+                Err(e) => (Err(std::io::Error::other(e.to_string())), usize::MAX),
+            })
+        }
+    })
+    .boxed_local();
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .streaming(body))
 }
 
 #[cfg(test)]

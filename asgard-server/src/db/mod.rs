@@ -915,6 +915,7 @@ mod tests;
 mod backup;
 mod gc;
 mod integrity;
+mod restore;
 mod runs;
 mod stats;
 mod versions;
