@@ -25,6 +25,23 @@ pub async fn fetch_all(client: &Client, mut query: ListQuery) -> anyhow::Result<
     }
 }
 
+/// Walks every page of the listing, handing each page's files to `f` before the next page is
+/// fetched, so a caller that keeps only what it needs holds one page at a time, not the listing.
+pub async fn for_each_page(
+    client: &Client,
+    mut query: ListQuery,
+    mut f: impl FnMut(Vec<FileEntry>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    loop {
+        let page = client.list(&query).await?;
+        f(page.files)?;
+        match page.next_cursor {
+            Some(c) if query.cursor.as_ref() != Some(&c) => query.cursor = Some(c),
+            _ => return Ok(()),
+        }
+    }
+}
+
 /// The prefix filter for a local path: hex of its raw bytes.
 pub fn prefix_hex(path: &RawPath) -> String {
     to_hex(&path.0)

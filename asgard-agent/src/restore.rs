@@ -26,7 +26,7 @@ use asgard_core::protocol::{
 use asgard_core::{ChunkId, Lang, RawPath};
 use serde::Serialize;
 
-use crate::list::{fetch_all, prefix_hex};
+use crate::list::{for_each_page, prefix_hex};
 use crate::platform;
 use crate::progress::Progress;
 use crate::restorer::{Job, Restorer, StatsSnapshot};
@@ -114,44 +114,39 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
         at_us,
         ..ListQuery::default()
     };
-    let files = fetch_all(&session.client, query).await?;
-
-    // (path, version) for every file to restore.
+    // (path, version) for every file to restore, chosen page by page: only the chosen versions
+    // are kept, not the whole listing.
     let mut plan: Vec<(RawPath, VersionInfo)> = Vec::new();
-    if let Some(id) = args.version {
-        let found = files
-            .iter()
-            .filter(|f| f.path.is_within(&root))
-            .find_map(|f| {
-                f.versions
-                    .iter()
-                    .find(|v| v.id == id)
-                    .map(|v| (f.path.clone(), v.clone()))
-            });
-        match found {
-            Some(p) => plan.push(p),
-            None => bail!(
-                "{}",
-                match lang {
-                    Lang::De => format!("Version {id} nicht gefunden unter {root}"),
-                    Lang::En => format!("Version {id} not found under {root}"),
-                }
-            ),
-        }
-    } else {
+    for_each_page(&session.client, query, |files| {
         for f in files {
             if !f.path.is_within(&root) {
                 continue;
             }
-            let newest = f
-                .versions
-                .into_iter()
-                .filter(|v| at_us.is_none_or(|at| v.time_us <= at))
-                .max_by_key(|v| (v.time_us, v.id));
-            if let Some(v) = newest {
+            let chosen = match args.version {
+                Some(id) => f.versions.into_iter().find(|v| v.id == id),
+                None => f
+                    .versions
+                    .into_iter()
+                    .filter(|v| at_us.is_none_or(|at| v.time_us <= at))
+                    .max_by_key(|v| (v.time_us, v.id)),
+            };
+            if let Some(v) = chosen {
                 plan.push((f.path, v));
             }
         }
+        Ok(())
+    })
+    .await?;
+    if let Some(id) = args.version
+        && plan.is_empty()
+    {
+        bail!(
+            "{}",
+            match lang {
+                Lang::De => format!("Version {id} nicht gefunden unter {root}"),
+                Lang::En => format!("Version {id} not found under {root}"),
+            }
+        );
     }
     if plan.is_empty() {
         bail!(

@@ -9,7 +9,15 @@
 //! than a caller-given bound, and [`decode_verified`] checks the plaintext's blake3 against the id
 //! the client claimed.
 
+use std::cell::RefCell;
+
 use crate::id::ChunkId;
+
+thread_local! {
+    /// A reused zstd decompression context (see [`decode`]).
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
 
 const RAW: u8 = 0;
 const ZSTD: u8 = 1;
@@ -69,13 +77,40 @@ pub fn decode(stored: &[u8], bound: usize) -> Result<Vec<u8>, DecodeError> {
             {
                 return Err(DecodeError::TooLarge { bound });
             }
-            zstd::bulk::decompress(body, bound).map_err(|e| {
-                if e.to_string().contains("Destination buffer is too small") {
-                    DecodeError::TooLarge { bound }
-                } else {
-                    DecodeError::Corrupt(e.to_string())
-                }
-            })
+            // Allocate what the frame announces (the agent's encoder always writes the content
+            // size), not the bound: a 16 MiB buffer per small chunk costs an mmap and page
+            // faults each time. A frame without a size gets the bound.
+            let announced = match zstd::zstd_safe::get_frame_content_size(body) {
+                Ok(Some(size)) => Some(size as usize),
+                _ => None,
+            };
+            let capacity = announced.unwrap_or(bound);
+            // One decompression context per thread: creating one per chunk is a measurable part
+            // of the server's upload path.
+            DECOMPRESSOR
+                .with(|cell| {
+                    let mut slot = cell.borrow_mut();
+                    if slot.is_none() {
+                        *slot = Some(zstd::bulk::Decompressor::new()?);
+                    }
+                    let d = slot.as_mut().expect("set above");
+                    d.decompress(body, capacity)
+                })
+                .map_err(|e| {
+                    if !e.to_string().contains("Destination buffer is too small") {
+                        DecodeError::Corrupt(e.to_string())
+                    } else if announced.is_some() {
+                        DecodeError::Corrupt("frame is larger than its header says".into())
+                    } else {
+                        DecodeError::TooLarge { bound }
+                    }
+                })
+                .and_then(|plain| match announced {
+                    Some(size) if plain.len() != size => Err(DecodeError::Corrupt(
+                        "frame is shorter than its header says".into(),
+                    )),
+                    _ => Ok(plain),
+                })
         }
         other => Err(DecodeError::UnknownFormat(other)),
     }
@@ -110,6 +145,28 @@ mod tests {
         assert_eq!(stored[0], ZSTD);
         assert!(stored.len() < 1000);
         assert_eq!(decode(&stored, plain.len()).unwrap(), plain);
+    }
+
+    #[test]
+    fn a_frame_must_match_its_announced_size() {
+        let plain = vec![b'x'; 10_000];
+        let stored = encode(&plain, 3);
+        assert_eq!(stored[0], ZSTD);
+        // The reused context decodes many frames in a row.
+        for _ in 0..3 {
+            assert_eq!(decode(&stored, plain.len()).unwrap(), plain);
+        }
+        // A frame without a content size gets the bound as its buffer.
+        let mut c = zstd::bulk::Compressor::new(3).unwrap();
+        c.set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(false))
+            .unwrap();
+        let mut unsized_frame = vec![ZSTD];
+        unsized_frame.extend(c.compress(&plain).unwrap());
+        assert_eq!(decode(&unsized_frame, plain.len()).unwrap(), plain);
+        assert!(matches!(
+            decode(&unsized_frame, plain.len() - 1),
+            Err(DecodeError::TooLarge { .. })
+        ));
     }
 
     #[test]

@@ -414,6 +414,17 @@ fn user_devices(
     Ok(out)
 }
 
+impl Drop for Db {
+    /// One durable commit on the way out, so that unsynced commits (see [`Db::write_unsynced`])
+    /// survive a clean stop.
+    fn drop(&mut self) {
+        let result = self.db.begin_write().map(|txn| txn.commit());
+        if !matches!(result, Ok(Ok(()))) {
+            tracing::warn!("final durable commit of the database failed");
+        }
+    }
+}
+
 impl Db {
     /// Opens (or creates) the database and makes sure every table exists.
     pub fn open(path: &Path) -> Result<Db> {
@@ -452,6 +463,16 @@ impl Db {
 
     fn write(&self) -> Result<WriteTransaction> {
         Ok(self.db.begin_write()?)
+    }
+
+    /// A write transaction whose commit does not sync: it becomes durable with the next durable
+    /// commit (any other transaction, or the one [`Drop`] makes). Only for records whose loss in
+    /// a crash is harmless (see [`Db::record_upload_healing`]).
+    fn write_unsynced(&self) -> Result<WriteTransaction> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| DbError::Storage(redb::Error::from(e)))?;
+        Ok(txn)
     }
 
     /// Registers or authenticates a device (see the protocol docs for every case).
@@ -684,7 +705,13 @@ impl Db {
             .deletion_fence
             .read()
             .unwrap_or_else(|e| e.into_inner());
-        let txn = self.write()?;
+        // Without a sync of its own: the chunks' bytes are durable in the store already, and a
+        // version can only reference them through `commit`, whose durable transaction persists
+        // this one with it (redb makes every earlier non-durable commit durable with the next
+        // durable one). A crash before that loses only these records: the chunks are then
+        // unindexed store entries, re-uploaded (not re-written) by the next run or swept as
+        // orphans, and `commit` refuses to reference them meanwhile.
+        let txn = self.write_unsynced()?;
         let mut new = 0;
         {
             let mut chunks = txn.open_table(CHUNKS)?;
@@ -692,13 +719,33 @@ impl Db {
             let mut meta = txn.open_table(META)?;
             let mut added_bytes = 0u64;
             let mut removed_bytes = 0u64;
-            for c in list {
-                let rec = match chunks.get(&c.id.0)?.map(|g| dec::<ChunkRec>(g.value())) {
+            // In key order: neighbouring keys share B-tree pages, so fewer pages are touched.
+            let mut list: Vec<&UploadedChunk> = list.iter().collect();
+            list.sort_unstable_by_key(|c| c.id.0);
+            let mut known = Vec::with_capacity(list.len());
+            for c in &list {
+                known.push(
+                    chunks
+                        .get(&c.id.0)?
+                        .map(|g| dec::<ChunkRec>(g.value()))
+                        .transpose()?,
+                );
+            }
+            // One store lookup for all chunks the index does not know yet.
+            let unknown: Vec<ChunkId> = list
+                .iter()
+                .zip(&known)
+                .filter(|(_, k)| k.is_none())
+                .map(|(c, _)| c.id)
+                .collect();
+            let mut in_store = store.exists_many(&unknown)?.into_iter();
+            for (c, known) in list.into_iter().zip(known) {
+                let rec = match known {
                     Some(r) => {
                         let mut r = ChunkRec {
                             last_touched_us: now,
                             gc_candidate_since_us: None,
-                            ..r?
+                            ..r
                         };
                         if r.bad_since_us.is_some() && healed.contains(&c.id) {
                             tracing::info!(chunk = %c.id, "bad chunk healed by an upload");
@@ -710,7 +757,7 @@ impl Db {
                         }
                         r
                     }
-                    None if !store.exists(&c.id)? => {
+                    None if !in_store.next().unwrap_or(false) => {
                         tracing::warn!(chunk = %c.id, "uploaded chunk vanished before it was recorded (removed by GC); not recorded");
                         continue;
                     }

@@ -149,6 +149,15 @@ pub trait ChunkStore: Send + Sync {
     /// [`StoreError::Io`] when presence could not be determined.
     fn exists(&self, id: &ChunkId) -> Result<bool, StoreError>;
 
+    /// [`Self::exists`] for many ids at once, in their order (one index read for backends that
+    /// have an index).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when presence could not be determined.
+    fn exists_many(&self, ids: &[ChunkId]) -> Result<Vec<bool>, StoreError> {
+        ids.iter().map(|id| self.exists(id)).collect()
+    }
+
     /// Removes `id`; returns whether it was present. Deleting an absent chunk is not an error.
     ///
     /// # Errors
@@ -239,6 +248,9 @@ pub(crate) mod conformance {
         assert!(!s.exists(&id).unwrap());
         assert!(s.put(&id, &bytes).unwrap(), "first put writes");
         assert!(s.exists(&id).unwrap());
+        let absent = chunk(2).0;
+        assert_eq!(s.exists_many(&[absent, id]).unwrap(), [false, true]);
+        assert!(s.exists_many(&[]).unwrap().is_empty());
         assert_eq!(s.get(&id).unwrap(), bytes);
         s.flush().unwrap();
         assert_eq!(s.get(&id).unwrap(), bytes);

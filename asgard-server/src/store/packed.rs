@@ -918,6 +918,17 @@ impl ChunkStore for PackedStore {
         Ok(self.location(id)?.is_some())
     }
 
+    fn exists_many(&self, ids: &[ChunkId]) -> Result<Vec<bool>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let txn = self.index.begin_read().map_err(|e| self.dberr(e))?;
+        let t = txn.open_table(LOCATIONS).map_err(|e| self.dberr(e))?;
+        ids.iter()
+            .map(|id| Ok(t.get(&id.0).map_err(|e| self.dberr(e))?.is_some()))
+            .collect()
+    }
+
     fn delete(&self, id: &ChunkId) -> Result<bool, StoreError> {
         Ok(self.delete_many(std::slice::from_ref(id))? > 0)
     }
