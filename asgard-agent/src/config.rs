@@ -199,7 +199,7 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.compression_level, 3);
         assert_eq!(c.memory_mib, 8);
-        assert_eq!(c.memory_bytes(), 24 << 20);
+        assert_eq!(c.memory_bytes(), 8 << 20);
         assert_eq!(
             Config::parse("memory_mib: 1\n", Path::new("x.yaml"))
                 .unwrap()
