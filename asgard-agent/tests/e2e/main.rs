@@ -11,6 +11,8 @@ mod incremental;
 mod ops;
 #[cfg(unix)]
 mod packed;
+// The agent reports its peak RSS on Linux only.
+#[cfg(target_os = "linux")]
 mod pipeline;
 mod restorepipe;
 mod scan;

@@ -73,7 +73,6 @@ fn n(v: &Value, key: &str) -> u64 {
 /// Acceptance 2: a 2 GiB file and 50,000 small files in one run, with `memory_mib: 16`: the
 /// agent's peak RSS (its own `VmHWM`, from `backup --json`) stays under 200 MiB, the random part
 /// is uploaded without being inflated, the text is compressed, and a restored sample is identical.
-#[cfg(target_os = "linux")]
 #[test]
 fn big_file_and_many_small_files_stay_within_the_memory_bound() {
     let t0 = std::time::Instant::now();
