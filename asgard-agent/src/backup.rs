@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
 
-use asgard_core::protocol::{CommitEntry, ListQuery, RunSummary};
+use asgard_core::protocol::{CommitEntry, ListQuery, MAX_LIST_LIMIT, RunSummary};
 use asgard_core::{Lang, RawPath};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -129,13 +129,25 @@ pub async fn run(
     let stages = pipeline::run(&session.client, cache.as_ref(), settings, &budget, rx);
     // The scan, then the deletion markers; the input closes when this is done and the reader gone.
     let driver = async {
-        let scanned = tokio::task::spawn_blocking(move || reader.join())
-            .await?
-            .map_err(|_| anyhow::anyhow!("reader thread panicked"))?;
+        // The server's listing of what is live under each root is fetched while the scan runs
+        // (it only decides deletions once the scan is complete, below).
+        let scan = async {
+            tokio::task::spawn_blocking(move || reader.join())
+                .await?
+                .map_err(|_| anyhow::anyhow!("reader thread panicked"))
+        };
+        let listing = async {
+            let mut live = Vec::with_capacity(absolute.len());
+            for root in &absolute {
+                live.push(live_paths(&session.client, root).await?);
+            }
+            anyhow::Ok(live)
+        };
+        let (scanned, live) = tokio::try_join!(scan, listing)?;
         let mut gone = Vec::new();
-        for root in &absolute {
+        for (root, live) in absolute.iter().zip(live) {
             if !scanned.failed_roots.contains(root) {
-                gone.extend(vanished(&session.client, root, &scanned).await?);
+                gone.extend(vanished(live, &scanned));
             }
         }
         let budget = budget.clone();
@@ -332,23 +344,19 @@ fn warn_cache(lang: Lang, e: &str) {
     );
 }
 
-/// The paths under `root` whose newest version on the server is not a deletion marker and that
-/// this run's scan neither saw nor could have missed for a reason other than deletion. The listing
-/// is read page by page (memory does not grow with the number of paths on the server).
-async fn vanished(
-    client: &crate::client::Client,
-    root: &Path,
-    report: &ScanReport,
-) -> anyhow::Result<Vec<RawPath>> {
+/// The paths under `root` whose newest version on the server is not a deletion marker, read in the
+/// largest pages the server gives (few round trips); only the paths are kept.
+async fn live_paths(client: &crate::client::Client, root: &Path) -> anyhow::Result<Vec<RawPath>> {
     let root = RawPath::from_path(root);
     let mut query = ListQuery {
         prefix_hex: Some(prefix_hex(&root)),
+        limit: Some(MAX_LIST_LIMIT),
         ..ListQuery::default()
     };
-    let mut gone = Vec::new();
+    let mut live = Vec::new();
     loop {
         let page = client.list(&query).await?;
-        gone.extend(
+        live.extend(
             page.files
                 .into_iter()
                 .filter(|f| f.path.is_within(&root))
@@ -358,15 +366,22 @@ async fn vanished(
                         .max_by_key(|v| (v.time_us, v.id))
                         .is_some_and(|v| !v.deleted)
                 })
-                .map(|f| f.path)
-                .filter(|p| !report.seen.contains(p))
-                .filter(|p| !report.unreadable_dirs.iter().any(|d| p.is_within(d))),
+                .map(|f| f.path),
         );
         match page.next_cursor {
             Some(c) if query.cursor.as_ref() != Some(&c) => query.cursor = Some(c),
-            _ => return Ok(gone),
+            _ => return Ok(live),
         }
     }
+}
+
+/// The live paths of a completely scanned root that the scan did not see: never below a folder
+/// that could not be read.
+fn vanished(live: Vec<RawPath>, report: &ScanReport) -> Vec<RawPath> {
+    live.into_iter()
+        .filter(|p| !report.seen.contains(p))
+        .filter(|p| !report.unreadable_dirs.iter().any(|d| p.is_within(d)))
+        .collect()
 }
 
 #[cfg(test)]

@@ -218,6 +218,9 @@ pub struct CommitResponse {
     pub pruned_versions: u32,
 }
 
+/// The most paths one `list` page holds.
+pub const MAX_LIST_LIMIT: u32 = 5000;
+
 /// `GET /api/list` query.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ListQuery {
@@ -236,7 +239,7 @@ pub struct ListQuery {
     /// Continue after this cursor (from the previous page).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
-    /// Paths per page (server default 1000, at most 5000).
+    /// Paths per page (server default 1000, at most [`MAX_LIST_LIMIT`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
 }

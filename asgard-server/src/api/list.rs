@@ -8,7 +8,7 @@ use super::{ApiError, AppState, Authed, blocking};
 use crate::db::{DeviceSel, ListParams, decode_cursor};
 
 const DEFAULT_LIMIT: u32 = 1000;
-const MAX_LIMIT: u32 = 5000;
+const MAX_LIMIT: u32 = asgard_core::protocol::MAX_LIST_LIMIT;
 
 /// Validates the query into database parameters.
 pub fn params(q: ListQuery, calling_device: u64) -> Result<ListParams, ApiError> {
