@@ -521,14 +521,19 @@ fn sparse_5_gib_file_restores_identical_and_sparse() {
 
 /// `asgard_stored_bytes` from the server's metrics: stored bytes of every indexed chunk.
 fn stored_bytes_metric(server: &Server) -> u64 {
+    metric(server, "asgard_stored_bytes")
+}
+
+fn metric(server: &Server, name: &str) -> u64 {
     // A new client each time: a kept-alive connection may have been closed by the server.
     let (status, body) = Api::new(server).get("/metrics", None);
     assert_eq!(status, 200);
     let text = String::from_utf8(body).unwrap();
     text.lines()
-        .find_map(|l| l.strip_prefix("asgard_stored_bytes "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no asgard_stored_bytes in {text}"))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
 }
 
 /// Acceptance 5: an agent killed (SIGKILL) in the middle of a 200 MiB backup and started again
@@ -560,12 +565,12 @@ fn killed_backup_resumes_without_resending() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Kill it once about a third is on the server.
+    // Kill it once about a third is on the server and some files are committed.
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("the agent finished ({status}) before it could be killed");
         }
-        if server.store_bytes() >= total / 3 {
+        if server.store_bytes() >= total / 3 && metric(&server, "asgard_versions") > 0 {
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
