@@ -722,6 +722,8 @@ impl Db {
             // In key order: neighbouring keys share B-tree pages, so fewer pages are touched.
             let mut list: Vec<&UploadedChunk> = list.iter().collect();
             list.sort_unstable_by_key(|c| c.id.0);
+            // A chunk sent twice in one request is recorded (and counted) once.
+            list.dedup_by_key(|c| c.id);
             let mut known = Vec::with_capacity(list.len());
             for c in &list {
                 known.push(

@@ -592,3 +592,28 @@ fn reread_paths_name_the_devices_files_on_bad_chunks() {
         vec![]
     );
 }
+
+/// A chunk sent twice in one upload request is recorded once: one new chunk, its stored bytes
+/// counted once (the records are written in key order after one lookup of all of them).
+#[test]
+fn a_chunk_sent_twice_in_one_request_counts_once() {
+    let (_dir, db) = open();
+    let (_, a) = register(&db, "ute", "pc");
+    let data: &[u8] = b"twice in one request";
+    let c = UploadedChunk {
+        id: ChunkId::of(data),
+        stored_len: data.len() as u64 + 1,
+        plain_len: data.len() as u32,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::LocalStore::open(dir.path()).unwrap();
+    store
+        .put(&c.id, &asgard_core::stored::encode_raw(data))
+        .unwrap();
+    let new = db
+        .record_upload(a.user_id, &[c, c], now_us(), &store)
+        .unwrap();
+    assert_eq!(new, 1);
+    let s = db.stats().unwrap();
+    assert_eq!((s.chunks, s.stored_bytes), (1, c.stored_len));
+}
