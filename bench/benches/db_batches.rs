@@ -4,69 +4,15 @@
 
 use std::cell::Cell;
 
-use asgard_core::protocol::{ChunkRef, CommitEntry, FileMeta, LoginRequest};
-use asgard_core::{ChunkId, ChunkParams, RawPath};
-use asgard_server::config::Registration;
-use asgard_server::db::{Auth, Db, LoginPolicy, UploadedChunk, hash_token};
-use asgard_server::store::{ChunkStore, IdIter, StoreError};
+use asgard_core::protocol::{ChunkRef, CommitEntry, FileMeta};
+use asgard_core::{ChunkParams, RawPath};
+use asgard_server::db::UploadedChunk;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
-/// A store that claims to hold every chunk: the figures are those of the index writes alone.
-struct IndexOnlyStore;
+mod common;
+use common::{IndexOnlyStore, T0, chunk_id, open_db};
 
-impl ChunkStore for IndexOnlyStore {
-    fn put(&self, _: &ChunkId, _: &[u8]) -> Result<bool, StoreError> {
-        Ok(false)
-    }
-    fn get(&self, id: &ChunkId) -> Result<Vec<u8>, StoreError> {
-        Err(StoreError::NotFound { id: *id })
-    }
-    fn exists(&self, _: &ChunkId) -> Result<bool, StoreError> {
-        Ok(true)
-    }
-    fn delete(&self, _: &ChunkId) -> Result<bool, StoreError> {
-        Ok(true)
-    }
-    fn replace(&self, _: &ChunkId, _: &[u8]) -> Result<(), StoreError> {
-        Ok(())
-    }
-    fn stored_at_us(&self, _: &ChunkId) -> Result<Option<i64>, StoreError> {
-        Ok(Some(0))
-    }
-    fn list(&self) -> Result<IdIter<'_>, StoreError> {
-        Ok(Box::new(std::iter::empty()))
-    }
-    fn flush(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-}
-
-const T0: i64 = 1_700_000_000_000_000;
 const SIZES: [usize; 3] = [1, 100, 1000];
-
-fn chunk_id(i: u64) -> ChunkId {
-    ChunkId::of(&i.to_le_bytes())
-}
-
-fn open(dir: &std::path::Path) -> (Db, Auth) {
-    let db = Db::open(&dir.join("asgard.redb")).unwrap();
-    let req = LoginRequest {
-        protocol_version: 1,
-        user: "bench".into(),
-        device: "host".into(),
-        os: "linux".into(),
-        os_version: "6".into(),
-        agent_version: "0".into(),
-        enrollment_key: None,
-    };
-    let policy = LoginPolicy {
-        registration: Registration::Open,
-        enrollment_key: None,
-    };
-    let token = db.login(&req, None, policy, T0).unwrap().token.unwrap();
-    let auth = db.authenticate(&hash_token(&token)).unwrap();
-    (db, auth)
-}
 
 fn uploaded(range: std::ops::Range<u64>) -> Vec<UploadedChunk> {
     range
@@ -80,7 +26,7 @@ fn uploaded(range: std::ops::Range<u64>) -> Vec<UploadedChunk> {
 
 fn record_upload(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let (db, auth) = open(dir.path());
+    let (db, auth) = open_db(dir.path());
     let next = Cell::new(0u64);
     let mut g = c.benchmark_group("db_record_upload");
     // Every iteration is a durable transaction (a few ms): ten samples are plenty.
@@ -107,7 +53,7 @@ fn record_upload(c: &mut Criterion) {
 
 fn commit(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let (db, auth) = open(dir.path());
+    let (db, auth) = open_db(dir.path());
     // The chunks the versions reference, owned by the user.
     const POOL: u64 = 4096;
     db.record_upload(auth.user_id, &uploaded(0..POOL), T0, &IndexOnlyStore)

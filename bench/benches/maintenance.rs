@@ -8,73 +8,21 @@
 
 use std::time::Instant;
 
-use asgard_core::protocol::{ChunkRef, CommitEntry, FileMeta, LoginRequest};
-use asgard_core::{ChunkId, ChunkParams, RawPath};
-use asgard_server::config::Registration;
-use asgard_server::db::{Auth, Db, LoginPolicy, UploadedChunk, hash_token};
+use asgard_core::protocol::{ChunkRef, CommitEntry, FileMeta};
+use asgard_core::{ChunkParams, RawPath};
+use asgard_server::db::{Auth, Db, UploadedChunk};
 use asgard_server::gc::{self, GcOptions};
-use asgard_server::store::{ChunkStore, IdIter, StoreError};
 
-/// A store that holds every chunk and whose deletes cost nothing, so that the figures are those of
-/// the index work (a pass over real files adds one unlink per freed chunk).
-struct IndexOnlyStore;
+mod common;
+use common::{IndexOnlyStore, T0, chunk_id};
 
-impl ChunkStore for IndexOnlyStore {
-    fn put(&self, _: &ChunkId, _: &[u8]) -> Result<bool, StoreError> {
-        Ok(false)
-    }
-    fn get(&self, id: &ChunkId) -> Result<Vec<u8>, StoreError> {
-        Err(StoreError::NotFound { id: *id })
-    }
-    fn exists(&self, _: &ChunkId) -> Result<bool, StoreError> {
-        Ok(true)
-    }
-    fn delete(&self, _: &ChunkId) -> Result<bool, StoreError> {
-        Ok(true)
-    }
-    fn replace(&self, _: &ChunkId, _: &[u8]) -> Result<(), StoreError> {
-        Ok(())
-    }
-    fn stored_at_us(&self, _: &ChunkId) -> Result<Option<i64>, StoreError> {
-        Ok(Some(0))
-    }
-    fn list(&self) -> Result<IdIter<'_>, StoreError> {
-        Ok(Box::new(std::iter::empty()))
-    }
-    fn flush(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-}
-
-/// Microseconds of the index's timeline: everything is built at `T0`.
-const T0: i64 = 1_700_000_000_000_000;
 const HOUR: i64 = 3_600_000_000;
-
-/// The id of the `i`th synthetic chunk.
-fn chunk_id(i: u64) -> ChunkId {
-    ChunkId::of(&i.to_le_bytes())
-}
 
 /// A database in `dir` with `n` chunk index entries owned by one user; the even-numbered ones are
 /// referenced by file versions (100 chunks each), the odd ones by none. Returns the database and
 /// the owning device.
 pub fn build_index(dir: &std::path::Path, n: u64) -> (Db, Auth) {
-    let db = Db::open(&dir.join("asgard.redb")).unwrap();
-    let req = LoginRequest {
-        protocol_version: 1,
-        user: "bench".into(),
-        device: "host".into(),
-        os: "linux".into(),
-        os_version: "6".into(),
-        agent_version: "0".into(),
-        enrollment_key: None,
-    };
-    let policy = LoginPolicy {
-        registration: Registration::Open,
-        enrollment_key: None,
-    };
-    let token = db.login(&req, None, policy, T0).unwrap().token.unwrap();
-    let auth = db.authenticate(&hash_token(&token)).unwrap();
+    let (db, auth) = common::open_db(dir);
     let store = IndexOnlyStore;
     for start in (0..n).step_by(10_000) {
         let list: Vec<UploadedChunk> = (start..(start + 10_000).min(n))

@@ -159,19 +159,8 @@ pub fn encode_with(contexts: &mut Option<Contexts>, plain: &[u8], level: i32) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::pseudo_random;
     use asgard_core::ChunkId;
-
-    fn random(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
 
     fn text(len: usize) -> Vec<u8> {
         let words = [
@@ -195,7 +184,7 @@ mod tests {
 
     #[test]
     fn random_data_is_stored_raw_text_compressed_and_both_decode() {
-        let r = random(200_000, 3);
+        let r = pseudo_random(200_000, 3);
         let stored = encode(&r, 3);
         assert_eq!(stored[0], asgard_core::stored::FORMAT_RAW);
         let mut ctx = zstd::bulk::Compressor::new(1).unwrap();

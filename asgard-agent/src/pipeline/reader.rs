@@ -394,18 +394,7 @@ pub fn read_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
+    use crate::pipeline::pseudo_random;
 
     fn read_all(path: &Path) -> (FileMeta, Facts, Vec<(ChunkId, Vec<u8>)>) {
         let mut got = Vec::new();

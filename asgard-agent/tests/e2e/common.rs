@@ -550,3 +550,27 @@ pub fn lose_chunk(data_dir: &Path, hex: &str) {
     f.seek(SeekFrom::Start(offset - 40)).unwrap();
     f.write_all(b"LOST").unwrap();
 }
+
+/// A small deterministic generator (xorshift64*), so that a failing run can be repeated from its
+/// seed (the crash and compaction tests).
+#[cfg(unix)]
+pub struct Rng(pub u64);
+
+#[cfg(unix)]
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `lo..hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo)
+    }
+}

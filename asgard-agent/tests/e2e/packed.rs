@@ -12,22 +12,6 @@ use serde_json::Value;
 
 use crate::common::*;
 
-/// xorshift64*, so that a failing run can be repeated (`ASGARD_PACKED_SEED`).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo)
-    }
-}
-
 /// Rewrites `n` of the small files with new random content.
 fn mutate(root: &Path, rng: &mut Rng, n: usize) {
     for _ in 0..n {
