@@ -20,7 +20,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::cache::{self, FilesCache};
-use crate::list::prefix_hex;
+use crate::list::{for_each_page, prefix_hex};
 use crate::pipeline::{self, Item, MemoryBudget, Reader, ScanReport, Settings};
 use crate::platform;
 use crate::progress::Progress;
@@ -348,16 +348,15 @@ fn warn_cache(lang: Lang, e: &str) {
 /// largest pages the server gives (few round trips); only the paths are kept.
 async fn live_paths(client: &crate::client::Client, root: &Path) -> anyhow::Result<Vec<RawPath>> {
     let root = RawPath::from_path(root);
-    let mut query = ListQuery {
+    let query = ListQuery {
         prefix_hex: Some(prefix_hex(&root)),
         limit: Some(MAX_LIST_LIMIT),
         ..ListQuery::default()
     };
     let mut live = Vec::new();
-    loop {
-        let page = client.list(&query).await?;
+    for_each_page(client, query, |files| {
         live.extend(
-            page.files
+            files
                 .into_iter()
                 .filter(|f| f.path.is_within(&root))
                 .filter(|f| {
@@ -368,11 +367,10 @@ async fn live_paths(client: &crate::client::Client, root: &Path) -> anyhow::Resu
                 })
                 .map(|f| f.path),
         );
-        match page.next_cursor {
-            Some(c) if query.cursor.as_ref() != Some(&c) => query.cursor = Some(c),
-            _ => return Ok(live),
-        }
-    }
+        Ok(())
+    })
+    .await?;
+    Ok(live)
 }
 
 /// The live paths of a completely scanned root that the scan did not see: never below a folder

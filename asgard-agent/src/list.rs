@@ -13,16 +13,14 @@ use crate::session::{self, Ctx};
 use crate::timefmt::{human_bytes, local_human, rfc3339_ns, rfc3339_us};
 
 /// Every page of a listing.
-pub async fn fetch_all(client: &Client, mut query: ListQuery) -> anyhow::Result<Vec<FileEntry>> {
+pub async fn fetch_all(client: &Client, query: ListQuery) -> anyhow::Result<Vec<FileEntry>> {
     let mut files = Vec::new();
-    loop {
-        let page = client.list(&query).await?;
-        files.extend(page.files);
-        match page.next_cursor {
-            Some(c) if query.cursor.as_ref() != Some(&c) => query.cursor = Some(c),
-            _ => return Ok(files),
-        }
-    }
+    for_each_page(client, query, |page| {
+        files.extend(page);
+        Ok(())
+    })
+    .await?;
+    Ok(files)
 }
 
 /// Walks every page of the listing, handing each page's files to `f` before the next page is
