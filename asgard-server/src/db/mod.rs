@@ -620,39 +620,37 @@ impl Db {
     /// cleared) in the same transaction: the agent will commit versions referencing it without
     /// uploading it, so GC must leave it alone for the grace period (see `crate::gc`).
     pub fn check(&self, user_id: u64, ids: &[ChunkId], now: i64) -> Result<Vec<ChunkId>> {
-        let txn = self.write()?;
-        let mut missing = Vec::new();
-        {
-            let owned = txn.open_table(USER_CHUNKS)?;
-            let mut chunks = txn.open_table(CHUNKS)?;
-            let mut seen = HashSet::new();
-            for id in ids {
-                if !seen.insert(*id) {
-                    continue;
-                }
-                if owned.get((user_id, &id.0))?.is_none() {
-                    missing.push(*id);
-                    continue;
-                }
-                let rec = chunks.get(&id.0)?.map(|g| dec::<ChunkRec>(g.value()));
-                match rec {
-                    None => missing.push(*id),
-                    Some(rec) => {
-                        let rec = rec?;
-                        if rec.bad_since_us.is_some() {
-                            missing.push(*id);
-                        } else if rec.last_touched_us < now || rec.gc_candidate_since_us.is_some() {
-                            let leased = ChunkRec {
-                                last_touched_us: rec.last_touched_us.max(now),
-                                gc_candidate_since_us: None,
-                                ..rec
-                            };
-                            chunks.insert(&id.0, enc(&leased)?.as_slice())?;
-                        }
-                    }
-                }
-            }
+        // Most answers change nothing (a first backup: every chunk is missing): those come from a
+        // read transaction, and only chunks whose lease must be renewed take a write transaction.
+        let (missing, to_lease) = {
+            let txn = self.read()?;
+            check_in(
+                &txn.open_table(USER_CHUNKS)?,
+                &txn.open_table(CHUNKS)?,
+                user_id,
+                ids,
+                now,
+            )?
+        };
+        if to_lease.is_empty() {
+            return Ok(missing);
         }
+        let txn = self.write()?;
+        let missing = {
+            let mut chunks = txn.open_table(CHUNKS)?;
+            // Read again inside the write transaction: the index may have changed in between.
+            let (missing, to_lease) =
+                check_in(&txn.open_table(USER_CHUNKS)?, &chunks, user_id, ids, now)?;
+            for (id, rec) in to_lease {
+                let leased = ChunkRec {
+                    last_touched_us: rec.last_touched_us.max(now),
+                    gc_candidate_since_us: None,
+                    ..rec
+                };
+                chunks.insert(&id.0, enc(&leased)?.as_slice())?;
+            }
+            missing
+        };
         txn.commit()?;
         Ok(missing)
     }
@@ -978,3 +976,40 @@ pub use stats::FullStats;
 pub use versions::{PathBatch, PathKey, RetentionRules};
 
 pub use runs::{DeviceLastRun, KEEP_RUNS, RunRec};
+
+/// The ids to upload, and the present chunks whose lease must be renewed (with their records).
+type CheckAnswer = (Vec<ChunkId>, Vec<(ChunkId, ChunkRec)>);
+
+/// The reading part of [`Db::check`].
+fn check_in(
+    owned: &impl ReadableTable<(u64, &'static [u8; 32]), ()>,
+    chunks: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+    user_id: u64,
+    ids: &[ChunkId],
+    now: i64,
+) -> Result<CheckAnswer> {
+    let mut missing = Vec::new();
+    let mut to_lease = Vec::new();
+    let mut seen = HashSet::new();
+    for id in ids {
+        if !seen.insert(*id) {
+            continue;
+        }
+        if owned.get((user_id, &id.0))?.is_none() {
+            missing.push(*id);
+            continue;
+        }
+        match chunks.get(&id.0)?.map(|g| dec::<ChunkRec>(g.value())) {
+            None => missing.push(*id),
+            Some(rec) => {
+                let rec = rec?;
+                if rec.bad_since_us.is_some() {
+                    missing.push(*id);
+                } else if rec.last_touched_us < now || rec.gc_candidate_since_us.is_some() {
+                    to_lease.push((*id, rec));
+                }
+            }
+        }
+    }
+    Ok((missing, to_lease))
+}
