@@ -1,8 +1,9 @@
 //! The memory budget: a byte-counting semaphore shared by every stage.
 //!
 //! The reader takes a [`Permit`] for each chunk (its plaintext length) and each commit entry (an
-//! estimate of its size) before handing it on; the permit travels with the item and gives its
-//! bytes back when dropped, wherever that happens (after the upload, after the commit, or when a
+//! estimate of its size) before handing it on; the permit travels with the item, shrinks to the
+//! stored length once the chunk is compressed (the plaintext is freed then), and gives its bytes
+//! back when dropped, wherever that happens (after the upload, after the commit, or when a
 //! failing stage drops what it held). So the bytes buffered between the stages never exceed the
 //! limit, whatever the sizes of the files and the tree.
 //!
@@ -101,6 +102,18 @@ impl Permit {
     pub fn bytes(&self) -> usize {
         self.bytes
     }
+
+    /// Gives back all but `bytes` (when the item got smaller: a chunk after compression).
+    pub fn shrink_to(&mut self, bytes: usize) {
+        if bytes >= self.bytes {
+            return;
+        }
+        let mut s = self.budget.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.used -= self.bytes - bytes;
+        self.bytes = bytes;
+        drop(s);
+        self.budget.freed.notify_all();
+    }
 }
 
 impl Drop for Permit {
@@ -129,6 +142,24 @@ mod tests {
         assert_eq!(waiter.join().unwrap(), Some(60));
         assert_eq!(budget.used(), 0);
         assert_eq!(budget.peak(), 60);
+    }
+
+    #[test]
+    fn a_shrunk_permit_gives_back_the_difference_at_once_and_the_rest_on_drop() {
+        let budget = MemoryBudget::new(100);
+        let mut a = budget.acquire(80).unwrap();
+        let b2 = budget.clone();
+        let waiter = std::thread::spawn(move || b2.acquire(50).map(|p| p.bytes()));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!waiter.is_finished(), "must wait: 80 + 50 > 100");
+        a.shrink_to(30);
+        assert_eq!(waiter.join().unwrap(), Some(50));
+        a.shrink_to(40); // growing is not shrinking: nothing changes
+        assert_eq!(a.bytes(), 30);
+        assert_eq!(budget.used(), 30);
+        drop(a);
+        assert_eq!(budget.used(), 0);
+        assert_eq!(budget.peak(), 80);
     }
 
     #[test]

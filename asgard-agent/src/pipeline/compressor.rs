@@ -69,11 +69,15 @@ impl Compressor {
                                 .blocking_recv();
                             let Some(c) = next else { return };
                             let stored = encode_with(&mut contexts, &c.data, level);
+                            drop(c.data);
+                            // The plaintext is gone: the chunk now holds its stored bytes.
+                            let mut permit = c.permit;
+                            permit.shrink_to(stored.len());
                             let done = Encoded {
                                 index: c.index,
                                 id: c.id,
                                 stored,
-                                permit: c.permit,
+                                permit,
                             };
                             if output.blocking_send(done).is_err() {
                                 return;
@@ -213,5 +217,32 @@ mod tests {
         let strong = encode(&t, 19);
         assert_eq!(fast[0], asgard_core::stored::FORMAT_ZSTD);
         assert!(strong.len() <= fast.len());
+    }
+
+    /// A compressed chunk holds only its stored bytes of the budget from then on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_compressed_chunk_gives_back_its_plaintext_bytes() {
+        let budget = crate::pipeline::MemoryBudget::new(1 << 20);
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(4);
+        let stage = tokio::spawn(Compressor::new(3, 2, rx, out_tx).run());
+        let data = text(300_000);
+        let permit = budget.acquire(data.len()).unwrap();
+        tx.send(super::super::checker::Numbered {
+            index: 0,
+            id: ChunkId::of(&data),
+            data,
+            permit,
+        })
+        .await
+        .unwrap();
+        drop(tx);
+        let done = out_rx.recv().await.unwrap();
+        assert!(done.stored.len() < 300_000 / 2);
+        assert_eq!(done.permit.bytes(), done.stored.len());
+        assert_eq!(budget.used(), done.stored.len());
+        drop(done);
+        assert_eq!(budget.used(), 0);
+        stage.await.unwrap().unwrap();
     }
 }
