@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use anyhow::bail;
 use asgard_core::ChunkId;
-use asgard_core::protocol::{CommitEntry, CommitOutcome, CommitRequest};
+use asgard_core::protocol::{CommitEntry, CommitOutcome, CommitRequest, CommitResponse};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -24,6 +26,8 @@ use crate::cache::{CacheEntry, Facts, FilesCache, Update};
 pub const COMMIT_ENTRIES: usize = 500;
 /// The longest a committable entry waits for others to share its request.
 pub const COMMIT_LINGER: Duration = Duration::from_millis(200);
+/// Commit requests in flight at once.
+pub const COMMITS_IN_FLIGHT: usize = 2;
 
 /// What to record in the files cache once an entry's commit succeeded: its facts (only when they
 /// are settled, see [`crate::cache`]) and its content hash.
@@ -92,7 +96,7 @@ struct Waiting {
     after: u64,
     entry: CommitEntry,
     note: Option<CacheNote>,
-    _permit: Permit,
+    permit: Permit,
     /// When it became committable (or arrived, if it was then).
     since: Instant,
 }
@@ -118,7 +122,11 @@ impl<'a, R: Remote> Committer<'a, R> {
 
     /// Runs until the input is closed and every entry is committed; returns the counts and the
     /// first files cache error (the backup itself does not depend on the cache).
+    ///
+    /// Up to [`COMMITS_IN_FLIGHT`] commit requests run while the input keeps being taken: a
+    /// committer that stopped reading during each commit would stall every stage before it.
     pub async fn run(mut self) -> anyhow::Result<(UploadStats, Option<String>)> {
+        let remote = self.remote;
         let mut stats = UploadStats::default();
         let mut cache_error = None;
         let mut mark = Watermark::default();
@@ -126,6 +134,7 @@ impl<'a, R: Remote> Committer<'a, R> {
         // Entries at the front of `queue` known to be committable.
         let mut ready = 0usize;
         let mut closed = false;
+        let mut in_flight = FuturesUnordered::new();
         loop {
             // Entries that just became committable start their linger now.
             let now = Instant::now();
@@ -134,18 +143,30 @@ impl<'a, R: Remote> Committer<'a, R> {
                 ready += 1;
             }
             let due = ready > 0
+                && in_flight.len() < COMMITS_IN_FLIGHT
                 && (ready >= COMMIT_ENTRIES || closed || now >= queue[0].since + COMMIT_LINGER);
             if due {
                 let n = ready.min(COMMIT_ENTRIES);
                 let batch: Vec<Waiting> = queue.drain(..n).collect();
                 ready -= n;
-                self.commit(batch, &mut stats, &mut cache_error).await?;
+                let mut notes = Vec::with_capacity(n);
+                let mut entries = Vec::with_capacity(n);
+                for w in batch {
+                    entries.push(w.entry);
+                    // The entry's permit is held until its commit is answered.
+                    notes.push((w.note, w.permit));
+                }
+                let request = CommitRequest { entries };
+                in_flight.push(async move {
+                    let answer = remote.commit(&request).await;
+                    (request, notes, answer)
+                });
                 continue;
             }
-            if closed {
-                if queue.is_empty() {
-                    return Ok((stats, cache_error));
-                }
+            if closed && queue.is_empty() && in_flight.is_empty() {
+                return Ok((stats, cache_error));
+            }
+            if closed && in_flight.is_empty() && ready == 0 {
                 bail!(
                     "backup pipeline ended with {} entries whose chunks were never acknowledged",
                     queue.len()
@@ -153,40 +174,39 @@ impl<'a, R: Remote> Committer<'a, R> {
             }
             let deadline = queue
                 .front()
-                .filter(|_| ready > 0)
+                .filter(|_| ready > 0 && in_flight.len() < COMMITS_IN_FLIGHT)
                 .map(|w| w.since + COMMIT_LINGER);
             tokio::select! {
-                msg = self.input.recv() => match msg {
+                msg = self.input.recv(), if !closed => match msg {
                     None => closed = true,
                     Some(ToCommit::Acked(indices)) => indices.into_iter().for_each(|i| mark.ack(i)),
                     Some(ToCommit::Entry { after, entry, note, permit }) => queue.push_back(Waiting {
                         after,
                         entry,
                         note,
-                        _permit: permit,
+                        permit,
                         since: Instant::now(),
                     }),
+                },
+                Some((request, notes, answer)) = in_flight.next(), if !in_flight.is_empty() => {
+                    self.answered(request, notes, answer?, &mut stats, &mut cache_error)?;
                 },
                 () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {},
             }
         }
     }
 
-    async fn commit(
+    /// Takes in the answer to one commit request: checks it, records the committed files in the
+    /// files cache and counts the outcomes.
+    fn answered(
         &self,
-        batch: Vec<Waiting>,
+        request: CommitRequest,
+        notes: Vec<(Option<CacheNote>, Permit)>,
+        answer: CommitResponse,
         stats: &mut UploadStats,
         cache_error: &mut Option<String>,
     ) -> anyhow::Result<()> {
-        let n = batch.len();
-        let mut notes = Vec::with_capacity(n);
-        let mut entries = Vec::with_capacity(n);
-        for w in batch {
-            entries.push(w.entry);
-            notes.push(w.note);
-        }
-        let request = CommitRequest { entries };
-        let answer = self.remote.commit(&request).await?;
+        let n = notes.len();
         if answer.results.len() != n {
             bail!(
                 "{} ({} / {n})",
@@ -197,6 +217,7 @@ impl<'a, R: Remote> Committer<'a, R> {
                 answer.results.len()
             );
         }
+        let notes = notes.into_iter().map(|(note, _permit)| note);
         let mut updates = Vec::new();
         for ((entry, note), r) in request.entries.into_iter().zip(notes).zip(&answer.results) {
             match (r.outcome, note, r.version_id) {

@@ -15,7 +15,7 @@ use super::committer::ToCommit;
 use super::{Batch, Permit, Remote};
 
 /// How long a partial request waits for more chunks.
-pub const UPLOAD_LINGER: Duration = Duration::from_millis(10);
+pub const UPLOAD_LINGER: Duration = Duration::from_millis(50);
 /// Chunks per request at most (many tiny chunks make a request of many parts).
 pub const UPLOAD_CHUNKS: usize = 2000;
 

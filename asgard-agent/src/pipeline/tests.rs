@@ -257,3 +257,96 @@ fn watermark_waits_for_gaps() {
     w.ack(3);
     assert_eq!(w.done(), 5);
 }
+
+/// A server whose commits are held until the test opens the gate.
+struct GatedCommits {
+    inner: Fake,
+    gate: tokio::sync::Semaphore,
+    commits_started: AtomicU64,
+}
+
+impl Remote for GatedCommits {
+    async fn check(&self, ids: Vec<ChunkId>) -> anyhow::Result<Vec<ChunkId>> {
+        self.inner.check(ids).await
+    }
+
+    async fn upload(&self, chunks: Vec<(ChunkId, Vec<u8>)>) -> anyhow::Result<UploadResponse> {
+        self.inner.upload(chunks).await
+    }
+
+    async fn commit(&self, req: &CommitRequest) -> anyhow::Result<CommitResponse> {
+        self.commits_started.fetch_add(1, Ordering::SeqCst);
+        self.gate.acquire().await.unwrap().forget();
+        self.inner.commit(req).await
+    }
+
+    fn lang(&self) -> Lang {
+        Lang::En
+    }
+}
+
+/// While commits wait for their answers, the committer keeps taking entries, so the stages before
+/// it (and the reader) are not stalled; and it has at most `COMMITS_IN_FLIGHT` commits out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_committer_keeps_taking_entries_while_commits_are_in_flight() {
+    let remote = GatedCommits {
+        inner: Fake::new(None),
+        gate: tokio::sync::Semaphore::new(0),
+        commits_started: AtomicU64::new(0),
+    };
+    // Entries of empty files: no chunks, so each is committable at once. Far more of them than
+    // the channels between the reader and the committer hold.
+    let files = 8 * committer::COMMIT_ENTRIES as u64;
+    assert!(files > 4 * ITEM_CHANNEL as u64);
+    let budget = MemoryBudget::new(64 << 20);
+    let (tx, rx) = mpsc::channel(ITEM_CHANNEL);
+    let b = budget.clone();
+    let reader = std::thread::spawn(move || {
+        for f in 0..files {
+            let entry = CommitEntry::File {
+                path: RawPath::from(format!("/data/empty{f}").as_str()),
+                meta: FileMeta {
+                    size: 0,
+                    mtime_ns: 1,
+                    mode: 0o644,
+                    attributes: 0,
+                    hash: ChunkId::of(b""),
+                    params: ChunkParams::default(),
+                    chunks: Vec::new(),
+                },
+            };
+            let permit = b.acquire(entry_cost(&entry)).unwrap();
+            let item = Item::Entry {
+                entry,
+                note: None,
+                permit,
+            };
+            tx.blocking_send(item).unwrap();
+        }
+    });
+    let pipeline = run(&remote, None, settings(), &budget, rx);
+    let check = async {
+        // The reader gets rid of every entry although no commit has been answered yet.
+        let joined = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::task::spawn_blocking(move || reader.join().unwrap()),
+        )
+        .await;
+        assert!(
+            joined.is_ok(),
+            "the reader was stalled behind commits waiting for their answers"
+        );
+        let started = || remote.commits_started.load(Ordering::SeqCst);
+        while started() < committer::COMMITS_IN_FLIGHT as u64 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Every entry is waiting and committable, yet no further commit goes out.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(started(), committer::COMMITS_IN_FLIGHT as u64);
+        remote.gate.add_permits(1 << 20);
+    };
+    let ((stats, _), ()) = tokio::join!(async { pipeline.await.unwrap() }, check);
+    assert_eq!(stats.files_new, files);
+    assert_eq!(remote.inner.state.lock().unwrap().committed.len() as u64, files);
+    assert_eq!(budget.used(), 0);
+}
