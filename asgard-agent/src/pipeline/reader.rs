@@ -46,7 +46,35 @@ pub struct ScanReport {
     /// Other warnings (changed while reading, skipped special files).
     pub warnings: Vec<String>,
     /// Every path the scan reported (read, cached, skipped or unreadable): not deleted.
-    pub seen: HashSet<RawPath>,
+    pub seen: PathSet,
+}
+
+/// A set of paths kept as 128-bit digests (blake3 of the path's bytes): 16 bytes per path instead
+/// of the path itself, for the deletion check of a run (which holds every path the scan reported).
+/// Two paths share a digest with a probability of about n²/2¹²⁹ (10⁻²⁵ for ten million paths); if
+/// they ever did, a vanished path would be taken for seen and get its deletion marker one run later.
+#[derive(Debug, Default)]
+pub struct PathSet(HashSet<u128>);
+
+impl PathSet {
+    fn digest(path: &RawPath) -> u128 {
+        let hash = blake3::hash(&path.0);
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&hash.as_bytes()[..16]);
+        u128::from_le_bytes(first)
+    }
+
+    pub fn insert(&mut self, path: &RawPath) {
+        self.0.insert(Self::digest(path));
+    }
+
+    pub fn remove(&mut self, path: &RawPath) {
+        self.0.remove(&Self::digest(path));
+    }
+
+    pub fn contains(&self, path: &RawPath) -> bool {
+        self.0.contains(&Self::digest(path))
+    }
 }
 
 /// The scan's sink: cache lookup, reading, chunking and hashing. Called from the scanner's
@@ -141,7 +169,7 @@ impl Reader {
                 ));
                 let mut r = self.report();
                 r.files_skipped += 1;
-                r.seen.insert(RawPath::from_path(&path));
+                r.seen.insert(&RawPath::from_path(&path));
                 true
             }
             ScanEvent::Unreadable {
@@ -194,7 +222,7 @@ impl Reader {
         {
             let mut r = self.report();
             r.files_seen += 1;
-            r.seen.insert(raw.clone());
+            r.seen.insert(&raw);
         }
         if self.cached(&raw, &facts) {
             return true;
@@ -217,7 +245,7 @@ impl Reader {
         {
             let mut r = self.report();
             r.files_seen += 1;
-            r.seen.insert(raw.clone());
+            r.seen.insert(&raw);
         }
         if self.cached(&raw, &Facts::of(Kind::File, meta)) {
             return true;
@@ -486,5 +514,25 @@ mod tests {
             read_file(&path, |_, _| true),
             Ok(ReadOutcome::Done(..))
         ));
+    }
+
+    #[test]
+    fn path_set_knows_what_was_inserted_and_forgets_what_was_removed() {
+        let mut set = PathSet::default();
+        let paths: Vec<RawPath> = (0..10_000)
+            .map(|i| RawPath::from(format!("/home/anna/Dokumente/datei{i}.txt").as_str()))
+            .collect();
+        for p in paths.iter().step_by(2) {
+            set.insert(p);
+        }
+        for (i, p) in paths.iter().enumerate() {
+            assert_eq!(set.contains(p), i % 2 == 0, "{p:?}");
+        }
+        set.remove(&paths[0]);
+        assert!(!set.contains(&paths[0]));
+        assert!(set.contains(&paths[2]));
+        // Bytes, not text: paths that differ only in an invalid byte are different paths.
+        set.insert(&RawPath(b"/tmp/a\xff".to_vec()));
+        assert!(!set.contains(&RawPath(b"/tmp/a\xfe".to_vec())));
     }
 }
