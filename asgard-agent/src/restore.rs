@@ -114,11 +114,20 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
         at_us,
         ..ListQuery::default()
     };
-    // (path, version) for every file to restore, chosen page by page: only the chosen versions
-    // are kept, not the whole listing.
-    let mut plan: Vec<(RawPath, VersionInfo)> = Vec::new();
-    for_each_page(&session.client, query, |files| {
-        for f in files {
+    let started = std::time::Instant::now();
+    let progress = Progress::for_run(args.json, lang);
+    let out = Out {
+        progress: progress.clone(),
+        json: args.json,
+    };
+    let mut t = Tally::default();
+    // (destination, version) of every regular file and every link to restore, chosen and sorted
+    // out page by page: only the chosen versions are kept, not the whole listing, and each once.
+    let mut chosen_any = false;
+    let mut files: Vec<(PathBuf, VersionInfo)> = Vec::new();
+    let mut links: Vec<(PathBuf, VersionInfo)> = Vec::new();
+    for_each_page(&session.client, query, |page| {
+        for f in page {
             if !f.path.is_within(&root) {
                 continue;
             }
@@ -130,15 +139,37 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
                     .filter(|v| at_us.is_none_or(|at| v.time_us <= at))
                     .max_by_key(|v| (v.time_us, v.id)),
             };
-            if let Some(v) = chosen {
-                plan.push((f.path, v));
+            let Some(version) = chosen else { continue };
+            chosen_any = true;
+            if version.deleted {
+                t.deleted += 1;
+                out.info(&format!(
+                    "{}: {}",
+                    lang.pick(
+                        "Zu diesem Zeitpunkt gelöscht, nicht wiederhergestellt",
+                        "Deleted at that time, not restored"
+                    ),
+                    f.path
+                ));
+                continue;
+            }
+            match destination(&root, &f.path, args.to.as_deref()) {
+                Ok(dest) if version.kind == VersionKind::Symlink => links.push((dest, version)),
+                Ok(dest) => files.push((dest, version)),
+                Err(e) => {
+                    t.errors += 1;
+                    out.error(&format!(
+                        "{}: {e}",
+                        lang.pick("Fehler: Pfad abgelehnt", "Error: path refused")
+                    ));
+                }
             }
         }
         Ok(())
     })
     .await?;
     if let Some(id) = args.version
-        && plan.is_empty()
+        && !chosen_any
     {
         bail!(
             "{}",
@@ -148,7 +179,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
             }
         );
     }
-    if plan.is_empty() {
+    if !chosen_any {
         bail!(
             "{}",
             match lang {
@@ -156,42 +187,6 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
                 Lang::En => format!("Nothing was backed up under {root} (at that time)."),
             }
         );
-    }
-
-    // Links last (stable sort keeps the path order otherwise).
-    plan.sort_by_key(|(_, v)| v.kind == VersionKind::Symlink);
-    let started = std::time::Instant::now();
-    let progress = Progress::for_run(args.json, lang);
-    let out = Out {
-        progress: progress.clone(),
-        json: args.json,
-    };
-    let mut t = Tally::default();
-    let mut files: Vec<(PathBuf, VersionInfo)> = Vec::new();
-    let mut links: Vec<(PathBuf, VersionInfo)> = Vec::new();
-    for (path, version) in plan {
-        if version.deleted {
-            t.deleted += 1;
-            out.info(&format!(
-                "{}: {path}",
-                lang.pick(
-                    "Zu diesem Zeitpunkt gelöscht, nicht wiederhergestellt",
-                    "Deleted at that time, not restored"
-                )
-            ));
-            continue;
-        }
-        match destination(&root, &path, args.to.as_deref()) {
-            Ok(dest) if version.kind == VersionKind::Symlink => links.push((dest, version)),
-            Ok(dest) => files.push((dest, version)),
-            Err(e) => {
-                t.errors += 1;
-                out.error(&format!(
-                    "{}: {e}",
-                    lang.pick("Fehler: Pfad abgelehnt", "Error: path refused")
-                ));
-            }
-        }
     }
 
     progress.add_total(files.len() as u64, files.iter().map(|(_, v)| v.size).sum());
