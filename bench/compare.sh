@@ -5,7 +5,8 @@
 #
 #   --quick   small datasets (about 150 MB mixed, 10,000 small files, 3 releases): a fast check that
 #             the script and all tools work; the figures mean little.
-#   --cold    drop the page cache (needs root) before each first backup and each restore.
+#   --cold    drop the page cache (needs root) before each first backup and each restore. Without
+#             it, each data set is read through once before each tool's first backup of it (warm).
 #   --dir     work folder (default: $ASGARD_BENCH_DIR or /var/tmp/asgard-bench). Datasets are built
 #             there once and reused; repositories, server data and restores are made anew each run.
 #   --keep    keep the repositories and server data of this run (default: removed at the end).
@@ -33,7 +34,7 @@ while [ $# -gt 0 ]; do
     --keep) KEEP=1 ;;
     --tools) TOOLS="$2"; shift ;;
     --dir) BENCH="$2"; shift ;;
-    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -227,6 +228,16 @@ drop_caches() {
   fi
 }
 
+# before_first_backup DIR : the page cache state every tool's first backup of DIR starts from: cold
+# (dropped) with --cold, otherwise warm (DIR read through once, so that the first tool to back it
+# up does not pay for reading it from disk while the later ones get it from memory).
+before_first_backup() {
+  drop_caches
+  if [ "$COLD" = 0 ]; then
+    tar -cf - -C "$1" . | cat >/dev/null
+  fi
+}
+
 # run_timed NAME CMD... : runs CMD under /usr/bin/time -v; sets R[NAME.s] and R[NAME.rss] (KiB).
 run_timed() {
   local name="$1"
@@ -344,7 +355,7 @@ if want asgard; then
   say "AsgardBackup"
   start_server "$RUN/asgard"
   new_agent main bench
-  drop_caches
+  before_first_backup "$DATA/mixed"
   run_timed asgard.first_mixed "$RUN/agent-main/run" backup --json "$DATA/mixed"
   run_timed asgard.re_mixed "$RUN/agent-main/run" backup --json "$DATA/mixed"
   drop_caches
@@ -352,7 +363,7 @@ if want asgard; then
   run_timed asgard.restore_mixed "$RUN/agent-main/run" restore "$DATA/mixed" --to "$RUN/restore-asgard"
   verify_restore asgard.restore_mixed "$DATA/mixed" "$RUN/restore-asgard/mixed"
   rm -rf "$RUN/restore-asgard"
-  drop_caches
+  before_first_backup "$DATA/small"
   run_timed asgard.first_small "$RUN/agent-main/run" backup --json "$DATA/small"
   run_timed asgard.re_small "$RUN/agent-main/run" backup --json "$DATA/small"
   R[asgard.server_main.rss]="$(hwm_kib "$SERVER_PID")"
@@ -385,14 +396,14 @@ if want restic; then
   export RESTIC_PASSWORD=asgard-bench RESTIC_CACHE_DIR="$RUN/restic-cache"
   RREPO="$RUN/restic"
   restic -r "$RREPO" init -q --repository-version 2 >"$LOG/restic-init.log" 2>&1 || { cat "$LOG/restic-init.log" >&2; die "restic init failed"; }
-  drop_caches
+  before_first_backup "$DATA/mixed"
   run_timed restic.first_mixed restic -r "$RREPO" --compression auto backup -q "$DATA/mixed"
   run_timed restic.re_mixed restic -r "$RREPO" --compression auto backup -q "$DATA/mixed"
   drop_caches
   run_timed restic.restore_mixed restic -r "$RREPO" restore latest --path "$DATA/mixed" --target "$RUN/restore-restic"
   verify_restore restic.restore_mixed "$DATA/mixed" "$RUN/restore-restic$DATA/mixed"
   rm -rf "$RUN/restore-restic"
-  drop_caches
+  before_first_backup "$DATA/small"
   run_timed restic.first_small restic -r "$RREPO" --compression auto backup -q "$DATA/small"
   run_timed restic.re_small restic -r "$RREPO" --compression auto backup -q "$DATA/small"
   rm -rf "$RREPO" "$RESTIC_CACHE_DIR"
@@ -405,7 +416,7 @@ if want borg; then
     BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_DISPLAY_PASSPHRASE=no
   BREPO="$RUN/borg"
   borg init -e none "$BREPO" >"$LOG/borg-init.log" 2>&1 || { cat "$LOG/borg-init.log" >&2; die "borg init failed"; }
-  drop_caches
+  before_first_backup "$DATA/mixed"
   run_timed borg.first_mixed borg create --compression zstd,3 "$BREPO::mixed-1" "$DATA/mixed"
   run_timed borg.re_mixed borg create --compression zstd,3 "$BREPO::mixed-2" "$DATA/mixed"
   drop_caches
@@ -413,7 +424,7 @@ if want borg; then
   run_timed borg.restore_mixed bash -c 'cd "$1" && borg extract "$2"' _ "$RUN/restore-borg" "$BREPO::mixed-2"
   verify_restore borg.restore_mixed "$DATA/mixed" "$RUN/restore-borg$DATA/mixed"
   rm -rf "$RUN/restore-borg"
-  drop_caches
+  before_first_backup "$DATA/small"
   run_timed borg.first_small borg create --compression zstd,3 "$BREPO::small-1" "$DATA/small"
   run_timed borg.re_small borg create --compression zstd,3 "$BREPO::small-2" "$DATA/small"
   rm -rf "$BREPO" "$BORG_BASE_DIR"
