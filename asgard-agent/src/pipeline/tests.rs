@@ -347,6 +347,9 @@ async fn the_committer_keeps_taking_entries_while_commits_are_in_flight() {
     };
     let ((stats, _), ()) = tokio::join!(async { pipeline.await.unwrap() }, check);
     assert_eq!(stats.files_new, files);
-    assert_eq!(remote.inner.state.lock().unwrap().committed.len() as u64, files);
+    assert_eq!(
+        remote.inner.state.lock().unwrap().committed.len() as u64,
+        files
+    );
     assert_eq!(budget.used(), 0);
 }
