@@ -196,12 +196,13 @@ fn main() -> ExitCode {
         offset,
     };
     // Few blocking threads: each one that runs at the same time as others gets its own malloc
-    // arena, and a restore's many short blocking tasks would otherwise grow the peak RSS by tens
-    // of MiB. Two are held for a whole backup (the scan's join, the compressor); the rest are
-    // short and simply queue.
+    // arena, and a restore's many short blocking tasks (one per fetched chunk) would otherwise grow
+    // the peak RSS by megabytes per thread (restore of the mixed benchmark: 8 threads 61-64 MiB,
+    // 4 threads 57 MiB, same time). Two are held for a whole backup (the scan's join, the
+    // compressor); the rest are short and simply queue.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(8)
+        .max_blocking_threads(4)
         .build()
     {
         Ok(r) => r,
