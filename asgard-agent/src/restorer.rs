@@ -572,13 +572,19 @@ fn sync_and_rename(slots: &[Slot], outcomes: &mut [Outcome]) {
             continue;
         }
         let job = &slot.job;
-        let result = std::fs::File::open(&job.tmp)
-            .and_then(|f| Ok((f.metadata()?.dev(), f)))
+        // A stat per file finds its file system; only the first file of each is opened.
+        let result = std::fs::symlink_metadata(&job.tmp)
             .map_err(|e| e.to_string())
-            .and_then(|(dev, f)| {
+            .and_then(|meta| {
                 synced
-                    .entry(dev)
-                    .or_insert_with(|| rustix::fs::syncfs(&f).map_err(|e| format!("syncfs: {e}")))
+                    .entry(meta.dev())
+                    .or_insert_with(|| {
+                        std::fs::File::open(&job.tmp)
+                            .map_err(|e| e.to_string())
+                            .and_then(|f| {
+                                rustix::fs::syncfs(&f).map_err(|e| format!("syncfs: {e}"))
+                            })
+                    })
                     .clone()
             })
             .and_then(|()| platform::replace_file(&job.tmp, &job.dest).map_err(|e| e.to_string()));
