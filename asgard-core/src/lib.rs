@@ -11,10 +11,12 @@
 //! - [`protocol`]: every type that crosses the wire between agent and server;
 //! - [`frames`]: the framed binary body of a batched chunk fetch and its bounded decoder;
 //! - [`lang`]: the language choice for user-facing text (German by default);
+//! - [`fmt`]: sizes, numbers and UTC times as text for people, the same in agent and server;
 //! - [`rules`] and [`plan`]: what is backed up by default, exclusion rules (prefixes and
 //!   gitignore-style globs, Windows paths matched without regard to case or slash) and the plan.
 
 pub mod chunker;
+pub mod fmt;
 pub mod frames;
 pub mod id;
 pub mod lang;
