@@ -11,6 +11,7 @@
 //! - [`protocol`]: every type that crosses the wire between agent and server;
 //! - [`frames`]: the framed binary body of a batched chunk fetch and its bounded decoder;
 //! - [`lang`]: the language choice for user-facing text (German by default);
+//! - [`testdata`]: one deterministic generator for the tests and benches of every crate;
 //! - [`fmt`]: sizes, numbers and UTC times as text for people, the same in agent and server;
 //! - [`rules`] and [`plan`]: what is backed up by default, exclusion rules (prefixes and
 //!   gitignore-style globs, Windows paths matched without regard to case or slash) and the plan.
@@ -25,6 +26,7 @@ pub mod plan;
 pub mod protocol;
 pub mod rules;
 pub mod stored;
+pub mod testdata;
 
 pub use chunker::ChunkParams;
 pub use id::{ChunkId, ParseIdError};
