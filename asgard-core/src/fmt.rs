@@ -91,7 +91,10 @@ mod tests {
     fn bytes_for_people() {
         assert_eq!(bytes_exact(5, Lang::De), "5 Bytes");
         assert_eq!(bytes_exact(5, Lang::En), "5 bytes");
-        assert_eq!(bytes_exact(3 << 30, Lang::De), "3,00 GiB (3221225472 Bytes)");
+        assert_eq!(
+            bytes_exact(3 << 30, Lang::De),
+            "3,00 GiB (3221225472 Bytes)"
+        );
         assert_eq!(bytes_exact(1536, Lang::En), "1.50 KiB (1536 bytes)");
         assert_eq!(bytes_short(999), "999 B");
         assert_eq!(bytes_short(1536), "1.5 KiB");

@@ -1,27 +1,26 @@
 //! # asgard-server
 //!
 //! The AsgardBackup server as a library, so that its parts can be tested and reused (the binary in
-//! `main.rs` only parses the command line and wires them together):
+//! `main.rs` only parses the command line and wires them together). The layers, top down (see
+//! `docs/ARCHITECTURE.md`):
 //!
-//! - [`config`]: the YAML configuration;
-//! - [`lock`]: one process per data directory;
-//! - [`db`]: the redb metadata and every transaction of the API;
+//! - [`api`]: the actix-web handlers: parse, authorise, call one function below, answer;
+//! - [`ops`]: every admin task (gc, verify, db-backup, stats, locate, devices, users), where it
+//!   runs (in-process or in the server through the admin channel), the periodic jobs and the
+//!   event stream of their results;
+//! - [`present`]: reports and errors as text for people, in a language passed per call;
+//! - [`db`]: the redb metadata and every transaction;
 //! - [`store`]: the [`store::ChunkStore`] trait and its backends;
-//! - [`gc`]: retention pruning and garbage collection of unreferenced chunks;
-//! - [`api`]: the actix-web handlers;
-//! - [`tls`]: the certificate and its fingerprint;
-//! - [`maintenance`]: the admin tasks (stats, db-backup, ...) and the admin channel that runs them
-//!   inside a running server;
-//! - [`timefmt`]: UTC times as text;
-//! - [`verify`]: re-reading chunks and checking references; the bad marks that healing clears.
+//! - [`config`]: the YAML configuration; [`lock`]: one process per data directory; [`tls`]: the
+//!   certificate and its fingerprint.
 
 pub mod api;
 pub mod config;
 pub mod db;
-pub mod gc;
 pub mod lock;
-pub mod maintenance;
+pub mod ops;
+pub mod present;
 pub mod store;
-pub mod timefmt;
 pub mod tls;
-pub mod verify;
+
+pub use ops::{gc, verify};

@@ -50,18 +50,7 @@ fn acquire_inner(data_dir: &Path, lang: Lang) -> anyhow::Result<anyhow::Result<D
         Ok(()) => Ok(Ok(DataDirLock { _file: file, path })),
         Err(TryLockError::WouldBlock) => Ok(Err(anyhow!(
             "{}",
-            match lang {
-                Lang::De => format!(
-                    "Das Datenverzeichnis {} wird bereits von einem anderen AsgardBackup-Server benutzt (Sperrdatei {}).",
-                    data_dir.display(),
-                    path.display()
-                ),
-                Lang::En => format!(
-                    "The data directory {} is already used by another AsgardBackup server (lock file {}).",
-                    data_dir.display(),
-                    path.display()
-                ),
-            }
+            crate::present::messages::data_dir_in_use(data_dir, &path, lang)
         ))),
         Err(TryLockError::Error(e)) => Err(e).with_context(|| {
             format!(

@@ -9,14 +9,15 @@ use std::sync::Arc;
 use actix_web::{App, HttpServer, web};
 use anyhow::{Context, anyhow};
 use asgard_core::Lang;
-use asgard_core::protocol::DeviceStatus;
 use clap::{Args, Parser, Subcommand};
 
 use asgard_server::config::{Config, HumanDuration};
-use asgard_server::db::{Db, DbError};
-use asgard_server::maintenance::{self, Task, channel, dbbackup};
-use asgard_server::timefmt::format_utc;
-use asgard_server::{api, gc, lock, tls, verify};
+use asgard_server::ops::events::{self, EventBus};
+use asgard_server::ops::runner::Resources;
+use asgard_server::ops::schedule::Scheduler;
+use asgard_server::ops::{self, Task, channel, dbbackup};
+use asgard_server::present::{self, messages};
+use asgard_server::{api, lock, tls};
 
 #[derive(Parser)]
 #[command(name = "asgard-server", version, about = "AsgardBackup-Server")]
@@ -202,30 +203,66 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Serve { common, listen } => serve(&common, listen).map(|()| 0),
         Cmd::Fingerprint { common } => fingerprint(&common).map(|()| 0),
-        Cmd::Device { cmd } => device(cmd).map(|()| 0),
-        Cmd::User { cmd } => user(cmd).map(|()| 0),
+        Cmd::Device { cmd } => {
+            let (common, task) = match cmd {
+                DeviceCmd::List { common } => (common, Task::DeviceList),
+                DeviceCmd::Approve {
+                    user,
+                    device,
+                    common,
+                } => (common, Task::DeviceApprove { user, device }),
+                DeviceCmd::Reset {
+                    user,
+                    device,
+                    common,
+                } => (common, Task::DeviceReset { user, device }),
+            };
+            task_cmd(&common, false, |_| Ok(task))
+        }
+        Cmd::User { cmd } => {
+            let (common, task) = match cmd {
+                UserCmd::List { common } => (common, Task::UserList),
+                UserCmd::SetKeep {
+                    user,
+                    versions,
+                    common,
+                } => (
+                    common,
+                    Task::UserSetKeep {
+                        user,
+                        versions: Some(versions),
+                    },
+                ),
+                UserCmd::ClearKeep { user, common } => (
+                    common,
+                    Task::UserSetKeep {
+                        user,
+                        versions: None,
+                    },
+                ),
+            };
+            task_cmd(&common, false, |_| Ok(task))
+        }
         Cmd::Gc {
             common,
             dry_run,
             grace,
             json,
-        } => maintenance_cmd(&common, json, |_| Ok(Task::Gc { dry_run, grace })),
-        Cmd::Stats { common, json } => maintenance_cmd(&common, json, |_| Ok(Task::Stats)),
-        Cmd::DbBackup { common, to, json } => maintenance_cmd(&common, json, |lang| {
+        } => task_cmd(&common, json, |_| Ok(Task::Gc { dry_run, grace })),
+        Cmd::Stats { common, json } => task_cmd(&common, json, |_| Ok(Task::Stats)),
+        Cmd::DbBackup { common, to, json } => task_cmd(&common, json, |lang| {
             Ok(Task::DbBackup {
                 to: to.map(|p| absolute(&p, lang)).transpose()?,
             })
         }),
-        Cmd::Locate { common, ids, json } => {
-            maintenance_cmd(&common, json, |_| Ok(Task::Locate { ids }))
-        }
+        Cmd::Locate { common, ids, json } => task_cmd(&common, json, |_| Ok(Task::Locate { ids })),
         Cmd::DbRestore { common, from } => db_restore(&common, &from).map(|()| 0),
         Cmd::Verify {
             common,
             sample,
             user,
             json,
-        } => maintenance_cmd(&common, json, |_| {
+        } => task_cmd(&common, json, |_| {
             Ok(Task::Verify {
                 sample_percent: sample,
                 user,
@@ -236,30 +273,27 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err((lang, err)) => {
             let lang = lang.unwrap_or(env_lang);
-            eprintln!("{}: {err:#}", lang.pick("Fehler", "Error"));
+            eprintln!("{}: {err:#}", present::error_prefix(lang));
             ExitCode::FAILURE
         }
     }
 }
 
 /// An error, with the configured language when the configuration could be read.
-type CmdResult = Result<(), (Option<Lang>, anyhow::Error)>;
+type CmdResult<T = ()> = Result<T, (Option<Lang>, anyhow::Error)>;
 
-/// Runs a maintenance task (in-process or through the running server) and prints its outcome;
-/// returns the task's exit code.
-fn maintenance_cmd(
+/// Runs a task (in-process or through the running server, see `ops::runner`) and prints its
+/// outcome; returns the task's exit code.
+fn task_cmd(
     common: &Common,
     json: bool,
     task: impl FnOnce(Lang) -> anyhow::Result<Task>,
-) -> Result<u8, (Option<Lang>, anyhow::Error)> {
+) -> CmdResult<u8> {
     let config = load_config(common).map_err(|e| (None, e))?;
     let lang = config.lang();
     let task = with_lang(lang, task(lang))?;
     let mut progress = |line: &str| eprintln!("{line}");
-    let outcome = with_lang(
-        lang,
-        maintenance::execute(&config, &task, lang, &mut progress),
-    )?;
+    let outcome = with_lang(lang, ops::execute(&config, &task, lang, &mut progress))?;
     if json {
         let text = with_lang(
             lang,
@@ -274,13 +308,7 @@ fn maintenance_cmd(
 
 /// An absolute form of a path given on the command line (the server may run in another folder).
 fn absolute(p: &std::path::Path, lang: Lang) -> anyhow::Result<PathBuf> {
-    std::path::absolute(p).with_context(|| {
-        format!(
-            "{} {}",
-            lang.pick("Ungültiger Pfad:", "Invalid path:"),
-            p.display()
-        )
-    })
+    std::path::absolute(p).with_context(|| messages::invalid_path(p, lang))
 }
 
 fn db_restore(common: &Common, from: &std::path::Path) -> CmdResult {
@@ -294,20 +322,16 @@ fn db_restore_in(config: &Config, from: &std::path::Path, lang: Lang) -> anyhow:
     std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
     let Some(_lock) = lock::try_acquire(dir, lang)? else {
         return Err(anyhow!(
-            "{} {}",
-            lang.pick(
-                "Der Server läuft noch (oder ein Wartungsbefehl): vor dem Zurückspielen der Datenbank den Server beenden. Datenverzeichnis:",
-                "The server is still running (or a maintenance command): stop the server before restoring the database. Data directory:"
-            ),
-            dir.display()
+            "{}",
+            messages::stop_server_before_db_restore(dir, lang)
         ));
     };
-    let report = dbbackup::restore(dir, from, asgard_server::db::now_us(), lang)?;
-    print!("{}", report.text(lang));
+    let report = dbbackup::replace_database(dir, from, asgard_server::db::now_us(), lang)?;
+    print!("{}", present::reports::db_restore(&report, lang));
     Ok(())
 }
 
-fn with_lang<T>(lang: Lang, r: anyhow::Result<T>) -> Result<T, (Option<Lang>, anyhow::Error)> {
+fn with_lang<T>(lang: Lang, r: anyhow::Result<T>) -> CmdResult<T> {
     r.map_err(|e| (Some(lang), e))
 }
 
@@ -320,114 +344,66 @@ fn serve(common: &Common, listen: Option<String>) -> CmdResult {
     with_lang(lang, run_server(config, lang))
 }
 
-/// Opens the data directory under its lock: the lock, the database.
-fn open_data_dir(config: &Config, lang: Lang) -> anyhow::Result<(lock::DataDirLock, Db)> {
-    let dir = &config.data_dir;
-    std::fs::create_dir_all(dir).with_context(|| {
-        format!(
-            "{} {}",
-            lang.pick(
-                "Datenverzeichnis kann nicht angelegt werden:",
-                "Cannot create data directory"
-            ),
-            dir.display()
-        )
-    })?;
-    let lock = lock::acquire(dir, lang)?;
-    let path = dir.join("asgard.redb");
-    let db = Db::open(&path).with_context(|| {
-        format!(
-            "{} {}",
-            lang.pick(
-                "Metadaten-Datenbank kann nicht geöffnet werden:",
-                "Cannot open metadata database"
-            ),
-            path.display()
-        )
-    })?;
-    Ok((lock, db))
-}
-
+/// Runs the server: takes the data directory, opens database and store, starts the admin
+/// channel, the periodic jobs and the HTTPS API; when the API stops (SIGINT/SIGTERM), stops the
+/// jobs and lets go of everything in reverse order.
 fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
-    api::set_lang(lang);
-    let (lock, db) = open_data_dir(&config, lang)?;
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir).with_context(|| messages::cannot_create_data_dir(dir, lang))?;
+    let lock = lock::acquire(dir, lang)?;
     tracing::info!(lock = %lock.path.display(), "data directory locked");
-    let store = maintenance::open_store(&config, lang)?;
+    let db = ops::open_db(&config, lang)?;
+    let store = ops::open_store(&config, lang)?;
     let material = tls::load_or_create(&config, lang)?;
     let fp = material.fingerprint();
     let tls_config = material.server_config()?;
     let listen = config.listen.clone();
-    let db = Arc::new(db);
-    let store: Arc<dyn asgard_server::store::ChunkStore> = Arc::new(store);
-    let config = Arc::new(config);
     dbbackup::clean_temp(&config.data_dir);
+    let events = Arc::new(EventBus::new());
+    events::spawn_log(&events).context("event log thread")?;
+    let res = Resources {
+        db: Arc::new(db),
+        store: Arc::new(store),
+        config: Arc::new(config),
+        events,
+    };
     // Only the lock holder creates the admin socket (replacing one a killed server left behind).
-    let admin = match channel::serve(channel::Resources {
-        db: db.clone(),
-        store: store.clone(),
-        config: config.clone(),
-    }) {
+    let admin = match channel::serve(res.clone()) {
         Ok(a) => Some(a),
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "admin channel unavailable: maintenance commands cannot reach this server");
             None
         }
     };
-    gc::spawn_periodic(
-        db.clone(),
-        store.clone(),
-        gc::GcOptions::from_config(&config),
-        config.gc_interval.0,
-    )?;
-    dbbackup::spawn_periodic(db.clone(), config.clone()).context("db backup thread")?;
-    if let Some(every) = config.verify_every() {
-        verify::spawn_periodic(
-            db.clone(),
-            store.clone(),
-            every,
-            config.verify_sample_percent,
-        )
-        .context("periodic verify")?;
-    }
-    let state = web::Data::new(api::AppState { db, store, config });
+    let scheduler = Scheduler::start(res.clone()).context("periodic jobs")?;
+    let state = web::Data::new(api::AppState {
+        db: res.db.clone(),
+        store: res.store.clone(),
+        config: res.config.clone(),
+    });
 
-    actix_web::rt::System::new().block_on(async move {
+    let served = actix_web::rt::System::new().block_on(async move {
         let server =
             HttpServer::new(move || App::new().app_data(state.clone()).configure(api::routes))
                 .bind_rustls_0_23(&listen, tls_config)
-                .with_context(|| {
-                    format!(
-                        "{} {listen}",
-                        lang.pick("Adresse kann nicht gebunden werden:", "Cannot bind address")
-                    )
-                })?;
+                .with_context(|| messages::cannot_bind(&listen, lang))?;
         let addr = server
             .addrs()
             .first()
             .copied()
             .ok_or_else(|| anyhow!("no address bound"))?;
         let mut out = std::io::stdout().lock();
-        writeln!(
-            out,
-            "{}: https://{addr}",
-            lang.pick("AsgardBackup-Server läuft", "AsgardBackup server running")
-        )?;
-        writeln!(
-            out,
-            "{}: {fp}",
-            lang.pick(
-                "Zertifikat-Fingerabdruck (SHA-256)",
-                "Certificate fingerprint (SHA-256)"
-            )
-        )?;
+        write!(out, "{}", messages::server_running(&addr, &fp, lang))?;
         out.flush()?;
         drop(out);
         server.run().await?;
-        tracing::info!("server stopped");
-        drop(admin);
-        drop(lock);
-        Ok(())
-    })
+        anyhow::Ok(())
+    });
+    scheduler.stop();
+    tracing::info!("server stopped");
+    drop(admin);
+    drop(lock);
+    served
 }
 
 fn fingerprint(common: &Common) -> CmdResult {
@@ -435,165 +411,6 @@ fn fingerprint(common: &Common) -> CmdResult {
     let lang = config.lang();
     let fp = with_lang(lang, tls::load_or_create(&config, lang))?.fingerprint();
     println!("{fp}");
-    Ok(())
-}
-
-fn device(cmd: DeviceCmd) -> CmdResult {
-    let common = match &cmd {
-        DeviceCmd::List { common }
-        | DeviceCmd::Approve { common, .. }
-        | DeviceCmd::Reset { common, .. } => common.clone(),
-    };
-    let config = load_config(&common).map_err(|e| (None, e))?;
-    let lang = config.lang();
-    with_lang(lang, device_cmd(cmd, &config, lang))
-}
-
-fn device_cmd(cmd: DeviceCmd, config: &Config, lang: Lang) -> anyhow::Result<()> {
-    require_data_dir(config, lang)?;
-    let (_lock, db) = open_data_dir(config, lang)?;
-    let not_found = |user: &str, device: &str| match lang {
-        Lang::De => anyhow!("Gerät „{device}“ von Benutzer „{user}“ nicht gefunden."),
-        Lang::En => anyhow!("Device \"{device}\" of user \"{user}\" not found."),
-    };
-    match cmd {
-        DeviceCmd::List { .. } => {
-            let rows = db.list_devices()?;
-            if rows.is_empty() {
-                println!(
-                    "{}",
-                    lang.pick("Keine Geräte registriert.", "No devices registered.")
-                );
-            }
-            for r in rows {
-                let status = match r.rec.status {
-                    DeviceStatus::Active => lang.pick("aktiv", "active"),
-                    DeviceStatus::Pending => lang.pick("wartet auf Freigabe", "pending"),
-                };
-                let token = if r.rec.token_hash.is_some() {
-                    ""
-                } else {
-                    lang.pick(" (zurückgesetzt)", " (reset)")
-                };
-                println!(
-                    "{}\t{}\t{status}{token}\t{} {}\t{}: {}",
-                    r.user,
-                    r.device,
-                    r.rec.os,
-                    r.rec.os_version,
-                    lang.pick("zuletzt gesehen", "last seen"),
-                    format_utc(r.rec.last_seen_us)
-                );
-            }
-        }
-        DeviceCmd::Approve { user, device, .. } => match db.approve_device(&user, &device) {
-            Ok(_) => match lang {
-                Lang::De => println!("Gerät „{device}“ von Benutzer „{user}“ ist freigegeben."),
-                Lang::En => println!("Device \"{device}\" of user \"{user}\" is approved."),
-            },
-            Err(DbError::NotFound) => return Err(not_found(&user, &device)),
-            Err(e) => return Err(e.into()),
-        },
-        DeviceCmd::Reset { user, device, .. } => match db.reset_device(&user, &device) {
-            Ok(_) => match lang {
-                Lang::De => println!(
-                    "Gerät „{device}“ von Benutzer „{user}“ ist zurückgesetzt; es kann sich neu anmelden und erhält ein neues Token. Seine Dateien bleiben erhalten."
-                ),
-                Lang::En => println!(
-                    "Device \"{device}\" of user \"{user}\" is reset; it can log in again and gets a new token. Its files are kept."
-                ),
-            },
-            Err(DbError::NotFound) => return Err(not_found(&user, &device)),
-            Err(e) => return Err(e.into()),
-        },
-    }
-    Ok(())
-}
-
-fn user(cmd: UserCmd) -> CmdResult {
-    let common = match &cmd {
-        UserCmd::List { common }
-        | UserCmd::SetKeep { common, .. }
-        | UserCmd::ClearKeep { common, .. } => common.clone(),
-    };
-    let config = load_config(&common).map_err(|e| (None, e))?;
-    let lang = config.lang();
-    with_lang(lang, user_cmd(cmd, &config, lang))
-}
-
-fn user_cmd(cmd: UserCmd, config: &Config, lang: Lang) -> anyhow::Result<()> {
-    require_data_dir(config, lang)?;
-    let (_lock, db) = open_data_dir(config, lang)?;
-    let not_found = |user: &str| match lang {
-        Lang::De => anyhow!("Benutzer „{user}“ nicht gefunden."),
-        Lang::En => anyhow!("User \"{user}\" not found."),
-    };
-    match cmd {
-        UserCmd::List { .. } => {
-            let rows = db.list_users()?;
-            if rows.is_empty() {
-                println!("{}", lang.pick("Keine Benutzer.", "No users."));
-            }
-            for r in rows {
-                let keep = match r.keep_versions {
-                    Some(k) => format!("keep_versions {k}"),
-                    None => format!(
-                        "keep_versions {} ({})",
-                        config.keep_versions,
-                        lang.pick("Standard", "default")
-                    ),
-                };
-                println!(
-                    "{}\t{} {}\t{keep}",
-                    r.name,
-                    r.devices,
-                    lang.pick("Gerät(e)", "device(s)")
-                );
-            }
-        }
-        UserCmd::SetKeep { user, versions, .. } => {
-            match db.set_keep_override(&user, Some(versions)) {
-                Ok(()) => match lang {
-                    Lang::De => println!(
-                        "Benutzer „{user}“ behält {versions} Versionen pro Datei (ab dem nächsten Commit bzw. der nächsten Speicherbereinigung)."
-                    ),
-                    Lang::En => println!(
-                        "User \"{user}\" keeps {versions} versions per file (from the next commit or garbage collection)."
-                    ),
-                },
-                Err(DbError::NotFound) => return Err(not_found(&user)),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        UserCmd::ClearKeep { user, .. } => match db.set_keep_override(&user, None) {
-            Ok(()) => match lang {
-                Lang::De => println!(
-                    "Für Benutzer „{user}“ gilt wieder keep_versions der Konfiguration ({}).",
-                    config.keep_versions
-                ),
-                Lang::En => println!(
-                    "keep_versions of the configuration ({}) applies to user \"{user}\" again.",
-                    config.keep_versions
-                ),
-            },
-            Err(DbError::NotFound) => return Err(not_found(&user)),
-            Err(e) => return Err(e.into()),
-        },
-    }
-    Ok(())
-}
-
-fn require_data_dir(config: &Config, lang: Lang) -> anyhow::Result<()> {
-    if !config.data_dir.is_dir() {
-        return Err(anyhow!(
-            "{} {}",
-            lang.pick(
-                "Datenverzeichnis existiert nicht:",
-                "Data directory does not exist:"
-            ),
-            config.data_dir.display()
-        ));
-    }
     Ok(())
 }
 

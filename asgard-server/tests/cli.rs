@@ -290,3 +290,44 @@ fn stale_admin_socket_after_a_kill() {
     stats_json(d, dir.path());
     running.stop();
 }
+
+/// The account commands reach a running server through its admin channel (they used to fail
+/// with "Datenverzeichnis wird bereits benutzt"), with the same answers as on a stopped one.
+#[test]
+fn account_commands_work_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    let d = data.to_str().unwrap();
+    std::fs::create_dir_all(&data).unwrap();
+    let running = Running::start(&data, dir.path());
+    for args in [
+        &["user", "list", "--data-dir", d][..],
+        &["device", "list", "--data-dir", d][..],
+    ] {
+        let out = server(args, dir.path());
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text == "Keine Benutzer.\n" || text == "Keine Geräte registriert.\n",
+            "{text}"
+        );
+    }
+    let approve = server(
+        &["device", "approve", "niemand", "nirgends", "--data-dir", d],
+        dir.path(),
+    );
+    assert_eq!(approve.status.code(), Some(1));
+    let err = stderr(&approve);
+    assert!(
+        err.contains("Gerät „nirgends“ von Benutzer „niemand“ nicht gefunden."),
+        "{err}"
+    );
+    assert!(!err.contains("bereits"), "{err}");
+    let keep = server(
+        &["user", "set-keep", "niemand", "3", "--data-dir", d],
+        dir.path(),
+    );
+    assert_eq!(keep.status.code(), Some(1));
+    assert!(stderr(&keep).contains("Benutzer „niemand“ nicht gefunden."));
+    running.stop();
+}

@@ -9,10 +9,13 @@ pub mod runs;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use asgard_core::protocol::{DeviceStatus, ErrorBody};
 use asgard_core::{ChunkId, Lang};
@@ -26,17 +29,6 @@ pub struct AppState {
     pub db: Arc<Db>,
     pub store: Arc<dyn ChunkStore>,
     pub config: Arc<Config>,
-}
-
-static LANG: OnceLock<Lang> = OnceLock::new();
-
-/// Sets the language of API error messages (once, at start-up).
-pub fn set_lang(lang: Lang) {
-    let _ = LANG.set(lang);
-}
-
-fn lang() -> Lang {
-    LANG.get().copied().unwrap_or_default()
 }
 
 /// Every error answer of the API. Each maps to a status and a stable `code`.
@@ -108,100 +100,24 @@ impl ApiError {
         }
     }
 
-    fn message(&self) -> String {
-        let l = lang();
-        let de = l == Lang::De;
-        match self {
-            ApiError::BadRequest(d) => {
-                format!("{}: {d}", l.pick("Ungültige Anfrage", "Bad request"))
-            }
-            ApiError::ProtocolVersion(v) => match l {
-                Lang::De => format!(
-                    "Protokollversion {v} wird nicht unterstützt (Server: {}). Bitte Agent und Server auf denselben Stand bringen.",
-                    asgard_core::protocol::PROTOCOL_VERSION
-                ),
-                Lang::En => format!(
-                    "Protocol version {v} is not supported (server: {}). Please update agent and server to matching versions.",
-                    asgard_core::protocol::PROTOCOL_VERSION
-                ),
+    /// The answer to send, its message in `lang`.
+    fn response(&self, lang: Lang) -> HttpResponse {
+        let body = ErrorBody {
+            code: self.code().to_owned(),
+            message: crate::present::api::error_message(self, lang),
+            missing: match self {
+                ApiError::MissingChunks(m) => m.clone(),
+                _ => Vec::new(),
             },
-            ApiError::Unauthorized => l
-                .pick(
-                    "Unbekanntes oder ungültiges Geräte-Token.",
-                    "Unknown or invalid device token.",
-                )
-                .into(),
-            ApiError::DevicePending => l
-                .pick(
-                    "Das Gerät wartet auf die Freigabe durch den Administrator (asgard-server device approve).",
-                    "The device is waiting for approval by the administrator (asgard-server device approve).",
-                )
-                .into(),
-            ApiError::DeviceExists { user, device } if de => format!(
-                "Das Gerät „{device}“ von Benutzer „{user}“ ist bereits registriert. Melden Sie sich mit dem Geräte-Token an oder lassen Sie das Gerät vom Administrator zurücksetzen (asgard-server device reset {user} {device})."
-            ),
-            ApiError::DeviceExists { user, device } => format!(
-                "The device \"{device}\" of user \"{user}\" is already registered. Log in with the device token or ask the administrator to reset the device (asgard-server device reset {user} {device})."
-            ),
-            ApiError::EnrollmentKey => l
-                .pick(
-                    "Der Registrierungsschlüssel fehlt oder ist falsch.",
-                    "The enrollment key is missing or wrong.",
-                )
-                .into(),
-            ApiError::RegistrationClosed => l
-                .pick(
-                    "Die Registrierung neuer Geräte ist auf diesem Server geschlossen.",
-                    "Registration of new devices is closed on this server.",
-                )
-                .into(),
-            ApiError::BadChunkId(t) if de => format!("Ungültige Chunk-ID „{t}“."),
-            ApiError::BadChunkId(t) => format!("Invalid chunk id \"{t}\"."),
-            ApiError::ChunkTooLarge(id) if de => format!("Chunk {id} ist zu groß."),
-            ApiError::ChunkTooLarge(id) => format!("Chunk {id} is too large."),
-            ApiError::UploadTooLarge(max) if de => {
-                format!("Die Upload-Anfrage ist größer als {max} Bytes.")
-            }
-            ApiError::UploadTooLarge(max) => format!("The upload request exceeds {max} bytes."),
-            ApiError::ChunkHashMismatch(id) if de => {
-                format!("Der Inhalt von Chunk {id} passt nicht zu seiner ID.")
-            }
-            ApiError::ChunkHashMismatch(id) => {
-                format!("The content of chunk {id} does not match its id.")
-            }
-            ApiError::ChunkCorrupt(id, e) if de => format!("Chunk {id} ist beschädigt: {e}"),
-            ApiError::ChunkCorrupt(id, e) => format!("Chunk {id} is corrupt: {e}"),
-            ApiError::BadEntry(d) if de => format!("Ungültiger Eintrag: {d}"),
-            ApiError::BadEntry(d) => format!("Invalid entry: {d}"),
-            ApiError::MissingChunks(m) if de => format!(
-                "{} Chunks fehlen auf dem Server; bitte zuerst hochladen.",
-                m.len()
-            ),
-            ApiError::MissingChunks(m) => {
-                format!("{} chunks are missing on the server; upload them first.", m.len())
-            }
-            ApiError::UnknownDevice(d) if de => format!("Unbekanntes Gerät „{d}“."),
-            ApiError::UnknownDevice(d) => format!("Unknown device \"{d}\"."),
-            ApiError::NotFound => l.pick("Nicht gefunden.", "Not found.").into(),
-            ApiError::Deleted => l
-                .pick(
-                    "Die Datei war zu diesem Zeitpunkt gelöscht.",
-                    "The file was deleted at that time.",
-                )
-                .into(),
-            ApiError::RangeNotSatisfiable(size) if de => {
-                format!("Der angeforderte Bereich liegt außerhalb der Datei ({size} Bytes).")
-            }
-            ApiError::RangeNotSatisfiable(size) => {
-                format!("The requested range is outside the file ({size} bytes).")
-            }
-            ApiError::Internal(_) => l
-                .pick(
-                    "Interner Serverfehler; Einzelheiten stehen im Server-Protokoll.",
-                    "Internal server error; see the server log for details.",
-                )
-                .into(),
+        };
+        let mut resp = HttpResponse::build(self.status_code());
+        if let ApiError::Unauthorized = self {
+            resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
+        if let ApiError::RangeNotSatisfiable(size) = self {
+            resp.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
+        }
+        resp.json(body)
     }
 }
 
@@ -230,26 +146,13 @@ impl ResponseError for ApiError {
         }
     }
 
+    /// Logs an internal error's details (they are not sent) and answers in the default language;
+    /// [`with_request_language`] then renders the message again in the request's language.
     fn error_response(&self) -> HttpResponse {
         if let ApiError::Internal(detail) = self {
             tracing::error!(%detail, "internal error");
         }
-        let body = ErrorBody {
-            code: self.code().to_owned(),
-            message: self.message(),
-            missing: match self {
-                ApiError::MissingChunks(m) => m.clone(),
-                _ => Vec::new(),
-            },
-        };
-        let mut resp = HttpResponse::build(self.status_code());
-        if let ApiError::Unauthorized = self {
-            resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
-        }
-        if let ApiError::RangeNotSatisfiable(size) = self {
-            resp.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
-        }
-        resp.json(body)
+        self.response(Lang::default())
     }
 }
 
@@ -292,6 +195,38 @@ where
     T: Send + 'static,
 {
     web::block(f).await?
+}
+
+/// The language of a request's messages: its `Accept-Language`, else the configured language.
+pub fn request_lang(req: &HttpRequest) -> Lang {
+    req.headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Lang::from_accept_language)
+        .or_else(|| {
+            req.app_data::<web::Data<AppState>>()
+                .map(|s| s.config.lang())
+        })
+        .unwrap_or_default()
+}
+
+/// Middleware: every error answer of the API gets its message in the language of the request
+/// ([`request_lang`]); status, code and headers stay as the error made them.
+pub async fn with_request_language(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let lang = request_lang(req.request());
+    let res = next.call(req).await?.map_into_boxed_body();
+    let again = res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<ApiError>())
+        .map(|e| e.response(lang));
+    Ok(match again {
+        Some(answer) => res.into_response(answer.map_into_boxed_body()),
+        None => res,
+    })
 }
 
 /// The bearer token of a request, if any. A malformed header counts as a wrong token.
@@ -425,19 +360,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(json_config())
         .app_data(query_config())
         .app_data(path_config())
-        .route("/healthz", web::get().to(healthz))
-        .route("/metrics", web::get().to(metrics))
-        .route("/api/login", web::post().to(login::login))
-        .route("/api/check", web::post().to(backup::check))
-        .route("/api/upload", web::post().to(backup::upload))
-        .route("/api/commit", web::post().to(backup::commit))
-        .route("/api/list", web::get().to(list::list))
-        .route("/api/restore", web::post().to(restore::restore))
-        .route("/api/chunks/{id}", web::get().to(restore::chunk))
-        .route("/api/manifest", web::post().to(restore::manifest))
-        .route("/api/fetch", web::post().to(restore::fetch))
-        .route("/api/runs", web::post().to(runs::report))
-        .route("/api/runs", web::get().to(runs::list));
+        .service(
+            web::scope("")
+                .wrap(actix_web::middleware::from_fn(with_request_language))
+                .route("/healthz", web::get().to(healthz))
+                .route("/metrics", web::get().to(metrics))
+                .route("/api/login", web::post().to(login::login))
+                .route("/api/check", web::post().to(backup::check))
+                .route("/api/upload", web::post().to(backup::upload))
+                .route("/api/commit", web::post().to(backup::commit))
+                .route("/api/list", web::get().to(list::list))
+                .route("/api/restore", web::post().to(restore::restore))
+                .route("/api/chunks/{id}", web::get().to(restore::chunk))
+                .route("/api/manifest", web::post().to(restore::manifest))
+                .route("/api/fetch", web::post().to(restore::fetch))
+                .route("/api/runs", web::post().to(runs::report))
+                .route("/api/runs", web::get().to(runs::list)),
+        );
 }
 
 #[cfg(test)]

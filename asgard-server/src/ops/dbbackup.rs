@@ -1,4 +1,4 @@
-//! Copies of the metadata database: `db-backup` (on demand and daily inside `serve`, keeping the
+//! Copies of the metadata database: `db-backup` (on demand, and daily inside `serve` through [`super::schedule`], keeping the
 //! newest [`crate::config::Config::db_backup_keep`]) and `db-restore`.
 //!
 //! The copy itself is [`Db::backup_to`] (one read transaction, hence consistent while the server
@@ -13,16 +13,14 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use asgard_core::Lang;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
 use crate::db::{Db, check_database};
-use crate::timefmt::compact_utc;
+use asgard_core::fmt::compact_utc;
 
 /// The folder of the automatic copies.
 pub const BACKUP_DIR: &str = "db-backups";
@@ -37,33 +35,6 @@ pub struct BackupReport {
     pub rows: u64,
     /// Older automatic copies removed by rotation.
     pub removed: Vec<PathBuf>,
-}
-
-impl BackupReport {
-    pub fn text(&self, lang: Lang) -> String {
-        let mut out = match lang {
-            Lang::De => format!(
-                "Metadaten-Datenbank gesichert: {} ({}, {} Einträge)\n",
-                self.path.display(),
-                super::bytes(self.bytes, lang),
-                self.rows
-            ),
-            Lang::En => format!(
-                "Metadata database backed up: {} ({}, {} rows)\n",
-                self.path.display(),
-                super::bytes(self.bytes, lang),
-                self.rows
-            ),
-        };
-        for r in &self.removed {
-            out.push_str(&format!(
-                "{} {}\n",
-                lang.pick("Alte Sicherung entfernt:", "Removed old backup:"),
-                r.display()
-            ));
-        }
-        out
-    }
 }
 
 /// Whether `name` is an automatic copy's name: `asgard-YYYYMMDD-HHMMSS[-N].redb`.
@@ -231,42 +202,6 @@ pub fn next_due(data_dir: &Path, interval: Duration) -> Option<SystemTime> {
     })
 }
 
-/// Starts the thread of the automatic copies inside `serve` (nothing when the interval is 0).
-pub fn spawn_periodic(db: Arc<Db>, config: Arc<Config>) -> std::io::Result<()> {
-    let interval = config.db_backup_interval.0;
-    if interval.is_zero() {
-        return Ok(());
-    }
-    std::thread::Builder::new()
-        .name("db-backup".into())
-        .spawn(move || {
-            // After a failure, try again after this long rather than at once.
-            let retry = interval.min(Duration::from_secs(3600));
-            let mut not_before = SystemTime::now();
-            loop {
-                let Some(due) = next_due(&config.data_dir, interval) else {
-                    return;
-                };
-                let due = due.max(not_before);
-                if let Ok(wait) = due.duration_since(SystemTime::now()) {
-                    std::thread::sleep(wait);
-                }
-                not_before = SystemTime::now() + retry;
-                match backup(
-                    &db,
-                    &config.data_dir,
-                    None,
-                    config.db_backup_keep,
-                    crate::db::now_us(),
-                ) {
-                    Ok(r) => tracing::info!(path = %r.path.display(), bytes = r.bytes, removed = r.removed.len(), "metadata database backed up"),
-                    Err(e) => tracing::error!(error = %format!("{e:#}"), "automatic metadata database backup failed"),
-                }
-            }
-        })?;
-    Ok(())
-}
-
 /// What `db-restore` did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreReport {
@@ -276,49 +211,13 @@ pub struct RestoreReport {
     pub versions: u64,
 }
 
-impl RestoreReport {
-    pub fn text(&self, lang: Lang) -> String {
-        let mut out = match lang {
-            Lang::De => format!(
-                "Metadaten-Datenbank wiederhergestellt: {} ({} Versionen).\n",
-                self.database.display(),
-                self.versions
-            ),
-            Lang::En => format!(
-                "Metadata database restored: {} ({} versions).\n",
-                self.database.display(),
-                self.versions
-            ),
-        };
-        if let Some(p) = &self.previous {
-            out.push_str(&format!(
-                "{} {}\n",
-                lang.pick(
-                    "Die bisherige Datenbank liegt unter",
-                    "The previous database is kept as"
-                ),
-                p.display()
-            ));
-        }
-        out.push_str(lang.pick(
-            "Empfehlung: asgard-server verify prüft, ob jeder Chunk, den diese Datenbank kennt, im Speicher liegt.\n\
-             Versionen nach dem Stand der Kopie fehlen: Damit die Agenten auch unveränderte Dateien erneut sichern, \
-             auf jedem Gerät den Ordner files-cache im Zustandsverzeichnis des Agenten löschen.\n",
-            "Recommended: asgard-server verify checks that every chunk this database knows is in the store.\n\
-             Versions newer than the copy are missing: for the agents to back up unchanged files again, \
-             delete the folder files-cache in each device's agent state directory.\n",
-        ));
-        out
-    }
-}
-
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
 /// Replaces `<data_dir>/asgard.redb` with the copy at `from`. The caller holds the data directory
 /// lock (so no server runs on it).
-pub fn restore(
+pub fn replace_database(
     data_dir: &Path,
     from: &Path,
     now_us: i64,
@@ -464,10 +363,10 @@ mod tests {
 
         let garbage = dir.path().join("garbage.redb");
         std::fs::write(&garbage, b"nonsense").unwrap();
-        let err = restore(&data, &garbage, 0, Lang::De).unwrap_err();
+        let err = replace_database(&data, &garbage, 0, Lang::De).unwrap_err();
         assert!(format!("{err:#}").contains("Keine gültige"), "{err:#}");
 
-        let r = restore(&data, &copy, 1_700_000_000_000_000, Lang::De).unwrap();
+        let r = replace_database(&data, &copy, 1_700_000_000_000_000, Lang::De).unwrap();
         let prev = r.previous.clone().unwrap();
         assert!(prev.ends_with("asgard.redb.before-restore-20231114-221320"));
         assert_eq!(
@@ -490,11 +389,16 @@ mod tests {
             .filter(|n| n.starts_with('.'))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
-        assert!(r.text(Lang::De).contains("bisherige Datenbank"));
+        assert!(crate::present::reports::db_restore(&r, Lang::De).contains("bisherige Datenbank"));
 
         // Into a data directory without a database.
         let fresh = dir.path().join("fresh");
         std::fs::create_dir_all(&fresh).unwrap();
-        assert_eq!(restore(&fresh, &copy, 0, Lang::De).unwrap().previous, None);
+        assert_eq!(
+            replace_database(&fresh, &copy, 0, Lang::De)
+                .unwrap()
+                .previous,
+            None
+        );
     }
 }

@@ -10,17 +10,16 @@ use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use asgard_core::Lang;
 use serde::{Deserialize, Serialize};
 
-use super::{Outcome, PROTOCOL_VERSION, SOCKET_NAME, Task, TaskContext, run_task};
-use crate::config::Config;
-use crate::db::Db;
-use crate::store::ChunkStore;
+use super::events::Origin;
+use super::runner::{Outcome, Resources};
+use super::{PROTOCOL_VERSION, SOCKET_NAME, Task};
+use crate::present;
 
 /// The longest request line the server reads.
 const MAX_REQUEST: u64 = 64 * 1024;
@@ -53,14 +52,6 @@ pub enum Reply {
     Done { outcome: Outcome },
     /// The final line of a request that failed (bad request, or the task failed).
     Error { message: String },
-}
-
-/// What the server's tasks use; the same open database and store the API uses.
-#[derive(Clone)]
-pub struct Resources {
-    pub db: Arc<Db>,
-    pub store: Arc<dyn ChunkStore>,
-    pub config: Arc<Config>,
 }
 
 /// The listening admin socket of a running server. Dropping it removes the socket file (the
@@ -147,12 +138,9 @@ fn handle(mut stream: UnixStream, res: &Resources) {
         Err(e) => Err(e),
     };
     let request = match read {
-        Ok(_) if !line.ends_with('\n') => Err(server_lang
-            .pick(
-                "Anfrage unvollständig oder zu lang (eine JSON-Zeile erwartet)",
-                "request incomplete or too long (one JSON line expected)",
-            )
-            .to_owned()),
+        Ok(_) if !line.ends_with('\n') => {
+            Err(present::messages::channel_request_incomplete(server_lang).to_owned())
+        }
         Ok(_) => serde_json::from_str::<Request>(&line).map_err(|e| {
             format!(
                 "{}: {e}",
@@ -166,16 +154,7 @@ fn handle(mut stream: UnixStream, res: &Resources) {
     };
     let request = match request {
         Ok(r) if r.version != PROTOCOL_VERSION => {
-            let message = match r.lang {
-                Lang::De => format!(
-                    "Protokollversion {} des Verwaltungskanals wird nicht unterstützt (Server: {PROTOCOL_VERSION}).",
-                    r.version
-                ),
-                Lang::En => format!(
-                    "Admin channel protocol version {} is not supported (server: {PROTOCOL_VERSION}).",
-                    r.version
-                ),
-            };
+            let message = present::messages::channel_version(r.version, PROTOCOL_VERSION, r.lang);
             send(&mut stream, &Reply::Error { message });
             return;
         }
@@ -187,34 +166,27 @@ fn handle(mut stream: UnixStream, res: &Resources) {
         }
     };
     tracing::info!(task = ?request.task, "admin task requested");
-    let ctx = TaskContext {
-        db: &res.db,
-        store: &*res.store,
-        config: &res.config,
-        lang: request.lang,
-        now_us: crate::db::now_us(),
-    };
+    let lang = request.lang;
     let mut progress_stream = stream.try_clone().ok();
-    let mut progress = |message: &str| {
+    let mut progress = |step| {
         if let Some(s) = progress_stream.as_mut()
             && !send(
                 s,
                 &Reply::Progress {
-                    message: message.to_owned(),
+                    message: present::step(step, lang).to_owned(),
                 },
             )
         {
             progress_stream = None;
         }
     };
-    let reply = match run_task(&request.task, &ctx, &mut progress) {
+    let reply = match res
+        .run(&request.task, Origin::AdminChannel, &mut progress)
+        .map_err(|e| present::ops_error(&e, lang))
+        .and_then(|report| Outcome::of(&report, lang).map_err(|e| format!("{e:#}")))
+    {
         Ok(outcome) => Reply::Done { outcome },
-        Err(e) => {
-            tracing::error!(task = ?request.task, error = %format!("{e:#}"), "admin task failed");
-            Reply::Error {
-                message: format!("{e:#}"),
-            }
-        }
+        Err(message) => Reply::Error { message },
     };
     send(&mut stream, &reply);
 }
@@ -238,18 +210,10 @@ pub fn call(
             }
             Err(e) => {
                 let dir = socket.parent().unwrap_or(socket);
-                return Err(anyhow!(match lang {
-                    Lang::De => format!(
-                        "Das Datenverzeichnis {} ist gesperrt (ein laufender Server oder ein anderer Wartungsbefehl), aber der Verwaltungskanal {} antwortet nicht: {e}",
-                        dir.display(),
-                        socket.display()
-                    ),
-                    Lang::En => format!(
-                        "The data directory {} is locked (a running server or another maintenance command), but the admin channel {} does not answer: {e}",
-                        dir.display(),
-                        socket.display()
-                    ),
-                }));
+                return Err(anyhow!(
+                    "{}: {e}",
+                    present::messages::channel_unanswered(dir, socket, lang)
+                ));
             }
         }
     };
@@ -303,6 +267,11 @@ fn read_replies(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    use crate::config::Config;
+    use crate::db::Db;
+    use crate::ops::events::EventBus;
     use crate::store::LocalStore;
 
     fn running(dir: &Path) -> (AdminSocket, Resources) {
@@ -315,6 +284,7 @@ mod tests {
             db: Arc::new(Db::open(&dir.join("asgard.redb")).unwrap()),
             store: Arc::new(LocalStore::open(&dir.join("chunks")).unwrap()),
             config: Arc::new(config),
+            events: Arc::new(EventBus::new()),
         };
         (serve(res.clone()).unwrap(), res)
     }

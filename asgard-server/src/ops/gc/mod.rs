@@ -68,10 +68,9 @@
 //! bytes, so no fence is needed against uploads and commits. Its own crash safety is the store's
 //! (see `store/packed.rs`).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use asgard_core::{ChunkId, Lang};
+use asgard_core::ChunkId;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
@@ -354,82 +353,6 @@ fn record_report(db: &Db, r: &GcReport) -> Result<(), DbError> {
 /// [`DbError`] when the meta table cannot be read.
 pub fn last_report(db: &Db) -> Result<Option<GcReport>, DbError> {
     db.get_meta_json(META_LAST_GC)
-}
-
-impl GcReport {
-    /// The report for people, in `lang`.
-    pub fn render(&self, lang: Lang) -> String {
-        let mut out = String::new();
-        if self.dry_run {
-            out.push_str(lang.pick(
-                "Probelauf: nichts wurde geändert. Ein echter Lauf würde:\n",
-                "Dry run: nothing was changed. A real pass would have:\n",
-            ));
-        }
-        let rows: [(&str, &str, u64); 8] = [
-            (
-                "Versionen entfernt (Aufbewahrung)",
-                "versions pruned (retention)",
-                self.versions_pruned,
-            ),
-            (
-                "Chunks als Kandidaten markiert",
-                "chunks marked as candidates",
-                self.candidates_marked,
-            ),
-            ("Chunks freigegeben", "chunks freed", self.chunks_freed),
-            ("Bytes freigegeben", "bytes freed", self.bytes_freed),
-            (
-                "verwaiste Dateien gelöscht",
-                "orphan files deleted",
-                self.orphans_removed,
-            ),
-            ("Chunks geprüft", "chunks scanned", self.chunks_scanned),
-            (
-                "Segmente verdichtet",
-                "segments compacted",
-                self.segments_compacted,
-            ),
-            (
-                "Bytes durch Verdichtung frei",
-                "bytes reclaimed by compaction",
-                self.bytes_reclaimed,
-            ),
-        ];
-        for (de, en, n) in rows {
-            out.push_str(&format!("{}: {n}\n", lang.pick(de, en)));
-        }
-        out.push_str(&format!(
-            "{}: {:.1} s\n",
-            lang.pick("Dauer", "duration"),
-            self.duration_ms as f64 / 1000.0
-        ));
-        out
-    }
-}
-
-/// Runs a pass every `interval` (the first one `interval` after the start) on a background thread,
-/// for `serve`. The thread ends with the process; an interrupted pass is harmless.
-pub fn spawn_periodic(
-    db: Arc<Db>,
-    store: Arc<dyn ChunkStore>,
-    opts: GcOptions,
-    interval: Duration,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("asgard-gc".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(interval);
-                match run(&db, &*store, &opts, crate::db::now_us()) {
-                    Ok(_) => {}
-                    Err(GcError::AlreadyRunning) => {
-                        tracing::info!("garbage collection skipped: another pass is running")
-                    }
-                    Err(e) => tracing::error!(error = %e, "garbage collection pass failed"),
-                }
-            }
-        })
 }
 
 #[cfg(test)]

@@ -1,0 +1,238 @@
+//! The account tasks: devices (list, approve, reset) and users (list, their own
+//! `keep_versions`). They run in the server through the admin channel like every other task, so
+//! an admin manages accounts without stopping the service.
+//!
+//! The reports name devices and users but carry no secret: a device's token hash never leaves
+//! the database.
+
+use asgard_core::protocol::DeviceStatus;
+use serde::{Deserialize, Serialize};
+
+use super::OpsError;
+use crate::config::Config;
+use crate::db::{Db, DbError};
+
+/// One device, for `device list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    pub user: String,
+    pub device: String,
+    pub status: DeviceStatus,
+    /// The device's token was revoked (`device reset`): it may register again.
+    pub reset: bool,
+    pub os: String,
+    pub os_version: String,
+    pub last_seen_us: i64,
+}
+
+/// What `device approve` or `device reset` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceChange {
+    pub user: String,
+    pub device: String,
+    pub action: DeviceAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceAction {
+    Approved,
+    Reset,
+}
+
+/// One user, for `user list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub name: String,
+    pub devices: u64,
+    /// The user's own setting; `None`: the configured `keep_versions` applies.
+    pub keep_versions: Option<u32>,
+}
+
+/// The users and the configured default they fall back to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserList {
+    pub default_keep_versions: u32,
+    pub users: Vec<UserInfo>,
+}
+
+/// What `user set-keep` or `user clear-keep` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeepChange {
+    pub user: String,
+    /// The new own setting; `None`: cleared.
+    pub keep_versions: Option<u32>,
+    pub default_keep_versions: u32,
+}
+
+/// Every device of every user.
+pub fn devices(db: &Db) -> Result<Vec<DeviceInfo>, OpsError> {
+    Ok(db
+        .list_devices()?
+        .into_iter()
+        .map(|r| DeviceInfo {
+            user: r.user,
+            device: r.device,
+            status: r.rec.status,
+            reset: r.rec.token_hash.is_none(),
+            os: r.rec.os,
+            os_version: r.rec.os_version,
+            last_seen_us: r.rec.last_seen_us,
+        })
+        .collect())
+}
+
+fn device_not_found(user: &str, device: &str) -> impl FnOnce(DbError) -> OpsError {
+    let (user, device) = (user.to_owned(), device.to_owned());
+    move |e| match e {
+        DbError::NotFound => OpsError::DeviceNotFound { user, device },
+        e => e.into(),
+    }
+}
+
+/// Approves a pending device (an active one stays active).
+pub fn approve(db: &Db, user: &str, device: &str) -> Result<DeviceChange, OpsError> {
+    db.approve_device(user, device)
+        .map_err(device_not_found(user, device))?;
+    Ok(DeviceChange {
+        user: user.to_owned(),
+        device: device.to_owned(),
+        action: DeviceAction::Approved,
+    })
+}
+
+/// Revokes a device's token; its files stay.
+pub fn reset(db: &Db, user: &str, device: &str) -> Result<DeviceChange, OpsError> {
+    db.reset_device(user, device)
+        .map_err(device_not_found(user, device))?;
+    Ok(DeviceChange {
+        user: user.to_owned(),
+        device: device.to_owned(),
+        action: DeviceAction::Reset,
+    })
+}
+
+/// Every user with their device count and own `keep_versions`.
+pub fn users(db: &Db, config: &Config) -> Result<UserList, OpsError> {
+    Ok(UserList {
+        default_keep_versions: config.keep_versions,
+        users: db
+            .list_users()?
+            .into_iter()
+            .map(|r| UserInfo {
+                name: r.name,
+                devices: r.devices,
+                keep_versions: r.keep_versions,
+            })
+            .collect(),
+    })
+}
+
+/// Sets (or with `None` clears) a user's own `keep_versions`.
+pub fn set_keep(
+    db: &Db,
+    config: &Config,
+    user: &str,
+    versions: Option<u32>,
+) -> Result<KeepChange, OpsError> {
+    if versions == Some(0) {
+        return Err(OpsError::BadKeep);
+    }
+    db.set_keep_override(user, versions).map_err(|e| match e {
+        DbError::NotFound => OpsError::UserNotFound {
+            user: user.to_owned(),
+        },
+        e => e.into(),
+    })?;
+    Ok(KeepChange {
+        user: user.to_owned(),
+        keep_versions: versions,
+        default_keep_versions: config.keep_versions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use asgard_core::protocol::{LoginRequest, PROTOCOL_VERSION};
+
+    fn db_with_devices() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("asgard.redb")).unwrap();
+        // The first device registers openly, the second one waits for an admin.
+        for (device, registration) in [
+            ("laptop", crate::config::Registration::Open),
+            ("desktop", crate::config::Registration::Approve),
+        ] {
+            let policy = crate::db::LoginPolicy {
+                registration,
+                enrollment_key: None,
+            };
+            let req = LoginRequest {
+                protocol_version: PROTOCOL_VERSION,
+                user: "anna".into(),
+                device: device.into(),
+                os: "linux".into(),
+                os_version: "6".into(),
+                agent_version: "t".into(),
+                enrollment_key: None,
+            };
+            db.login(&req, None, policy, 1).unwrap();
+        }
+        (dir, db)
+    }
+
+    #[test]
+    fn devices_are_listed_approved_and_reset_without_their_tokens() {
+        let (_dir, db) = db_with_devices();
+        let list = devices(&db).unwrap();
+        assert_eq!(list.len(), 2);
+        let pending: Vec<_> = list
+            .iter()
+            .filter(|d| d.status == DeviceStatus::Pending)
+            .collect();
+        assert_eq!(pending.len(), 1, "the second device of a user waits");
+        let json = serde_json::to_string(&list).unwrap();
+        assert!(!json.contains("token"), "{json}");
+
+        let name = pending[0].device.clone();
+        approve(&db, "anna", &name).unwrap();
+        assert!(
+            devices(&db)
+                .unwrap()
+                .iter()
+                .all(|d| d.status == DeviceStatus::Active)
+        );
+        reset(&db, "anna", &name).unwrap();
+        assert!(devices(&db).unwrap().iter().any(|d| d.reset));
+        assert!(matches!(
+            approve(&db, "anna", "toaster"),
+            Err(OpsError::DeviceNotFound { .. })
+        ));
+        assert!(matches!(
+            reset(&db, "bob", "laptop"),
+            Err(OpsError::DeviceNotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn keep_versions_per_user() {
+        let (_dir, db) = db_with_devices();
+        let config = Config::default();
+        let change = set_keep(&db, &config, "anna", Some(9)).unwrap();
+        assert_eq!(change.keep_versions, Some(9));
+        let list = users(&db, &config).unwrap();
+        assert_eq!(list.users[0].keep_versions, Some(9));
+        assert_eq!(list.users[0].devices, 2);
+        set_keep(&db, &config, "anna", None).unwrap();
+        assert_eq!(users(&db, &config).unwrap().users[0].keep_versions, None);
+        assert!(matches!(
+            set_keep(&db, &config, "niemand", Some(2)),
+            Err(OpsError::UserNotFound { .. })
+        ));
+        assert!(matches!(
+            set_keep(&db, &config, "anna", Some(0)),
+            Err(OpsError::BadKeep)
+        ));
+    }
+}

@@ -1,0 +1,336 @@
+//! # Operations: every admin task, where it runs, when it runs, and who hears about it
+//!
+//! Everything an admin (or the server on its own) does to the installation is a [`Task`]: the
+//! maintenance jobs (`gc`, `verify`, `db-backup`, `stats`, `locate`) and the account commands
+//! (`device list/approve/reset`, `user list/set-keep/clear-keep`); the admin console of a later
+//! issue adds its actions here too. One function, [`run`], carries a task out on an open database
+//! and store and returns a [`Report`]: data, never text. Text is made from it by
+//! [`crate::present`] in the language of whoever asked.
+//!
+//! ## Where a task runs
+//! One process owns a data directory (its lock file), so a task runs in exactly one of two places
+//! ([`runner::execute`]):
+//!
+//! - **in-process**: the data directory lock is free, so the command takes it, opens the database
+//!   (and the chunk store, for the tasks that need it) itself, runs the task and lets go;
+//! - **in the running server**: the lock is held, so the command connects to the server's admin
+//!   channel ([`channel`], the Unix socket `<data_dir>/admin.sock`, mode 0600: only the server's
+//!   own user and root may connect), and the server runs the task on its open database and store.
+//!   The admin never has to stop the service, for maintenance or for accounts.
+//!
+//! ## When it runs
+//! `serve` runs gc, verify and db-backup periodically through one [`schedule::Scheduler`], which
+//! stops its jobs cleanly when the server stops.
+//!
+//! ## Who hears about it
+//! Every run inside the server (scheduled or asked for over the channel) is published on the
+//! server's [`events::EventBus`]: the log is one subscriber today; the admin console and the
+//! notifications subscribe tomorrow.
+//!
+//! Adding a task: one [`Task`] variant (its options as fields), one arm in [`run`], its report
+//! type in [`Report`] and its text in [`crate::present`]; the command line maps its subcommand
+//! to the variant.
+
+pub mod accounts;
+pub mod channel;
+pub mod dbbackup;
+pub mod events;
+pub mod gc;
+pub mod locate;
+pub mod runner;
+pub mod schedule;
+pub mod verify;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, HumanDuration};
+use crate::db::{Db, DbError, FullStats};
+use crate::store::{ChunkStore, StoreError};
+
+pub use accounts::{DeviceChange, DeviceInfo, KeepChange, UserInfo, UserList};
+pub use channel::{Reply, Request};
+pub use locate::{LocateReport, Located};
+pub use runner::{Outcome, execute, open_db, open_store};
+
+/// Version of the admin channel protocol; a request with another version is refused.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The admin socket's file name in the data directory.
+pub const SOCKET_NAME: &str = "admin.sock";
+
+/// A task with its options. This is the wire form of a request too (new variants are additions
+/// to protocol version 1: an older server answers them with an error naming the task).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Task {
+    /// The statistics ([`FullStats`]).
+    Stats,
+    /// A consistent copy of the metadata database. `to`: an absolute file or directory path;
+    /// `None` = `<data_dir>/db-backups/asgard-YYYYMMDD-HHMMSS.redb` with rotation.
+    DbBackup { to: Option<PathBuf> },
+    /// Re-read chunks and check references ([`verify`]): all chunks, a sample of
+    /// `sample_percent`, or those of one user. Exit code 1 when it found damage.
+    Verify {
+        sample_percent: Option<f64>,
+        user: Option<String>,
+    },
+    /// A garbage collection pass ([`gc`]); `grace` overrides `gc_grace` of the config.
+    Gc {
+        dry_run: bool,
+        grace: Option<HumanDuration>,
+    },
+    /// Where chunks are stored (file, offset, length): the given ids (hex), or every chunk when
+    /// `ids` is empty. Exit code 1 when a given id is not in the store.
+    Locate { ids: Vec<String> },
+    /// Every device of every user.
+    DeviceList,
+    /// Approve a pending device.
+    DeviceApprove { user: String, device: String },
+    /// Revoke a device's token so that it can register again (its files stay).
+    DeviceReset { user: String, device: String },
+    /// Every user with their device count and own `keep_versions`.
+    UserList,
+    /// A user's own `keep_versions`; `None` removes it (the configuration applies again).
+    UserSetKeep { user: String, versions: Option<u32> },
+}
+
+impl Task {
+    /// Whether the task reads or writes the chunk store (an in-process run of one that does not
+    /// need not open it: opening repairs and imports, which takes time on a large store).
+    pub fn needs_store(&self) -> bool {
+        matches!(
+            self,
+            Task::Verify { .. } | Task::Gc { .. } | Task::Locate { .. }
+        )
+    }
+
+    /// A short stable name for logs and events (`gc`, `device-approve`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Task::Stats => "stats",
+            Task::DbBackup { .. } => "db-backup",
+            Task::Verify { .. } => "verify",
+            Task::Gc { .. } => "gc",
+            Task::Locate { .. } => "locate",
+            Task::DeviceList => "device-list",
+            Task::DeviceApprove { .. } => "device-approve",
+            Task::DeviceReset { .. } => "device-reset",
+            Task::UserList => "user-list",
+            Task::UserSetKeep { .. } => "user-set-keep",
+        }
+    }
+}
+
+/// What a task produced: one report type per task, all of them data that serializes (the JSON
+/// of `--json` is the inner report).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Report {
+    Stats(FullStats),
+    DbBackup(dbbackup::BackupReport),
+    Verify(Box<verify::VerifyReport>),
+    Gc(gc::GcReport),
+    Locate(LocateReport),
+    Devices(Vec<DeviceInfo>),
+    DeviceChanged(DeviceChange),
+    Users(UserList),
+    KeepChanged(KeepChange),
+}
+
+impl Report {
+    /// The command's exit code: 0 = all well; 1 = verify found damage, or locate missed an id.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Report::Verify(r) if !r.clean() => 1,
+            Report::Locate(r) => u8::from(!r.missing.is_empty()),
+            _ => 0,
+        }
+    }
+}
+
+/// A step of a running task worth telling the person who waits for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    BackingUpDatabase,
+    Verifying,
+    CollectingGarbage,
+}
+
+/// Why a task could not be carried out. The variants a person can act on name the object; the
+/// text is made by [`crate::present::ops_error`].
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("device {device} of user {user} not found")]
+    DeviceNotFound { user: String, device: String },
+    #[error("user {user} not found")]
+    UserNotFound { user: String },
+    #[error("invalid chunk id {0}")]
+    BadChunkId(String),
+    #[error("the target path must be absolute: {0}")]
+    RelativePath(PathBuf),
+    #[error("keep_versions must be at least 1")]
+    BadKeep,
+    #[error(transparent)]
+    Verify(#[from] verify::VerifyError),
+    #[error(transparent)]
+    Gc(#[from] gc::GcError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else (I/O with its context); shown as it is.
+    #[error("{0:#}")]
+    Other(#[from] anyhow::Error),
+}
+
+/// What a task may use: the open database and store of whoever runs it.
+pub struct TaskContext<'a> {
+    pub db: &'a Db,
+    /// `None` when the runner did not open it ([`Task::needs_store`] is false).
+    pub store: Option<&'a dyn ChunkStore>,
+    pub config: &'a Config,
+    pub now_us: i64,
+}
+
+impl TaskContext<'_> {
+    fn store(&self) -> anyhow::Result<&dyn ChunkStore> {
+        self.store
+            .ok_or_else(|| anyhow::anyhow!("chunk store not opened for this task"))
+    }
+}
+
+/// Runs one task. `step` hears of the steps of a long task while it runs.
+///
+/// # Errors
+/// [`OpsError`]: the task did not run or did not finish; what it did before stays consistent.
+pub fn run(
+    task: &Task,
+    ctx: &TaskContext<'_>,
+    step: &mut dyn FnMut(Step),
+) -> Result<Report, OpsError> {
+    Ok(match task {
+        Task::Stats => Report::Stats(ctx.db.full_stats()?),
+        Task::DbBackup { to } => {
+            if let Some(p) = to
+                && !p.is_absolute()
+            {
+                return Err(OpsError::RelativePath(p.clone()));
+            }
+            step(Step::BackingUpDatabase);
+            Report::DbBackup(dbbackup::backup(
+                ctx.db,
+                &ctx.config.data_dir,
+                to.as_deref(),
+                ctx.config.db_backup_keep,
+                ctx.now_us,
+            )?)
+        }
+        Task::Verify {
+            sample_percent,
+            user,
+        } => {
+            step(Step::Verifying);
+            let opts = verify::VerifyOptions {
+                sample_percent: *sample_percent,
+                user: user.clone(),
+                ..verify::VerifyOptions::default()
+            };
+            Report::Verify(Box::new(verify::run(
+                ctx.db,
+                ctx.store()?,
+                &opts,
+                ctx.now_us,
+            )?))
+        }
+        Task::Gc { dry_run, grace } => {
+            let mut opts = gc::GcOptions::from_config(ctx.config);
+            opts.dry_run = *dry_run;
+            if let Some(g) = grace {
+                opts.grace = g.0;
+            }
+            step(Step::CollectingGarbage);
+            Report::Gc(gc::run(ctx.db, ctx.store()?, &opts, ctx.now_us)?)
+        }
+        Task::Locate { ids } => Report::Locate(locate::locate(ctx.store()?, ids)?),
+        Task::DeviceList => Report::Devices(accounts::devices(ctx.db)?),
+        Task::DeviceApprove { user, device } => {
+            Report::DeviceChanged(accounts::approve(ctx.db, user, device)?)
+        }
+        Task::DeviceReset { user, device } => {
+            Report::DeviceChanged(accounts::reset(ctx.db, user, device)?)
+        }
+        Task::UserList => Report::Users(accounts::users(ctx.db, ctx.config)?),
+        Task::UserSetKeep { user, versions } => {
+            Report::KeepChanged(accounts::set_keep(ctx.db, ctx.config, user, *versions)?)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use asgard_core::Lang;
+
+    #[test]
+    fn tasks_have_a_stable_wire_form() {
+        let t = Task::DbBackup {
+            to: Some(PathBuf::from("/x/y.redb")),
+        };
+        let text = serde_json::to_string(&t).unwrap();
+        assert_eq!(text, r#"{"name":"db-backup","to":"/x/y.redb"}"#);
+        assert_eq!(serde_json::from_str::<Task>(&text).unwrap(), t);
+        assert_eq!(
+            serde_json::from_str::<Task>(r#"{"name":"stats"}"#).unwrap(),
+            Task::Stats
+        );
+        let err = serde_json::from_str::<Task>(r#"{"name":"frobnicate"}"#).unwrap_err();
+        assert!(err.to_string().contains("frobnicate"), "{err}");
+        assert!(serde_json::from_str::<Task>(r#"{"name":"db-backup","too":"/x"}"#).is_err());
+        let approve = Task::DeviceApprove {
+            user: "anna".into(),
+            device: "laptop".into(),
+        };
+        let text = serde_json::to_string(&approve).unwrap();
+        assert_eq!(
+            text,
+            r#"{"name":"device-approve","user":"anna","device":"laptop"}"#
+        );
+        assert_eq!(approve.name(), "device-approve");
+        assert!(
+            !approve.needs_store()
+                && Task::Gc {
+                    dry_run: true,
+                    grace: None
+                }
+                .needs_store()
+        );
+    }
+
+    #[test]
+    fn in_process_run_needs_the_data_dir_and_takes_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().join("nope"),
+            ..Config::default()
+        };
+        let err = execute(&config, &Task::Stats, Lang::De, &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("existiert nicht"), "{err}");
+
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let out = execute(&config, &Task::Stats, Lang::De, &mut |_| {}).unwrap();
+        assert_eq!(out.exit_code, 0);
+        assert_eq!(out.result["users"], 0);
+        assert!(out.result["dedupe_ratio"].is_null());
+        // The lock was released again.
+        assert!(
+            crate::lock::try_acquire(dir.path(), Lang::De)
+                .unwrap()
+                .is_some()
+        );
+    }
+}

@@ -1,0 +1,146 @@
+//! The command line's and the admin channel's own messages (reports are in [`super::reports`]).
+
+use std::path::Path;
+
+use asgard_core::Lang;
+
+/// `Datenverzeichnis existiert nicht: <dir>`.
+pub fn data_dir_missing(dir: &Path, lang: Lang) -> String {
+    format!(
+        "{} {}",
+        lang.pick(
+            "Datenverzeichnis existiert nicht:",
+            "Data directory does not exist:"
+        ),
+        dir.display()
+    )
+}
+
+/// The data directory cannot be created.
+pub fn cannot_create_data_dir(dir: &Path, lang: Lang) -> String {
+    format!(
+        "{} {}",
+        lang.pick(
+            "Datenverzeichnis kann nicht angelegt werden:",
+            "Cannot create data directory"
+        ),
+        dir.display()
+    )
+}
+
+/// The metadata database cannot be opened.
+pub fn cannot_open_db(path: &Path, lang: Lang) -> String {
+    format!(
+        "{} {}",
+        lang.pick(
+            "Metadaten-Datenbank kann nicht geöffnet werden:",
+            "Cannot open metadata database"
+        ),
+        path.display()
+    )
+}
+
+/// The chunk store cannot be opened.
+pub fn cannot_open_store(path: &Path, lang: Lang) -> String {
+    format!(
+        "{} {}",
+        lang.pick(
+            "Chunk-Speicher kann nicht geöffnet werden:",
+            "Cannot open chunk store"
+        ),
+        path.display()
+    )
+}
+
+/// Another process holds the data directory's lock.
+pub fn data_dir_in_use(dir: &Path, lock_file: &Path, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!(
+            "Das Datenverzeichnis {} wird bereits von einem anderen AsgardBackup-Server benutzt (Sperrdatei {}).",
+            dir.display(),
+            lock_file.display()
+        ),
+        Lang::En => format!(
+            "The data directory {} is already used by another AsgardBackup server (lock file {}).",
+            dir.display(),
+            lock_file.display()
+        ),
+    }
+}
+
+/// `db-restore` while the server (or a maintenance command) holds the data directory.
+pub fn stop_server_before_db_restore(dir: &Path, lang: Lang) -> String {
+    format!(
+        "{} {}",
+        lang.pick(
+            "Der Server läuft noch (oder ein Wartungsbefehl): vor dem Zurückspielen der Datenbank den Server beenden. Datenverzeichnis:",
+            "The server is still running (or a maintenance command): stop the server before restoring the database. Data directory:"
+        ),
+        dir.display()
+    )
+}
+
+/// A path on the command line that cannot be made absolute.
+pub fn invalid_path(p: &Path, lang: Lang) -> String {
+    format!(
+        "{} {}",
+        lang.pick("Ungültiger Pfad:", "Invalid path:"),
+        p.display()
+    )
+}
+
+/// The address to listen on cannot be bound.
+pub fn cannot_bind(listen: &str, lang: Lang) -> String {
+    format!(
+        "{} {listen}",
+        lang.pick("Adresse kann nicht gebunden werden:", "Cannot bind address")
+    )
+}
+
+/// The two lines `serve` prints once it listens.
+pub fn server_running(addr: &std::net::SocketAddr, fingerprint: &str, lang: Lang) -> String {
+    format!(
+        "{}: https://{addr}\n{}: {fingerprint}\n",
+        lang.pick("AsgardBackup-Server läuft", "AsgardBackup server running"),
+        lang.pick(
+            "Zertifikat-Fingerabdruck (SHA-256)",
+            "Certificate fingerprint (SHA-256)"
+        )
+    )
+}
+
+/// The admin channel got a line that is not complete (or longer than allowed).
+pub fn channel_request_incomplete(lang: Lang) -> &'static str {
+    lang.pick(
+        "Anfrage unvollständig oder zu lang (eine JSON-Zeile erwartet)",
+        "request incomplete or too long (one JSON line expected)",
+    )
+}
+
+/// The admin channel got a request of another protocol version.
+pub fn channel_version(version: u32, server: u32, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!(
+            "Protokollversion {version} des Verwaltungskanals wird nicht unterstützt (Server: {server})."
+        ),
+        Lang::En => {
+            format!("Admin channel protocol version {version} is not supported (server: {server}).")
+        }
+    }
+}
+
+/// The data directory is locked but nobody answers on its admin channel.
+pub fn channel_unanswered(dir: &Path, socket: &Path, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!(
+            "Das Datenverzeichnis {} ist gesperrt (ein laufender Server oder ein anderer Wartungsbefehl), aber der Verwaltungskanal {} antwortet nicht",
+            dir.display(),
+            socket.display()
+        ),
+        Lang::En => format!(
+            "The data directory {} is locked (a running server or another maintenance command), but the admin channel {} does not answer",
+            dir.display(),
+            socket.display()
+        ),
+    }
+}

@@ -1,0 +1,117 @@
+//! # Presentation: text for people, made from data, in a language passed per call
+//!
+//! The layers below (`ops`, `service`, `db`, `store`) return reports and errors as data; this
+//! module is where they become text. Every function takes the reader's [`Lang`]: the language of
+//! the command that asked (CLI, admin channel), of the HTTP request (API errors), never a
+//! process-wide setting. The web pages of later issues render the same data with their own
+//! templates and can reuse the phrases here.
+//!
+//! - [`reports`]: the maintenance reports (verify, gc, stats, db-backup/-restore, locate, devices,
+//!   users);
+//! - [`messages`]: the command line's and the admin channel's own messages;
+//! - [`api`]: the messages of the API's error answers.
+//!
+//! Numbers, sizes and times come from [`asgard_core::fmt`], shared with the agent.
+
+pub mod api;
+pub mod messages;
+pub mod reports;
+
+use asgard_core::Lang;
+
+use crate::ops::{OpsError, Report, Step};
+
+/// A task's report as text.
+pub fn report(report: &Report, lang: Lang) -> String {
+    match report {
+        Report::Stats(s) => reports::stats(s, lang),
+        Report::DbBackup(r) => reports::db_backup(r, lang),
+        Report::Verify(r) => reports::verify_report(r, lang),
+        Report::Gc(r) => reports::gc_report(r, lang),
+        Report::Locate(r) => reports::locate(r, lang),
+        Report::Devices(list) => reports::devices(list, lang),
+        Report::DeviceChanged(c) => reports::device_change(c, lang),
+        Report::Users(list) => reports::users(list, lang),
+        Report::KeepChanged(c) => reports::keep_change(c, lang),
+    }
+}
+
+/// The line shown when a long task reaches `step`.
+pub fn step(step: Step, lang: Lang) -> &'static str {
+    match step {
+        Step::BackingUpDatabase => lang.pick(
+            "Sichere die Metadaten-Datenbank …",
+            "Backing up the metadata database …",
+        ),
+        Step::Verifying => lang.pick("Prüfung der Chunks läuft …", "Verifying the chunks …"),
+        Step::CollectingGarbage => lang.pick(
+            "Speicherbereinigung läuft …",
+            "Garbage collection running …",
+        ),
+    }
+}
+
+/// Why a task could not be carried out.
+pub fn ops_error(e: &OpsError, lang: Lang) -> String {
+    match (e, lang) {
+        (OpsError::DeviceNotFound { user, device }, Lang::De) => {
+            format!("Gerät „{device}“ von Benutzer „{user}“ nicht gefunden.")
+        }
+        (OpsError::DeviceNotFound { user, device }, Lang::En) => {
+            format!("Device \"{device}\" of user \"{user}\" not found.")
+        }
+        (OpsError::UserNotFound { user }, Lang::De) => {
+            format!("Benutzer „{user}“ nicht gefunden.")
+        }
+        (OpsError::UserNotFound { user }, Lang::En) => format!("User \"{user}\" not found."),
+        (OpsError::BadChunkId(hex), _) => format!(
+            "{} {hex}",
+            lang.pick("Ungültige Chunk-ID:", "Invalid chunk id:")
+        ),
+        (OpsError::RelativePath(p), _) => format!(
+            "{} {}",
+            lang.pick(
+                "Der Zielpfad muss absolut sein:",
+                "The target path must be absolute:"
+            ),
+            p.display()
+        ),
+        (OpsError::BadKeep, _) => lang
+            .pick(
+                "keep_versions muss mindestens 1 sein.",
+                "keep_versions must be at least 1.",
+            )
+            .to_owned(),
+        (OpsError::Other(e), _) => format!("{e:#}"),
+        (e, _) => e.to_string(),
+    }
+}
+
+/// The word in front of an error on the command line.
+pub fn error_prefix(lang: Lang) -> &'static str {
+    lang.pick("Fehler", "Error")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_object_in_the_readers_language() {
+        let e = OpsError::DeviceNotFound {
+            user: "anna".into(),
+            device: "laptop".into(),
+        };
+        assert_eq!(
+            ops_error(&e, Lang::De),
+            "Gerät „laptop“ von Benutzer „anna“ nicht gefunden."
+        );
+        assert_eq!(
+            ops_error(&e, Lang::En),
+            "Device \"laptop\" of user \"anna\" not found."
+        );
+        let e = OpsError::RelativePath("x.redb".into());
+        assert!(ops_error(&e, Lang::En).contains("absolute"));
+        assert!(ops_error(&e, Lang::De).contains("absolut sein"));
+    }
+}
