@@ -101,3 +101,85 @@ pub fn error_message(e: &ApiError, l: Lang) -> String {
             .into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use actix_web::{App, test, web};
+    use asgard_core::protocol::ErrorBody;
+
+    use super::*;
+    use crate::api::{AppState, routes};
+    use crate::config::Config;
+    use crate::db::Db;
+    use crate::store::LocalStore;
+
+    /// The message of a `GET /api/list` without a token, asked with `accept` from a server
+    /// configured for `configured`.
+    async fn unauthorized_message(configured: Option<Lang>, accept: Option<&str>) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let state = web::Data::new(AppState {
+            db: Arc::new(Db::open(&dir.path().join("asgard.redb")).unwrap()),
+            store: Arc::new(LocalStore::open(&dir.path().join("chunks")).unwrap()),
+            config: Arc::new(Config {
+                language: configured,
+                ..Config::default()
+            }),
+        });
+        let app = test::init_service(App::new().app_data(state).configure(routes)).await;
+        let mut req = test::TestRequest::get().uri("/api/list");
+        if let Some(a) = accept {
+            req = req.insert_header(("Accept-Language", a));
+        }
+        let resp = test::call_service(&app, req.to_request()).await;
+        assert_eq!(resp.status(), 401);
+        assert_eq!(resp.headers().get("www-authenticate").unwrap(), "Bearer");
+        let body: ErrorBody = test::read_body_json(resp).await;
+        assert_eq!(body.code, "unauthorized");
+        body.message
+    }
+
+    #[actix_web::test]
+    async fn error_messages_take_the_language_of_the_request_else_the_config() {
+        let de = "Unbekanntes oder ungültiges Geräte-Token.";
+        let en = "Unknown or invalid device token.";
+        assert_eq!(unauthorized_message(None, None).await, de);
+        assert_eq!(unauthorized_message(Some(Lang::En), None).await, en);
+        assert_eq!(
+            unauthorized_message(Some(Lang::De), Some("en-US,en;q=0.9")).await,
+            en
+        );
+        assert_eq!(
+            unauthorized_message(Some(Lang::En), Some("de-CH, en;q=0.5")).await,
+            de
+        );
+        // A language the server does not speak: the configured one.
+        assert_eq!(
+            unauthorized_message(Some(Lang::En), Some("fr-FR")).await,
+            en
+        );
+    }
+
+    #[actix_web::test]
+    async fn extractor_errors_are_rendered_in_the_request_language_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = web::Data::new(AppState {
+            db: Arc::new(Db::open(&dir.path().join("asgard.redb")).unwrap()),
+            store: Arc::new(LocalStore::open(&dir.path().join("chunks")).unwrap()),
+            config: Arc::new(Config::default()),
+        });
+        let app = test::init_service(App::new().app_data(state).configure(routes)).await;
+        let req = test::TestRequest::post()
+            .uri("/api/login")
+            .insert_header(("Accept-Language", "en"))
+            .insert_header(("Content-Type", "application/json"))
+            .set_payload("{not json")
+            .to_request();
+        let resp = test::call_service(&app, req).await;
+        assert_eq!(resp.status(), 400);
+        let body: ErrorBody = test::read_body_json(resp).await;
+        assert_eq!(body.code, "bad_request");
+        assert!(body.message.starts_with("Bad request"), "{}", body.message);
+    }
+}
