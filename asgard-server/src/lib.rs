@@ -8,6 +8,8 @@
 //! - [`ops`]: every admin task (gc, verify, db-backup, stats, locate, devices, users), where it
 //!   runs (in-process or in the server through the admin channel), the periodic jobs and the
 //!   event stream of their results;
+//! - [`control`]: the admin's command interface: a task runs in-process on a stopped data
+//!   directory or in the running server through the admin channel;
 //! - [`present`]: reports and errors as text for people, in a language passed per call;
 //! - [`db`]: the redb metadata and every transaction;
 //! - [`store`]: the [`store::ChunkStore`] trait and its backends;
@@ -16,6 +18,7 @@
 
 pub mod api;
 pub mod config;
+pub mod control;
 pub mod db;
 pub mod lock;
 pub mod ops;

@@ -12,10 +12,10 @@ use asgard_core::Lang;
 use clap::{Args, Parser, Subcommand};
 
 use asgard_server::config::{Config, HumanDuration};
+use asgard_server::control::{self, channel};
 use asgard_server::ops::events::{self, EventBus};
-use asgard_server::ops::runner::Resources;
 use asgard_server::ops::schedule::Scheduler;
-use asgard_server::ops::{self, Task, channel, dbbackup};
+use asgard_server::ops::{Resources, Task, dbbackup};
 use asgard_server::present::{self, messages};
 use asgard_server::{api, lock, tls};
 
@@ -282,7 +282,7 @@ fn main() -> ExitCode {
 /// An error, with the configured language when the configuration could be read.
 type CmdResult<T = ()> = Result<T, (Option<Lang>, anyhow::Error)>;
 
-/// Runs a task (in-process or through the running server, see `ops::runner`) and prints its
+/// Runs a task (in-process or through the running server, see `control`) and prints its
 /// outcome; returns the task's exit code.
 fn task_cmd(
     common: &Common,
@@ -293,7 +293,7 @@ fn task_cmd(
     let lang = config.lang();
     let task = with_lang(lang, task(lang))?;
     let mut progress = |line: &str| eprintln!("{line}");
-    let outcome = with_lang(lang, ops::execute(&config, &task, lang, &mut progress))?;
+    let outcome = with_lang(lang, control::execute(&config, &task, lang, &mut progress))?;
     if json {
         let text = with_lang(
             lang,
@@ -352,8 +352,8 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| messages::cannot_create_data_dir(dir, lang))?;
     let lock = lock::acquire(dir, lang)?;
     tracing::info!(lock = %lock.path.display(), "data directory locked");
-    let db = ops::open_db(&config, lang)?;
-    let store = ops::open_store(&config, lang)?;
+    let db = control::open_db(&config, lang)?;
+    let store = control::open_store(&config, lang)?;
     let material = tls::load_or_create(&config, lang)?;
     let fp = material.fingerprint();
     let tls_config = material.server_config()?;

@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod list;
 pub mod login;
+pub mod present;
 pub mod restore;
 pub mod runs;
 
@@ -104,7 +105,7 @@ impl ApiError {
     fn response(&self, lang: Lang) -> HttpResponse {
         let body = ErrorBody {
             code: self.code().to_owned(),
-            message: crate::present::api::error_message(self, lang),
+            message: present::error_message(self, lang),
             missing: match self {
                 ApiError::MissingChunks(m) => m.clone(),
                 _ => Vec::new(),

@@ -5,18 +5,12 @@
 //! (`device list/approve/reset`, `user list/set-keep/clear-keep`); the admin console of a later
 //! issue adds its actions here too. One function, [`run`], carries a task out on an open database
 //! and store and returns a [`Report`]: data, never text. Text is made from it by
-//! [`crate::present`] in the language of whoever asked.
+//! `crate::present` in the language of whoever asked.
 //!
 //! ## Where a task runs
-//! One process owns a data directory (its lock file), so a task runs in exactly one of two places
-//! ([`runner::execute`]):
-//!
-//! - **in-process**: the data directory lock is free, so the command takes it, opens the database
-//!   (and the chunk store, for the tasks that need it) itself, runs the task and lets go;
-//! - **in the running server**: the lock is held, so the command connects to the server's admin
-//!   channel ([`channel`], the Unix socket `<data_dir>/admin.sock`, mode 0600: only the server's
-//!   own user and root may connect), and the server runs the task on its open database and store.
-//!   The admin never has to stop the service, for maintenance or for accounts.
+//! In the server ([`Resources::run`], for the scheduler and for commands that arrive over the
+//! admin channel) or in the command's own process on a stopped data directory: see
+//! [`crate::control`].
 //!
 //! ## When it runs
 //! `serve` runs gc, verify and db-backup periodically through one [`schedule::Scheduler`], which
@@ -28,11 +22,10 @@
 //! notifications subscribe tomorrow.
 //!
 //! Adding a task: one [`Task`] variant (its options as fields), one arm in [`run`], its report
-//! type in [`Report`] and its text in [`crate::present`]; the command line maps its subcommand
+//! type in [`Report`] and its text in `crate::present`; the command line maps its subcommand
 //! to the variant.
 
 pub mod accounts;
-pub mod channel;
 pub mod dbbackup;
 pub mod events;
 pub mod gc;
@@ -50,9 +43,8 @@ use crate::db::{Db, DbError, FullStats};
 use crate::store::{ChunkStore, StoreError};
 
 pub use accounts::{DeviceChange, DeviceInfo, KeepChange, UserInfo, UserList};
-pub use channel::{Reply, Request};
 pub use locate::{LocateReport, Located};
-pub use runner::{Outcome, execute, open_db, open_store};
+pub use runner::Resources;
 
 /// Version of the admin channel protocol; a request with another version is refused.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -159,7 +151,7 @@ pub enum Step {
 }
 
 /// Why a task could not be carried out. The variants a person can act on name the object; the
-/// text is made by [`crate::present::ops_error`].
+/// text is made by `crate::present::ops_error`.
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
     #[error("device {device} of user {user} not found")]
@@ -315,14 +307,15 @@ mod tests {
             data_dir: dir.path().join("nope"),
             ..Config::default()
         };
-        let err = execute(&config, &Task::Stats, Lang::De, &mut |_| {}).unwrap_err();
+        let err =
+            crate::control::execute(&config, &Task::Stats, Lang::De, &mut |_| {}).unwrap_err();
         assert!(err.to_string().contains("existiert nicht"), "{err}");
 
         let config = Config {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
         };
-        let out = execute(&config, &Task::Stats, Lang::De, &mut |_| {}).unwrap();
+        let out = crate::control::execute(&config, &Task::Stats, Lang::De, &mut |_| {}).unwrap();
         assert_eq!(out.exit_code, 0);
         assert_eq!(out.result["users"], 0);
         assert!(out.result["dedupe_ratio"].is_null());

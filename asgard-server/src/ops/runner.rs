@@ -1,42 +1,13 @@
-//! Where a task runs: in this process on a data directory nobody holds ([`execute`] takes the
-//! lock and opens what the task needs), or in the running server ([`execute`] asks it over the
-//! admin channel; the server runs it with [`Resources::run`]).
+//! The server's side of running a task: the open database, store and configuration that the
+//! admin channel and the scheduler share, and the event stream every run is published on.
 
 use std::sync::Arc;
 
-use anyhow::{Context, anyhow, bail};
-use asgard_core::Lang;
-use serde::{Deserialize, Serialize};
-
 use super::events::{Ending, Event, EventBus, Origin};
-use super::{OpsError, PROTOCOL_VERSION, Report, Request, SOCKET_NAME, Task, TaskContext, channel};
+use super::{OpsError, Report, Step, Task, TaskContext};
 use crate::config::Config;
 use crate::db::Db;
-use crate::present;
-use crate::store::{ChunkStore, PackedStore};
-
-/// What a task produced, for the command that asked: the report as JSON (`--json`), as text for
-/// people in the caller's language, and the exit code. The final line of the admin channel.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Outcome {
-    /// The machine-readable result (`--json`).
-    pub result: serde_json::Value,
-    /// The result for people, in the requested language.
-    pub text: String,
-    /// The command's exit code (0 = all well; e.g. verify uses 1 for "found damage").
-    pub exit_code: u8,
-}
-
-impl Outcome {
-    /// The outcome of `report`, its text in `lang`.
-    pub fn of(report: &Report, lang: Lang) -> anyhow::Result<Outcome> {
-        Ok(Outcome {
-            result: serde_json::to_value(report)?,
-            text: present::report(report, lang),
-            exit_code: report.exit_code(),
-        })
-    }
-}
+use crate::store::ChunkStore;
 
 /// What the server's tasks use: the same open database and store the API uses, and the event
 /// stream their results go to.
@@ -54,7 +25,7 @@ impl Resources {
         &self,
         task: &Task,
         origin: Origin,
-        step: &mut dyn FnMut(super::Step),
+        step: &mut dyn FnMut(Step),
     ) -> Result<Report, OpsError> {
         let ctx = TaskContext {
             db: &self.db,
@@ -69,7 +40,7 @@ impl Resources {
                 OpsError::Gc(super::gc::GcError::AlreadyRunning)
                 | OpsError::Verify(super::verify::VerifyError::AlreadyRunning),
             ) => Ending::Skipped,
-            Err(e) => Ending::Failed(present::ops_error(e, self.config.lang())),
+            Err(e) => Ending::Failed(e.to_string()),
         };
         self.events.publish(Event {
             task: task.clone(),
@@ -80,70 +51,4 @@ impl Resources {
         });
         result
     }
-}
-
-/// Runs `task` for the data directory of `config`: in-process when its lock is free, else through
-/// the running server's admin channel. `progress` receives progress lines (in `lang`).
-///
-/// # Errors
-/// The data directory is missing or cannot be used, the server does not answer, or the task
-/// failed; the message is in `lang`.
-pub fn execute(
-    config: &Config,
-    task: &Task,
-    lang: Lang,
-    progress: &mut dyn FnMut(&str),
-) -> anyhow::Result<Outcome> {
-    let dir = &config.data_dir;
-    if !dir.is_dir() {
-        bail!("{}", present::messages::data_dir_missing(dir, lang));
-    }
-    match crate::lock::try_acquire(dir, lang)? {
-        Some(lock) => {
-            let db = open_db(config, lang)?;
-            let store = if task.needs_store() {
-                Some(open_store(config, lang)?)
-            } else {
-                None
-            };
-            let ctx = TaskContext {
-                db: &db,
-                store: store.as_ref().map(|s| s as &dyn ChunkStore),
-                config,
-                now_us: crate::db::now_us(),
-            };
-            let result = super::run(task, &ctx, &mut |s| progress(present::step(s, lang)));
-            drop(store);
-            drop(db);
-            drop(lock);
-            let report = result.map_err(|e| anyhow!("{}", present::ops_error(&e, lang)))?;
-            Outcome::of(&report, lang)
-        }
-        None => {
-            let request = Request {
-                version: PROTOCOL_VERSION,
-                lang,
-                task: task.clone(),
-            };
-            channel::call(&dir.join(SOCKET_NAME), &request, lang, progress)
-        }
-    }
-}
-
-/// Opens the metadata database of the configured data directory (the caller holds the lock).
-pub fn open_db(config: &Config, lang: Lang) -> anyhow::Result<Db> {
-    let path = config.data_dir.join("asgard.redb");
-    Db::open(&path).with_context(|| present::messages::cannot_open_db(&path, lang))
-}
-
-/// Opens the chunk store `<data_dir>/chunks` (the caller holds the lock): crash repair and the
-/// import of per-file chunks happen here.
-pub fn open_store(config: &Config, lang: Lang) -> anyhow::Result<PackedStore> {
-    let chunks = config.data_dir.join("chunks");
-    PackedStore::open(&chunks, config.packed_options()).map_err(|e| {
-        anyhow!(
-            "{}: {e}",
-            present::messages::cannot_open_store(&chunks, lang)
-        )
-    })
 }

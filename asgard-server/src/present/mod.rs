@@ -8,12 +8,13 @@
 //!
 //! - [`reports`]: the maintenance reports (verify, gc, stats, db-backup/-restore, locate, devices,
 //!   users);
-//! - [`messages`]: the command line's and the admin channel's own messages;
-//! - [`api`]: the messages of the API's error answers.
+//! - [`messages`]: the command line's and the admin channel's own messages.
+//!
+//! The API's error messages are in `api::present` (the API's own presentation, beside the error
+//! type it renders).
 //!
 //! Numbers, sizes and times come from [`asgard_core::fmt`], shared with the agent.
 
-pub mod api;
 pub mod messages;
 pub mod reports;
 

@@ -466,34 +466,6 @@ pub fn keep_change(c: &KeepChange, lang: Lang) -> String {
     line + "\n"
 }
 
-/// A progress line of a long verify run: the chunk walk.
-pub fn verify_chunks_progress(r: &VerifyReport, lang: Lang) -> String {
-    match lang {
-        Lang::De => format!(
-            "verify: {} Chunks durchgesehen, {} gelesen, {} beschädigt, {} fehlen",
-            r.chunks_in_scope, r.chunks_checked, r.damaged_count, r.missing_count
-        ),
-        Lang::En => format!(
-            "verify: {} chunks looked at, {} read, {} damaged, {} missing",
-            r.chunks_in_scope, r.chunks_checked, r.damaged_count, r.missing_count
-        ),
-    }
-}
-
-/// A progress line of a long verify run: the reference walk.
-pub fn verify_versions_progress(r: &VerifyReport, lang: Lang) -> String {
-    match lang {
-        Lang::De => format!(
-            "verify: {} Versionen geprüft, {} betroffen",
-            r.versions_checked, r.affected_versions_count
-        ),
-        Lang::En => format!(
-            "verify: {} versions checked, {} affected",
-            r.versions_checked, r.affected_versions_count
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,15 +29,14 @@
 //! [`VerifyError::AlreadyRunning`].
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use asgard_core::ChunkId;
 use asgard_core::chunker::MAX_CHUNK_SIZE;
 use asgard_core::stored;
-use asgard_core::{ChunkId, Lang};
 use serde::Serialize;
 
 use crate::db::{AffectedVersion, ChunkBatchItem, Db, DbError, VerifySummary, VersionBatch};
-use crate::present::reports as present;
 use crate::store::{ChunkStore, StoreError};
 
 /// Lists in the report are cut at this length (the counts stay exact).
@@ -55,10 +54,6 @@ pub struct VerifyOptions {
     pub seed: Option<u64>,
     /// Index entries (and versions or paths) per batch.
     pub batch: usize,
-    /// Print a progress line on stderr every this often.
-    pub progress_every: Option<Duration>,
-    /// Language of the progress lines.
-    pub lang: Lang,
 }
 
 impl Default for VerifyOptions {
@@ -68,8 +63,6 @@ impl Default for VerifyOptions {
             user: None,
             seed: None,
             batch: 1000,
-            progress_every: None,
-            lang: Lang::default(),
         }
     }
 }
@@ -240,7 +233,6 @@ pub fn run(
         user: opts.user.clone(),
         ..VerifyReport::default()
     };
-    let mut progress = Progress::new(opts);
     let batch = opts.batch.max(1);
 
     // Walk 1: the chunks.
@@ -312,7 +304,6 @@ pub fn run(
                 }
             }
         }
-        progress.chunks(&report);
     }
 
     // Walk 2: the references of the retained versions.
@@ -373,7 +364,6 @@ pub fn run(
         }
         db.restore_index_entries(&restore, now_us)?;
         db.record_reread(&reread)?;
-        progress.versions(&report);
         if !more {
             break;
         }
@@ -397,45 +387,6 @@ pub fn run(
         affected_versions: report.affected_versions_count,
     })?;
     Ok(report)
-}
-
-/// Progress lines on stderr for long runs.
-struct Progress {
-    every: Option<Duration>,
-    last: Instant,
-    lang: Lang,
-}
-
-impl Progress {
-    fn new(opts: &VerifyOptions) -> Progress {
-        Progress {
-            every: opts.progress_every,
-            last: Instant::now(),
-            lang: opts.lang,
-        }
-    }
-
-    fn due(&mut self) -> bool {
-        match self.every {
-            Some(every) if self.last.elapsed() >= every => {
-                self.last = Instant::now();
-                true
-            }
-            _ => false,
-        }
-    }
-
-    fn chunks(&mut self, r: &VerifyReport) {
-        if self.due() {
-            eprintln!("{}", present::verify_chunks_progress(r, self.lang));
-        }
-    }
-
-    fn versions(&mut self, r: &VerifyReport) {
-        if self.due() {
-            eprintln!("{}", present::verify_versions_progress(r, self.lang));
-        }
-    }
 }
 
 #[cfg(test)]

@@ -424,7 +424,7 @@ fn report_text_is_german_and_names_the_versions() {
     let x = data(4);
     e.file(&a, "/home/anna/Brief.txt", &[&x]);
     std::fs::remove_file(e.chunk_file(&x)).unwrap();
-    let text = crate::present::reports::verify_report(&e.verify(opts()), Lang::De);
+    let text = crate::present::reports::verify_report(&e.verify(opts()), asgard_core::Lang::De);
     assert!(text.contains("Fehlender Chunk"), "{text}");
     assert!(text.contains("anna\tpc\t"), "{text}");
     assert!(text.contains("/home/anna/Brief.txt"), "{text}");

@@ -1,5 +1,5 @@
 //! The messages of the API's error answers, in the language of the request (see
-//! `api::with_request_language`). The `code` of an answer is stable and for programs; the message
+//! [`super::with_request_language`]). The `code` of an answer is stable and for programs; the message
 //! is for the person at the agent.
 
 use asgard_core::Lang;

@@ -16,9 +16,9 @@ use anyhow::{Context, anyhow, bail};
 use asgard_core::Lang;
 use serde::{Deserialize, Serialize};
 
-use super::events::Origin;
-use super::runner::{Outcome, Resources};
-use super::{PROTOCOL_VERSION, SOCKET_NAME, Task};
+use super::Outcome;
+use crate::ops::events::Origin;
+use crate::ops::{PROTOCOL_VERSION, Resources, SOCKET_NAME, Task};
 use crate::present;
 
 /// The longest request line the server reads.

@@ -1,0 +1,118 @@
+//! # Control: the admin's command interface
+//!
+//! An admin command (`asgard-server gc`, `device approve`, ...) becomes an [`ops::Task`]. It runs
+//! in exactly one of two places, because one process owns a data directory (its lock file):
+//!
+//! - **in-process**: the data directory lock is free, so [`execute`] takes it, opens the database
+//!   (and the chunk store, for the tasks that need it) itself, runs the task and lets go;
+//! - **in the running server**: the lock is held, so [`execute`] connects to the server's admin
+//!   channel ([`channel`], the Unix socket `<data_dir>/admin.sock`, mode 0600: only the server's
+//!   own user and root may connect), and the server runs the task on its open database and store
+//!   ([`ops::runner::Resources::run`], which also publishes the result as an event).
+//!
+//! Either way the caller gets an [`Outcome`]: the report as JSON (`--json`), as text in the
+//! caller's language (made by [`crate::present`]), and the exit code. The admin never has to stop
+//! the service, for maintenance or for accounts.
+
+pub mod channel;
+
+use anyhow::{Context, anyhow, bail};
+use asgard_core::Lang;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::ops::{self, PROTOCOL_VERSION, Report, SOCKET_NAME, Task, TaskContext};
+use crate::present;
+use crate::store::{ChunkStore, PackedStore};
+
+pub use channel::{Reply, Request};
+
+/// What a task produced, for the command that asked: the report as JSON (`--json`), as text for
+/// people in the caller's language, and the exit code. The final line of the admin channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The machine-readable result (`--json`).
+    pub result: serde_json::Value,
+    /// The result for people, in the requested language.
+    pub text: String,
+    /// The command's exit code (0 = all well; e.g. verify uses 1 for "found damage").
+    pub exit_code: u8,
+}
+
+impl Outcome {
+    /// The outcome of `report`, its text in `lang`.
+    pub fn of(report: &Report, lang: Lang) -> anyhow::Result<Outcome> {
+        Ok(Outcome {
+            result: serde_json::to_value(report)?,
+            text: present::report(report, lang),
+            exit_code: report.exit_code(),
+        })
+    }
+}
+
+/// Runs `task` for the data directory of `config`: in-process when its lock is free, else through
+/// the running server's admin channel. `progress` receives progress lines (in `lang`).
+///
+/// # Errors
+/// The data directory is missing or cannot be used, the server does not answer, or the task
+/// failed; the message is in `lang`.
+pub fn execute(
+    config: &Config,
+    task: &Task,
+    lang: Lang,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<Outcome> {
+    let dir = &config.data_dir;
+    if !dir.is_dir() {
+        bail!("{}", present::messages::data_dir_missing(dir, lang));
+    }
+    match crate::lock::try_acquire(dir, lang)? {
+        Some(lock) => {
+            let db = open_db(config, lang)?;
+            let store = if task.needs_store() {
+                Some(open_store(config, lang)?)
+            } else {
+                None
+            };
+            let ctx = TaskContext {
+                db: &db,
+                store: store.as_ref().map(|s| s as &dyn ChunkStore),
+                config,
+                now_us: crate::db::now_us(),
+            };
+            let result = ops::run(task, &ctx, &mut |s| progress(present::step(s, lang)));
+            drop(store);
+            drop(db);
+            drop(lock);
+            let report = result.map_err(|e| anyhow!("{}", present::ops_error(&e, lang)))?;
+            Outcome::of(&report, lang)
+        }
+        None => {
+            let request = Request {
+                version: PROTOCOL_VERSION,
+                lang,
+                task: task.clone(),
+            };
+            channel::call(&dir.join(SOCKET_NAME), &request, lang, progress)
+        }
+    }
+}
+
+/// Opens the metadata database of the configured data directory (the caller holds the lock).
+pub fn open_db(config: &Config, lang: Lang) -> anyhow::Result<Db> {
+    let path = config.data_dir.join("asgard.redb");
+    Db::open(&path).with_context(|| present::messages::cannot_open_db(&path, lang))
+}
+
+/// Opens the chunk store `<data_dir>/chunks` (the caller holds the lock): crash repair and the
+/// import of per-file chunks happen here.
+pub fn open_store(config: &Config, lang: Lang) -> anyhow::Result<PackedStore> {
+    let chunks = config.data_dir.join("chunks");
+    PackedStore::open(&chunks, config.packed_options()).map_err(|e| {
+        anyhow!(
+            "{}: {e}",
+            present::messages::cannot_open_store(&chunks, lang)
+        )
+    })
+}
