@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::common::*;
 use asgard_core::{ChunkId, ChunkParams, stored};
+use asgard_e2e::*;
 use serde_json::{Value, json};
 
 /// The entry of `list --json` whose path ends with `name`.
@@ -484,11 +484,15 @@ fn windows_agent() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("ASGARD_WINDOWS_AGENT") {
         return Some(PathBuf::from(p));
     }
-    // target/debug/asgard-agent → target/x86_64-pc-windows-gnu/debug/asgard-agent.exe
-    let bin = agent_bin();
-    let target = bin.parent()?.parent()?;
-    let p = target.join("x86_64-pc-windows-gnu/debug/asgard-agent.exe");
-    p.exists().then_some(p)
+    // target/debug → target/x86_64-pc-windows-gnu/debug/asgard-agent.exe; when this build has a
+    // `--target` of its own (target/<triple>/debug), the Windows one sits beside it.
+    let build = build_dir();
+    let target = build.parent()?;
+    [Some(target), target.parent()]
+        .into_iter()
+        .flatten()
+        .map(|t| t.join("x86_64-pc-windows-gnu/debug/asgard-agent.exe"))
+        .find(|p| p.exists())
 }
 
 /// A Linux path as Wine shows it to a Windows program (drive Z: is the Unix root).

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use asgard_core::ChunkId;
 use serde_json::Value;
 
-use crate::common::*;
+use asgard_e2e::*;
 
 fn server_cli(args: &[&str]) -> Output {
     Command::new(server_bin())

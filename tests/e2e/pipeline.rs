@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::common::{Agent, Server};
+use asgard_e2e::{Agent, Server};
 
 const MIB: u64 = 1024 * 1024;
 /// The big file: mostly incompressible, every eighth MiB compressible text.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use asgard_core::ChunkId;
 use serde_json::Value;
 
-use crate::common::*;
+use asgard_e2e::*;
 
 fn hash_hex(data: &[u8]) -> String {
     ChunkId::of(data).to_hex()

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::common::*;
+use asgard_e2e::*;
 use serde_json::Value;
 
 /// The files cache records no file changed less than 2 s before a run started; tests that rely on

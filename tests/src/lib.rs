@@ -12,20 +12,46 @@ use std::time::Duration;
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// The agent binary under test.
-pub fn agent_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_asgard-agent"))
+/// The folder cargo put this build's binaries in: `target/<profile>` (or
+/// `<CARGO_TARGET_DIR>/<triple>/<profile>` with a custom target dir or `--target`). A test
+/// executable lives in its `deps/` subfolder; `CARGO_BIN_EXE_*` is set only for tests of the
+/// package that owns the binary, so the binaries are found from here.
+pub fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the path of the test executable");
+    profile_dir_of(&exe)
 }
 
-/// The server binary, built by `cargo test --workspace` into the same target folder.
-pub fn server_bin() -> PathBuf {
-    let p = agent_bin().with_file_name(format!("asgard-server{}", std::env::consts::EXE_SUFFIX));
+/// `target/<profile>/deps/e2e-<hash>` → `target/<profile>`; an executable outside a `deps`
+/// folder (copied elsewhere by a test runner) looks next to itself.
+fn profile_dir_of(exe: &Path) -> PathBuf {
+    let dir = exe.parent().expect("the test executable is in a folder");
+    if dir.file_name() == Some(std::ffi::OsStr::new("deps")) {
+        dir.parent().unwrap_or(dir).to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+/// A binary of the workspace in [`build_dir`]; panics with what to build when it is missing.
+fn workspace_bin(name: &str) -> PathBuf {
+    let p = build_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         p.exists(),
-        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p asgard-server` first)",
+        "{} is missing: build the binaries first with `cargo build -p asgard-server -p asgard-agent` \
+         (the README's `cargo test --workspace` builds them itself)",
         p.display()
     );
     p
+}
+
+/// The agent binary under test.
+pub fn agent_bin() -> PathBuf {
+    workspace_bin("asgard-agent")
+}
+
+/// The server binary under test.
+pub fn server_bin() -> PathBuf {
+    workspace_bin("asgard-server")
 }
 
 /// A running server with its own temp data dir; killed when dropped.

@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::common::*;
 use asgard_core::ChunkId;
+use asgard_e2e::*;
 use serde_json::Value;
 
 /// `verify --json` on a stopped server's data dir: (exit code, report).

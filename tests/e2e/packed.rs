@@ -10,7 +10,7 @@ use std::time::Duration;
 use asgard_core::ChunkId;
 use serde_json::Value;
 
-use crate::common::*;
+use asgard_e2e::*;
 
 /// Rewrites `n` of the small files with new random content.
 fn mutate(root: &Path, rng: &mut Rng, n: usize) {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use asgard_core::ChunkId;
 use serde_json::{Value, json};
 
-use crate::common::*;
+use asgard_e2e::*;
 
 /// `restore --json` of `path` into `to`: (exit code, summary, stderr).
 fn restore_json(agent: &Agent, path: &Path, to: &Path, extra: &[&str]) -> (i32, Value, String) {
