@@ -85,7 +85,7 @@ fn gc_and_user_commands_prune_and_free_offline() {
     let d = d.to_str().unwrap().to_owned();
 
     // Beside a running server, gc runs through the server's admin channel.
-    let online = server_admin(&["gc", "--dry-run", "--json", "--data-dir", &d]);
+    let online = server_admin(["gc", "--dry-run", "--json", "--data-dir", &d]);
     assert!(online.status.success(), "{}", text(&online.stderr));
     let report: serde_json::Value = serde_json::from_slice(&online.stdout).unwrap();
     assert_eq!(report["dry_run"], true, "{report}");
@@ -94,9 +94,9 @@ fn gc_and_user_commands_prune_and_free_offline() {
     server.stop();
     let (_, files_before) = server.store_usage();
     assert_eq!(files_before, 5);
-    let out = server_admin(&["user", "set-keep", "anna", "1", "--data-dir", &d]);
+    let out = server_admin(["user", "set-keep", "anna", "1", "--data-dir", &d]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = server_admin(&["user", "list", "--data-dir", &d]);
+    let out = server_admin(["user", "list", "--data-dir", &d]);
     let list = text(&out.stdout);
     assert!(
         list.lines()
@@ -108,7 +108,7 @@ fn gc_and_user_commands_prune_and_free_offline() {
             .any(|l| l.starts_with("bert\t") && l.contains("keep_versions 4 (Standard)")),
         "{list}"
     );
-    let out = server_admin(&["user", "set-keep", "niemand", "2", "--data-dir", &d]);
+    let out = server_admin(["user", "set-keep", "niemand", "2", "--data-dir", &d]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("niemand"));
 
@@ -125,13 +125,13 @@ fn gc_and_user_commands_prune_and_free_offline() {
     assert_eq!(server.store_usage().1, files_before - 2);
     let third = gc_json(&d, &["--grace", "0s"]);
     assert_eq!(third["chunks_freed"], 0, "{third}");
-    let human = server_admin(&["gc", "--data-dir", &d]);
+    let human = server_admin(["gc", "--data-dir", &d]);
     assert!(
         text(&human.stdout).contains("Chunks freigegeben: 0"),
         "{}",
         text(&human.stdout)
     );
-    let out = server_admin(&["user", "clear-keep", "anna", "--data-dir", &d]);
+    let out = server_admin(["user", "clear-keep", "anna", "--data-dir", &d]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     server.restart_stopped();
@@ -281,7 +281,7 @@ fn backups_while_gc_runs_with_zero_grace_lose_nothing() {
 
     // And verify, through the running server, finds every referenced chunk present and intact.
     let d = server.data_dir();
-    let out = server_admin(&["verify", "--data-dir", d.to_str().unwrap()]);
+    let out = server_admin(["verify", "--data-dir", d.to_str().unwrap()]);
     assert_eq!(
         out.status.code(),
         Some(0),
