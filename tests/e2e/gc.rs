@@ -5,31 +5,17 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use asgard_core::ChunkId;
 use serde_json::Value;
 
-use crate::common::*;
-
-fn server_cli(args: &[&str]) -> Output {
-    Command::new(server_bin())
-        .args(args)
-        .env("LANG", "de_DE.UTF-8")
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use asgard_e2e::*;
 
 fn gc_json(data_dir: &str, extra: &[&str]) -> Value {
     let mut args = vec!["gc", "--data-dir", data_dir, "--json"];
     args.extend_from_slice(extra);
-    let out = server_cli(&args);
+    let out = server_admin(&args);
     assert!(out.status.success(), "gc failed: {}", text(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)))
 }
@@ -60,14 +46,7 @@ fn restore_version(agent: &Agent, file: &Path, id: u64, to: &Path) -> Vec<u8> {
 /// Restores one version into `to`; the agent's output when it fails.
 fn try_restore(agent: &Agent, file: &Path, id: u64, to: &Path) -> Result<Vec<u8>, String> {
     let id = id.to_string();
-    let out = agent.run([
-        "restore".as_ref(),
-        file.as_os_str(),
-        "--version".as_ref(),
-        id.as_ref(),
-        "--to".as_ref(),
-        to.as_os_str(),
-    ] as [&std::ffi::OsStr; 6]);
+    let out = agent.restore_to(file, to, &["--version", &id]);
     if !out.status.success() {
         return Err(format!(
             "restore of version {id} of {} failed:\n{}{}",
@@ -106,7 +85,7 @@ fn gc_and_user_commands_prune_and_free_offline() {
     let d = d.to_str().unwrap().to_owned();
 
     // Beside a running server, gc runs through the server's admin channel.
-    let online = server_cli(&["gc", "--dry-run", "--json", "--data-dir", &d]);
+    let online = server_admin(["gc", "--dry-run", "--json", "--data-dir", &d]);
     assert!(online.status.success(), "{}", text(&online.stderr));
     let report: serde_json::Value = serde_json::from_slice(&online.stdout).unwrap();
     assert_eq!(report["dry_run"], true, "{report}");
@@ -115,9 +94,9 @@ fn gc_and_user_commands_prune_and_free_offline() {
     server.stop();
     let (_, files_before) = server.store_usage();
     assert_eq!(files_before, 5);
-    let out = server_cli(&["user", "set-keep", "anna", "1", "--data-dir", &d]);
+    let out = server_admin(["user", "set-keep", "anna", "1", "--data-dir", &d]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = server_cli(&["user", "list", "--data-dir", &d]);
+    let out = server_admin(["user", "list", "--data-dir", &d]);
     let list = text(&out.stdout);
     assert!(
         list.lines()
@@ -129,7 +108,7 @@ fn gc_and_user_commands_prune_and_free_offline() {
             .any(|l| l.starts_with("bert\t") && l.contains("keep_versions 4 (Standard)")),
         "{list}"
     );
-    let out = server_cli(&["user", "set-keep", "niemand", "2", "--data-dir", &d]);
+    let out = server_admin(["user", "set-keep", "niemand", "2", "--data-dir", &d]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("niemand"));
 
@@ -146,13 +125,13 @@ fn gc_and_user_commands_prune_and_free_offline() {
     assert_eq!(server.store_usage().1, files_before - 2);
     let third = gc_json(&d, &["--grace", "0s"]);
     assert_eq!(third["chunks_freed"], 0, "{third}");
-    let human = server_cli(&["gc", "--data-dir", &d]);
+    let human = server_admin(["gc", "--data-dir", &d]);
     assert!(
         text(&human.stdout).contains("Chunks freigegeben: 0"),
         "{}",
         text(&human.stdout)
     );
-    let out = server_cli(&["user", "clear-keep", "anna", "--data-dir", &d]);
+    let out = server_admin(["user", "clear-keep", "anna", "--data-dir", &d]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     server.restart_stopped();
@@ -167,20 +146,6 @@ fn gc_and_user_commands_prune_and_free_offline() {
         .as_u64()
         .unwrap();
     assert!(restore_version(&bert, &g, gid, &work.path().join("r2")) == contents[0]);
-}
-
-/// xorshift, for reproducible choices per agent.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// What one agent of the stress test did.
@@ -316,7 +281,7 @@ fn backups_while_gc_runs_with_zero_grace_lose_nothing() {
 
     // And verify, through the running server, finds every referenced chunk present and intact.
     let d = server.data_dir();
-    let out = server_cli(&["verify", "--data-dir", d.to_str().unwrap()]);
+    let out = server_admin(["verify", "--data-dir", d.to_str().unwrap()]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -335,14 +300,14 @@ fn backups_while_gc_runs_with_zero_grace_lose_nothing() {
 /// the `check` of a later batch finds them present but unreferenced, while the GC loop is after
 /// them. Content drawn from a pool shared by all agents makes dedupe across users matter.
 fn stress_agent(agent: &Agent, root: &Path, pool: &[(usize, u64)], n: u64, until: Instant) -> Log {
-    let mut rng = Rng(0x5DEE_CE66_D1CE_4E5B ^ (n + 1).wrapping_mul(0x9E37_79B9));
+    let mut rng = Rng::new(0x5DEE_CE66_D1CE_4E5B ^ (n + 1).wrapping_mul(0x9E37_79B9));
     let mut log = Log::default();
     std::fs::create_dir_all(root).unwrap();
     let mut next_file = 0u32;
     let mut fresh = 0u64;
     let put = |log: &mut Log, name: &str, (len, seed): (usize, u64)| {
         let data = random_bytes(len, seed);
-        let hash = ChunkId::of(&data).to_hex();
+        let hash = hash_hex(&data);
         std::fs::write(root.join(name), &data).unwrap();
         log.written
             .entry(name.to_owned())
@@ -351,14 +316,14 @@ fn stress_agent(agent: &Agent, root: &Path, pool: &[(usize, u64)], n: u64, until
         log.contents.insert(hash, (len, seed));
     };
     let mut new_content = |rng: &mut Rng, big: bool| {
-        if !big && rng.below(10) < 6 {
-            pool[rng.below(pool.len() as u64) as usize]
+        if !big && rng.range(0, 10) < 6 {
+            pool[rng.range(0, pool.len() as u64) as usize]
         } else {
             fresh += 1;
             let len = if big {
                 3 << 20
             } else {
-                150_000 + rng.below(100_000) as usize
+                150_000 + rng.range(0, 100_000) as usize
             };
             (len, 1_000_000 * (n + 1) + fresh)
         }
@@ -375,10 +340,7 @@ fn stress_agent(agent: &Agent, root: &Path, pool: &[(usize, u64)], n: u64, until
             .map(|e| {
                 let e = e.unwrap();
                 let data = std::fs::read(e.path()).unwrap();
-                (
-                    e.file_name().to_str().unwrap().to_owned(),
-                    ChunkId::of(&data).to_hex(),
-                )
+                (e.file_name().to_str().unwrap().to_owned(), hash_hex(&data))
             })
             .collect()
     };
@@ -419,23 +381,23 @@ fn stress_agent(agent: &Agent, root: &Path, pool: &[(usize, u64)], n: u64, until
             .cloned()
             .collect();
         // Move a content from one file to another; the source gets new content.
-        let from = names[rng.below(names.len() as u64) as usize].clone();
-        let to = names[rng.below(names.len() as u64) as usize].clone();
+        let from = names[rng.range(0, names.len() as u64) as usize].clone();
+        let to = names[rng.range(0, names.len() as u64) as usize].clone();
         if from != to {
             let moved = log.contents[&current[&from]];
             put(&mut log, &to, moved);
             let c = new_content(&mut rng, false);
             put(&mut log, &from, c);
         }
-        if rng.below(10) < 3 {
+        if rng.range(0, 10) < 3 {
             let name = format!("f{next_file}.bin");
             next_file += 1;
             let c = new_content(&mut rng, false);
             put(&mut log, &name, c);
             names.push(name);
         }
-        if names.len() > 4 && rng.below(10) < 3 {
-            let name = names.remove(rng.below(names.len() as u64) as usize);
+        if names.len() > 4 && rng.range(0, 10) < 3 {
+            let name = names.remove(rng.range(0, names.len() as u64) as usize);
             std::fs::remove_file(root.join(name)).unwrap();
         }
     }

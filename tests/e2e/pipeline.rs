@@ -1,12 +1,12 @@
 //! The backup pipeline (issue 5, acceptance 2): memory stays bounded by the configured budget,
 //! not by the size of a file or of the tree, and what was backed up restores byte for byte.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 use serde_json::Value;
 
-use crate::common::{Agent, Server};
+use asgard_e2e::{Agent, Server, file_hash, num};
 
 const MIB: u64 = 1024 * 1024;
 /// The big file: mostly incompressible, every eighth MiB compressible text.
@@ -48,26 +48,6 @@ fn small_path(root: &Path, n: usize) -> std::path::PathBuf {
     root.join("small")
         .join(format!("d{:03}", n % SMALL_DIRS))
         .join(format!("f{n:05}.txt"))
-}
-
-/// blake3 of a file, streamed.
-fn file_hash(path: &Path) -> blake3::Hash {
-    let mut f = std::fs::File::open(path).unwrap();
-    let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; MIB as usize];
-    loop {
-        let n = f.read(&mut buf).unwrap();
-        if n == 0 {
-            return h.finalize();
-        }
-        h.update(&buf[..n]);
-    }
-}
-
-fn n(v: &Value, key: &str) -> u64 {
-    v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{key} missing in {v}"))
 }
 
 /// Acceptance 2: a 2 GiB file and 50,000 small files in one run, with `memory_mib: 16`: the
@@ -121,12 +101,12 @@ fn big_file_and_many_small_files_stay_within_the_memory_bound() {
     eprintln!("backup in {:?}: {summary}", t1.elapsed());
     let t2 = std::time::Instant::now();
     assert_eq!(
-        n(&summary, "files_new"),
+        num(&summary, "files_new"),
         SMALL_FILES as u64 + 1,
         "{summary}"
     );
-    assert_eq!(n(&summary, "bytes_read"), BIG + small_bytes, "{summary}");
-    let peak = n(&summary, "peak_rss_bytes");
+    assert_eq!(num(&summary, "bytes_read"), BIG + small_bytes, "{summary}");
+    let peak = num(&summary, "peak_rss_bytes");
     assert!(
         peak < RSS_BOUND,
         "agent peak RSS {} MiB is over the bound of {} MiB: {summary}",
@@ -134,7 +114,7 @@ fn big_file_and_many_small_files_stay_within_the_memory_bound() {
         RSS_BOUND / MIB
     );
     // The incompressible 7/8 go up raw (not inflated), the text shrinks.
-    let sent = n(&summary, "bytes_sent");
+    let sent = num(&summary, "bytes_sent");
     let random = BIG / 8 * 7;
     assert!(sent > random, "{summary}");
     assert!(sent < random + (BIG / 8 + small_bytes) / 2, "{summary}");

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::*;
+use asgard_e2e::*;
 use serde_json::Value;
 
 /// `key=value` lines of one `[section]` of a unit file.

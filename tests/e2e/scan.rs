@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use asgard_core::plan::LINUX_NEVER;
 use serde_json::{Value, json};
 
-use crate::common::agent_bin;
+use asgard_e2e::agent_bin;
 
 /// The agent with a clean environment: `HOME` is `home`, German unless `lang` says otherwise.
 fn agent(home: &Path, lang: &str) -> Command {

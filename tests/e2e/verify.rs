@@ -2,11 +2,8 @@
 //! affect; the next backup of an agent that still has the data heals them, although its files
 //! cache says the files are unchanged.
 
-use std::path::Path;
-use std::time::Duration;
-
-use crate::common::*;
 use asgard_core::ChunkId;
+use asgard_e2e::*;
 use serde_json::Value;
 
 /// `verify --json` on a stopped server's data dir: (exit code, report).
@@ -60,7 +57,7 @@ fn verify_reports_damage_and_the_next_backup_heals_it() {
         t += 60;
     }
     // The files cache records only files whose change time is safely older than the run.
-    std::thread::sleep(Duration::from_millis(2500));
+    settle();
     let before = snapshot(&root);
     agent.backup(&root);
     let again = agent.backup(&root);
@@ -181,20 +178,5 @@ fn verify_reports_damage_and_the_next_backup_heals_it() {
         "--to".as_ref(),
         out.as_os_str(),
     ]);
-    assert_same(&before, &out.join("daten"));
-}
-
-fn assert_same(
-    expected: &std::collections::BTreeMap<std::path::PathBuf, (Vec<u8>, std::time::SystemTime)>,
-    dir: &Path,
-) {
-    let got = snapshot(dir);
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        expected.keys().collect::<Vec<_>>()
-    );
-    for (p, (data, mtime)) in expected {
-        assert!(got[p].0 == *data, "content of {} differs", p.display());
-        assert_eq!(got[p].1, *mtime, "mtime of {} differs", p.display());
-    }
+    assert_same_tree(&before, &out.join("daten"));
 }

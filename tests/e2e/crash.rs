@@ -4,17 +4,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use asgard_core::ChunkId;
 use serde_json::Value;
 
-use crate::common::*;
-
-fn hash_hex(data: &[u8]) -> String {
-    ChunkId::of(data).to_hex()
-}
+use asgard_e2e::*;
 
 /// Writes `data` to `path` and remembers its hash among the contents the test ever wrote.
 fn write(path: &Path, data: &[u8], written: &mut HashSet<String>) {
@@ -30,14 +25,14 @@ fn mutate(root: &Path, rng: &mut Rng, written: &mut HashSet<String>) {
     for _ in 0..3 {
         let i = rng.range(0, 6);
         let len = rng.range(2 << 20, 4 << 20) as usize;
-        write(&big(i), &random_bytes(len, rng.next()), written);
+        write(&big(i), &random_bytes(len, rng.next_u64()), written);
     }
     // An in-place edit: most chunks stay, one changes (dedupe within the same path).
     let i = rng.range(0, 6);
     if let Ok(mut data) = std::fs::read(big(i)) {
         let at = rng.range(0, data.len() as u64) as usize;
         let end = (at + 4096).min(data.len());
-        data[at..end].copy_from_slice(&random_bytes(end - at, rng.next()));
+        data[at..end].copy_from_slice(&random_bytes(end - at, rng.next_u64()));
         write(&big(i), &data, written);
     }
     let small = root.join("klein");
@@ -46,31 +41,13 @@ fn mutate(root: &Path, rng: &mut Rng, written: &mut HashSet<String>) {
         let len = rng.range(100, 20_000) as usize;
         write(
             &small.join(format!("datei-{i}.txt")),
-            &random_bytes(len, rng.next()),
+            &random_bytes(len, rng.next_u64()),
             written,
         );
     }
     if rng.range(0, 4) == 0 {
         let _ = std::fs::remove_file(big(rng.range(0, 6)));
     }
-}
-
-/// Every retained, non-deleted version in `list --json` output: id → (path, hash).
-fn versions_of(list: &[Value]) -> BTreeMap<u64, (String, String)> {
-    let mut out = BTreeMap::new();
-    for e in list {
-        let path = e["path"].as_str().expect("utf-8 test paths").to_owned();
-        for v in e["versions"].as_array().unwrap() {
-            if v["deleted"].as_bool() == Some(true) {
-                continue;
-            }
-            out.insert(
-                v["id"].as_u64().unwrap(),
-                (path.clone(), v["hash"].as_str().unwrap().to_owned()),
-            );
-        }
-    }
-    out
 }
 
 /// The newest version's hash of every path whose newest version is not a deletion marker.
@@ -86,51 +63,6 @@ fn newest_of(list: &[Value]) -> BTreeMap<String, String> {
             })
         })
         .collect()
-}
-
-/// Checks that the store is sound after crashes: `asgard-server verify` (through the running
-/// server's admin socket) finds nothing wrong, and every version the server still retains restores
-/// (`POST /api/restore` by version id, all through one connection) and its content hashes to the
-/// hash in its record. Returns the retained versions (id → (path, hash)).
-fn verify_clean(server: &Server, agent: &Agent) -> BTreeMap<u64, (String, String)> {
-    assert!(
-        server.child.is_some(),
-        "verify_clean needs a running server"
-    );
-    let out = server_admin([
-        "verify".as_ref(),
-        "--data-dir".as_ref(),
-        server.data_dir().as_os_str(),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "verify after the crashes:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let retained = versions_of(&agent.list(None));
-    let api = Api::new(server);
-    let token = agent.token();
-    for (id, (path, hash)) in &retained {
-        let (status, data) = api.post_json_bytes(
-            "/api/restore",
-            Some(&token),
-            &serde_json::json!({ "version_id": id }),
-        );
-        assert_eq!(
-            status,
-            200,
-            "version {id} of {path}: {}",
-            String::from_utf8_lossy(&data)
-        );
-        assert_eq!(
-            &hash_hex(&data),
-            hash,
-            "version {id} of {path} restores wrong bytes"
-        );
-    }
-    retained
 }
 
 /// Files in the chunk store's temp folder.
@@ -166,11 +98,11 @@ fn server_killed_during_uploads_and_commits_loses_nothing_acknowledged() {
     std::fs::create_dir_all(root.join("klein")).unwrap();
     let mut written = HashSet::new();
     for i in 0..6 {
-        let data = random_bytes(3 << 20, rng.next());
+        let data = random_bytes(3 << 20, rng.next_u64());
         write(&root.join(format!("gross-{i}.bin")), &data, &mut written);
     }
     agent.backup(&root);
-    let mut acknowledged = versions_of(&agent.list(None));
+    let mut acknowledged = retained_versions(&agent.list(None));
 
     // Kills that find the agent already done do not count: the rounds go on until KILLS of them
     // interrupted a running backup (a kill during its uploads or commits).
@@ -234,7 +166,7 @@ fn server_killed_during_uploads_and_commits_loses_nothing_acknowledged() {
                 "round {round}: the newest version of {path} is not its content {why}"
             );
         }
-        let now = versions_of(&list);
+        let now = retained_versions(&list);
         for (id, v) in &acknowledged {
             assert_eq!(
                 now.get(id),
@@ -246,7 +178,7 @@ fn server_killed_during_uploads_and_commits_loses_nothing_acknowledged() {
         acknowledged = now;
     }
     eprintln!("crash test: {round} rounds, {interrupted} interrupted backups {why}");
-    let retained = verify_clean(&server, &agent);
+    let retained = assert_store_sound(&server, &agent, &format!("after the crashes {why}"));
     for (id, (path, hash)) in &acknowledged {
         assert_eq!(
             retained.get(id),
@@ -276,23 +208,6 @@ fn server_killed_during_uploads_and_commits_loses_nothing_acknowledged() {
     for (p, (data, _)) in &want {
         assert!(got[p].0 == *data, "{} differs {why}", p.display());
     }
-}
-
-/// Runs an `asgard-server` admin command against `data_dir`; asserts success.
-fn server_cmd(args: &[&std::ffi::OsStr], data_dir: &Path) -> std::process::Output {
-    let out = Command::new(server_bin())
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("LANG", "de_DE.UTF-8")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "asgard-server {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// Hard-links every file below `from` into the same place below `to` (the chunk store).
@@ -362,15 +277,14 @@ fn db_backup_during_a_running_backup_holds_every_version_committed_before() {
         std::thread::sleep(Duration::from_millis(50));
     };
     let copy = work.path().join("metadaten.redb");
-    let out = server_cmd(
-        &[
-            "db-backup".as_ref(),
-            "--json".as_ref(),
-            "--to".as_ref(),
-            copy.as_os_str(),
-        ],
-        &server.data_dir(),
-    );
+    let out = server_admin_ok([
+        "db-backup".as_ref(),
+        "--json".as_ref(),
+        "--to".as_ref(),
+        copy.as_os_str(),
+        "--data-dir".as_ref(),
+        server.data_dir().as_os_str(),
+    ] as [&std::ffi::OsStr; 6]);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["path"], copy.to_str().unwrap());
     assert!(
@@ -379,8 +293,8 @@ fn db_backup_during_a_running_backup_holds_every_version_committed_before() {
     );
     let status = run.wait().unwrap();
     assert!(status.success());
-    let live = versions_of(&agent.list(None));
-    let before = versions_of(&before);
+    let live = retained_versions(&agent.list(None));
+    let before = retained_versions(&before);
     assert!(
         live.len() > before.len(),
         "versions were committed after the copy"
@@ -393,10 +307,13 @@ fn db_backup_during_a_running_backup_holds_every_version_committed_before() {
     let data = fresh.path().join("data");
     link_tree(&server.data_dir().join("chunks"), &data.join("chunks"));
     link_tree(&server.data_dir().join("tls"), &data.join("tls"));
-    server_cmd(
-        &["db-restore".as_ref(), "--from".as_ref(), copy.as_os_str()],
-        &data,
-    );
+    server_admin_ok([
+        "db-restore".as_ref(),
+        "--from".as_ref(),
+        copy.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ] as [&std::ffi::OsStr; 5]);
     let (child, url) = spawn_server(&data, None, server.addr()).expect("server on the copy");
     let restored_server = Server {
         child: Some(child),
@@ -404,7 +321,7 @@ fn db_backup_during_a_running_backup_holds_every_version_committed_before() {
         url,
         config: None,
     };
-    let restored = versions_of(&agent.list(None));
+    let restored = retained_versions(&agent.list(None));
     for (id, v) in &before {
         assert_eq!(
             restored.get(id),

@@ -2,81 +2,16 @@
 //! a missing root that is not a deletion, odd files (links, FIFOs, sockets, unreadable files, files
 //! changing while read, non-UTF-8 names, empty and sparse files) and resuming a killed run.
 
-use std::ffi::{OsStr, OsString};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::ffi::OsStr;
+use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::common::*;
-use serde_json::Value;
-
-/// The files cache records no file changed less than 2 s before a run started; tests that rely on
-/// the cache let a fresh tree settle first.
-fn settle() {
-    std::thread::sleep(Duration::from_millis(2500));
-}
-
-/// Runs `backup --json` with these paths, whatever the exit code: (exit code, summary, stderr).
-fn backup_any(agent: &Agent, paths: &[&Path]) -> (i32, Value, String) {
-    let mut args: Vec<OsString> = vec!["backup".into(), "--json".into()];
-    args.extend(paths.iter().map(|p| p.as_os_str().to_owned()));
-    summary_of(agent.run(args))
-}
-
-fn summary_of(out: Output) -> (i32, Value, String) {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let summary = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "backup --json printed no JSON ({e}): {}\nstderr: {stderr}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
-    (out.status.code().unwrap_or(-1), summary, stderr)
-}
-
-fn n(v: &Value, key: &str) -> u64 {
-    v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no {key} in summary {v}"))
-}
-
-/// The `list --json` entry of `path`.
-fn entry<'a>(list: &'a [Value], path: &Path) -> &'a Value {
-    let want = path.to_str().expect("utf-8 test path");
-    list.iter()
-        .find(|e| e["path"].as_str() == Some(want))
-        .unwrap_or_else(|| panic!("{want} not in list: {list:#?}"))
-}
-
-/// The newest version of a list entry (versions are listed newest first).
-fn newest(e: &Value) -> &Value {
-    &e["versions"][0]
-}
-
-fn restore_to(agent: &Agent, path: &Path, to: &Path, at: Option<&str>) -> Output {
-    let mut args: Vec<&OsStr> = vec!["restore".as_ref(), path.as_os_str(), "--to".as_ref()];
-    args.push(to.as_os_str());
-    if let Some(at) = at {
-        args.push("--at".as_ref());
-        args.push(at.as_ref());
-    }
-    agent.run(args)
-}
-
-fn assert_ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "agent failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use asgard_e2e::*;
 
 /// Acceptance 2: a second backup of an unchanged tree of 10,000 files opens no file and creates
 /// no version; a changed file is read again, and a touched file with the same content is read but
@@ -97,21 +32,21 @@ fn unchanged_tree_of_10000_files_is_not_read_again() {
     settle();
 
     let first = agent.backup(&root);
-    assert_eq!(n(&first, "files_seen"), 10_000);
-    assert_eq!(n(&first, "versions_created"), 10_000);
-    assert!(n(&first, "bytes_read") > 0);
+    assert_eq!(num(&first, "files_seen"), 10_000);
+    assert_eq!(num(&first, "versions_created"), 10_000);
+    assert!(num(&first, "bytes_read") > 0);
 
     let second = agent.backup(&root);
-    assert_eq!(n(&second, "files_seen"), 10_000);
+    assert_eq!(num(&second, "files_seen"), 10_000);
     assert_eq!(
-        n(&second, "bytes_read"),
+        num(&second, "bytes_read"),
         0,
         "unchanged files were read: {second}"
     );
-    assert_eq!(n(&second, "versions_created"), 0);
-    assert_eq!(n(&second, "files_unchanged"), 10_000);
-    assert_eq!(n(&second, "bytes_sent"), 0);
-    assert_eq!(n(&second, "files_deleted"), 0);
+    assert_eq!(num(&second, "versions_created"), 0);
+    assert_eq!(num(&second, "files_unchanged"), 10_000);
+    assert_eq!(num(&second, "bytes_sent"), 0);
+    assert_eq!(num(&second, "files_deleted"), 0);
 
     // One file changes, another gets a new mtime with the same content.
     let changed = root.join("d007/f042.txt");
@@ -121,14 +56,14 @@ fn unchanged_tree_of_10000_files_is_not_read_again() {
     let touched_len = std::fs::metadata(&touched).unwrap().len();
     settle();
     let third = agent.backup(&root);
-    assert_eq!(n(&third, "bytes_read"), 12 + touched_len, "{third}");
-    assert_eq!(n(&third, "versions_created"), 1, "{third}");
-    assert_eq!(n(&third, "files_changed"), 1);
-    assert_eq!(n(&third, "files_unchanged"), 9_999);
+    assert_eq!(num(&third, "bytes_read"), 12 + touched_len, "{third}");
+    assert_eq!(num(&third, "versions_created"), 1, "{third}");
+    assert_eq!(num(&third, "files_changed"), 1);
+    assert_eq!(num(&third, "files_unchanged"), 9_999);
 
     let fourth = agent.backup(&root);
-    assert_eq!(n(&fourth, "bytes_read"), 0, "{fourth}");
-    assert_eq!(n(&fourth, "versions_created"), 0);
+    assert_eq!(num(&fourth, "bytes_read"), 0, "{fourth}");
+    assert_eq!(num(&fourth, "versions_created"), 0);
 }
 
 /// Acceptance 3: a vanished file gets a deletion marker, `list` shows it, a restore before the
@@ -146,7 +81,7 @@ fn deleted_file_gets_a_marker_and_restores_before_the_deletion() {
     std::fs::write(&kept, b"stays\n").unwrap();
     settle();
     let first = agent.backup(&root);
-    assert_eq!(n(&first, "versions_created"), 2);
+    assert_eq!(num(&first, "versions_created"), 2);
     let list = agent.list(Some(&root));
     let before = newest(entry(&list, &gone))["time"]
         .as_str()
@@ -155,8 +90,8 @@ fn deleted_file_gets_a_marker_and_restores_before_the_deletion() {
 
     std::fs::remove_file(&gone).unwrap();
     let second = agent.backup(&root);
-    assert_eq!(n(&second, "files_deleted"), 1, "{second}");
-    assert_eq!(n(&second, "versions_created"), 0);
+    assert_eq!(num(&second, "files_deleted"), 1, "{second}");
+    assert_eq!(num(&second, "versions_created"), 0);
     let list = agent.list(Some(&root));
     let e = entry(&list, &gone);
     assert_eq!(newest(e)["deleted"], true, "{e}");
@@ -168,15 +103,15 @@ fn deleted_file_gets_a_marker_and_restores_before_the_deletion() {
 
     // A marker is written once.
     let third = agent.backup(&root);
-    assert_eq!(n(&third, "files_deleted"), 0);
+    assert_eq!(num(&third, "files_deleted"), 0);
 
     let now = tempfile::tempdir().unwrap();
-    assert_ok(&restore_to(&agent, &root, now.path(), None));
+    assert_success(&agent.restore_to(&root, now.path(), &[]));
     assert!(now.path().join("docs/kept.txt").exists());
     assert!(!now.path().join("docs/sub/gone.txt").exists());
 
     let then = tempfile::tempdir().unwrap();
-    assert_ok(&restore_to(&agent, &root, then.path(), Some(&before)));
+    assert_success(&agent.restore_to(&root, then.path(), &["--at", &before]));
     assert_eq!(
         std::fs::read(then.path().join("docs/sub/gone.txt")).unwrap(),
         b"soon deleted\n"
@@ -194,7 +129,7 @@ fn deleted_file_gets_a_marker_and_restores_before_the_deletion() {
     agent.backup(&root);
     std::fs::remove_dir_all(root.join("sub2")).unwrap();
     let fourth = agent.backup(&root);
-    assert_eq!(n(&fourth, "files_deleted"), 2, "{fourth}");
+    assert_eq!(num(&fourth, "files_deleted"), 2, "{fourth}");
 }
 
 /// Acceptance 3: a root that is missing (an unmounted drive) is reported, the run fails, and
@@ -211,20 +146,20 @@ fn missing_root_is_not_deletion() {
         std::fs::write(r.join("a.txt"), b"a").unwrap();
         std::fs::write(r.join("b.txt"), b"b").unwrap();
     }
-    let (code, first, _) = backup_any(&agent, &[&usb, &home]);
+    let (code, first, _) = agent.backup_any(&[&usb, &home]);
     assert_eq!(code, 0);
-    assert_eq!(n(&first, "versions_created"), 4);
+    assert_eq!(num(&first, "versions_created"), 4);
 
     let unmounted = dir.path().join("usb-elsewhere");
     std::fs::rename(&usb, &unmounted).unwrap();
     std::fs::write(home.join("c.txt"), b"c").unwrap();
-    let (code, second, stderr) = backup_any(&agent, &[&usb, &home]);
+    let (code, second, stderr) = agent.backup_any(&[&usb, &home]);
     assert_eq!(code, 1, "a missing root fails the run: {second}");
     assert!(stderr.contains(usb.to_str().unwrap()), "{stderr}");
     assert!(stderr.contains("nicht gefunden"), "{stderr}");
-    assert_eq!(n(&second, "files_deleted"), 0, "{second}");
+    assert_eq!(num(&second, "files_deleted"), 0, "{second}");
     assert_eq!(
-        n(&second, "files_new"),
+        num(&second, "files_new"),
         1,
         "the other root is still backed up"
     );
@@ -234,9 +169,9 @@ fn missing_root_is_not_deletion() {
 
     // A root that is an empty folder now is a real deletion (the folder is there and was read).
     std::fs::create_dir_all(&usb).unwrap();
-    let (code, third, _) = backup_any(&agent, &[&usb]);
+    let (code, third, _) = agent.backup_any(&[&usb]);
     assert_eq!(code, 0);
-    assert_eq!(n(&third, "files_deleted"), 2);
+    assert_eq!(num(&third, "files_deleted"), 2);
 }
 
 /// Acceptance 4: symbolic links are stored and restored as links (never followed, dangling ones
@@ -269,12 +204,12 @@ fn links_fifos_sockets_empty_and_non_utf8_names() {
     assert!(st.success());
     let _socket = std::os::unix::net::UnixListener::bind(root.join("sock")).unwrap();
 
-    let (code, first, stderr) = backup_any(&agent, &[&root]);
+    let (code, first, stderr) = agent.backup_any(&[&root]);
     assert_eq!(code, 0, "{first} {stderr}");
     // data, inner, empty, latin-1 and three links; the folder link is not followed.
-    assert_eq!(n(&first, "files_seen"), 7, "{first}");
-    assert_eq!(n(&first, "versions_created"), 7);
-    assert_eq!(n(&first, "files_skipped"), 2, "FIFO and socket: {first}");
+    assert_eq!(num(&first, "files_seen"), 7, "{first}");
+    assert_eq!(num(&first, "versions_created"), 7);
+    assert_eq!(num(&first, "files_skipped"), 2, "FIFO and socket: {first}");
     assert!(
         stderr.contains("/fifo") && stderr.contains("/sock"),
         "{stderr}"
@@ -299,17 +234,17 @@ fn links_fifos_sockets_empty_and_non_utf8_names() {
     assert!(text.contains("-> data.txt"), "{text}");
 
     // Unchanged links make no new version.
-    let (_, second, _) = backup_any(&agent, &[&root]);
-    assert_eq!(n(&second, "versions_created"), 0, "{second}");
+    let (_, second, _) = agent.backup_any(&[&root]);
+    assert_eq!(num(&second, "versions_created"), 0, "{second}");
     // A link pointing elsewhere is a new version.
     std::fs::remove_file(root.join("link")).unwrap();
     std::os::unix::fs::symlink("empty", root.join("link")).unwrap();
-    let (_, third, _) = backup_any(&agent, &[&root]);
-    assert_eq!(n(&third, "versions_created"), 1, "{third}");
-    assert_eq!(n(&third, "files_changed"), 1);
+    let (_, third, _) = agent.backup_any(&[&root]);
+    assert_eq!(num(&third, "versions_created"), 1, "{third}");
+    assert_eq!(num(&third, "files_changed"), 1);
 
     let out = tempfile::tempdir().unwrap();
-    assert_ok(&restore_to(&agent, &root, out.path(), None));
+    assert_success(&agent.restore_to(&root, out.path(), &[]));
     let r = out.path().join("odd");
     assert_eq!(
         std::fs::read_link(r.join("link")).unwrap(),
@@ -333,7 +268,7 @@ fn links_fifos_sockets_empty_and_non_utf8_names() {
     assert_eq!(std::fs::read(r.join(latin1)).unwrap(), b"latin-1 name\n");
     assert!(!r.join("fifo").exists() && !r.join("sock").exists());
     // Restoring again finds the links up to date.
-    assert_ok(&restore_to(&agent, &root, out.path(), None));
+    assert_success(&agent.restore_to(&root, out.path(), &[]));
 }
 
 /// Acceptance 4: as an unprivileged user, a file and a folder that cannot be read are skipped
@@ -357,11 +292,11 @@ fn unreadable_file_and_folder_are_skipped_not_deleted() {
             .args(["backup".as_ref(), "--json".as_ref(), root.as_os_str()])
             .output()
             .unwrap();
-        summary_of(out)
+        json_outcome(out, "backup")
     };
     let (code, first, stderr) = run();
     assert_eq!(code, 0, "{first} {stderr}");
-    assert_eq!(n(&first, "versions_created"), 3);
+    assert_eq!(num(&first, "versions_created"), 3);
 
     std::fs::set_permissions(
         root.join("secret.txt"),
@@ -375,9 +310,9 @@ fn unreadable_file_and_folder_are_skipped_not_deleted() {
         code, 3,
         "unreadable files mean exit code 3: {second} {stderr}"
     );
-    assert_eq!(n(&second, "files_skipped"), 1, "{second}");
-    assert_eq!(n(&second, "files_deleted"), 0, "{second}");
-    assert_eq!(n(&second, "files_changed"), 1);
+    assert_eq!(num(&second, "files_skipped"), 1, "{second}");
+    assert_eq!(num(&second, "files_deleted"), 0, "{second}");
+    assert_eq!(num(&second, "files_changed"), 1);
     let errors = second["errors"].to_string();
     assert!(errors.contains("secret.txt"), "{errors}");
     assert!(errors.contains("locked"), "{errors}");
@@ -434,15 +369,15 @@ fn file_changing_during_read_is_never_committed_torn() {
     };
     // Let the writer get going before the agent starts.
     std::thread::sleep(Duration::from_millis(50));
-    let (code, summary, stderr) = backup_any(&agent, &[&root]);
+    let (code, summary, stderr) = agent.backup_any(&[&root]);
     stop.store(true, Ordering::Relaxed);
     let rounds = writer.join().unwrap();
     assert!(rounds > 1, "the writer did not run during the backup");
     assert_eq!(code, 0, "{summary} {stderr}");
 
-    if n(&summary, "versions_created") == 1 {
+    if num(&summary, "versions_created") == 1 {
         let out = tempfile::tempdir().unwrap();
-        assert_ok(&restore_to(&agent, &path, out.path(), None));
+        assert_success(&agent.restore_to(&path, out.path(), &[]));
         let data = std::fs::read(out.path().join("growing.db")).unwrap();
         assert_eq!(data.len(), BLOCKS * BLOCK);
         assert!(
@@ -450,25 +385,11 @@ fn file_changing_during_read_is_never_committed_torn() {
             "a torn version was committed"
         );
     } else {
-        assert_eq!(n(&summary, "versions_created"), 0);
-        assert_eq!(n(&summary, "files_skipped"), 1, "{summary}");
+        assert_eq!(num(&summary, "versions_created"), 0);
+        assert_eq!(num(&summary, "files_skipped"), 1, "{summary}");
         let errors = summary["errors"].to_string();
         assert!(errors.contains("ändert sich beim Lesen"), "{errors}");
         assert!(errors.contains("growing.db"), "{errors}");
-    }
-}
-
-/// blake3 of a file, streamed.
-fn hash_file(path: &Path) -> blake3::Hash {
-    let mut f = std::fs::File::open(path).unwrap();
-    let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; 4 << 20];
-    loop {
-        let k = f.read(&mut buf).unwrap();
-        if k == 0 {
-            return h.finalize();
-        }
-        h.update(&buf[..k]);
     }
 }
 
@@ -497,43 +418,26 @@ fn sparse_5_gib_file_restores_identical_and_sparse() {
         }
     }
     let summary = agent.backup(&root);
-    assert_eq!(n(&summary, "bytes_read"), SIZE);
-    assert_eq!(n(&summary, "versions_created"), 1);
+    assert_eq!(num(&summary, "bytes_read"), SIZE);
+    assert_eq!(num(&summary, "versions_created"), 1);
     assert!(
-        n(&summary, "bytes_sent") < 16 << 20,
+        num(&summary, "bytes_sent") < 16 << 20,
         "zero chunks are sent once: {summary}"
     );
     let list = agent.list(Some(&root));
     assert_eq!(newest(entry(&list, &path))["size"], SIZE);
 
     let out = tempfile::tempdir().unwrap();
-    assert_ok(&restore_to(&agent, &path, out.path(), None));
+    assert_success(&agent.restore_to(&path, out.path(), &[]));
     let restored = out.path().join("disk.img");
     let meta = std::fs::metadata(&restored).unwrap();
     assert_eq!(meta.len(), SIZE);
-    assert_eq!(hash_file(&restored), hash_file(&path));
+    assert_eq!(file_hash(&restored), file_hash(&path));
     assert!(
         meta.blocks() * 512 < 64 << 20,
         "the restored file is not sparse: {} bytes allocated",
         meta.blocks() * 512
     );
-}
-
-/// `asgard_stored_bytes` from the server's metrics: stored bytes of every indexed chunk.
-fn stored_bytes_metric(server: &Server) -> u64 {
-    metric(server, "asgard_stored_bytes")
-}
-
-fn metric(server: &Server, name: &str) -> u64 {
-    // A new client each time: a kept-alive connection may have been closed by the server.
-    let (status, body) = Api::new(server).get("/metrics", None);
-    assert_eq!(status, 200);
-    let text = String::from_utf8(body).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(|v| v as u64)
-        .unwrap_or_else(|| panic!("no {name} in {text}"))
 }
 
 /// Acceptance 5: an agent killed (SIGKILL) in the middle of a 200 MiB backup and started again
@@ -570,7 +474,7 @@ fn killed_backup_resumes_without_resending() {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("the agent finished ({status}) before it could be killed");
         }
-        if server.store_bytes() >= total / 3 && metric(&server, "asgard_versions") > 0 {
+        if server.store_bytes() >= total / 3 && server.metric("asgard_versions") > 0 {
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -581,26 +485,26 @@ fn killed_backup_resumes_without_resending() {
     std::thread::sleep(Duration::from_millis(300));
     // What the server has accepted: the chunks of an upload request cut off by the kill are not
     // indexed (the request failed), so they are still to be sent.
-    let accepted_at_kill = stored_bytes_metric(&server);
+    let accepted_at_kill = server.metric("asgard_stored_bytes");
     assert!(accepted_at_kill > 0, "nothing was uploaded before the kill");
     assert!(accepted_at_kill < total, "nothing left to send");
 
-    let (code, summary, stderr) = backup_any(&agent, &[&root]);
+    let (code, summary, stderr) = agent.backup_any(&[&root]);
     assert_eq!(code, 0, "{summary} {stderr}");
-    let left_to_send = stored_bytes_metric(&server) - accepted_at_kill;
-    let sent = n(&summary, "bytes_sent");
+    let left_to_send = server.metric("asgard_stored_bytes") - accepted_at_kill;
+    let sent = num(&summary, "bytes_sent");
     assert!(
         sent <= left_to_send,
         "the second run sent {sent} bytes, but only {left_to_send} were left to send"
     );
     assert!(sent < total, "{summary}");
     assert!(
-        n(&summary, "bytes_read") < total,
+        num(&summary, "bytes_read") < total,
         "files committed before the kill were read again: {summary}"
     );
 
     let out = tempfile::tempdir().unwrap();
-    assert_ok(&restore_to(&agent, &root, out.path(), None));
+    assert_success(&agent.restore_to(&root, out.path(), &[]));
     let want = snapshot(&root);
     let got = snapshot(&out.path().join("big"));
     assert_eq!(got.len(), FILES as usize);

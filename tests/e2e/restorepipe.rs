@@ -5,44 +5,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use asgard_core::ChunkId;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::common::*;
-
-/// `restore --json` of `path` into `to`: (exit code, summary, stderr).
-fn restore_json(agent: &Agent, path: &Path, to: &Path, extra: &[&str]) -> (i32, Value, String) {
-    let mut args: Vec<std::ffi::OsString> = vec!["restore".into(), "--json".into()];
-    args.extend(extra.iter().map(|a| a.into()));
-    args.push(path.into());
-    args.push("--to".into());
-    args.push(to.into());
-    let out = agent.run(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let summary = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "restore --json printed no JSON ({e}): {}\nstderr: {stderr}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
-    (out.status.code().unwrap_or(-1), summary, stderr)
-}
-
-fn n(v: &Value, key: &str) -> u64 {
-    v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no number {key} in {v}"))
-}
-
-/// `asgard_chunks_served_total` from the server's metrics.
-fn chunks_served(server: &Server) -> u64 {
-    let (status, body) = Api::new(server).get("/metrics", None);
-    assert_eq!(status, 200);
-    let text = String::from_utf8(body).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("asgard_chunks_served_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no asgard_chunks_served_total in {text}"))
-}
+use asgard_e2e::*;
 
 /// The newest file versions (not links) under `root`: their ids.
 fn file_version_ids(agent: &Agent, root: &Path) -> Vec<u64> {
@@ -200,28 +165,28 @@ fn mixed_tree_restores_identical_fetching_each_chunk_once() {
         distinct.len()
     );
 
-    let served_before = chunks_served(&server);
+    let served_before = server.metric("asgard_chunks_served_total");
     let out = tempfile::tempdir().unwrap();
-    let (code, summary, stderr) = restore_json(&agent, &root, out.path(), &[]);
+    let (code, summary, stderr) = agent.restore_json(&root, out.path(), &[]);
     assert_eq!(code, 0, "{summary}\n{stderr}");
     let restored = out.path().join("daten");
     assert_eq!(snapshot(&restored), before, "contents and mtimes");
     assert_eq!(tree(&restored), before_tree, "files and link targets");
-    assert_eq!(n(&summary, "files_restored") as usize, before_tree.len());
-    assert_eq!(n(&summary, "errors"), 0);
+    assert_eq!(num(&summary, "files_restored") as usize, before_tree.len());
+    assert_eq!(num(&summary, "errors"), 0);
     assert_eq!(
-        n(&summary, "chunks_fetched") as usize,
+        num(&summary, "chunks_fetched") as usize,
         nonzero.len(),
         "each distinct non-zero chunk once: {summary}"
     );
     assert_eq!(
-        (chunks_served(&server) - served_before) as usize,
+        (server.metric("asgard_chunks_served_total") - served_before) as usize,
         nonzero.len(),
         "the server sent each distinct non-zero chunk once: {summary}"
     );
-    assert!(n(&summary, "chunks_zero") >= 1, "{summary}");
+    assert!(num(&summary, "chunks_zero") >= 1, "{summary}");
     assert!(
-        n(&summary, "requests") < nonzero.len() as u64 / 4,
+        num(&summary, "requests") < nonzero.len() as u64 / 4,
         "small files share requests: {summary}"
     );
     #[cfg(unix)]
@@ -240,37 +205,37 @@ fn mixed_tree_restores_identical_fetching_each_chunk_once() {
     // earlier window restored, not fetched again.
     let config = dir.path().join("agent.yaml");
     std::fs::write(&config, "restore:\n  window_files: 40\n").unwrap();
-    let served_before = chunks_served(&server);
+    let served_before = server.metric("asgard_chunks_served_total");
     let small = tempfile::tempdir().unwrap();
     let config_arg = config.to_str().unwrap();
     let (code, summary, stderr) =
-        restore_json(&agent, &root, small.path(), &["--config", config_arg]);
+        agent.restore_json(&root, small.path(), &["--config", config_arg]);
     assert_eq!(code, 0, "{summary}\n{stderr}");
     assert_eq!(tree(&small.path().join("daten")), before_tree);
     assert_eq!(snapshot(&small.path().join("daten")), before);
     assert_eq!(
-        n(&summary, "chunks_fetched") as usize,
+        num(&summary, "chunks_fetched") as usize,
         nonzero.len(),
         "{summary}"
     );
-    assert!(n(&summary, "chunks_copied") > 0, "{summary}");
+    assert!(num(&summary, "chunks_copied") > 0, "{summary}");
     assert_eq!(
-        (chunks_served(&server) - served_before) as usize,
+        (server.metric("asgard_chunks_served_total") - served_before) as usize,
         nonzero.len()
     );
 
     // Again into the same place: everything is up to date, nothing is fetched.
-    let served_before = chunks_served(&server);
-    let (code, summary, stderr) = restore_json(&agent, &root, out.path(), &[]);
+    let served_before = server.metric("asgard_chunks_served_total");
+    let (code, summary, stderr) = agent.restore_json(&root, out.path(), &[]);
     assert_eq!(code, 0, "{summary}\n{stderr}");
-    assert_eq!(n(&summary, "files_restored"), 0, "{summary}");
+    assert_eq!(num(&summary, "files_restored"), 0, "{summary}");
     assert_eq!(
-        n(&summary, "up_to_date") as usize,
+        num(&summary, "up_to_date") as usize,
         before_tree.len(),
         "{summary}"
     );
-    assert_eq!(n(&summary, "chunks_fetched"), 0, "{summary}");
-    assert_eq!(chunks_served(&server), served_before);
+    assert_eq!(num(&summary, "chunks_fetched"), 0, "{summary}");
+    assert_eq!(server.metric("asgard_chunks_served_total"), served_before);
 }
 
 /// A chunk damaged in (or lost from) the server's store fails exactly the files that need it: they are reported,
@@ -307,10 +272,10 @@ fn damaged_chunk_fails_only_its_files_and_replaces_nothing() {
     let target = out.path().join("daten");
     std::fs::create_dir_all(&target).unwrap();
     std::fs::write(target.join("kaputt2.bin"), b"old content").unwrap();
-    let (code, summary, stderr) = restore_json(&agent, &root, out.path(), &["--overwrite"]);
+    let (code, summary, stderr) = agent.restore_json(&root, out.path(), &["--overwrite"]);
     assert_eq!(code, 1, "{summary}\n{stderr}");
-    assert_eq!(n(&summary, "errors"), 3, "{summary}\n{stderr}");
-    assert_eq!(n(&summary, "files_restored"), 21, "{summary}\n{stderr}");
+    assert_eq!(num(&summary, "errors"), 3, "{summary}\n{stderr}");
+    assert_eq!(num(&summary, "files_restored"), 21, "{summary}\n{stderr}");
     assert!(stderr.contains("kaputt1.bin"), "{stderr}");
     assert!(stderr.contains("beschädigt"), "{stderr}");
     // A chunk the store lost arrives as a MISSING frame.

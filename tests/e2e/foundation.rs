@@ -1,30 +1,13 @@
 //! The foundation: backup, list and restore end to end, dedupe, isolation, versions, restart, pinning,
 //! registration policies, the README's quick start and the Windows agent under Wine.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::common::*;
 use asgard_core::{ChunkId, ChunkParams, stored};
+use asgard_e2e::*;
 use serde_json::{Value, json};
 
-/// The entry of `list --json` whose path ends with `name`.
-fn entry<'a>(list: &'a [Value], path: &Path) -> &'a Value {
-    let want = path.to_str().expect("utf-8 test path");
-    list.iter()
-        .find(|e| e["path"].as_str() == Some(want))
-        .unwrap_or_else(|| panic!("{want} not in list: {list:#?}"))
-}
-
-fn versions(e: &Value) -> &Vec<Value> {
-    e["versions"].as_array().unwrap()
-}
-
-fn hash_hex(data: &[u8]) -> String {
-    ChunkId::of(data).to_hex()
-}
-
-/// Builds the tree of acceptance point 1 under `root`; returns the non-UTF-8 file's name if any.
+/// Builds the tree of acceptance point 1 under `root` (with a non-UTF-8 name on Unix).
 fn build_tree(root: &Path) {
     std::fs::create_dir_all(root.join("a/b/c")).unwrap();
     std::fs::create_dir_all(root.join("Ordner mit Leerzeichen")).unwrap();
@@ -47,20 +30,6 @@ fn build_tree(root: &Path) {
     for (p, _) in snapshot(root) {
         set_mtime(&root.join(p), t);
         t += 3600;
-    }
-}
-
-fn assert_same_tree(expected: &BTreeMap<PathBuf, (Vec<u8>, std::time::SystemTime)>, dir: &Path) {
-    let got = snapshot(dir);
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        expected.keys().collect::<Vec<_>>(),
-        "restored file names differ"
-    );
-    for (p, (data, mtime)) in expected {
-        let (gdata, gmtime) = &got[p];
-        assert!(gdata == data, "content of {} differs", p.display());
-        assert_eq!(gmtime, mtime, "mtime of {} differs", p.display());
     }
 }
 
@@ -479,18 +448,6 @@ fn readme_quick_start_works_as_written() {
     );
 }
 
-/// The Windows agent built for x86_64-pc-windows-gnu, if it was built (.ci/run builds it).
-fn windows_agent() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("ASGARD_WINDOWS_AGENT") {
-        return Some(PathBuf::from(p));
-    }
-    // target/debug/asgard-agent → target/x86_64-pc-windows-gnu/debug/asgard-agent.exe
-    let bin = agent_bin();
-    let target = bin.parent()?.parent()?;
-    let p = target.join("x86_64-pc-windows-gnu/debug/asgard-agent.exe");
-    p.exists().then_some(p)
-}
-
 /// A Linux path as Wine shows it to a Windows program (drive Z: is the Unix root).
 fn wine_path(p: &Path) -> String {
     format!("Z:{}", p.to_str().unwrap().replace('/', "\\"))
@@ -624,16 +581,14 @@ fn approval_and_enrollment_key_gate_new_devices() {
 
     // The admin approves (the device commands need the server stopped).
     server.stop();
-    let out = std::process::Command::new(server_bin())
-        .args(["device", "approve", "frida", "testhost", "--data-dir"])
-        .arg(server.data_dir())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server_admin_ok([
+        "device".as_ref(),
+        "approve".as_ref(),
+        "frida".as_ref(),
+        "testhost".as_ref(),
+        "--data-dir".as_ref(),
+        server.data_dir().as_os_str(),
+    ] as [&std::ffi::OsStr; 6]);
     server.restart_stopped();
     let out = with_key(&["backup", "--json", work.path().to_str().unwrap()]);
     assert!(

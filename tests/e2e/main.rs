@@ -1,0 +1,23 @@
+//! End-to-end tests: the real `asgard-server` binary on 127.0.0.1 (ephemeral port, temp data dir)
+//! and the real `asgard-agent` binary against it over HTTPS. One test binary; one module per area;
+//! the support code is the `asgard_e2e` library (`src/`).
+//!
+//! The binaries are taken from the target folder this test was built into: `cargo test --workspace`
+//! builds them; `cargo test -p asgard-e2e` alone does not (`cargo build -p asgard-server -p
+//! asgard-agent` first).
+
+#[cfg(unix)]
+mod crash;
+mod foundation;
+mod gc;
+#[cfg(unix)]
+mod incremental;
+mod ops;
+#[cfg(unix)]
+mod packed;
+// The agent reports its peak RSS on Linux only.
+#[cfg(target_os = "linux")]
+mod pipeline;
+mod restorepipe;
+mod scan;
+mod verify;

@@ -1,0 +1,42 @@
+//! Reading the agent's `list --json` output: an entry per path, its versions newest first.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+/// The `list --json` entry of `path`.
+pub fn entry<'a>(list: &'a [Value], path: &Path) -> &'a Value {
+    let want = path.to_str().expect("utf-8 test path");
+    list.iter()
+        .find(|e| e["path"].as_str() == Some(want))
+        .unwrap_or_else(|| panic!("{want} not in list: {list:#?}"))
+}
+
+/// The versions of a list entry, newest first.
+pub fn versions(e: &Value) -> &Vec<Value> {
+    e["versions"].as_array().unwrap()
+}
+
+/// The newest version of a list entry.
+pub fn newest(e: &Value) -> &Value {
+    &e["versions"][0]
+}
+
+/// Every retained version that is not a deletion marker: id → (path, content hash).
+pub fn retained_versions(list: &[Value]) -> BTreeMap<u64, (String, String)> {
+    let mut out = BTreeMap::new();
+    for e in list {
+        let path = e["path"].as_str().expect("utf-8 test paths").to_owned();
+        for v in versions(e) {
+            if v["deleted"].as_bool() == Some(true) {
+                continue;
+            }
+            out.insert(
+                v["id"].as_u64().unwrap(),
+                (path.clone(), v["hash"].as_str().unwrap().to_owned()),
+            );
+        }
+    }
+    out
+}
