@@ -1,6 +1,7 @@
 //! The server's command line, run as the real binary: configuration errors, the fingerprint, the
 //! device commands and the data-dir lock. (Being an integration test of this package, it also makes
-//! `cargo test --workspace` build the `asgard-server` binary that the agent's end-to-end tests start.)
+//! `cargo test --workspace` build the `asgard-server` binary that the end-to-end tests of `asgard-e2e`
+//! start.)
 
 use std::path::Path;
 use std::process::{Command, Output};

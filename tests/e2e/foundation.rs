@@ -579,7 +579,8 @@ fn approval_and_enrollment_key_gate_new_devices() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Freigabe"));
 
-    // The admin approves (the device commands need the server stopped).
+    // The admin approves, here on the stopped server (in-process; `accounts.rs` does it on a
+    // running one).
     server.stop();
     server_admin_ok([
         "device".as_ref(),

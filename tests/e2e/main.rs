@@ -6,6 +6,7 @@
 //! builds them; `cargo test -p asgard-e2e` alone does not (`cargo build -p asgard-server -p
 //! asgard-agent` first).
 
+mod accounts;
 #[cfg(unix)]
 mod crash;
 mod foundation;
