@@ -1,7 +1,7 @@
 //! # asgard-agent
 //!
 //! The AsgardBackup client: registers the device with the server, backs up the user's folders
-//! (scan → read, chunk, hash → check → compress → upload → commit, see [`pipeline`]) and restores files exactly. The binary (`main.rs`)
+//! (scan → read, chunk, hash → check → compress → upload → commit, see [`backup::pipeline`]) and restores files exactly. The binary (`main.rs`)
 //! only parses the command line and calls into these modules.
 
 pub mod backup;
@@ -9,7 +9,6 @@ pub mod cache;
 pub mod client;
 pub mod config;
 pub mod list;
-pub mod pipeline;
 pub mod plan;
 pub mod platform;
 pub mod progress;

@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::path::Path;
 
-use asgard_agent::pipeline::{self, Item, MemoryBudget, Reader, Remote, Settings, compressor};
+use asgard_agent::backup::pipeline::{self, Item, MemoryBudget, Reader, Remote, Settings, compressor};
 use asgard_agent::progress::Progress;
 use asgard_agent::scan::{self, ScanRules};
 use asgard_core::protocol::{

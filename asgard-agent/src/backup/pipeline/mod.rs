@@ -217,20 +217,6 @@ pub async fn run<R: Remote>(
 #[cfg(test)]
 mod tests;
 
-/// Deterministic bytes that do not compress (xorshift), for the stages' unit tests.
-#[cfg(test)]
-pub(crate) fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 /// Items gathered for one request: it leaves when full, when no more will come, or when its
 /// first item has waited `linger` (so a trickle of items never waits for a full batch).
 #[derive(Debug)]

@@ -422,7 +422,7 @@ pub fn read_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::pseudo_random;
+    use asgard_core::testdata::random_bytes as pseudo_random;
 
     fn read_all(path: &Path) -> (FileMeta, Facts, Vec<(ChunkId, Vec<u8>)>) {
         let mut got = Vec::new();

@@ -111,20 +111,12 @@ impl Remote for Fake {
 }
 
 fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            // Every other file compresses well.
-            if seed.is_multiple_of(2) {
-                (i % 7) as u8
-            } else {
-                (x >> 24) as u8
-            }
-        })
-        .collect()
+    // Every other file compresses well.
+    if seed.is_multiple_of(2) {
+        (0..len).map(|i| (i % 7) as u8).collect()
+    } else {
+        asgard_core::testdata::random_bytes(len, seed)
+    }
 }
 
 /// Feeds `files` files (the i-th of `1 + i % 4` chunks, some shared between files) through the

@@ -1,6 +1,6 @@
 //! `backup`: wires the stages together.
 //!
-//! scan ([`crate::scan`]) → files cache ([`crate::cache`]) → the [`crate::pipeline`] (read,
+//! scan ([`crate::scan`]) → files cache ([`crate::cache`]) → the [`pipeline`] (read,
 //! chunk, hash, check, compress, upload, commit; memory bounded by `memory_mib`) → deletion
 //! markers, which go through the same pipeline once the scan is through.
 //!
@@ -9,6 +9,8 @@
 //! new, lost or from an older install, so a file deleted while the cache was gone still gets its
 //! marker. A path gets a marker only when its root was scanned completely: never below a folder or
 //! root that could not be read, never for a file that was seen but could not be read or was skipped.
+
+pub mod pipeline;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,13 +23,14 @@ use tokio::sync::mpsc;
 
 use crate::cache::{self, FilesCache};
 use crate::list::{for_each_page, prefix_hex};
-use crate::pipeline::{self, Item, MemoryBudget, Reader, ScanReport, Settings};
 use crate::platform;
 use crate::progress::Progress;
 use crate::runlog::RunLog;
 use crate::scan;
 use crate::session::{self, Ctx};
 use crate::timefmt::{human_bytes, seconds};
+
+use pipeline::{Item, MemoryBudget, Reader, ScanReport, Settings};
 
 /// Exit code: done, but some files could not be read.
 pub const EXIT_UNREADABLE: u8 = 3;

@@ -163,7 +163,7 @@ pub fn encode_with(contexts: &mut Option<Contexts>, plain: &[u8], level: i32) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::pseudo_random;
+    use asgard_core::testdata::random_bytes as pseudo_random;
     use asgard_core::ChunkId;
 
     fn text(len: usize) -> Vec<u8> {
@@ -222,7 +222,7 @@ mod tests {
     /// A compressed chunk holds only its stored bytes of the budget from then on.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_compressed_chunk_gives_back_its_plaintext_bytes() {
-        let budget = crate::pipeline::MemoryBudget::new(1 << 20);
+        let budget = super::super::MemoryBudget::new(1 << 20);
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(4);
         let stage = tokio::spawn(Compressor::new(3, 2, rx, out_tx).run());
