@@ -6,4 +6,19 @@
 //! process-wide switch. A fixed phrase without arguments may stay at its place of use as
 //! `lang.pick("…", "…")`.
 
+pub(crate) mod backup;
+pub(crate) mod errors;
+pub(crate) mod plan;
 pub(crate) mod restore;
+pub(crate) mod schedule;
+pub(crate) mod session;
+
+use asgard_core::Lang;
+
+/// The last line of `list`: how many paths it showed.
+pub(crate) fn paths_count(count: usize, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!("{count} Pfade."),
+        Lang::En => format!("{count} paths."),
+    }
+}

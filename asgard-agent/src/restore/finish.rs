@@ -60,10 +60,7 @@ pub(crate) fn complete(job: &Job, hash: &mut HashState, lang: Lang) -> anyhow::R
 /// Makes the checked temp files of a window durable with one `syncfs` per file system, then
 /// renames them into place. A file whose sync or rename fails becomes an error (temp removed).
 #[cfg(target_os = "linux")]
-pub(crate) fn sync_and_rename<'a>(
-    jobs: impl Iterator<Item = &'a Job>,
-    outcomes: &mut [Outcome],
-) {
+pub(crate) fn sync_and_rename<'a>(jobs: impl Iterator<Item = &'a Job>, outcomes: &mut [Outcome]) {
     use std::collections::HashMap;
     use std::os::unix::fs::MetadataExt;
     let mut synced: HashMap<u64, Result<(), String>> = HashMap::new();

@@ -68,7 +68,7 @@ use crate::progress::Progress;
 use crate::session::{self, Ctx};
 use crate::timefmt::parse_at;
 use finish::{Out, Summary, Tally};
-use plan::{Done, Prepared, Selection, Skipped};
+use plan::{Done, Prepared, Selection, Skipped, WithManifest};
 use window::Restorer;
 
 /// What `restore` was asked to do.
@@ -87,7 +87,9 @@ pub struct RestoreArgs {
 pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
     let lang = ctx.lang;
     let at_us = match &args.at {
-        Some(at) => Some(parse_at(at, ctx.offset).ok_or_else(|| anyhow!(text::invalid_at(at, lang)))?),
+        Some(at) => {
+            Some(parse_at(at, ctx.offset).ok_or_else(|| anyhow!(text::invalid_at(at, lang)))?)
+        }
         None => None,
     };
     let root_path = std::path::absolute(&args.path)?;
@@ -113,16 +115,21 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
         at_us,
         to: args.to.as_deref(),
     };
-    let chosen = plan::choose(&session.client, query, &selection, |skipped| match skipped {
-        Skipped::Deleted(path) => {
-            t.counts.deleted += 1;
-            out.info(&text::deleted_at_that_time(&path, lang));
-        }
-        Skipped::Refused(e) => {
-            t.counts.errors += 1;
-            out.error(&text::path_refused(&e, lang));
-        }
-    })
+    let chosen = plan::choose(
+        &session.client,
+        query,
+        &selection,
+        |skipped| match skipped {
+            Skipped::Deleted(path) => {
+                t.counts.deleted += 1;
+                out.info(&text::deleted_at_that_time(&path, lang));
+            }
+            Skipped::Refused(e) => {
+                t.counts.errors += 1;
+                out.error(&text::path_refused(&e, lang));
+            }
+        },
+    )
     .await?;
     if let Some(id) = args.version
         && !chosen.any
@@ -177,8 +184,8 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
         let mut jobs = Vec::with_capacity(todo.len());
         for job in plan::jobs(&session.client, todo).await? {
             match job {
-                Ok(job) => jobs.push(job),
-                Err((dest, version, why)) => {
+                WithManifest::Job(job) => jobs.push(job),
+                WithManifest::Unfit { dest, version, why } => {
                     t.error(&dest, &text::unfit(why, version.id, lang), &out);
                     progress.add_done(1, version.size);
                 }

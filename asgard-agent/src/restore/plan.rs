@@ -175,12 +175,22 @@ pub(crate) fn prepare(
     Ok(Prepared::Go(tmp))
 }
 
+/// A file to restore with its chunk list, or why its chunk list cannot be used.
+pub(crate) enum WithManifest {
+    Job(Job),
+    Unfit {
+        dest: PathBuf,
+        version: VersionInfo,
+        why: Unfit,
+    },
+}
+
 /// The chunk lists of the files to restore (`todo`: destination, temp path, version), asked for in
-/// groups of [`MAX_MANIFEST_IDS`]: a job per file in order, or why its list cannot be used.
+/// groups of [`MAX_MANIFEST_IDS`]: one answer per file, in order.
 pub(crate) async fn jobs(
     client: &Client,
     todo: Vec<(PathBuf, PathBuf, VersionInfo)>,
-) -> anyhow::Result<Vec<Result<Job, (PathBuf, VersionInfo, Unfit)>>> {
+) -> anyhow::Result<Vec<WithManifest>> {
     let mut manifests: HashMap<u64, VersionManifest> = HashMap::new();
     for group in todo.chunks(MAX_MANIFEST_IDS) {
         let ids = group.iter().map(|(_, _, v)| v.id).collect();
@@ -189,15 +199,20 @@ pub(crate) async fn jobs(
     }
     Ok(todo
         .into_iter()
-        .map(|(dest, tmp, version)| match manifests.remove(&version.id) {
-            Some(m) if manifest_fits(&m, &version) => Ok(Job {
-                dest,
-                tmp,
-                version,
-                manifest: m,
-            }),
-            Some(_) => Err((dest, version, Unfit::SizeMismatch)),
-            None => Err((dest, version, Unfit::NotFound)),
+        .map(|(dest, tmp, version)| {
+            let why = match manifests.remove(&version.id) {
+                Some(m) if manifest_fits(&m, &version) => {
+                    return WithManifest::Job(Job {
+                        dest,
+                        tmp,
+                        version,
+                        manifest: m,
+                    });
+                }
+                Some(_) => Unfit::SizeMismatch,
+                None => Unfit::NotFound,
+            };
+            WithManifest::Unfit { dest, version, why }
         })
         .collect())
 }

@@ -53,12 +53,12 @@
 //! before it except for its input), every batch leaves after a short linger even when it is not
 //! full, and one item larger than the whole budget still passes alone.
 
-pub mod budget;
-pub mod checker;
-pub mod committer;
-pub mod compressor;
-pub mod reader;
-pub mod sender;
+pub(crate) mod budget;
+pub(crate) mod checker;
+pub(crate) mod committer;
+pub(crate) mod compressor;
+pub(crate) mod reader;
+pub(crate) mod sender;
 
 use std::future::Future;
 
@@ -92,7 +92,7 @@ pub enum Item {
 pub const ITEM_CHANNEL: usize = 256;
 
 /// What an entry is charged against the budget: roughly its size in memory.
-pub fn entry_cost(entry: &CommitEntry) -> usize {
+pub(crate) fn entry_cost(entry: &CommitEntry) -> usize {
     let chunks = match entry {
         CommitEntry::File { meta, .. } => meta.chunks.len(),
         _ => 0,
