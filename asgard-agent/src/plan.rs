@@ -135,11 +135,11 @@ pub fn run(ctx: &Ctx, json: bool, system: bool) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use asgard_core::Lang;
 
     #[cfg(unix)]
     #[test]
     fn config_scope_and_state_folder() {
+        use asgard_core::Lang;
         let config = Config {
             blacklist: vec!["*.iso".into()],
             ..Config::default()

@@ -138,15 +138,15 @@ impl Remote for crate::client::Client {
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
     /// zstd level (0 or less: store raw).
-    pub level: i32,
+    pub(crate) level: i32,
     /// Compression jobs at once (the number of cores).
-    pub compress_jobs: usize,
+    pub(crate) compress_jobs: usize,
     /// Largest upload request body, in stored bytes.
-    pub request_bytes: usize,
+    pub(crate) request_bytes: usize,
     /// Upload requests in flight.
-    pub uploads_in_flight: usize,
+    pub(crate) uploads_in_flight: usize,
     /// Check requests in flight.
-    pub checks_in_flight: usize,
+    pub(crate) checks_in_flight: usize,
 }
 
 impl Settings {
