@@ -23,7 +23,7 @@
 //!   request), `restore.parallel_requests` of them in flight on the client's kept-alive
 //!   connections, and verifies every chunk (bounded decode + blake3 against its id) on the blocking
 //!   pool before it is written.
-//! - [`write`] puts each piece into its temp file with positional writes (zero blocks are never
+//! - [`write`](mod@write) puts each piece into its temp file with positional writes (zero blocks are never
 //!   written, so a sparse file comes back sparse on file systems that support holes) and hashes
 //!   each file as its content arrives (in order; ranges that arrived early are read back from the
 //!   temp file once the gap before them is filled).

@@ -30,7 +30,7 @@ pub(crate) const COMMIT_LINGER: Duration = Duration::from_millis(200);
 pub(crate) const COMMITS_IN_FLIGHT: usize = 2;
 
 /// What to record in the files cache once an entry's commit succeeded: its facts (only when they
-/// are settled, see [`crate::cache`]) and its content hash.
+/// are settled, see `crate::cache`) and its content hash.
 #[derive(Debug, Clone, Copy)]
 pub struct CacheNote {
     pub(crate) facts: Facts,

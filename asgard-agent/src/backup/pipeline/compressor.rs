@@ -129,7 +129,7 @@ pub(crate) fn encode(plain: &[u8], level: i32) -> Vec<u8> {
     encode_with(&mut None, plain, level)
 }
 
-/// [`encode`] with the caller's zstd contexts (created on first use).
+/// `encode` with the caller's zstd contexts (created on first use).
 pub fn encode_with(contexts: &mut Option<Contexts>, plain: &[u8], level: i32) -> Vec<u8> {
     if level <= 0 {
         return asgard_core::stored::encode_raw(plain);

@@ -100,7 +100,7 @@ pub(crate) fn entry_cost(entry: &CommitEntry) -> usize {
     256 + entry.path().0.len() + 40 * chunks
 }
 
-/// The server calls the pipeline makes; [`crate::client::Client`] in a backup, a fake in tests
+/// The server calls the pipeline makes; `crate::client::Client` in a backup, a fake in tests
 /// and benches.
 pub trait Remote {
     /// `POST /api/check`: which of `ids` must be uploaded.
