@@ -102,6 +102,58 @@ pub(crate) fn root_unreadable(path: &Path, missing: bool, error: &str, lang: Lan
     }
 }
 
+/// A warning line: `Warnung: {message}`.
+pub(crate) fn warning(message: &str, lang: Lang) -> String {
+    format!("{}: {message}", lang.pick("Warnung", "Warning"))
+}
+
+/// The scan met something that is not a regular file, a link or a folder (`reason`: its kind).
+pub(crate) fn skipped_not_regular(path: &Path, reason: &str, lang: Lang) -> String {
+    format!(
+        "{} ({reason}): {}",
+        lang.pick(
+            "Hinweis: übersprungen, keine normale Datei",
+            "Note: skipped, not a regular file"
+        ),
+        path.display()
+    )
+}
+
+/// A folder below a root cannot be read: nothing below it is marked deleted.
+pub(crate) fn folder_unreadable(error: &str, lang: Lang) -> String {
+    format!(
+        "{}: {error}",
+        lang.pick(
+            "Warnung: Ordner kann nicht gelesen werden",
+            "Warning: cannot read folder"
+        )
+    )
+}
+
+/// A file kept changing while it was read (twice): skipped, never committed torn.
+pub(crate) fn changed_while_read(path: &Path, lang: Lang) -> String {
+    format!(
+        "{}: {}",
+        lang.pick(
+            "Datei ändert sich beim Lesen, übersprungen",
+            "File changes while being read, skipped"
+        ),
+        path.display()
+    )
+}
+
+/// A file cannot be read (`error`): skipped, reported as unreadable.
+pub(crate) fn file_unreadable(path: &Path, error: &str, lang: Lang) -> String {
+    format!(
+        "{} {} ({error})",
+        lang.pick(
+            "Warnung: Datei kann nicht gelesen werden:",
+            "Warning: cannot read file:"
+        ),
+        path.display()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,7 @@ use super::CacheNote;
 use super::Item;
 use super::budget::MemoryBudget;
 use crate::cache::{CacheReader, Facts, Kind};
+use crate::present::backup as text;
 use crate::progress::Progress;
 use crate::scan::ScanEvent;
 
@@ -159,14 +160,7 @@ impl Reader {
             }
             ScanEvent::Symlink { path, meta } => self.symlink(&path, &meta),
             ScanEvent::Skipped { path, reason } => {
-                self.warn(format!(
-                    "{} ({reason}): {}",
-                    lang.pick(
-                        "Hinweis: übersprungen, keine normale Datei",
-                        "Note: skipped, not a regular file"
-                    ),
-                    path.display()
-                ));
+                self.warn(text::skipped_not_regular(&path, &reason, lang));
                 let mut r = self.report();
                 r.files_skipped += 1;
                 r.seen.insert(&RawPath::from_path(&path));
@@ -179,17 +173,11 @@ impl Reader {
             } => {
                 let mut r = self.report();
                 if self.roots.contains(&path) {
-                    let msg = crate::present::backup::root_unreadable(&path, missing, &error, lang);
+                    let msg = text::root_unreadable(&path, missing, &error, lang);
                     r.root_errors.push(msg);
                     r.failed_roots.push(path);
                 } else {
-                    self.warn(format!(
-                        "{}: {error}",
-                        lang.pick(
-                            "Warnung: Ordner kann nicht gelesen werden",
-                            "Warning: cannot read folder"
-                        )
-                    ));
+                    self.warn(text::folder_unreadable(&error, lang));
                     r.unreadable.push(format!("{} ({error})", path.display()));
                     r.unreadable_dirs.push(RawPath::from_path(&path));
                 }
@@ -241,15 +229,8 @@ impl Reader {
                 Ok(ReadOutcome::Stopped) => return false,
                 Ok(ReadOutcome::Changed) if attempt == 0 => continue,
                 Ok(ReadOutcome::Changed) => {
-                    let msg = format!(
-                        "{}: {}",
-                        self.lang.pick(
-                            "Datei ändert sich beim Lesen, übersprungen",
-                            "File changes while being read, skipped"
-                        ),
-                        path.display()
-                    );
-                    self.warn(format!("{}: {msg}", self.lang.pick("Warnung", "Warning")));
+                    let msg = text::changed_while_read(path, self.lang);
+                    self.warn(text::warning(&msg, self.lang));
                     let mut r = self.report();
                     r.files_skipped += 1;
                     r.warnings.push(msg);
@@ -269,14 +250,7 @@ impl Reader {
     }
 
     fn unreadable(&self, path: &Path, raw: &RawPath, e: &std::io::Error) -> bool {
-        self.warn(format!(
-            "{} {} ({e})",
-            self.lang.pick(
-                "Warnung: Datei kann nicht gelesen werden:",
-                "Warning: cannot read file:"
-            ),
-            path.display()
-        ));
+        self.warn(text::file_unreadable(path, &e.to_string(), self.lang));
         let mut r = self.report();
         r.files_skipped += 1;
         r.unreadable.push(format!("{raw} ({e})"));
