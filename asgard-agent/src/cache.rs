@@ -35,7 +35,7 @@ use crate::platform;
 const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
 
 /// Files changed less than this long before the run started are not recorded (see module docs).
-pub const SAFETY_MARGIN_NS: i64 = 2_000_000_000;
+pub(crate) const SAFETY_MARGIN_NS: i64 = 2_000_000_000;
 
 /// redb's page cache for the files cache (lookups mostly walk the tree in order).
 const CACHE_MEMORY: usize = 4 * 1024 * 1024;
@@ -45,7 +45,7 @@ const FORMAT: u8 = 1;
 const ENCODED_LEN: usize = 2 + 8 * 4 + 4 * 2 + 32 + 8;
 
 #[derive(Debug, thiserror::Error)]
-pub enum CacheError {
+pub(crate) enum CacheError {
     #[error("files cache {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -78,26 +78,26 @@ storage_errors!(
 
 /// Whether a cache entry describes a regular file or a symbolic link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     File = 1,
     Symlink = 2,
 }
 
 /// The metadata of a file that the cache compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Facts {
-    pub kind: Kind,
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-    pub inode: u64,
-    pub mode: u32,
-    pub attributes: u32,
+pub(crate) struct Facts {
+    pub(crate) kind: Kind,
+    pub(crate) size: u64,
+    pub(crate) mtime_ns: i64,
+    pub(crate) ctime_ns: i64,
+    pub(crate) inode: u64,
+    pub(crate) mode: u32,
+    pub(crate) attributes: u32,
 }
 
 impl Facts {
     /// The facts of `meta` (from `symlink_metadata`).
-    pub fn of(kind: Kind, meta: &std::fs::Metadata) -> Facts {
+    pub(crate) fn of(kind: Kind, meta: &std::fs::Metadata) -> Facts {
         Facts {
             kind,
             size: meta.len(),
@@ -110,7 +110,7 @@ impl Facts {
     }
 
     /// Whether these facts may be recorded by a run that started at `run_start_ns`.
-    pub fn settled(&self, run_start_ns: i64) -> bool {
+    pub(crate) fn settled(&self, run_start_ns: i64) -> bool {
         let limit = run_start_ns.saturating_sub(SAFETY_MARGIN_NS);
         self.mtime_ns < limit && self.ctime_ns < limit
     }
@@ -118,10 +118,10 @@ impl Facts {
 
 /// One cached file: its facts, content hash and the committed version with that content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CacheEntry {
-    pub facts: Facts,
-    pub hash: ChunkId,
-    pub version_id: u64,
+pub(crate) struct CacheEntry {
+    pub(crate) facts: Facts,
+    pub(crate) hash: ChunkId,
+    pub(crate) version_id: u64,
 }
 
 impl CacheEntry {
@@ -191,7 +191,7 @@ impl Reader<'_> {
 
 /// A change to write after a successful commit.
 #[derive(Debug, Clone)]
-pub enum Update {
+pub(crate) enum Update {
     Put(RawPath, CacheEntry),
     Remove(RawPath),
 }
@@ -203,7 +203,7 @@ pub struct FilesCache {
 
 /// The cache file for a namespace: a hash of (server URL, user, device), so that no name leaks
 /// into a file name and another registration never sees these entries.
-pub fn cache_path(state_dir: &Path, server_url: &str, user: &str, device: &str) -> PathBuf {
+pub(crate) fn cache_path(state_dir: &Path, server_url: &str, user: &str, device: &str) -> PathBuf {
     let mut h = blake3::Hasher::new();
     for part in [server_url, user, device] {
         h.update(&(part.len() as u64).to_le_bytes());
@@ -217,7 +217,7 @@ pub fn cache_path(state_dir: &Path, server_url: &str, user: &str, device: &str) 
 
 impl FilesCache {
     /// Opens (or creates) the cache at `path`. With `fresh`, any old content is discarded first.
-    pub fn open(path: &Path, fresh: bool) -> Result<FilesCache, CacheError> {
+    pub(crate) fn open(path: &Path, fresh: bool) -> Result<FilesCache, CacheError> {
         let io = |source| CacheError::Io {
             path: path.to_owned(),
             source,
@@ -246,7 +246,7 @@ impl FilesCache {
     }
 
     /// A consistent view for the lookups of one scan.
-    pub fn reader(&self) -> Result<CacheReader, CacheError> {
+    pub(crate) fn reader(&self) -> Result<CacheReader, CacheError> {
         let txn = self.db.begin_read()?;
         Ok(CacheReader {
             table: txn.open_table(FILES)?,
@@ -254,7 +254,7 @@ impl FilesCache {
     }
 
     /// Applies updates in one transaction.
-    pub fn apply(&self, updates: &[Update]) -> Result<(), CacheError> {
+    pub(crate) fn apply(&self, updates: &[Update]) -> Result<(), CacheError> {
         if updates.is_empty() {
             return Ok(());
         }
@@ -280,7 +280,7 @@ impl FilesCache {
 impl FilesCache {
     /// Drops the entries of `paths` (those present), in one transaction, so that the next scan
     /// reads these files again. Returns how many entries were dropped.
-    pub fn forget(&self, paths: &[RawPath]) -> Result<usize, CacheError> {
+    pub(crate) fn forget(&self, paths: &[RawPath]) -> Result<usize, CacheError> {
         if paths.is_empty() {
             return Ok(0);
         }
@@ -307,7 +307,7 @@ pub struct CacheReader {
 impl CacheReader {
     /// The entry of `path` if its facts equal `facts`. A read error counts as a miss (the file is
     /// then simply read).
-    pub fn matching(&self, path: &RawPath, facts: &Facts) -> Option<CacheEntry> {
+    pub(crate) fn matching(&self, path: &RawPath, facts: &Facts) -> Option<CacheEntry> {
         let guard = self.table.get(path.0.as_slice()).ok()??;
         CacheEntry::decode(guard.value()).filter(|e| e.facts == *facts)
     }

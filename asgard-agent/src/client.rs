@@ -18,8 +18,8 @@ use asgard_core::ChunkId;
 use asgard_core::Lang;
 use asgard_core::protocol::{
     CheckRequest, CheckResponse, CommitRequest, CommitResponse, ErrorBody, FetchRequest, ListQuery,
-    ListResponse, LoginRequest, LoginResponse, ManifestRequest, ManifestResponse, RestoreRequest,
-    RunAccepted, RunList, RunReport, RunsQuery, UploadResponse,
+    ListResponse, LoginRequest, LoginResponse, ManifestRequest, ManifestResponse, RunAccepted,
+    RunReport, UploadResponse,
 };
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -27,15 +27,17 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
 
+use crate::present::session as present;
+
 /// Idle connections are closed after this long, safely before the server's keep-alive timeout
 /// (actix-web's default, 5 s) closes them under a request that is just being sent.
 const POOL_IDLE: Duration = Duration::from_secs(3);
 
 /// A certificate fingerprint: SHA-256 of the DER bytes.
-pub type Fingerprint = [u8; 32];
+pub(crate) type Fingerprint = [u8; 32];
 
 /// Parses a fingerprint written in hex, any case, with or without `:` (or space) separators.
-pub fn parse_fingerprint(text: &str) -> Option<Fingerprint> {
+pub(crate) fn parse_fingerprint(text: &str) -> Option<Fingerprint> {
     let hex: String = text
         .chars()
         .filter(|c| !matches!(c, ':' | ' ' | '-'))
@@ -45,7 +47,7 @@ pub fn parse_fingerprint(text: &str) -> Option<Fingerprint> {
 }
 
 /// The text form the server prints: uppercase hex pairs joined by `:`.
-pub fn format_fingerprint(fp: &Fingerprint) -> String {
+pub(crate) fn format_fingerprint(fp: &Fingerprint) -> String {
     fp.iter()
         .map(|b| format!("{b:02X}"))
         .collect::<Vec<_>>()
@@ -54,7 +56,7 @@ pub fn format_fingerprint(fp: &Fingerprint) -> String {
 
 /// What the verifier saw; shared between the TLS layer and the client.
 #[derive(Debug, Default)]
-pub struct PinState {
+pub(crate) struct PinState {
     inner: Mutex<PinInner>,
 }
 
@@ -68,7 +70,7 @@ struct PinInner {
 }
 
 impl PinState {
-    pub fn new(expected: Option<Fingerprint>) -> Self {
+    pub(crate) fn new(expected: Option<Fingerprint>) -> Self {
         PinState {
             inner: Mutex::new(PinInner {
                 expected,
@@ -82,7 +84,7 @@ impl PinState {
     }
 
     /// The fingerprint trusted on first use in this run, if any.
-    pub fn first_use(&self) -> Option<Fingerprint> {
+    pub(crate) fn first_use(&self) -> Option<Fingerprint> {
         self.lock().first_use
     }
 
@@ -170,7 +172,7 @@ fn tls_config(pin: Arc<PinState>) -> anyhow::Result<rustls::ClientConfig> {
 /// The API client. Errors come back as `anyhow` errors whose text is already in the user's
 /// language. Clones share the connection pool, the pin and the token.
 #[derive(Clone)]
-pub struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
@@ -179,7 +181,11 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(base_url: &str, pin: Option<Fingerprint>, lang: Lang) -> anyhow::Result<Client> {
+    pub(crate) fn new(
+        base_url: &str,
+        pin: Option<Fingerprint>,
+        lang: Lang,
+    ) -> anyhow::Result<Client> {
         let pin = Arc::new(PinState::new(pin));
         let http = reqwest::Client::builder()
             .http1_only()
@@ -199,19 +205,19 @@ impl Client {
         })
     }
 
-    pub fn set_token(&mut self, token: Option<String>) {
+    pub(crate) fn set_token(&mut self, token: Option<String>) {
         self.token = token;
     }
 
-    pub fn base_url(&self) -> &str {
+    pub(crate) fn base_url(&self) -> &str {
         &self.base
     }
 
-    pub fn pin(&self) -> &PinState {
+    pub(crate) fn pin(&self) -> &PinState {
         &self.pin
     }
 
-    pub fn lang(&self) -> Lang {
+    pub(crate) fn lang(&self) -> Lang {
         self.lang
     }
 
@@ -249,13 +255,13 @@ impl Client {
     }
 
     /// `POST /api/login`, with the device token when there is one.
-    pub async fn login(&self, req: &LoginRequest) -> anyhow::Result<LoginResponse> {
+    pub(crate) async fn login(&self, req: &LoginRequest) -> anyhow::Result<LoginResponse> {
         self.json(self.http.post(self.url("/api/login")).json(req))
             .await
     }
 
     /// `POST /api/check`: which of these chunks must be uploaded.
-    pub async fn check(&self, chunks: Vec<ChunkId>) -> anyhow::Result<Vec<ChunkId>> {
+    pub(crate) async fn check(&self, chunks: Vec<ChunkId>) -> anyhow::Result<Vec<ChunkId>> {
         let req = CheckRequest { chunks };
         let resp: CheckResponse = self
             .json(self.http.post(self.url("/api/check")).json(&req))
@@ -264,7 +270,10 @@ impl Client {
     }
 
     /// `POST /api/upload`: one multipart part per chunk, named by its id, body in stored form.
-    pub async fn upload(&self, chunks: Vec<(ChunkId, Vec<u8>)>) -> anyhow::Result<UploadResponse> {
+    pub(crate) async fn upload(
+        &self,
+        chunks: Vec<(ChunkId, Vec<u8>)>,
+    ) -> anyhow::Result<UploadResponse> {
         let (content_type, len, pieces) = multipart_body(chunks);
         let body = futures_util::stream::iter(pieces.into_iter().map(Ok::<_, std::io::Error>));
         let req = self
@@ -277,29 +286,19 @@ impl Client {
     }
 
     /// `POST /api/commit`.
-    pub async fn commit(&self, req: &CommitRequest) -> anyhow::Result<CommitResponse> {
+    pub(crate) async fn commit(&self, req: &CommitRequest) -> anyhow::Result<CommitResponse> {
         self.json(self.http.post(self.url("/api/commit")).json(req))
             .await
     }
 
     /// `GET /api/list`, one page.
-    pub async fn list(&self, query: &ListQuery) -> anyhow::Result<ListResponse> {
+    pub(crate) async fn list(&self, query: &ListQuery) -> anyhow::Result<ListResponse> {
         self.json(self.http.get(self.url("/api/list")).query(query))
             .await
     }
 
-    /// `POST /api/restore`: the plaintext of one version, as a streaming response.
-    pub async fn restore(&self, version_id: u64) -> anyhow::Result<reqwest::Response> {
-        let req = RestoreRequest {
-            version_id: Some(version_id),
-            ..RestoreRequest::default()
-        };
-        self.send(self.http.post(self.url("/api/restore")).json(&req))
-            .await
-    }
-
     /// `POST /api/manifest`: the chunk lists of these versions.
-    pub async fn manifest(&self, version_ids: Vec<u64>) -> anyhow::Result<ManifestResponse> {
+    pub(crate) async fn manifest(&self, version_ids: Vec<u64>) -> anyhow::Result<ManifestResponse> {
         let req = ManifestRequest { version_ids };
         self.json(self.http.post(self.url("/api/manifest")).json(&req))
             .await
@@ -307,22 +306,15 @@ impl Client {
 
     /// `POST /api/fetch`: these chunks in stored form, as a streaming body of frames
     /// (`asgard_core::frames`).
-    pub async fn fetch(&self, chunks: Vec<ChunkId>) -> anyhow::Result<reqwest::Response> {
+    pub(crate) async fn fetch(&self, chunks: Vec<ChunkId>) -> anyhow::Result<reqwest::Response> {
         let req = FetchRequest { chunks };
         self.send(self.http.post(self.url("/api/fetch")).json(&req))
             .await
     }
 
     /// `POST /api/runs`: how this run went.
-    pub async fn report_run(&self, report: &RunReport) -> anyhow::Result<RunAccepted> {
+    pub(crate) async fn report_run(&self, report: &RunReport) -> anyhow::Result<RunAccepted> {
         self.json(self.http.post(self.url("/api/runs")).json(report))
-            .await
-    }
-
-    /// `GET /api/runs`: this device's last runs, newest first.
-    pub async fn runs(&self, limit: Option<u32>) -> anyhow::Result<RunList> {
-        let q = RunsQuery { limit };
-        self.json(self.http.get(self.url("/api/runs")).query(&q))
             .await
     }
 
@@ -330,20 +322,7 @@ impl Client {
     fn transport_error(&self, e: &reqwest::Error) -> anyhow::Error {
         if let Some((expected, seen)) = self.pin.lock().mismatch {
             let (exp, got) = (format_fingerprint(&expected), format_fingerprint(&seen));
-            return anyhow!(match self.lang {
-                Lang::De => format!(
-                    "Der Fingerabdruck des Server-Zertifikats hat sich geändert! Erwartet {exp}, \
-                     erhalten {got}. Das kann ein Angriff sein; die Verbindung wurde abgebrochen. \
-                     Wenn der Server wirklich ein neues Zertifikat hat, tragen Sie den neuen \
-                     Fingerabdruck als server.fingerprint in die Konfiguration ein."
-                ),
-                Lang::En => format!(
-                    "The server certificate's fingerprint has changed! Expected {exp}, got {got}. \
-                     This may be an attack; the connection was aborted. If the server really has \
-                     a new certificate, put the new fingerprint into the config as \
-                     server.fingerprint."
-                ),
-            });
+            return anyhow!(present::fingerprint_changed(&exp, &got, self.lang));
         }
         anyhow!(
             "{} {}: {}",
@@ -360,7 +339,7 @@ impl Client {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(body) => anyhow!(describe_error(&body, self.lang)),
+            Ok(body) => anyhow!(present::server_error(&body, self.lang)),
             Err(_) => anyhow!(
                 "{} {status}: {}",
                 self.lang.pick("Server-Fehler", "Server error"),
@@ -371,7 +350,7 @@ impl Client {
 }
 
 /// An error with all its causes, `a: b: c` (reqwest's own text alone says little).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
@@ -383,66 +362,6 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
-}
-
-/// The message for a server error, by its stable code where known, else the server's text.
-pub fn describe_error(body: &ErrorBody, lang: Lang) -> String {
-    let m = &body.message;
-    match (body.code.as_str(), lang) {
-        ("unauthorized", Lang::De) => format!(
-            "Der Server hat die Anmeldung abgelehnt (Token ungültig oder Gerät gesperrt): {m}"
-        ),
-        ("unauthorized", Lang::En) => format!("The server refused the login: {m}"),
-        ("device_exists", Lang::De) => format!(
-            "Dieses Gerät ist für den Benutzer bereits registriert, aber hier ist kein gültiges \
-             Token gespeichert. Der Administrator muss das Gerät freigeben oder entfernen. ({m})"
-        ),
-        ("device_exists", Lang::En) => format!(
-            "This device is already registered for the user, but no valid token is stored here. \
-             An administrator must reset or remove the device. ({m})"
-        ),
-        ("device_pending", Lang::De) => {
-            "Das Gerät wartet noch auf die Freigabe durch den Administrator.".to_owned()
-        }
-        ("device_pending", Lang::En) => {
-            "The device is still waiting for an administrator's approval.".to_owned()
-        }
-        ("registration_closed", Lang::De) => {
-            format!("Der Server nimmt keine neuen Geräte an. ({m})")
-        }
-        ("registration_closed", Lang::En) => {
-            format!("The server does not accept new devices. ({m})")
-        }
-        ("enrollment_key", Lang::De) => format!(
-            "Der Registrierungsschlüssel fehlt oder ist falsch (enrollment_key in der \
-             Konfiguration). ({m})"
-        ),
-        ("enrollment_key", Lang::En) => {
-            format!("The enrollment key is missing or wrong (enrollment_key in the config). ({m})")
-        }
-        ("missing_chunks", _) => {
-            let ids: Vec<String> = body.missing.iter().map(|i| i.to_hex()).collect();
-            format!(
-                "{}: {}",
-                lang.pick(
-                    "Dem Server fehlen Datenblöcke, auf die der Commit verweist",
-                    "The server lacks chunks that the commit references"
-                ),
-                ids.join(", ")
-            )
-        }
-        ("not_found", Lang::De) => format!("Nicht gefunden: {m}"),
-        ("not_found", Lang::En) => format!("Not found: {m}"),
-        ("deleted", Lang::De) => format!("Diese Version ist eine Löschmarkierung: {m}"),
-        ("deleted", Lang::En) => format!("This version is a deletion marker: {m}"),
-        ("unknown_device", Lang::De) => format!("Unbekanntes Gerät: {m}"),
-        ("unknown_device", Lang::En) => format!("Unknown device: {m}"),
-        _ => format!(
-            "{} ({}): {m}",
-            lang.pick("Server-Fehler", "Server error"),
-            body.code
-        ),
-    }
 }
 
 /// The multipart/form-data body of an upload (one part per chunk, named by its id) as a flat list
@@ -538,28 +457,6 @@ mod tests {
         // Within the run the first certificate is now the pin.
         assert!(tofu.check(b"first"));
         assert!(!tofu.check(b"second"));
-    }
-
-    #[test]
-    fn known_codes_get_own_text() {
-        let body = ErrorBody {
-            code: "device_pending".into(),
-            message: "pending".into(),
-            missing: vec![],
-        };
-        assert!(describe_error(&body, Lang::De).contains("Freigabe"));
-        let body = ErrorBody {
-            code: "missing_chunks".into(),
-            message: "x".into(),
-            missing: vec![ChunkId::of(b"a")],
-        };
-        assert!(describe_error(&body, Lang::De).contains(&ChunkId::of(b"a").to_hex()));
-        let body = ErrorBody {
-            code: "weird".into(),
-            message: "Server says no".into(),
-            missing: vec![],
-        };
-        assert!(describe_error(&body, Lang::En).contains("Server says no"));
     }
 
     #[test]

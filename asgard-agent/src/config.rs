@@ -15,26 +15,26 @@ use crate::platform;
 /// `server:` section.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct ServerSection {
+pub(crate) struct ServerSection {
     /// Base URL, e.g. `https://backup.example:8443`. Default: none (then `--server` or
     /// `ASGARD_SERVER` must name it).
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
     /// SHA-256 of the server certificate (hex, any case, `:` optional). Default: none = trust on
     /// first use and remember it in the state file.
-    pub fingerprint: Option<String>,
+    pub(crate) fingerprint: Option<String>,
 }
 
 /// `restore:` section.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RestoreSection {
+pub(crate) struct RestoreSection {
     /// Chunk requests a restore keeps in flight at once (1–32). Memory grows with it by at most
     /// one chunk (≤ 16 MiB, usually ≤ 1 MiB) per request. Default: 4.
-    pub parallel_requests: usize,
+    pub(crate) parallel_requests: usize,
     /// Files planned and restored together (at least 1). The metadata of a window's files and
     /// chunks is held in memory; a chunk repeated in a later window is copied from the restored
     /// file. Default: 4096.
-    pub window_files: usize,
+    pub(crate) window_files: usize,
 }
 
 impl Default for RestoreSection {
@@ -50,42 +50,42 @@ impl Default for RestoreSection {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    pub server: ServerSection,
+    pub(crate) server: ServerSection,
     /// Folders that `backup` without a path saves (placeholders `~`, `$HOME`, `$USER`,
     /// `%USERPROFILE%`, `%USERNAME%` allowed). Default: none = the built-in roots: `$HOME` on Linux
     /// (`/home`, `/etc`, `/opt`, `/srv`, `/root` with `scope: system`); Documents, Desktop and
     /// Pictures under `%USERPROFILE%` on Windows.
-    pub user_folders: Option<Vec<String>>,
+    pub(crate) user_folders: Option<Vec<String>>,
     /// Extra exclusion rules (path prefixes or gitignore-style globs), added to the built-in never
     /// list. Default: none.
-    pub blacklist: Vec<String>,
+    pub(crate) blacklist: Vec<String>,
     /// Optional roots to back up: `downloads`, `appdata_roaming` (Windows), `docker`, `libvirt`
     /// (Linux, system scope). Default: none.
-    pub include_optional: Vec<OptionalRoot>,
+    pub(crate) include_optional: Vec<OptionalRoot>,
     /// `user` (the user's folders) or `system` (Linux: the machine; same as `--system`).
     /// Default: `user`.
-    pub scope: Scope,
+    pub(crate) scope: Scope,
     /// Whether a walk may enter other file systems mounted inside a root. Default: false.
-    pub cross_filesystems: bool,
+    pub(crate) cross_filesystems: bool,
     /// Key required by a server that only admits enrolled devices. Default: none.
-    pub enrollment_key: Option<String>,
+    pub(crate) enrollment_key: Option<String>,
     /// `de` or `en`. Default: German unless `LANG` starts with `en`.
-    pub language: Option<Lang>,
+    pub(crate) language: Option<Lang>,
     /// zstd level for uploaded chunks (0 = no compression). Default: 3.
-    pub compression_level: i32,
+    pub(crate) compression_level: i32,
     /// Name of this device on the server. Default: `ASGARD_DEVICE`, else the hostname.
-    pub device_name: Option<String>,
+    pub(crate) device_name: Option<String>,
     /// MiB of file data the backup pipeline may hold between its stages (read, compressed, in
     /// flight to the server); the agent needs about 20 MiB more, plus about 250 bytes per file
     /// of the run (paths seen, chunk ids sent). Values below [`MIN_MEMORY_MIB`] count as that.
     /// Default: 8 (measured: larger budgets did not back up faster here, but cost RSS).
-    pub memory_mib: u32,
+    pub(crate) memory_mib: u32,
     /// How `restore` fetches.
-    pub restore: RestoreSection,
+    pub(crate) restore: RestoreSection,
 }
 
 /// The smallest `memory_mib` that is used (a smaller value counts as this).
-pub const MIN_MEMORY_MIB: u32 = 4;
+pub(crate) const MIN_MEMORY_MIB: u32 = 4;
 
 impl Default for Config {
     fn default() -> Self {
@@ -120,32 +120,24 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
 }
 
-impl ConfigError {
-    /// The message in the user's language (the `Display` form is German).
-    pub fn describe(&self, lang: Lang) -> String {
-        match (self, lang) {
-            (_, Lang::De) => self.to_string(),
-            (ConfigError::Missing { path }, Lang::En) => {
-                format!("config file {} not found", path.display())
-            }
-            (ConfigError::Read { path, source }, Lang::En) => {
-                format!("cannot read config file {}: {source}", path.display())
-            }
-            (ConfigError::Parse { path, message }, Lang::En) => {
-                format!("error in config file {}: {message}", path.display())
-            }
-        }
-    }
-}
-
 impl Config {
+    /// The configured language (`language`), if any.
+    pub fn language(&self) -> Option<Lang> {
+        self.language
+    }
+
+    /// The configured server URL (`server.url`), if any.
+    pub fn server_url(&self) -> Option<&str> {
+        self.server.url.as_deref()
+    }
+
     /// The pipeline's memory budget in bytes (see `memory_mib`).
-    pub fn memory_bytes(&self) -> usize {
+    pub(crate) fn memory_bytes(&self) -> usize {
         self.memory_mib.max(MIN_MEMORY_MIB) as usize * 1024 * 1024
     }
 
     /// Parses YAML text; `path` names the file in errors. An empty file means all defaults.
-    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    pub(crate) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
@@ -179,14 +171,6 @@ impl Config {
             }
             Err(source) => Err(ConfigError::Read { path, source }),
         }
-    }
-
-    /// The roots `backup` walks by default (the plan's scan roots for the configured scope;
-    /// empty when no plan can be built: `asgard-agent plan` names the reason).
-    pub fn user_folders(&self, env: impl Fn(&str) -> Option<String>) -> Vec<PathBuf> {
-        crate::plan::build(self, false, None, &env)
-            .map(|p| p.scan_roots().iter().map(|r| r.to_path_buf()).collect())
-            .unwrap_or_default()
     }
 }
 

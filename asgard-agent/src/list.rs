@@ -3,17 +3,18 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use asgard_core::RawPath;
+use asgard_core::fmt::bytes_short;
 use asgard_core::id::to_hex;
 use asgard_core::protocol::{FileEntry, ListQuery, VersionKind};
-use asgard_core::{Lang, RawPath};
 use serde::Serialize;
 
 use crate::client::Client;
 use crate::session::{self, Ctx};
-use crate::timefmt::{human_bytes, local_human, rfc3339_ns, rfc3339_us};
+use crate::timefmt::{local_human, rfc3339_ns, rfc3339_us};
 
 /// Every page of a listing.
-pub async fn fetch_all(client: &Client, query: ListQuery) -> anyhow::Result<Vec<FileEntry>> {
+pub(crate) async fn fetch_all(client: &Client, query: ListQuery) -> anyhow::Result<Vec<FileEntry>> {
     let mut files = Vec::new();
     for_each_page(client, query, |page| {
         files.extend(page);
@@ -25,7 +26,7 @@ pub async fn fetch_all(client: &Client, query: ListQuery) -> anyhow::Result<Vec<
 
 /// Walks every page of the listing, handing each page's files to `f` before the next page is
 /// fetched, so a caller that keeps only what it needs holds one page at a time, not the listing.
-pub async fn for_each_page(
+pub(crate) async fn for_each_page(
     client: &Client,
     mut query: ListQuery,
     mut f: impl FnMut(Vec<FileEntry>) -> anyhow::Result<()>,
@@ -41,7 +42,7 @@ pub async fn for_each_page(
 }
 
 /// The prefix filter for a local path: hex of its raw bytes.
-pub fn prefix_hex(path: &RawPath) -> String {
+pub(crate) fn prefix_hex(path: &RawPath) -> String {
     to_hex(&path.0)
 }
 
@@ -135,7 +136,7 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<ExitCode> {
             } else if let Some(target) = &v.symlink_target {
                 format!("-> {target}")
             } else {
-                human_bytes(v.size)
+                bytes_short(v.size)
             };
             println!(
                 "  {:>8}  {}  {what}",
@@ -145,12 +146,6 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let count = files.len();
-    println!(
-        "{}",
-        match lang {
-            Lang::De => format!("{count} Pfade."),
-            Lang::En => format!("{count} paths."),
-        }
-    );
+    println!("{}", crate::present::paths_count(count, lang));
     Ok(ExitCode::SUCCESS)
 }

@@ -9,11 +9,8 @@ use anyhow::Context;
 use asgard_core::Lang;
 use clap::{Parser, Subcommand};
 
-use asgard_agent::config::Config;
-use asgard_agent::runlog::RunLog;
-use asgard_agent::schedule::{self, Action, Every, ScheduleArgs};
-use asgard_agent::session::{self, Ctx};
-use asgard_agent::{backup, list, plan, platform, restore, runlock, timefmt};
+use asgard_agent::commands::{self, Action, Every, ScheduleArgs};
+use asgard_agent::{Config, Ctx, Describe, RunLog};
 
 #[derive(Parser)]
 #[command(
@@ -51,7 +48,7 @@ enum Command {
         system: bool,
     },
     /// Zeigen, was gesichert wird und warum etwas nicht / show what is backed up and why not
-    #[command(after_long_help = plan::JSON_HELP)]
+    #[command(after_long_help = commands::PLAN_JSON_HELP)]
     Plan {
         /// Als JSON (Aufbau: siehe --help) / as JSON (shape: see --help)
         #[arg(long)]
@@ -128,11 +125,11 @@ enum ScheduleCommand {
 
 fn main() -> ExitCode {
     // `time` can only read the local offset while the process has a single thread: do it first.
-    let (offset, offset_known) = timefmt::local_offset();
+    let (offset, offset_known) = asgard_agent::local_offset();
     let cli = Cli::parse();
-    let lang_env = platform::real_env("LANG");
+    let lang_env = asgard_agent::real_env("LANG");
     let early_lang = Lang::resolve(None, lang_env.as_deref());
-    let (config, _) = match Config::load(cli.config.as_deref(), platform::real_env) {
+    let (config, _) = match Config::load(cli.config.as_deref(), asgard_agent::real_env) {
         Ok(c) => c,
         Err(e) => {
             eprintln!(
@@ -143,24 +140,23 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let lang = Lang::resolve(config.language, lang_env.as_deref());
-    let state_dir = match cli
-        .state_dir
-        .clone()
-        .or_else(|| platform::default_state_dir(platform::WINDOWS, platform::real_env))
-    {
-        Some(d) => d,
-        None => {
-            eprintln!(
-                "{}",
-                lang.pick(
-                    "Fehler: Kein Ordner für den Zustand bekannt; bitte --state-dir angeben.",
-                    "Error: no state folder known; use --state-dir."
-                )
-            );
-            return ExitCode::from(1);
-        }
-    };
+    let lang = Lang::resolve(config.language(), lang_env.as_deref());
+    let state_dir =
+        match cli.state_dir.clone().or_else(|| {
+            asgard_agent::default_state_dir(asgard_agent::WINDOWS, asgard_agent::real_env)
+        }) {
+            Some(d) => d,
+            None => {
+                eprintln!(
+                    "{}",
+                    lang.pick(
+                        "Fehler: Kein Ordner für den Zustand bekannt; bitte --state-dir angeben.",
+                        "Error: no state folder known; use --state-dir."
+                    )
+                );
+                return ExitCode::from(1);
+            }
+        };
     if !offset_known && wants_local_time(&cli.command) {
         eprintln!(
             "{}",
@@ -173,7 +169,7 @@ fn main() -> ExitCode {
     // One agent at a time writes the state folder: a second backup (e.g. a scheduled one while
     // the last is still running) ends at once.
     let _lock = if matches!(cli.command, Command::Backup { .. } | Command::Login) {
-        match runlock::acquire(&state_dir) {
+        match asgard_agent::lock_state_dir(&state_dir) {
             Ok(l) => Some(l),
             Err(e) => {
                 eprintln!("{}: {}", lang.pick("Fehler", "Error"), e.describe(lang));
@@ -190,7 +186,10 @@ fn main() -> ExitCode {
     );
     let ctx = Ctx {
         lang,
-        server_url: cli.server.clone().or_else(|| config.server.url.clone()),
+        server_url: cli
+            .server
+            .clone()
+            .or_else(|| config.server_url().map(str::to_owned)),
         config,
         state_dir,
         offset,
@@ -232,7 +231,7 @@ type Globals = (Option<PathBuf>, Option<PathBuf>, Option<String>);
 
 async fn run(ctx: &Ctx, command: Command, globals: Globals) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Login => login(ctx).await,
+        Command::Login => commands::login(ctx).await,
         Command::Backup {
             paths,
             json,
@@ -246,7 +245,7 @@ async fn run(ctx: &Ctx, command: Command, globals: Globals) -> anyhow::Result<Ex
                     ctx.state_dir.display()
                 )
             })?;
-            let result = backup::run(ctx, paths, json, system, &log).await;
+            let result = commands::backup(ctx, paths, json, system, &log).await;
             log.finish(&result, ctx.lang).await;
             result
         }
@@ -264,22 +263,22 @@ async fn run(ctx: &Ctx, command: Command, globals: Globals) -> anyhow::Result<Ex
                 state_dir,
                 server,
             };
-            schedule::run(args, ctx.lang)
+            commands::schedule(args, ctx.lang)
         }
-        Command::Plan { json, system } => plan::run(ctx, json, system),
+        Command::Plan { json, system } => commands::plan(ctx, json, system),
         Command::List {
             path,
             json,
             device,
             all_devices,
         } => {
-            let args = list::ListArgs {
+            let args = commands::ListArgs {
                 path,
                 json,
                 device,
                 all_devices,
             };
-            list::run(ctx, args).await
+            commands::list(ctx, args).await
         }
         Command::Restore {
             path,
@@ -290,7 +289,7 @@ async fn run(ctx: &Ctx, command: Command, globals: Globals) -> anyhow::Result<Ex
             device,
             json,
         } => {
-            let args = restore::RestoreArgs {
+            let args = commands::RestoreArgs {
                 path,
                 version,
                 at,
@@ -299,24 +298,7 @@ async fn run(ctx: &Ctx, command: Command, globals: Globals) -> anyhow::Result<Ex
                 device,
                 json,
             };
-            restore::run(ctx, args).await
+            commands::restore(ctx, args).await
         }
     }
-}
-
-async fn login(ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let s = session::connect(ctx).await?;
-    let (user, device) = (&s.login.user, &s.login.device);
-    let url = s.client.base_url();
-    let text = match (s.registered, ctx.lang) {
-        (true, Lang::De) => format!("Gerät {device} für Benutzer {user} registriert."),
-        (true, Lang::En) => format!("Device {device} registered for user {user}."),
-        (false, Lang::De) => format!("Angemeldet als {user} auf Gerät {device} ({url})"),
-        (false, Lang::En) => format!("Logged in as {user} on device {device} ({url})"),
-    };
-    println!("{text}");
-    if !session::is_active(&s.login) {
-        println!("{}", session::pending_message(ctx.lang, &s.login));
-    }
-    Ok(ExitCode::SUCCESS)
 }

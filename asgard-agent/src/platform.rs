@@ -17,7 +17,7 @@ pub fn real_env(name: &str) -> Option<String> {
 }
 
 /// The logged-in user: `USERNAME` on Windows, `USER` (else `LOGNAME`) on Unix.
-pub fn user_name(windows: bool, env: impl Fn(&str) -> Option<String>) -> Option<String> {
+pub(crate) fn user_name(windows: bool, env: impl Fn(&str) -> Option<String>) -> Option<String> {
     if windows {
         env("USERNAME")
     } else {
@@ -26,13 +26,13 @@ pub fn user_name(windows: bool, env: impl Fn(&str) -> Option<String>) -> Option<
 }
 
 /// The device name from the environment (`ASGARD_DEVICE`), else the hostname.
-pub fn device_name(env: impl Fn(&str) -> Option<String>) -> String {
+pub(crate) fn device_name(env: impl Fn(&str) -> Option<String>) -> String {
     env("ASGARD_DEVICE")
         .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned())
 }
 
 /// A short description of the operating system, best effort.
-pub fn os_version() -> String {
+pub(crate) fn os_version() -> String {
     if cfg!(target_os = "linux")
         && let Ok(text) = std::fs::read_to_string("/etc/os-release")
         && let Some(v) = os_release_pretty_name(&text)
@@ -55,7 +55,10 @@ fn os_release_pretty_name(text: &str) -> Option<String> {
 
 /// The default config file: `$XDG_CONFIG_HOME/asgard/agent.yaml` or `~/.config/asgard/agent.yaml`
 /// on Unix, `%APPDATA%\AsgardBackup\agent.yaml` on Windows.
-pub fn default_config_path(windows: bool, env: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+pub(crate) fn default_config_path(
+    windows: bool,
+    env: impl Fn(&str) -> Option<String>,
+) -> Option<PathBuf> {
     if windows {
         return env("APPDATA").map(|d| PathBuf::from(d).join("AsgardBackup").join("agent.yaml"));
     }
@@ -79,7 +82,7 @@ pub fn default_state_dir(windows: bool, env: impl Fn(&str) -> Option<String>) ->
 
 /// This process's peak resident memory in bytes: `VmHWM` from `/proc/self/status` on Linux;
 /// `None` elsewhere (reading it on Windows would need unsafe code) or when it cannot be read.
-pub fn peak_rss_bytes() -> Option<u64> {
+pub(crate) fn peak_rss_bytes() -> Option<u64> {
     if !cfg!(target_os = "linux") {
         return None;
     }
@@ -96,12 +99,12 @@ fn parse_vm_hwm(status: &str) -> Option<u64> {
 }
 
 /// Modification time in nanoseconds since the Unix epoch (negative before 1970; 0 if unknown).
-pub fn mtime_ns(meta: &Metadata) -> i64 {
+pub(crate) fn mtime_ns(meta: &Metadata) -> i64 {
     meta.modified().map(system_time_to_ns).unwrap_or(0)
 }
 
 /// A `SystemTime` as nanoseconds since the epoch, saturating at the `i64` range.
-pub fn system_time_to_ns(t: SystemTime) -> i64 {
+pub(crate) fn system_time_to_ns(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
         Err(e) => i64::try_from(e.duration().as_nanos())
@@ -111,7 +114,7 @@ pub fn system_time_to_ns(t: SystemTime) -> i64 {
 }
 
 /// Nanoseconds since the epoch as a `SystemTime`.
-pub fn ns_to_system_time(ns: i64) -> SystemTime {
+pub(crate) fn ns_to_system_time(ns: i64) -> SystemTime {
     let abs = Duration::from_nanos(ns.unsigned_abs());
     if ns >= 0 {
         UNIX_EPOCH + abs
@@ -124,7 +127,7 @@ pub fn ns_to_system_time(ns: i64) -> SystemTime {
 /// change time (ctime), which every write, chmod, rename and link count change moves and which no
 /// program can set back. Windows: the creation time, because the NTFS change time is not available
 /// from stable std; there the cache relies on the last-write time, size and attributes.
-pub fn change_time_ns(meta: &Metadata) -> i64 {
+pub(crate) fn change_time_ns(meta: &Metadata) -> i64 {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
@@ -139,7 +142,7 @@ pub fn change_time_ns(meta: &Metadata) -> i64 {
 }
 
 /// The inode number on Unix (a file replaced by another one gets a new one); 0 elsewhere.
-pub fn inode(meta: &Metadata) -> u64 {
+pub(crate) fn inode(meta: &Metadata) -> u64 {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
@@ -155,7 +158,11 @@ pub fn inode(meta: &Metadata) -> u64 {
 /// Creates a symbolic link at `link` pointing to `target` (as given, relative or absolute). On
 /// Windows a link is either a file or a folder link: `target_is_dir` chooses, and creating one
 /// needs the "Create symbolic links" right or developer mode.
-pub fn create_symlink(target: &Path, link: &Path, target_is_dir: bool) -> std::io::Result<()> {
+pub(crate) fn create_symlink(
+    target: &Path,
+    link: &Path,
+    target_is_dir: bool,
+) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         let _ = target_is_dir;
@@ -179,7 +186,7 @@ pub fn create_symlink(target: &Path, link: &Path, target_is_dir: bool) -> std::i
 }
 
 /// Unix permission bits (including setuid/setgid/sticky); 0 elsewhere.
-pub fn mode(meta: &Metadata) -> u32 {
+pub(crate) fn mode(meta: &Metadata) -> u32 {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -193,7 +200,7 @@ pub fn mode(meta: &Metadata) -> u32 {
 }
 
 /// Windows file attributes; 0 elsewhere.
-pub fn attributes(meta: &Metadata) -> u32 {
+pub(crate) fn attributes(meta: &Metadata) -> u32 {
     #[cfg(windows)]
     {
         use std::os::windows::fs::MetadataExt;
@@ -208,7 +215,7 @@ pub fn attributes(meta: &Metadata) -> u32 {
 
 /// Applies recorded Unix permission bits to a restored file (setuid/setgid are not restored).
 /// Does nothing on Windows or when the mode is unknown (0).
-pub fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+pub(crate) fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -226,7 +233,7 @@ pub fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
 
 /// Creates a symbolic link `link` pointing at `target` (Unix; the schedule's `timers.target.wants`
 /// link). Unsupported on Windows, where nothing needs it.
-pub fn symlink(target: &Path, link: &Path) -> std::io::Result<()> {
+pub(crate) fn symlink(target: &Path, link: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         std::os::unix::fs::symlink(target, link)
@@ -239,16 +246,20 @@ pub fn symlink(target: &Path, link: &Path) -> std::io::Result<()> {
 }
 
 /// Windows attribute bits (`FILE_ATTRIBUTE_*`) that a backup records and a restore sets again.
-pub mod attr {
-    pub const READONLY: u32 = 0x1;
-    pub const HIDDEN: u32 = 0x2;
-    pub const SYSTEM: u32 = 0x4;
-    pub const ARCHIVE: u32 = 0x20;
-    pub const NOT_CONTENT_INDEXED: u32 = 0x2000;
+#[cfg_attr(
+    not(windows),
+    allow(dead_code, reason = "only the Windows build sets attributes")
+)]
+pub(crate) mod attr {
+    pub(crate) const READONLY: u32 = 0x1;
+    pub(crate) const HIDDEN: u32 = 0x2;
+    pub(crate) const SYSTEM: u32 = 0x4;
+    pub(crate) const ARCHIVE: u32 = 0x20;
+    pub(crate) const NOT_CONTENT_INDEXED: u32 = 0x2000;
     /// Set when the file is created: everything restorable but read-only (which would forbid
     /// writing the content) and the bits the file system manages itself (directory, compressed,
     /// sparse, reparse point, ...).
-    pub const ON_CREATE: u32 = HIDDEN | SYSTEM | ARCHIVE | NOT_CONTENT_INDEXED;
+    pub(crate) const ON_CREATE: u32 = HIDDEN | SYSTEM | ARCHIVE | NOT_CONTENT_INDEXED;
 }
 
 /// Creates the temp file a restore writes into, with the recorded Windows attributes (hidden,
@@ -261,7 +272,7 @@ pub mod attr {
 /// fresh temp file and renames it into place, so creation time is the one moment needed.
 /// A leftover temp file from a crashed run is removed first: `CREATE_ALWAYS` refuses to replace a
 /// hidden file with attributes that do not match.
-pub fn create_restore_file(path: &Path, attributes: u32) -> std::io::Result<std::fs::File> {
+pub(crate) fn create_restore_file(path: &Path, attributes: u32) -> std::io::Result<std::fs::File> {
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -281,7 +292,7 @@ pub fn create_restore_file(path: &Path, attributes: u32) -> std::io::Result<std:
 
 /// Applies the recorded metadata a restored file gets after its content: the Unix mode, or the
 /// Windows read-only bit (the other attributes came with [`create_restore_file`]).
-pub fn apply_metadata(path: &Path, mode: u32, attributes: u32) -> std::io::Result<()> {
+pub(crate) fn apply_metadata(path: &Path, mode: u32, attributes: u32) -> std::io::Result<()> {
     set_mode(path, mode)?;
     #[cfg(windows)]
     if attributes & attr::READONLY != 0 {
@@ -297,7 +308,7 @@ pub fn apply_metadata(path: &Path, mode: u32, attributes: u32) -> std::io::Resul
 
 /// Moves a finished restore temp file over `dest`. On Windows a read-only file in the way is
 /// made writable first (replacing it is what `--overwrite` asked for).
-pub fn replace_file(tmp: &Path, dest: &Path) -> std::io::Result<()> {
+pub(crate) fn replace_file(tmp: &Path, dest: &Path) -> std::io::Result<()> {
     #[cfg(windows)]
     if let Ok(meta) = std::fs::symlink_metadata(dest)
         && meta.is_file()
@@ -317,7 +328,7 @@ fn clear_read_only(path: &Path, mut perms: std::fs::Permissions) -> std::io::Res
 }
 
 /// Creates a file that only the owner can read (the state file holds the device token).
-pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+pub(crate) fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -329,7 +340,7 @@ pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// What a file that is neither a regular file, a folder nor a link is (German, shown in reports).
-pub fn special_file_kind(ft: &std::fs::FileType) -> &'static str {
+pub(crate) fn special_file_kind(ft: &std::fs::FileType) -> &'static str {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;
@@ -352,7 +363,7 @@ pub fn special_file_kind(ft: &std::fs::FileType) -> &'static str {
 
 /// The mount points of this machine (Linux: `/proc/self/mountinfo`); empty elsewhere or when
 /// unknown.
-pub fn mount_points() -> Vec<PathBuf> {
+pub(crate) fn mount_points() -> Vec<PathBuf> {
     if cfg!(target_os = "linux")
         && let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo")
     {
@@ -390,7 +401,7 @@ fn parse_mountinfo(text: &str) -> Vec<PathBuf> {
 }
 
 /// Whether two existing paths lie on the same file system (Unix device ids; true when unknown).
-pub fn same_device(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_device(a: &Path, b: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;

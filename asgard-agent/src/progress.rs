@@ -23,13 +23,14 @@ struct Counters {
     bytes_done: AtomicU64,
 }
 
-/// The counters at one moment.
+/// The counters at one moment (the tests read them; the bar draws from the counters directly).
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Snapshot {
-    pub files_total: u64,
-    pub files_done: u64,
-    pub bytes_total: u64,
-    pub bytes_done: u64,
+pub(crate) struct Snapshot {
+    pub(crate) files_total: u64,
+    pub(crate) files_done: u64,
+    pub(crate) bytes_total: u64,
+    pub(crate) bytes_done: u64,
 }
 
 #[derive(Clone)]
@@ -40,13 +41,13 @@ pub struct Progress {
 }
 
 /// Whether a bar is drawn: only on a terminal, and never when the output is JSON.
-pub fn should_draw(stderr_is_terminal: bool, json: bool) -> bool {
+pub(crate) fn should_draw(stderr_is_terminal: bool, json: bool) -> bool {
     stderr_is_terminal && !json
 }
 
 impl Progress {
     /// A progress display for this process: a bar on stderr if [`should_draw`] says so.
-    pub fn for_run(json: bool, lang: Lang) -> Progress {
+    pub(crate) fn for_run(json: bool, lang: Lang) -> Progress {
         Progress::new(should_draw(std::io::stderr().is_terminal(), json), lang)
     }
 
@@ -59,7 +60,7 @@ impl Progress {
     }
 
     /// Counters, and a bar on stderr when `draw`.
-    pub fn new(draw: bool, lang: Lang) -> Progress {
+    pub(crate) fn new(draw: bool, lang: Lang) -> Progress {
         let mut p = Progress::hidden();
         if draw {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
@@ -71,12 +72,13 @@ impl Progress {
     }
 
     /// Whether a bar is being drawn.
-    pub fn is_drawn(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_drawn(&self) -> bool {
         self.bar.is_some()
     }
 
     /// The scanner found `files` more files with `bytes` more content to look at.
-    pub fn add_total(&self, files: u64, bytes: u64) {
+    pub(crate) fn add_total(&self, files: u64, bytes: u64) {
         self.counters
             .files_total
             .fetch_add(files, Ordering::Relaxed);
@@ -89,7 +91,7 @@ impl Progress {
     }
 
     /// The reader finished `files` files and `bytes` bytes (read, or found unchanged).
-    pub fn add_done(&self, files: u64, bytes: u64) {
+    pub(crate) fn add_done(&self, files: u64, bytes: u64) {
         self.counters.files_done.fetch_add(files, Ordering::Relaxed);
         self.counters.bytes_done.fetch_add(bytes, Ordering::Relaxed);
         if let Some(b) = &self.bar {
@@ -97,7 +99,8 @@ impl Progress {
         }
     }
 
-    pub fn snapshot(&self) -> Snapshot {
+    #[cfg(test)]
+    pub(crate) fn snapshot(&self) -> Snapshot {
         let c = &self.counters;
         Snapshot {
             files_total: c.files_total.load(Ordering::Relaxed),
@@ -108,7 +111,7 @@ impl Progress {
     }
 
     /// Prints a line to stderr without tearing the bar.
-    pub fn eprintln(&self, line: &str) {
+    pub(crate) fn eprintln(&self, line: &str) {
         match &self.bar {
             Some(b) => b.suspend(|| eprintln!("{line}")),
             None => eprintln!("{line}"),
@@ -116,7 +119,7 @@ impl Progress {
     }
 
     /// Prints a line to stdout without tearing the bar.
-    pub fn println(&self, line: &str) {
+    pub(crate) fn println(&self, line: &str) {
         match &self.bar {
             Some(b) => b.suspend(|| println!("{line}")),
             None => println!("{line}"),
@@ -124,7 +127,7 @@ impl Progress {
     }
 
     /// Removes the bar (the summary follows on stdout).
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }

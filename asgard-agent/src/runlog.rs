@@ -26,9 +26,9 @@ use crate::client::Client;
 use crate::platform;
 
 /// Log files kept in `logs/`.
-pub const KEEP_LOGS: usize = 30;
+pub(crate) const KEEP_LOGS: usize = 30;
 /// The folder in the state folder.
-pub const LOG_DIR: &str = "logs";
+pub(crate) const LOG_DIR: &str = "logs";
 
 #[derive(Default)]
 struct Outcome {
@@ -37,7 +37,9 @@ struct Outcome {
 }
 
 pub struct RunLog {
-    pub path: PathBuf,
+    /// The log file (the tests read it).
+    #[cfg_attr(not(test), allow(dead_code, reason = "read by the tests"))]
+    pub(crate) path: PathBuf,
     kind: &'static str,
     started: SystemTime,
     started_at: Instant,
@@ -46,7 +48,7 @@ pub struct RunLog {
 }
 
 /// The log file name for a run of `kind` that started at `local`.
-pub fn file_name(kind: &str, local: OffsetDateTime) -> String {
+pub(crate) fn file_name(kind: &str, local: OffsetDateTime) -> String {
     format!(
         "{kind}-{:04}{:02}{:02}-{:02}{:02}{:02}.log",
         local.year(),
@@ -60,7 +62,7 @@ pub fn file_name(kind: &str, local: OffsetDateTime) -> String {
 
 /// Of the log files named in `names` (any order), the ones to delete so that `keep` remain: the
 /// oldest by name (names sort by time). Other files are left alone.
-pub fn to_prune(kind: &str, names: &[String], keep: usize) -> Vec<String> {
+pub(crate) fn to_prune(kind: &str, names: &[String], keep: usize) -> Vec<String> {
     let prefix = format!("{kind}-");
     let mut logs: Vec<&String> = names
         .iter()
@@ -73,7 +75,7 @@ pub fn to_prune(kind: &str, names: &[String], keep: usize) -> Vec<String> {
 
 /// The errors as a report carries them: the first [`MAX_RUN_ERRORS`], each cut to
 /// [`MAX_RUN_TEXT`] bytes (at a character boundary).
-pub fn report_errors(errors: &[String]) -> Vec<String> {
+pub(crate) fn report_errors(errors: &[String]) -> Vec<String> {
     errors
         .iter()
         .take(MAX_RUN_ERRORS)
@@ -91,7 +93,7 @@ pub fn report_errors(errors: &[String]) -> Vec<String> {
 }
 
 /// The exit code as a number (the codes the agent uses; anything else counts as 1).
-pub fn exit_code_number(code: ExitCode) -> u8 {
+pub(crate) fn exit_code_number(code: ExitCode) -> u8 {
     [0u8, 2, 3]
         .into_iter()
         .find(|n| code == ExitCode::from(*n))
@@ -145,12 +147,12 @@ impl RunLog {
     }
 
     /// The logged-in client to send the report with.
-    pub fn attach_client(&self, client: &Client) {
+    pub(crate) fn attach_client(&self, client: &Client) {
         *self.client.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
     }
 
     /// The run's counters and every error or warning; written to the log at once.
-    pub fn record(&self, summary: RunSummary, errors: &[String]) {
+    pub(crate) fn record(&self, summary: RunSummary, errors: &[String]) {
         for e in errors {
             tracing::warn!("{e}");
         }
@@ -175,7 +177,7 @@ impl RunLog {
     }
 
     /// The report for a run that ends with `code` (and `failure`, if it ended with an error).
-    pub fn report(&self, code: u8, failure: Option<&str>) -> RunReport {
+    pub(crate) fn report(&self, code: u8, failure: Option<&str>) -> RunReport {
         let recorded = self
             .outcome
             .lock()

@@ -2,6 +2,7 @@
 //! file, the pinned client, and the login (registration on first contact).
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
 use asgard_core::Lang;
@@ -11,6 +12,7 @@ use time::UtcOffset;
 use crate::client::{self, Client};
 use crate::config::Config;
 use crate::platform;
+use crate::present::session as present;
 use crate::state::State;
 
 /// Settings resolved from the command line, the environment and the config file.
@@ -24,15 +26,15 @@ pub struct Ctx {
 }
 
 /// A logged-in client.
-pub struct Session {
-    pub client: Client,
-    pub login: LoginResponse,
+pub(crate) struct Session {
+    pub(crate) client: Client,
+    pub(crate) login: LoginResponse,
     /// True when this run registered the device.
-    pub registered: bool,
+    pub(crate) registered: bool,
 }
 
 /// Connects, registers the device if it has no token for this server yet, and logs in.
-pub async fn connect(ctx: &Ctx) -> anyhow::Result<Session> {
+pub(crate) async fn connect(ctx: &Ctx) -> anyhow::Result<Session> {
     let lang = ctx.lang;
     let user = platform::user_name(platform::WINDOWS, platform::real_env).ok_or_else(|| {
         anyhow!(
@@ -56,47 +58,16 @@ pub async fn connect(ctx: &Ctx) -> anyhow::Result<Session> {
         .clone()
         .or_else(|| Some(state.server_url.clone()).filter(|u| !u.is_empty()));
     let Some(url) = configured else {
-        bail!(
-            "{}",
-            lang.pick(
-                "Kein Server angegeben. Bitte --server URL angeben, ASGARD_SERVER setzen oder \
-                 server.url in der Konfiguration eintragen.",
-                "No server given. Use --server URL, set ASGARD_SERVER or put server.url into \
-                 the config."
-            )
-        );
+        bail!("{}", present::no_server(lang));
     };
     let url = url.trim_end_matches('/').to_owned();
     if !state.server_url.is_empty() && state.server_url != url {
-        eprintln!(
-            "{}",
-            match lang {
-                Lang::De => format!(
-                    "Hinweis: Der Server hat sich geändert (bisher {}); das Gerät wird beim neuen \
-                     Server angemeldet.",
-                    state.server_url
-                ),
-                Lang::En => format!(
-                    "Note: the server changed (was {}); the device registers with the new server.",
-                    state.server_url
-                ),
-            }
-        );
+        eprintln!("{}", present::server_changed(&state.server_url, lang));
         state = State::default();
     } else if state.token.is_some() && (state.user != user || state.device != device) {
         eprintln!(
             "{}",
-            match lang {
-                Lang::De => format!(
-                    "Hinweis: Das gespeicherte Token gehört zu {} auf {}; {user} auf {device} wird \
-                     neu registriert.",
-                    state.user, state.device
-                ),
-                Lang::En => format!(
-                    "Note: the stored token belongs to {} on {}; registering {user} on {device}.",
-                    state.user, state.device
-                ),
-            }
+            present::token_of_another((&state.user, &state.device), (&user, &device), lang)
         );
         state.token = None;
     }
@@ -105,16 +76,10 @@ pub async fn connect(ctx: &Ctx) -> anyhow::Result<Session> {
     state.device = device.clone();
 
     let pin = match &ctx.config.server.fingerprint {
-        Some(text) => Some(client::parse_fingerprint(text).ok_or_else(|| {
-            anyhow!(
-                "{}: {text}",
-                lang.pick(
-                    "server.fingerprint in der Konfiguration ist kein SHA-256-Fingerabdruck \
-                     (64 Hex-Ziffern)",
-                    "server.fingerprint in the config is not a SHA-256 fingerprint (64 hex digits)"
-                )
-            )
-        })?),
+        Some(text) => Some(
+            client::parse_fingerprint(text)
+                .ok_or_else(|| anyhow!(present::bad_fingerprint(text, lang)))?,
+        ),
         None => state
             .fingerprint
             .as_deref()
@@ -138,20 +103,7 @@ pub async fn connect(ctx: &Ctx) -> anyhow::Result<Session> {
     let first_use = client.pin().first_use();
     if let Some(fp) = first_use {
         let text = client::format_fingerprint(&fp);
-        eprintln!(
-            "{}",
-            match lang {
-                Lang::De => format!(
-                    "Warnung: Dem Server-Zertifikat wird beim ersten Kontakt vertraut \
-                     (Fingerabdruck {text}). Zum Festlegen: server.fingerprint in der \
-                     Konfiguration."
-                ),
-                Lang::En => format!(
-                    "Warning: the server certificate is trusted on first contact (fingerprint \
-                     {text}). To pin it: server.fingerprint in the config."
-                ),
-            }
-        );
+        eprintln!("{}", present::trusted_on_first_use(&text, lang));
         state.fingerprint = Some(text);
     }
     let login = match result {
@@ -182,21 +134,27 @@ pub async fn connect(ctx: &Ctx) -> anyhow::Result<Session> {
     })
 }
 
-/// The message for a device that waits for an admin's approval.
-pub fn pending_message(lang: Lang, login: &LoginResponse) -> String {
-    match lang {
-        Lang::De => format!(
-            "Gerät {} von {} wartet auf die Freigabe durch den Administrator.",
-            login.device, login.user
-        ),
-        Lang::En => format!(
-            "Device {} of {} is waiting for an administrator's approval.",
-            login.device, login.user
-        ),
+/// `login`: connects (registering the device on first contact) and says who is logged in where.
+pub async fn login(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let s = connect(ctx).await?;
+    let (user, device) = (&s.login.user, &s.login.device);
+    let url = s.client.base_url();
+    println!(
+        "{}",
+        present::logged_in(s.registered, user, device, url, ctx.lang)
+    );
+    if !is_active(&s.login) {
+        println!("{}", pending_message(ctx.lang, &s.login));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The message for a device that waits for an admin's approval.
+pub(crate) fn pending_message(lang: Lang, login: &LoginResponse) -> String {
+    present::pending(&login.device, &login.user, lang)
 }
 
 /// Whether the device may back up now.
-pub fn is_active(login: &LoginResponse) -> bool {
+pub(crate) fn is_active(login: &LoginResponse) -> bool {
     login.status == DeviceStatus::Active
 }

@@ -14,20 +14,20 @@ use crate::platform;
 const FILE: &str = "state.json";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct State {
-    pub server_url: String,
-    pub user: String,
-    pub device: String,
+pub(crate) struct State {
+    pub(crate) server_url: String,
+    pub(crate) user: String,
+    pub(crate) device: String,
     /// The device token from the registration.
     #[serde(default)]
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
     /// The server certificate's SHA-256 (`AB:CD:...`), pinned for later runs.
     #[serde(default)]
-    pub fingerprint: Option<String>,
+    pub(crate) fingerprint: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum StateError {
+pub(crate) enum StateError {
     #[error("Zustandsdatei {} kann nicht gelesen werden: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -47,7 +47,7 @@ pub enum StateError {
 
 impl State {
     /// Reads `state.json` from `dir`; `None` when there is none yet.
-    pub fn load(dir: &Path) -> Result<Option<State>, StateError> {
+    pub(crate) fn load(dir: &Path) -> Result<Option<State>, StateError> {
         let path = dir.join(FILE);
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
@@ -60,7 +60,7 @@ impl State {
 
     /// Writes `state.json` into `dir` (created if needed): temp file, fsync, rename, so a crash
     /// leaves either the old or the new state, never a torn file.
-    pub fn save(&self, dir: &Path) -> Result<(), StateError> {
+    pub(crate) fn save(&self, dir: &Path) -> Result<(), StateError> {
         let path = dir.join(FILE);
         // A temp name of its own per writer: another agent process (a `list` during a scheduled
         // backup) may save at the same moment, and a shared name made one of them fail.

@@ -33,21 +33,21 @@ fn from_ns(ns: i128) -> Option<OffsetDateTime> {
 
 /// A commit time (µs since epoch) as RFC 3339 UTC with microseconds, e.g.
 /// `2026-11-26T13:20:01.123456Z`.
-pub fn rfc3339_us(us: i64) -> String {
+pub(crate) fn rfc3339_us(us: i64) -> String {
     from_ns(i128::from(us) * 1000)
         .and_then(|t| t.format(UTC_MICROS).ok())
         .unwrap_or_else(|| format!("@{us}us"))
 }
 
 /// A file mtime (ns since epoch) as RFC 3339 UTC with nanoseconds.
-pub fn rfc3339_ns(ns: i64) -> String {
+pub(crate) fn rfc3339_ns(ns: i64) -> String {
     from_ns(i128::from(ns))
         .and_then(|t| t.format(UTC_NANOS).ok())
         .unwrap_or_else(|| format!("@{ns}ns"))
 }
 
 /// A commit time (µs) in local time for people: `2026-11-26 14:20:01`.
-pub fn local_human(us: i64, offset: UtcOffset) -> String {
+pub(crate) fn local_human(us: i64, offset: UtcOffset) -> String {
     from_ns(i128::from(us) * 1000)
         .and_then(|t| t.to_offset(offset).format(LOCAL_SECONDS).ok())
         .unwrap_or_else(|| rfc3339_us(us))
@@ -55,7 +55,7 @@ pub fn local_human(us: i64, offset: UtcOffset) -> String {
 
 /// Parses a `--at` value into µs since the epoch: RFC 3339 (`2026-11-26T13:20:01Z`,
 /// `...+01:00`), or local time `YYYY-MM-DD HH:MM[:SS]` (also with `T` in place of the space).
-pub fn parse_at(text: &str, offset: UtcOffset) -> Option<i64> {
+pub(crate) fn parse_at(text: &str, offset: UtcOffset) -> Option<i64> {
     let text = text.trim();
     let t = if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
         t
@@ -67,26 +67,6 @@ pub fn parse_at(text: &str, offset: UtcOffset) -> Option<i64> {
         local.assume_offset(offset)
     };
     i64::try_from(t.unix_timestamp_nanos() / 1000).ok()
-}
-
-/// Whole seconds with one decimal, for durations in summaries.
-pub fn seconds(d: std::time::Duration) -> String {
-    format!("{:.1}", d.as_secs_f64())
-}
-
-/// Bytes for people: `999 B`, `1.5 KiB`, `12.0 MiB`, ...
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
 }
 
 #[cfg(test)]
@@ -146,13 +126,6 @@ mod tests {
         ] {
             assert_eq!(parse_at(bad, utc), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn bytes_for_people() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(3 * 1024 * 1024), "3.0 MiB");
     }
 
     #[test]

@@ -8,9 +8,9 @@
 use std::hint::black_box;
 use std::path::Path;
 
-use asgard_agent::pipeline::{self, Item, MemoryBudget, Reader, Remote, Settings, compressor};
-use asgard_agent::progress::Progress;
-use asgard_agent::scan::{self, ScanRules};
+use asgard_agent::pipeline::{
+    self, Item, MemoryBudget, Progress, Reader, Remote, ScanRules, Settings, encode_with,
+};
 use asgard_core::protocol::{
     CommitOutcome, CommitRequest, CommitResponse, CommitResult, UploadResponse,
 };
@@ -119,7 +119,7 @@ fn backup(rt: &tokio::runtime::Runtime, root: &Path, level: i32) -> u64 {
     );
     let roots = vec![root.to_owned()];
     let scan = std::thread::spawn(move || {
-        scan::scan(&roots, &ScanRules::default(), &|e| reader.on_event(e));
+        pipeline::scan(&roots, &ScanRules::default(), &|e| reader.on_event(e));
         reader.into_report()
     });
     let (stats, _) = rt
@@ -139,7 +139,7 @@ fn bench(c: &mut Criterion) {
         // What a compressor worker does: sample, then (if it pays) a full pass, contexts kept.
         let mut contexts = None;
         g.bench_function(format!("{name}_128k_sampled"), |b| {
-            b.iter(|| black_box(compressor::encode_with(&mut contexts, chunk, 3)))
+            b.iter(|| black_box(encode_with(&mut contexts, chunk, 3)))
         });
         // Always a full pass, context kept.
         let mut ctx = zstd::bulk::Compressor::new(3).unwrap();

@@ -11,7 +11,7 @@ use crate::platform;
 const CRON_MARKER: &str = "# asgard-backup";
 
 /// The crontab line.
-pub fn cron_line(every: Every, inv: &Invocation, spread_minute: u32) -> String {
+pub(crate) fn cron_line(every: Every, inv: &Invocation, spread_minute: u32) -> String {
     format!(
         "{} {} {CRON_MARKER}",
         every.cron_fields(spread_minute),
@@ -20,12 +20,12 @@ pub fn cron_line(every: Every, inv: &Invocation, spread_minute: u32) -> String {
 }
 
 /// A stable minute (0..60) for this machine and user, to spread cron runs.
-pub fn spread_minute(seed: &str) -> u32 {
+pub(crate) fn spread_minute(seed: &str) -> u32 {
     let h = blake3::hash(seed.as_bytes());
     u32::from(h.as_bytes()[0]) % 60
 }
 
-pub fn run(action: Action, inv: &Invocation, lang: Lang) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(action: Action, inv: &Invocation, lang: Lang) -> anyhow::Result<ExitCode> {
     let seed = format!(
         "{}@{}",
         platform::user_name(false, platform::real_env).unwrap_or_default(),

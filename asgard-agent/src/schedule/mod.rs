@@ -32,16 +32,12 @@ mod cron;
 mod systemd;
 mod tasks;
 
-pub use cron::{cron_line, spread_minute};
-pub use systemd::{service_unit, timer_interval, timer_unit, unit_paths};
-pub use tasks::schtasks_create;
-
 /// Unit and task base name.
-pub const NAME: &str = "asgard-backup";
+pub(crate) const NAME: &str = "asgard-backup";
 /// The Windows task name.
-pub const TASK_NAME: &str = "AsgardBackup";
+pub(crate) const TASK_NAME: &str = "AsgardBackup";
 /// The system unit folder.
-pub const SYSTEM_UNIT_DIR: &str = "/etc/systemd/system";
+pub(crate) const SYSTEM_UNIT_DIR: &str = "/etc/systemd/system";
 /// How often `backup` runs: a divisor of an hour or a day, a day, or a week.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Every {
@@ -92,7 +88,7 @@ impl Every {
         }
     }
 
-    pub fn minutes(self) -> u32 {
+    pub(crate) fn minutes(self) -> u32 {
         match self {
             Every::Minutes(m) => m,
             Every::Hours(h) => h * 60,
@@ -102,7 +98,7 @@ impl Every {
     }
 
     /// The short form `parse` accepts.
-    pub fn text(self) -> String {
+    pub(crate) fn text(self) -> String {
         match self {
             Every::Minutes(m) => format!("{m}m"),
             Every::Hours(h) => format!("{h}h"),
@@ -112,7 +108,7 @@ impl Every {
     }
 
     /// systemd `OnCalendar=`.
-    pub fn on_calendar(self) -> String {
+    pub(crate) fn on_calendar(self) -> String {
         match self {
             Every::Minutes(m) => format!("*-*-* *:00/{m}:00"),
             Every::Hours(h) => format!("*-*-* 00/{h}:00:00"),
@@ -122,7 +118,7 @@ impl Every {
     }
 
     /// The five time fields of a crontab line; `spread` (0..60) is this machine's minute.
-    pub fn cron_fields(self, spread: u32) -> String {
+    pub(crate) fn cron_fields(self, spread: u32) -> String {
         let s = spread % 60;
         match self {
             Every::Minutes(m) => format!("{}-59/{m} * * * *", s % m),
@@ -134,7 +130,7 @@ impl Every {
     }
 
     /// The `schtasks /Create` schedule arguments.
-    pub fn schtasks_schedule(self) -> Vec<String> {
+    pub(crate) fn schtasks_schedule(self) -> Vec<String> {
         let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         match self {
             Every::Minutes(m) => v(&["/SC", "MINUTE", "/MO", &m.to_string()]),
@@ -145,26 +141,26 @@ impl Every {
     }
 
     /// The random spread of start times: half the interval, at most 30 minutes.
-    pub fn spread_secs(self) -> u32 {
+    pub(crate) fn spread_secs(self) -> u32 {
         (self.minutes() * 60 / 2).min(1800)
     }
 }
 
 /// The command the schedule runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invocation {
+pub(crate) struct Invocation {
     /// Absolute path of the agent.
-    pub exe: PathBuf,
-    pub config: Option<PathBuf>,
-    pub state_dir: Option<PathBuf>,
-    pub server: Option<String>,
+    pub(crate) exe: PathBuf,
+    pub(crate) config: Option<PathBuf>,
+    pub(crate) state_dir: Option<PathBuf>,
+    pub(crate) server: Option<String>,
     /// `backup --system` (system scope, run as root / SYSTEM).
-    pub system: bool,
+    pub(crate) system: bool,
 }
 
 impl Invocation {
     /// The arguments after the program.
-    pub fn args(&self) -> Vec<OsString> {
+    pub(crate) fn args(&self) -> Vec<OsString> {
         let mut a: Vec<OsString> = Vec::new();
         if let Some(c) = &self.config {
             a.extend(["--config".into(), c.clone().into_os_string()]);
@@ -189,7 +185,7 @@ impl Invocation {
     }
 
     /// The `ExecStart=` value.
-    pub fn systemd_command(&self) -> String {
+    pub(crate) fn systemd_command(&self) -> String {
         self.all()
             .map(|a| systemd_quote(&a))
             .collect::<Vec<_>>()
@@ -197,7 +193,7 @@ impl Invocation {
     }
 
     /// The command part of a crontab line (`%` is special to cron).
-    pub fn cron_command(&self) -> String {
+    pub(crate) fn cron_command(&self) -> String {
         self.all()
             .map(|a| shell_quote(&a).replace('%', "\\%"))
             .collect::<Vec<_>>()
@@ -205,7 +201,7 @@ impl Invocation {
     }
 
     /// The `schtasks /TR` value (Windows command-line quoting).
-    pub fn windows_command(&self) -> String {
+    pub(crate) fn windows_command(&self) -> String {
         self.all()
             .map(|a| windows_quote(&a))
             .collect::<Vec<_>>()
@@ -215,7 +211,7 @@ impl Invocation {
 
 /// One word of a systemd command line: quoted when needed; `%` and `$` escaped so systemd takes
 /// them literally.
-pub fn systemd_quote(arg: &str) -> String {
+pub(crate) fn systemd_quote(arg: &str) -> String {
     let escaped = arg.replace('%', "%%").replace('$', "$$");
     let plain = !escaped.is_empty()
         && escaped
@@ -240,7 +236,7 @@ pub fn systemd_quote(arg: &str) -> String {
 }
 
 /// One word for a POSIX shell.
-pub fn shell_quote(arg: &str) -> String {
+pub(crate) fn shell_quote(arg: &str) -> String {
     if !arg.is_empty()
         && arg
             .chars()
@@ -252,7 +248,7 @@ pub fn shell_quote(arg: &str) -> String {
 }
 
 /// One word of a Windows command line (the rules of `CommandLineToArgvW`).
-pub fn windows_quote(arg: &str) -> String {
+pub(crate) fn windows_quote(arg: &str) -> String {
     if !arg.is_empty() && !arg.contains([' ', '\t', '"']) {
         return arg.to_owned();
     }
@@ -281,7 +277,7 @@ pub fn windows_quote(arg: &str) -> String {
 /// Where the schedule goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 
-pub enum Backend {
+pub(crate) enum Backend {
     /// systemd units in `dir`; `user`: the user manager (`systemctl --user`).
     Systemd {
         dir: PathBuf,
@@ -292,7 +288,7 @@ pub enum Backend {
 }
 
 /// Picks the back end. `systemd_running`: whether `/run/systemd/system` exists.
-pub fn backend(
+pub(crate) fn backend(
     windows: bool,
     system: bool,
     env: impl Fn(&str) -> Option<String>,
@@ -379,6 +375,8 @@ pub fn run(args: ScheduleArgs, lang: Lang) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
+    use super::cron::cron_line;
+    use super::tasks::schtasks_create;
     use super::*;
 
     #[test]

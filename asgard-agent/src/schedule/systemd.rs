@@ -10,9 +10,10 @@ use asgard_core::Lang;
 
 use super::{Every, Invocation, NAME};
 use crate::platform;
+use crate::present::schedule as present;
 
 /// The `.service` unit.
-pub fn service_unit(inv: &Invocation, lang: Lang) -> String {
+pub(crate) fn service_unit(inv: &Invocation, lang: Lang) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{}", header(lang));
     let _ = writeln!(s, "[Unit]");
@@ -47,7 +48,7 @@ pub fn service_unit(inv: &Invocation, lang: Lang) -> String {
 }
 
 /// The `.timer` unit.
-pub fn timer_unit(every: Every, lang: Lang) -> String {
+pub(crate) fn timer_unit(every: Every, lang: Lang) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{}", header(lang));
     let _ = writeln!(s, "[Unit]");
@@ -79,14 +80,14 @@ fn header(lang: Lang) -> &'static str {
 }
 
 /// The interval a timer unit written by us declares.
-pub fn timer_interval(text: &str) -> Option<Every> {
+pub(crate) fn timer_interval(text: &str) -> Option<Every> {
     text.lines()
         .find_map(|l| l.trim().strip_prefix("X-AsgardEvery="))
         .and_then(|v| Every::parse(v).ok())
 }
 
 /// The unit files of a systemd back end: (service, timer, wants link).
-pub fn unit_paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+pub(crate) fn unit_paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (
         dir.join(format!("{NAME}.service")),
         dir.join(format!("{NAME}.timer")),
@@ -124,7 +125,7 @@ fn permission_hint(e: &std::io::Error, user: bool, lang: Lang) -> String {
     }
 }
 
-pub fn install(
+pub(crate) fn install(
     dir: &Path,
     user: bool,
     every: Every,
@@ -154,30 +155,7 @@ pub fn install(
     let _ = std::fs::remove_file(&wants);
     platform::symlink(&timer, &wants)
         .with_context(|| format!("{} -> {}", wants.display(), timer.display()))?;
-    println!(
-        "{} {}",
-        match lang {
-            Lang::De => format!(
-                "Zeitplan eingerichtet: Sicherung alle {} ({}).",
-                every.text(),
-                if user {
-                    "systemd-Benutzer-Timer"
-                } else {
-                    "systemd-System-Timer"
-                }
-            ),
-            Lang::En => format!(
-                "Schedule installed: backup every {} ({}).",
-                every.text(),
-                if user {
-                    "systemd user timer"
-                } else {
-                    "systemd system timer"
-                }
-            ),
-        },
-        lang.pick("Dateien:", "Files:")
-    );
+    println!("{}", present::systemd_installed(&every.text(), user, lang));
     println!("  {}\n  {}", service.display(), timer.display());
     let activated = systemctl(user, &["daemon-reload"])
         .and_then(|_| systemctl(user, &["enable", "--now", &format!("{NAME}.timer")]));
@@ -203,27 +181,13 @@ pub fn install(
                 systemctl_hint(user, "daemon-reload"),
                 systemctl_hint(user, &format!("enable --now {NAME}.timer"))
             );
-            println!(
-                "{}",
-                match lang {
-                    Lang::De => format!(
-                        "Der Timer konnte jetzt nicht gestartet werden ({e}). Die Dateien sind \
-                         geschrieben und der Timer ist eingetragen; er startet mit der nächsten \
-                         Sitzung. Sofort starten mit:\n  {cmd}"
-                    ),
-                    Lang::En => format!(
-                        "The timer could not be started now ({e}). The files are written and the \
-                         timer is enabled; it starts with the next session. To start it now:\n  \
-                         {cmd}"
-                    ),
-                }
-            );
+            println!("{}", present::timer_not_started(&e, &cmd, lang));
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn status(dir: &Path, user: bool, lang: Lang) -> anyhow::Result<ExitCode> {
+pub(crate) fn status(dir: &Path, user: bool, lang: Lang) -> anyhow::Result<ExitCode> {
     let (service, timer, wants) = unit_paths(dir);
     let Ok(text) = std::fs::read_to_string(&timer) else {
         println!(
@@ -282,7 +246,7 @@ pub fn status(dir: &Path, user: bool, lang: Lang) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn remove(dir: &Path, user: bool, lang: Lang) -> anyhow::Result<ExitCode> {
+pub(crate) fn remove(dir: &Path, user: bool, lang: Lang) -> anyhow::Result<ExitCode> {
     let (service, timer, wants) = unit_paths(dir);
     let stopped = systemctl(user, &["disable", "--now", &format!("{NAME}.timer")]);
     let mut removed = 0;

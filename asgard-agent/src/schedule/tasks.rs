@@ -6,9 +6,10 @@ use anyhow::{Context, bail};
 use asgard_core::Lang;
 
 use super::{Action, Every, Invocation, TASK_NAME};
+use crate::present::schedule as present;
 
 /// The full `schtasks /Create` argument list.
-pub fn schtasks_create(every: Every, inv: &Invocation) -> Vec<String> {
+pub(crate) fn schtasks_create(every: Every, inv: &Invocation) -> Vec<String> {
     let mut a: Vec<String> = vec!["/Create".into()];
     a.extend(every.schtasks_schedule());
     a.extend(["/TN".into(), TASK_NAME.into()]);
@@ -20,7 +21,7 @@ pub fn schtasks_create(every: Every, inv: &Invocation) -> Vec<String> {
     a
 }
 
-pub fn run(action: Action, inv: &Invocation, lang: Lang) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(action: Action, inv: &Invocation, lang: Lang) -> anyhow::Result<ExitCode> {
     let args: Vec<String> = match &action {
         Action::Install(every) => {
             let tr = inv.windows_command();
@@ -51,19 +52,9 @@ pub fn run(action: Action, inv: &Invocation, lang: Lang) -> anyhow::Result<ExitC
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     match (&action, out.status.success()) {
-        (Action::Install(every), true) => println!(
-            "{}",
-            match lang {
-                Lang::De => format!(
-                    "Aufgabe „{TASK_NAME}“ eingerichtet: Sicherung alle {}.",
-                    every.text()
-                ),
-                Lang::En => format!(
-                    "Task \"{TASK_NAME}\" created: backup every {}.",
-                    every.text()
-                ),
-            }
-        ),
+        (Action::Install(every), true) => {
+            println!("{}", present::task_created(TASK_NAME, &every.text(), lang))
+        }
         (Action::Status, true) => print!("{stdout}"),
         (Action::Status, false) => println!(
             "{}",

@@ -15,20 +15,20 @@ use super::committer::ToCommit;
 use super::{Batch, Item, Permit, Remote};
 
 /// Ids per `check` request (the protocol allows [`asgard_core::protocol::MAX_CHECK_IDS`]).
-pub const CHECK_IDS: usize = 4096;
+pub(crate) const CHECK_IDS: usize = 4096;
 /// How long a partial batch waits for more chunks.
-pub const CHECK_LINGER: Duration = Duration::from_millis(5);
+pub(crate) const CHECK_LINGER: Duration = Duration::from_millis(5);
 
 /// A chunk on its way to the server, with its number in this run.
 #[derive(Debug)]
-pub struct Numbered {
-    pub index: u64,
-    pub id: ChunkId,
-    pub data: Vec<u8>,
-    pub permit: Permit,
+pub(crate) struct Numbered {
+    pub(crate) index: u64,
+    pub(crate) id: ChunkId,
+    pub(crate) data: Vec<u8>,
+    pub(crate) permit: Permit,
 }
 
-pub struct Checker<'a, R> {
+pub(crate) struct Checker<'a, R> {
     remote: &'a R,
     in_flight: usize,
     input: mpsc::Receiver<Item>,
@@ -42,7 +42,7 @@ pub(super) fn gone<T>(_: T) -> anyhow::Error {
 }
 
 impl<'a, R: Remote> Checker<'a, R> {
-    pub fn new(
+    pub(crate) fn new(
         remote: &'a R,
         in_flight: usize,
         input: mpsc::Receiver<Item>,
@@ -58,7 +58,7 @@ impl<'a, R: Remote> Checker<'a, R> {
         }
     }
 
-    pub async fn run(self) -> anyhow::Result<()> {
+    pub(crate) async fn run(self) -> anyhow::Result<()> {
         let Checker {
             remote,
             in_flight: max_in_flight,

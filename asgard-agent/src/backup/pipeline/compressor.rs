@@ -17,14 +17,14 @@ use super::checker::Numbered;
 use super::sender::Encoded;
 
 /// Chunks shorter than this are compressed without a sample (the sample would be the chunk).
-pub const SAMPLE_FROM: usize = 16 * 1024;
+pub(crate) const SAMPLE_FROM: usize = 16 * 1024;
 /// Pieces in a sample, and the length of each.
-pub const SAMPLE_PIECES: usize = 4;
-pub const SAMPLE_PIECE: usize = 1024;
+pub(crate) const SAMPLE_PIECES: usize = 4;
+pub(crate) const SAMPLE_PIECE: usize = 1024;
 /// The sample must shrink by at least this share (1/16 ≈ 6 %) for the chunk to be compressed.
-pub const MIN_SAVING: usize = 16;
+pub(crate) const MIN_SAVING: usize = 16;
 
-pub struct Compressor {
+pub(crate) struct Compressor {
     level: i32,
     jobs: usize,
     input: mpsc::Receiver<Numbered>,
@@ -32,7 +32,7 @@ pub struct Compressor {
 }
 
 impl Compressor {
-    pub fn new(
+    pub(crate) fn new(
         level: i32,
         jobs: usize,
         input: mpsc::Receiver<Numbered>,
@@ -48,7 +48,7 @@ impl Compressor {
 
     /// Runs `jobs` worker threads (each keeps its zstd contexts, so their memory is bounded by
     /// the number of jobs, not by how many pool threads ever compressed) until the input closes.
-    pub async fn run(self) -> anyhow::Result<()> {
+    pub(crate) async fn run(self) -> anyhow::Result<()> {
         let Compressor {
             level,
             jobs,
@@ -101,7 +101,7 @@ pub struct Contexts {
 }
 
 /// Whether a sample of `plain` shrinks enough at zstd's fastest level to be worth a full pass.
-pub fn sample_pays(plain: &[u8], sample_ctx: &mut zstd::bulk::Compressor<'_>) -> bool {
+pub(crate) fn sample_pays(plain: &[u8], sample_ctx: &mut zstd::bulk::Compressor<'_>) -> bool {
     if plain.len() < SAMPLE_FROM {
         return true;
     }
@@ -118,11 +118,18 @@ pub fn sample_pays(plain: &[u8], sample_ctx: &mut zstd::bulk::Compressor<'_>) ->
 
 /// The stored form of `plain` (see the module docs): zstd at `level` when it pays, raw otherwise.
 /// (Fresh zstd contexts per call; the workers keep theirs, see [`encode_with`].)
-pub fn encode(plain: &[u8], level: i32) -> Vec<u8> {
+#[cfg_attr(
+    not(test),
+    allow(
+        dead_code,
+        reason = "the one-shot form the tests and the module docs use"
+    )
+)]
+pub(crate) fn encode(plain: &[u8], level: i32) -> Vec<u8> {
     encode_with(&mut None, plain, level)
 }
 
-/// [`encode`] with the caller's zstd contexts (created on first use).
+/// `encode` with the caller's zstd contexts (created on first use).
 pub fn encode_with(contexts: &mut Option<Contexts>, plain: &[u8], level: i32) -> Vec<u8> {
     if level <= 0 {
         return asgard_core::stored::encode_raw(plain);
@@ -163,8 +170,8 @@ pub fn encode_with(contexts: &mut Option<Contexts>, plain: &[u8], level: i32) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::pseudo_random;
     use asgard_core::ChunkId;
+    use asgard_core::testdata::random_bytes as pseudo_random;
 
     fn text(len: usize) -> Vec<u8> {
         let words = [
@@ -222,7 +229,7 @@ mod tests {
     /// A compressed chunk holds only its stored bytes of the budget from then on.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_compressed_chunk_gives_back_its_plaintext_bytes() {
-        let budget = crate::pipeline::MemoryBudget::new(1 << 20);
+        let budget = super::super::MemoryBudget::new(1 << 20);
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(4);
         let stage = tokio::spawn(Compressor::new(3, 2, rx, out_tx).run());

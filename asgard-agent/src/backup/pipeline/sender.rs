@@ -15,28 +15,28 @@ use super::committer::ToCommit;
 use super::{Batch, Permit, Remote};
 
 /// How long a partial request waits for more chunks.
-pub const UPLOAD_LINGER: Duration = Duration::from_millis(50);
+pub(crate) const UPLOAD_LINGER: Duration = Duration::from_millis(50);
 /// Chunks per request at most (many tiny chunks make a request of many parts).
-pub const UPLOAD_CHUNKS: usize = 2000;
+pub(crate) const UPLOAD_CHUNKS: usize = 2000;
 
 /// A chunk in stored form, ready to upload.
 #[derive(Debug)]
-pub struct Encoded {
-    pub index: u64,
-    pub id: ChunkId,
-    pub stored: Vec<u8>,
-    pub permit: Permit,
+pub(crate) struct Encoded {
+    pub(crate) index: u64,
+    pub(crate) id: ChunkId,
+    pub(crate) stored: Vec<u8>,
+    pub(crate) permit: Permit,
 }
 
 /// What the uploads did.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SendStats {
-    pub bytes_sent: u64,
-    pub bytes_new: u64,
-    pub chunks_uploaded: u64,
+pub(crate) struct SendStats {
+    pub(crate) bytes_sent: u64,
+    pub(crate) bytes_new: u64,
+    pub(crate) chunks_uploaded: u64,
 }
 
-pub struct Sender<'a, R> {
+pub(crate) struct Sender<'a, R> {
     remote: &'a R,
     request_bytes: usize,
     in_flight: usize,
@@ -45,7 +45,7 @@ pub struct Sender<'a, R> {
 }
 
 impl<'a, R: Remote> Sender<'a, R> {
-    pub fn new(
+    pub(crate) fn new(
         remote: &'a R,
         request_bytes: usize,
         in_flight: usize,
@@ -61,7 +61,7 @@ impl<'a, R: Remote> Sender<'a, R> {
         }
     }
 
-    pub async fn run(self) -> anyhow::Result<SendStats> {
+    pub(crate) async fn run(self) -> anyhow::Result<SendStats> {
         let Sender {
             remote,
             request_bytes,

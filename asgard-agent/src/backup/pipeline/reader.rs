@@ -24,29 +24,30 @@ use super::CacheNote;
 use super::Item;
 use super::budget::MemoryBudget;
 use crate::cache::{CacheReader, Facts, Kind};
+use crate::present::backup as text;
 use crate::progress::Progress;
 use crate::scan::ScanEvent;
 
 /// What the reader saw.
 #[derive(Debug, Default)]
 pub struct ScanReport {
-    pub files_seen: u64,
-    pub files_skipped: u64,
+    pub(crate) files_seen: u64,
+    pub(crate) files_skipped: u64,
     /// Matched the files cache: not opened.
-    pub files_cached: u64,
+    pub(crate) files_cached: u64,
     pub bytes_read: u64,
     /// Roots that do not exist or cannot be read: the run fails.
-    pub root_errors: Vec<String>,
+    pub(crate) root_errors: Vec<String>,
     /// Roots (as given) that could not be scanned: no deletion is decided below them.
-    pub failed_roots: Vec<PathBuf>,
+    pub(crate) failed_roots: Vec<PathBuf>,
     /// Folders below a root that could not be read: no deletion below them either.
-    pub unreadable_dirs: Vec<RawPath>,
+    pub(crate) unreadable_dirs: Vec<RawPath>,
     /// Files and folders that could not be read: the run ends with exit code 3.
-    pub unreadable: Vec<String>,
+    pub(crate) unreadable: Vec<String>,
     /// Other warnings (changed while reading, skipped special files).
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
     /// Every path the scan reported (read, cached, skipped or unreadable): not deleted.
-    pub seen: PathSet,
+    pub(crate) seen: PathSet,
 }
 
 /// A set of paths kept as 128-bit digests (blake3 of the path's bytes): 16 bytes per path instead
@@ -54,7 +55,7 @@ pub struct ScanReport {
 /// Two paths share a digest with a probability of about n²/2¹²⁹ (10⁻²⁵ for ten million paths); if
 /// they ever did, a vanished path would be taken for seen and get its deletion marker one run later.
 #[derive(Debug, Default)]
-pub struct PathSet(HashSet<u128>);
+pub(crate) struct PathSet(HashSet<u128>);
 
 impl PathSet {
     fn digest(path: &RawPath) -> u128 {
@@ -64,15 +65,15 @@ impl PathSet {
         u128::from_le_bytes(first)
     }
 
-    pub fn insert(&mut self, path: &RawPath) {
+    pub(crate) fn insert(&mut self, path: &RawPath) {
         self.0.insert(Self::digest(path));
     }
 
-    pub fn remove(&mut self, path: &RawPath) {
+    pub(crate) fn remove(&mut self, path: &RawPath) {
         self.0.remove(&Self::digest(path));
     }
 
-    pub fn contains(&self, path: &RawPath) -> bool {
+    pub(crate) fn contains(&self, path: &RawPath) -> bool {
         self.0.contains(&Self::digest(path))
     }
 }
@@ -159,14 +160,7 @@ impl Reader {
             }
             ScanEvent::Symlink { path, meta } => self.symlink(&path, &meta),
             ScanEvent::Skipped { path, reason } => {
-                self.warn(format!(
-                    "{} ({reason}): {}",
-                    lang.pick(
-                        "Hinweis: übersprungen, keine normale Datei",
-                        "Note: skipped, not a regular file"
-                    ),
-                    path.display()
-                ));
+                self.warn(text::skipped_not_regular(&path, &reason, lang));
                 let mut r = self.report();
                 r.files_skipped += 1;
                 r.seen.insert(&RawPath::from_path(&path));
@@ -179,35 +173,11 @@ impl Reader {
             } => {
                 let mut r = self.report();
                 if self.roots.contains(&path) {
-                    let msg = match (lang, missing) {
-                        (Lang::De, true) => format!(
-                            "Zu sichernder Pfad nicht gefunden (nichts als gelöscht markiert): {}",
-                            path.display()
-                        ),
-                        (Lang::En, true) => format!(
-                            "Path to back up not found (nothing marked deleted): {}",
-                            path.display()
-                        ),
-                        (Lang::De, false) => format!(
-                            "Zu sichernder Pfad nicht lesbar (nichts als gelöscht markiert): {} \
-                             ({error})",
-                            path.display()
-                        ),
-                        (Lang::En, false) => format!(
-                            "Path to back up cannot be read (nothing marked deleted): {} ({error})",
-                            path.display()
-                        ),
-                    };
+                    let msg = text::root_unreadable(&path, missing, &error, lang);
                     r.root_errors.push(msg);
                     r.failed_roots.push(path);
                 } else {
-                    self.warn(format!(
-                        "{}: {error}",
-                        lang.pick(
-                            "Warnung: Ordner kann nicht gelesen werden",
-                            "Warning: cannot read folder"
-                        )
-                    ));
+                    self.warn(text::folder_unreadable(&error, lang));
                     r.unreadable.push(format!("{} ({error})", path.display()));
                     r.unreadable_dirs.push(RawPath::from_path(&path));
                 }
@@ -259,15 +229,8 @@ impl Reader {
                 Ok(ReadOutcome::Stopped) => return false,
                 Ok(ReadOutcome::Changed) if attempt == 0 => continue,
                 Ok(ReadOutcome::Changed) => {
-                    let msg = format!(
-                        "{}: {}",
-                        self.lang.pick(
-                            "Datei ändert sich beim Lesen, übersprungen",
-                            "File changes while being read, skipped"
-                        ),
-                        path.display()
-                    );
-                    self.warn(format!("{}: {msg}", self.lang.pick("Warnung", "Warning")));
+                    let msg = text::changed_while_read(path, self.lang);
+                    self.warn(text::warning(&msg, self.lang));
                     let mut r = self.report();
                     r.files_skipped += 1;
                     r.warnings.push(msg);
@@ -287,14 +250,7 @@ impl Reader {
     }
 
     fn unreadable(&self, path: &Path, raw: &RawPath, e: &std::io::Error) -> bool {
-        self.warn(format!(
-            "{} {} ({e})",
-            self.lang.pick(
-                "Warnung: Datei kann nicht gelesen werden:",
-                "Warning: cannot read file:"
-            ),
-            path.display()
-        ));
+        self.warn(text::file_unreadable(path, &e.to_string(), self.lang));
         let mut r = self.report();
         r.files_skipped += 1;
         r.unreadable.push(format!("{raw} ({e})"));
@@ -343,7 +299,7 @@ impl Reader {
     }
 }
 
-pub enum ReadOutcome {
+pub(crate) enum ReadOutcome {
     /// The content and the facts of the file as it was read.
     Done(FileMeta, Facts),
     Changed,
@@ -354,7 +310,7 @@ pub enum ReadOutcome {
 /// Reads the file at `path` and gives each chunk to `sink` (false: stop), then returns the
 /// file's [`FileMeta`] unless it changed while being read. A file no larger than one chunk's
 /// maximum is read in one piece (no streaming buffer for the many small files of a tree).
-pub fn read_file(
+pub(crate) fn read_file(
     path: &Path,
     mut sink: impl FnMut(ChunkId, Vec<u8>) -> bool,
 ) -> std::io::Result<ReadOutcome> {
@@ -422,7 +378,7 @@ pub fn read_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::pseudo_random;
+    use asgard_core::testdata::random_bytes as pseudo_random;
 
     fn read_all(path: &Path) -> (FileMeta, Facts, Vec<(ChunkId, Vec<u8>)>) {
         let mut got = Vec::new();

@@ -53,12 +53,12 @@
 //! before it except for its input), every batch leaves after a short linger even when it is not
 //! full, and one item larger than the whole budget still passes alone.
 
-pub mod budget;
-pub mod checker;
-pub mod committer;
-pub mod compressor;
-pub mod reader;
-pub mod sender;
+pub(crate) mod budget;
+pub(crate) mod checker;
+pub(crate) mod committer;
+pub(crate) mod compressor;
+pub(crate) mod reader;
+pub(crate) mod sender;
 
 use std::future::Future;
 
@@ -92,7 +92,7 @@ pub enum Item {
 pub const ITEM_CHANNEL: usize = 256;
 
 /// What an entry is charged against the budget: roughly its size in memory.
-pub fn entry_cost(entry: &CommitEntry) -> usize {
+pub(crate) fn entry_cost(entry: &CommitEntry) -> usize {
     let chunks = match entry {
         CommitEntry::File { meta, .. } => meta.chunks.len(),
         _ => 0,
@@ -100,7 +100,7 @@ pub fn entry_cost(entry: &CommitEntry) -> usize {
     256 + entry.path().0.len() + 40 * chunks
 }
 
-/// The server calls the pipeline makes; [`crate::client::Client`] in a backup, a fake in tests
+/// The server calls the pipeline makes; `crate::client::Client` in a backup, a fake in tests
 /// and benches.
 pub trait Remote {
     /// `POST /api/check`: which of `ids` must be uploaded.
@@ -138,15 +138,15 @@ impl Remote for crate::client::Client {
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
     /// zstd level (0 or less: store raw).
-    pub level: i32,
+    pub(crate) level: i32,
     /// Compression jobs at once (the number of cores).
-    pub compress_jobs: usize,
+    pub(crate) compress_jobs: usize,
     /// Largest upload request body, in stored bytes.
-    pub request_bytes: usize,
+    pub(crate) request_bytes: usize,
     /// Upload requests in flight.
-    pub uploads_in_flight: usize,
+    pub(crate) uploads_in_flight: usize,
     /// Check requests in flight.
-    pub checks_in_flight: usize,
+    pub(crate) checks_in_flight: usize,
 }
 
 impl Settings {
@@ -216,20 +216,6 @@ pub async fn run<R: Remote>(
 
 #[cfg(test)]
 mod tests;
-
-/// Deterministic bytes that do not compress (xorshift), for the stages' unit tests.
-#[cfg(test)]
-pub(crate) fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// Items gathered for one request: it leaves when full, when no more will come, or when its
 /// first item has waited `linger` (so a trickle of items never waits for a full batch).

@@ -62,7 +62,7 @@ impl MemoryBudget {
 
     /// Takes `bytes` (capped at the limit, so one item larger than the whole budget still gets
     /// through, alone), waiting while they are not free. `None` once the budget is closed.
-    pub fn acquire(&self, bytes: usize) -> Option<Permit> {
+    pub(crate) fn acquire(&self, bytes: usize) -> Option<Permit> {
         let bytes = bytes.min(self.inner.limit);
         let mut s = self.lock();
         loop {
@@ -82,29 +82,32 @@ impl MemoryBudget {
     }
 
     /// Makes every current and later [`MemoryBudget::acquire`] return `None`.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.lock().closed = true;
         self.inner.freed.notify_all();
     }
 
     /// The most bytes that were ever taken at once.
-    pub fn peak(&self) -> usize {
+    pub(crate) fn peak(&self) -> usize {
         self.lock().peak
     }
 
-    /// Bytes taken now.
-    pub fn used(&self) -> usize {
+    /// Bytes taken now (the tests check that every permit gives its bytes back).
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> usize {
         self.lock().used
     }
 }
 
 impl Permit {
-    pub fn bytes(&self) -> usize {
+    /// The bytes it holds (for the tests).
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 
     /// Gives back all but `bytes` (when the item got smaller: a chunk after compression).
-    pub fn shrink_to(&mut self, bytes: usize) {
+    pub(crate) fn shrink_to(&mut self, bytes: usize) {
         if bytes >= self.bytes {
             return;
         }

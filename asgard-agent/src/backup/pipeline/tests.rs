@@ -24,7 +24,7 @@ struct FakeState {
 /// not have (as the real one does), and can be told to fail the n-th upload.
 struct Fake {
     state: Mutex<FakeState>,
-    rng: AtomicU64,
+    rng: Mutex<asgard_core::testdata::Rng>,
     fail_upload: Option<u64>,
     uploads: AtomicU64,
 }
@@ -33,17 +33,15 @@ impl Fake {
     fn new(fail_upload: Option<u64>) -> Fake {
         Fake {
             state: Mutex::default(),
-            rng: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
+            rng: Mutex::new(asgard_core::testdata::Rng::new(0x9E37_79B9_7F4A_7C15)),
             fail_upload,
             uploads: AtomicU64::new(0),
         }
     }
 
     fn delay(&self, max_ms: u64) -> Duration {
-        let mut x = self.rng.fetch_add(0x6A09_E667_F3BC_C909, Ordering::Relaxed);
-        x ^= x >> 31;
-        x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        Duration::from_micros(x % (max_ms * 1000))
+        let us = self.rng.lock().unwrap().range(0, max_ms * 1000);
+        Duration::from_micros(us)
     }
 }
 
@@ -111,20 +109,12 @@ impl Remote for Fake {
 }
 
 fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            // Every other file compresses well.
-            if seed.is_multiple_of(2) {
-                (i % 7) as u8
-            } else {
-                (x >> 24) as u8
-            }
-        })
-        .collect()
+    // Every other file compresses well.
+    if seed.is_multiple_of(2) {
+        (0..len).map(|i| (i % 7) as u8).collect()
+    } else {
+        asgard_core::testdata::random_bytes(len, seed)
+    }
 }
 
 /// Feeds `files` files (the i-th of `1 + i % 4` chunks, some shared between files) through the

@@ -23,39 +23,39 @@ use super::{Permit, Remote};
 use crate::cache::{CacheEntry, Facts, FilesCache, Update};
 
 /// Entries per commit request.
-pub const COMMIT_ENTRIES: usize = 500;
+pub(crate) const COMMIT_ENTRIES: usize = 500;
 /// The longest a committable entry waits for others to share its request.
-pub const COMMIT_LINGER: Duration = Duration::from_millis(200);
+pub(crate) const COMMIT_LINGER: Duration = Duration::from_millis(200);
 /// Commit requests in flight at once.
-pub const COMMITS_IN_FLIGHT: usize = 2;
+pub(crate) const COMMITS_IN_FLIGHT: usize = 2;
 
 /// What to record in the files cache once an entry's commit succeeded: its facts (only when they
-/// are settled, see [`crate::cache`]) and its content hash.
+/// are settled, see `crate::cache`) and its content hash.
 #[derive(Debug, Clone, Copy)]
 pub struct CacheNote {
-    pub facts: Facts,
-    pub hash: ChunkId,
+    pub(crate) facts: Facts,
+    pub(crate) hash: ChunkId,
 }
 
 /// What the server did with our data.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UploadStats {
     pub files_new: u64,
-    pub files_changed: u64,
-    pub files_unchanged: u64,
-    pub versions_created: u64,
+    pub(crate) files_changed: u64,
+    pub(crate) files_unchanged: u64,
+    pub(crate) versions_created: u64,
     /// Deletion markers stored.
-    pub files_deleted: u64,
+    pub(crate) files_deleted: u64,
     /// Stored (compressed) bytes uploaded.
-    pub bytes_sent: u64,
+    pub(crate) bytes_sent: u64,
     /// Stored bytes the uploads added to the server's store.
-    pub bytes_new: u64,
-    pub chunks_uploaded: u64,
+    pub(crate) bytes_new: u64,
+    pub(crate) chunks_uploaded: u64,
 }
 
 /// The committer's input.
 #[derive(Debug)]
-pub enum ToCommit {
+pub(crate) enum ToCommit {
     /// An entry that `after` chunks preceded.
     Entry {
         after: u64,
@@ -69,13 +69,13 @@ pub enum ToCommit {
 
 /// The acknowledged chunks: all below `done`, and those in `ahead`.
 #[derive(Debug, Default)]
-pub struct Watermark {
+pub(crate) struct Watermark {
     done: u64,
     ahead: BTreeSet<u64>,
 }
 
 impl Watermark {
-    pub fn ack(&mut self, index: u64) {
+    pub(crate) fn ack(&mut self, index: u64) {
         if index < self.done {
             return;
         }
@@ -87,7 +87,7 @@ impl Watermark {
     }
 
     /// Chunks `0..done` are all acknowledged.
-    pub fn done(&self) -> u64 {
+    pub(crate) fn done(&self) -> u64 {
         self.done
     }
 }
@@ -101,14 +101,14 @@ struct Waiting {
     since: Instant,
 }
 
-pub struct Committer<'a, R> {
+pub(crate) struct Committer<'a, R> {
     remote: &'a R,
     cache: Option<&'a FilesCache>,
     input: mpsc::Receiver<ToCommit>,
 }
 
 impl<'a, R: Remote> Committer<'a, R> {
-    pub fn new(
+    pub(crate) fn new(
         remote: &'a R,
         cache: Option<&'a FilesCache>,
         input: mpsc::Receiver<ToCommit>,
@@ -125,7 +125,7 @@ impl<'a, R: Remote> Committer<'a, R> {
     ///
     /// Up to [`COMMITS_IN_FLIGHT`] commit requests run while the input keeps being taken: a
     /// committer that stopped reading during each commit would stall every stage before it.
-    pub async fn run(mut self) -> anyhow::Result<(UploadStats, Option<String>)> {
+    pub(crate) async fn run(mut self) -> anyhow::Result<(UploadStats, Option<String>)> {
         let remote = self.remote;
         let mut stats = UploadStats::default();
         let mut cache_error = None;

@@ -1,6 +1,6 @@
 //! `backup`: wires the stages together.
 //!
-//! scan ([`crate::scan`]) → files cache ([`crate::cache`]) → the [`crate::pipeline`] (read,
+//! scan ([`crate::scan`]) → files cache ([`crate::cache`]) → the [`pipeline`] (read,
 //! chunk, hash, check, compress, upload, commit; memory bounded by `memory_mib`) → deletion
 //! markers, which go through the same pipeline once the scan is through.
 //!
@@ -9,6 +9,8 @@
 //! new, lost or from an older install, so a file deleted while the cache was gone still gets its
 //! marker. A path gets a marker only when its root was scanned completely: never below a folder or
 //! root that could not be read, never for a file that was seen but could not be read or was skipped.
+
+pub(crate) mod pipeline;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,16 +23,17 @@ use tokio::sync::mpsc;
 
 use crate::cache::{self, FilesCache};
 use crate::list::{for_each_page, prefix_hex};
-use crate::pipeline::{self, Item, MemoryBudget, Reader, ScanReport, Settings};
 use crate::platform;
+use crate::present::backup as text;
 use crate::progress::Progress;
 use crate::runlog::RunLog;
 use crate::scan;
 use crate::session::{self, Ctx};
-use crate::timefmt::{human_bytes, seconds};
+
+use pipeline::{Item, MemoryBudget, Reader, ScanReport, Settings};
 
 /// Exit code: done, but some files could not be read.
-pub const EXIT_UNREADABLE: u8 = 3;
+pub(crate) const EXIT_UNREADABLE: u8 = 3;
 
 /// `backup --json`: the run's summary (as sent to the server) and its errors.
 #[derive(Serialize)]
@@ -224,41 +227,7 @@ pub async fn run(
         };
         println!("{}", serde_json::to_string(&out)?);
     } else {
-        let rows: [(&str, &str, String); 10] = [
-            (
-                "Dateien gesehen",
-                "files seen",
-                report.files_seen.to_string(),
-            ),
-            ("neu", "new", s.files_new.to_string()),
-            ("geändert", "changed", s.files_changed.to_string()),
-            ("unverändert", "unchanged", files_unchanged.to_string()),
-            ("gelöscht", "deleted", s.files_deleted.to_string()),
-            ("übersprungen", "skipped", report.files_skipped.to_string()),
-            ("gelesen", "read", human_bytes(report.bytes_read)),
-            ("gesendet", "sent", human_bytes(s.bytes_sent)),
-            ("neu gespeichert", "newly stored", human_bytes(s.bytes_new)),
-            ("Dauer", "duration", format!("{} s", seconds(duration))),
-        ];
-        println!(
-            "{}",
-            lang.pick("Sicherung abgeschlossen:", "Backup finished:")
-        );
-        for (de, en, value) in rows {
-            println!("  {:<18} {value}", format!("{}:", lang.pick(de, en)));
-        }
-        if !report.unreadable.is_empty() {
-            println!(
-                "{}",
-                lang.pick(
-                    "Nicht lesbar (nicht gesichert):",
-                    "Unreadable (not backed up):"
-                )
-            );
-            for u in &report.unreadable {
-                println!("  {u}");
-            }
-        }
+        print!("{}", text::summary(&summary, &report.unreadable, lang));
     }
     for e in &report.root_errors {
         eprintln!("{}: {e}", lang.pick("Fehler", "Error"));
@@ -305,26 +274,11 @@ fn forget_reread(
     }
     match cache.forget(&login.reread) {
         Ok(_) => {
-            let more = if login.reread_truncated {
-                lang.pick(
-                    " (weitere folgen in späteren Läufen)",
-                    " (more in later runs)",
-                )
-            } else {
-                ""
-            };
-            note(match lang {
-                Lang::De => format!(
-                    "Hinweis: Der Server hat beschädigte Daten gefunden; {} Datei(en) werden neu \
-                     gelesen, um sie zu reparieren{more}.",
-                    login.reread.len()
-                ),
-                Lang::En => format!(
-                    "Note: the server found damaged data; {} file(s) are read again to repair \
-                     it{more}.",
-                    login.reread.len()
-                ),
-            });
+            note(text::reread_note(
+                login.reread.len(),
+                login.reread_truncated,
+                lang,
+            ));
             true
         }
         Err(e) => {
@@ -335,13 +289,7 @@ fn forget_reread(
 }
 
 fn warn_cache(lang: Lang, e: &str) {
-    eprintln!(
-        "{}: {e}",
-        lang.pick(
-            "Warnung: Dateicache nicht nutzbar, alle Dateien werden gelesen",
-            "Warning: files cache unusable, every file is read"
-        )
-    );
+    eprintln!("{}", text::cache_unusable(e, lang));
 }
 
 /// The paths under `root` whose newest version on the server is not a deletion marker, read in the

@@ -1,0 +1,204 @@
+//! The texts of `backup`: the summary, the scan's notes and warnings, the files cache.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use asgard_core::Lang;
+use asgard_core::fmt::bytes_short;
+use asgard_core::protocol::RunSummary;
+
+/// The text summary after a backup: one row per count, then the files that could not be read.
+pub(crate) fn summary(s: &RunSummary, unreadable: &[String], lang: Lang) -> String {
+    let rows: [(&str, &str, String); 10] = [
+        ("Dateien gesehen", "files seen", s.files_seen.to_string()),
+        ("neu", "new", s.files_new.to_string()),
+        ("geändert", "changed", s.files_changed.to_string()),
+        ("unverändert", "unchanged", s.files_unchanged.to_string()),
+        ("gelöscht", "deleted", s.files_deleted.to_string()),
+        ("übersprungen", "skipped", s.files_skipped.to_string()),
+        ("gelesen", "read", bytes_short(s.bytes_read)),
+        ("gesendet", "sent", bytes_short(s.bytes_sent)),
+        ("neu gespeichert", "newly stored", bytes_short(s.bytes_new)),
+        ("Dauer", "duration", format!("{:.1} s", s.duration_s)),
+    ];
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}",
+        lang.pick("Sicherung abgeschlossen:", "Backup finished:")
+    );
+    for (de, en, value) in rows {
+        let _ = writeln!(out, "  {:<18} {value}", format!("{}:", lang.pick(de, en)));
+    }
+    if !unreadable.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}",
+            lang.pick(
+                "Nicht lesbar (nicht gesichert):",
+                "Unreadable (not backed up):"
+            )
+        );
+        for u in unreadable {
+            let _ = writeln!(out, "  {u}");
+        }
+    }
+    out
+}
+
+/// The server found damaged data: `files` paths are read again (`more`: further ones follow in
+/// later runs).
+pub(crate) fn reread_note(files: usize, more: bool, lang: Lang) -> String {
+    let more = if more {
+        lang.pick(
+            " (weitere folgen in späteren Läufen)",
+            " (more in later runs)",
+        )
+    } else {
+        ""
+    };
+    match lang {
+        Lang::De => format!(
+            "Hinweis: Der Server hat beschädigte Daten gefunden; {files} Datei(en) werden neu \
+             gelesen, um sie zu reparieren{more}."
+        ),
+        Lang::En => format!(
+            "Note: the server found damaged data; {files} file(s) are read again to repair \
+             it{more}."
+        ),
+    }
+}
+
+/// The files cache cannot be used in this run.
+pub(crate) fn cache_unusable(error: &str, lang: Lang) -> String {
+    format!(
+        "{}: {error}",
+        lang.pick(
+            "Warnung: Dateicache nicht nutzbar, alle Dateien werden gelesen",
+            "Warning: files cache unusable, every file is read"
+        )
+    )
+}
+
+/// A root of the backup is missing or cannot be read: nothing below it is marked deleted.
+pub(crate) fn root_unreadable(path: &Path, missing: bool, error: &str, lang: Lang) -> String {
+    match (lang, missing) {
+        (Lang::De, true) => format!(
+            "Zu sichernder Pfad nicht gefunden (nichts als gelöscht markiert): {}",
+            path.display()
+        ),
+        (Lang::En, true) => format!(
+            "Path to back up not found (nothing marked deleted): {}",
+            path.display()
+        ),
+        (Lang::De, false) => format!(
+            "Zu sichernder Pfad nicht lesbar (nichts als gelöscht markiert): {} ({error})",
+            path.display()
+        ),
+        (Lang::En, false) => format!(
+            "Path to back up cannot be read (nothing marked deleted): {} ({error})",
+            path.display()
+        ),
+    }
+}
+
+/// A warning line: `Warnung: {message}`.
+pub(crate) fn warning(message: &str, lang: Lang) -> String {
+    format!("{}: {message}", lang.pick("Warnung", "Warning"))
+}
+
+/// The scan met something that is not a regular file, a link or a folder (`reason`: its kind).
+pub(crate) fn skipped_not_regular(path: &Path, reason: &str, lang: Lang) -> String {
+    format!(
+        "{} ({reason}): {}",
+        lang.pick(
+            "Hinweis: übersprungen, keine normale Datei",
+            "Note: skipped, not a regular file"
+        ),
+        path.display()
+    )
+}
+
+/// A folder below a root cannot be read: nothing below it is marked deleted.
+pub(crate) fn folder_unreadable(error: &str, lang: Lang) -> String {
+    format!(
+        "{}: {error}",
+        lang.pick(
+            "Warnung: Ordner kann nicht gelesen werden",
+            "Warning: cannot read folder"
+        )
+    )
+}
+
+/// A file kept changing while it was read (twice): skipped, never committed torn.
+pub(crate) fn changed_while_read(path: &Path, lang: Lang) -> String {
+    format!(
+        "{}: {}",
+        lang.pick(
+            "Datei ändert sich beim Lesen, übersprungen",
+            "File changes while being read, skipped"
+        ),
+        path.display()
+    )
+}
+
+/// A file cannot be read (`error`): skipped, reported as unreadable.
+pub(crate) fn file_unreadable(path: &Path, error: &str, lang: Lang) -> String {
+    format!(
+        "{} {} ({error})",
+        lang.pick(
+            "Warnung: Datei kann nicht gelesen werden:",
+            "Warning: cannot read file:"
+        ),
+        path.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The summary as the user sees it, row by row.
+    #[test]
+    fn summary_rows_in_both_languages() {
+        let s = RunSummary {
+            files_seen: 3,
+            files_new: 1,
+            files_changed: 1,
+            files_unchanged: 1,
+            files_deleted: 0,
+            files_skipped: 0,
+            bytes_read: 1536,
+            bytes_sent: 0,
+            bytes_new: 3 << 20,
+            versions_created: 2,
+            duration_s: 1.26,
+        };
+        let de = summary(&s, &["/a (kaputt)".to_owned()], Lang::De);
+        assert!(
+            de.starts_with("Sicherung abgeschlossen:\n  Dateien gesehen:   3\n"),
+            "{de}"
+        );
+        assert!(de.contains("\n  gelesen:           1.5 KiB\n"), "{de}");
+        assert!(de.contains("\n  neu gespeichert:   3.0 MiB\n"), "{de}");
+        assert!(de.contains("\n  Dauer:             1.3 s\n"), "{de}");
+        assert!(
+            de.ends_with("Nicht lesbar (nicht gesichert):\n  /a (kaputt)\n"),
+            "{de}"
+        );
+        let en = summary(&s, &[], Lang::En);
+        assert!(
+            en.starts_with("Backup finished:\n  files seen:        3\n"),
+            "{en}"
+        );
+        assert!(en.ends_with("  duration:          1.3 s\n"), "{en}");
+    }
+
+    /// What `human_bytes` showed, `bytes_short` shows (the summaries' sizes stay as they were).
+    #[test]
+    fn bytes_for_people() {
+        assert_eq!(bytes_short(0), "0 B");
+        assert_eq!(bytes_short(1536), "1.5 KiB");
+        assert_eq!(bytes_short(3 * 1024 * 1024), "3.0 MiB");
+    }
+}

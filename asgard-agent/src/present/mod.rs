@@ -1,0 +1,37 @@
+//! Text for people, rendered from data in the language passed per call.
+//!
+//! Logic modules decide and count; the messages with arguments, the summaries and the reports are
+//! written here, word for word in German (the default) and English. A module that needs a text
+//! hands over the data (a path, a count, a report struct) and the reader's language, never a
+//! process-wide switch. A fixed phrase without arguments may stay at its place of use as
+//! `lang.pick("…", "…")`.
+//!
+//! The report structs are the data the texts are made from: [`asgard_core::protocol::RunSummary`]
+//! for a backup (the same struct goes to the server and into `--json`), [`restore::RestoreCounts`]
+//! for a restore, [`asgard_core::Plan`] for `plan`. `present` sits below the commands and above
+//! the parts: it reads the error types of `config` and `runlock` and the scanner's rule-file name,
+//! and nothing in it does I/O.
+//!
+//! - [`backup`]: the summary rows, the scan's root errors, the files cache notes.
+//! - [`restore`]: per-file notes, refusals, chunk problems, the summary line.
+//! - [`plan`]: the plan as text.
+//! - [`session`]: login, certificate trust, the server's errors by code.
+//! - [`schedule`]: what was installed and how to start it.
+//! - [`errors`]: the config and lock errors the binary prints ([`errors::Describe`]).
+
+pub(crate) mod backup;
+pub(crate) mod errors;
+pub(crate) mod plan;
+pub(crate) mod restore;
+pub(crate) mod schedule;
+pub(crate) mod session;
+
+use asgard_core::Lang;
+
+/// The last line of `list`: how many paths it showed.
+pub(crate) fn paths_count(count: usize, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!("{count} Pfade."),
+        Lang::En => format!("{count} paths."),
+    }
+}

@@ -1,0 +1,224 @@
+//! The texts of `restore`: per-file notes, refusals, chunk problems and the summary.
+
+use std::path::Path;
+
+use asgard_core::fmt::bytes_short;
+use asgard_core::{ChunkId, Lang, RawPath};
+
+/// What a restore did, counted per file: the summary line is rendered from it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RestoreCounts {
+    pub(crate) restored: u64,
+    pub(crate) bytes: u64,
+    pub(crate) up_to_date: u64,
+    pub(crate) deleted: u64,
+    pub(crate) conflicts: u64,
+    pub(crate) errors: u64,
+}
+
+/// The text summary after a restore.
+pub(crate) fn summary(c: &RestoreCounts, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!(
+            "Wiederhergestellt: {} Dateien ({}); bereits aktuell: {}; zu diesem Zeitpunkt \
+             gelöscht: {}; Konflikte: {}; Fehler: {}",
+            c.restored,
+            bytes_short(c.bytes),
+            c.up_to_date,
+            c.deleted,
+            c.conflicts,
+            c.errors
+        ),
+        Lang::En => format!(
+            "Restored: {} files ({}); already up to date: {}; deleted at that time: {}; \
+             conflicts: {}; errors: {}",
+            c.restored,
+            bytes_short(c.bytes),
+            c.up_to_date,
+            c.deleted,
+            c.conflicts,
+            c.errors
+        ),
+    }
+}
+
+/// `--at` could not be parsed.
+pub(crate) fn invalid_at(text: &str, lang: Lang) -> String {
+    format!(
+        "{}: {text}",
+        lang.pick(
+            "Ungültige Zeitangabe für --at (RFC 3339 oder JJJJ-MM-TT HH:MM[:SS])",
+            "Invalid time for --at (RFC 3339 or YYYY-MM-DD HH:MM[:SS])"
+        )
+    )
+}
+
+/// `--version ID` names no version under the root.
+pub(crate) fn version_not_found(id: u64, root: &RawPath, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!("Version {id} nicht gefunden unter {root}"),
+        Lang::En => format!("Version {id} not found under {root}"),
+    }
+}
+
+/// Nothing was backed up under the root (at the time asked for).
+pub(crate) fn nothing_backed_up(root: &RawPath, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!("Unter {root} wurde (zu diesem Zeitpunkt) nichts gesichert."),
+        Lang::En => format!("Nothing was backed up under {root} (at that time)."),
+    }
+}
+
+/// The chosen version of a path is a deletion marker.
+pub(crate) fn deleted_at_that_time(path: &RawPath, lang: Lang) -> String {
+    format!(
+        "{}: {path}",
+        lang.pick(
+            "Zu diesem Zeitpunkt gelöscht, nicht wiederhergestellt",
+            "Deleted at that time, not restored"
+        )
+    )
+}
+
+/// A path from the server that would leave the target.
+pub(crate) fn path_refused(reason: &str, lang: Lang) -> String {
+    format!(
+        "{}: {reason}",
+        lang.pick("Fehler: Pfad abgelehnt", "Error: path refused")
+    )
+}
+
+/// The file at the destination is the version already.
+pub(crate) fn up_to_date(dest: &Path, lang: Lang) -> String {
+    format!(
+        "{}: {}",
+        lang.pick("Bereits aktuell", "Already up to date"),
+        dest.display()
+    )
+}
+
+/// A differing file is in the way and `--overwrite` is off.
+pub(crate) fn conflict(dest: &Path, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!(
+            "Bestehende Datei wird nicht überschrieben: {} (mit --overwrite ersetzen)",
+            dest.display()
+        ),
+        Lang::En => format!(
+            "Existing file is not overwritten: {} (replace with --overwrite)",
+            dest.display()
+        ),
+    }
+}
+
+/// A file that could not be restored.
+pub(crate) fn file_error(dest: &Path, error: &str, lang: Lang) -> String {
+    format!(
+        "{}: {}: {error}",
+        lang.pick("Fehler", "Error"),
+        dest.display()
+    )
+}
+
+/// Why a version's chunk list cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unfit {
+    /// The chunk lengths do not add up to the version's size.
+    SizeMismatch,
+    /// The server has no chunk list for the version.
+    NotFound,
+}
+
+/// A version whose chunk list cannot be used (`id`: the version).
+pub(crate) fn unfit(why: Unfit, id: u64, lang: Lang) -> String {
+    let problem = match why {
+        Unfit::SizeMismatch => lang.pick(
+            "Die Blockliste der Version passt nicht zu ihrer Größe",
+            "The version's chunk list does not match its size",
+        ),
+        Unfit::NotFound => lang.pick(
+            "Version auf dem Server nicht (mehr) gefunden",
+            "Version not found on the server (any more)",
+        ),
+    };
+    format!("{problem} ({id})")
+}
+
+/// A chunk that could not be obtained.
+pub(crate) fn chunk_not_received(id: &ChunkId, reason: &str, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!("Datenblock {id} nicht erhalten: {reason}"),
+        Lang::En => format!("chunk {id} not received: {reason}"),
+    }
+}
+
+/// A chunk that arrived but does not decode to its id.
+pub(crate) fn chunk_damaged(id: &ChunkId, error: &str, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!("Datenblock {id} ist beschädigt: {error}"),
+        Lang::En => format!("chunk {id} is damaged: {error}"),
+    }
+}
+
+/// A restored file whose size or hash differs from the version: it replaces nothing.
+pub(crate) fn content_mismatch(size: u64, expected: u64, got: &ChunkId, lang: Lang) -> String {
+    format!(
+        "{} ({} {size}/{expected}, blake3 {got})",
+        lang.pick(
+            "Die empfangenen Daten stimmen nicht mit der Version überein; nichts geschrieben",
+            "The received data does not match the version; nothing written"
+        ),
+        lang.pick("Größe", "size"),
+    )
+}
+
+/// A folder is where a file or link is to go.
+pub(crate) fn folder_in_the_way(lang: Lang) -> &'static str {
+    lang.pick("An der Stelle liegt ein Ordner", "A folder is in the way")
+}
+
+/// A symbolic link could not be created.
+pub(crate) fn symlink_failed(dest: &Path, lang: Lang) -> String {
+    format!(
+        "{} {}",
+        lang.pick(
+            "Symbolische Verknüpfung kann nicht angelegt werden (unter Windows sind dafür das \
+             Recht „Symbolische Verknüpfungen erstellen“ oder der Entwicklermodus nötig):",
+            "Cannot create the symbolic link (on Windows this needs the \"Create symbolic \
+             links\" right or developer mode):"
+        ),
+        dest.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The summary line, word for word in both languages.
+    #[test]
+    fn summary_in_both_languages() {
+        let c = RestoreCounts {
+            restored: 2,
+            bytes: 1536,
+            up_to_date: 1,
+            deleted: 0,
+            conflicts: 3,
+            errors: 4,
+        };
+        assert_eq!(
+            summary(&c, Lang::De),
+            "Wiederhergestellt: 2 Dateien (1.5 KiB); bereits aktuell: 1; zu diesem Zeitpunkt \
+             gelöscht: 0; Konflikte: 3; Fehler: 4"
+        );
+        assert_eq!(
+            summary(&c, Lang::En),
+            "Restored: 2 files (1.5 KiB); already up to date: 1; deleted at that time: 0; \
+             conflicts: 3; errors: 4"
+        );
+        assert_eq!(
+            conflict(Path::new("/t/a"), Lang::De),
+            "Bestehende Datei wird nicht überschrieben: /t/a (mit --overwrite ersetzen)"
+        );
+    }
+}

@@ -1,0 +1,232 @@
+//! `restore`: files (or a folder) back from the server, exactly, as stages like the backup's.
+//!
+//! ```text
+//! plan ──────────► window (of at most restore.window_files) ──────────────────► links, summary
+//! listing, chosen   temp files → places of each chunk → zero / copied / fetch
+//! versions, safe    (requests of ~8 MiB, verified) → positional writes + hash
+//! destinations      → check → mtime, mode → sync → rename into place
+//! ```
+//!
+//! - [`plan`] reads the listing page by page and keeps only the chosen version of each path
+//!   (`--version`, else the newest at `--at`, else the newest), maps each path to its destination,
+//!   and looks at what is there already: the same content is "up to date", a differing file a
+//!   conflict unless `--overwrite`, a folder in the way an error. It asks for the chunk lists of the
+//!   files to restore.
+//! - [`window`] restores many files at once: every file's temp file is created beside its
+//!   destination, already at its final length (so what is never written stays a hole); each
+//!   distinct chunk is mapped to the places (file, offset) that need it, obtained once and written
+//!   to all of them. An all-zero chunk (its id is the blake3 of that many zeros) is not fetched and
+//!   not written at all; a chunk that an earlier window already put into a restored file is read
+//!   back from there (and checked against its id).
+//! - [`fetch`] gets every other chunk with `POST /api/fetch`, in requests of about
+//!   [`fetch::REQUEST_BYTES`] that keep file order (so the chunks of many small files share a
+//!   request), `restore.parallel_requests` of them in flight on the client's kept-alive
+//!   connections, and verifies every chunk (bounded decode + blake3 against its id) on the blocking
+//!   pool before it is written.
+//! - [`write`](mod@write) puts each piece into its temp file with positional writes (zero blocks are never
+//!   written, so a sparse file comes back sparse on file systems that support holes) and hashes
+//!   each file as its content arrives (in order; ranges that arrived early are read back from the
+//!   temp file once the gap before them is filled).
+//! - [`finish`] checks each file when its last chunk is in: only when size and blake3 match the
+//!   version are mtime and mode set, the data made durable (one `syncfs` per file system and window
+//!   on Linux, an fsync per file elsewhere) and the temp file renamed into place; then the folders
+//!   are synced. Symbolic links come back last, as links with their exact target, so that no file
+//!   of the same restore is written through a link it just created.
+//!
+//! **What is checked before a file is put in place**: its destination was built only from checked
+//! components; whatever is there is either the same content, or replaced only with `--overwrite`
+//! (never a folder); its size and blake3 match the version. A file that misses a chunk, or whose
+//! hash differs, never replaces anything: its temp file is removed and the file is reported as an
+//! error.
+//!
+//! **A restore never leaves its target**: no path from the server can lead outside the target
+//! (`..`, `.`, drive letters and the like are refused), temp files lie beside their destinations,
+//! and links are created, never followed.
+//!
+//! **Memory** is bounded by configuration: each request in flight holds one frame (one chunk) at a
+//! time; a window holds the metadata of its files and chunks (`restore.window_files`, default 4096);
+//! the map of chunks in already restored files is capped at [`window::COPY_SOURCES_MAX`] entries
+//! (past that, a later repeat is fetched again); the listing is held page by page, only the chosen
+//! versions are kept.
+
+mod fetch;
+mod finish;
+mod plan;
+mod window;
+mod write;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail};
+use asgard_core::RawPath;
+use asgard_core::protocol::{ListQuery, VersionInfo};
+
+use crate::list::prefix_hex;
+use crate::present::restore as text;
+use crate::progress::Progress;
+use crate::session::{self, Ctx};
+use crate::timefmt::parse_at;
+use finish::{Out, Summary, Tally};
+use plan::{Done, Prepared, Selection, Skipped, WithManifest};
+use window::Restorer;
+
+/// What `restore` was asked to do.
+pub struct RestoreArgs {
+    pub path: PathBuf,
+    pub version: Option<u64>,
+    pub at: Option<String>,
+    pub to: Option<PathBuf>,
+    pub overwrite: bool,
+    pub device: Option<String>,
+    /// Print the summary as JSON (messages go to stderr).
+    pub json: bool,
+}
+
+/// Runs `restore`: plan, then the files window by window, then the links, then the summary.
+pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
+    let lang = ctx.lang;
+    let at_us = match &args.at {
+        Some(at) => {
+            Some(parse_at(at, ctx.offset).ok_or_else(|| anyhow!(text::invalid_at(at, lang)))?)
+        }
+        None => None,
+    };
+    let root_path = std::path::absolute(&args.path)?;
+    let root = RawPath::from_path(&root_path);
+    let session = session::connect(ctx).await?;
+    let query = ListQuery {
+        device: args.device.clone(),
+        prefix_hex: Some(prefix_hex(&root)),
+        at_us,
+        ..ListQuery::default()
+    };
+    let started = std::time::Instant::now();
+    let progress = Progress::for_run(args.json, lang);
+    let out = Out {
+        progress: progress.clone(),
+        json: args.json,
+        lang,
+    };
+    let mut t = Tally::default();
+    let selection = Selection {
+        root: &root,
+        version: args.version,
+        at_us,
+        to: args.to.as_deref(),
+    };
+    let chosen = plan::choose(
+        &session.client,
+        query,
+        &selection,
+        |skipped| match skipped {
+            Skipped::Deleted(path) => {
+                t.counts.deleted += 1;
+                out.info(&text::deleted_at_that_time(&path, lang));
+            }
+            Skipped::Refused(e) => {
+                t.counts.errors += 1;
+                out.error(&text::path_refused(&e, lang));
+            }
+        },
+    )
+    .await?;
+    if let Some(id) = args.version
+        && !chosen.any
+    {
+        bail!("{}", text::version_not_found(id, &root, lang));
+    }
+    if !chosen.any {
+        bail!("{}", text::nothing_backed_up(&root, lang));
+    }
+
+    let files = chosen.files;
+    progress.add_total(files.len() as u64, files.iter().map(|(_, v)| v.size).sum());
+    let mut restorer = Restorer::new(
+        session.client.clone(),
+        ctx.config.restore.parallel_requests,
+        lang,
+        progress.clone(),
+    );
+    let window_files = ctx.config.restore.window_files.max(1);
+    let mut files = files.into_iter();
+    loop {
+        let window: Vec<(PathBuf, VersionInfo)> = files.by_ref().take(window_files).collect();
+        if window.is_empty() {
+            break;
+        }
+        // What is at each destination already; temp paths (and folders) for the rest.
+        let overwrite = args.overwrite;
+        let checked = tokio::task::spawn_blocking(move || {
+            window
+                .into_iter()
+                .map(|(dest, v)| {
+                    let r = plan::prepare(&dest, &v, overwrite, lang);
+                    (dest, v, r)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await?;
+        let mut todo = Vec::new();
+        for (dest, version, r) in checked {
+            match r {
+                Ok(Prepared::Go(tmp)) => {
+                    todo.push((dest, tmp, version));
+                    continue;
+                }
+                Ok(Prepared::Done(done)) => t.count(done, &dest, &out),
+                Err(e) => t.error(&dest, &format!("{e:#}"), &out),
+            }
+            progress.add_done(1, version.size);
+        }
+
+        // The chunk lists of the files to restore.
+        let mut jobs = Vec::with_capacity(todo.len());
+        for job in plan::jobs(&session.client, todo).await? {
+            match job {
+                WithManifest::Job(job) => jobs.push(job),
+                WithManifest::Unfit { dest, version, why } => {
+                    t.error(&dest, &text::unfit(why, version.id, lang), &out);
+                    progress.add_done(1, version.size);
+                }
+            }
+        }
+
+        let done: Vec<(PathBuf, u64)> = jobs
+            .iter()
+            .map(|j| (j.dest.clone(), j.version.size))
+            .collect();
+        let outcomes = restorer.run_window(jobs).await?;
+        for ((dest, size), outcome) in done.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => {
+                    t.counts.restored += 1;
+                    t.counts.bytes += size;
+                }
+                Err(e) => t.error(&dest, &e, &out),
+            }
+        }
+    }
+
+    for (dest, version) in &chosen.links {
+        match finish::restore_link(version, dest, args.overwrite, lang) {
+            Ok(Done::Restored) => t.counts.restored += 1,
+            Ok(done) => t.count(done, dest, &out),
+            Err(e) => t.error(dest, &format!("{e:#}"), &out),
+        }
+    }
+    progress.finish();
+
+    let counts = t.counts;
+    if args.json {
+        let summary = Summary::new(&counts, restorer.stats(), started.elapsed().as_secs_f64());
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!("{}", text::summary(&counts, lang));
+    }
+    Ok(if counts.conflicts > 0 || counts.errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,319 @@
+//! One window of files through the restore stages: temp files, the places of every chunk, chunks
+//! obtained the cheapest way (zero, copied, fetched), each file checked and put in place as its
+//! last piece arrives, then synced and renamed together.
+//!
+//! The [`Restorer`] keeps what later windows can reuse: the ids of all-zero chunks and where copies
+//! of chunks already lie in restored files (at most [`COPY_SOURCES_MAX`] of them).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use asgard_core::{ChunkId, Lang};
+use futures_util::StreamExt;
+
+use super::fetch::{self, ChunkFailure, Stats, StatsSnapshot};
+use super::finish::{self, Outcome};
+use super::plan::Job;
+use super::write::{self, HashState, Piece};
+use crate::client::Client;
+use crate::present::restore as text;
+use crate::progress::Progress;
+
+/// At most this many chunks of already restored files are remembered as copy sources.
+pub(crate) const COPY_SOURCES_MAX: usize = 200_000;
+
+/// Restores windows of files; keeps what later windows can reuse.
+pub(crate) struct Restorer {
+    client: Client,
+    parallel: usize,
+    lang: Lang,
+    progress: Progress,
+    stats: Arc<Stats>,
+    /// The id of the all-zero chunk of each length seen so far.
+    zero_ids: HashMap<u32, ChunkId>,
+    /// Chunks in files restored by earlier windows: where a copy lies.
+    copies: HashMap<ChunkId, (Arc<PathBuf>, u64)>,
+}
+
+impl Restorer {
+    pub(crate) fn new(client: Client, parallel: usize, lang: Lang, progress: Progress) -> Restorer {
+        Restorer {
+            client,
+            parallel: parallel.clamp(1, 32),
+            lang,
+            progress,
+            stats: Arc::default(),
+            zero_ids: HashMap::new(),
+            copies: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Restores one window of files; returns one outcome per job, in order.
+    pub(crate) async fn run_window(&mut self, jobs: Vec<Job>) -> anyhow::Result<Vec<Outcome>> {
+        let lang = self.lang;
+        // 1. Temp files at their final length.
+        let (jobs, created) = tokio::task::spawn_blocking(move || {
+            let created: Vec<std::io::Result<()>> = jobs
+                .iter()
+                .map(|j| write::create_temp(&j.tmp, j.version.size, j.version.attributes))
+                .collect();
+            (jobs, created)
+        })
+        .await?;
+
+        // 2. Slots and the places of every chunk.
+        let mut places: HashMap<ChunkId, Places> = HashMap::new();
+        let mut order: Vec<ChunkId> = Vec::new();
+        let mut slots = Vec::with_capacity(jobs.len());
+        for (i, (job, made)) in jobs.into_iter().zip(created).enumerate() {
+            let mut state = SlotState::default();
+            match made {
+                Ok(()) => {
+                    let mut offset = 0u64;
+                    let params = job.manifest.params;
+                    for c in &job.manifest.chunks {
+                        let p = places.entry(c.id).or_insert_with(|| {
+                            order.push(c.id);
+                            Places {
+                                len: c.len,
+                                zero_candidate: false,
+                                at: Vec::new(),
+                            }
+                        });
+                        // A zero run is cut at the min or max size; a repeated chunk is worth the
+                        // check too. Other lengths are not hashed as zeros (that would cost a pass
+                        // over the data for nothing).
+                        p.zero_candidate |= c.len == params.max || c.len == params.min;
+                        p.at.push((i, offset));
+                        offset += u64::from(c.len);
+                    }
+                    state.remaining = job.manifest.chunks.len();
+                }
+                Err(e) => {
+                    state.outcome = Some(Err(format!("{}: {e}", job.tmp.display())));
+                    self.progress.add_done(1, job.version.size);
+                }
+            }
+            slots.push(Slot {
+                job,
+                state: Mutex::new(state),
+            });
+        }
+        for p in places.values_mut() {
+            p.zero_candidate |= p.at.len() > 1;
+            let extra = p.at.len().saturating_sub(1) as u64;
+            self.stats.chunks_shared.fetch_add(extra, Ordering::Relaxed);
+        }
+        let window = Arc::new(Window {
+            slots,
+            places,
+            lang,
+            progress: self.progress.clone(),
+        });
+
+        // 3. Empty files, zero chunks and copies from earlier windows, on the blocking pool.
+        let (zero_ids, copies) = (
+            std::mem::take(&mut self.zero_ids),
+            std::mem::take(&mut self.copies),
+        );
+        let (w, stats) = (window.clone(), self.stats.clone());
+        let (to_fetch, zero_ids, copies) = tokio::task::spawn_blocking(move || {
+            let mut zero_ids = zero_ids;
+            for i in 0..w.slots.len() {
+                let mut st = w.slots[i].lock();
+                if st.remaining == 0 && st.outcome.is_none() {
+                    w.finish(i, &mut st);
+                }
+            }
+            let mut to_fetch = Vec::new();
+            for id in order {
+                let p = &w.places[&id];
+                if p.zero_candidate {
+                    let zero = *zero_ids
+                        .entry(p.len)
+                        .or_insert_with(|| write::zero_id(p.len));
+                    if zero == id {
+                        stats.chunks_zero.fetch_add(1, Ordering::Relaxed);
+                        w.put(&id, Piece::Zero(p.len));
+                        continue;
+                    }
+                }
+                if let Some((path, offset)) = copies.get(&id)
+                    && let Ok(plain) = write::read_verified(path, *offset, p.len, &id)
+                {
+                    stats.chunks_copied.fetch_add(1, Ordering::Relaxed);
+                    w.put(&id, Piece::Data(&plain));
+                    continue;
+                }
+                to_fetch.push(id);
+            }
+            (to_fetch, zero_ids, copies)
+        })
+        .await?;
+        self.zero_ids = zero_ids;
+        self.copies = copies;
+
+        // 4. Fetch the rest, a few requests at a time.
+        let batches = fetch::batches(&to_fetch, |id| u64::from(window.places[id].len));
+        let fetches = batches.into_iter().map(|batch| {
+            let (client, w, stats) = (self.client.clone(), window.clone(), self.stats.clone());
+            async move { fetch::fetch_batch(&client, batch, &w, &stats).await }
+        });
+        futures_util::stream::iter(fetches)
+            .buffer_unordered(self.parallel)
+            .collect::<Vec<()>>()
+            .await;
+
+        // 5. Loose ends, durability, renames, folder syncs, copy sources.
+        let w = window.clone();
+        let outcomes = tokio::task::spawn_blocking(move || {
+            let mut outcomes = Vec::with_capacity(w.slots.len());
+            for (i, slot) in w.slots.iter().enumerate() {
+                let mut st = slot.lock();
+                if st.outcome.is_none() {
+                    // Every place is either delivered or failed, so this is a bug; stay safe.
+                    st.error.get_or_insert_with(|| "incomplete".to_owned());
+                    st.remaining = 0;
+                    w.finish(i, &mut st);
+                }
+                outcomes.push(
+                    st.outcome
+                        .clone()
+                        .unwrap_or_else(|| Err("incomplete".into())),
+                );
+            }
+            if finish::SYNC_PER_WINDOW {
+                finish::sync_and_rename(w.slots.iter().map(|s| &s.job), &mut outcomes);
+            }
+            finish::sync_folders(w.slots.iter().map(|s| &s.job), &outcomes);
+            outcomes
+        })
+        .await?;
+        for (slot, outcome) in window.slots.iter().zip(&outcomes) {
+            if outcome.is_err() {
+                continue;
+            }
+            let dest = Arc::new(slot.job.dest.clone());
+            let mut offset = 0u64;
+            for c in &slot.job.manifest.chunks {
+                if self.copies.len() >= COPY_SOURCES_MAX {
+                    break;
+                }
+                self.copies
+                    .entry(c.id)
+                    .or_insert_with(|| (dest.clone(), offset));
+                offset += u64::from(c.len);
+            }
+        }
+        Ok(outcomes)
+    }
+}
+
+/// Where one distinct chunk goes.
+struct Places {
+    len: u32,
+    zero_candidate: bool,
+    /// (slot index, offset in that file).
+    at: Vec<(usize, u64)>,
+}
+
+struct Slot {
+    job: Job,
+    state: Mutex<SlotState>,
+}
+
+impl Slot {
+    fn lock(&self) -> MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[derive(Default)]
+struct SlotState {
+    /// Places of this file not yet delivered or failed.
+    remaining: usize,
+    /// The content hash so far.
+    hash: HashState,
+    /// The first thing that went wrong.
+    error: Option<String>,
+    outcome: Option<Outcome>,
+}
+
+struct Window {
+    slots: Vec<Slot>,
+    places: HashMap<ChunkId, Places>,
+    lang: Lang,
+    progress: Progress,
+}
+
+impl fetch::Places for Window {
+    fn chunk_len(&self, id: &ChunkId) -> Option<u32> {
+        self.places.get(id).map(|p| p.len)
+    }
+
+    fn deliver(&self, id: &ChunkId, plain: &[u8]) {
+        self.put(id, Piece::Data(plain));
+    }
+
+    fn fail(&self, id: &ChunkId, why: ChunkFailure) {
+        let reason = match why {
+            ChunkFailure::NotReceived(reason) => text::chunk_not_received(id, &reason, self.lang),
+            ChunkFailure::Damaged(e) => text::chunk_damaged(id, &e, self.lang),
+        };
+        self.fail_places(id, &reason);
+    }
+}
+
+impl Window {
+    /// Writes a chunk's content to every place that needs it.
+    fn put(&self, id: &ChunkId, piece: Piece<'_>) {
+        let Some(p) = self.places.get(id) else { return };
+        for &(i, offset) in &p.at {
+            let mut st = self.slots[i].lock();
+            if st.error.is_none()
+                && let Err(e) = write::put(&self.slots[i].job.tmp, &mut st.hash, offset, piece)
+            {
+                st.error = Some(format!("{}: {e}", self.slots[i].job.tmp.display()));
+            }
+            self.one_done(i, &mut st);
+        }
+    }
+
+    /// Marks a chunk's places as failed.
+    fn fail_places(&self, id: &ChunkId, reason: &str) {
+        let Some(p) = self.places.get(id) else { return };
+        for &(i, _) in &p.at {
+            let mut st = self.slots[i].lock();
+            st.error.get_or_insert_with(|| reason.to_owned());
+            self.one_done(i, &mut st);
+        }
+    }
+
+    fn one_done(&self, i: usize, st: &mut SlotState) {
+        st.remaining = st.remaining.saturating_sub(1);
+        if st.remaining == 0 && st.outcome.is_none() {
+            self.finish(i, st);
+        }
+    }
+
+    /// The file's last place is in: check it and put it in place, or remove the temp file.
+    fn finish(&self, i: usize, st: &mut SlotState) {
+        let job = &self.slots[i].job;
+        let outcome = match st.error.take() {
+            Some(e) => Err(e),
+            None => finish::complete(job, &mut st.hash, self.lang).map_err(|e| format!("{e:#}")),
+        };
+        st.hash.clear();
+        if outcome.is_err() {
+            let _ = std::fs::remove_file(&job.tmp);
+        }
+        self.progress.add_done(1, job.version.size);
+        st.outcome = Some(outcome);
+    }
+}
