@@ -11,6 +11,7 @@ use asgard_core::{Plan, RawPath};
 
 use crate::config::Config;
 use crate::platform;
+use crate::present::errors::Describe;
 use crate::present::plan as present;
 use crate::scan::ScanRules;
 use crate::session::Ctx;

@@ -27,10 +27,10 @@
 use globset::{Candidate, GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::Serialize;
 
-use crate::lang::Lang;
 use crate::path::RawPath;
 
-/// Why a rule or a plan could not be built. The `Display` form is German; see [`RuleError::describe`].
+/// Why a rule or a plan could not be built. The `Display` form is German; the agent's presentation
+/// renders it in English too.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
     #[error("Platzhalter {name} in „{text}“ ist nicht gesetzt")]
@@ -43,30 +43,6 @@ pub enum RuleError {
     NoHome,
     #[error("scope: system gibt es nur unter Linux")]
     SystemScopeOnWindows,
-}
-
-impl RuleError {
-    /// The message in the user's language.
-    pub fn describe(&self, lang: Lang) -> String {
-        match (self, lang) {
-            (_, Lang::De) => self.to_string(),
-            (RuleError::Unset { text, name }, Lang::En) => {
-                format!("placeholder {name} in \"{text}\" is not set")
-            }
-            (RuleError::Invalid { rule, message }, Lang::En) => {
-                format!("invalid rule \"{rule}\": {message}")
-            }
-            (RuleError::NotAbsolute { path }, Lang::En) => {
-                format!("path \"{path}\" is not absolute")
-            }
-            (RuleError::NoHome, Lang::En) => {
-                "home folder unknown (HOME or USERPROFILE is not set)".to_owned()
-            }
-            (RuleError::SystemScopeOnWindows, Lang::En) => {
-                "scope: system exists on Linux only".to_owned()
-            }
-        }
-    }
 }
 
 /// The home (Linux `HOME`) or profile folder (Windows `USERPROFILE`, else `C:\Users\%USERNAME%`).
@@ -703,12 +679,5 @@ mod tests {
         assert!(!r.excludes(&RawPath::from(r"C:\Windows\Fonts\a.ttf"), false));
         let r = w.for_root(&RawPath::from(r"C:\"));
         assert!(r.excludes(&RawPath::from(r"C:\Windows\Fonts\a.ttf"), false));
-    }
-
-    #[test]
-    fn error_messages_in_both_languages() {
-        let e = RuleError::NotAbsolute { path: "x".into() };
-        assert!(e.describe(Lang::De).contains("nicht absolut"));
-        assert!(e.describe(Lang::En).contains("not absolute"));
     }
 }

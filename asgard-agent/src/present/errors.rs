@@ -3,6 +3,8 @@
 
 use asgard_core::Lang;
 
+use asgard_core::rules::RuleError;
+
 use crate::config::ConfigError;
 use crate::runlock::LockError;
 
@@ -25,6 +27,30 @@ impl Describe for ConfigError {
             }
             (ConfigError::Parse { path, message }, Lang::En) => {
                 format!("error in config file {}: {message}", path.display())
+            }
+        }
+    }
+}
+
+impl Describe for RuleError {
+    /// The `Display` form is the German message.
+    fn describe(&self, lang: Lang) -> String {
+        match (self, lang) {
+            (_, Lang::De) => self.to_string(),
+            (RuleError::Unset { text, name }, Lang::En) => {
+                format!("placeholder {name} in \"{text}\" is not set")
+            }
+            (RuleError::Invalid { rule, message }, Lang::En) => {
+                format!("invalid rule \"{rule}\": {message}")
+            }
+            (RuleError::NotAbsolute { path }, Lang::En) => {
+                format!("path \"{path}\" is not absolute")
+            }
+            (RuleError::NoHome, Lang::En) => {
+                "home folder unknown (HOME or USERPROFILE is not set)".to_owned()
+            }
+            (RuleError::SystemScopeOnWindows, Lang::En) => {
+                "scope: system exists on Linux only".to_owned()
             }
         }
     }
@@ -62,6 +88,13 @@ impl Describe for LockError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rule_error_messages_in_both_languages() {
+        let e = RuleError::NotAbsolute { path: "x".into() };
+        assert!(e.describe(Lang::De).contains("nicht absolut"));
+        assert!(e.describe(Lang::En).contains("not absolute"));
+    }
 
     /// A second run learns that another one holds the lock, and which process.
     #[test]
