@@ -8,6 +8,8 @@
 //! - [`db`]: the redb metadata and every transaction of the API;
 //! - [`store`]: the [`store::ChunkStore`] trait and its backends;
 //! - [`gc`]: retention pruning and garbage collection of unreferenced chunks;
+//! - [`service`]: what the handlers (and later the web pages) do, without HTTP: the ingest of
+//!   uploads and commits, and the reads of restore;
 //! - [`api`]: the actix-web handlers;
 //! - [`tls`]: the certificate and its fingerprint;
 //! - [`maintenance`]: the admin tasks (stats, db-backup, ...) and the admin channel that runs them
@@ -21,7 +23,11 @@ pub mod db;
 pub mod gc;
 pub mod lock;
 pub mod maintenance;
+pub mod service;
 pub mod store;
 pub mod timefmt;
 pub mod tls;
 pub mod verify;
+
+#[cfg(test)]
+pub(crate) mod testutil;

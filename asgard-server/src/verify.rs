@@ -714,9 +714,15 @@ mod tests {
                     plain_len: p.len() as u32,
                 });
             }
-            self.db
-                .record_upload(a.user_id, &list, 1, &self.store)
-                .unwrap();
+            crate::service::ingest::record_verified(
+                &self.db,
+                &self.store,
+                a.user_id,
+                &list,
+                &[],
+                1,
+            )
+            .unwrap();
         }
 
         /// Uploads and commits one file of these parts; returns the version id.
@@ -865,7 +871,7 @@ mod tests {
             stored_len: stored_x.len() as u64,
             plain_len: x.len() as u32,
         };
-        e.db.record_upload_healing(a.user_id, &[up], &[up.id], 5, &e.store)
+        crate::service::ingest::record_verified(&e.db, &e.store, a.user_id, &[up], &[up.id], 5)
             .unwrap();
         assert!(!e.bad(&x));
         let r = e.verify(opts());
