@@ -3,6 +3,7 @@
 //! function here (through `api::blocking`, since everything here is synchronous and does I/O) and
 //! turns the result or the [`ServiceError`] into an answer.
 //!
+//! - `login`: login, with the list of files an authenticated device must re-read;
 //! - [`ingest`]: `check`, the upload of chunks (verify, dedupe, heal, store, record) and `commit`;
 //! - `read`: restore of one version as verified plaintext (with ranges), the manifests of many
 //!   versions, chunks in stored form for `fetch`, and the `chunks_served` counter.
@@ -10,6 +11,7 @@
 //! Nothing here knows actix-web; the database and the store are passed in.
 
 pub mod ingest;
+pub(crate) mod login;
 pub(crate) mod read;
 
 use asgard_core::ChunkId;

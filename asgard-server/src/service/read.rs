@@ -370,26 +370,4 @@ pub(crate) fn fetch(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges() {
-        use RangeSpec::*;
-        let p = |h: &str, size| parse_range(Some(h), size);
-        assert_eq!(parse_range(None, 10), Full);
-        assert_eq!(p("bytes=0-4", 10), Part { start: 0, end: 4 });
-        assert_eq!(p("bytes=5-", 10), Part { start: 5, end: 9 });
-        assert_eq!(p("bytes=-3", 10), Part { start: 7, end: 9 });
-        assert_eq!(p("bytes=-30", 10), Part { start: 0, end: 9 });
-        assert_eq!(p("bytes=8-100", 10), Part { start: 8, end: 9 });
-        assert_eq!(p("bytes=10-", 10), Unsatisfiable);
-        assert_eq!(p("bytes=10-12", 10), Unsatisfiable);
-        assert_eq!(p("bytes=-0", 10), Unsatisfiable);
-        assert_eq!(p("bytes=0-", 0), Unsatisfiable);
-        assert_eq!(p("bytes=5-2", 10), Full);
-        assert_eq!(p("bytes=0-1,4-5", 10), Full);
-        assert_eq!(p("items=0-1", 10), Full);
-        assert_eq!(p("bytes=a-b", 10), Full);
-    }
-}
+mod tests;
