@@ -1,9 +1,9 @@
 //! The chunk index and who owns what: `check` (with its lease), the record of an upload, the
 //! chunk records and refcounts, and the ownership reads of restore.
 //!
-//! A user may read or reference a chunk only if [`USER_CHUNKS`] says they own it (they uploaded it,
-//! or `check` told them it need not be uploaded because they already own it), so one user learns
-//! nothing of another's data. The chunk bytes themselves live in the [`crate::store::ChunkStore`];
+//! A user may read or reference a chunk only if [`USER_CHUNKS`] says they own it (they uploaded
+//! it; `check` answers "not missing" only for chunks the user owns), so one user learns nothing of
+//! another's data, not even whether a chunk exists. The chunk bytes themselves live in the [`crate::store::ChunkStore`];
 //! no function here calls the store: whoever records an upload asks the store first, under an
 //! [`UploadFence`] (see [`Db::record_upload_healing`]).
 
@@ -255,7 +255,8 @@ impl Db {
         Ok(new)
     }
 
-    /// The index records of `ids`, in order, from one read transaction (the upload handler).
+    /// The index records of `ids`, in order, from one read transaction (the dedupe of an upload in
+    /// `crate::service::ingest`).
     pub fn chunk_records(&self, ids: &[ChunkId]) -> Result<Vec<Option<ChunkRec>>> {
         let txn = self.read()?;
         let t = txn.open_table(CHUNKS)?;
