@@ -557,3 +557,41 @@ fn a_chunk_sent_twice_in_one_request_counts_once() {
     let s = db.stats().unwrap();
     assert_eq!((s.chunks, s.stored_bytes), (1, c.stored_len));
 }
+
+/// The record adds a chunk the index lacks only if the caller's store lookup found it: a chunk
+/// the GC removed after the upload skipped or wrote it is left out, and its commit is refused.
+#[test]
+fn a_chunk_the_index_lacks_is_recorded_only_if_the_store_has_it() {
+    let (_dir, db) = open();
+    let (_, a) = register(&db, "ute", "pc");
+    let list = crate::testutil::uploaded(&[b"kept", b"vanished"]);
+    let in_store = HashSet::from([list[0].id]);
+    let new = db
+        .record_upload(&db.upload_fence(), a.user_id, &list, now_us(), &in_store)
+        .unwrap();
+    assert_eq!(new, 1);
+    assert!(db.chunk_record(&list[0].id).unwrap().is_some());
+    assert!(db.chunk_record(&list[1].id).unwrap().is_none());
+    assert_eq!(db.stats().unwrap().stored_bytes, list[0].stored_len);
+    // A chunk the index knows needs no word from the store (its lease is renewed).
+    let again = db
+        .record_upload(
+            &db.upload_fence(),
+            a.user_id,
+            &list[..1],
+            now_us(),
+            &HashSet::new(),
+        )
+        .unwrap();
+    assert_eq!(again, 0);
+    assert!(matches!(
+        db.commit(
+            a.user_id,
+            a.device_id,
+            &[file("/f", &[b"vanished"])],
+            4,
+            now_us()
+        ),
+        Err(DbError::MissingChunks(_))
+    ));
+}
