@@ -5,12 +5,13 @@
 //! `docs/ARCHITECTURE.md`):
 //!
 //! - [`api`]: the actix-web handlers: parse, authorise, call one function below, answer;
-//! - [`ops`]: every admin task (gc, verify, db-backup, stats, locate, devices, users), where it
-//!   runs (in-process or in the server through the admin channel), the periodic jobs and the
-//!   event stream of their results;
 //! - [`control`]: the admin's command interface: a task runs in-process on a stopped data
 //!   directory or in the running server through the admin channel;
 //! - [`present`]: reports and errors as text for people, in a language passed per call;
+//! - [`service`]: what the handlers (and later the web pages) do, without HTTP: the ingest of
+//!   uploads and commits, and the reads of restore;
+//! - [`ops`]: every admin task (gc, verify, db-backup, stats, locate, devices, users), the
+//!   periodic jobs and the event stream of their results;
 //! - [`db`]: the redb metadata and every transaction;
 //! - [`store`]: the [`store::ChunkStore`] trait and its backends;
 //! - [`config`]: the YAML configuration; [`lock`]: one process per data directory; [`tls`]: the
@@ -23,7 +24,9 @@ pub mod db;
 pub mod lock;
 pub mod ops;
 pub mod present;
+pub mod service;
 pub mod store;
 pub mod tls;
 
-pub use ops::{gc, verify};
+#[cfg(test)]
+pub(crate) mod testutil;

@@ -1,4 +1,5 @@
-//! The server's redb metadata writes in batches: `record_upload` of N chunks and `commit` of N file
+//! The server's redb metadata writes in batches: the record of an upload of N chunks
+//! (`ingest::record_verified`: the index lookup, then `Db::record_upload`) and `commit` of N file
 //! entries per write transaction, for N = 1, 100 and 1000. Each transaction is durable (redb syncs
 //! on commit), so the per-transaction cost shows what batching saves.
 
@@ -7,6 +8,7 @@ use std::cell::Cell;
 use asgard_core::protocol::{ChunkRef, CommitEntry, FileMeta};
 use asgard_core::{ChunkParams, RawPath};
 use asgard_server::db::UploadedChunk;
+use asgard_server::service::ingest;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 mod common;
@@ -38,11 +40,13 @@ fn record_upload(c: &mut Criterion) {
                 // New chunks every time: each transaction inserts n index entries.
                 let start = next.get();
                 next.set(start + n as u64);
-                db.record_upload(
+                ingest::record_verified(
+                    &db,
+                    &IndexOnlyStore,
                     auth.user_id,
                     &uploaded(start..start + n as u64),
+                    &[],
                     T0,
-                    &IndexOnlyStore,
                 )
                 .unwrap()
             })
@@ -56,8 +60,15 @@ fn commit(c: &mut Criterion) {
     let (db, auth) = open_db(dir.path());
     // The chunks the versions reference, owned by the user.
     const POOL: u64 = 4096;
-    db.record_upload(auth.user_id, &uploaded(0..POOL), T0, &IndexOnlyStore)
-        .unwrap();
+    ingest::record_verified(
+        &db,
+        &IndexOnlyStore,
+        auth.user_id,
+        &uploaded(0..POOL),
+        &[],
+        T0,
+    )
+    .unwrap();
     let next = Cell::new(0u64);
     let mut g = c.benchmark_group("db_commit");
     g.sample_size(10);

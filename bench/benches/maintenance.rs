@@ -11,7 +11,8 @@ use std::time::Instant;
 use asgard_core::protocol::{ChunkRef, CommitEntry, FileMeta};
 use asgard_core::{ChunkParams, RawPath};
 use asgard_server::db::{Auth, Db, UploadedChunk};
-use asgard_server::gc::{self, GcOptions};
+use asgard_server::ops::gc::{self, GcOptions};
+use asgard_server::service::ingest;
 
 mod common;
 use common::{IndexOnlyStore, T0, chunk_id};
@@ -32,7 +33,7 @@ pub fn build_index(dir: &std::path::Path, n: u64) -> (Db, Auth) {
                 plain_len: 131_072,
             })
             .collect();
-        db.record_upload(auth.user_id, &list, T0, &store).unwrap();
+        ingest::record_verified(&db, &store, auth.user_id, &list, &[], T0).unwrap();
     }
     let referenced: Vec<u64> = (0..n).step_by(2).collect();
     for (f, files) in referenced

@@ -18,8 +18,9 @@ use asgard_core::protocol::{ChunkRef, CommitEntry, FileMeta, LoginRequest, MAX_C
 use asgard_core::{ChunkId, ChunkParams, RawPath, stored};
 use asgard_server::config::Registration;
 use asgard_server::db::{Db, LoginPolicy, UploadedChunk, hash_token};
+use asgard_server::ops::verify::{self, VerifyOptions};
+use asgard_server::service::ingest;
 use asgard_server::store::LocalStore;
-use asgard_server::verify::{self, VerifyOptions};
 
 const CHUNKS_PER_FILE: usize = 10;
 
@@ -116,8 +117,7 @@ fn build(dir: &Path, n: usize) -> (Db, LocalStore) {
                 size = 0;
             }
         }
-        db.record_upload(auth.user_id, &uploaded, 2, &store)
-            .unwrap();
+        ingest::record_verified(&db, &store, auth.user_id, &uploaded, &[], 2).unwrap();
         db.commit(auth.user_id, auth.device_id, &entries, 4, 3)
             .unwrap();
         i = end;

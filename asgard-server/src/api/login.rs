@@ -1,12 +1,11 @@
 //! `POST /api/login`: register a device or authenticate it.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use asgard_core::protocol::{
-    DeviceStatus, LoginRequest, LoginResponse, MAX_REREAD_PATHS, PROTOCOL_VERSION,
-};
+use asgard_core::protocol::{LoginRequest, LoginResponse, PROTOCOL_VERSION};
 
 use super::{ApiError, AppState, bearer, blocking};
 use crate::db::{LoginPolicy, hash_token, now_us};
+use crate::service::login::LoginAnswer;
 
 /// User and device names: 1..=128 characters, no control characters.
 pub fn valid_name(name: &str) -> bool {
@@ -33,26 +32,20 @@ pub async fn login(
     let token_hash = bearer(&req)?.map(|t| hash_token(&t));
     let st = state.clone();
     let request = body.clone();
-    let outcome = blocking(move || {
+    let answer = blocking(move || {
         let policy = LoginPolicy {
             registration: st.config.registration,
             enrollment_key: st.config.enrollment_key.as_deref(),
         };
-        let outcome = st.db.login(&request, token_hash, policy, now_us())?;
-        // A device that logs in with its token may hold files that reference chunks verify
-        // found bad: tell it which, so that it re-reads them (a new registration has no cache).
-        let reread = match token_hash {
-            Some(hash) if outcome.status == DeviceStatus::Active => {
-                let auth = st.db.authenticate(&hash)?;
-                st.db
-                    .reread_paths(auth.user_id, auth.device_id, MAX_REREAD_PATHS)?
-            }
-            _ => (Vec::new(), false),
-        };
-        Ok((outcome, reread))
+        let answer = crate::service::login::login(&st.db, &request, token_hash, policy, now_us())?;
+        Ok(answer)
     })
     .await?;
-    let (outcome, (reread, reread_truncated)) = outcome;
+    let LoginAnswer {
+        outcome,
+        reread,
+        reread_truncated,
+    } = answer;
     if !reread.is_empty() {
         tracing::info!(user = %body.user, device = %body.device, paths = reread.len(),
             truncated = reread_truncated, "device asked to re-read files that reference bad chunks");

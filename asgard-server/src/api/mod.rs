@@ -23,6 +23,7 @@ use asgard_core::{ChunkId, Lang};
 
 use crate::config::Config;
 use crate::db::{Auth, Db, DbError, hash_token};
+use crate::service::ServiceError;
 use crate::store::{ChunkStore, StoreError};
 
 /// Everything a handler needs.
@@ -170,9 +171,26 @@ impl From<DbError> for ApiError {
             DbError::Deleted => ApiError::Deleted,
             e @ (DbError::Storage(_)
             | DbError::Encoding(_)
-            | DbError::Store(_)
             | DbError::Json(_)
             | DbError::Schema(_)) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Db(e) => e.into(),
+            ServiceError::BadRequest(d) => ApiError::BadRequest(d),
+            ServiceError::ChunkHashMismatch(id) => ApiError::ChunkHashMismatch(id),
+            ServiceError::ChunkTooLarge(id) => ApiError::ChunkTooLarge(id.to_hex()),
+            ServiceError::ChunkCorrupt(id, d) => ApiError::ChunkCorrupt(id, d),
+            ServiceError::BadEntry(d) => ApiError::BadEntry(d),
+            ServiceError::NotFound => ApiError::NotFound,
+            ServiceError::RangeNotSatisfiable(size) => ApiError::RangeNotSatisfiable(size),
+            e @ (ServiceError::Store(_)
+            | ServiceError::Damaged { .. }
+            | ServiceError::Internal(_)) => ApiError::Internal(e.to_string()),
         }
     }
 }

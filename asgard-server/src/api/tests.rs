@@ -10,8 +10,7 @@ use serde_json::{Value, json};
 
 use super::{AppState, routes};
 use crate::config::{Config, Registration};
-use crate::db::Db;
-use crate::store::LocalStore;
+use crate::testutil::TempServer;
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -19,18 +18,21 @@ struct Env {
 }
 
 fn env(registration: Registration) -> Env {
-    let dir = tempfile::tempdir().unwrap();
+    let server = TempServer::new();
     let config = Config {
-        data_dir: dir.path().to_path_buf(),
+        data_dir: server.dir.path().to_path_buf(),
         registration,
         ..Config::default()
     };
     let state = web::Data::new(AppState {
-        db: Arc::new(Db::open(&dir.path().join("asgard.redb")).unwrap()),
-        store: Arc::new(LocalStore::open(&dir.path().join("chunks")).unwrap()),
+        db: server.db,
+        store: server.store,
         config: Arc::new(config),
     });
-    Env { _dir: dir, state }
+    Env {
+        _dir: server.dir,
+        state,
+    }
 }
 
 macro_rules! app {
@@ -417,10 +419,10 @@ async fn damaged_chunk_is_named_at_login_asked_for_by_check_and_healed_by_upload
         .join(&id.to_hex()[2..4])
         .join(id.to_hex());
     std::fs::write(&file, stored::encode_raw(b"rotten bits")).unwrap();
-    let report = crate::verify::run(
+    let report = crate::ops::verify::run(
         &env.state.db,
         &*env.state.store,
-        &crate::verify::VerifyOptions::default(),
+        &crate::ops::verify::VerifyOptions::default(),
         crate::db::now_us(),
     )
     .unwrap();

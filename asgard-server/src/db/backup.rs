@@ -19,6 +19,7 @@ use redb::{
     TableDefinition, TableHandle, Value,
 };
 
+use super::schema::for_each_table;
 use super::{
     CHUNKS, DEVICES, Db, DbError, KEEP_OVERRIDES, META, META_JSON, PATHS, REREAD, RUNS, Result,
     TOKENS, USER_CHUNKS, USERS, VERSIONS,
@@ -34,26 +35,6 @@ pub struct BackupSummary {
     pub tables: usize,
     pub rows: u64,
     pub bytes: u64,
-}
-
-/// Calls `$f!(TABLE)`-style code for every table of the database. Adding a table to `db/mod.rs`
-/// means adding it here, or `backup_to` refuses to run (it checks that the source holds no table
-/// it does not know), and the unit test below fails.
-macro_rules! for_each_table {
-    ($m:ident) => {
-        $m!(USERS);
-        $m!(DEVICES);
-        $m!(TOKENS);
-        $m!(CHUNKS);
-        $m!(USER_CHUNKS);
-        $m!(PATHS);
-        $m!(VERSIONS);
-        $m!(RUNS);
-        $m!(KEEP_OVERRIDES);
-        $m!(REREAD);
-        $m!(META);
-        $m!(META_JSON);
-    };
 }
 
 /// Tables that every valid database has; `meta_json`, `keep_overrides` and `reread` are newer and
@@ -232,8 +213,8 @@ pub fn check_database(path: &Path) -> Result<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{commit, file, register, upload};
     use super::*;
+    use crate::testutil::{commit, file, register, upload};
     use redb::ReadableTableMetadata as _;
 
     #[test]

@@ -1,12 +1,43 @@
-//! The garbage collector's transactions on the chunk index. The phases, the locks and why they are
-//! safe are described in `crate::gc`; every function here is one short transaction, and every
-//! write transaction re-checks what it changes, so a decision taken in a read batch never acts on
-//! a chunk that was referenced or leased in the meantime.
+//! The garbage collector's transactions: the pruning pass over the paths (retention, expired
+//! deletions) and the two phases on the chunk index. The phases, the locks and why they are safe
+//! are described in `crate::ops::gc`; every function here is one short transaction, and every write
+//! transaction re-checks what it changes, so a decision taken in a read batch never acts on a
+//! chunk that was referenced or leased, or a path that was committed to, in the meantime.
 
 use asgard_core::ChunkId;
 use redb::ReadableTable;
 
-use super::{CHUNKS, ChunkRec, Db, META, Result, USER_CHUNKS, USERS, UserRec, dec, enc};
+use super::versions::{apply_retention, retention_drops};
+use super::{
+    CHUNKS, ChunkRec, Db, KEEP_OVERRIDES, META, PATHS, PathRec, Result, STORED_BYTES, USER_CHUNKS,
+    USERS, UserRec, VERSIONS, VersionRec, adjust_refcount, dec, enc,
+};
+
+/// A key of the paths table, owned: (user id, device id, path bytes).
+pub type PathKey = (u64, u64, Vec<u8>);
+
+/// What the pruning pass found in one read batch of paths.
+#[derive(Debug, Default)]
+pub struct PathBatch {
+    /// Paths looked at.
+    pub scanned: usize,
+    /// The last key read: the next batch starts after it. `None` when the table is exhausted.
+    pub last: Option<PathKey>,
+    /// Paths that retention or the deleted-path expiry would change.
+    pub prune: Vec<PathKey>,
+    /// Versions those changes would drop (at read time).
+    pub versions: u64,
+}
+
+/// The retention rules a pruning pass applies.
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionRules {
+    /// `keep_versions` for users without their own setting.
+    pub keep_versions: u32,
+    /// The versions of a path deleted at least this long ago all go.
+    pub deleted_keep_us: i64,
+    pub now_us: i64,
+}
 
 /// What a GC pass does with one chunk record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,23 +202,138 @@ impl Db {
                 freed += rec.stored_len;
                 removed.push((*id, rec.stored_len));
             }
-            let total = meta.get("stored_bytes")?.map(|g| g.value()).unwrap_or(0);
-            meta.insert("stored_bytes", total.saturating_sub(freed))?;
+            let total = meta.get(STORED_BYTES)?.map(|g| g.value()).unwrap_or(0);
+            meta.insert(STORED_BYTES, total.saturating_sub(freed))?;
         }
         txn.commit()?;
         Ok(removed)
     }
+}
 
-    /// Which of `ids` the chunk index lacks (one read transaction).
-    pub fn chunks_unknown(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
+impl Db {
+    /// Reads up to `limit` paths after `after` and finds those the retention rules would change.
+    /// Reads one version per path, and all of a path's versions only when it has more than it may
+    /// keep, so a pass over millions of paths stays cheap.
+    pub fn prune_scan(
+        &self,
+        after: Option<&PathKey>,
+        limit: usize,
+        rules: RetentionRules,
+    ) -> Result<PathBatch> {
         let txn = self.read()?;
-        let chunks = txn.open_table(CHUNKS)?;
-        let mut out = Vec::new();
-        for id in ids {
-            if chunks.get(&id.0)?.is_none() {
-                out.push(*id);
+        let paths = txn.open_table(PATHS)?;
+        let versions = txn.open_table(VERSIONS)?;
+        let keeps = txn.open_table(KEEP_OVERRIDES)?;
+        let lower = match after {
+            Some((u, d, p)) => std::ops::Bound::Excluded((*u, *d, p.as_slice())),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut batch = PathBatch::default();
+        let range = paths.range::<(u64, u64, &[u8])>((lower, std::ops::Bound::Unbounded))?;
+        for row in range.take(limit) {
+            let (k, v) = row?;
+            let (user_id, device_id, path) = k.value();
+            let key = (user_id, device_id, path.to_vec());
+            batch.scanned += 1;
+            let prec: PathRec = dec(v.value())?;
+            let keep = keeps
+                .get(user_id)?
+                .map_or(rules.keep_versions, |g| g.value());
+            let newest = match prec.versions.last() {
+                Some(&id) => versions
+                    .get(id)?
+                    .map(|g| VersionRec::decode(g.value()))
+                    .transpose()?,
+                None => None,
+            };
+            let drops = if newest.is_some_and(|v| deletion_expired(&v, rules)) {
+                prec.versions.len() as u64
+            } else if prec.versions.len() > keep as usize {
+                let mut deleted = Vec::with_capacity(prec.versions.len());
+                for &id in &prec.versions {
+                    if let Some(g) = versions.get(id)? {
+                        deleted.push(VersionRec::decode(g.value())?.deleted);
+                    }
+                }
+                retention_drops(&deleted, keep)
+                    .iter()
+                    .filter(|d| **d)
+                    .count() as u64
+            } else {
+                0
+            };
+            if drops > 0 || prec.versions.is_empty() {
+                batch.prune.push(key.clone());
+                batch.versions += drops;
+            }
+            batch.last = Some(key);
+        }
+        if batch.scanned < limit {
+            batch.last = None;
+        }
+        Ok(batch)
+    }
+
+    /// Applies the retention rules to `keys` in one write transaction (re-reading each path) and
+    /// releases the chunk references of the dropped versions. Returns (versions dropped, paths
+    /// removed).
+    pub fn prune_paths(&self, keys: &[PathKey], rules: RetentionRules) -> Result<(u64, u64)> {
+        let txn = self.write()?;
+        let (mut dropped, mut removed) = (0u64, 0u64);
+        {
+            let mut chunks = txn.open_table(CHUNKS)?;
+            let mut paths = txn.open_table(PATHS)?;
+            let mut versions = txn.open_table(VERSIONS)?;
+            let keeps = txn.open_table(KEEP_OVERRIDES)?;
+            for (user_id, device_id, path) in keys {
+                let key = (*user_id, *device_id, path.as_slice());
+                let Some(mut prec) = paths
+                    .get(key)?
+                    .map(|g| dec::<PathRec>(g.value()))
+                    .transpose()?
+                else {
+                    continue;
+                };
+                let newest = match prec.versions.last() {
+                    Some(&id) => versions
+                        .get(id)?
+                        .map(|g| VersionRec::decode(g.value()))
+                        .transpose()?,
+                    None => None,
+                };
+                if prec.versions.is_empty() || newest.is_some_and(|v| deletion_expired(&v, rules)) {
+                    for id in std::mem::take(&mut prec.versions) {
+                        if let Some(v) = versions
+                            .remove(id)?
+                            .map(|g| VersionRec::decode(g.value()))
+                            .transpose()?
+                        {
+                            for (chunk, _) in &v.chunks {
+                                adjust_refcount(&mut chunks, chunk, -1)?;
+                            }
+                            dropped += 1;
+                        }
+                    }
+                    paths.remove(key)?;
+                    removed += 1;
+                    continue;
+                }
+                let keep = keeps
+                    .get(*user_id)?
+                    .map_or(rules.keep_versions, |g| g.value());
+                let n = apply_retention(&mut prec, &mut versions, &mut chunks, keep)?;
+                if n > 0 {
+                    paths.insert(key, enc(&prec)?.as_slice())?;
+                    dropped += u64::from(n);
+                }
             }
         }
-        Ok(out)
+        txn.commit()?;
+        Ok((dropped, removed))
     }
+}
+
+/// Whether `newest` is a deletion marker older than `deleted_keep_days`: the path's versions go.
+fn deletion_expired(newest: &VersionRec, rules: RetentionRules) -> bool {
+    newest.deleted && newest.time_us.saturating_add(rules.deleted_keep_us) <= rules.now_us
 }

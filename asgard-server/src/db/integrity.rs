@@ -3,7 +3,7 @@
 //!
 //! Every walk reads one batch per read transaction and returns a cursor, so verify never holds
 //! the whole index in memory nor one read transaction for the whole run (which would pin old
-//! pages of the database file while backups go on). The orchestration lives in `crate::verify`.
+//! pages of the database file while backups go on). The orchestration lives in `crate::ops::verify`.
 
 use std::collections::HashMap;
 

@@ -9,7 +9,9 @@ use asgard_core::protocol::{RunInfo, RunReport, RunSummary};
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use super::{DEVICES, Db, DeviceRec, META, RUNS, Result, USERS, UserRec, dec, enc, next_id};
+use super::{
+    DEVICES, Db, DeviceRec, META, NEXT_RUN_ID, RUNS, Result, USERS, UserRec, dec, enc, next_id,
+};
 
 /// Run reports kept per device; older ones are dropped when a new one arrives.
 pub const KEEP_RUNS: usize = 50;
@@ -81,7 +83,7 @@ impl Db {
         let id = {
             let mut runs = txn.open_table(RUNS)?;
             let mut meta = txn.open_table(META)?;
-            let id = next_id(&mut meta, "next_run_id")?;
+            let id = next_id(&mut meta, NEXT_RUN_ID)?;
             runs.insert((user_id, device_id, id), enc(rec)?.as_slice())?;
             let range = (user_id, device_id, 0)..=(user_id, device_id, u64::MAX);
             let mut keys = Vec::new();
@@ -158,36 +160,10 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Registration;
-    use crate::db::{LoginPolicy, hash_token, now_us};
-    use asgard_core::protocol::LoginRequest;
-
-    fn open() -> (tempfile::TempDir, Db) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("asgard.redb")).unwrap();
-        (dir, db)
-    }
+    use crate::testutil::open_db as open;
 
     fn register(db: &Db, user: &str, device: &str) -> crate::db::Auth {
-        let req = LoginRequest {
-            protocol_version: 1,
-            user: user.into(),
-            device: device.into(),
-            os: "linux".into(),
-            os_version: "6".into(),
-            agent_version: "0.1".into(),
-            enrollment_key: None,
-        };
-        let policy = LoginPolicy {
-            registration: Registration::Open,
-            enrollment_key: None,
-        };
-        let token = db
-            .login(&req, None, policy, now_us())
-            .unwrap()
-            .token
-            .unwrap();
-        db.authenticate(&hash_token(&token)).unwrap()
+        crate::testutil::register(db, user, device).1
     }
 
     fn rec(seen: u64, exit_code: u8) -> RunRec {

@@ -1,4 +1,5 @@
-//! The statistics of `asgard-server stats`, `/metrics` and (later) the admin pages.
+//! The statistics of `asgard-server stats`, `/metrics` and (later) the admin pages, and the JSON
+//! blobs (last GC, last verify) that tools leave for them.
 //!
 //! Everything is computed from one read transaction, so the figures fit together. Logical and
 //! plain bytes are summed by streaming over the version and chunk tables: memory stays constant
@@ -10,12 +11,23 @@
 //! snapshot).
 
 use redb::{ReadableTable, ReadableTableMetadata};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CHUNKS, ChunkRec, DEVICES, Db, META_JSON, META_LAST_GC, META_LAST_VERIFY, Result, USERS,
-    VERSIONS, dec,
+    CHUNKS, ChunkRec, DEVICES, Db, DbError, META, META_JSON, META_LAST_GC, META_LAST_VERIFY,
+    Result, STORED_BYTES, USERS, VERSIONS, dec,
 };
+
+/// Gauges for `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stats {
+    pub users: u64,
+    pub devices: u64,
+    pub versions: u64,
+    pub chunks: u64,
+    pub stored_bytes: u64,
+}
 
 /// The figures of `stats --json`; the JSON keys are part of the interface.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -63,6 +75,44 @@ fn ratio(num: u64, den: u64) -> Option<f64> {
 }
 
 impl Db {
+    /// Gauges for `/metrics`.
+    pub fn stats(&self) -> Result<Stats> {
+        let txn = self.read()?;
+        Ok(Stats {
+            users: txn.open_table(USERS)?.len()?,
+            devices: txn.open_table(DEVICES)?.len()?,
+            versions: txn.open_table(VERSIONS)?.len()?,
+            chunks: txn.open_table(CHUNKS)?.len()?,
+            stored_bytes: txn
+                .open_table(META)?
+                .get(STORED_BYTES)?
+                .map(|g| g.value())
+                .unwrap_or(0),
+        })
+    }
+
+    /// Stores `value` as JSON under `key` in the blob table (its own write transaction). Keys in
+    /// use: [`META_LAST_GC`], [`META_LAST_VERIFY`].
+    pub fn set_meta_json<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        let text = serde_json::to_string(value).map_err(|e| DbError::Json(e.to_string()))?;
+        let txn = self.write()?;
+        txn.open_table(META_JSON)?.insert(key, text.as_str())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The JSON blob stored under `key`, decoded as `T`; `None` when the key was never written.
+    pub fn get_meta_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let txn = self.read()?;
+        let table = txn.open_table(META_JSON)?;
+        let Some(g) = table.get(key)? else {
+            return Ok(None);
+        };
+        serde_json::from_str(g.value())
+            .map(Some)
+            .map_err(|e| DbError::Json(format!("{key}: {e}")))
+    }
+
     /// Every figure of [`FullStats`], from one snapshot, streaming (constant memory).
     pub fn full_stats(&self) -> Result<FullStats> {
         let txn = self.read()?;
@@ -115,8 +165,8 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{commit, file, register, upload};
     use super::*;
+    use crate::testutil::{commit, file, register, upload};
 
     #[test]
     fn figures_count_retained_versions_and_distinct_chunks() {

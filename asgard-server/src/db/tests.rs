@@ -1,85 +1,13 @@
+use std::collections::HashSet;
+
 use super::*;
-use crate::store::ChunkStore;
-use asgard_core::protocol::{ChunkRef, CommitEntry, CommitOutcome, CommitResponse, FileMeta};
-
-fn open() -> (tempfile::TempDir, Db) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(&dir.path().join("asgard.redb")).unwrap();
-    (dir, db)
-}
-
-fn req(user: &str, device: &str) -> LoginRequest {
-    LoginRequest {
-        protocol_version: 1,
-        user: user.into(),
-        device: device.into(),
-        os: "linux".into(),
-        os_version: "6".into(),
-        agent_version: "0.1".into(),
-        enrollment_key: None,
-    }
-}
-
-const OPEN: LoginPolicy<'static> = LoginPolicy {
-    registration: Registration::Open,
-    enrollment_key: None,
+use crate::config::Registration;
+use crate::testutil::{
+    OPEN, commit, file, login_request as req, open_db as open, register, upload,
 };
-
-pub(crate) fn register(db: &Db, user: &str, device: &str) -> (String, Auth) {
-    let out = db.login(&req(user, device), None, OPEN, now_us()).unwrap();
-    let token = out.token.unwrap();
-    let auth = db.authenticate(&hash_token(&token)).unwrap();
-    (token, auth)
-}
-
-pub(crate) fn upload(db: &Db, a: &Auth, data: &[&[u8]]) -> Vec<ChunkId> {
-    let list: Vec<UploadedChunk> = data
-        .iter()
-        .map(|d| UploadedChunk {
-            id: ChunkId::of(d),
-            stored_len: d.len() as u64 + 1,
-            plain_len: d.len() as u32,
-        })
-        .collect();
-    // The record checks that the files of chunks new to the index exist: put them first.
-    let dir = tempfile::tempdir().unwrap();
-    let store = crate::store::LocalStore::open(dir.path()).unwrap();
-    for d in data {
-        store
-            .put(&ChunkId::of(d), &asgard_core::stored::encode_raw(d))
-            .unwrap();
-    }
-    db.record_upload(a.user_id, &list, now_us(), &store)
-        .unwrap();
-    list.iter().map(|c| c.id).collect()
-}
-
-pub(crate) fn file(path: &str, parts: &[&[u8]]) -> CommitEntry {
-    let all: Vec<u8> = parts.concat();
-    CommitEntry::File {
-        path: RawPath::from(path),
-        meta: FileMeta {
-            size: all.len() as u64,
-            mtime_ns: 1,
-            mode: 0o644,
-            attributes: 0,
-            hash: ChunkId::of(&all),
-            params: ChunkParams::default(),
-            chunks: parts
-                .iter()
-                .map(|p| ChunkRef {
-                    id: ChunkId::of(p),
-                    len: p.len() as u32,
-                })
-                .collect(),
-        },
-    }
-}
-
-pub(crate) fn commit(db: &Db, a: &Auth, entries: &[CommitEntry], keep: u32) -> CommitResponse {
-    db.commit(a.user_id, a.device_id, entries, keep, now_us())
-        .unwrap()
-}
+use asgard_core::protocol::{CommitEntry, CommitOutcome, CommitResponse, DeviceStatus};
+use asgard_core::{ChunkId, ChunkParams, RawPath};
+use serde::Serialize;
 
 fn refcount(db: &Db, data: &[u8]) -> u64 {
     db.chunk_record(&ChunkId::of(data))
@@ -523,10 +451,18 @@ fn check_reports_bad_chunks_as_missing_for_every_owner() {
         stored_len: 100,
         plain_len: 6,
     };
-    let dir = tempfile::tempdir().unwrap();
-    let store = crate::store::LocalStore::open(dir.path()).unwrap();
-    db.record_upload_healing(b.user_id, &[healed], &[ids[0]], now_us(), &store)
-        .unwrap();
+    // The chunk is in the index: the store's presence answer is not asked for.
+    let fence = db.upload_fence();
+    db.record_upload_healing(
+        &fence,
+        b.user_id,
+        &[healed],
+        &[ids[0]],
+        now_us(),
+        &HashSet::new(),
+    )
+    .unwrap();
+    drop(fence);
     let rec = db.chunk_record(&ids[0]).unwrap().unwrap();
     assert_eq!((rec.bad_since_us, rec.stored_len), (None, 100));
     assert_eq!(db.stats().unwrap().stored_bytes, before - 7 + 100);
@@ -579,10 +515,17 @@ fn reread_paths_name_the_devices_files_on_bad_chunks() {
         stored_len: 4,
         plain_len: 3,
     };
-    let dir = tempfile::tempdir().unwrap();
-    let store = crate::store::LocalStore::open(dir.path()).unwrap();
-    db.record_upload_healing(a.user_id, &[healed], &[healed.id], now_us(), &store)
-        .unwrap();
+    let fence = db.upload_fence();
+    db.record_upload_healing(
+        &fence,
+        a.user_id,
+        &[healed],
+        &[healed.id],
+        now_us(),
+        &HashSet::new(),
+    )
+    .unwrap();
+    drop(fence);
     assert_eq!(
         db.reread_paths(a.user_id, a.device_id, 10).unwrap().0,
         vec![RawPath::from("/c")]
@@ -605,15 +548,50 @@ fn a_chunk_sent_twice_in_one_request_counts_once() {
         stored_len: data.len() as u64 + 1,
         plain_len: data.len() as u32,
     };
-    let dir = tempfile::tempdir().unwrap();
-    let store = crate::store::LocalStore::open(dir.path()).unwrap();
-    store
-        .put(&c.id, &asgard_core::stored::encode_raw(data))
-        .unwrap();
+    // The store holds it (the upload put it before the record).
+    let in_store = HashSet::from([c.id]);
     let new = db
-        .record_upload(a.user_id, &[c, c], now_us(), &store)
+        .record_upload(&db.upload_fence(), a.user_id, &[c, c], now_us(), &in_store)
         .unwrap();
     assert_eq!(new, 1);
     let s = db.stats().unwrap();
     assert_eq!((s.chunks, s.stored_bytes), (1, c.stored_len));
+}
+
+/// The record adds a chunk the index lacks only if the caller's store lookup found it: a chunk
+/// the GC removed after the upload skipped or wrote it is left out, and its commit is refused.
+#[test]
+fn a_chunk_the_index_lacks_is_recorded_only_if_the_store_has_it() {
+    let (_dir, db) = open();
+    let (_, a) = register(&db, "ute", "pc");
+    let list = crate::testutil::uploaded(&[b"kept", b"vanished"]);
+    let in_store = HashSet::from([list[0].id]);
+    let new = db
+        .record_upload(&db.upload_fence(), a.user_id, &list, now_us(), &in_store)
+        .unwrap();
+    assert_eq!(new, 1);
+    assert!(db.chunk_record(&list[0].id).unwrap().is_some());
+    assert!(db.chunk_record(&list[1].id).unwrap().is_none());
+    assert_eq!(db.stats().unwrap().stored_bytes, list[0].stored_len);
+    // A chunk the index knows needs no word from the store (its lease is renewed).
+    let again = db
+        .record_upload(
+            &db.upload_fence(),
+            a.user_id,
+            &list[..1],
+            now_us(),
+            &HashSet::new(),
+        )
+        .unwrap();
+    assert_eq!(again, 0);
+    assert!(matches!(
+        db.commit(
+            a.user_id,
+            a.device_id,
+            &[file("/f", &[b"vanished"])],
+            4,
+            now_us()
+        ),
+        Err(DbError::MissingChunks(_))
+    ));
 }

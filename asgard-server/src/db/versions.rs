@@ -1,50 +1,61 @@
-//! File versions: commit with retention, the GC's pruning pass, list and the lookup for restore.
+//! File versions: commit (with retention), list, the point-in-time lookup of one version and the
+//! batched reads of restore (many versions in one read transaction).
 //!
 //! Retention has two rules. A path keeps at most `keep` content versions (the user's own setting
 //! from `KEEP_OVERRIDES`, else the configured `keep_versions`): commit applies it to the paths it
-//! touches, and the GC's pruning pass applies it to every path (so a lowered setting takes effect
-//! everywhere). A path whose newest version is a deletion marker older than `deleted_keep_days`
-//! loses all its versions in the pruning pass. Either way the dropped versions release their chunk
-//! references in the same transaction; the chunks themselves are the GC's business.
+//! touches, and the GC's pruning pass (`gc.rs`) applies it to every path (so a lowered setting
+//! takes effect everywhere). A path whose newest version is a deletion marker older than
+//! `deleted_keep_days` loses all its versions in the pruning pass. Either way the dropped versions
+//! release their chunk references in the same transaction; the chunks themselves are the GC's
+//! business.
 
 use std::collections::HashSet;
 
 use asgard_core::protocol::{
     CommitEntry, CommitOutcome, CommitResponse, CommitResult, FileEntry, symlink_hash,
 };
-use asgard_core::{ChunkId, ChunkParams, RawPath};
+use asgard_core::{ChunkParams, RawPath};
 use redb::{ReadTransaction, ReadableTable};
 
 use super::{
-    CHUNKS, ChunkRec, DEVICES, Db, DbError, DeviceSel, KEEP_OVERRIDES, ListParams, META, PATHS,
-    PathRec, Result, USER_CHUNKS, VERSIONS, VersionRec, chunk_usable, dec, enc, encode_cursor,
+    CHUNKS, DEVICES, Db, DbError, KEEP_OVERRIDES, LAST_TIME_US, META, NEXT_VERSION_ID, PATHS,
+    PathRec, Result, USER_CHUNKS, VERSIONS, VersionRec, adjust_refcount, chunk_usable, dec, enc,
     next_id, user_devices,
 };
 
-/// A key of the paths table, owned: (user id, device id, path bytes).
-pub type PathKey = (u64, u64, Vec<u8>);
-
-/// What the pruning pass found in one read batch of paths.
-#[derive(Debug, Default)]
-pub struct PathBatch {
-    /// Paths looked at.
-    pub scanned: usize,
-    /// The last key read: the next batch starts after it. `None` when the table is exhausted.
-    pub last: Option<PathKey>,
-    /// Paths that retention or the deleted-path expiry would change.
-    pub prune: Vec<PathKey>,
-    /// Versions those changes would drop (at read time).
-    pub versions: u64,
+/// Which devices `list` covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSel {
+    Id(u64),
+    Named(String),
+    All,
 }
 
-/// The retention rules a pruning pass applies.
-#[derive(Debug, Clone, Copy)]
-pub struct RetentionRules {
-    /// `keep_versions` for users without their own setting.
-    pub keep_versions: u32,
-    /// The versions of a path deleted at least this long ago all go.
-    pub deleted_keep_us: i64,
-    pub now_us: i64,
+/// A `list` request after validation.
+#[derive(Debug, Clone)]
+pub struct ListParams {
+    pub devices: DeviceSel,
+    pub prefix: Option<RawPath>,
+    pub at_us: Option<i64>,
+    /// Continue after this (device id, path).
+    pub after: Option<(u64, Vec<u8>)>,
+    pub limit: usize,
+}
+
+/// The cursor text of `list`: hex of the device id (8 bytes, big endian) and the path bytes.
+pub fn encode_cursor(device_id: u64, path: &[u8]) -> String {
+    let mut b = device_id.to_be_bytes().to_vec();
+    b.extend_from_slice(path);
+    asgard_core::id::to_hex(&b)
+}
+
+pub fn decode_cursor(text: &str) -> Option<(u64, Vec<u8>)> {
+    let b = asgard_core::id::from_hex(text)?;
+    if b.len() < 8 {
+        return None;
+    }
+    let (id, path) = b.split_at(8);
+    Some((u64::from_be_bytes(id.try_into().ok()?), path.to_vec()))
 }
 
 impl Db {
@@ -91,9 +102,9 @@ impl Db {
                 return Err(DbError::MissingChunks(missing));
             }
 
-            let last = meta.get("last_time_us")?.map(|g| g.value() as i64);
+            let last = meta.get(LAST_TIME_US)?.map(|g| g.value() as i64);
             let time_us = last.map_or(now, |l| now.max(l + 1));
-            meta.insert("last_time_us", time_us as u64)?;
+            meta.insert(LAST_TIME_US, time_us as u64)?;
 
             let mut results = Vec::with_capacity(entries.len());
             let mut pruned = 0u32;
@@ -178,7 +189,7 @@ impl Db {
                         for (id, _) in &rec.chunks {
                             adjust_refcount(&mut chunks, id, 1)?;
                         }
-                        let id = next_id(&mut meta, "next_version_id")?;
+                        let id = next_id(&mut meta, NEXT_VERSION_ID)?;
                         versions.insert(id, enc(&rec)?.as_slice())?;
                         prec.versions.push(id);
                         pruned += apply_retention(&mut prec, &mut versions, &mut chunks, keep)?;
@@ -204,7 +215,7 @@ impl Db {
                                 chunks: Vec::new(),
                                 symlink_target: None,
                             };
-                            let id = next_id(&mut meta, "next_version_id")?;
+                            let id = next_id(&mut meta, NEXT_VERSION_ID)?;
                             versions.insert(id, enc(&rec)?.as_slice())?;
                             prec.versions.push(id);
                             CommitResult {
@@ -231,127 +242,6 @@ impl Db {
         };
         txn.commit()?;
         Ok(response)
-    }
-
-    /// Reads up to `limit` paths after `after` and finds those the retention rules would change.
-    /// Reads one version per path, and all of a path's versions only when it has more than it may
-    /// keep, so a pass over millions of paths stays cheap.
-    pub fn prune_scan(
-        &self,
-        after: Option<&PathKey>,
-        limit: usize,
-        rules: RetentionRules,
-    ) -> Result<PathBatch> {
-        let txn = self.read()?;
-        let paths = txn.open_table(PATHS)?;
-        let versions = txn.open_table(VERSIONS)?;
-        let keeps = txn.open_table(KEEP_OVERRIDES)?;
-        let lower = match after {
-            Some((u, d, p)) => std::ops::Bound::Excluded((*u, *d, p.as_slice())),
-            None => std::ops::Bound::Unbounded,
-        };
-        let mut batch = PathBatch::default();
-        let range = paths.range::<(u64, u64, &[u8])>((lower, std::ops::Bound::Unbounded))?;
-        for row in range.take(limit) {
-            let (k, v) = row?;
-            let (user_id, device_id, path) = k.value();
-            let key = (user_id, device_id, path.to_vec());
-            batch.scanned += 1;
-            let prec: PathRec = dec(v.value())?;
-            let keep = keeps
-                .get(user_id)?
-                .map_or(rules.keep_versions, |g| g.value());
-            let newest = match prec.versions.last() {
-                Some(&id) => versions
-                    .get(id)?
-                    .map(|g| VersionRec::decode(g.value()))
-                    .transpose()?,
-                None => None,
-            };
-            let drops = if newest.is_some_and(|v| deletion_expired(&v, rules)) {
-                prec.versions.len() as u64
-            } else if prec.versions.len() > keep as usize {
-                let mut deleted = Vec::with_capacity(prec.versions.len());
-                for &id in &prec.versions {
-                    if let Some(g) = versions.get(id)? {
-                        deleted.push(VersionRec::decode(g.value())?.deleted);
-                    }
-                }
-                retention_drops(&deleted, keep)
-                    .iter()
-                    .filter(|d| **d)
-                    .count() as u64
-            } else {
-                0
-            };
-            if drops > 0 || prec.versions.is_empty() {
-                batch.prune.push(key.clone());
-                batch.versions += drops;
-            }
-            batch.last = Some(key);
-        }
-        if batch.scanned < limit {
-            batch.last = None;
-        }
-        Ok(batch)
-    }
-
-    /// Applies the retention rules to `keys` in one write transaction (re-reading each path) and
-    /// releases the chunk references of the dropped versions. Returns (versions dropped, paths
-    /// removed).
-    pub fn prune_paths(&self, keys: &[PathKey], rules: RetentionRules) -> Result<(u64, u64)> {
-        let txn = self.write()?;
-        let (mut dropped, mut removed) = (0u64, 0u64);
-        {
-            let mut chunks = txn.open_table(CHUNKS)?;
-            let mut paths = txn.open_table(PATHS)?;
-            let mut versions = txn.open_table(VERSIONS)?;
-            let keeps = txn.open_table(KEEP_OVERRIDES)?;
-            for (user_id, device_id, path) in keys {
-                let key = (*user_id, *device_id, path.as_slice());
-                let Some(mut prec) = paths
-                    .get(key)?
-                    .map(|g| dec::<PathRec>(g.value()))
-                    .transpose()?
-                else {
-                    continue;
-                };
-                let newest = match prec.versions.last() {
-                    Some(&id) => versions
-                        .get(id)?
-                        .map(|g| VersionRec::decode(g.value()))
-                        .transpose()?,
-                    None => None,
-                };
-                if prec.versions.is_empty() || newest.is_some_and(|v| deletion_expired(&v, rules)) {
-                    for id in std::mem::take(&mut prec.versions) {
-                        if let Some(v) = versions
-                            .remove(id)?
-                            .map(|g| VersionRec::decode(g.value()))
-                            .transpose()?
-                        {
-                            for (chunk, _) in &v.chunks {
-                                adjust_refcount(&mut chunks, chunk, -1)?;
-                            }
-                            dropped += 1;
-                        }
-                    }
-                    paths.remove(key)?;
-                    removed += 1;
-                    continue;
-                }
-                let keep = keeps
-                    .get(*user_id)?
-                    .map_or(rules.keep_versions, |g| g.value());
-                let n = apply_retention(&mut prec, &mut versions, &mut chunks, keep)?;
-                if n > 0 {
-                    paths.insert(key, enc(&prec)?.as_slice())?;
-                    dropped += u64::from(n);
-                }
-            }
-        }
-        txn.commit()?;
-        Ok((dropped, removed))
     }
 
     /// Resolves the device names of a user: (id, name) sorted by id.
@@ -498,47 +388,29 @@ impl Db {
         }
         Ok((id, rec))
     }
-}
 
-/// Adds `delta` to a chunk's refcount. A chunk missing from the index or a count going below zero
-/// is a bug elsewhere: logged, never fatal for the commit.
-fn adjust_refcount(
-    chunks: &mut redb::Table<&[u8; 32], &[u8]>,
-    id: &[u8; 32],
-    delta: i64,
-) -> Result<()> {
-    let Some(mut rec) = chunks
-        .get(id)?
-        .map(|g| dec::<ChunkRec>(g.value()))
-        .transpose()?
-    else {
-        tracing::error!(chunk = %ChunkId(*id), delta, "refcount change for a chunk missing from the index");
-        return Ok(());
-    };
-    rec.refcount = match rec.refcount.checked_add_signed(delta) {
-        Some(v) => v,
-        None => {
-            tracing::error!(chunk = %ChunkId(*id), "refcount would go below zero");
-            0
+    /// The records of `ids` that belong to `user_id`, in request order; `None` for an id that does
+    /// not exist (any more) or belongs to another user, which look the same.
+    pub fn user_versions(&self, user_id: u64, ids: &[u64]) -> Result<Vec<Option<VersionRec>>> {
+        let txn = self.read()?;
+        let versions = txn.open_table(VERSIONS)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let rec = versions
+                .get(id)?
+                .map(|g| VersionRec::decode(g.value()))
+                .transpose()?
+                .filter(|r| r.user_id == user_id);
+            out.push(rec);
         }
-    };
-    if delta > 0 {
-        // A new reference saves a GC candidate: it must be found unreferenced afresh.
-        rec.gc_candidate_since_us = None;
+        Ok(out)
     }
-    chunks.insert(id, enc(&rec)?.as_slice())?;
-    Ok(())
-}
-
-/// Whether `newest` is a deletion marker older than `deleted_keep_days`: the path's versions go.
-fn deletion_expired(newest: &VersionRec, rules: RetentionRules) -> bool {
-    newest.deleted && newest.time_us.saturating_add(rules.deleted_keep_us) <= rules.now_us
 }
 
 /// Which versions retention drops, given whether each (oldest first) is a deletion marker: the
 /// oldest content versions beyond `keep`, then every deletion marker older than the oldest
 /// retained content version.
-fn retention_drops(deleted: &[bool], keep: u32) -> Vec<bool> {
+pub(super) fn retention_drops(deleted: &[bool], keep: u32) -> Vec<bool> {
     let content = deleted.iter().filter(|d| !**d).count();
     let mut excess = content.saturating_sub(keep as usize);
     let mut content_kept = false;
@@ -560,7 +432,7 @@ fn retention_drops(deleted: &[bool], keep: u32) -> Vec<bool> {
 
 /// Keeps at most `keep` content versions of a path (see [`retention_drops`]) and releases the
 /// chunk references of the dropped ones. Returns the number of versions dropped.
-fn apply_retention(
+pub(super) fn apply_retention(
     prec: &mut PathRec,
     versions: &mut redb::Table<u64, &[u8]>,
     chunks: &mut redb::Table<&[u8; 32], &[u8]>,

@@ -35,10 +35,12 @@
 //!   interleave with a running GC.
 //! - The **deletion fence** (`Db::deletion_fence`): the GC holds it exclusively from the
 //!   transaction that removes index entries until their files are deleted, and while it deletes
-//!   orphans; `Db::record_upload` holds it shared. An upload may skip writing a chunk the index
-//!   knew, or its fresh file may be taken for an orphan; its record transaction then finds no
-//!   entry and checks the file, which under the fence no half-done deletion can contradict. A
-//!   vanished chunk is left out of the record, and the commit that needs it is refused.
+//!   orphans; an upload holds it shared (`Db::upload_fence`, taken by
+//!   `service::ingest::record_verified`) from its store lookup to its record transaction. An
+//!   upload may skip writing a chunk the index knew, or its fresh file may be taken for an orphan;
+//!   for a chunk the index lacks, the service then asks the store (before the write transaction),
+//!   and under the fence no half-done deletion can contradict the answer. A vanished chunk is left
+//!   out of the record, and the commit that needs it is refused.
 //! - `Db::gc_running`: one pass at a time (the periodic one inside `serve`, one on demand).
 //! - One process owns a data directory (the lock file), so in-process locks suffice.
 //!

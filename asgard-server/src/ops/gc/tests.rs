@@ -82,8 +82,7 @@ impl Fx {
                 plain_len: p.len() as u32,
             });
         }
-        self.db
-            .record_upload(a.user_id, &list, now, &self.store)
+        crate::service::ingest::record_verified(&self.db, &self.store, a.user_id, &list, &[], now)
             .unwrap();
     }
 
@@ -499,9 +498,15 @@ fn an_upload_racing_the_gc_never_records_a_vanished_chunk() {
         plain_len: 6,
     };
     assert_eq!(
-        fx.db
-            .record_upload(bert.user_id, &[chunk], T0 + DAY + 2, &fx.store)
-            .unwrap(),
+        crate::service::ingest::record_verified(
+            &fx.db,
+            &fx.store,
+            bert.user_id,
+            &[chunk],
+            &[],
+            T0 + DAY + 2
+        )
+        .unwrap(),
         0
     );
     assert!(fx.db.chunk_record(&id).unwrap().is_none());

@@ -56,8 +56,7 @@ impl Env {
                 plain_len: p.len() as u32,
             });
         }
-        self.db
-            .record_upload(a.user_id, &list, 1, &self.store)
+        crate::service::ingest::record_verified(&self.db, &self.store, a.user_id, &list, &[], 1)
             .unwrap();
     }
 
@@ -207,7 +206,7 @@ fn missing_and_damaged_are_told_apart_and_listed_until_healed() {
         stored_len: stored_x.len() as u64,
         plain_len: x.len() as u32,
     };
-    e.db.record_upload_healing(a.user_id, &[up], &[up.id], 5, &e.store)
+    crate::service::ingest::record_verified(&e.db, &e.store, a.user_id, &[up], &[up.id], 5)
         .unwrap();
     assert!(!e.bad(&x));
     let r = e.verify(opts());

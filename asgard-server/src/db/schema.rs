@@ -1,0 +1,214 @@
+//! The on-disk layout of the metadata database, in one place: every redb table with what its key
+//! and value are, the keys of the meta tables, and the stored records.
+//!
+//! Values are postcard-encoded structs. Postcard records have no field names, so a record's shape
+//! can only grow at its end, and a reader of an old shape must be kept (see [`VersionRec::decode`]).
+//! A new table must be added to `for_each_table!`, or `Db::open` does not create it and
+//! `db-backup` refuses to run (it checks that it copies every table the database holds).
+
+use asgard_core::protocol::{DeviceStatus, VersionInfo, VersionKind};
+use asgard_core::{ChunkId, ChunkParams, RawPath};
+use redb::TableDefinition;
+use serde::{Deserialize, Serialize};
+
+use super::Result;
+
+/// user name → [`UserRec`]
+pub(super) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+/// (user id, device name) → [`DeviceRec`]
+pub(super) const DEVICES: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("devices");
+/// blake3(token) → (user id, device id)
+pub(super) const TOKENS: TableDefinition<&[u8; 32], (u64, u64)> = TableDefinition::new("tokens");
+/// chunk id → [`ChunkRec`]
+pub(super) const CHUNKS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("chunks");
+/// (user id, chunk id) → (): the chunks a user uploaded or owns.
+pub(super) const USER_CHUNKS: TableDefinition<(u64, &[u8; 32]), ()> =
+    TableDefinition::new("user_chunks");
+/// (user id, device id, path bytes) → [`PathRec`]
+pub(super) const PATHS: TableDefinition<(u64, u64, &[u8]), &[u8]> = TableDefinition::new("paths");
+/// version id → [`VersionRec`]
+pub(super) const VERSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("versions");
+/// (user id, device id, run id) → [`super::RunRec`]: the last [`super::KEEP_RUNS`] run reports
+/// per device. Run ids grow with time, so a device's newest run is the last key of its range.
+pub(super) const RUNS: TableDefinition<(u64, u64, u64), &[u8]> = TableDefinition::new("runs");
+/// user id → the user's own `keep_versions` (set by the admin; absent = the configured default).
+pub(super) const KEEP_OVERRIDES: TableDefinition<u64, u32> = TableDefinition::new("keep_overrides");
+/// (user id, device id, path bytes) → (): paths whose retained versions referenced a bad chunk
+/// when verify last looked. Login hands them to the agent so that it re-reads those files; entries
+/// that no longer reference a bad chunk are dropped then (see `integrity.rs`).
+pub(super) const REREAD: TableDefinition<(u64, u64, &[u8]), ()> = TableDefinition::new("reread");
+/// counter name → value: the `NEXT_*_ID` counters, [`LAST_TIME_US`] and [`STORED_BYTES`].
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// key → JSON text, for results that tools write and the statistics read ([`META_LAST_GC`],
+/// [`META_LAST_VERIFY`]). Separate from [`META`], whose values are counters.
+pub(super) const META_JSON: TableDefinition<&str, &str> = TableDefinition::new("meta_json");
+
+/// Calls `$m!(TABLE)` for every table of the database, in a fixed order: `Db::open` creates them,
+/// `db-backup` copies them and `db-restore` checks a copy against them.
+macro_rules! for_each_table {
+    ($m:ident) => {
+        $m!(USERS);
+        $m!(DEVICES);
+        $m!(TOKENS);
+        $m!(CHUNKS);
+        $m!(USER_CHUNKS);
+        $m!(PATHS);
+        $m!(VERSIONS);
+        $m!(RUNS);
+        $m!(KEEP_OVERRIDES);
+        $m!(REREAD);
+        $m!(META);
+        $m!(META_JSON);
+    };
+}
+pub(super) use for_each_table;
+
+/// [`META`]: the id the next user gets (ids start at 1).
+pub(super) const NEXT_USER_ID: &str = "next_user_id";
+/// [`META`]: the id the next device gets.
+pub(super) const NEXT_DEVICE_ID: &str = "next_device_id";
+/// [`META`]: the id the next version gets.
+pub(super) const NEXT_VERSION_ID: &str = "next_version_id";
+/// [`META`]: the id the next run report gets.
+pub(super) const NEXT_RUN_ID: &str = "next_run_id";
+/// [`META`]: the time of the last commit (µs); commit times strictly increase even if the clock
+/// goes back.
+pub(super) const LAST_TIME_US: &str = "last_time_us";
+/// [`META`]: the stored bytes of every chunk in the index, kept in step by upload records and GC.
+pub(super) const STORED_BYTES: &str = "stored_bytes";
+
+/// [`META_JSON`] key of the last GC result (the GC report as JSON; written by the GC when it ends).
+pub const META_LAST_GC: &str = "last_gc";
+/// [`META_JSON`] key of the last verify result (the verify report as JSON).
+pub const META_LAST_VERIFY: &str = "last_verify";
+
+/// [`USERS`] value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserRec {
+    pub id: u64,
+    pub created_us: i64,
+}
+
+/// [`DEVICES`] value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceRec {
+    pub id: u64,
+    /// `None` after an admin reset: the device may register again.
+    pub token_hash: Option<[u8; 32]>,
+    pub status: DeviceStatus,
+    pub os: String,
+    pub os_version: String,
+    pub agent_version: String,
+    pub created_us: i64,
+    pub last_seen_us: i64,
+}
+
+/// [`CHUNKS`] value.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ChunkRec {
+    pub stored_len: u64,
+    pub plain_len: u32,
+    /// Occurrences in retained versions.
+    pub refcount: u64,
+    /// The lease: the last time an upload or a `check` answer ("you need not upload this") vouched
+    /// for this chunk. GC leaves a chunk alone while this is younger than the grace period.
+    pub last_touched_us: i64,
+    /// GC phase one: when a pass found the chunk unreferenced and unleased. A later pass deletes it
+    /// only if it is still so; any new reference or lease clears the mark.
+    pub gc_candidate_since_us: Option<i64>,
+    /// Verify found the stored chunk damaged or missing: `check` asks its owners to upload it again,
+    /// and a verified upload heals it (and clears this).
+    pub bad_since_us: Option<i64>,
+}
+
+/// [`PATHS`] value.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PathRec {
+    /// Version ids, oldest first.
+    pub versions: Vec<u64>,
+}
+
+/// [`VERSIONS`] value. The statistics decode only its leading fields up to `size` (see
+/// `stats.rs`): keep their order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRec {
+    pub user_id: u64,
+    pub device_id: u64,
+    pub path: Vec<u8>,
+    pub time_us: i64,
+    pub deleted: bool,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub mode: u32,
+    pub attributes: u32,
+    pub hash: Option<[u8; 32]>,
+    pub params: ChunkParams,
+    pub chunks: Vec<([u8; 32], u32)>,
+    /// `Some(target)` for a symbolic link (size 0, no chunks, hash = blake3 of the target).
+    pub symlink_target: Option<Vec<u8>>,
+}
+
+/// A [`VersionRec`] as written before symlink versions existed (no `symlink_target`). Postcard
+/// records have no field names, so old records are recognised by failing to decode as the new
+/// shape (they end where the new field would start) and are read with this one.
+#[derive(Deserialize)]
+struct VersionRecV1 {
+    user_id: u64,
+    device_id: u64,
+    path: Vec<u8>,
+    time_us: i64,
+    deleted: bool,
+    size: u64,
+    mtime_ns: i64,
+    mode: u32,
+    attributes: u32,
+    hash: Option<[u8; 32]>,
+    params: ChunkParams,
+    chunks: Vec<([u8; 32], u32)>,
+}
+
+impl VersionRec {
+    pub fn info(&self, id: u64) -> VersionInfo {
+        VersionInfo {
+            id,
+            time_us: self.time_us,
+            size: self.size,
+            mtime_ns: self.mtime_ns,
+            mode: self.mode,
+            attributes: self.attributes,
+            hash: self.hash.map(ChunkId),
+            deleted: self.deleted,
+            kind: if self.symlink_target.is_some() {
+                VersionKind::Symlink
+            } else {
+                VersionKind::File
+            },
+            symlink_target: self.symlink_target.clone().map(RawPath),
+        }
+    }
+
+    /// Decodes a stored version, also in the shape written before symlink versions existed.
+    pub fn decode(bytes: &[u8]) -> Result<VersionRec> {
+        match postcard::from_bytes::<VersionRec>(bytes) {
+            Ok(v) => Ok(v),
+            Err(new_err) => {
+                let v: VersionRecV1 = postcard::from_bytes(bytes).map_err(|_| new_err)?;
+                Ok(VersionRec {
+                    user_id: v.user_id,
+                    device_id: v.device_id,
+                    path: v.path,
+                    time_us: v.time_us,
+                    deleted: v.deleted,
+                    size: v.size,
+                    mtime_ns: v.mtime_ns,
+                    mode: v.mode,
+                    attributes: v.attributes,
+                    hash: v.hash,
+                    params: v.params,
+                    chunks: v.chunks,
+                    symlink_target: None,
+                })
+            }
+        }
+    }
+}
