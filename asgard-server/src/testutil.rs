@@ -98,8 +98,7 @@ pub(crate) fn upload(db: &Db, a: &Auth, data: &[&[u8]]) -> Vec<ChunkId> {
 
 /// What the upload handler does with verified parts, without the verification: puts each piece
 /// (raw stored form) into `store` and records it with the store's presence answer, at `now`.
-/// (The upload helpers of `gc/tests.rs` and the verify tests do this.)
-#[allow(dead_code)]
+/// (The GC tests upload this way.)
 pub(crate) fn upload_to(db: &Db, store: &dyn ChunkStore, a: &Auth, pieces: &[&[u8]], now: i64) {
     let mut list = Vec::new();
     for p in pieces {

@@ -3,13 +3,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use asgard_core::protocol::{ChunkRef, CommitEntry, FileMeta, LoginRequest};
-use asgard_core::{ChunkId, ChunkParams, RawPath};
+use asgard_core::protocol::CommitEntry;
+use asgard_core::{ChunkId, RawPath};
 
 use super::*;
-use crate::config::Registration;
-use crate::db::{Auth, LoginPolicy, UploadedChunk, hash_token};
+use crate::db::{Auth, UploadedChunk};
 use crate::store::{PackedOptions, PackedStore};
+use crate::testutil;
 
 const SEC: i64 = 1_000_000;
 const HOUR: i64 = 3600 * SEC;
@@ -47,43 +47,12 @@ impl Fx {
     }
 
     fn user(&self, user: &str, device: &str) -> Auth {
-        let req = LoginRequest {
-            protocol_version: 1,
-            user: user.into(),
-            device: device.into(),
-            os: "linux".into(),
-            os_version: "6".into(),
-            agent_version: "0".into(),
-            enrollment_key: None,
-        };
-        let policy = LoginPolicy {
-            registration: Registration::Open,
-            enrollment_key: None,
-        };
-        let token = self
-            .db
-            .login(&req, None, policy, T0)
-            .unwrap()
-            .token
-            .unwrap();
-        self.db.authenticate(&hash_token(&token)).unwrap()
+        testutil::register_at(&self.db, user, device, T0).1
     }
 
     /// What the upload handler does: put the files, then record them.
     fn upload(&self, a: &Auth, pieces: &[&[u8]], now: i64) {
-        let mut list = Vec::new();
-        for p in pieces {
-            let id = ChunkId::of(p);
-            let stored = asgard_core::stored::encode_raw(p);
-            self.store.put(&id, &stored).unwrap();
-            list.push(UploadedChunk {
-                id,
-                stored_len: stored.len() as u64,
-                plain_len: p.len() as u32,
-            });
-        }
-        crate::service::ingest::record_verified(&self.db, &self.store, a.user_id, &list, &[], now)
-            .unwrap();
+        testutil::upload_to(&self.db, &self.store, a, pieces, now);
     }
 
     fn commit(
@@ -94,25 +63,7 @@ impl Fx {
         keep: u32,
         now: i64,
     ) -> Result<u64, DbError> {
-        let all = plain(pieces);
-        let entry = CommitEntry::File {
-            path: RawPath::from(path),
-            meta: FileMeta {
-                size: all.len() as u64,
-                mtime_ns: 1,
-                mode: 0o644,
-                attributes: 0,
-                hash: ChunkId::of(&all),
-                params: ChunkParams::default(),
-                chunks: pieces
-                    .iter()
-                    .map(|p| ChunkRef {
-                        id: ChunkId::of(p),
-                        len: p.len() as u32,
-                    })
-                    .collect(),
-            },
-        };
+        let entry = testutil::file(path, pieces);
         let r = self
             .db
             .commit(a.user_id, a.device_id, &[entry], keep, now)?;

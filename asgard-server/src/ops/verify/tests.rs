@@ -1,9 +1,8 @@
 use super::*;
-use crate::config::Registration;
-use crate::db::{Auth, LoginPolicy, UploadedChunk, hash_token};
+use crate::db::{Auth, UploadedChunk};
 use crate::store::LocalStore;
-use asgard_core::protocol::{ChunkRef, CommitEntry, FileMeta, LoginRequest};
-use asgard_core::{ChunkParams, RawPath};
+use crate::testutil;
+use asgard_core::RawPath;
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -24,23 +23,7 @@ fn env() -> Env {
 
 impl Env {
     fn register(&self, user: &str) -> Auth {
-        let req = LoginRequest {
-            protocol_version: 1,
-            user: user.into(),
-            device: "pc".into(),
-            os: "linux".into(),
-            os_version: "6".into(),
-            agent_version: "t".into(),
-            enrollment_key: None,
-        };
-        let policy = LoginPolicy {
-            registration: Registration::Open,
-            enrollment_key: None,
-        };
-        let out = self.db.login(&req, None, policy, 1).unwrap();
-        self.db
-            .authenticate(&hash_token(&out.token.unwrap()))
-            .unwrap()
+        testutil::register_at(&self.db, user, "pc", 1).1
     }
 
     /// Uploads the chunks (store + index) as `a` would, without healing.
@@ -63,25 +46,7 @@ impl Env {
     /// Uploads and commits one file of these parts; returns the version id.
     fn file(&self, a: &Auth, path: &str, parts: &[&[u8]]) -> u64 {
         self.upload(a, parts);
-        let all = parts.concat();
-        let entry = CommitEntry::File {
-            path: RawPath::from(path),
-            meta: FileMeta {
-                size: all.len() as u64,
-                mtime_ns: 1,
-                mode: 0o644,
-                attributes: 0,
-                hash: ChunkId::of(&all),
-                params: ChunkParams::default(),
-                chunks: parts
-                    .iter()
-                    .map(|p| ChunkRef {
-                        id: ChunkId::of(p),
-                        len: p.len() as u32,
-                    })
-                    .collect(),
-            },
-        };
+        let entry = testutil::file(path, parts);
         let r = self
             .db
             .commit(a.user_id, a.device_id, &[entry], 4, 2)
@@ -124,15 +89,7 @@ fn opts() -> VerifyOptions {
 
 /// Distinct pseudo-random chunk contents.
 fn data(n: u32) -> Vec<u8> {
-    let mut x = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..200)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    asgard_core::testdata::random_bytes(200, u64::from(n))
 }
 
 #[test]
