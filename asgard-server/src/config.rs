@@ -7,6 +7,8 @@ use anyhow::{Context, bail};
 use asgard_core::Lang;
 use serde::{Deserialize, Serialize};
 
+pub use crate::store::StoreConfig;
+
 /// Who may register a new device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -69,12 +71,16 @@ pub struct Config {
     /// Percentage of chunks the periodic verify reads (1–100; chunks marked bad are always
     /// read). Default 5.
     pub verify_sample_percent: u32,
-    /// Target size of a chunk store segment file in bytes (chunks are packed into append-only
-    /// segments). Default 64 MiB (67108864), at least 4096.
-    pub segment_size: u64,
-    /// A sealed segment whose live share (bytes of chunks still stored) falls below this many
-    /// percent is compacted by the garbage collection. Default 50; 0 turns compaction off.
-    pub compact_below_percent: u32,
+    /// The chunk store (`store:`): backend, folder, segment size, compaction threshold; see
+    /// [`StoreConfig`].
+    pub store: StoreConfig,
+    /// The deprecated flat spelling of `store.segment_size`: still read, with a warning, and moved
+    /// into [`Config::store`] by [`Config::from_yaml`] (so `None` after loading).
+    #[serde(rename = "segment_size", skip_serializing)]
+    pub(crate) flat_segment_size: Option<u64>,
+    /// The deprecated flat spelling of `store.compact_below_percent`; as `flat_segment_size`.
+    #[serde(rename = "compact_below_percent", skip_serializing)]
+    pub(crate) flat_compact_below_percent: Option<u32>,
 }
 
 /// A duration written as in `30m`, `1h`, `1h30m`, `0s`, `500ms` or `7d` (units `ms`, `s`, `m`,
@@ -182,8 +188,9 @@ impl Default for Config {
             db_backup_keep: 7,
             verify_interval: HumanDuration::secs(24 * 3600),
             verify_sample_percent: 5,
-            segment_size: 64 << 20,
-            compact_below_percent: 50,
+            store: StoreConfig::default(),
+            flat_segment_size: None,
+            flat_compact_below_percent: None,
         }
     }
 }
@@ -193,7 +200,7 @@ impl Config {
     pub fn from_yaml(text: &str, origin: &Path) -> anyhow::Result<Config> {
         let lang = Lang::resolve(None, std::env::var("LANG").ok().as_deref());
         // An empty file (or one holding only comments) means "all defaults".
-        let config: Config = if text.trim().is_empty()
+        let mut config: Config = if text.trim().is_empty()
             || text.lines().all(|l| {
                 let l = l.trim();
                 l.is_empty() || l.starts_with('#') || l == "---"
@@ -211,8 +218,75 @@ impl Config {
                 )
             })?
         };
+        config.move_flat_store_keys(text, origin)?;
         config.validate(origin)?;
         Ok(config)
+    }
+
+    /// Moves the deprecated flat keys `segment_size` and `compact_below_percent` into the store
+    /// section, with a warning naming the key and the file; the same setting in both places is
+    /// an error naming both.
+    fn move_flat_store_keys(&mut self, text: &str, origin: &Path) -> anyhow::Result<()> {
+        if self.flat_segment_size.is_none() && self.flat_compact_below_percent.is_none() {
+            return Ok(());
+        }
+        // Which keys the file's store section sets (the parsed one has the defaults filled in).
+        #[derive(Deserialize, Default)]
+        struct File {
+            store: Option<StoreKeys>,
+        }
+        #[derive(Deserialize, Default)]
+        struct StoreKeys {
+            segment_size: Option<serde::de::IgnoredAny>,
+            compact_below_percent: Option<serde::de::IgnoredAny>,
+        }
+        let keys = yaml_serde::from_str::<File>(text)
+            .unwrap_or_default()
+            .store
+            .unwrap_or_default();
+        let lang = self.lang();
+        for (key, flat, in_section) in [
+            (
+                "segment_size",
+                self.flat_segment_size.is_some(),
+                keys.segment_size.is_some(),
+            ),
+            (
+                "compact_below_percent",
+                self.flat_compact_below_percent.is_some(),
+                keys.compact_below_percent.is_some(),
+            ),
+        ] {
+            if !flat {
+                continue;
+            }
+            if in_section {
+                bail!(
+                    "{}: {}",
+                    origin.display(),
+                    match lang {
+                        Lang::De => format!(
+                            "{key} und store.{key} sind beide gesetzt; bitte nur store.{key} verwenden"
+                        ),
+                        Lang::En =>
+                            format!("both {key} and store.{key} are set; use only store.{key}"),
+                    }
+                );
+            }
+            tracing::warn!(
+                file = %origin.display(),
+                key,
+                "{}: the configuration key {key} is deprecated; write it as {key} in the store: section",
+                origin.display()
+            );
+        }
+        if let Some(v) = self.flat_segment_size.take() {
+            self.store.segment_size = v;
+        }
+        if let Some(v) = self.flat_compact_below_percent.take() {
+            self.store.compact_below_percent = v;
+        }
+        Ok(())
     }
 
     /// Reads the file, or returns the defaults when no file is given.
@@ -286,7 +360,7 @@ impl Config {
                 )
             );
         }
-        if self.segment_size < 4096 {
+        if self.store.segment_size < 4096 {
             bail!(
                 "{}: {}",
                 origin.display(),
@@ -296,7 +370,7 @@ impl Config {
                 )
             );
         }
-        if self.compact_below_percent > 100 {
+        if self.store.compact_below_percent > 100 {
             bail!(
                 "{}: {}",
                 origin.display(),
@@ -309,12 +383,10 @@ impl Config {
         Ok(())
     }
 
-    /// The tuning of the packed chunk store.
+    /// The tuning of the packed chunk store (kept for callers of the flat keys' time; the same as
+    /// `self.store.packed_options()`).
     pub fn packed_options(&self) -> crate::store::PackedOptions {
-        crate::store::PackedOptions {
-            segment_size: self.segment_size,
-            ..crate::store::PackedOptions::default()
-        }
+        self.store.packed_options()
     }
 
     /// The interval of the periodic verify; `None` when it is off (`0s`).
@@ -456,6 +528,141 @@ mod tests {
         assert!(Config::from_yaml("verify_sample_percent: 101\n", Path::new("x")).is_err());
         let c = Config::from_yaml("verify_sample_percent: 100\n", Path::new("x")).unwrap();
         assert_eq!(c.verify_sample_percent, 100);
+    }
+
+    #[test]
+    fn store_section_parses_with_defaults_for_what_it_omits() {
+        let c = Config::from_yaml(
+            "store:\n  kind: local\n  path: /srv/chunks\n  segment_size: 8192\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(c.store.kind, crate::store::StoreKind::Local);
+        assert_eq!(c.store.path, Some(PathBuf::from("/srv/chunks")));
+        assert_eq!(c.store.segment_size, 8192);
+        assert_eq!(c.store.compact_below_percent, 50);
+        assert_eq!(c.packed_options().segment_size, 8192);
+        assert_eq!(
+            c.store.local_path(Path::new("/data")),
+            PathBuf::from("/srv/chunks")
+        );
+        let c = Config::from_yaml("store:\n  compact_below_percent: 0\n", Path::new("x")).unwrap();
+        assert_eq!(c.store.compact_below_percent, 0);
+        assert_eq!(c.store.segment_size, 64 << 20);
+        assert_eq!(
+            c.store.local_path(Path::new("/data")),
+            PathBuf::from("/data/chunks")
+        );
+        assert_eq!(Config::default().store, StoreConfig::default());
+    }
+
+    #[test]
+    fn store_section_refuses_unknown_keys_kinds_and_bad_values() {
+        let err = Config::from_yaml("store:\n  segmentsize: 4096\n", Path::new("/etc/a.yaml"))
+            .unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("segmentsize") && text.contains("/etc/a.yaml"),
+            "{text}"
+        );
+        let err = Config::from_yaml("store:\n  kind: tape\n", Path::new("x")).unwrap_err();
+        assert!(format!("{err:#}").contains("tape"), "{err:#}");
+        let err = Config::from_yaml("store:\n  segment_size: 4095\n", Path::new("x")).unwrap_err();
+        assert!(format!("{err:#}").contains("segment_size"), "{err:#}");
+        let err = Config::from_yaml("store:\n  compact_below_percent: 101\n", Path::new("x"))
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("compact_below_percent"),
+            "{err:#}"
+        );
+    }
+
+    /// Runs `f` with a tracing subscriber that writes into the returned text.
+    fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || out.clone())
+            .with_ansi(false)
+            .finish();
+        let result = tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        (result, text)
+    }
+
+    /// A file of earlier versions with the flat keys keeps working, with a warning that names
+    /// the key and the file.
+    #[test]
+    fn flat_store_keys_are_still_read_with_a_warning() {
+        let (c, log) = logged(|| {
+            Config::from_yaml(
+                "segment_size: 65536\ncompact_below_percent: 90\n",
+                Path::new("/etc/old.yaml"),
+            )
+        });
+        let c = c.unwrap();
+        assert_eq!(c.store.segment_size, 65536);
+        assert_eq!(c.store.compact_below_percent, 90);
+        assert_eq!(
+            (c.flat_segment_size, c.flat_compact_below_percent),
+            (None, None)
+        );
+        for key in ["segment_size", "compact_below_percent"] {
+            assert!(
+                log.lines()
+                    .any(|l| l.contains("WARN") && l.contains(key) && l.contains("/etc/old.yaml")),
+                "{log}"
+            );
+        }
+        // One flat key next to the other setting in the section is fine.
+        let (c, log) = logged(|| {
+            Config::from_yaml(
+                "segment_size: 8192\nstore:\n  compact_below_percent: 10\n",
+                Path::new("x"),
+            )
+        });
+        let c = c.unwrap();
+        assert_eq!(
+            (c.store.segment_size, c.store.compact_below_percent),
+            (8192, 10)
+        );
+        assert!(!log.contains("compact_below_percent"), "{log}");
+        // The flat spelling is never written back.
+        let yaml = yaml_serde::to_string(&c).unwrap();
+        assert!(
+            !yaml.lines().any(|l| l.starts_with("segment_size")),
+            "{yaml}"
+        );
+        let (c, log) =
+            logged(|| Config::from_yaml("store:\n  segment_size: 8192\n", Path::new("x")));
+        assert_eq!(c.unwrap().store.segment_size, 8192);
+        assert!(log.is_empty(), "{log}");
+    }
+
+    #[test]
+    fn a_setting_both_flat_and_in_the_store_section_is_an_error_naming_both() {
+        for key in ["segment_size", "compact_below_percent"] {
+            let yaml = format!("{key}: 8192\nstore:\n  {key}: 8192\n");
+            let err = Config::from_yaml(&yaml, Path::new("/etc/both.yaml")).unwrap_err();
+            let text = format!("{err:#}");
+            assert!(text.contains("/etc/both.yaml"), "{text}");
+            assert!(text.contains(&format!("store.{key}")), "{text}");
+            assert!(
+                text.replace(&format!("store.{key}"), "").contains(key),
+                "{text}"
+            );
+        }
     }
 
     #[test]
