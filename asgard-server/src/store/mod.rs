@@ -289,13 +289,53 @@ pub trait ChunkStore: Send + Sync {
         Ok(CompactReport::default())
     }
 
-    /// Where the stored bytes of `id` are on disk, or `None` when absent (admins and tests).
+    /// Where the stored bytes of `id` are (the object holding them, offset and length), or
+    /// `None` when absent (admins and tests).
     ///
     /// # Errors
     /// [`StoreError::Io`] when the location could not be read.
     fn locate(&self, id: &ChunkId) -> Result<Option<ChunkLocation>, StoreError> {
         let _ = id;
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Retrying helps for interruptions, timeouts, lost connections and a full disk; not for an
+    /// absent chunk, denied access or damaged data. Backends say it themselves.
+    #[test]
+    fn errors_say_whether_they_are_temporary() {
+        let io = |kind| StoreError::io("/x", std::io::Error::from(kind));
+        for kind in [
+            ErrorKind::Interrupted,
+            ErrorKind::TimedOut,
+            ErrorKind::StorageFull,
+            ErrorKind::ConnectionReset,
+        ] {
+            assert!(io(kind).is_temporary(), "{kind:?}");
+        }
+        for kind in [
+            ErrorKind::PermissionDenied,
+            ErrorKind::InvalidData,
+            ErrorKind::NotFound,
+            ErrorKind::Other,
+        ] {
+            assert!(!io(kind).is_temporary(), "{kind:?}");
+        }
+        let id = ChunkId::of(b"x");
+        assert!(!StoreError::NotFound { id }.is_temporary());
+        for temporary in [true, false] {
+            let e = StoreError::Backend {
+                object: "s3://bucket/packs/1.seg".into(),
+                temporary,
+                source: "503 Slow Down".into(),
+            };
+            assert_eq!(e.is_temporary(), temporary);
+            assert!(e.to_string().contains("s3://bucket/packs/1.seg"), "{e}");
+        }
     }
 }
 

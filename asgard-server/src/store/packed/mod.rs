@@ -205,7 +205,7 @@ impl ChunkStore for PackedStore {
             return Ok(buf);
         }
         Err(StoreError::io(
-            self.medium.describe(format::PACKS).as_str(),
+            self.medium.describe("packs").as_str(),
             std::io::Error::other(format!("chunk {id} kept moving while being read")),
         ))
     }

@@ -92,7 +92,7 @@ impl PackedStore {
         for &i in &todo {
             if u32::try_from(items[i].1.len()).is_err() {
                 return Err(StoreError::io(
-                    self.medium.describe(super::format::PACKS).as_str(),
+                    self.medium.describe("packs").as_str(),
                     std::io::Error::new(ErrorKind::InvalidInput, "chunk larger than 4 GiB"),
                 ));
             }
