@@ -7,6 +7,8 @@ use anyhow::{Context, bail};
 use asgard_core::Lang;
 use serde::{Deserialize, Serialize};
 
+pub use crate::store::StoreConfig;
+
 /// Who may register a new device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -69,12 +71,16 @@ pub struct Config {
     /// Percentage of chunks the periodic verify reads (1–100; chunks marked bad are always
     /// read). Default 5.
     pub verify_sample_percent: u32,
-    /// Target size of a chunk store segment file in bytes (chunks are packed into append-only
-    /// segments). Default 64 MiB (67108864), at least 4096.
-    pub segment_size: u64,
-    /// A sealed segment whose live share (bytes of chunks still stored) falls below this many
-    /// percent is compacted by the garbage collection. Default 50; 0 turns compaction off.
-    pub compact_below_percent: u32,
+    /// The chunk store (`store:`): backend, folder, segment size, compaction threshold; see
+    /// [`StoreConfig`].
+    pub store: StoreConfig,
+    /// The deprecated flat spelling of `store.segment_size`: still read, with a warning, and moved
+    /// into [`Config::store`] by [`Config::from_yaml`] (so `None` after loading).
+    #[serde(rename = "segment_size", skip_serializing)]
+    pub(crate) flat_segment_size: Option<u64>,
+    /// The deprecated flat spelling of `store.compact_below_percent`; as `flat_segment_size`.
+    #[serde(rename = "compact_below_percent", skip_serializing)]
+    pub(crate) flat_compact_below_percent: Option<u32>,
 }
 
 /// A duration written as in `30m`, `1h`, `1h30m`, `0s`, `500ms` or `7d` (units `ms`, `s`, `m`,
@@ -182,8 +188,9 @@ impl Default for Config {
             db_backup_keep: 7,
             verify_interval: HumanDuration::secs(24 * 3600),
             verify_sample_percent: 5,
-            segment_size: 64 << 20,
-            compact_below_percent: 50,
+            store: StoreConfig::default(),
+            flat_segment_size: None,
+            flat_compact_below_percent: None,
         }
     }
 }
@@ -193,7 +200,7 @@ impl Config {
     pub fn from_yaml(text: &str, origin: &Path) -> anyhow::Result<Config> {
         let lang = Lang::resolve(None, std::env::var("LANG").ok().as_deref());
         // An empty file (or one holding only comments) means "all defaults".
-        let config: Config = if text.trim().is_empty()
+        let mut config: Config = if text.trim().is_empty()
             || text.lines().all(|l| {
                 let l = l.trim();
                 l.is_empty() || l.starts_with('#') || l == "---"
@@ -211,8 +218,75 @@ impl Config {
                 )
             })?
         };
+        config.move_flat_store_keys(text, origin)?;
         config.validate(origin)?;
         Ok(config)
+    }
+
+    /// Moves the deprecated flat keys `segment_size` and `compact_below_percent` into the store
+    /// section, with a warning naming the key and the file; the same setting in both places is
+    /// an error naming both.
+    fn move_flat_store_keys(&mut self, text: &str, origin: &Path) -> anyhow::Result<()> {
+        if self.flat_segment_size.is_none() && self.flat_compact_below_percent.is_none() {
+            return Ok(());
+        }
+        // Which keys the file's store section sets (the parsed one has the defaults filled in).
+        #[derive(Deserialize, Default)]
+        struct File {
+            store: Option<StoreKeys>,
+        }
+        #[derive(Deserialize, Default)]
+        struct StoreKeys {
+            segment_size: Option<serde::de::IgnoredAny>,
+            compact_below_percent: Option<serde::de::IgnoredAny>,
+        }
+        let keys = yaml_serde::from_str::<File>(text)
+            .unwrap_or_default()
+            .store
+            .unwrap_or_default();
+        let lang = self.lang();
+        for (key, flat, in_section) in [
+            (
+                "segment_size",
+                self.flat_segment_size.is_some(),
+                keys.segment_size.is_some(),
+            ),
+            (
+                "compact_below_percent",
+                self.flat_compact_below_percent.is_some(),
+                keys.compact_below_percent.is_some(),
+            ),
+        ] {
+            if !flat {
+                continue;
+            }
+            if in_section {
+                bail!(
+                    "{}: {}",
+                    origin.display(),
+                    match lang {
+                        Lang::De => format!(
+                            "{key} und store.{key} sind beide gesetzt; bitte nur store.{key} verwenden"
+                        ),
+                        Lang::En =>
+                            format!("both {key} and store.{key} are set; use only store.{key}"),
+                    }
+                );
+            }
+            tracing::warn!(
+                file = %origin.display(),
+                key,
+                "{}: the configuration key {key} is deprecated; write it as {key} in the store: section",
+                origin.display()
+            );
+        }
+        if let Some(v) = self.flat_segment_size.take() {
+            self.store.segment_size = v;
+        }
+        if let Some(v) = self.flat_compact_below_percent.take() {
+            self.store.compact_below_percent = v;
+        }
+        Ok(())
     }
 
     /// Reads the file, or returns the defaults when no file is given.
@@ -286,7 +360,7 @@ impl Config {
                 )
             );
         }
-        if self.segment_size < 4096 {
+        if self.store.segment_size < 4096 {
             bail!(
                 "{}: {}",
                 origin.display(),
@@ -296,7 +370,7 @@ impl Config {
                 )
             );
         }
-        if self.compact_below_percent > 100 {
+        if self.store.compact_below_percent > 100 {
             bail!(
                 "{}: {}",
                 origin.display(),
@@ -309,12 +383,10 @@ impl Config {
         Ok(())
     }
 
-    /// The tuning of the packed chunk store.
+    /// The tuning of the packed chunk store (kept for callers of the flat keys' time; the same as
+    /// `self.store.packed_options()`).
     pub fn packed_options(&self) -> crate::store::PackedOptions {
-        crate::store::PackedOptions {
-            segment_size: self.segment_size,
-            ..crate::store::PackedOptions::default()
-        }
+        self.store.packed_options()
     }
 
     /// The interval of the periodic verify; `None` when it is off (`0s`).
@@ -329,144 +401,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_file_gives_defaults() {
-        let c = Config::from_yaml("# nothing\n", Path::new("x.yaml")).unwrap();
-        assert_eq!(c, Config::default());
-        assert_eq!(c.keep_versions, 4);
-        assert_eq!(c.listen, "0.0.0.0:8443");
-        assert_eq!(c.registration, Registration::Open);
-        assert_eq!(c.max_upload_bytes, 256 << 20);
-    }
-
-    #[test]
-    fn parses_every_key() {
-        let yaml = "data_dir: /srv/asgard\nlisten: 127.0.0.1:9000\nkeep_versions: 2\n\
-                    registration: approve\nenrollment_key: geheim\nlanguage: en\n\
-                    tls:\n  cert: /c.pem\n  key: /k.pem\nmax_upload_bytes: 1000\n";
-        let c = Config::from_yaml(yaml, Path::new("x.yaml")).unwrap();
-        assert_eq!(c.data_dir, PathBuf::from("/srv/asgard"));
-        assert_eq!(c.keep_versions, 2);
-        assert_eq!(c.registration, Registration::Approve);
-        assert_eq!(c.enrollment_key.as_deref(), Some("geheim"));
-        assert_eq!(c.lang(), Lang::En);
-        assert_eq!(c.tls.unwrap().key, PathBuf::from("/k.pem"));
-        assert_eq!(c.max_upload_bytes, 1000);
-    }
-
-    #[test]
-    fn unknown_key_is_an_error_naming_key_and_file() {
-        let err =
-            Config::from_yaml("keep_version: 3\n", Path::new("/etc/asgard.yaml")).unwrap_err();
-        let text = format!("{err:#}");
-        assert!(text.contains("keep_version"), "{text}");
-        assert!(text.contains("/etc/asgard.yaml"), "{text}");
-    }
-
-    /// `config.example.yaml` documents every default: parsed, it is the default config.
-    #[test]
-    fn example_config_shows_the_defaults() {
-        let text = include_str!("../../config.example.yaml");
-        let c = Config::from_yaml(text, Path::new("config.example.yaml")).unwrap();
-        assert_eq!(c, Config::default());
-    }
-
-    #[test]
-    fn durations_parse_and_print() {
-        let p = |t: &str| t.parse::<HumanDuration>();
-        assert_eq!(p("1h").unwrap(), HumanDuration::secs(3600));
-        assert_eq!(p("30m").unwrap(), HumanDuration::secs(1800));
-        assert_eq!(p("0s").unwrap(), HumanDuration::secs(0));
-        assert_eq!(p("1h30m").unwrap(), HumanDuration::secs(5400));
-        assert_eq!(p("2d").unwrap(), HumanDuration::secs(2 * 86400));
-        assert_eq!(
-            p("250ms").unwrap(),
-            HumanDuration(std::time::Duration::from_millis(250))
-        );
-        for bad in ["", "h", "5", "5x", "1h 2", "-1s", "99999999999999999999d"] {
-            assert!(p(bad).is_err(), "{bad:?} parsed");
-        }
-        for text in ["1h", "30m", "0s", "24h", "1d", "90s", "250ms"] {
-            let d = p(text).unwrap();
-            assert_eq!(p(&d.to_string()).unwrap(), d, "{text}");
-        }
-        assert_eq!(HumanDuration::secs(86400).to_string(), "1d");
-    }
-
-    #[test]
-    fn gc_keys_parse_and_zero_interval_is_refused() {
-        let c = Config::from_yaml(
-            "gc_grace: 0s\ngc_interval: 1s\ndeleted_keep_days: 7\n",
-            Path::new("x"),
-        )
-        .unwrap();
-        assert_eq!(c.gc_grace, HumanDuration::secs(0));
-        assert_eq!(c.gc_interval, HumanDuration::secs(1));
-        assert_eq!(c.deleted_keep_days, 7);
-        let err = Config::from_yaml("gc_interval: 0s\n", Path::new("x")).unwrap_err();
-        assert!(format!("{err:#}").contains("gc_interval"), "{err:#}");
-        let err = Config::from_yaml("gc_grace: bald\n", Path::new("/e.yaml")).unwrap_err();
-        let text = format!("{err:#}");
-        assert!(text.contains("bald") && text.contains("/e.yaml"), "{text}");
-    }
-
-    #[test]
-    fn db_backup_keys_parse() {
-        for (text, secs) in [
-            ("0s", 0),
-            ("90s", 90),
-            ("15m", 900),
-            ("24h", 86_400),
-            ("7d", 604_800),
-        ] {
-            let d = text.parse::<HumanDuration>().unwrap();
-            assert_eq!(d.0.as_secs(), secs, "{text}");
-        }
-        assert_eq!("24h".parse::<HumanDuration>().unwrap().to_string(), "1d");
-        assert_eq!("90m".parse::<HumanDuration>().unwrap().to_string(), "90m");
-        for bad in ["", "h", "5", "5x", "-1h", "1.5h", "99999999999999999999d"] {
-            assert!(bad.parse::<HumanDuration>().is_err(), "{bad}");
-        }
-        let c = Config::from_yaml(
-            "db_backup_interval: 6h\ndb_backup_keep: 3\n",
-            Path::new("x"),
-        )
-        .unwrap();
-        assert_eq!(c.db_backup_interval.0, Duration::from_secs(6 * 3600));
-        assert_eq!(c.db_backup_keep, 3);
-        let err = Config::from_yaml("db_backup_interval: bald\n", Path::new("x")).unwrap_err();
-        assert!(format!("{err:#}").contains("bald"), "{err:#}");
-        assert!(Config::from_yaml("db_backup_keep: 0\n", Path::new("x")).is_err());
-    }
-
-    #[test]
-    fn verify_settings_are_checked() {
-        let c = Config::from_yaml("verify_interval: 0s\n", Path::new("x")).unwrap();
-        assert_eq!(c.verify_every(), None);
-        assert_eq!(
-            Config::default().verify_every(),
-            Some(std::time::Duration::from_secs(86_400))
-        );
-        let err = Config::from_yaml("verify_interval: morgen\n", Path::new("x")).unwrap_err();
-        assert!(format!("{err:#}").contains("morgen"), "{err:#}");
-        assert!(Config::from_yaml("verify_sample_percent: 0\n", Path::new("x")).is_err());
-        assert!(Config::from_yaml("verify_sample_percent: 101\n", Path::new("x")).is_err());
-        let c = Config::from_yaml("verify_sample_percent: 100\n", Path::new("x")).unwrap();
-        assert_eq!(c.verify_sample_percent, 100);
-    }
-
-    #[test]
-    fn keep_versions_zero_is_refused() {
-        assert!(Config::from_yaml("keep_versions: 0\n", Path::new("x")).is_err());
-    }
-
-    #[test]
-    fn missing_file_is_an_error_but_no_file_is_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(Config::load(Some(&dir.path().join("nope.yaml"))).is_err());
-        assert_eq!(Config::load(None).unwrap(), Config::default());
-    }
-}
+mod tests;

@@ -209,7 +209,7 @@ impl ChunkStore for LocalStore {
         let path = self.path_of(id);
         match fs::metadata(&path) {
             Ok(m) => Ok(Some(super::ChunkLocation {
-                path,
+                path: super::ObjectName::new(path.display().to_string()),
                 offset: 0,
                 len: m.len(),
             })),

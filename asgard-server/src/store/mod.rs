@@ -32,34 +32,73 @@
 //!
 //! ## Backends
 //!
-//! - [`PackedStore`] (`packed.rs`): chunks appended to segment files, located through its own
-//!   redb index; what `serve` and the maintenance commands use.
+//! - [`PackedStore`] (`packed/`): chunks appended to segments on a [`medium`] (local files today,
+//!   an object store later), located through its own redb index; what `serve` and the
+//!   maintenance commands use. [`open`] builds it from the `store:` section of the configuration.
 //! - [`LocalStore`] (`local.rs`): one file per chunk, the layout of earlier versions; kept to read
 //!   (and import) such data directories, and as a reference backend in tests and benches.
+//!
+//! ## Errors
+//!
+//! [`StoreError`] says whether retrying may help ([`StoreError::is_temporary`]): a wrapper that
+//! retries, or an API answer "try again later", decides by that alone.
 //!
 //! Every backend must pass [`conformance::run_all`] (test builds only).
 //!
 //! All methods are synchronous and may block on I/O: async code calls them through
 //! `actix_web::web::block`.
 
+mod config;
 pub mod local;
+pub(crate) mod medium;
 pub mod packed;
 
+use std::io::ErrorKind;
 use std::path::PathBuf;
 
 use asgard_core::ChunkId;
 use serde::{Deserialize, Serialize};
 
+pub use config::{StoreConfig, StoreKind, open, open_packed};
 pub use local::LocalStore;
 pub use packed::{PackedOptions, PackedStore};
 
-/// Where a chunk's stored bytes are on disk (for admins and tests): `len` bytes at `offset` of
-/// `path`.
+/// Where a chunk's stored bytes are (for admins and tests): `len` bytes at `offset` of the object
+/// `path` names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkLocation {
-    pub path: PathBuf,
+    /// The object holding the bytes, as its medium shows it (the field keeps the name `path`,
+    /// which the output of `asgard-server locate` uses).
+    pub path: ObjectName,
     pub offset: u64,
     pub len: u64,
+}
+
+/// How people see an object of a store: the full path of a file for local media (exactly what
+/// `Path::display` shows), a URL for object stores. Serialized as a plain string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ObjectName(String);
+
+impl ObjectName {
+    pub fn new(name: impl Into<String>) -> Self {
+        ObjectName(name.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name for `format!` (the spelling `Path::display` callers are used to).
+    pub fn display(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ObjectName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// What a compaction did.
@@ -77,12 +116,23 @@ pub enum StoreError {
     /// The chunk is not in the store. Permanent for this id.
     #[error("chunk {id} is not in the store")]
     NotFound { id: ChunkId },
-    /// An I/O error on a file or object; may be temporary (full disk, network file system hiccup).
+    /// An I/O error on a file or object; may be temporary (full disk, network file system hiccup):
+    /// [`StoreError::is_temporary`] tells by its kind.
     #[error("chunk store I/O error at {path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    /// An error of a remote backend (an object store), classified by the backend: `temporary`
+    /// when the same call may succeed later (timeouts, throttling, unavailable service), else
+    /// permanent (denied access, a missing bucket, a refused request).
+    #[error("chunk store backend error at {object} ({}): {source}", if *temporary { "temporary" } else { "permanent" })]
+    Backend {
+        object: String,
+        temporary: bool,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -91,6 +141,36 @@ impl StoreError {
         StoreError::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// Whether retrying the same call may succeed without anyone changing anything but time:
+    /// `true` for interrupted, timed-out, busy or disconnected I/O, a full disk or quota (space
+    /// comes back when the GC or an admin frees it) and temporary backend errors; `false` for an
+    /// absent chunk, every other I/O error (denied access, damaged files, invalid input) and
+    /// permanent backend errors.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            StoreError::NotFound { .. } => false,
+            StoreError::Io { source, .. } => matches!(
+                source.kind(),
+                ErrorKind::Interrupted
+                    | ErrorKind::WouldBlock
+                    | ErrorKind::TimedOut
+                    | ErrorKind::ResourceBusy
+                    | ErrorKind::StorageFull
+                    | ErrorKind::QuotaExceeded
+                    | ErrorKind::ConnectionRefused
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::NotConnected
+                    | ErrorKind::BrokenPipe
+                    | ErrorKind::NetworkDown
+                    | ErrorKind::NetworkUnreachable
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::StaleNetworkFileHandle
+            ),
+            StoreError::Backend { temporary, .. } => *temporary,
         }
     }
 }
@@ -209,13 +289,53 @@ pub trait ChunkStore: Send + Sync {
         Ok(CompactReport::default())
     }
 
-    /// Where the stored bytes of `id` are on disk, or `None` when absent (admins and tests).
+    /// Where the stored bytes of `id` are (the object holding them, offset and length), or
+    /// `None` when absent (admins and tests).
     ///
     /// # Errors
     /// [`StoreError::Io`] when the location could not be read.
     fn locate(&self, id: &ChunkId) -> Result<Option<ChunkLocation>, StoreError> {
         let _ = id;
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Retrying helps for interruptions, timeouts, lost connections and a full disk; not for an
+    /// absent chunk, denied access or damaged data. Backends say it themselves.
+    #[test]
+    fn errors_say_whether_they_are_temporary() {
+        let io = |kind| StoreError::io("/x", std::io::Error::from(kind));
+        for kind in [
+            ErrorKind::Interrupted,
+            ErrorKind::TimedOut,
+            ErrorKind::StorageFull,
+            ErrorKind::ConnectionReset,
+        ] {
+            assert!(io(kind).is_temporary(), "{kind:?}");
+        }
+        for kind in [
+            ErrorKind::PermissionDenied,
+            ErrorKind::InvalidData,
+            ErrorKind::NotFound,
+            ErrorKind::Other,
+        ] {
+            assert!(!io(kind).is_temporary(), "{kind:?}");
+        }
+        let id = ChunkId::of(b"x");
+        assert!(!StoreError::NotFound { id }.is_temporary());
+        for temporary in [true, false] {
+            let e = StoreError::Backend {
+                object: "s3://bucket/packs/1.seg".into(),
+                temporary,
+                source: "503 Slow Down".into(),
+            };
+            assert_eq!(e.is_temporary(), temporary);
+            assert!(e.to_string().contains("s3://bucket/packs/1.seg"), "{e}");
+        }
     }
 }
 

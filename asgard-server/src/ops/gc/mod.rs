@@ -112,7 +112,7 @@ impl GcOptions {
             keep_versions: config.keep_versions,
             deleted_keep_days: config.deleted_keep_days,
             batch: DEFAULT_BATCH,
-            compact_below_percent: config.compact_below_percent,
+            compact_below_percent: config.store.compact_below_percent,
         }
     }
 }

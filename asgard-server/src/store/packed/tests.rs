@@ -1,7 +1,17 @@
 //! The packed store: conformance, batches, compaction (also racing deletions and replacements),
 //! crash repair at open, and the import of the per-file layout.
 
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+use super::format::{record_header, segment_name};
+use super::index::{LOCATIONS, SEGMENTS};
 use super::*;
+use crate::store::LocalStore;
+use crate::store::medium::WholeObjectsOnly;
+use redb::{ReadableDatabase, ReadableTable};
 
 fn small() -> PackedOptions {
     PackedOptions {
@@ -12,6 +22,18 @@ fn small() -> PackedOptions {
 
 fn open(dir: &Path, opts: PackedOptions) -> PackedStore {
     PackedStore::open(&dir.join("chunks"), opts).unwrap()
+}
+
+/// The store over a local medium whose append capability is hidden: every batch is a pack.
+fn open_without_appends(dir: &Path, opts: PackedOptions) -> PackedStore {
+    let root = dir.join("chunks");
+    let medium = WholeObjectsOnly(LocalMedium::open(&root).unwrap());
+    PackedStore::on_medium(Arc::new(medium), &root.join("index.redb"), opts).unwrap()
+}
+
+/// The file of segment `id` below `dir`.
+fn segment_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join("chunks/packs").join(segment_name(id))
 }
 
 fn chunk(n: u32, size: usize) -> (ChunkId, Vec<u8>) {
@@ -33,7 +55,7 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn committed(s: &PackedStore) -> HashMap<u64, (u64, u64)> {
-    let txn = s.index.begin_read().unwrap();
+    let txn = s.index.db().begin_read().unwrap();
     let t = txn.open_table(SEGMENTS).unwrap();
     t.iter()
         .unwrap()
@@ -53,6 +75,94 @@ fn conformance_default_segments() {
         lock(&dirs).push(dir);
         Box::new(store)
     });
+}
+
+#[test]
+fn conformance_without_appends() {
+    for opts in [PackedOptions::default(), small()] {
+        let dirs = Mutex::new(Vec::new());
+        super::super::conformance::run_all(&|| {
+            let dir = tempfile::tempdir().unwrap();
+            let store = open_without_appends(dir.path(), opts);
+            lock(&dirs).push(dir);
+            Box::new(store)
+        });
+    }
+}
+
+/// Without appends, each batch is its own pack object in the segment format; compaction merges
+/// the live records of several packs into one new pack; the accounting holds and all of it
+/// survives a reopen (with appends, as the same directory is a plain local store).
+#[test]
+fn without_appends_batches_are_packs_and_compaction_merges_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open_without_appends(dir.path(), PackedOptions::default());
+    let chunks: Vec<(ChunkId, Vec<u8>)> = (0..40).map(|n| chunk(n, 300)).collect();
+    for group in chunks.chunks(4) {
+        let refs: Vec<(ChunkId, &[u8])> = group.iter().map(|(i, b)| (*i, &b[..])).collect();
+        s.put_many(&refs).unwrap();
+    }
+    assert_eq!(segment_files(dir.path()).len(), 10, "one pack per batch");
+    let pack = fs::read(&segment_files(dir.path())[0]).unwrap();
+    assert_eq!(&pack[..8], SEGMENT_MAGIC);
+    assert_eq!(
+        parse_header(&pack[8..48]),
+        Some((chunks[0].0, chunks[0].1.len() as u32))
+    );
+    let dead: Vec<ChunkId> = chunks.iter().skip(1).step_by(2).map(|(i, _)| *i).collect();
+    s.delete_many(&dead).unwrap();
+    let r = s.compact(60).unwrap();
+    assert_eq!(r.segments_compacted, 10, "{r:?}");
+    assert_eq!(segment_files(dir.path()).len(), 1, "merged into one pack");
+    check_accounting(&s);
+    for (id, bytes) in chunks.iter().step_by(2) {
+        assert_eq!(&s.get(id).unwrap(), bytes);
+    }
+    drop(s);
+    for opener in [open as Opener, open_without_appends] {
+        let s = opener(dir.path(), PackedOptions::default());
+        for (id, bytes) in chunks.iter().step_by(2) {
+            assert_eq!(&s.get(id).unwrap(), bytes);
+        }
+        assert_eq!(s.list().unwrap().count(), 20);
+    }
+}
+
+/// A pack written whole whose index commit never happened (a crash) is removed at open.
+#[test]
+fn without_appends_open_removes_a_pack_without_a_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open_without_appends(dir.path(), PackedOptions::default());
+    let (id, bytes) = chunk(1, 100);
+    s.put(&id, &bytes).unwrap();
+    drop(s);
+    let mut body = SEGMENT_MAGIC.to_vec();
+    let (oid, obytes) = chunk(2, 100);
+    body.extend_from_slice(&record_header(&oid, obytes.len() as u32));
+    body.extend_from_slice(&obytes);
+    let orphan = segment_path(dir.path(), 0x77);
+    fs::write(&orphan, body).unwrap();
+    let s = open_without_appends(dir.path(), PackedOptions::default());
+    assert!(!orphan.exists());
+    assert!(!s.exists(&oid).unwrap());
+    assert_eq!(s.get(&id).unwrap(), bytes);
+    s.put(&oid, &obytes).unwrap();
+    assert!(s.index.location(&oid).unwrap().unwrap().0 > 0x77);
+}
+
+/// Every segment's live bytes are the sum of the records the index points into it.
+fn check_accounting(s: &PackedStore) {
+    let rows = committed(s);
+    let txn = s.index.db().begin_read().unwrap();
+    let locs = txn.open_table(LOCATIONS).unwrap();
+    let mut live: HashMap<u64, u64> = HashMap::new();
+    for row in locs.iter().unwrap() {
+        let (seg, _, len, _) = row.unwrap().1.value();
+        *live.entry(seg).or_default() += record_len(len);
+    }
+    for (seg, (_, l)) in rows {
+        assert_eq!(live.get(&seg).copied().unwrap_or(0), l, "segment {seg}");
+    }
 }
 
 #[test]
@@ -85,7 +195,7 @@ fn a_batch_shares_one_segment_and_survives_a_reopen() {
     }
     // Records are self-describing: the header in front of each chunk names it.
     let loc = s.locate(&chunks[7].0).unwrap().unwrap();
-    let file = fs::read(&loc.path).unwrap();
+    let file = fs::read(loc.path.as_str()).unwrap();
     let h = &file[(loc.offset - RECORD_HEADER) as usize..loc.offset as usize];
     assert_eq!(
         parse_header(h),
@@ -134,7 +244,7 @@ fn compaction_keeps_live_chunks_and_reclaims_space() {
         assert_eq!(listed, want);
         // The accounting matches the locations.
         let rows = committed(s);
-        let txn = s.index.begin_read().unwrap();
+        let txn = s.index.db().begin_read().unwrap();
         let locs = txn.open_table(LOCATIONS).unwrap();
         let mut live: HashMap<u64, u64> = HashMap::new();
         for row in locs.iter().unwrap() {
@@ -156,6 +266,18 @@ fn compaction_keeps_live_chunks_and_reclaims_space() {
 /// new bytes, every other live chunk its old ones.
 #[test]
 fn compaction_racing_a_delete_and_a_replace_moves_only_what_still_points_at_the_old_segment() {
+    race_a_delete_and_a_replace(open);
+}
+
+/// The same race when compaction writes a new pack object (no appends).
+#[test]
+fn compaction_into_a_pack_racing_a_delete_and_a_replace() {
+    race_a_delete_and_a_replace(open_without_appends);
+}
+
+type Opener = fn(&Path, PackedOptions) -> PackedStore;
+
+fn race_a_delete_and_a_replace(open: Opener) {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path(), small());
     let chunks: Vec<(ChunkId, Vec<u8>)> = (0..8).map(|n| chunk(n, 400)).collect();
@@ -166,7 +288,7 @@ fn compaction_racing_a_delete_and_a_replace_moves_only_what_still_points_at_the_
         let (id, b) = chunk(n, 3000);
         s.put(&id, &b).unwrap();
     }
-    let first_seg = s.location(&chunks[0].0).unwrap().unwrap().0;
+    let first_seg = s.index.location(&chunks[0].0).unwrap().unwrap().0;
     // Leave 3 of 8 live: below 50 %.
     let dead: Vec<ChunkId> = chunks[3..].iter().map(|(id, _)| *id).collect();
     s.delete_many(&dead).unwrap();
@@ -184,7 +306,10 @@ fn compaction_racing_a_delete_and_a_replace_moves_only_what_still_points_at_the_
         .unwrap();
     assert!(raced);
     assert!(r.segments_compacted >= 1, "{r:?}");
-    assert!(!s.segment_path(first_seg).exists(), "old segment removed");
+    assert!(
+        !segment_path(dir.path(), first_seg).exists(),
+        "old segment removed"
+    );
     assert!(
         !s.exists(&deleted).unwrap(),
         "a deleted chunk stays deleted"
@@ -201,6 +326,16 @@ fn compaction_racing_a_delete_and_a_replace_moves_only_what_still_points_at_the_
 /// Readers and writers running during compactions always get exact bytes.
 #[test]
 fn concurrent_puts_reads_and_compactions() {
+    puts_reads_and_compactions(open);
+}
+
+/// The same with every batch and every compaction output a pack object (no appends).
+#[test]
+fn concurrent_puts_reads_and_compactions_without_appends() {
+    puts_reads_and_compactions(open_without_appends);
+}
+
+fn puts_reads_and_compactions(open: Opener) {
     let dir = tempfile::tempdir().unwrap();
     let s = Arc::new(open(dir.path(), small()));
     let base: Vec<(ChunkId, Vec<u8>)> = (0..200).map(|n| chunk(n, 200)).collect();
@@ -252,7 +387,7 @@ fn open_truncates_a_torn_tail() {
     let chunks: Vec<(ChunkId, Vec<u8>)> = (0..10).map(|n| chunk(n, 100)).collect();
     let refs: Vec<(ChunkId, &[u8])> = chunks.iter().map(|(i, b)| (*i, &b[..])).collect();
     s.put_many(&refs).unwrap();
-    let seg = s.location(&chunks[0].0).unwrap().unwrap().0;
+    let seg = s.index.location(&chunks[0].0).unwrap().unwrap().0;
     let (len, _) = committed(&s)[&seg];
     drop(s);
     let path = dir.path().join("chunks/packs").join(segment_name(seg));
@@ -299,7 +434,7 @@ fn open_removes_an_orphan_segment() {
     assert_eq!(s.list().unwrap().count(), 1);
     let (nid, nbytes) = chunk(3, 100);
     s.put(&nid, &nbytes).unwrap();
-    assert!(s.location(&nid).unwrap().unwrap().0 > 0xff);
+    assert!(s.index.location(&nid).unwrap().unwrap().0 > 0xff);
 }
 
 /// A crash between a compaction's index commit and the removal of the old file: the old file is
@@ -314,8 +449,8 @@ fn open_finishes_an_interrupted_compaction() {
     let (big, big_bytes) = chunk(50, 5000);
     s.put(&big, &big_bytes).unwrap();
     s.put(&chunk(51, 5000).0, &chunk(51, 5000).1).unwrap();
-    let seg = s.location(&chunks[0].0).unwrap().unwrap().0;
-    let old = s.segment_path(seg);
+    let seg = s.index.location(&chunks[0].0).unwrap().unwrap().0;
+    let old = segment_path(dir.path(), seg);
     let saved = fs::read(&old).unwrap();
     let dead: Vec<ChunkId> = chunks[2..].iter().map(|(id, _)| *id).collect();
     s.delete_many(&dead).unwrap();
@@ -392,7 +527,10 @@ fn damaged_headers_read_as_missing() {
     let (b, bb) = chunk(2, 100);
     s.put_many(&[(a, &ab[..]), (b, &bb[..])]).unwrap();
     let la = s.locate(&a).unwrap().unwrap();
-    let f = OpenOptions::new().write(true).open(&la.path).unwrap();
+    let f = OpenOptions::new()
+        .write(true)
+        .open(la.path.as_str())
+        .unwrap();
     f.write_all_at(b"XXXX", la.offset - RECORD_HEADER).unwrap();
     let lb = s.locate(&b).unwrap().unwrap();
     f.write_all_at(&[bb[5] ^ 1], lb.offset + 5).unwrap();
