@@ -363,7 +363,7 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
     events::spawn_log(&events).context("event log thread")?;
     let res = Resources {
         db: Arc::new(db),
-        store: Arc::new(store),
+        store,
         config: Arc::new(config),
         events,
     };

@@ -16,6 +16,8 @@
 
 pub mod channel;
 
+use std::sync::Arc;
+
 use anyhow::{Context, anyhow, bail};
 use asgard_core::Lang;
 use serde::{Deserialize, Serialize};
@@ -24,7 +26,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::ops::{self, PROTOCOL_VERSION, Report, SOCKET_NAME, Task, TaskContext};
 use crate::present;
-use crate::store::{ChunkStore, PackedStore};
+use crate::store::ChunkStore;
 
 pub use channel::{Reply, Request};
 
@@ -77,7 +79,7 @@ pub fn execute(
             };
             let ctx = TaskContext {
                 db: &db,
-                store: store.as_ref().map(|s| s as &dyn ChunkStore),
+                store: store.as_deref(),
                 config,
                 now_us: crate::db::now_us(),
             };
@@ -105,14 +107,53 @@ pub fn open_db(config: &Config, lang: Lang) -> anyhow::Result<Db> {
     Db::open(&path).with_context(|| present::messages::cannot_open_db(&path, lang))
 }
 
-/// Opens the chunk store `<data_dir>/chunks` (the caller holds the lock): crash repair and the
-/// import of per-file chunks happen here.
-pub fn open_store(config: &Config, lang: Lang) -> anyhow::Result<PackedStore> {
-    let chunks = config.data_dir.join("chunks");
-    PackedStore::open(&chunks, config.packed_options()).map_err(|e| {
+/// Opens the chunk store of the configuration (`store:`; by default the packed store in
+/// `<data_dir>/chunks`). The caller holds the lock: crash repair and the import of per-file chunks
+/// happen here.
+pub fn open_store(config: &Config, lang: Lang) -> anyhow::Result<Arc<dyn ChunkStore>> {
+    crate::store::open(&config.store, &config.data_dir).map_err(|e| {
+        let place = config.store.local_path(&config.data_dir);
         anyhow!(
             "{}: {e}",
-            present::messages::cannot_open_store(&chunks, lang)
+            present::messages::cannot_open_store(&place, lang)
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_lives_where_the_configuration_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        };
+        std::fs::create_dir_all(&config.data_dir).unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        config.store.path = Some(elsewhere.clone());
+        let data = b"Donnerkeil".to_vec();
+        let id = asgard_core::ChunkId::of(&data);
+        let stored = asgard_core::stored::encode_raw(&data);
+        open_store(&config, Lang::De)
+            .unwrap()
+            .put(&id, &stored)
+            .unwrap();
+        assert!(!config.data_dir.join("chunks").exists());
+        // `locate` through the runner opens the same store and finds the chunk there.
+        let out = execute(
+            &config,
+            &Task::Locate {
+                ids: vec![id.to_hex()],
+            },
+            Lang::De,
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(out.exit_code, 0, "{}", out.text);
+        let path = out.result["chunks"][0]["path"].as_str().unwrap();
+        assert!(path.starts_with(elsewhere.to_str().unwrap()), "{path}");
+    }
 }

@@ -68,7 +68,7 @@
 //! `compact_below_percent` ([`ChunkStore::compact`]; for the packed store: sealed segments). It
 //! moves bytes, never presence: every chunk the store has before, it has after, with the same
 //! bytes, so no fence is needed against uploads and commits. Its own crash safety is the store's
-//! (see `store/packed.rs`).
+//! (see `store/packed/`).
 
 use std::time::{Duration, Instant};
 
