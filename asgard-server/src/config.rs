@@ -264,13 +264,7 @@ impl Config {
                 bail!(
                     "{}: {}",
                     origin.display(),
-                    match lang {
-                        Lang::De => format!(
-                            "{key} und store.{key} sind beide gesetzt; bitte nur store.{key} verwenden"
-                        ),
-                        Lang::En =>
-                            format!("both {key} and store.{key} are set; use only store.{key}"),
-                    }
+                    present::key_set_twice(key, lang)
                 );
             }
             tracing::warn!(
@@ -399,6 +393,8 @@ impl Config {
         Lang::resolve(self.language, std::env::var("LANG").ok().as_deref())
     }
 }
+
+mod present;
 
 #[cfg(test)]
 mod tests;
