@@ -9,14 +9,14 @@ use asgard_core::Lang;
 
 /// The held lock; dropping it releases the lock.
 #[derive(Debug)]
-pub struct DataDirLock {
+pub(crate) struct DataDirLock {
     _file: File,
     pub path: PathBuf,
 }
 
 /// Takes the lock of `data_dir` (which must exist) when it is free; `Ok(None)` when another process
 /// holds it (a running server, or another admin command working in-process).
-pub fn try_acquire(data_dir: &Path, lang: Lang) -> anyhow::Result<Option<DataDirLock>> {
+pub(crate) fn try_acquire(data_dir: &Path, lang: Lang) -> anyhow::Result<Option<DataDirLock>> {
     match acquire_inner(data_dir, lang)? {
         Ok(lock) => Ok(Some(lock)),
         Err(_held) => Ok(None),
@@ -24,7 +24,7 @@ pub fn try_acquire(data_dir: &Path, lang: Lang) -> anyhow::Result<Option<DataDir
 }
 
 /// Takes the lock of `data_dir` (which must exist), or fails at once when another process holds it.
-pub fn acquire(data_dir: &Path, lang: Lang) -> anyhow::Result<DataDirLock> {
+pub(crate) fn acquire(data_dir: &Path, lang: Lang) -> anyhow::Result<DataDirLock> {
     acquire_inner(data_dir, lang)?
 }
 

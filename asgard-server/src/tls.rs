@@ -15,19 +15,19 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 
 /// Certificate chain (leaf first) and key, loaded.
-pub struct TlsMaterial {
+pub(crate) struct TlsMaterial {
     pub certs: Vec<CertificateDer<'static>>,
     pub key: PrivateKeyDer<'static>,
 }
 
 impl TlsMaterial {
     /// SHA-256 of the leaf certificate, as `AB:CD:...` (like `openssl x509 -fingerprint -sha256`).
-    pub fn fingerprint(&self) -> String {
+    pub(crate) fn fingerprint(&self) -> String {
         fingerprint(&self.certs[0])
     }
 
     /// A rustls server config (ring provider, ALPN h2 and http/1.1).
-    pub fn server_config(self) -> anyhow::Result<rustls::ServerConfig> {
+    pub(crate) fn server_config(self) -> anyhow::Result<rustls::ServerConfig> {
         let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -39,7 +39,7 @@ impl TlsMaterial {
     }
 }
 
-pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
+pub(crate) fn fingerprint(cert: &CertificateDer<'_>) -> String {
     Sha256::digest(cert.as_ref())
         .iter()
         .map(|b| format!("{b:02X}"))
@@ -48,7 +48,7 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
 }
 
 /// The configured certificate, else the self-signed one (created when missing).
-pub fn load_or_create(config: &Config, lang: Lang) -> anyhow::Result<TlsMaterial> {
+pub(crate) fn load_or_create(config: &Config, lang: Lang) -> anyhow::Result<TlsMaterial> {
     let (cert, key) = match &config.tls {
         Some(t) => (t.cert.clone(), t.key.clone()),
         None => {

@@ -11,7 +11,7 @@ use std::time::Instant;
 use asgard_core::protocol::{ChunkRef, CommitEntry, FileMeta};
 use asgard_core::{ChunkParams, RawPath};
 use asgard_server::db::{Auth, Db, UploadedChunk};
-use asgard_server::ops::gc::{self, GcOptions};
+use asgard_server::gc::{self, GcOptions};
 use asgard_server::service::ingest;
 
 mod common;

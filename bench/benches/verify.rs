@@ -18,9 +18,9 @@ use asgard_core::protocol::{ChunkRef, CommitEntry, FileMeta, LoginRequest, MAX_C
 use asgard_core::{ChunkId, ChunkParams, RawPath, stored};
 use asgard_server::config::Registration;
 use asgard_server::db::{Db, LoginPolicy, UploadedChunk, hash_token};
-use asgard_server::ops::verify::{self, VerifyOptions};
 use asgard_server::service::ingest;
 use asgard_server::store::LocalStore;
+use asgard_server::verify::{self, VerifyOptions};
 
 const CHUNKS_PER_FILE: usize = 10;
 

@@ -10,7 +10,7 @@ use super::{ApiError, AppState, Authed, blocking};
 use crate::db::now_us;
 use crate::service::ingest;
 
-pub async fn check(
+pub(crate) async fn check(
     state: web::Data<AppState>,
     auth: Authed,
     body: web::Json<CheckRequest>,
@@ -25,7 +25,7 @@ pub async fn check(
 /// Reads every part (bounded per part and per request), then ingests them in one blocking task
 /// (see `crate::service::ingest`): a request with any bad part stores nothing and changes no
 /// metadata.
-pub async fn upload(
+pub(crate) async fn upload(
     state: web::Data<AppState>,
     auth: Authed,
     mut parts: Multipart,
@@ -63,7 +63,7 @@ pub async fn upload(
     Ok(HttpResponse::Ok().json(response))
 }
 
-pub async fn commit(
+pub(crate) async fn commit(
     state: web::Data<AppState>,
     auth: Authed,
     body: web::Json<CommitRequest>,

@@ -11,7 +11,7 @@ const DEFAULT_LIMIT: u32 = 1000;
 const MAX_LIMIT: u32 = asgard_core::protocol::MAX_LIST_LIMIT;
 
 /// Validates the query into database parameters.
-pub fn params(q: ListQuery, calling_device: u64) -> Result<ListParams, ApiError> {
+pub(crate) fn params(q: ListQuery, calling_device: u64) -> Result<ListParams, ApiError> {
     let prefix = match &q.prefix_hex {
         Some(hex) => Some(RawPath(
             asgard_core::id::from_hex(hex)
@@ -39,7 +39,7 @@ pub fn params(q: ListQuery, calling_device: u64) -> Result<ListParams, ApiError>
     })
 }
 
-pub async fn list(
+pub(crate) async fn list(
     state: web::Data<AppState>,
     auth: Authed,
     query: web::Query<ListQuery>,

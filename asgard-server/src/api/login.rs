@@ -8,12 +8,12 @@ use crate::db::{LoginPolicy, hash_token, now_us};
 use crate::service::login::LoginAnswer;
 
 /// User and device names: 1..=128 characters, no control characters.
-pub fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     let n = name.chars().count();
     (1..=128).contains(&n) && !name.chars().any(char::is_control)
 }
 
-pub async fn login(
+pub(crate) async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Json<LoginRequest>,

@@ -1,12 +1,12 @@
 //! The HTTP API: shared state, the one error type every handler answers with, and the bearer-token
 //! extractor. One file per group of endpoints.
 
-pub mod backup;
-pub mod list;
-pub mod login;
-pub mod present;
-pub mod restore;
-pub mod runs;
+pub(crate) mod backup;
+pub(crate) mod list;
+pub(crate) mod login;
+pub(crate) mod present;
+pub(crate) mod restore;
+pub(crate) mod runs;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,7 +27,7 @@ use crate::service::ServiceError;
 use crate::store::{ChunkStore, StoreError};
 
 /// Everything a handler needs.
-pub struct AppState {
+pub(crate) struct AppState {
     pub db: Arc<Db>,
     pub store: Arc<dyn ChunkStore>,
     pub config: Arc<Config>,
@@ -35,7 +35,7 @@ pub struct AppState {
 
 /// Every error answer of the API. Each maps to a status and a stable `code`.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error("bad request: {0}")]
     BadRequest(String),
     #[error("protocol version {0}")]
@@ -208,7 +208,7 @@ impl From<actix_web::error::BlockingError> for ApiError {
 }
 
 /// Runs blocking work (redb, store I/O, hashing) off the async workers.
-pub async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, ApiError>
 where
     F: FnOnce() -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
@@ -217,7 +217,7 @@ where
 }
 
 /// The language of a request's messages: its `Accept-Language`, else the configured language.
-pub fn request_lang(req: &HttpRequest) -> Lang {
+pub(crate) fn request_lang(req: &HttpRequest) -> Lang {
     req.headers()
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok())
@@ -231,7 +231,7 @@ pub fn request_lang(req: &HttpRequest) -> Lang {
 
 /// Middleware: every error answer of the API gets its message in the language of the request
 /// ([`request_lang`]); status, code and headers stay as the error made them.
-pub async fn with_request_language(
+pub(crate) async fn with_request_language(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
@@ -249,7 +249,7 @@ pub async fn with_request_language(
 }
 
 /// The bearer token of a request, if any. A malformed header counts as a wrong token.
-pub fn bearer(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+pub(crate) fn bearer(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -265,7 +265,7 @@ pub fn bearer(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 
 /// An authenticated, active device: the extractor every endpoint but login uses.
 #[derive(Debug, Clone)]
-pub struct Authed(pub Auth);
+pub(crate) struct Authed(pub Auth);
 
 impl FromRequest for Authed {
     type Error = ApiError;
@@ -289,22 +289,22 @@ impl FromRequest for Authed {
 }
 
 /// Turns extractor failures (bad JSON, wrong content type, bad query) into [`ErrorBody`] answers.
-pub fn json_config() -> web::JsonConfig {
+pub(crate) fn json_config() -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(128 * 1024 * 1024)
         .error_handler(|err, _| ApiError::BadRequest(err.to_string()).into())
 }
 
-pub fn query_config() -> web::QueryConfig {
+pub(crate) fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|err, _| ApiError::BadRequest(err.to_string()).into())
 }
 
-pub fn path_config() -> web::PathConfig {
+pub(crate) fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|err, _| ApiError::BadRequest(err.to_string()).into())
 }
 
 /// `GET /healthz`
-pub async fn healthz() -> HttpResponse {
+pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body("ok")
@@ -312,7 +312,7 @@ pub async fn healthz() -> HttpResponse {
 
 /// `GET /metrics`: Prometheus text format; the main figures of `asgard-server stats` (one streaming
 /// scan of the version and chunk tables per scrape, see `db/stats.rs`).
-pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let db = state.db.clone();
     let s = blocking(move || Ok(db.full_stats()?)).await?;
     let mut out = String::new();
@@ -375,7 +375,7 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
 }
 
 /// Every route of the API.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(json_config())
         .app_data(query_config())
         .app_data(path_config())

@@ -7,7 +7,7 @@ use asgard_core::Lang;
 use crate::api::ApiError;
 
 /// The message of `e` for a reader of `l`.
-pub fn error_message(e: &ApiError, l: Lang) -> String {
+pub(crate) fn error_message(e: &ApiError, l: Lang) -> String {
     let de = l == Lang::De;
     match e {
         ApiError::BadRequest(d) => {

@@ -19,11 +19,11 @@ use super::{ApiError, AppState, Authed, blocking};
 use crate::service::read;
 
 /// The number behind the `asgard_chunks_served_total` metric.
-pub fn chunks_served() -> u64 {
+pub(crate) fn chunks_served() -> u64 {
     read::chunks_served()
 }
 
-pub async fn restore(
+pub(crate) async fn restore(
     state: web::Data<AppState>,
     auth: Authed,
     req: HttpRequest,
@@ -87,7 +87,7 @@ pub async fn restore(
     Ok(resp.body(SizedStream::new(len, body)))
 }
 
-pub async fn chunk(
+pub(crate) async fn chunk(
     state: web::Data<AppState>,
     auth: Authed,
     path: web::Path<String>,
@@ -105,7 +105,7 @@ pub async fn chunk(
 }
 
 /// `POST /api/manifest`: the chunk lists of the caller's versions (any of the user's devices).
-pub async fn manifest(
+pub(crate) async fn manifest(
     state: web::Data<AppState>,
     auth: Authed,
     body: web::Json<ManifestRequest>,
@@ -119,7 +119,7 @@ pub async fn manifest(
 
 /// `POST /api/fetch`: the requested chunks in stored form, one frame each, in request order,
 /// streamed from the store. Refused as a whole (404) when the user may not read one of them.
-pub async fn fetch(
+pub(crate) async fn fetch(
     state: web::Data<AppState>,
     auth: Authed,
     body: web::Json<FetchRequest>,

@@ -10,7 +10,7 @@ use super::{ApiError, AppState, Authed, blocking};
 use crate::db::{KEEP_RUNS, RunRec, now_us};
 
 /// Refuses a report that breaks the protocol's bounds (nothing is stored then).
-pub fn validate(r: &RunReport) -> Result<(), ApiError> {
+pub(crate) fn validate(r: &RunReport) -> Result<(), ApiError> {
     if r.errors.len() > MAX_RUN_ERRORS {
         return Err(ApiError::BadRequest(format!(
             "errors: {} > {MAX_RUN_ERRORS}",
@@ -29,7 +29,7 @@ pub fn validate(r: &RunReport) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub async fn report(
+pub(crate) async fn report(
     state: web::Data<AppState>,
     auth: Authed,
     body: web::Json<RunReport>,
@@ -43,7 +43,7 @@ pub async fn report(
     Ok(HttpResponse::Ok().json(RunAccepted { id }))
 }
 
-pub async fn list(
+pub(crate) async fn list(
     state: web::Data<AppState>,
     auth: Authed,
     query: web::Query<RunsQuery>,

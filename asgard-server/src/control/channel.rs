@@ -34,7 +34,7 @@ const CONNECT_PATIENCE: Duration = Duration::from_secs(10);
 /// One request: the first and only line a client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Request {
+pub(crate) struct Request {
     /// Must be [`PROTOCOL_VERSION`].
     pub version: u32,
     /// The language of the texts in the answer.
@@ -45,7 +45,7 @@ pub struct Request {
 /// One line of the server's answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Reply {
+pub(crate) enum Reply {
     /// A progress message while the task runs.
     Progress { message: String },
     /// The final line of a task that ran.
@@ -57,7 +57,7 @@ pub enum Reply {
 /// The listening admin socket of a running server. Dropping it removes the socket file (the
 /// thread that accepts connections ends with the process).
 #[derive(Debug)]
-pub struct AdminSocket {
+pub(crate) struct AdminSocket {
     pub path: PathBuf,
 }
 
@@ -69,7 +69,7 @@ impl Drop for AdminSocket {
 
 /// Creates `<data_dir>/admin.sock` (replacing a stale one; the caller holds the data directory
 /// lock) and serves requests on it, one thread per connection.
-pub fn serve(res: Resources) -> anyhow::Result<AdminSocket> {
+pub(crate) fn serve(res: Resources) -> anyhow::Result<AdminSocket> {
     let data_dir = res.config.data_dir.clone();
     let path = data_dir.join(SOCKET_NAME);
     let listener = bind_private(&data_dir, &path)
@@ -194,7 +194,7 @@ fn handle(mut stream: UnixStream, res: &Resources) {
 /// Sends `request` to the server listening on `socket` and returns the task's outcome; progress
 /// lines go to `progress`. Errors when nobody answers, on a protocol error, or when the server
 /// reports one.
-pub fn call(
+pub(crate) fn call(
     socket: &Path,
     request: &Request,
     lang: Lang,

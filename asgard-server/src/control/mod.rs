@@ -14,7 +14,7 @@
 //! caller's language (made by [`crate::present`]), and the exit code. The admin never has to stop
 //! the service, for maintenance or for accounts.
 
-pub mod channel;
+pub(crate) mod channel;
 
 use std::sync::Arc;
 
@@ -28,12 +28,12 @@ use crate::ops::{self, PROTOCOL_VERSION, Report, SOCKET_NAME, Task, TaskContext}
 use crate::present;
 use crate::store::ChunkStore;
 
-pub use channel::{Reply, Request};
+pub(crate) use channel::Request;
 
 /// What a task produced, for the command that asked: the report as JSON (`--json`), as text for
 /// people in the caller's language, and the exit code. The final line of the admin channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// The machine-readable result (`--json`).
     pub result: serde_json::Value,
     /// The result for people, in the requested language.
@@ -44,7 +44,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// The outcome of `report`, its text in `lang`.
-    pub fn of(report: &Report, lang: Lang) -> anyhow::Result<Outcome> {
+    pub(crate) fn of(report: &Report, lang: Lang) -> anyhow::Result<Outcome> {
         Ok(Outcome {
             result: serde_json::to_value(report)?,
             text: present::report(report, lang),
@@ -59,7 +59,7 @@ impl Outcome {
 /// # Errors
 /// The data directory is missing or cannot be used, the server does not answer, or the task
 /// failed; the message is in `lang`.
-pub fn execute(
+pub(crate) fn execute(
     config: &Config,
     task: &Task,
     lang: Lang,
@@ -102,7 +102,7 @@ pub fn execute(
 }
 
 /// Opens the metadata database of the configured data directory (the caller holds the lock).
-pub fn open_db(config: &Config, lang: Lang) -> anyhow::Result<Db> {
+pub(crate) fn open_db(config: &Config, lang: Lang) -> anyhow::Result<Db> {
     let path = config.data_dir.join("asgard.redb");
     Db::open(&path).with_context(|| present::messages::cannot_open_db(&path, lang))
 }
@@ -110,7 +110,7 @@ pub fn open_db(config: &Config, lang: Lang) -> anyhow::Result<Db> {
 /// Opens the chunk store of the configuration (`store:`; by default the packed store in
 /// `<data_dir>/chunks`). The caller holds the lock: crash repair and the import of per-file chunks
 /// happen here.
-pub fn open_store(config: &Config, lang: Lang) -> anyhow::Result<Arc<dyn ChunkStore>> {
+pub(crate) fn open_store(config: &Config, lang: Lang) -> anyhow::Result<Arc<dyn ChunkStore>> {
     crate::store::open(&config.store, &config.data_dir).map_err(|e| {
         let place = config.store.local_path(&config.data_dir);
         anyhow!(

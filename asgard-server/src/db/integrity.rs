@@ -47,7 +47,7 @@ pub struct VersionIssue {
 }
 
 /// Where a walk over one user's paths goes on: after this (device id, path).
-pub type PathCursor = (u64, Vec<u8>);
+pub(super) type PathCursor = (u64, Vec<u8>);
 
 /// One batch of a version walk.
 #[derive(Debug, Default)]

@@ -14,7 +14,7 @@ use crate::db::{Db, DbError};
 
 /// One device, for `device list`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeviceInfo {
+pub(crate) struct DeviceInfo {
     pub user: String,
     pub device: String,
     pub status: DeviceStatus,
@@ -27,7 +27,7 @@ pub struct DeviceInfo {
 
 /// What `device approve` or `device reset` did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeviceChange {
+pub(crate) struct DeviceChange {
     pub user: String,
     pub device: String,
     pub action: DeviceAction,
@@ -35,14 +35,14 @@ pub struct DeviceChange {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum DeviceAction {
+pub(crate) enum DeviceAction {
     Approved,
     Reset,
 }
 
 /// One user, for `user list`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserInfo {
+pub(crate) struct UserInfo {
     pub name: String,
     pub devices: u64,
     /// The user's own setting; `None`: the configured `keep_versions` applies.
@@ -51,14 +51,14 @@ pub struct UserInfo {
 
 /// The users and the configured default they fall back to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserList {
+pub(crate) struct UserList {
     pub default_keep_versions: u32,
     pub users: Vec<UserInfo>,
 }
 
 /// What `user set-keep` or `user clear-keep` did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeepChange {
+pub(crate) struct KeepChange {
     pub user: String,
     /// The new own setting; `None`: cleared.
     pub keep_versions: Option<u32>,
@@ -66,7 +66,7 @@ pub struct KeepChange {
 }
 
 /// Every device of every user.
-pub fn devices(db: &Db) -> Result<Vec<DeviceInfo>, OpsError> {
+pub(crate) fn devices(db: &Db) -> Result<Vec<DeviceInfo>, OpsError> {
     Ok(db
         .list_devices()?
         .into_iter()
@@ -91,7 +91,7 @@ fn device_not_found(user: &str, device: &str) -> impl FnOnce(DbError) -> OpsErro
 }
 
 /// Approves a pending device (an active one stays active).
-pub fn approve(db: &Db, user: &str, device: &str) -> Result<DeviceChange, OpsError> {
+pub(crate) fn approve(db: &Db, user: &str, device: &str) -> Result<DeviceChange, OpsError> {
     db.approve_device(user, device)
         .map_err(device_not_found(user, device))?;
     Ok(DeviceChange {
@@ -102,7 +102,7 @@ pub fn approve(db: &Db, user: &str, device: &str) -> Result<DeviceChange, OpsErr
 }
 
 /// Revokes a device's token; its files stay.
-pub fn reset(db: &Db, user: &str, device: &str) -> Result<DeviceChange, OpsError> {
+pub(crate) fn reset(db: &Db, user: &str, device: &str) -> Result<DeviceChange, OpsError> {
     db.reset_device(user, device)
         .map_err(device_not_found(user, device))?;
     Ok(DeviceChange {
@@ -113,7 +113,7 @@ pub fn reset(db: &Db, user: &str, device: &str) -> Result<DeviceChange, OpsError
 }
 
 /// Every user with their device count and own `keep_versions`.
-pub fn users(db: &Db, config: &Config) -> Result<UserList, OpsError> {
+pub(crate) fn users(db: &Db, config: &Config) -> Result<UserList, OpsError> {
     Ok(UserList {
         default_keep_versions: config.keep_versions,
         users: db
@@ -129,7 +129,7 @@ pub fn users(db: &Db, config: &Config) -> Result<UserList, OpsError> {
 }
 
 /// Sets (or with `None` clears) a user's own `keep_versions`.
-pub fn set_keep(
+pub(crate) fn set_keep(
     db: &Db,
     config: &Config,
     user: &str,

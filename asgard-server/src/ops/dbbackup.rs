@@ -23,11 +23,11 @@ use crate::db::{Db, check_database};
 use asgard_core::fmt::compact_utc;
 
 /// The folder of the automatic copies.
-pub const BACKUP_DIR: &str = "db-backups";
+pub(crate) const BACKUP_DIR: &str = "db-backups";
 
 /// What `db-backup` did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BackupReport {
+pub(crate) struct BackupReport {
     /// The new copy.
     pub path: PathBuf,
     pub bytes: u64,
@@ -99,7 +99,7 @@ fn fresh_name(dir: &Path, now_us: i64) -> PathBuf {
 
 /// Writes a copy of `db`: to `to` (a new file, or a file named by time inside an existing
 /// folder), or into `<data_dir>/db-backups/` and then keeps only the newest `keep` there.
-pub fn backup(
+pub(crate) fn backup(
     db: &Db,
     data_dir: &Path,
     to: Option<&Path>,
@@ -151,7 +151,7 @@ fn restrict(path: &Path) {
 /// Removes what a crash of an earlier process left in the data directory (the caller holds the
 /// lock, so nobody is using them): unfinished copies in `db-backups/`, the temporary file of an
 /// interrupted `db-restore`, and the private folder of an admin socket being created.
-pub fn clean_temp(data_dir: &Path) {
+pub(crate) fn clean_temp(data_dir: &Path) {
     let remove = |path: &Path| {
         let r = if path.is_dir() {
             std::fs::remove_dir_all(path)
@@ -187,7 +187,7 @@ pub fn clean_temp(data_dir: &Path) {
 
 /// When the next automatic copy is due: `interval` after the newest one, at once when there is
 /// none. `None` when automatic copies are off.
-pub fn next_due(data_dir: &Path, interval: Duration) -> Option<SystemTime> {
+pub(crate) fn next_due(data_dir: &Path, interval: Duration) -> Option<SystemTime> {
     if interval.is_zero() {
         return None;
     }
@@ -204,7 +204,7 @@ pub fn next_due(data_dir: &Path, interval: Duration) -> Option<SystemTime> {
 
 /// What `db-restore` did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RestoreReport {
+pub(crate) struct RestoreReport {
     pub database: PathBuf,
     /// The database that was replaced, kept under this name; `None` when there was none.
     pub previous: Option<PathBuf>,
@@ -217,7 +217,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Replaces `<data_dir>/asgard.redb` with the copy at `from`. The caller holds the data directory
 /// lock (so no server runs on it).
-pub fn replace_database(
+pub(crate) fn replace_database(
     data_dir: &Path,
     from: &Path,
     now_us: i64,

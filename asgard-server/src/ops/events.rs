@@ -13,7 +13,7 @@ use super::{Report, Task};
 
 /// Who started a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// The server's own schedule ([`super::schedule`]).
     Schedule,
     /// An admin command through the admin channel.
@@ -22,7 +22,7 @@ pub enum Origin {
 
 /// How a task ended.
 #[derive(Debug, Clone)]
-pub enum Ending {
+pub(crate) enum Ending {
     Done(Report),
     /// Not run: another run of the same kind was going on (gc, verify).
     Skipped,
@@ -32,7 +32,7 @@ pub enum Ending {
 
 /// One task that ended.
 #[derive(Debug, Clone)]
-pub struct Event {
+pub(crate) struct Event {
     pub task: Task,
     pub origin: Origin,
     pub started_us: i64,
@@ -42,24 +42,24 @@ pub struct Event {
 
 /// Publishes events to every subscriber.
 #[derive(Debug, Default)]
-pub struct EventBus {
+pub(crate) struct EventBus {
     subscribers: Mutex<Vec<Sender<Arc<Event>>>>,
 }
 
 impl EventBus {
-    pub fn new() -> EventBus {
+    pub(crate) fn new() -> EventBus {
         EventBus::default()
     }
 
     /// A new subscriber: it receives every event published from now on.
-    pub fn subscribe(&self) -> Receiver<Arc<Event>> {
+    pub(crate) fn subscribe(&self) -> Receiver<Arc<Event>> {
         let (tx, rx) = channel();
         self.lock().push(tx);
         rx
     }
 
     /// Sends `event` to every subscriber; drops those that went away.
-    pub fn publish(&self, event: Event) {
+    pub(crate) fn publish(&self, event: Event) {
         let event = Arc::new(event);
         self.lock().retain(|s| s.send(event.clone()).is_ok());
     }
@@ -70,7 +70,7 @@ impl EventBus {
 }
 
 /// Writes every event to the log (the thread ends when the bus is dropped).
-pub fn spawn_log(bus: &EventBus) -> std::io::Result<std::thread::JoinHandle<()>> {
+pub(crate) fn spawn_log(bus: &EventBus) -> std::io::Result<std::thread::JoinHandle<()>> {
     let events = bus.subscribe();
     std::thread::Builder::new()
         .name("ops-log".into())

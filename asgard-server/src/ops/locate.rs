@@ -8,7 +8,7 @@ use crate::store::{ChunkLocation, ChunkStore};
 
 /// One chunk of a [`LocateReport`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Located {
+pub(crate) struct Located {
     pub id: String,
     #[serde(flatten)]
     pub location: ChunkLocation,
@@ -16,7 +16,7 @@ pub struct Located {
 
 /// The result of [`locate`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LocateReport {
+pub(crate) struct LocateReport {
     pub count: u64,
     pub chunks: Vec<Located>,
     /// Given ids the store does not have.
@@ -27,7 +27,7 @@ pub struct LocateReport {
 ///
 /// # Errors
 /// [`OpsError::BadChunkId`] for an id that is not 64 hex digits (before any lookup); store errors.
-pub fn locate(store: &dyn ChunkStore, ids: &[String]) -> Result<LocateReport, OpsError> {
+pub(crate) fn locate(store: &dyn ChunkStore, ids: &[String]) -> Result<LocateReport, OpsError> {
     let mut wanted = Vec::new();
     for hex in ids {
         let id: ChunkId = hex.parse().map_err(|_| OpsError::BadChunkId(hex.clone()))?;

@@ -25,13 +25,13 @@
 //! type in [`Report`] and its text in `crate::present`; the command line maps its subcommand
 //! to the variant.
 
-pub mod accounts;
-pub mod dbbackup;
-pub mod events;
+pub(crate) mod accounts;
+pub(crate) mod dbbackup;
+pub(crate) mod events;
 pub mod gc;
-pub mod locate;
-pub mod runner;
-pub mod schedule;
+pub(crate) mod locate;
+pub(crate) mod runner;
+pub(crate) mod schedule;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -42,21 +42,21 @@ use crate::config::{Config, HumanDuration};
 use crate::db::{Db, DbError, FullStats};
 use crate::store::{ChunkStore, StoreError};
 
-pub use accounts::{DeviceChange, DeviceInfo, KeepChange, UserInfo, UserList};
-pub use locate::{LocateReport, Located};
-pub use runner::Resources;
+pub(crate) use accounts::{DeviceChange, DeviceInfo, KeepChange, UserList};
+pub(crate) use locate::LocateReport;
+pub(crate) use runner::Resources;
 
 /// Version of the admin channel protocol; a request with another version is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub(crate) const PROTOCOL_VERSION: u32 = 1;
 
 /// The admin socket's file name in the data directory.
-pub const SOCKET_NAME: &str = "admin.sock";
+pub(crate) const SOCKET_NAME: &str = "admin.sock";
 
 /// A task with its options. This is the wire form of a request too (new variants are additions
 /// to protocol version 1: an older server answers them with an error naming the task).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Task {
+pub(crate) enum Task {
     /// The statistics ([`FullStats`]).
     Stats,
     /// A consistent copy of the metadata database. `to`: an absolute file or directory path;
@@ -91,7 +91,7 @@ pub enum Task {
 impl Task {
     /// Whether the task reads or writes the chunk store (an in-process run of one that does not
     /// need not open it: opening repairs and imports, which takes time on a large store).
-    pub fn needs_store(&self) -> bool {
+    pub(crate) fn needs_store(&self) -> bool {
         matches!(
             self,
             Task::Verify { .. } | Task::Gc { .. } | Task::Locate { .. }
@@ -99,7 +99,7 @@ impl Task {
     }
 
     /// A short stable name for logs and events (`gc`, `device-approve`, ...).
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Task::Stats => "stats",
             Task::DbBackup { .. } => "db-backup",
@@ -119,7 +119,7 @@ impl Task {
 /// of `--json` is the inner report).
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
-pub enum Report {
+pub(crate) enum Report {
     Stats(FullStats),
     DbBackup(dbbackup::BackupReport),
     Verify(Box<verify::VerifyReport>),
@@ -133,7 +133,7 @@ pub enum Report {
 
 impl Report {
     /// The command's exit code: 0 = all well; 1 = verify found damage, or locate missed an id.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Report::Verify(r) if !r.clean() => 1,
             Report::Locate(r) => u8::from(!r.missing.is_empty()),
@@ -144,7 +144,7 @@ impl Report {
 
 /// A step of a running task worth telling the person who waits for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     BackingUpDatabase,
     Verifying,
     CollectingGarbage,
@@ -153,7 +153,7 @@ pub enum Step {
 /// Why a task could not be carried out. The variants a person can act on name the object; the
 /// text is made by `crate::present::ops_error`.
 #[derive(Debug, thiserror::Error)]
-pub enum OpsError {
+pub(crate) enum OpsError {
     #[error("device {device} of user {user} not found")]
     DeviceNotFound { user: String, device: String },
     #[error("user {user} not found")]
@@ -178,7 +178,7 @@ pub enum OpsError {
 }
 
 /// What a task may use: the open database and store of whoever runs it.
-pub struct TaskContext<'a> {
+pub(crate) struct TaskContext<'a> {
     pub db: &'a Db,
     /// `None` when the runner did not open it ([`Task::needs_store`] is false).
     pub store: Option<&'a dyn ChunkStore>,
@@ -197,7 +197,7 @@ impl TaskContext<'_> {
 ///
 /// # Errors
 /// [`OpsError`]: the task did not run or did not finish; what it did before stays consistent.
-pub fn run(
+pub(crate) fn run(
     task: &Task,
     ctx: &TaskContext<'_>,
     step: &mut dyn FnMut(Step),

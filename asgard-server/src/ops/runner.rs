@@ -12,7 +12,7 @@ use crate::store::ChunkStore;
 /// What the server's tasks use: the same open database and store the API uses, and the event
 /// stream their results go to.
 #[derive(Clone)]
-pub struct Resources {
+pub(crate) struct Resources {
     pub db: Arc<Db>,
     pub store: Arc<dyn ChunkStore>,
     pub config: Arc<Config>,
@@ -21,7 +21,7 @@ pub struct Resources {
 
 impl Resources {
     /// Runs `task` now and publishes how it ended. `step` hears of its steps.
-    pub fn run(
+    pub(crate) fn run(
         &self,
         task: &Task,
         origin: Origin,

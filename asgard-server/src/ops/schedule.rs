@@ -49,14 +49,14 @@ impl Stop {
 }
 
 /// The running periodic jobs.
-pub struct Scheduler {
+pub(crate) struct Scheduler {
     stop: Arc<Stop>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Scheduler {
     /// Starts the jobs that the configuration of `res` turns on.
-    pub fn start(res: Resources) -> std::io::Result<Scheduler> {
+    pub(crate) fn start(res: Resources) -> std::io::Result<Scheduler> {
         Scheduler::start_jobs(res.clone(), jobs(&res))
     }
 
@@ -84,7 +84,7 @@ impl Scheduler {
     }
 
     /// Wakes every waiting job, lets a running task finish and joins the threads.
-    pub fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         self.stop_and_join();
     }
 

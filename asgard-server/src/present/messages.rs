@@ -5,7 +5,7 @@ use std::path::Path;
 use asgard_core::Lang;
 
 /// `Datenverzeichnis existiert nicht: <dir>`.
-pub fn data_dir_missing(dir: &Path, lang: Lang) -> String {
+pub(crate) fn data_dir_missing(dir: &Path, lang: Lang) -> String {
     format!(
         "{} {}",
         lang.pick(
@@ -17,7 +17,7 @@ pub fn data_dir_missing(dir: &Path, lang: Lang) -> String {
 }
 
 /// The data directory cannot be created.
-pub fn cannot_create_data_dir(dir: &Path, lang: Lang) -> String {
+pub(crate) fn cannot_create_data_dir(dir: &Path, lang: Lang) -> String {
     format!(
         "{} {}",
         lang.pick(
@@ -29,7 +29,7 @@ pub fn cannot_create_data_dir(dir: &Path, lang: Lang) -> String {
 }
 
 /// The metadata database cannot be opened.
-pub fn cannot_open_db(path: &Path, lang: Lang) -> String {
+pub(crate) fn cannot_open_db(path: &Path, lang: Lang) -> String {
     format!(
         "{} {}",
         lang.pick(
@@ -41,7 +41,7 @@ pub fn cannot_open_db(path: &Path, lang: Lang) -> String {
 }
 
 /// The chunk store cannot be opened.
-pub fn cannot_open_store(path: &Path, lang: Lang) -> String {
+pub(crate) fn cannot_open_store(path: &Path, lang: Lang) -> String {
     format!(
         "{} {}",
         lang.pick(
@@ -53,7 +53,7 @@ pub fn cannot_open_store(path: &Path, lang: Lang) -> String {
 }
 
 /// Another process holds the data directory's lock.
-pub fn data_dir_in_use(dir: &Path, lock_file: &Path, lang: Lang) -> String {
+pub(crate) fn data_dir_in_use(dir: &Path, lock_file: &Path, lang: Lang) -> String {
     match lang {
         Lang::De => format!(
             "Das Datenverzeichnis {} wird bereits von einem anderen AsgardBackup-Server benutzt (Sperrdatei {}).",
@@ -69,7 +69,7 @@ pub fn data_dir_in_use(dir: &Path, lock_file: &Path, lang: Lang) -> String {
 }
 
 /// `db-restore` while the server (or a maintenance command) holds the data directory.
-pub fn stop_server_before_db_restore(dir: &Path, lang: Lang) -> String {
+pub(crate) fn stop_server_before_db_restore(dir: &Path, lang: Lang) -> String {
     format!(
         "{} {}",
         lang.pick(
@@ -81,7 +81,7 @@ pub fn stop_server_before_db_restore(dir: &Path, lang: Lang) -> String {
 }
 
 /// A path on the command line that cannot be made absolute.
-pub fn invalid_path(p: &Path, lang: Lang) -> String {
+pub(crate) fn invalid_path(p: &Path, lang: Lang) -> String {
     format!(
         "{} {}",
         lang.pick("Ungültiger Pfad:", "Invalid path:"),
@@ -90,7 +90,7 @@ pub fn invalid_path(p: &Path, lang: Lang) -> String {
 }
 
 /// The address to listen on cannot be bound.
-pub fn cannot_bind(listen: &str, lang: Lang) -> String {
+pub(crate) fn cannot_bind(listen: &str, lang: Lang) -> String {
     format!(
         "{} {listen}",
         lang.pick("Adresse kann nicht gebunden werden:", "Cannot bind address")
@@ -98,7 +98,7 @@ pub fn cannot_bind(listen: &str, lang: Lang) -> String {
 }
 
 /// The two lines `serve` prints once it listens.
-pub fn server_running(addr: &std::net::SocketAddr, fingerprint: &str, lang: Lang) -> String {
+pub(crate) fn server_running(addr: &std::net::SocketAddr, fingerprint: &str, lang: Lang) -> String {
     format!(
         "{}: https://{addr}\n{}: {fingerprint}\n",
         lang.pick("AsgardBackup-Server läuft", "AsgardBackup server running"),
@@ -110,7 +110,7 @@ pub fn server_running(addr: &std::net::SocketAddr, fingerprint: &str, lang: Lang
 }
 
 /// The admin channel got a line that is not complete (or longer than allowed).
-pub fn channel_request_incomplete(lang: Lang) -> &'static str {
+pub(crate) fn channel_request_incomplete(lang: Lang) -> &'static str {
     lang.pick(
         "Anfrage unvollständig oder zu lang (eine JSON-Zeile erwartet)",
         "request incomplete or too long (one JSON line expected)",
@@ -118,7 +118,7 @@ pub fn channel_request_incomplete(lang: Lang) -> &'static str {
 }
 
 /// The admin channel got a request of another protocol version.
-pub fn channel_version(version: u32, server: u32, lang: Lang) -> String {
+pub(crate) fn channel_version(version: u32, server: u32, lang: Lang) -> String {
     match lang {
         Lang::De => format!(
             "Protokollversion {version} des Verwaltungskanals wird nicht unterstützt (Server: {server})."
@@ -130,7 +130,7 @@ pub fn channel_version(version: u32, server: u32, lang: Lang) -> String {
 }
 
 /// The data directory is locked but nobody answers on its admin channel.
-pub fn channel_unanswered(dir: &Path, socket: &Path, lang: Lang) -> String {
+pub(crate) fn channel_unanswered(dir: &Path, socket: &Path, lang: Lang) -> String {
     match lang {
         Lang::De => format!(
             "Das Datenverzeichnis {} ist gesperrt (ein laufender Server oder ein anderer Wartungsbefehl), aber der Verwaltungskanal {} antwortet nicht",

@@ -15,15 +15,15 @@
 //!
 //! Numbers, sizes and times come from [`asgard_core::fmt`], shared with the agent.
 
-pub mod messages;
-pub mod reports;
+pub(crate) mod messages;
+pub(crate) mod reports;
 
 use asgard_core::Lang;
 
 use crate::ops::{OpsError, Report, Step};
 
 /// A task's report as text.
-pub fn report(report: &Report, lang: Lang) -> String {
+pub(crate) fn report(report: &Report, lang: Lang) -> String {
     match report {
         Report::Stats(s) => reports::stats(s, lang),
         Report::DbBackup(r) => reports::db_backup(r, lang),
@@ -38,7 +38,7 @@ pub fn report(report: &Report, lang: Lang) -> String {
 }
 
 /// The line shown when a long task reaches `step`.
-pub fn step(step: Step, lang: Lang) -> &'static str {
+pub(crate) fn step(step: Step, lang: Lang) -> &'static str {
     match step {
         Step::BackingUpDatabase => lang.pick(
             "Sichere die Metadaten-Datenbank …",
@@ -53,7 +53,7 @@ pub fn step(step: Step, lang: Lang) -> &'static str {
 }
 
 /// Why a task could not be carried out.
-pub fn ops_error(e: &OpsError, lang: Lang) -> String {
+pub(crate) fn ops_error(e: &OpsError, lang: Lang) -> String {
     match (e, lang) {
         (OpsError::DeviceNotFound { user, device }, Lang::De) => {
             format!("Gerät „{device}“ von Benutzer „{user}“ nicht gefunden.")
@@ -89,7 +89,7 @@ pub fn ops_error(e: &OpsError, lang: Lang) -> String {
 }
 
 /// The word in front of an error on the command line.
-pub fn error_prefix(lang: Lang) -> &'static str {
+pub(crate) fn error_prefix(lang: Lang) -> &'static str {
     lang.pick("Fehler", "Error")
 }
 

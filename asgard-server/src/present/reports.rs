@@ -17,7 +17,7 @@ use crate::ops::verify::{LIST_CAP, VerifyReport};
 use crate::ops::{DeviceChange, DeviceInfo, KeepChange, LocateReport, UserList};
 
 /// The report as text for the admin (German by default).
-pub fn verify_report(report: &VerifyReport, lang: Lang) -> String {
+pub(crate) fn verify_report(report: &VerifyReport, lang: Lang) -> String {
     let mut out = String::new();
     let scope = match (&report.user, report.sample_percent) {
         (Some(u), _) => match lang {
@@ -172,7 +172,7 @@ pub fn verify_report(report: &VerifyReport, lang: Lang) -> String {
 }
 
 /// A garbage collection report for people, in `lang`.
-pub fn gc_report(r: &GcReport, lang: Lang) -> String {
+pub(crate) fn gc_report(r: &GcReport, lang: Lang) -> String {
     let mut out = String::new();
     if r.dry_run {
         out.push_str(lang.pick(
@@ -222,7 +222,7 @@ pub fn gc_report(r: &GcReport, lang: Lang) -> String {
 }
 
 /// The statistics as text: one aligned `key: value` line each.
-pub fn stats(s: &FullStats, lang: Lang) -> String {
+pub(crate) fn stats(s: &FullStats, lang: Lang) -> String {
     let ratio = |r: Option<f64>| match r {
         Some(r) => decimal(r, lang),
         None => "–".to_owned(),
@@ -280,7 +280,7 @@ pub fn stats(s: &FullStats, lang: Lang) -> String {
 }
 
 /// What `db-backup` did.
-pub fn db_backup(r: &BackupReport, lang: Lang) -> String {
+pub(crate) fn db_backup(r: &BackupReport, lang: Lang) -> String {
     let mut out = match lang {
         Lang::De => format!(
             "Metadaten-Datenbank gesichert: {} ({}, {} Einträge)\n",
@@ -306,7 +306,7 @@ pub fn db_backup(r: &BackupReport, lang: Lang) -> String {
 }
 
 /// What `db-restore` did, and what the admin should do next.
-pub fn db_restore(r: &RestoreReport, lang: Lang) -> String {
+pub(crate) fn db_restore(r: &RestoreReport, lang: Lang) -> String {
     let mut out = match lang {
         Lang::De => format!(
             "Metadaten-Datenbank wiederhergestellt: {} ({} Versionen).\n",
@@ -342,7 +342,7 @@ pub fn db_restore(r: &RestoreReport, lang: Lang) -> String {
 
 /// Chunk locations, one tab-separated line each (`id  file  offset  length`), then the ids the
 /// store lacks.
-pub fn locate(r: &LocateReport, lang: Lang) -> String {
+pub(crate) fn locate(r: &LocateReport, lang: Lang) -> String {
     let mut text = String::new();
     for c in &r.chunks {
         let _ = writeln!(
@@ -365,7 +365,7 @@ pub fn locate(r: &LocateReport, lang: Lang) -> String {
 }
 
 /// `device list`: one tab-separated line per device.
-pub fn devices(list: &[DeviceInfo], lang: Lang) -> String {
+pub(crate) fn devices(list: &[DeviceInfo], lang: Lang) -> String {
     let mut out = String::new();
     if list.is_empty() {
         let _ = writeln!(
@@ -399,7 +399,7 @@ pub fn devices(list: &[DeviceInfo], lang: Lang) -> String {
 }
 
 /// What `device approve` or `device reset` did.
-pub fn device_change(c: &DeviceChange, lang: Lang) -> String {
+pub(crate) fn device_change(c: &DeviceChange, lang: Lang) -> String {
     let (user, device) = (&c.user, &c.device);
     let line = match (c.action, lang) {
         (DeviceAction::Approved, Lang::De) => {
@@ -419,7 +419,7 @@ pub fn device_change(c: &DeviceChange, lang: Lang) -> String {
 }
 
 /// `user list`: one tab-separated line per user.
-pub fn users(list: &UserList, lang: Lang) -> String {
+pub(crate) fn users(list: &UserList, lang: Lang) -> String {
     let mut out = String::new();
     if list.users.is_empty() {
         let _ = writeln!(out, "{}", lang.pick("Keine Benutzer.", "No users."));
@@ -445,7 +445,7 @@ pub fn users(list: &UserList, lang: Lang) -> String {
 }
 
 /// What `user set-keep` or `user clear-keep` did.
-pub fn keep_change(c: &KeepChange, lang: Lang) -> String {
+pub(crate) fn keep_change(c: &KeepChange, lang: Lang) -> String {
     let user = &c.user;
     let line = match (c.keep_versions, lang) {
         (Some(versions), Lang::De) => format!(

@@ -1,0 +1,469 @@
+//! The command line of `asgard-server` (clap): parses the arguments, picks the language and calls
+//! one function per command; `serve` wires lock, database, store, TLS, admin channel, scheduler
+//! and the API together. The binary's `main.rs` only calls [`main`].
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use actix_web::{App, HttpServer, web};
+use anyhow::{Context, anyhow};
+use asgard_core::Lang;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, HumanDuration};
+use crate::control::{self, channel};
+use crate::ops::events::{self, EventBus};
+use crate::ops::schedule::Scheduler;
+use crate::ops::{Resources, Task, dbbackup};
+use crate::present::{self, messages};
+use crate::{api, lock, tls};
+
+#[derive(Parser)]
+#[command(name = "asgard-server", version, about = "AsgardBackup-Server")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Configuration file (YAML); without it the built-in defaults apply.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides the configuration).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Listen address, e.g. 0.0.0.0:8443 (port 0 = any free port).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Print the SHA-256 fingerprint of the server certificate.
+    Fingerprint {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Re-read stored chunks and check them against their ids; list damaged and missing chunks
+    /// and the file versions affected. Exit code 0: all is well; 1: damage found; 2: verify
+    /// could not run.
+    Verify {
+        #[command(flatten)]
+        common: Common,
+        /// Read only a random sample of this many percent of the chunks (chunks already marked
+        /// bad are always read).
+        #[arg(long, value_name = "PERCENT")]
+        sample: Option<f64>,
+        /// Only the chunks and file versions of this user.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage devices.
+    Device {
+        #[command(subcommand)]
+        cmd: DeviceCmd,
+    },
+    /// Manage users (retention per user).
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
+    },
+    /// Garbage collection now: prune versions by the retention rules, remove unreferenced chunks
+    /// (works on a running server's data directory too; the server also does it every gc_interval).
+    Gc {
+        #[command(flatten)]
+        common: Common,
+        /// Only report what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Grace period for chunks uploaded or reported present recently (e.g. 1h, 30m, 0s);
+        /// default gc_grace of the configuration.
+        #[arg(long, value_name = "DURATION")]
+        grace: Option<HumanDuration>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show statistics (works on a running server's data directory too).
+    Stats {
+        #[command(flatten)]
+        common: Common,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a consistent copy of the metadata database (also while the server runs).
+    DbBackup {
+        #[command(flatten)]
+        common: Common,
+        /// Target file, or a folder for a file named by time; default
+        /// <data_dir>/db-backups/asgard-YYYYMMDD-HHMMSS.redb (keeping the newest db_backup_keep).
+        #[arg(long, value_name = "PATH")]
+        to: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show where chunks are stored: segment file, offset and length of the stored bytes (all
+    /// chunks when no id is given; also while the server runs).
+    Locate {
+        #[command(flatten)]
+        common: Common,
+        /// Chunk ids (64 hex digits).
+        #[arg(value_name = "ID")]
+        ids: Vec<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the metadata database with a copy made by db-backup (the server must be stopped).
+    DbRestore {
+        #[command(flatten)]
+        common: Common,
+        /// The copy to restore.
+        #[arg(long, value_name = "PATH")]
+        from: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// List users with their device count and own keep_versions.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Set how many content versions per file this user keeps (instead of keep_versions).
+    SetKeep {
+        user: String,
+        #[arg(value_parser = clap::value_parser!(u32).range(1..))]
+        versions: u32,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Remove the user's own setting: keep_versions of the configuration applies again.
+    ClearKeep {
+        user: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeviceCmd {
+    /// List all devices.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Approve a pending device.
+    Approve {
+        user: String,
+        device: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Revoke a device's token so that it can register again (its files stay).
+    Reset {
+        user: String,
+        device: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn load_config(common: &Common) -> anyhow::Result<Config> {
+    let mut config = Config::load(common.config.as_deref())?;
+    if let Some(dir) = &common.data_dir {
+        config.data_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+/// Runs the command line and returns the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let env_lang = Lang::resolve(None, std::env::var("LANG").ok().as_deref());
+    let result = match cli.cmd {
+        Cmd::Serve { common, listen } => serve(&common, listen).map(|()| 0),
+        Cmd::Fingerprint { common } => fingerprint(&common).map(|()| 0),
+        Cmd::Device { cmd } => {
+            let (common, task) = match cmd {
+                DeviceCmd::List { common } => (common, Task::DeviceList),
+                DeviceCmd::Approve {
+                    user,
+                    device,
+                    common,
+                } => (common, Task::DeviceApprove { user, device }),
+                DeviceCmd::Reset {
+                    user,
+                    device,
+                    common,
+                } => (common, Task::DeviceReset { user, device }),
+            };
+            task_cmd(&common, false, |_| Ok(task))
+        }
+        Cmd::User { cmd } => {
+            let (common, task) = match cmd {
+                UserCmd::List { common } => (common, Task::UserList),
+                UserCmd::SetKeep {
+                    user,
+                    versions,
+                    common,
+                } => (
+                    common,
+                    Task::UserSetKeep {
+                        user,
+                        versions: Some(versions),
+                    },
+                ),
+                UserCmd::ClearKeep { user, common } => (
+                    common,
+                    Task::UserSetKeep {
+                        user,
+                        versions: None,
+                    },
+                ),
+            };
+            task_cmd(&common, false, |_| Ok(task))
+        }
+        Cmd::Gc {
+            common,
+            dry_run,
+            grace,
+            json,
+        } => task_cmd(&common, json, |_| Ok(Task::Gc { dry_run, grace })),
+        Cmd::Stats { common, json } => task_cmd(&common, json, |_| Ok(Task::Stats)),
+        Cmd::DbBackup { common, to, json } => task_cmd(&common, json, |lang| {
+            Ok(Task::DbBackup {
+                to: to.map(|p| absolute(&p, lang)).transpose()?,
+            })
+        }),
+        Cmd::Locate { common, ids, json } => task_cmd(&common, json, |_| Ok(Task::Locate { ids })),
+        Cmd::DbRestore { common, from } => db_restore(&common, &from).map(|()| 0),
+        Cmd::Verify {
+            common,
+            sample,
+            user,
+            json,
+        } => task_cmd(&common, json, |_| {
+            Ok(Task::Verify {
+                sample_percent: sample,
+                user,
+            })
+        }),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err((lang, err)) => {
+            let lang = lang.unwrap_or(env_lang);
+            eprintln!("{}: {err:#}", present::error_prefix(lang));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error, with the configured language when the configuration could be read.
+type CmdResult<T = ()> = Result<T, (Option<Lang>, anyhow::Error)>;
+
+/// Runs a task (in-process or through the running server, see `control`) and prints its
+/// outcome; returns the task's exit code.
+fn task_cmd(
+    common: &Common,
+    json: bool,
+    task: impl FnOnce(Lang) -> anyhow::Result<Task>,
+) -> CmdResult<u8> {
+    let config = load_config(common).map_err(|e| (None, e))?;
+    let lang = config.lang();
+    let task = with_lang(lang, task(lang))?;
+    let mut progress = |line: &str| eprintln!("{line}");
+    let outcome = with_lang(lang, control::execute(&config, &task, lang, &mut progress))?;
+    if json {
+        let text = with_lang(
+            lang,
+            serde_json::to_string_pretty(&outcome.result).map_err(Into::into),
+        )?;
+        println!("{text}");
+    } else {
+        print!("{}", outcome.text);
+    }
+    Ok(outcome.exit_code)
+}
+
+/// An absolute form of a path given on the command line (the server may run in another folder).
+fn absolute(p: &std::path::Path, lang: Lang) -> anyhow::Result<PathBuf> {
+    std::path::absolute(p).with_context(|| messages::invalid_path(p, lang))
+}
+
+fn db_restore(common: &Common, from: &std::path::Path) -> CmdResult {
+    let config = load_config(common).map_err(|e| (None, e))?;
+    let lang = config.lang();
+    with_lang(lang, db_restore_in(&config, from, lang))
+}
+
+fn db_restore_in(config: &Config, from: &std::path::Path, lang: Lang) -> anyhow::Result<()> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    let Some(_lock) = lock::try_acquire(dir, lang)? else {
+        return Err(anyhow!(
+            "{}",
+            messages::stop_server_before_db_restore(dir, lang)
+        ));
+    };
+    let report = dbbackup::replace_database(dir, from, crate::db::now_us(), lang)?;
+    print!("{}", present::reports::db_restore(&report, lang));
+    Ok(())
+}
+
+fn with_lang<T>(lang: Lang, r: anyhow::Result<T>) -> CmdResult<T> {
+    r.map_err(|e| (Some(lang), e))
+}
+
+fn serve(common: &Common, listen: Option<String>) -> CmdResult {
+    let mut config = load_config(common).map_err(|e| (None, e))?;
+    if let Some(l) = listen {
+        config.listen = l;
+    }
+    let lang = config.lang();
+    with_lang(lang, run_server(config, lang))
+}
+
+/// Runs the server: takes the data directory, opens database and store, starts the admin
+/// channel, the periodic jobs and the HTTPS API; when the API stops (SIGINT/SIGTERM), stops the
+/// jobs and lets go of everything in reverse order.
+fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir).with_context(|| messages::cannot_create_data_dir(dir, lang))?;
+    let lock = lock::acquire(dir, lang)?;
+    tracing::info!(lock = %lock.path.display(), "data directory locked");
+    let db = control::open_db(&config, lang)?;
+    let store = control::open_store(&config, lang)?;
+    let material = tls::load_or_create(&config, lang)?;
+    let fp = material.fingerprint();
+    let tls_config = material.server_config()?;
+    let listen = config.listen.clone();
+    dbbackup::clean_temp(&config.data_dir);
+    let events = Arc::new(EventBus::new());
+    events::spawn_log(&events).context("event log thread")?;
+    let res = Resources {
+        db: Arc::new(db),
+        store,
+        config: Arc::new(config),
+        events,
+    };
+    // Only the lock holder creates the admin socket (replacing one a killed server left behind).
+    let admin = match channel::serve(res.clone()) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "admin channel unavailable: maintenance commands cannot reach this server");
+            None
+        }
+    };
+    let scheduler = Scheduler::start(res.clone()).context("periodic jobs")?;
+    let state = web::Data::new(api::AppState {
+        db: res.db.clone(),
+        store: res.store.clone(),
+        config: res.config.clone(),
+    });
+
+    let served = actix_web::rt::System::new().block_on(async move {
+        let server =
+            HttpServer::new(move || App::new().app_data(state.clone()).configure(api::routes))
+                .bind_rustls_0_23(&listen, tls_config)
+                .with_context(|| messages::cannot_bind(&listen, lang))?;
+        let addr = server
+            .addrs()
+            .first()
+            .copied()
+            .ok_or_else(|| anyhow!("no address bound"))?;
+        let mut out = std::io::stdout().lock();
+        write!(out, "{}", messages::server_running(&addr, &fp, lang))?;
+        out.flush()?;
+        drop(out);
+        server.run().await?;
+        anyhow::Ok(())
+    });
+    scheduler.stop();
+    tracing::info!("server stopped");
+    drop(admin);
+    drop(lock);
+    served
+}
+
+fn fingerprint(common: &Common) -> CmdResult {
+    let config = load_config(common).map_err(|e| (None, e))?;
+    let lang = config.lang();
+    let fp = with_lang(lang, tls::load_or_create(&config, lang))?.fingerprint();
+    println!("{fp}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_cli_parses() {
+        let cli = Cli::try_parse_from([
+            "asgard-server",
+            "verify",
+            "--data-dir",
+            "/x",
+            "--sample",
+            "2.5",
+            "--user",
+            "anna",
+            "--json",
+        ])
+        .unwrap();
+        let Cmd::Verify {
+            sample, user, json, ..
+        } = cli.cmd
+        else {
+            panic!("not verify");
+        };
+        assert_eq!(sample, Some(2.5));
+        assert_eq!(user.as_deref(), Some("anna"));
+        assert!(json);
+    }
+
+    #[test]
+    fn cli_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "asgard-server",
+            "device",
+            "reset",
+            "anna",
+            "laptop",
+            "--data-dir",
+            "/x",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.cmd,
+            Cmd::Device {
+                cmd: DeviceCmd::Reset { .. }
+            }
+        ));
+    }
+}
