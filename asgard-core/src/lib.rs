@@ -10,6 +10,7 @@
 //! - [`RawPath`]: a path exactly as it was on the device, including names that are not valid UTF-8;
 //! - [`protocol`]: every type that crosses the wire between agent and server;
 //! - [`frames`]: the framed binary body of a batched chunk fetch and its bounded decoder;
+//! - [`names`]: user and device names in normal form, their confusable skeletons, enrollment codes;
 //! - [`lang`]: the language choice for user-facing text (German by default);
 //! - [`testdata`]: one deterministic generator for the tests and benches of every crate;
 //! - [`fmt`]: sizes, numbers and UTC times as text for people, the same in agent and server;
@@ -21,6 +22,7 @@ pub mod fmt;
 pub mod frames;
 pub mod id;
 pub mod lang;
+pub mod names;
 pub mod path;
 pub mod plan;
 pub mod protocol;

@@ -3,6 +3,7 @@
 //! | endpoint | request | answer |
 //! | --- | --- | --- |
 //! | `POST /api/login` | [`LoginRequest`] (+ `Authorization: Bearer` when the device has a token) | [`LoginResponse`] |
+//! | `POST /api/devices/approve` | [`ApproveRequest`] | [`ApproveResponse`] |
 //! | `POST /api/check` | [`CheckRequest`] | [`CheckResponse`] |
 //! | `POST /api/upload` | `multipart/form-data`, one part per chunk: name = chunk id (hex), body = [`crate::stored`] form | [`UploadResponse`] |
 //! | `POST /api/commit` | [`CommitRequest`]: entries of kind `file`, `symlink` or `deleted` ([`CommitEntry`]) | [`CommitResponse`], or 409 [`ErrorBody`] with `missing` |
@@ -50,6 +51,10 @@ pub struct LoginRequest {
     /// Required when the server has an enrollment key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enrollment_key: Option<String>,
+    /// The one-time re-enrollment code the admin handed out after `device reset`: with it, a
+    /// login without a token gets the device (and its files) back. Absent from older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 /// Whether a device may back up yet.
@@ -57,7 +62,7 @@ pub struct LoginRequest {
 #[serde(rename_all = "snake_case")]
 pub enum DeviceStatus {
     Active,
-    /// Registered, waiting for an admin to approve it (`registration: approve`).
+    /// Registered, waiting for an admin or an active device of the same user to approve it.
     Pending,
 }
 
@@ -82,6 +87,27 @@ pub struct LoginResponse {
     /// More paths need re-reading than `reread` holds.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reread_truncated: bool,
+    /// For a pending further device of a user: the short code (`K7MQ-4XTD`) that an active device
+    /// of the same user confirms with `asgard-agent device approve CODE`. Sent when the
+    /// registration is made and again when the previous code expired; ignored by older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_code: Option<String>,
+    /// Until when (µs since the epoch) `approval_code` is valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_expires_us: Option<i64>,
+}
+
+/// `POST /api/devices/approve` (an active device): confirm a pending device of the same user by
+/// the code it shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApproveRequest {
+    pub code: String,
+}
+
+/// Answer to an approval: the device that is active now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApproveResponse {
+    pub device: String,
 }
 
 /// `POST /api/check`: which of these chunks must this user upload?

@@ -46,6 +46,10 @@ pub struct Config {
     pub registration: Registration,
     /// When set, a new device must present this key at login. Default none.
     pub enrollment_key: Option<String>,
+    /// Most active devices per user; approving one more is refused. Default 32, at least 1.
+    pub devices_per_user: u32,
+    /// How long the re-enrollment code of `device reset` is valid. Default `7d`.
+    pub reenroll_code_valid: HumanDuration,
     /// Language of messages; default from `LANG`, else German.
     pub language: Option<Lang>,
     /// Own certificate; default a self-signed one kept in `<data_dir>/tls/`.
@@ -178,6 +182,8 @@ impl Default for Config {
             keep_versions: 4,
             registration: Registration::Open,
             enrollment_key: None,
+            devices_per_user: 32,
+            reenroll_code_valid: HumanDuration(std::time::Duration::from_secs(7 * 86_400)),
             language: None,
             tls: None,
             max_upload_bytes: 256 * 1024 * 1024,
@@ -311,6 +317,16 @@ impl Config {
                 lang.pick(
                     "keep_versions muss mindestens 1 sein",
                     "keep_versions must be at least 1"
+                )
+            );
+        }
+        if self.devices_per_user < 1 {
+            bail!(
+                "{}: {}",
+                origin.display(),
+                lang.pick(
+                    "devices_per_user muss mindestens 1 sein",
+                    "devices_per_user must be at least 1"
                 )
             );
         }

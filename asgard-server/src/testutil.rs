@@ -45,6 +45,7 @@ pub(crate) fn login_request(user: &str, device: &str) -> LoginRequest {
         os_version: "6".into(),
         agent_version: "0.1".into(),
         enrollment_key: None,
+        code: None,
     }
 }
 
@@ -54,12 +55,16 @@ pub(crate) const OPEN: LoginPolicy<'static> = LoginPolicy {
     enrollment_key: None,
 };
 
-/// Registers `user`/`device` (open registration) at time `now`; returns its token and identity.
+/// Registers `user`/`device` (open registration) at time `now`, with the admin's approval when
+/// the user has a device already; returns its token and identity.
 pub(crate) fn register_at(db: &Db, user: &str, device: &str, now: i64) -> (String, Auth) {
     let out = db
         .login(&login_request(user, device), None, OPEN, now)
         .unwrap();
     let token = out.token.unwrap();
+    if out.status == asgard_core::protocol::DeviceStatus::Pending {
+        db.approve_device(user, device).unwrap();
+    }
     let auth = db.authenticate(&hash_token(&token)).unwrap();
     (token, auth)
 }

@@ -7,12 +7,6 @@ use super::{ApiError, AppState, bearer, blocking};
 use crate::db::{LoginPolicy, hash_token, now_us};
 use crate::service::login::LoginAnswer;
 
-/// User and device names: 1..=128 characters, no control characters.
-pub(crate) fn valid_name(name: &str) -> bool {
-    let n = name.chars().count();
-    (1..=128).contains(&n) && !name.chars().any(char::is_control)
-}
-
 pub(crate) async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -23,10 +17,8 @@ pub(crate) async fn login(
         return Err(ApiError::ProtocolVersion(body.protocol_version));
     }
     for (what, name) in [("user", &body.user), ("device", &body.device)] {
-        if !valid_name(name) {
-            return Err(ApiError::BadRequest(format!(
-                "{what}: 1-128 characters, no control characters"
-            )));
+        if let Err(e) = asgard_core::names::normalize(name) {
+            return Err(ApiError::BadRequest(format!("{what}: {e}")));
         }
     }
     let token_hash = bearer(&req)?.map(|t| hash_token(&t));
@@ -51,30 +43,19 @@ pub(crate) async fn login(
             truncated = reread_truncated, "device asked to re-read files that reference bad chunks");
     }
     if outcome.token.is_some() {
-        tracing::info!(user = %body.user, device = %body.device, status = ?outcome.status, "device registered");
+        tracing::info!(user = %outcome.user, device = %outcome.device, status = ?outcome.status, "device registered");
     }
+    let (approval_code, approval_expires_us) = outcome.approval.unzip();
     Ok(HttpResponse::Ok().json(LoginResponse {
-        user: body.user,
-        device: body.device,
+        user: outcome.user,
+        device: outcome.device,
         token: outcome.token,
         status: outcome.status,
         server_version: env!("CARGO_PKG_VERSION").to_owned(),
         keep_versions: state.config.keep_versions,
         reread,
         reread_truncated,
+        approval_code,
+        approval_expires_us,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names() {
-        assert!(valid_name("anna"));
-        assert!(valid_name(&"ä".repeat(128)));
-        assert!(!valid_name(&"a".repeat(129)));
-        assert!(!valid_name(""));
-        assert!(!valid_name("a\nb"));
-    }
 }

@@ -2,6 +2,7 @@
 //! extractor. One file per group of endpoints.
 
 pub(crate) mod backup;
+pub(crate) mod devices;
 pub(crate) mod list;
 pub(crate) mod login;
 pub(crate) mod present;
@@ -44,8 +45,12 @@ pub(crate) enum ApiError {
     Unauthorized,
     #[error("device pending")]
     DevicePending,
-    #[error("device {user}/{device} exists")]
-    DeviceExists { user: String, device: String },
+    #[error("name {0} confusable with an existing user")]
+    ConfusableName(String),
+    #[error("{0} devices already")]
+    TooManyDevices(usize),
+    #[error("unknown approval code")]
+    ApprovalCode,
     #[error("enrollment key")]
     EnrollmentKey,
     #[error("registration closed")]
@@ -84,7 +89,9 @@ impl ApiError {
             ApiError::ProtocolVersion(_) => "protocol_version",
             ApiError::Unauthorized => "unauthorized",
             ApiError::DevicePending => "device_pending",
-            ApiError::DeviceExists { .. } => "device_exists",
+            ApiError::ConfusableName(_) => "name_confusable",
+            ApiError::TooManyDevices(_) => "too_many_devices",
+            ApiError::ApprovalCode => "approval_code",
             ApiError::EnrollmentKey => "enrollment_key",
             ApiError::RegistrationClosed => "registration_closed",
             ApiError::BadChunkId(_) => "bad_chunk_id",
@@ -136,7 +143,10 @@ impl ResponseError for ApiError {
             ApiError::DevicePending | ApiError::EnrollmentKey | ApiError::RegistrationClosed => {
                 StatusCode::FORBIDDEN
             }
-            ApiError::DeviceExists { .. } | ApiError::MissingChunks(_) => StatusCode::CONFLICT,
+            ApiError::ConfusableName(_)
+            | ApiError::TooManyDevices(_)
+            | ApiError::MissingChunks(_) => StatusCode::CONFLICT,
+            ApiError::ApprovalCode => StatusCode::NOT_FOUND,
             ApiError::ChunkTooLarge(_) | ApiError::UploadTooLarge(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -162,7 +172,9 @@ impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Unauthorized => ApiError::Unauthorized,
-            DbError::DeviceExists { user, device } => ApiError::DeviceExists { user, device },
+            DbError::BadName(d) => ApiError::BadRequest(d),
+            DbError::ConfusableName { name } => ApiError::ConfusableName(name),
+            DbError::TooManyDevices { limit } => ApiError::TooManyDevices(limit),
             DbError::EnrollmentKey => ApiError::EnrollmentKey,
             DbError::RegistrationClosed => ApiError::RegistrationClosed,
             DbError::UnknownDevice { device } => ApiError::UnknownDevice(device),
@@ -385,6 +397,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/healthz", web::get().to(healthz))
                 .route("/metrics", web::get().to(metrics))
                 .route("/api/login", web::post().to(login::login))
+                .route("/api/devices/approve", web::post().to(devices::approve))
                 .route("/api/check", web::post().to(backup::check))
                 .route("/api/upload", web::post().to(backup::upload))
                 .route("/api/commit", web::post().to(backup::commit))

@@ -25,22 +25,34 @@ pub(crate) fn error_message(e: &ApiError, l: Lang) -> String {
         },
         ApiError::Unauthorized => l
             .pick(
-                "Unbekanntes oder ungültiges Geräte-Token.",
-                "Unknown or invalid device token.",
+                "Anmeldung abgelehnt: Das Geräte-Token oder der Code ist unbekannt, ungültig oder abgelaufen. Ein zurückgesetztes Gerät meldet sich mit dem Code des Administrators an (asgard-agent login --code CODE).",
+                "Login refused: the device token or the code is unknown, invalid or expired. A device that was reset logs in with the administrator's code (asgard-agent login --code CODE).",
             )
             .into(),
         ApiError::DevicePending => l
             .pick(
-                "Das Gerät wartet auf die Freigabe durch den Administrator (asgard-server device approve).",
-                "The device is waiting for approval by the administrator (asgard-server device approve).",
+                "Das Gerät ist noch nicht freigegeben. Ein bereits aktives Gerät desselben Benutzers gibt es mit dem Code frei, den „asgard-agent login“ auf diesem Gerät anzeigt (asgard-agent device approve CODE), oder der Administrator (asgard-server device approve BENUTZER GERÄT).",
+                "The device is not approved yet. An already active device of the same user approves it with the code that \"asgard-agent login\" shows on this device (asgard-agent device approve CODE), or the administrator does (asgard-server device approve USER DEVICE).",
             )
             .into(),
-        ApiError::DeviceExists { user, device } if de => format!(
-            "Das Gerät „{device}“ von Benutzer „{user}“ ist bereits registriert. Melden Sie sich mit dem Geräte-Token an oder lassen Sie das Gerät vom Administrator zurücksetzen (asgard-server device reset {user} {device})."
+        ApiError::ConfusableName(name) if de => format!(
+            "Der Benutzername „{name}“ sieht einem bestehenden Benutzer zum Verwechseln ähnlich und wird deshalb nicht angelegt. Bitte einen anderen Namen wählen (Gerätekonfiguration) oder den Administrator fragen."
         ),
-        ApiError::DeviceExists { user, device } => format!(
-            "The device \"{device}\" of user \"{user}\" is already registered. Log in with the device token or ask the administrator to reset the device (asgard-server device reset {user} {device})."
+        ApiError::ConfusableName(name) => format!(
+            "The user name \"{name}\" looks confusingly like an existing user and is therefore not created. Please choose another name or ask the administrator."
         ),
+        ApiError::TooManyDevices(n) if de => format!(
+            "Der Benutzer hat bereits {n} Geräte, mehr sind nicht erlaubt (devices_per_user). Bitte ein altes Gerät vom Administrator entfernen lassen."
+        ),
+        ApiError::TooManyDevices(n) => format!(
+            "The user has {n} devices already; no more are allowed (devices_per_user). Please ask the administrator to remove an old device."
+        ),
+        ApiError::ApprovalCode => l
+            .pick(
+                "Der Freigabe-Code ist unbekannt, abgelaufen oder schon benutzt. Auf dem neuen Gerät „asgard-agent login“ aufrufen: Es zeigt den gültigen Code.",
+                "The approval code is unknown, expired or already used. Run \"asgard-agent login\" on the new device: it shows the valid code.",
+            )
+            .into(),
         ApiError::EnrollmentKey => l
             .pick(
                 "Der Registrierungsschlüssel fehlt oder ist falsch.",
@@ -142,8 +154,8 @@ mod tests {
 
     #[actix_web::test]
     async fn error_messages_take_the_language_of_the_request_else_the_config() {
-        let de = "Unbekanntes oder ungültiges Geräte-Token.";
-        let en = "Unknown or invalid device token.";
+        let de = "Anmeldung abgelehnt: Das Geräte-Token oder der Code ist unbekannt, ungültig oder abgelaufen. Ein zurückgesetztes Gerät meldet sich mit dem Code des Administrators an (asgard-agent login --code CODE).";
+        let en = "Login refused: the device token or the code is unknown, invalid or expired. A device that was reset logs in with the administrator's code (asgard-agent login --code CODE).";
         assert_eq!(unauthorized_message(None, None).await, de);
         assert_eq!(unauthorized_message(Some(Lang::En), None).await, en);
         assert_eq!(

@@ -298,6 +298,8 @@ async fn run_reports_are_stored_per_device_newest_first() {
         let l: LoginResponse = test::read_body_json(resp).await;
         tokens.push(("Authorization", format!("Bearer {}", l.token.unwrap())));
     }
+    // anna's second device waits for approval.
+    env.state.db.approve_device("anna", "laptop").unwrap();
     let report = |seen: u64, code: u8| {
         json!({ "started_us": 1, "finished_us": 2, "agent_version": "t", "exit_code": code,
                 "files_seen": seen, "files_new": seen, "files_changed": 0, "files_unchanged": 0,

@@ -1,15 +1,17 @@
-//! Users, devices and their tokens: login (register or authenticate), the admin's approve and
-//! reset, and each user's own retention setting.
+//! Users, devices and their tokens: login (register or authenticate) and each user's own
+//! retention setting; pending registrations, approval and reset are in `enroll.rs`.
 //!
 //! A device token is stored only as its blake3 hash ([`TOKENS`] maps it to the device, and the
 //! device record holds it too, so that a reset revokes it by removing both in one transaction).
 
+use asgard_core::names;
 use asgard_core::protocol::{DeviceStatus, LoginRequest};
 use redb::ReadableTable;
 
+use super::enroll::{self, PendingTables};
 use super::{
     DEVICES, Db, DbError, DeviceRec, KEEP_OVERRIDES, META, NEXT_DEVICE_ID, NEXT_USER_ID, Result,
-    TOKENS, USERS, UserRec, dec, enc, next_id,
+    SKELETONS, TOKENS, USERS, UserRec, dec, enc, next_id,
 };
 use crate::config::Registration;
 
@@ -50,9 +52,14 @@ pub struct LoginPolicy<'a> {
 /// What `login` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginOutcome {
+    /// The user and device names in normal form (as stored).
+    pub user: String,
+    pub device: String,
     /// The new token, when one was issued.
     pub token: Option<String>,
     pub status: DeviceStatus,
+    /// A pending registration's approval code and its expiry (µs), when one was made.
+    pub approval: Option<(String, i64)>,
 }
 
 /// One row of `device list`.
@@ -87,7 +94,18 @@ pub(super) fn user_devices(
 }
 
 impl Db {
-    /// Registers or authenticates a device (see the protocol docs for every case).
+    /// Registers or authenticates a device. The names of `req` are brought into normal form
+    /// (`asgard_core::names`); the answer's names are those.
+    ///
+    /// - With a token (`bearer`): the device of that token, if it is this user's device of this
+    ///   name (its status), or the pending registration of that token (pending, with a new
+    ///   approval code when the old one expired); anything else is `Unauthorized`.
+    /// - With a re-enrollment code (`req.code`, after `device reset`): the device with a new
+    ///   token, if user, device and code match; anything else is `Unauthorized`.
+    /// - Otherwise (a registration, after the enrollment key check): the first device of a new
+    ///   user is active (`registration: open`) or pending for the admin (`approve`); a further
+    ///   device of an existing user, whatever its name, gets a pending registration (see
+    ///   `enroll.rs`). `closed` refuses both alike.
     pub fn login(
         &self,
         req: &LoginRequest,
@@ -95,21 +113,17 @@ impl Db {
         policy: LoginPolicy<'_>,
         now: i64,
     ) -> Result<LoginOutcome> {
+        let user_name = names::normalize(&req.user).map_err(|e| DbError::BadName(e.to_string()))?;
+        let device_name =
+            names::normalize(&req.device).map_err(|e| DbError::BadName(e.to_string()))?;
         let txn = self.write()?;
         let outcome = {
             let mut users = txn.open_table(USERS)?;
             let mut devices = txn.open_table(DEVICES)?;
-            let mut tokens = txn.open_table(TOKENS)?;
             let mut meta = txn.open_table(META)?;
-            let user: Option<UserRec> = users
-                .get(req.user.as_str())?
-                .map(|g| dec(g.value()))
-                .transpose()?;
-            let device: Option<DeviceRec> = match &user {
-                Some(u) => devices
-                    .get((u.id, req.device.as_str()))?
-                    .map(|g| dec(g.value()))
-                    .transpose()?,
+            let user = enroll::find_user(&users, &req.user)?;
+            let device = match &user {
+                Some((_, u)) => enroll::find_device(&devices, u.id, &req.device)?,
                 None => None,
             };
             let touch = |mut d: DeviceRec| {
@@ -119,83 +133,135 @@ impl Db {
                 d.last_seen_us = now;
                 d
             };
+            let names = |user: &str, device: &str| (user.to_owned(), device.to_owned());
 
             if let Some(hash) = bearer {
-                let owner = tokens.get(&hash)?.map(|g| g.value());
-                let (Some(user), Some(device)) = (user, device) else {
+                let owner = txn.open_table(TOKENS)?.get(&hash)?.map(|g| g.value());
+                if owner.is_none() {
+                    let mut pt = PendingTables::open(&txn)?;
+                    let uid = user.as_ref().map(|(_, u)| u.id);
+                    let Some(code) = pt.login(&hash, uid, &device_name, now)? else {
+                        return Err(DbError::Unauthorized);
+                    };
+                    let (user, device) = names(&user.ok_or(DbError::Unauthorized)?.0, &device_name);
+                    LoginOutcome {
+                        user,
+                        device,
+                        token: None,
+                        status: DeviceStatus::Pending,
+                        approval: code,
+                    }
+                } else {
+                    let found = match (user, device) {
+                        (Some(u), Some(d)) if owner == Some((u.1.id, d.1.id)) => Some((u, d)),
+                        // A name stored before normalisation whose normal form another user or
+                        // device has: found by the token's owner.
+                        _ => owner
+                            .map(|(uid, did)| {
+                                enroll::by_owner(
+                                    &users,
+                                    &devices,
+                                    (uid, did),
+                                    &user_name,
+                                    &device_name,
+                                )
+                            })
+                            .transpose()?
+                            .flatten(),
+                    };
+                    let Some(((ukey, user), (dkey, device))) = found else {
+                        return Err(DbError::Unauthorized);
+                    };
+                    if device.token_hash != Some(hash) {
+                        return Err(DbError::Unauthorized);
+                    }
+                    let status = device.status;
+                    devices.insert((user.id, dkey.as_str()), enc(&touch(device))?.as_slice())?;
+                    let (user, device) = names(&ukey, &dkey);
+                    LoginOutcome {
+                        user,
+                        device,
+                        token: None,
+                        status,
+                        approval: None,
+                    }
+                }
+            } else if let Some(code) = &req.code {
+                let (Some((ukey, user)), Some((dkey, mut device))) = (user, device) else {
                     return Err(DbError::Unauthorized);
                 };
-                if owner != Some((user.id, device.id)) || device.token_hash != Some(hash) {
-                    return Err(DbError::Unauthorized);
-                }
+                let token = new_token();
+                enroll::reenroll(&txn, user.id, &mut device, code, hash_token(&token), now)?;
+                let device = touch(device);
                 let status = device.status;
-                devices.insert(
-                    (user.id, req.device.as_str()),
-                    enc(&touch(device))?.as_slice(),
-                )?;
+                devices.insert((user.id, dkey.as_str()), enc(&device)?.as_slice())?;
+                let (user, device) = names(&ukey, &dkey);
                 LoginOutcome {
-                    token: None,
+                    user,
+                    device,
+                    token: Some(token),
                     status,
+                    approval: None,
                 }
             } else {
-                if let Some(d) = &device
-                    && d.token_hash.is_some()
-                {
-                    return Err(DbError::DeviceExists {
-                        user: req.user.clone(),
-                        device: req.device.clone(),
-                    });
-                }
                 if let Some(key) = policy.enrollment_key
                     && !secrets_equal(key, req.enrollment_key.as_deref().unwrap_or(""))
                 {
                     return Err(DbError::EnrollmentKey);
                 }
-                let token = new_token();
-                let hash = hash_token(&token);
-                let user = match user {
-                    Some(u) => u,
+                if policy.registration == Registration::Closed {
+                    return Err(DbError::RegistrationClosed);
+                }
+                match user {
+                    Some((ukey, user)) => {
+                        let mut pt = PendingTables::open(&txn)?;
+                        let p = pt.add(&mut meta, user.id, &device_name, req, now)?;
+                        LoginOutcome {
+                            user: ukey,
+                            device: device_name,
+                            token: Some(p.token),
+                            status: DeviceStatus::Pending,
+                            approval: Some((p.code, p.expires_us)),
+                        }
+                    }
                     None => {
-                        if policy.registration == Registration::Closed {
-                            return Err(DbError::RegistrationClosed);
+                        let mut skeletons = txn.open_table(SKELETONS)?;
+                        let skel = names::skeleton(&user_name);
+                        if skeletons.get(skel.as_str())?.is_some() {
+                            return Err(DbError::ConfusableName { name: user_name });
                         }
                         let u = UserRec {
                             id: next_id(&mut meta, NEXT_USER_ID)?,
                             created_us: now,
                         };
-                        users.insert(req.user.as_str(), enc(&u)?.as_slice())?;
-                        u
-                    }
-                };
-                let device = match device {
-                    // A device reset by the admin registers again and keeps its files and status.
-                    Some(d) => d,
-                    None => {
+                        users.insert(user_name.as_str(), enc(&u)?.as_slice())?;
+                        skeletons.insert(skel.as_str(), u.id)?;
                         let status = match policy.registration {
-                            Registration::Open => DeviceStatus::Active,
                             Registration::Approve => DeviceStatus::Pending,
-                            Registration::Closed => return Err(DbError::RegistrationClosed),
+                            _ => DeviceStatus::Active,
                         };
-                        DeviceRec {
+                        let token = new_token();
+                        let hash = hash_token(&token);
+                        let device = touch(DeviceRec {
                             id: next_id(&mut meta, NEXT_DEVICE_ID)?,
-                            token_hash: None,
+                            token_hash: Some(hash),
                             status,
                             os: String::new(),
                             os_version: String::new(),
                             agent_version: String::new(),
                             created_us: now,
                             last_seen_us: now,
+                        });
+                        txn.open_table(TOKENS)?.insert(&hash, (u.id, device.id))?;
+                        devices.insert((u.id, device_name.as_str()), enc(&device)?.as_slice())?;
+                        LoginOutcome {
+                            user: user_name,
+                            device: device_name,
+                            token: Some(token),
+                            status,
+                            approval: None,
                         }
                     }
-                };
-                let mut device = touch(device);
-                device.token_hash = Some(hash);
-                tokens.insert(&hash, (user.id, device.id))?;
-                let status = device.status;
-                devices.insert((user.id, req.device.as_str()), enc(&device)?.as_slice())?;
-                LoginOutcome {
-                    token: Some(token),
-                    status,
                 }
             }
         };
@@ -252,66 +318,15 @@ impl Db {
         Ok(out)
     }
 
-    /// Changes one device in a write transaction; `NotFound` when user or device is unknown.
-    fn update_device(
-        &self,
-        user: &str,
-        device: &str,
-        f: impl FnOnce(&mut DeviceRec, &mut redb::Table<&[u8; 32], (u64, u64)>) -> Result<()>,
-    ) -> Result<DeviceRec> {
-        let txn = self.write()?;
-        let rec = {
-            let users = txn.open_table(USERS)?;
-            let mut devices = txn.open_table(DEVICES)?;
-            let mut tokens = txn.open_table(TOKENS)?;
-            let user_id = users
-                .get(user)?
-                .map(|g| dec::<UserRec>(g.value()))
-                .transpose()?
-                .ok_or(DbError::NotFound)?
-                .id;
-            let mut rec: DeviceRec = devices
-                .get((user_id, device))?
-                .map(|g| dec(g.value()))
-                .transpose()?
-                .ok_or(DbError::NotFound)?;
-            f(&mut rec, &mut tokens)?;
-            devices.insert((user_id, device), enc(&rec)?.as_slice())?;
-            rec
-        };
-        txn.commit()?;
-        Ok(rec)
-    }
-
-    /// pending → active.
-    pub fn approve_device(&self, user: &str, device: &str) -> Result<DeviceRec> {
-        self.update_device(user, device, |rec, _| {
-            rec.status = DeviceStatus::Active;
-            Ok(())
-        })
-    }
-
-    /// Revokes the device's token so that the device can register again; its files stay.
-    pub fn reset_device(&self, user: &str, device: &str) -> Result<DeviceRec> {
-        self.update_device(user, device, |rec, tokens| {
-            if let Some(hash) = rec.token_hash.take() {
-                tokens.remove(&hash)?;
-            }
-            Ok(())
-        })
-    }
-
     /// Sets (`Some`) or clears (`None`) a user's own `keep_versions`; `NotFound` for an unknown
     /// user. It applies from the next commit of each path and to every path at the next GC pass.
     pub fn set_keep_override(&self, user: &str, keep: Option<u32>) -> Result<()> {
         let txn = self.write()?;
         {
             let users = txn.open_table(USERS)?;
-            let user_id = users
-                .get(user)?
-                .map(|g| dec::<UserRec>(g.value()))
-                .transpose()?
+            let user_id = enroll::find_user(&users, user)?
                 .ok_or(DbError::NotFound)?
+                .1
                 .id;
             let mut keeps = txn.open_table(KEEP_OVERRIDES)?;
             match keep {

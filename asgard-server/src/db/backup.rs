@@ -24,6 +24,7 @@ use super::{
     CHUNKS, DEVICES, Db, DbError, KEEP_OVERRIDES, META, META_JSON, PATHS, REREAD, RUNS, Result,
     TOKENS, USER_CHUNKS, USERS, VERSIONS,
 };
+use super::{PENDING, PENDING_TOKENS, REENROLL, SKELETONS};
 
 /// Rows per (non-durable) write transaction of the copy: bounds the memory of one transaction.
 const BATCH_ROWS: usize = 20_000;

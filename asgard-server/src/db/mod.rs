@@ -6,7 +6,8 @@
 //!
 //! This file holds [`Db`] (open, the transaction helpers, the deletion fence) and [`DbError`]; the
 //! rest is one module per subject: `schema.rs` every table, meta key and stored record;
-//! `auth.rs` users, devices, tokens, login and the admin's device and retention commands;
+//! `auth.rs` users, devices, tokens, login and retention per user; `enroll.rs` pending
+//! registrations, approval and re-enrollment codes, the name migration;
 //! `chunks.rs` check, upload records, chunk records and ownership; `versions.rs` commit, list,
 //! point-in-time reads and the batched reads of restore; `gc.rs` the garbage collector's
 //! transactions (pruning and the chunk index; the algorithm and its reasoning are in `crate::ops::gc`);
@@ -25,6 +26,7 @@ use serde::de::DeserializeOwned;
 mod auth;
 mod backup;
 mod chunks;
+mod enroll;
 mod gc;
 mod integrity;
 mod runs;
@@ -40,13 +42,15 @@ pub use auth::{
 };
 pub use backup::{BackupSummary, check_database};
 pub use chunks::{UploadFence, UploadedChunk};
+pub use enroll::{APPROVAL_CODE_VALID_US, NewPending, PENDING_PER_USER, PendingRow, ResetOutcome};
 pub use gc::{ChunkBatch, ChunkVerdict, PathBatch, PathKey, RetentionRules, chunk_verdict};
 pub use integrity::{
     AffectedVersion, BadRef, ChunkBatchItem, VerifySummary, VersionBatch, VersionIssue,
 };
 pub use runs::{DeviceLastRun, KEEP_RUNS, RunRec};
 pub use schema::{
-    ChunkRec, DeviceRec, META_LAST_GC, META_LAST_VERIFY, PathRec, UserRec, VersionRec,
+    ChunkRec, DeviceRec, META_LAST_GC, META_LAST_VERIFY, PathRec, PendingRec, ReenrollRec, UserRec,
+    VersionRec,
 };
 pub use stats::{FullStats, Stats};
 pub use versions::{DeviceSel, ListParams, decode_cursor, encode_cursor};
@@ -72,8 +76,15 @@ pub enum DbError {
     Schema(String),
     #[error("unknown or revoked device token")]
     Unauthorized,
-    #[error("device {user}/{device} is already registered")]
-    DeviceExists { user: String, device: String },
+    /// A user or device name that has no normal form (`asgard_core::names`).
+    #[error("bad name: {0}")]
+    BadName(String),
+    /// A new user whose name looks like an existing user's (same confusable skeleton).
+    #[error("user name {name} is confusable with an existing user")]
+    ConfusableName { name: String },
+    /// The user has `devices_per_user` devices already.
+    #[error("the user has {limit} devices already")]
+    TooManyDevices { limit: usize },
     #[error("wrong enrollment key")]
     EnrollmentKey,
     #[error("registration is closed")]
@@ -172,6 +183,7 @@ impl Db {
             };
         }
         for_each_table!(create);
+        enroll::migrate_names(&txn)?;
         txn.commit()?;
         Ok(Db {
             db,

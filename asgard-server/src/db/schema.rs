@@ -37,6 +37,18 @@ pub(super) const KEEP_OVERRIDES: TableDefinition<u64, u32> = TableDefinition::ne
 /// when verify last looked. Login hands them to the agent so that it re-reads those files; entries
 /// that no longer reference a bad chunk are dropped then (see `integrity.rs`).
 pub(super) const REREAD: TableDefinition<(u64, u64, &[u8]), ()> = TableDefinition::new("reread");
+/// (user id, pending id) → [`PendingRec`]: registrations of a further device of an existing
+/// user that wait for an active device of that user (by code) or an admin to approve them. At
+/// most [`super::enroll::PENDING_PER_USER`] per user; pending ids grow, so the oldest comes first.
+pub(super) const PENDING: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("pending");
+/// blake3(token of a pending registration) → (user id, pending id).
+pub(super) const PENDING_TOKENS: TableDefinition<&[u8; 32], (u64, u64)> =
+    TableDefinition::new("pending_tokens");
+/// (user id, device id) → [`ReenrollRec`]: the one-time code of a device after `device reset`.
+pub(super) const REENROLL: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("reenroll");
+/// confusable skeleton of a user name (`asgard_core::names::skeleton`) → user id: a new user
+/// whose name looks like an existing one is refused.
+pub(super) const SKELETONS: TableDefinition<&str, u64> = TableDefinition::new("skeletons");
 /// counter name → value: the `NEXT_*_ID` counters, [`LAST_TIME_US`] and [`STORED_BYTES`].
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// key → JSON text, for results that tools write and the statistics read ([`META_LAST_GC`],
@@ -59,6 +71,10 @@ macro_rules! for_each_table {
         $m!(REREAD);
         $m!(META);
         $m!(META_JSON);
+        $m!(PENDING);
+        $m!(PENDING_TOKENS);
+        $m!(REENROLL);
+        $m!(SKELETONS);
     };
 }
 pub(super) use for_each_table;
@@ -67,6 +83,11 @@ pub(super) use for_each_table;
 pub(super) const NEXT_USER_ID: &str = "next_user_id";
 /// [`META`]: the id the next device gets.
 pub(super) const NEXT_DEVICE_ID: &str = "next_device_id";
+/// [`META`]: the id the next pending registration gets.
+pub(super) const NEXT_PENDING_ID: &str = "next_pending_id";
+/// [`META`]: 1 once user and device names were brought into normal form and [`SKELETONS`]
+/// filled (see `enroll::migrate_names`).
+pub(super) const NAMES_VERSION: &str = "names_version";
 /// [`META`]: the id the next version gets.
 pub(super) const NEXT_VERSION_ID: &str = "next_version_id";
 /// [`META`]: the id the next run report gets.
@@ -101,6 +122,30 @@ pub struct DeviceRec {
     pub agent_version: String,
     pub created_us: i64,
     pub last_seen_us: i64,
+}
+
+/// [`PENDING`] value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingRec {
+    /// The device name it wants (new, or the name of an existing device it would take over).
+    pub device: String,
+    /// Its token: valid for `login` only (answering "pending") until it is approved.
+    pub token_hash: [u8; 32],
+    /// blake3 of the approval code (see `enroll::code_hash`).
+    pub code_hash: [u8; 32],
+    pub code_expires_us: i64,
+    pub created_us: i64,
+    pub os: String,
+    pub os_version: String,
+    pub agent_version: String,
+}
+
+/// [`REENROLL`] value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReenrollRec {
+    /// blake3 of the re-enrollment code (see `enroll::code_hash`).
+    pub code_hash: [u8; 32],
+    pub expires_us: i64,
 }
 
 /// [`CHUNKS`] value.

@@ -31,6 +31,13 @@ pub(crate) struct DeviceChange {
     pub user: String,
     pub device: String,
     pub action: DeviceAction,
+    /// After a reset: the one-time re-enrollment code for the user (`asgard-agent login --code`),
+    /// shown to the admin once; the database holds only its hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Until when (µs) the code is valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_expires_us: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,9 +72,10 @@ pub(crate) struct KeepChange {
     pub default_keep_versions: u32,
 }
 
-/// Every device of every user.
+/// Every device of every user, and every pending registration (status pending; a registration
+/// under the name of an existing device is listed beside it).
 pub(crate) fn devices(db: &Db) -> Result<Vec<DeviceInfo>, OpsError> {
-    Ok(db
+    let mut out: Vec<DeviceInfo> = db
         .list_devices()?
         .into_iter()
         .map(|r| DeviceInfo {
@@ -79,7 +87,23 @@ pub(crate) fn devices(db: &Db) -> Result<Vec<DeviceInfo>, OpsError> {
             os_version: r.rec.os_version,
             last_seen_us: r.rec.last_seen_us,
         })
-        .collect())
+        .collect();
+    out.extend(db.list_pending()?.into_iter().map(|p| DeviceInfo {
+        user: p.user,
+        device: p.device,
+        status: DeviceStatus::Pending,
+        reset: false,
+        os: p.rec.os,
+        os_version: p.rec.os_version,
+        last_seen_us: p.rec.created_us,
+    }));
+    out.sort_by(|a, b| (&a.user, &a.device).cmp(&(&b.user, &b.device)));
+    Ok(out)
+}
+
+/// A name as the admin typed it, in normal form for the report (as given when it has none).
+fn shown(name: &str) -> String {
+    asgard_core::names::normalize(name).unwrap_or_else(|_| name.to_owned())
 }
 
 fn device_not_found(user: &str, device: &str) -> impl FnOnce(DbError) -> OpsError {
@@ -90,25 +114,39 @@ fn device_not_found(user: &str, device: &str) -> impl FnOnce(DbError) -> OpsErro
     }
 }
 
-/// Approves a pending device (an active one stays active).
+/// Approves a pending device: the newest pending registration of that name (which then takes
+/// over an existing device of that name), else a device waiting under `registration: approve`.
+/// An active one stays active.
 pub(crate) fn approve(db: &Db, user: &str, device: &str) -> Result<DeviceChange, OpsError> {
     db.approve_device(user, device)
         .map_err(device_not_found(user, device))?;
     Ok(DeviceChange {
-        user: user.to_owned(),
-        device: device.to_owned(),
+        user: shown(user),
+        device: shown(device),
         action: DeviceAction::Approved,
+        code: None,
+        code_expires_us: None,
     })
 }
 
-/// Revokes a device's token; its files stay.
-pub(crate) fn reset(db: &Db, user: &str, device: &str) -> Result<DeviceChange, OpsError> {
-    db.reset_device(user, device)
+/// Revokes a device's token and makes a one-time re-enrollment code for its user (valid
+/// `reenroll_code_valid`); its files stay.
+pub(crate) fn reset(
+    db: &Db,
+    config: &Config,
+    user: &str,
+    device: &str,
+) -> Result<DeviceChange, OpsError> {
+    let valid_us = i64::try_from(config.reenroll_code_valid.0.as_micros()).unwrap_or(i64::MAX);
+    let out = db
+        .reset_device(user, device, valid_us, crate::db::now_us())
         .map_err(device_not_found(user, device))?;
     Ok(DeviceChange {
-        user: user.to_owned(),
-        device: device.to_owned(),
+        user: shown(user),
+        device: shown(device),
         action: DeviceAction::Reset,
+        code: Some(out.code),
+        code_expires_us: Some(out.expires_us),
     })
 }
 
@@ -176,6 +214,7 @@ mod tests {
                 os_version: "6".into(),
                 agent_version: "t".into(),
                 enrollment_key: None,
+                code: None,
             };
             db.login(&req, None, policy, 1).unwrap();
         }
@@ -203,14 +242,16 @@ mod tests {
                 .iter()
                 .all(|d| d.status == DeviceStatus::Active)
         );
-        reset(&db, "anna", &name).unwrap();
+        let change = reset(&db, &Config::default(), "Anna", &name).unwrap();
+        assert_eq!(change.user, "anna");
+        assert!(change.code.is_some_and(|c| c.len() == 9));
         assert!(devices(&db).unwrap().iter().any(|d| d.reset));
         assert!(matches!(
             approve(&db, "anna", "toaster"),
             Err(OpsError::DeviceNotFound { .. })
         ));
         assert!(matches!(
-            reset(&db, "bob", "laptop"),
+            reset(&db, &Config::default(), "bob", "laptop"),
             Err(OpsError::DeviceNotFound { .. })
         ));
     }
@@ -219,11 +260,12 @@ mod tests {
     fn keep_versions_per_user() {
         let (_dir, db) = db_with_devices();
         let config = Config::default();
-        let change = set_keep(&db, &config, "anna", Some(9)).unwrap();
+        let change = set_keep(&db, &config, "ANNA ", Some(9)).unwrap();
         assert_eq!(change.keep_versions, Some(9));
         let list = users(&db, &config).unwrap();
         assert_eq!(list.users[0].keep_versions, Some(9));
-        assert_eq!(list.users[0].devices, 2);
+        // The second device is a pending registration, not yet a device of anna's.
+        assert_eq!(list.users[0].devices, 1);
         set_keep(&db, &config, "anna", None).unwrap();
         assert_eq!(users(&db, &config).unwrap().users[0].keep_versions, None);
         assert!(matches!(

@@ -251,7 +251,7 @@ pub(crate) fn run(
             Report::DeviceChanged(accounts::approve(ctx.db, user, device)?)
         }
         Task::DeviceReset { user, device } => {
-            Report::DeviceChanged(accounts::reset(ctx.db, user, device)?)
+            Report::DeviceChanged(accounts::reset(ctx.db, ctx.config, user, device)?)
         }
         Task::UserList => Report::Users(accounts::users(ctx.db, ctx.config)?),
         Task::UserSetKeep { user, versions } => {

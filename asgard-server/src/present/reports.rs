@@ -409,10 +409,26 @@ pub(crate) fn device_change(c: &DeviceChange, lang: Lang) -> String {
             format!("Device \"{device}\" of user \"{user}\" is approved.")
         }
         (DeviceAction::Reset, Lang::De) => format!(
-            "Gerät „{device}“ von Benutzer „{user}“ ist zurückgesetzt; es kann sich neu anmelden und erhält ein neues Token. Seine Dateien bleiben erhalten."
+            "Gerät „{device}“ von Benutzer „{user}“ ist zurückgesetzt: Sein altes Token gilt nicht mehr, seine Dateien bleiben erhalten.\n\
+             Einmal-Code für den Benutzer: {code}\n\
+             Geben Sie ihn dem Benutzer (nicht per unverschlüsselter Mail). Auf dem Gerät: asgard-agent login --code {code}\n\
+             Der Code gilt einmal, bis {until}. Ohne ihn wartet eine neue Anmeldung dieses Geräts auf Freigabe.",
+            code = c.code.as_deref().unwrap_or("-"),
+            until = c
+                .code_expires_us
+                .map(asgard_core::fmt::format_utc)
+                .unwrap_or_default(),
         ),
         (DeviceAction::Reset, Lang::En) => format!(
-            "Device \"{device}\" of user \"{user}\" is reset; it can log in again and gets a new token. Its files are kept."
+            "Device \"{device}\" of user \"{user}\" is reset: its old token is no longer valid, its files are kept.\n\
+             One-time code for the user: {code}\n\
+             Give it to the user (not by unencrypted mail). On the device: asgard-agent login --code {code}\n\
+             The code is valid once, until {until}. Without it, a new login of this device waits for approval.",
+            code = c.code.as_deref().unwrap_or("-"),
+            until = c
+                .code_expires_us
+                .map(asgard_core::fmt::format_utc)
+                .unwrap_or_default(),
         ),
     };
     line + "\n"
