@@ -360,6 +360,7 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
     let fp = material.fingerprint();
     let tls_config = material.server_config()?;
     let listen = config.listen.clone();
+    let open_unkeyed = open_without_key(&config);
     dbbackup::clean_temp(&config.data_dir);
     let events = Arc::new(EventBus::new());
     events::spawn_log(&events).context("event log thread")?;
@@ -394,6 +395,11 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
             .first()
             .copied()
             .ok_or_else(|| anyhow!("no address bound"))?;
+        if open_unkeyed && exposed(&server.addrs()) {
+            let warning = messages::open_registration_exposed(&addr, lang);
+            tracing::warn!(%addr, "open registration without enrollment key on a non-loopback address");
+            eprintln!("{warning}");
+        }
         let mut out = std::io::stdout().lock();
         write!(out, "{}", messages::server_running(&addr, &fp, lang))?;
         out.flush()?;
@@ -408,6 +414,17 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
     served
 }
 
+/// Anybody who reaches the server may register a new user: `registration: open` and no
+/// enrollment key.
+fn open_without_key(config: &Config) -> bool {
+    config.registration == crate::config::Registration::Open && config.enrollment_key.is_none()
+}
+
+/// Some of the bound addresses are reachable from other machines.
+fn exposed(addrs: &[std::net::SocketAddr]) -> bool {
+    addrs.iter().any(|a| !a.ip().is_loopback())
+}
+
 fn fingerprint(common: &Common) -> CmdResult {
     let config = load_config(common).map_err(|e| (None, e))?;
     let lang = config.lang();
@@ -419,6 +436,23 @@ fn fingerprint(common: &Common) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_registration_is_a_warning_only_off_loopback_and_without_key() {
+        let addr = |a: &str| vec![a.parse::<std::net::SocketAddr>().unwrap()];
+        assert!(exposed(&addr("0.0.0.0:8443")));
+        assert!(exposed(&addr("[::]:8443")));
+        assert!(exposed(&addr("192.168.1.5:8443")));
+        assert!(!exposed(&addr("127.0.0.1:8443")));
+        assert!(!exposed(&addr("[::1]:8443")));
+        let mut config = Config::default();
+        assert!(open_without_key(&config));
+        config.enrollment_key = Some("k".into());
+        assert!(!open_without_key(&config));
+        config.enrollment_key = None;
+        config.registration = crate::config::Registration::Approve;
+        assert!(!open_without_key(&config));
+    }
 
     #[test]
     fn verify_cli_parses() {

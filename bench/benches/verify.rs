@@ -61,6 +61,7 @@ fn build(dir: &Path, n: usize) -> (Db, LocalStore) {
         os_version: "6".into(),
         agent_version: "bench".into(),
         enrollment_key: None,
+        code: None,
     };
     let policy = LoginPolicy {
         registration: Registration::Open,

@@ -172,6 +172,7 @@ impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Unauthorized => ApiError::Unauthorized,
+            DbError::Pending => ApiError::DevicePending,
             DbError::BadName(d) => ApiError::BadRequest(d),
             DbError::ConfusableName { name } => ApiError::ConfusableName(name),
             DbError::TooManyDevices { limit } => ApiError::TooManyDevices(limit),

@@ -11,7 +11,7 @@ use redb::ReadableTable;
 use super::enroll::{self, PendingTables};
 use super::{
     DEVICES, Db, DbError, DeviceRec, KEEP_OVERRIDES, META, NEXT_DEVICE_ID, NEXT_USER_ID, Result,
-    SKELETONS, TOKENS, USERS, UserRec, dec, enc, next_id,
+    PENDING_TOKENS, SKELETONS, TOKENS, USERS, UserRec, dec, enc, next_id,
 };
 use crate::config::Registration;
 
@@ -274,6 +274,10 @@ impl Db {
         let txn = self.read()?;
         let Some((user_id, device_id)) = txn.open_table(TOKENS)?.get(hash)?.map(|g| g.value())
         else {
+            // The token of a pending registration opens nothing, but says why.
+            if txn.open_table(PENDING_TOKENS)?.get(hash)?.is_some() {
+                return Err(DbError::Pending);
+            }
             return Err(DbError::Unauthorized);
         };
         let devices = txn.open_table(DEVICES)?;

@@ -76,6 +76,9 @@ pub enum DbError {
     Schema(String),
     #[error("unknown or revoked device token")]
     Unauthorized,
+    /// The token of a pending registration: valid for `login` only.
+    #[error("device not approved yet")]
+    Pending,
     /// A user or device name that has no normal form (`asgard_core::names`).
     #[error("bad name: {0}")]
     BadName(String),

@@ -109,6 +109,24 @@ pub(crate) fn server_running(addr: &std::net::SocketAddr, fingerprint: &str, lan
     )
 }
 
+/// `serve` listens beyond loopback with `registration: open` and no enrollment key.
+pub(crate) fn open_registration_exposed(addr: &std::net::SocketAddr, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!(
+            "WARNUNG: Der Server lauscht auf {addr} (nicht nur lokal) mit „registration: open“ und ohne enrollment_key. \
+             Jeder, der den Server erreicht, kann Benutzer anlegen und erfährt, welche Benutzernamen es schon gibt \
+             (weitere Geräte bestehender Benutzer warten aber auf Freigabe). \
+             Setzen Sie einen enrollment_key oder „registration: approve“ in der Konfiguration."
+        ),
+        Lang::En => format!(
+            "WARNING: the server listens on {addr} (not only locally) with \"registration: open\" and no enrollment_key. \
+             Anyone who reaches the server can create users and learns which user names exist \
+             (further devices of existing users still wait for approval). \
+             Set an enrollment_key or \"registration: approve\" in the configuration."
+        ),
+    }
+}
+
 /// The admin channel got a line that is not complete (or longer than allowed).
 pub(crate) fn channel_request_incomplete(lang: Lang) -> &'static str {
     lang.pick(

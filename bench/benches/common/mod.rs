@@ -56,6 +56,7 @@ pub fn open_db(dir: &std::path::Path) -> (Db, Auth) {
         os_version: "6".into(),
         agent_version: "0".into(),
         enrollment_key: None,
+        code: None,
     };
     let policy = LoginPolicy {
         registration: Registration::Open,

@@ -40,10 +40,10 @@ fn stranger_as_existing_user_gets_a_pending_registration_that_authenticates_nowh
         Some(code.clone())
     );
     let token = out.token.unwrap();
-    // The pending token opens no endpoint: the extractor's `authenticate` does not know it.
+    // The pending token opens no endpoint: the extractor's `authenticate` refuses it.
     assert!(matches!(
         db.authenticate(&hash_token(&token)),
-        Err(DbError::Unauthorized)
+        Err(DbError::Pending)
     ));
     // Logging in with it again still says pending and shows no new code while the old is valid.
     let again = login(&db, "alice", "evil", Some(&token)).unwrap();
@@ -191,7 +191,7 @@ fn reset_gives_a_one_time_code_and_no_first_come_slot() {
     let stranger = login(&db, "alice", "pc", None).unwrap();
     assert_eq!(stranger.status, DeviceStatus::Pending);
     let st = hash_token(&stranger.token.unwrap());
-    assert!(matches!(db.authenticate(&st), Err(DbError::Unauthorized)));
+    assert!(matches!(db.authenticate(&st), Err(DbError::Pending)));
     // A wrong code, the code for another device or user, or a code after its time: refused alike.
     let (_, _) = register(&db, "alice", "laptop");
     for (user, device, code, now) in [
@@ -240,9 +240,10 @@ fn admin_approves_the_newest_registration_of_a_name() {
         db.authenticate(&hash_token(&old)),
         Err(DbError::Unauthorized)
     ));
+    // The older registration of that name stays pending (it opens nothing).
     assert!(matches!(
         db.authenticate(&hash_token(&first.token.unwrap())),
-        Err(DbError::Unauthorized)
+        Err(DbError::Pending)
     ));
     assert!(matches!(
         db.approve_device("alice", "toaster"),
