@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 use asgard_core::ChunkId;
 use asgard_core::Lang;
+use asgard_core::protocol::{ApproveRequest, ApproveResponse};
 use asgard_core::protocol::{
     CheckRequest, CheckResponse, CommitRequest, CommitResponse, ErrorBody, FetchRequest, ListQuery,
     ListResponse, LoginRequest, LoginResponse, ManifestRequest, ManifestResponse, RunAccepted,
@@ -252,6 +253,16 @@ impl Client {
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// `POST /api/devices/approve`: this (active) device approves a pending device of its user
+    /// by the code that device shows.
+    pub(crate) async fn approve(&self, code: &str) -> anyhow::Result<ApproveResponse> {
+        let body = ApproveRequest {
+            code: code.to_owned(),
+        };
+        self.json(self.http.post(self.url("/api/devices/approve")).json(&body))
+            .await
     }
 
     /// `POST /api/login`, with the device token when there is one.

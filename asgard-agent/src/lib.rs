@@ -79,7 +79,7 @@ pub mod commands {
     pub use crate::plan::{JSON_HELP as PLAN_JSON_HELP, run as plan};
     pub use crate::restore::{RestoreArgs, run as restore};
     pub use crate::schedule::{Action, Every, ScheduleArgs, run as schedule};
-    pub use crate::session::login;
+    pub use crate::session::{approve_device, login};
 }
 
 /// The backup pipeline without the server, for the benches: the reader fed by the scanner, the

@@ -35,7 +35,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Beim Server anmelden (registriert das Gerät beim ersten Mal) / log in
-    Login,
+    Login {
+        /// Einmal-Code des Administrators nach „device reset“: holt das Gerät mit allen Dateien
+        /// zurück / the administrator's one-time code after a device reset
+        #[arg(long, value_name = "CODE")]
+        code: Option<String>,
+    },
+    /// Geräte desselben Benutzers verwalten / manage devices of the same user
+    Device {
+        #[command(subcommand)]
+        action: DeviceCommand,
+    },
     /// Dateien sichern / back up files
     Backup {
         /// Dateien oder Ordner; ohne Angabe der Sicherungsplan (siehe `plan`)
@@ -97,6 +107,16 @@ enum Command {
     Schedule {
         #[command(subcommand)]
         action: ScheduleCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// Ein wartendes neues Gerät mit dem Code freigeben, den es anzeigt / approve a pending
+    /// device by the code it shows
+    Approve {
+        /// Code wie K7MQ-4XTD / code such as K7MQ-4XTD
+        code: String,
     },
 }
 
@@ -168,7 +188,7 @@ fn main() -> ExitCode {
     }
     // One agent at a time writes the state folder: a second backup (e.g. a scheduled one while
     // the last is still running) ends at once.
-    let _lock = if matches!(cli.command, Command::Backup { .. } | Command::Login) {
+    let _lock = if matches!(cli.command, Command::Backup { .. } | Command::Login { .. }) {
         match asgard_agent::lock_state_dir(&state_dir) {
             Ok(l) => Some(l),
             Err(e) => {
@@ -231,7 +251,10 @@ type Globals = (Option<PathBuf>, Option<PathBuf>, Option<String>);
 
 async fn run(ctx: &Ctx, command: Command, globals: Globals) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Login => commands::login(ctx).await,
+        Command::Login { code } => commands::login(ctx, code).await,
+        Command::Device {
+            action: DeviceCommand::Approve { code },
+        } => commands::approve_device(ctx, code).await,
         Command::Backup {
             paths,
             json,

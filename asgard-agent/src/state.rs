@@ -1,5 +1,6 @@
 //! The agent's state file (`state.json` in the state folder): which server this device is
-//! registered with, its token and the server certificate's fingerprint.
+//! registered with, its token and the server certificate's fingerprint. User and device names are
+//! kept in normal form (`asgard_core::names`).
 //!
 //! Written atomically (temp file, fsync, rename) and readable only by the owner on Unix, because it
 //! holds the device token.
@@ -21,9 +22,14 @@ pub(crate) struct State {
     /// The device token from the registration.
     #[serde(default)]
     pub(crate) token: Option<String>,
-    /// The server certificate's SHA-256 (`AB:CD:...`), pinned for later runs.
+    /// The server certificate's SHA-256 (`AB:CD:...`), pinned for later runs. It, not the URL,
+    /// is the server's identity: a new URL with this certificate keeps the token.
     #[serde(default)]
     pub(crate) fingerprint: Option<String>,
+    /// While the device waits for approval: the code to approve it with on another device of
+    /// the user (`K7MQ-4XTD`) and until when (µs) it is valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) approval_code: Option<(String, i64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +131,7 @@ mod tests {
             device: "pc".into(),
             token: Some("tok".into()),
             fingerprint: Some("AB:CD".into()),
+            approval_code: Some(("K7MQ-4XTD".into(), 5)),
         };
         s.save(&sub).unwrap();
         assert_eq!(State::load(&sub).unwrap(), Some(s.clone()));
@@ -170,6 +177,7 @@ mod tests {
             device: "d".into(),
             token: Some("asg_x".into()),
             fingerprint: None,
+            approval_code: None,
         };
         std::thread::scope(|scope| {
             for _ in 0..8 {

@@ -183,6 +183,9 @@ fn backups_while_gc_runs_with_zero_grace_lose_nothing() {
         Agent::new("carl", &server),
     ];
     agents[1].device = "zweitgeraet".into();
+    // anna's second device is approved by her first.
+    agents[0].ok(["login"]);
+    agents[1].join(&agents[0]);
     // A pool of contents every agent draws from (dedupe across users and devices); ~3 chunks each.
     let pool: Vec<(usize, u64)> = (0..40).map(|i| (250_000, 5000 + i)).collect();
     let load = Duration::from_secs(20);

@@ -111,6 +111,16 @@ impl Agent {
         })
     }
 
+    /// Logs this agent in as a further device of its user (pending) and has `approver`, an
+    /// active device of the same user, approve it with the code it shows; then logs in again.
+    pub fn join(&self, approver: &Agent) {
+        let out = self.ok(["login"]);
+        let shown = text(&out.stdout);
+        let code = approval_code(&shown).unwrap_or_else(|| panic!("no approval code in {shown}"));
+        approver.ok(["device", "approve", &code]);
+        self.ok(["login"]);
+    }
+
     /// The device token the agent keeps in its state dir.
     pub fn token(&self) -> String {
         let s: Value =
@@ -159,6 +169,20 @@ impl Agent {
             .env_remove("XDG_CONFIG_HOME");
         c
     }
+}
+
+/// The first approval code (`K7MQ-4XTD`: two groups of four letters and digits) in `text`.
+pub fn approval_code(text: &str) -> Option<String> {
+    text.split(|c: char| c.is_whitespace() || c == ')' || c == '(')
+        .find(|w| {
+            let b = w.as_bytes();
+            b.len() == 9
+                && b[4] == b'-'
+                && b.iter()
+                    .enumerate()
+                    .all(|(i, c)| i == 4 || c.is_ascii_uppercase() || c.is_ascii_digit())
+        })
+        .map(str::to_owned)
 }
 
 /// Asserts that a run of the agent exited with code 0, showing its output when not.

@@ -22,7 +22,7 @@ pub mod listing;
 pub mod server;
 pub mod store;
 
-pub use agent::{Agent, assert_success, json_outcome};
+pub use agent::{Agent, approval_code, assert_success, json_outcome};
 pub use api::Api;
 pub use asgard_core::testdata::{Rng, random_bytes};
 pub use bins::{agent_bin, build_dir, server_bin, windows_agent};

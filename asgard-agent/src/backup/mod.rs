@@ -378,6 +378,8 @@ mod tests {
             keep_versions: 4,
             reread: Vec::new(),
             reread_truncated: false,
+            approval_code: None,
+            approval_expires_us: None,
         };
         let notes = Mutex::new(Vec::new());
         let note = |l: String| notes.lock().unwrap().push(l);

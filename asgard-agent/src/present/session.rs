@@ -20,15 +20,91 @@ pub(crate) fn logged_in(
     }
 }
 
-/// The configured server differs from the one in the state (`old`): the device registers anew.
-pub(crate) fn server_changed(old: &str, lang: Lang) -> String {
+/// The server URL differs from the one in the state (`old`): the device keeps its token, which
+/// goes only to a server with the pinned certificate.
+pub(crate) fn server_changed(old: &str, new: &str, lang: Lang) -> String {
     match lang {
         Lang::De => format!(
-            "Hinweis: Der Server hat sich geändert (bisher {old}); das Gerät wird beim neuen \
-             Server angemeldet."
+            "Hinweis: Die Server-Adresse hat sich geändert (bisher {old}, jetzt {new}). Das Gerät \
+             bleibt angemeldet, solange der Server dasselbe Zertifikat zeigt."
         ),
         Lang::En => format!(
-            "Note: the server changed (was {old}); the device registers with the new server."
+            "Note: the server address changed (was {old}, now {new}). The device stays logged \
+             in as long as the server shows the same certificate."
+        ),
+    }
+}
+
+/// The server URL changed, a token is stored, but no certificate is pinned to tell whether it is
+/// the same server.
+pub(crate) fn server_changed_unpinned(old: &str, new: &str, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!(
+            "Die Server-Adresse hat sich geändert (bisher {old}, jetzt {new}), und es ist kein \
+             Zertifikat-Fingerabdruck gespeichert, an dem der Server zu erkennen wäre. Das \
+             Geräte-Token wird deshalb nicht an {new} geschickt (es bleibt gespeichert). Tragen \
+             Sie den Fingerabdruck des Servers als server.fingerprint in die Konfiguration ein \
+             (asgard-server fingerprint zeigt ihn)."
+        ),
+        Lang::En => format!(
+            "The server address changed (was {old}, now {new}) and no certificate fingerprint is \
+             stored to recognise the server by. The device token is therefore not sent to {new} \
+             (it stays stored). Put the server's fingerprint into the config as \
+             server.fingerprint (asgard-server fingerprint shows it)."
+        ),
+    }
+}
+
+/// A user or device name without a normal form.
+pub(crate) fn bad_name(name: &str, e: &asgard_core::names::NameError, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!(
+            "Der Name {name:?} ist als Benutzer- oder Gerätename nicht möglich ({e}): erlaubt \
+             sind 1 bis 128 sichtbare Zeichen ohne Steuer-, unsichtbare oder \
+             Richtungszeichen. Setzen Sie device_name in der Konfiguration."
+        ),
+        Lang::En => format!(
+            "The name {name:?} cannot be a user or device name ({e}): 1 to 128 visible \
+             characters without control, invisible or direction characters are allowed. Set \
+             device_name in the config."
+        ),
+    }
+}
+
+/// A typed code that cannot be one.
+pub(crate) fn bad_code(typed: &str, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!(
+            "„{typed}“ ist kein gültiger Code. Ein Code hat 8 Zeichen, z. B. K7MQ-4XTD \
+             (Groß- oder Kleinschreibung und Bindestrich sind egal)."
+        ),
+        Lang::En => format!(
+            "\"{typed}\" is not a valid code. A code has 8 characters, e.g. K7MQ-4XTD (case \
+             and dash do not matter)."
+        ),
+    }
+}
+
+/// `device approve` on a device that is not active itself.
+pub(crate) fn approver_not_active(lang: Lang) -> &'static str {
+    lang.pick(
+        "Dieses Gerät ist selbst noch nicht freigegeben und kann deshalb keine anderen Geräte \
+         freigeben. Bitte auf einem bereits aktiven Gerät aufrufen.",
+        "This device is not approved itself and therefore cannot approve other devices. Please \
+         run this on a device that is already active.",
+    )
+}
+
+/// After `device approve`.
+pub(crate) fn approved(device: &str, user: &str, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!(
+            "Gerät {device} von {user} ist freigegeben. Auf dem Gerät jetzt \
+             „asgard-agent login“ oder „asgard-agent backup“ aufrufen."
+        ),
+        Lang::En => format!(
+            "Device {device} of {user} is approved. Now run \"asgard-agent login\" or \
+             \"asgard-agent backup\" on that device."
         ),
     }
 }
@@ -106,13 +182,33 @@ pub(crate) fn fingerprint_changed(expected: &str, got: &str, lang: Lang) -> Stri
     }
 }
 
-/// The message for a device that waits for an admin's approval.
-pub(crate) fn pending(device: &str, user: &str, lang: Lang) -> String {
-    match lang {
-        Lang::De => {
+/// The message for a device that waits for approval; `code`: the approval code and until when
+/// (µs) it is valid.
+pub(crate) fn pending(device: &str, user: &str, code: Option<(&str, i64)>, lang: Lang) -> String {
+    match (code, lang) {
+        (Some((code, until)), Lang::De) => format!(
+            "Gerät {device} wartet auf Freigabe: Benutzer {user} hat schon ein Gerät, und ein \
+             weiteres darf erst sichern, wenn es bestätigt ist (so kann sich niemand als {user} \
+             ausgeben).\n\
+             Freigabe-Code: {code} (gültig bis {until})\n\
+             Auf einem Ihrer bereits angemeldeten Geräte eingeben: asgard-agent device approve {code}\n\
+             Oder den Administrator bitten: asgard-server device approve {user} {device}\n\
+             Danach hier erneut „asgard-agent login“ oder „asgard-agent backup“ aufrufen.",
+            until = asgard_core::fmt::format_utc(until)
+        ),
+        (Some((code, until)), Lang::En) => format!(
+            "Device {device} is waiting for approval: user {user} has a device already, and a \
+             further one may back up only once it is confirmed (so nobody can pose as {user}).\n\
+             Approval code: {code} (valid until {until})\n\
+             Enter it on one of your devices that is already logged in: asgard-agent device approve {code}\n\
+             Or ask the administrator: asgard-server device approve {user} {device}\n\
+             Then run \"asgard-agent login\" or \"asgard-agent backup\" here again.",
+            until = asgard_core::fmt::format_utc(until)
+        ),
+        (None, Lang::De) => {
             format!("Gerät {device} von {user} wartet auf die Freigabe durch den Administrator.")
         }
-        Lang::En => {
+        (None, Lang::En) => {
             format!("Device {device} of {user} is waiting for an administrator's approval.")
         }
     }
@@ -123,23 +219,28 @@ pub(crate) fn server_error(body: &ErrorBody, lang: Lang) -> String {
     let m = &body.message;
     match (body.code.as_str(), lang) {
         ("unauthorized", Lang::De) => format!(
-            "Der Server hat die Anmeldung abgelehnt (Token ungültig oder Gerät gesperrt): {m}"
+            "Der Server hat die Anmeldung abgelehnt (Token oder Code ungültig, oder das Gerät \
+             wurde zurückgesetzt): {m}"
         ),
         ("unauthorized", Lang::En) => format!("The server refused the login: {m}"),
-        ("device_exists", Lang::De) => format!(
-            "Dieses Gerät ist für den Benutzer bereits registriert, aber hier ist kein gültiges \
-             Token gespeichert. Der Administrator muss das Gerät freigeben oder entfernen. ({m})"
+        ("approval_code", Lang::De) => format!(
+            "Der Freigabe-Code passt zu keinem wartenden Gerät (falsch, abgelaufen oder schon \
+             benutzt). Auf dem neuen Gerät „asgard-agent login“ aufrufen: Es zeigt den gültigen \
+             Code. ({m})"
         ),
-        ("device_exists", Lang::En) => format!(
-            "This device is already registered for the user, but no valid token is stored here. \
-             An administrator must reset or remove the device. ({m})"
+        ("approval_code", Lang::En) => format!(
+            "The approval code matches no waiting device (wrong, expired or already used). Run \
+             \"asgard-agent login\" on the new device: it shows the valid code. ({m})"
         ),
-        ("device_pending", Lang::De) => {
-            "Das Gerät wartet noch auf die Freigabe durch den Administrator.".to_owned()
-        }
-        ("device_pending", Lang::En) => {
-            "The device is still waiting for an administrator's approval.".to_owned()
-        }
+        ("name_confusable", _) | ("too_many_devices", _) => m.clone(),
+        ("device_pending", Lang::De) => "Das Gerät wartet noch auf Freigabe: „asgard-agent \
+             login“ zeigt den Code, mit dem ein aktives Gerät desselben Benutzers es freigibt \
+             (oder der Administrator mit asgard-server device approve)."
+            .to_owned(),
+        ("device_pending", Lang::En) => "The device is still waiting for approval: \
+             \"asgard-agent login\" shows the code with which an active device of the same user \
+             approves it (or the administrator, with asgard-server device approve)."
+            .to_owned(),
         ("registration_closed", Lang::De) => {
             format!("Der Server nimmt keine neuen Geräte an. ({m})")
         }

@@ -10,8 +10,8 @@ use redb::ReadableTable;
 
 use super::enroll::{self, PendingTables};
 use super::{
-    DEVICES, Db, DbError, DeviceRec, KEEP_OVERRIDES, META, NEXT_DEVICE_ID, NEXT_USER_ID, Result,
-    PENDING_TOKENS, SKELETONS, TOKENS, USERS, UserRec, dec, enc, next_id,
+    DEVICES, Db, DbError, DeviceRec, KEEP_OVERRIDES, META, NEXT_DEVICE_ID, NEXT_USER_ID,
+    PENDING_TOKENS, Result, SKELETONS, TOKENS, USERS, UserRec, dec, enc, next_id,
 };
 use crate::config::Registration;
 
