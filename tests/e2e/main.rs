@@ -9,6 +9,7 @@
 mod accounts;
 #[cfg(unix)]
 mod crash;
+mod enroll;
 mod foundation;
 mod gc;
 #[cfg(unix)]
