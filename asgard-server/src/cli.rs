@@ -167,14 +167,15 @@ enum DeviceCmd {
         #[command(flatten)]
         common: Common,
     },
-    /// Approve a pending device.
+    /// Approve a pending device (a new one, or a new registration under an existing name).
     Approve {
         user: String,
         device: String,
         #[command(flatten)]
         common: Common,
     },
-    /// Revoke a device's token so that it can register again (its files stay).
+    /// Revoke a device's token and print a one-time code with which it logs in again
+    /// (`asgard-agent login --code`); its files stay.
     Reset {
         user: String,
         device: String,

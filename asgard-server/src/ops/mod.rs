@@ -78,9 +78,10 @@ pub(crate) enum Task {
     Locate { ids: Vec<String> },
     /// Every device of every user.
     DeviceList,
-    /// Approve a pending device.
+    /// Approve a pending device (a new one, or a new registration under an existing name).
     DeviceApprove { user: String, device: String },
-    /// Revoke a device's token so that it can register again (its files stay).
+    /// Revoke a device's token and print a one-time code with which it logs in again
+    /// (`asgard-agent login --code`); its files stay.
     DeviceReset { user: String, device: String },
     /// Every user with their device count and own `keep_versions`.
     UserList,
