@@ -481,6 +481,31 @@ mod tests {
         assert_eq!(serde_json::from_str::<LoginResponse>(&json).unwrap(), r);
     }
 
+    /// An old agent's login (no `code`) still reads, and an answer without an approval code looks
+    /// exactly like an old one; a new agent's request without a code looks like an old one.
+    #[test]
+    fn login_enrollment_fields_are_compatible_with_old_peers() {
+        let old = r#"{"protocol_version":1,"user":"u","device":"d","os":"linux","os_version":"6","agent_version":"0.1"}"#;
+        let r: LoginRequest = serde_json::from_str(old).unwrap();
+        assert_eq!(r.code, None);
+        assert_eq!(serde_json::to_string(&r).unwrap(), old);
+        let answer = r#"{"user":"u","device":"d","status":"pending","server_version":"0.1.0","keep_versions":4}"#;
+        let a: LoginResponse = serde_json::from_str(answer).unwrap();
+        assert_eq!(
+            (a.approval_code.as_deref(), a.approval_expires_us),
+            (None, None)
+        );
+        assert_eq!(serde_json::to_string(&a).unwrap(), answer);
+        let with = LoginResponse {
+            approval_code: Some("K7MQ-4XTD".into()),
+            approval_expires_us: Some(5),
+            ..a
+        };
+        let json = serde_json::to_string(&with).unwrap();
+        assert!(json.contains(r#""approval_code":"K7MQ-4XTD""#), "{json}");
+        assert_eq!(serde_json::from_str::<LoginResponse>(&json).unwrap(), with);
+    }
+
     #[test]
     fn commit_entry_json_shape() {
         let e = CommitEntry::Deleted {
