@@ -93,6 +93,18 @@ pub(super) fn user_devices(
     Ok(out)
 }
 
+/// Every user id with its name, for the admin's listings.
+pub(super) fn user_names(
+    txn: &redb::ReadTransaction,
+) -> Result<std::collections::HashMap<u64, String>> {
+    let mut names = std::collections::HashMap::new();
+    for row in txn.open_table(USERS)?.iter()? {
+        let (k, v) = row?;
+        names.insert(dec::<UserRec>(v.value())?.id, k.value().to_owned());
+    }
+    Ok(names)
+}
+
 impl Db {
     /// Registers or authenticates a device. The names of `req` are brought into normal form
     /// (`asgard_core::names`); the answer's names are those.
@@ -293,21 +305,10 @@ impl Db {
             .ok_or(DbError::Unauthorized)
     }
 
-    /// The distinct ids (in request order) that this user does not own or that the store lacks.
-    /// Answers only from the user's own chunks, so it reveals nothing about other users. A chunk
-    /// that verify marked bad counts as lacking for every owner, so that whoever still has the
-    /// bytes uploads them again and heals it.
-    ///
-    /// Every chunk answered "not missing" gets a lease (`last_touched_us = now`, GC candidate mark
-    /// cleared) in the same transaction: the agent will commit versions referencing it without
     /// Every device of every user, for `device list`.
     pub fn list_devices(&self) -> Result<Vec<DeviceRow>> {
         let txn = self.read()?;
-        let mut names = std::collections::HashMap::new();
-        for row in txn.open_table(USERS)?.iter()? {
-            let (k, v) = row?;
-            names.insert(dec::<UserRec>(v.value())?.id, k.value().to_owned());
-        }
+        let names = user_names(&txn)?;
         let mut out = Vec::new();
         for row in txn.open_table(DEVICES)?.iter()? {
             let (k, v) = row?;

@@ -402,11 +402,7 @@ impl Db {
     /// Every pending registration, by user and device name.
     pub fn list_pending(&self) -> Result<Vec<PendingRow>> {
         let txn = self.read()?;
-        let mut names = std::collections::HashMap::new();
-        for row in txn.open_table(USERS)?.iter()? {
-            let (k, v) = row?;
-            names.insert(dec::<UserRec>(v.value())?.id, k.value().to_owned());
-        }
+        let names = super::auth::user_names(&txn)?;
         let mut out = Vec::new();
         for row in txn.open_table(PENDING)?.iter()? {
             let (k, v) = row?;
