@@ -32,7 +32,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use asgard_core::Lang;
-use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt};
+use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeDirExt};
 use cap_std::fs::{Dir, Metadata, OpenOptions};
 
 use crate::present::restore as text;
@@ -84,6 +84,17 @@ impl Target {
     /// named it). `overwrite`: a link where the backup has a folder is replaced by the folder.
     pub(crate) fn open(path: &Path, overwrite: bool) -> io::Result<Target> {
         std::fs::create_dir_all(path)?;
+        // Opened for reading (not `O_PATH`, as `Dir::open_ambient_dir` does on Linux), so that
+        // the folder handles can be synced.
+        #[cfg(unix)]
+        let root = {
+            let f = std::fs::File::open(path)?;
+            if !f.metadata()?.is_dir() {
+                return Err(io::Error::from(io::ErrorKind::NotADirectory));
+            }
+            Dir::from_std_file(f)
+        };
+        #[cfg(not(unix))]
         let root = Dir::open_ambient_dir(path, cap_std::ambient_authority())?;
         Ok(Target {
             path: path.to_owned(),
@@ -182,9 +193,21 @@ impl Target {
             }
             Err(e) => return Err(io(e)),
         }
-        // If the name was swapped for a link since the look, this fails instead of following it.
-        parent.open_dir_nofollow(name).map_err(io)
+        open_folder(parent, name).map_err(io)
     }
+}
+
+/// Opens the folder `name` in `parent` for reading (so that it can be synced; `open_dir_nofollow`
+/// gives an `O_PATH` handle on Linux), without following a link: if the name was swapped for a
+/// link since it was looked at, this fails instead of following it.
+fn open_folder(parent: &Dir, name: &OsStr) -> io::Result<Dir> {
+    let mut opts = no_follow();
+    opts.read(true).maybe_dir(true);
+    let f = parent.open_with(name, &opts)?;
+    if !f.metadata()?.is_dir() {
+        return Err(io::Error::from(io::ErrorKind::NotADirectory));
+    }
+    Ok(Dir::from_std_file(f.into_std()))
 }
 
 fn make_dir(parent: &Dir, name: &OsStr) -> io::Result<()> {

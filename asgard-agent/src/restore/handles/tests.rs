@@ -340,3 +340,23 @@ fn windows_long_paths_can_be_restored() {
     write_through(&place, b"neu").unwrap();
     assert_eq!(std::fs::read(&verbatim).unwrap(), b"neu");
 }
+
+/// Folder handles are real (readable) handles: the restore syncs through them.
+#[cfg(unix)]
+#[test]
+fn folder_handles_can_be_synced() {
+    let (_dir, target, _) = setup();
+    let t = Target::open(&target, false).unwrap();
+    for dest in [target.join("top.txt"), target.join("a/b/c.txt")] {
+        let place = t.place(&dest).unwrap();
+        place
+            .dir
+            .try_clone()
+            .unwrap()
+            .into_std_file()
+            .sync_all()
+            .unwrap();
+        #[cfg(target_os = "linux")]
+        rustix::fs::syncfs(&*place.dir).unwrap();
+    }
+}
