@@ -46,6 +46,9 @@ pub struct Config {
     pub registration: Registration,
     /// When set, a new device must present this key at login. Default none.
     pub enrollment_key: Option<String>,
+    /// When set, `/metrics` answers a scraper that sends `Authorization: Bearer <metrics_token>`
+    /// (at least 16 characters); unset, `/metrics` is off (404). Default none.
+    pub metrics_token: Option<String>,
     /// Most active devices per user; approving one more is refused. Default 32, at least 1.
     pub devices_per_user: u32,
     /// How long the re-enrollment code of `device reset` is valid. Default `7d`.
@@ -182,6 +185,7 @@ impl Default for Config {
             keep_versions: 4,
             registration: Registration::Open,
             enrollment_key: None,
+            metrics_token: None,
             devices_per_user: 32,
             reenroll_code_valid: HumanDuration(std::time::Duration::from_secs(7 * 86_400)),
             language: None,
@@ -327,6 +331,20 @@ impl Config {
                 lang.pick(
                     "devices_per_user muss mindestens 1 sein",
                     "devices_per_user must be at least 1"
+                )
+            );
+        }
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.chars().count() < 16 || t.trim() != t)
+        {
+            bail!(
+                "{}: {}",
+                origin.display(),
+                lang.pick(
+                    "metrics_token muss mindestens 16 Zeichen lang sein und darf nicht mit Leerzeichen beginnen oder enden",
+                    "metrics_token must be at least 16 characters long and must not begin or end with spaces"
                 )
             );
         }

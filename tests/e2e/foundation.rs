@@ -119,7 +119,7 @@ fn backup_change_list_and_restore_by_version_and_time() {
     let t1 = list
         .iter()
         .map(|e| versions(e).last().unwrap())
-        .max_by_key(|v| v["id"].as_u64().unwrap())
+        .max_by_key(|v| v["time"].as_str().unwrap().to_owned())
         .unwrap()["time"]
         .as_str()
         .unwrap()

@@ -16,6 +16,7 @@ mod foundation;
 mod gc;
 #[cfg(unix)]
 mod incremental;
+mod isolation;
 mod ops;
 #[cfg(unix)]
 mod packed;

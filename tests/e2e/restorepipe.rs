@@ -19,8 +19,8 @@ fn file_version_ids(agent: &Agent, root: &Path) -> Vec<u64> {
                 .as_array()
                 .unwrap()
                 .iter()
-                .filter(|v| v["kind"] == "file" && v["deleted"] == false)
-                .max_by_key(|v| v["id"].as_u64())
+                // Newest first; ids are opaque and say nothing about the order.
+                .find(|v| v["kind"] == "file" && v["deleted"] == false)
                 .and_then(|v| v["id"].as_u64())
         })
         .collect()

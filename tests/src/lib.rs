@@ -28,7 +28,9 @@ pub use asgard_core::testdata::{Rng, random_bytes};
 pub use bins::{agent_bin, build_dir, server_bin, windows_agent};
 pub use files::{Snapshot, assert_same_tree, file_hash, set_mtime, settle, snapshot};
 pub use listing::{entry, newest, retained_versions, versions};
-pub use server::{Server, server_admin, server_admin_command, server_admin_ok, spawn_server};
+pub use server::{
+    METRICS_TOKEN, Server, server_admin, server_admin_command, server_admin_ok, spawn_server,
+};
 pub use store::{assert_store_sound, chunk_location, chunk_locations, damage_chunk, lose_chunk};
 
 use serde_json::Value;

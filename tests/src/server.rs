@@ -12,6 +12,10 @@ use tempfile::TempDir;
 
 use crate::{Api, chunk_locations, server_bin, text};
 
+/// The `metrics_token` of every server that [`Server::start`] and [`Server::start_with_config`]
+/// start (added to their config unless it sets its own): [`Server::metric`] scrapes with it.
+pub const METRICS_TOKEN: &str = "asgard-e2e-metrics-token-8d1f6c2a";
+
 /// A running server with its own temp data dir; killed when dropped.
 pub struct Server {
     pub child: Option<Child>,
@@ -25,14 +29,20 @@ impl Server {
         Self::start_with_config(None)
     }
 
-    /// Starts a server whose config file holds `yaml`.
+    /// Starts a server whose config file holds `yaml` and, unless `yaml` sets its own,
+    /// `metrics_token: METRICS_TOKEN`.
     pub fn start_with_config(yaml: Option<&str>) -> Server {
         let data = tempfile::tempdir().unwrap();
-        let config = yaml.map(|y| {
-            let p = data.path().join("server.yaml");
-            std::fs::write(&p, y).unwrap();
-            p
-        });
+        let mut text = yaml.unwrap_or_default().to_owned();
+        if !text.contains("metrics_token") {
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&format!("metrics_token: {METRICS_TOKEN}\n"));
+        }
+        let p = data.path().join("server.yaml");
+        std::fs::write(&p, text).unwrap();
+        let config = Some(p);
         let data_dir = data.path().join("data");
         let (child, url) =
             spawn_server(&data_dir, config.as_deref(), "127.0.0.1:0").expect("server starts");
@@ -124,7 +134,7 @@ impl Server {
     /// number.
     pub fn metric(&self, name: &str) -> u64 {
         // A new client each time: a kept-alive connection may have been closed by the server.
-        let (status, body) = Api::new(self).get("/metrics", None);
+        let (status, body) = Api::new(self).get("/metrics", Some(METRICS_TOKEN));
         assert_eq!(status, 200);
         let text = String::from_utf8(body).unwrap();
         text.lines()

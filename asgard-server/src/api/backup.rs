@@ -6,6 +6,7 @@ use asgard_core::ChunkId;
 use asgard_core::protocol::{CheckRequest, CheckResponse, CommitRequest};
 use futures_util::StreamExt;
 
+use super::ids::{Kind, Perm};
 use super::{ApiError, AppState, Authed, blocking};
 use crate::db::now_us;
 use crate::service::ingest;
@@ -73,14 +74,16 @@ pub(crate) async fn commit(
     let (user, device) = (auth.0.user_id, auth.0.device_id);
     let response = blocking(move || {
         let keep = st.config.keep_versions;
-        Ok(ingest::commit(
-            &st.db,
-            user,
-            device,
-            &entries,
-            keep,
-            now_us(),
-        )?)
+        let mut response = ingest::commit(&st.db, user, device, &entries, keep, now_us())?;
+        let versions = Perm::of(&st.db, Kind::Version, user);
+        for id in response
+            .results
+            .iter_mut()
+            .filter_map(|r| r.version_id.as_mut())
+        {
+            *id = versions.encode(*id);
+        }
+        Ok(response)
     })
     .await?;
     Ok(HttpResponse::Ok().json(response))

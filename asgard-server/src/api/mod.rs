@@ -3,8 +3,10 @@
 
 pub(crate) mod backup;
 pub(crate) mod devices;
+pub(crate) mod ids;
 pub(crate) mod list;
 pub(crate) mod login;
+pub(crate) mod metrics;
 pub(crate) mod present;
 pub(crate) mod restore;
 pub(crate) mod runs;
@@ -16,7 +18,7 @@ use std::sync::Arc;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use asgard_core::protocol::{DeviceStatus, ErrorBody};
@@ -77,6 +79,9 @@ pub(crate) enum ApiError {
     Deleted,
     #[error("range not satisfiable (size {0})")]
     RangeNotSatisfiable(u64),
+    /// `/metrics` without a configured `metrics_token`.
+    #[error("metrics disabled")]
+    MetricsDisabled,
     /// A server-side failure (database, store); details are logged, not sent.
     #[error("internal: {0}")]
     Internal(String),
@@ -105,6 +110,7 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::Deleted => "deleted",
             ApiError::RangeNotSatisfiable(_) => "range_not_satisfiable",
+            ApiError::MetricsDisabled => "metrics_disabled",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -150,9 +156,10 @@ impl ResponseError for ApiError {
             ApiError::ChunkTooLarge(_) | ApiError::UploadTooLarge(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            ApiError::UnknownDevice(_) | ApiError::NotFound | ApiError::Deleted => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::UnknownDevice(_)
+            | ApiError::NotFound
+            | ApiError::Deleted
+            | ApiError::MetricsDisabled => StatusCode::NOT_FOUND,
             ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -323,70 +330,6 @@ pub(crate) async fn healthz() -> HttpResponse {
         .body("ok")
 }
 
-/// `GET /metrics`: Prometheus text format; the main figures of `asgard-server stats` (one streaming
-/// scan of the version and chunk tables per scrape, see `db/stats.rs`).
-pub(crate) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let db = state.db.clone();
-    let s = blocking(move || Ok(db.full_stats()?)).await?;
-    let mut out = String::new();
-    let gauges: [(&str, &str, f64); 10] = [
-        ("asgard_users", "Registered users.", s.users as f64),
-        ("asgard_devices", "Registered devices.", s.devices as f64),
-        (
-            "asgard_versions",
-            "Retained file versions (incl. deletion markers).",
-            s.versions as f64,
-        ),
-        ("asgard_chunks", "Chunks in the index.", s.chunks as f64),
-        (
-            "asgard_logical_bytes",
-            "Sum of the sizes of all retained versions.",
-            s.logical_bytes as f64,
-        ),
-        (
-            "asgard_stored_bytes",
-            "Stored bytes of all indexed chunks.",
-            s.stored_bytes as f64,
-        ),
-        (
-            "asgard_plain_bytes",
-            "Plaintext bytes of the distinct referenced chunks.",
-            s.plain_bytes as f64,
-        ),
-        (
-            "asgard_dedupe_ratio",
-            "Logical bytes / plain bytes (0 when nothing is stored).",
-            s.dedupe_ratio.unwrap_or(0.0),
-        ),
-        (
-            "asgard_compression_ratio",
-            "Plain bytes / stored bytes of the referenced chunks (0 when nothing is stored).",
-            s.compression_ratio.unwrap_or(0.0),
-        ),
-        (
-            "asgard_bad_chunks",
-            "Chunks found damaged or missing and not yet healed.",
-            s.bad_chunks as f64,
-        ),
-    ];
-    for (name, help, value) in gauges {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
-        ));
-    }
-    let served = restore::chunks_served();
-    out.push_str(&format!(
-        "# HELP asgard_chunks_served_total Chunks read from the store and sent to clients.\n\
-         # TYPE asgard_chunks_served_total counter\nasgard_chunks_served_total {served}\n"
-    ));
-    Ok(HttpResponse::Ok()
-        .insert_header((
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        ))
-        .body(out))
-}
-
 /// Every route of the API.
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(json_config())
@@ -396,7 +339,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             web::scope("")
                 .wrap(actix_web::middleware::from_fn(with_request_language))
                 .route("/healthz", web::get().to(healthz))
-                .route("/metrics", web::get().to(metrics))
+                .route("/metrics", web::get().to(metrics::metrics))
                 .route("/api/login", web::post().to(login::login))
                 .route("/api/devices/approve", web::post().to(devices::approve))
                 .route("/api/check", web::post().to(backup::check))

@@ -105,6 +105,12 @@ pub(crate) fn error_message(e: &ApiError, l: Lang) -> String {
         ApiError::RangeNotSatisfiable(size) => {
             format!("The requested range is outside the file ({size} bytes).")
         }
+        ApiError::MetricsDisabled => l
+            .pick(
+                "/metrics ist abgeschaltet. Zum Einschalten in der Server-Konfiguration metrics_token setzen (ein langes Geheimnis); der Scraper sendet es dann als „Authorization: Bearer TOKEN“.",
+                "/metrics is turned off. To turn it on, set metrics_token in the server configuration (a long secret); the scraper then sends it as \"Authorization: Bearer TOKEN\".",
+            )
+            .into(),
         ApiError::Internal(_) => l
             .pick(
                 "Interner Serverfehler; Einzelheiten stehen im Server-Protokoll.",

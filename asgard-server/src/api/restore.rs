@@ -15,6 +15,7 @@ use asgard_core::protocol::{
 };
 use futures_util::{StreamExt, stream};
 
+use super::ids::{Kind, Perm};
 use super::{ApiError, AppState, Authed, blocking};
 use crate::service::read;
 
@@ -29,7 +30,9 @@ pub(crate) async fn restore(
     req: HttpRequest,
     body: web::Json<RestoreRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let r = body.into_inner();
+    let mut r = body.into_inner();
+    let versions = Perm::of(&state.db, Kind::Version, auth.0.user_id);
+    r.version_id = r.version_id.map(|id| versions.decode(id));
     let range = req
         .headers()
         .get(header::RANGE)
@@ -62,7 +65,10 @@ pub(crate) async fn restore(
     };
     resp.content_type("application/octet-stream")
         .insert_header((header::ACCEPT_RANGES, "bytes"))
-        .insert_header((HEADER_VERSION_ID, plain.version_id.to_string()))
+        .insert_header((
+            HEADER_VERSION_ID,
+            versions.encode(plain.version_id).to_string(),
+        ))
         .insert_header((
             HEADER_FILE_HASH,
             plain.hash.map(|h| h.to_hex()).unwrap_or_default(),
@@ -105,6 +111,7 @@ pub(crate) async fn chunk(
 }
 
 /// `POST /api/manifest`: the chunk lists of the caller's versions (any of the user's devices).
+/// The ids in both directions are opaque (`ids.rs`); `missing` echoes the ids as sent.
 pub(crate) async fn manifest(
     state: web::Data<AppState>,
     auth: Authed,
@@ -113,7 +120,19 @@ pub(crate) async fn manifest(
     let ids = body.into_inner().version_ids;
     let db = state.db.clone();
     let user = auth.0.user_id;
-    let resp = blocking(move || Ok(read::manifests(&db, user, &ids)?)).await?;
+    let resp = blocking(move || {
+        let versions = Perm::of(&db, Kind::Version, user);
+        let internal: Vec<u64> = ids.iter().map(|&id| versions.decode(id)).collect();
+        let mut resp = read::manifests(&db, user, &internal)?;
+        for m in &mut resp.versions {
+            m.id = versions.encode(m.id);
+        }
+        for id in &mut resp.missing {
+            *id = versions.encode(*id);
+        }
+        Ok(resp)
+    })
+    .await?;
     Ok(web::Json(resp))
 }
 

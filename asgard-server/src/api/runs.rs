@@ -1,11 +1,12 @@
 //! `POST /api/runs` (an agent reports how a run went) and `GET /api/runs` (the calling device's
-//! last runs, newest first).
+//! last runs, newest first). Run ids are opaque (`ids.rs`): the order is the list's, not theirs.
 
 use actix_web::{HttpResponse, web};
 use asgard_core::protocol::{
     MAX_RUN_ERRORS, MAX_RUN_TEXT, RunAccepted, RunList, RunReport, RunsQuery,
 };
 
+use super::ids::{Kind, Perm};
 use super::{ApiError, AppState, Authed, blocking};
 use crate::db::{KEEP_RUNS, RunRec, now_us};
 
@@ -39,7 +40,11 @@ pub(crate) async fn report(
     let db = state.db.clone();
     let (user, device) = (auth.0.user_id, auth.0.device_id);
     let rec = RunRec::new(report, now_us());
-    let id = blocking(move || Ok(db.add_run(user, device, &rec)?)).await?;
+    let id = blocking(move || {
+        let id = db.add_run(user, device, &rec)?;
+        Ok(Perm::of(&db, Kind::Run, user).encode(id))
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(RunAccepted { id }))
 }
 
@@ -53,10 +58,13 @@ pub(crate) async fn list(
         .map_or(KEEP_RUNS, |l| (l as usize).clamp(1, KEEP_RUNS));
     let db = state.db.clone();
     let (user, device) = (auth.0.user_id, auth.0.device_id);
-    let runs = blocking(move || Ok(db.runs(user, device, limit)?)).await?;
-    Ok(HttpResponse::Ok().json(RunList {
-        runs: runs.iter().map(|(id, r)| r.info(*id)).collect(),
-    }))
+    let runs = blocking(move || {
+        let ids = Perm::of(&db, Kind::Run, user);
+        let runs = db.runs(user, device, limit)?;
+        Ok(runs.iter().map(|(id, r)| r.info(ids.encode(*id))).collect())
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(RunList { runs }))
 }
 
 #[cfg(test)]

@@ -277,11 +277,146 @@ async fn errors_have_bodies() {
     let e: ErrorBody = test::read_body_json(resp).await;
     assert_eq!(e.code, "device_pending");
 
+    // No metrics_token configured: /metrics is off and says how to turn it on (the figures with
+    // a token: `metrics.rs` and the e2e tests).
     let resp = call(test::TestRequest::get().uri("/metrics")).await;
-    let text = String::from_utf8(test::read_body(resp).await.to_vec()).unwrap();
-    assert!(text.contains("asgard_devices 1"), "{text}");
-    assert!(text.contains("asgard_logical_bytes 0"), "{text}");
-    assert!(text.contains("asgard_bad_chunks 0"), "{text}");
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let e: ErrorBody = test::read_body_json(resp).await;
+    assert_eq!(e.code, "metrics_disabled");
+    assert!(e.message.contains("metrics_token"), "{}", e.message);
+}
+
+/// Version and run ids are opaque per user (`ids.rs`): the commit answer, the listing, the
+/// restore header and the manifest agree on them; the database's own numbers and another user's
+/// ids answer exactly like ids that never existed.
+#[actix_web::test]
+async fn ids_are_opaque_per_user() {
+    use asgard_core::protocol::{CommitResponse, ListResponse, ManifestResponse, RunAccepted};
+    let env = env(Registration::Open);
+    let app = app!(env);
+    let call = |req: test::TestRequest| test::call_service(&app, req.to_request());
+    let mut auths = Vec::new();
+    for user in ["anna", "bob"] {
+        let resp = call(
+            test::TestRequest::post()
+                .uri("/api/login")
+                .set_json(login_body(user)),
+        )
+        .await;
+        let l: LoginResponse = test::read_body_json(resp).await;
+        auths.push(("Authorization", format!("Bearer {}", l.token.unwrap())));
+    }
+    let (anna, bob) = (auths[0].clone(), auths[1].clone());
+
+    let data = b"Inhalt von anna".to_vec();
+    let id = ChunkId::of(&data);
+    let (ct, body) = multipart(&[(id.to_hex(), stored::encode(&data, 3))]);
+    let resp = call(
+        test::TestRequest::post()
+            .uri("/api/upload")
+            .insert_header(anna.clone())
+            .insert_header(("content-type", ct))
+            .set_payload(body),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let entry = |path: &str| {
+        json!({ "kind": "file", "path": path,
+                "meta": { "size": data.len(), "mtime_ns": 5, "hash": id,
+                          "params": ChunkParams::default(),
+                          "chunks": [{ "id": id, "len": data.len() }] } })
+    };
+    let resp = call(
+        test::TestRequest::post()
+            .uri("/api/commit")
+            .insert_header(anna.clone())
+            .set_json(json!({ "entries": [entry("/a/1"), entry("/a/2")] })),
+    )
+    .await;
+    let committed: CommitResponse = test::read_body_json(resp).await;
+    let ids: Vec<u64> = committed
+        .results
+        .iter()
+        .map(|r| r.version_id.unwrap())
+        .collect();
+    // Internally these are versions 1 and 2.
+    assert!(ids.iter().all(|&i| i > 1 << 32), "{ids:?}");
+    assert!(
+        ids.iter().all(|&i| i < 1 << 53),
+        "{ids:?} fit a JSON double"
+    );
+
+    let resp = call(
+        test::TestRequest::get()
+            .uri("/api/list")
+            .insert_header(anna.clone()),
+    )
+    .await;
+    let listed: ListResponse = test::read_body_json(resp).await;
+    let listed: Vec<u64> = listed.files.iter().map(|f| f.versions[0].id).collect();
+    assert_eq!(listed, ids);
+
+    let restore = |auth: (&'static str, String), version: u64| {
+        test::TestRequest::post()
+            .uri("/api/restore")
+            .insert_header(auth)
+            .set_json(json!({ "version_id": version }))
+    };
+    let resp = call(restore(anna.clone(), ids[0])).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers().get("x-asgard-version").unwrap(),
+        ids[0].to_string().as_str()
+    );
+    assert_eq!(test::read_body(resp).await, data);
+
+    // Not found, all alike: the internal number, a never issued id, anna's id in bob's hands.
+    let never = test::read_body(call(restore(anna.clone(), 987_654_321)).await).await;
+    assert!(never.starts_with(br#"{"code":"not_found""#), "{never:?}");
+    for (who, version) in [(anna.clone(), 1), (anna.clone(), 2), (bob.clone(), ids[0])] {
+        let resp = call(restore(who, version)).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert_eq!(test::read_body(resp).await, never);
+    }
+
+    let manifest = |auth: (&'static str, String), versions: Vec<u64>| {
+        test::TestRequest::post()
+            .uri("/api/manifest")
+            .insert_header(auth)
+            .set_json(json!({ "version_ids": versions }))
+    };
+    let resp = call(manifest(anna.clone(), vec![ids[1], 1, 77])).await;
+    let m: ManifestResponse = test::read_body_json(resp).await;
+    assert_eq!(m.versions.len(), 1);
+    assert_eq!(m.versions[0].id, ids[1]);
+    assert_eq!(m.missing, vec![1, 77]);
+    let resp = call(manifest(bob.clone(), ids.clone())).await;
+    let m: ManifestResponse = test::read_body_json(resp).await;
+    assert!(m.versions.is_empty());
+    assert_eq!(m.missing, ids);
+
+    // Run ids: the accepted id is the listed one, and not the database's 1.
+    let report = json!({ "started_us": 1, "finished_us": 2, "agent_version": "t", "exit_code": 0,
+            "files_seen": 1, "files_new": 1, "files_changed": 0, "files_unchanged": 0,
+            "files_deleted": 0, "files_skipped": 0, "bytes_read": 1, "bytes_sent": 1,
+            "bytes_new": 1, "versions_created": 1, "duration_s": 0.5 });
+    let resp = call(
+        test::TestRequest::post()
+            .uri("/api/runs")
+            .insert_header(anna.clone())
+            .set_json(report),
+    )
+    .await;
+    let accepted: RunAccepted = test::read_body_json(resp).await;
+    assert!(accepted.id > 1 << 32);
+    let resp = call(
+        test::TestRequest::get()
+            .uri("/api/runs")
+            .insert_header(anna.clone()),
+    )
+    .await;
+    let v: Value = test::read_body_json(resp).await;
+    assert_eq!(v["runs"][0]["id"], accepted.id);
 }
 
 #[actix_web::test]

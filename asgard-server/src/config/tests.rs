@@ -29,6 +29,22 @@ fn parses_every_key() {
 }
 
 #[test]
+fn metrics_token_is_optional_and_must_be_long() {
+    assert_eq!(Config::default().metrics_token, None);
+    let c = Config::from_yaml("metrics_token: 0123456789abcdef\n", Path::new("x.yaml")).unwrap();
+    assert_eq!(c.metrics_token.as_deref(), Some("0123456789abcdef"));
+    for bad in [
+        "metrics_token: kurz\n",
+        "metrics_token: \" 0123456789abcdef\"\n",
+    ] {
+        let err = Config::from_yaml(bad, Path::new("/etc/asgard.yaml")).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("metrics_token"), "{text}");
+        assert!(text.contains("/etc/asgard.yaml"), "{text}");
+    }
+}
+
+#[test]
 fn unknown_key_is_an_error_naming_key_and_file() {
     let err = Config::from_yaml("keep_version: 3\n", Path::new("/etc/asgard.yaml")).unwrap_err();
     let text = format!("{err:#}");

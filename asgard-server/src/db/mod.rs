@@ -12,6 +12,7 @@
 //! point-in-time reads and the batched reads of restore; `gc.rs` the garbage collector's
 //! transactions (pruning and the chunk index; the algorithm and its reasoning are in `crate::ops::gc`);
 //! `integrity.rs` the metadata side of verify and healing; `runs.rs` the run reports of the agents;
+//! `idsecret.rs` the key of the API's opaque ids;
 //! `stats.rs` the statistics; `backup.rs` the consistent copy of the whole database (`db-backup`)
 //! and the check of a copy before `db-restore`.
 
@@ -28,6 +29,7 @@ mod backup;
 mod chunks;
 mod enroll;
 mod gc;
+mod idsecret;
 mod integrity;
 mod runs;
 mod schema;
@@ -149,6 +151,8 @@ pub struct Db {
     pub(crate) deletion_fence: RwLock<()>,
     /// At most one GC pass at a time (the periodic one and one on demand).
     pub(crate) gc_running: Mutex<()>,
+    /// The key of the opaque ids of the API (see `idsecret.rs`), read or created at open.
+    id_secret: [u8; 32],
 }
 
 fn next_id(meta: &mut redb::Table<&str, u64>, key: &str) -> Result<u64> {
@@ -187,12 +191,19 @@ impl Db {
         }
         for_each_table!(create);
         enroll::migrate_names(&txn)?;
+        let id_secret = idsecret::ensure(&txn)?;
         txn.commit()?;
         Ok(Db {
             db,
             deletion_fence: RwLock::new(()),
             gc_running: Mutex::new(()),
+            id_secret,
         })
+    }
+
+    /// The installation's secret for the API's opaque ids (see `idsecret.rs`).
+    pub fn id_secret(&self) -> [u8; 32] {
+        self.id_secret
     }
 
     fn read(&self) -> Result<ReadTransaction> {

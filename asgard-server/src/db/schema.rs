@@ -49,7 +49,8 @@ pub(super) const REENROLL: TableDefinition<(u64, u64), &[u8]> = TableDefinition:
 /// confusable skeleton of a user name (`asgard_core::names::skeleton`) → user id: a new user
 /// whose name looks like an existing one is refused.
 pub(super) const SKELETONS: TableDefinition<&str, u64> = TableDefinition::new("skeletons");
-/// counter name → value: the `NEXT_*_ID` counters, [`LAST_TIME_US`] and [`STORED_BYTES`].
+/// counter name → value: the `NEXT_*_ID` counters, [`LAST_TIME_US`] and [`STORED_BYTES`]; also
+/// the four words of the id secret (`idsecret.rs`).
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// key → JSON text, for results that tools write and the statistics read ([`META_LAST_GC`],
 /// [`META_LAST_VERIFY`]). Separate from [`META`], whose values are counters.

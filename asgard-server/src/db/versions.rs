@@ -281,6 +281,13 @@ impl Db {
     pub fn list(&self, user_id: u64, p: &ListParams) -> Result<(Vec<FileEntry>, Option<String>)> {
         let txn = self.read()?;
         let devices = Self::select_devices(&txn, user_id, &p.devices)?;
+        // A cursor names a device of this selection; any other (another user's, a forged one) is
+        // answered like a missing row.
+        if let Some((d, _)) = &p.after
+            && !devices.iter().any(|(id, _)| id == d)
+        {
+            return Err(DbError::NotFound);
+        }
         let paths = txn.open_table(PATHS)?;
         let versions = txn.open_table(VERSIONS)?;
         let mut files = Vec::new();

@@ -200,9 +200,10 @@ pub(crate) fn restore(
         req.at_us,
     )?;
     if rec.symlink_target.is_some() {
-        return Err(ServiceError::BadRequest(format!(
-            "version {version_id} is a symbolic link: its target is in the listing"
-        )));
+        // No id in the text: the caller knows the version by its opaque id only.
+        return Err(ServiceError::BadRequest(
+            "the version is a symbolic link: its target is in the listing".into(),
+        ));
     }
     let size = rec.size;
     let (start, end, partial) = match parse_range(range, size) {
