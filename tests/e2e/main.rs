@@ -12,6 +12,7 @@ mod crash;
 mod enroll;
 mod foundation;
 mod gc;
+mod hostile;
 #[cfg(unix)]
 mod incremental;
 mod ops;

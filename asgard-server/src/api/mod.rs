@@ -478,7 +478,8 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
 
 /// Every route of the API, each JSON endpoint with its body limit from `limits`; a wrong method
 /// answers 405 with `Allow`, an unknown path 404, both as [`ErrorBody`]. The middlewares, from the
-/// outside in: the refused-request log, the language of error messages, the rate limits.
+/// outside in: the language of error messages (it renders the answer anew, so it is outermost),
+/// the refused-request log (it reads the error of the answer), the rate limits.
 pub(crate) fn routes_with(limits: &Limits) -> impl Fn(&mut web::ServiceConfig) + Clone + use<> {
     let small = json_config(limits.small_body());
     let check = json_config(limits.check_body());
@@ -498,8 +499,8 @@ pub(crate) fn routes_with(limits: &Limits) -> impl Fn(&mut web::ServiceConfig) +
             .service(
                 web::scope("")
                     .wrap(actix_web::middleware::from_fn(throttle::limit))
-                    .wrap(actix_web::middleware::from_fn(with_request_language))
                     .wrap(actix_web::middleware::from_fn(refused::log_refused))
+                    .wrap(actix_web::middleware::from_fn(with_request_language))
                     .service(get("/healthz").route(web::get().to(healthz)))
                     .service(get("/metrics").route(web::get().to(metrics)))
                     .service(post("/api/login", &small).route(web::post().to(login::login)))
