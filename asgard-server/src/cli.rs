@@ -380,11 +380,11 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
         }
     };
     let scheduler = Scheduler::start(res.clone()).context("periodic jobs")?;
-    let state = web::Data::new(api::AppState {
-        db: res.db.clone(),
-        store: res.store.clone(),
-        config: res.config.clone(),
-    });
+    let state = web::Data::new(api::AppState::new(
+        res.db.clone(),
+        res.store.clone(),
+        res.config.clone(),
+    ));
 
     let served = actix_web::rt::System::new().block_on(async move {
         let server =
