@@ -7,6 +7,8 @@
 //! asgard-agent` first).
 
 mod accounts;
+#[cfg(target_os = "linux")]
+mod budget;
 #[cfg(unix)]
 mod crash;
 mod enroll;
@@ -15,6 +17,7 @@ mod gc;
 #[cfg(unix)]
 mod incremental;
 mod ops;
+mod oracle;
 #[cfg(unix)]
 mod packed;
 // The agent reports its peak RSS on Linux only.

@@ -62,17 +62,25 @@ pub(crate) async fn upload(
         let id: ChunkId = name
             .parse()
             .map_err(|_| ApiError::BadChunkId(name.chars().take(80).collect()))?;
-        let mut bytes = Vec::new();
+        // The pieces as they came, then one buffer of the exact size: no buffer grows by
+        // doubling (which would hold up to twice a part, and leave the allocator fragmented).
+        let mut pieces: Vec<web::Bytes> = Vec::new();
+        let mut len = 0usize;
         while let Some(piece) = field.next().await {
             let piece = piece.map_err(|e| ApiError::BadRequest(e.to_string()))?;
             total += piece.len() as u64;
             if total > max_total {
                 return Err(ApiError::UploadTooLarge(max_total));
             }
-            if bytes.len() + piece.len() > max_part {
+            len += piece.len();
+            if len > max_part {
                 return Err(ApiError::ChunkTooLarge(id.to_hex()));
             }
-            bytes.extend_from_slice(&piece);
+            pieces.push(piece);
+        }
+        let mut bytes = Vec::with_capacity(len);
+        for p in pieces {
+            bytes.extend_from_slice(&p);
         }
         if !slice.is_empty() && slice_bytes + bytes.len() > ingest::SLICE_BYTES {
             upload = ingest_slice(&state, upload, std::mem::take(&mut slice)).await?;
