@@ -30,6 +30,8 @@ use sha2::{Digest, Sha256};
 
 use crate::present::session as present;
 
+mod upload;
+
 /// Idle connections are closed after this long, safely before the server's keep-alive timeout
 /// (actix-web's default, 5 s) closes them under a request that is just being sent.
 const POOL_IDLE: Duration = Duration::from_secs(3);
@@ -179,6 +181,8 @@ pub(crate) struct Client {
     token: Option<String>,
     pin: Arc<PinState>,
     lang: Lang,
+    /// The largest upload body the server is known to take (learned from its 413 answers).
+    upload_limit: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Client {
@@ -203,6 +207,7 @@ impl Client {
             token: None,
             pin,
             lang,
+            upload_limit: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
         })
     }
 
@@ -280,20 +285,14 @@ impl Client {
         Ok(resp.missing)
     }
 
-    /// `POST /api/upload`: one multipart part per chunk, named by its id, body in stored form.
+    /// `POST /api/upload`: one multipart part per chunk, named by its id, body in stored form;
+    /// in requests within the server's limit, repeated while the server is busy (see
+    /// [`upload`]).
     pub(crate) async fn upload(
         &self,
         chunks: Vec<(ChunkId, Vec<u8>)>,
     ) -> anyhow::Result<UploadResponse> {
-        let (content_type, len, pieces) = multipart_body(chunks);
-        let body = futures_util::stream::iter(pieces.into_iter().map(Ok::<_, std::io::Error>));
-        let req = self
-            .http
-            .post(self.url("/api/upload"))
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .header(reqwest::header::CONTENT_LENGTH, len)
-            .body(reqwest::Body::wrap_stream(body));
-        self.json(req).await
+        upload::upload(self, chunks).await
     }
 
     /// `POST /api/commit`.
@@ -375,68 +374,6 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// The multipart/form-data body of an upload (one part per chunk, named by its id) as a flat list
-/// of pieces, with its content type and length. reqwest's `multipart::Form` chains one stream per
-/// part, and polling a chain of a thousand parts walks the whole chain each time (6 % of the
-/// agent's CPU on a backup of small files). Chunks of at least [`OWN_PIECE`] bytes are pieces of
-/// their own (not copied); the part headers and smaller chunks are gathered into pieces of about
-/// that size, so that the connection writes few, full TLS records.
-///
-/// The boundary is derived from the chunk ids and the time: it depends on the hashes of the very
-/// data it separates, so no data can be made to hold it.
-fn multipart_body(chunks: Vec<(ChunkId, Vec<u8>)>) -> (String, u64, Vec<Vec<u8>>) {
-    let mut h = blake3::Hasher::new();
-    for (id, _) in &chunks {
-        h.update(&id.0);
-    }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    h.update(&nanos.to_le_bytes());
-    let boundary = format!("asgard-{}", &h.finalize().to_hex()[..40]);
-    let mut pieces = Vec::new();
-    let mut gather: Vec<u8> = Vec::with_capacity(OWN_PIECE + 4096);
-    // Each part's data ends with CRLF before the next delimiter.
-    let mut sep = "";
-    for (id, stored) in chunks {
-        let hex = id.to_hex();
-        gather.extend_from_slice(
-            format!(
-                "{sep}--{boundary}\r\nContent-Disposition: form-data; name=\"{hex}\"; \
-                 filename=\"{hex}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
-            )
-            .as_bytes(),
-        );
-        if stored.len() >= OWN_PIECE {
-            pieces.push(std::mem::replace(
-                &mut gather,
-                Vec::with_capacity(OWN_PIECE + 4096),
-            ));
-            pieces.push(stored);
-        } else {
-            gather.extend_from_slice(&stored);
-            if gather.len() >= OWN_PIECE {
-                pieces.push(std::mem::replace(
-                    &mut gather,
-                    Vec::with_capacity(OWN_PIECE + 4096),
-                ));
-            }
-        }
-        sep = "\r\n";
-    }
-    gather.extend_from_slice(format!("{sep}--{boundary}--\r\n").as_bytes());
-    pieces.push(gather);
-    let len = pieces.iter().map(|p| p.len() as u64).sum();
-    (
-        format!("multipart/form-data; boundary={boundary}"),
-        len,
-        pieces,
-    )
-}
-
-/// See [`multipart_body`].
-const OWN_PIECE: usize = 16 * 1024;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,49 +405,5 @@ mod tests {
         // Within the run the first certificate is now the pin.
         assert!(tofu.check(b"first"));
         assert!(!tofu.check(b"second"));
-    }
-
-    #[test]
-    fn multipart_body_has_one_named_part_per_chunk_between_boundaries() {
-        let a = b"erster Block".to_vec();
-        let b = vec![0u8, 13, 10, 45, 45, 255];
-        // Large enough to travel as a piece of its own.
-        let big: Vec<u8> = (0..OWN_PIECE as u32 + 5).map(|i| (i % 251) as u8).collect();
-        let (ida, idb, idbig) = (ChunkId::of(&a), ChunkId::of(&b), ChunkId::of(&big));
-        let (content_type, len, pieces) = multipart_body(vec![
-            (ida, a.clone()),
-            (idbig, big.clone()),
-            (idb, b.clone()),
-        ]);
-        assert!(pieces.contains(&big));
-        let body = pieces.concat();
-        assert_eq!(len, body.len() as u64);
-        let boundary = content_type
-            .strip_prefix("multipart/form-data; boundary=")
-            .unwrap();
-        assert!(boundary.len() >= 40);
-        let mut expected = Vec::new();
-        for (i, (id, data)) in [(ida, &a), (idbig, &big), (idb, &b)]
-            .into_iter()
-            .enumerate()
-        {
-            let hex = id.to_hex();
-            if i > 0 {
-                expected.extend_from_slice(b"\r\n");
-            }
-            expected.extend_from_slice(
-                format!(
-                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{hex}\"; \
-                     filename=\"{hex}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-                )
-                .as_bytes(),
-            );
-            expected.extend_from_slice(data);
-        }
-        expected.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        assert_eq!(body, expected);
-        // Another request gets another boundary.
-        let (other, _, _) = multipart_body(vec![(ida, a)]);
-        assert_ne!(other, content_type);
     }
 }

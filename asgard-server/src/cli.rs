@@ -388,11 +388,11 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
         }
     };
     let scheduler = Scheduler::start(res.clone()).context("periodic jobs")?;
-    let state = web::Data::new(api::AppState {
-        db: res.db.clone(),
-        store: res.store.clone(),
-        config: res.config.clone(),
-    });
+    let state = web::Data::new(api::AppState::new(
+        res.db.clone(),
+        res.store.clone(),
+        res.config.clone(),
+    ));
     let throttle = web::Data::new(api::throttle::Throttle::new(&res.config.limits));
     let routes = api::routes_with(&res.config.limits);
 

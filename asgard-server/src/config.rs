@@ -58,8 +58,14 @@ pub struct Config {
     pub language: Option<Lang>,
     /// Own certificate; default a self-signed one kept in `<data_dir>/tls/`.
     pub tls: Option<TlsFiles>,
-    /// Largest upload request body (sum of its chunk parts). Default 256 MiB.
+    /// Largest upload request body (its `Content-Length`). Default 64 MiB; at most
+    /// `upload_budget_bytes`.
     pub max_upload_bytes: u64,
+    /// The bytes of all upload request bodies in flight together (see `api/budget.rs`); a
+    /// request waits for its share up to `upload_wait`, then gets 503 `busy`. Default 128 MiB.
+    pub upload_budget_bytes: u64,
+    /// How long an upload waits for its share of `upload_budget_bytes`. Default `10s`.
+    pub upload_wait: HumanDuration,
     /// Days the versions of a deleted path are kept after its deletion. Default 90.
     pub deleted_keep_days: u32,
     /// How long a chunk stays after an upload or a `check` answer vouched for it, even when no
@@ -193,7 +199,9 @@ impl Default for Config {
             reenroll_code_valid: HumanDuration(std::time::Duration::from_secs(7 * 86_400)),
             language: None,
             tls: None,
-            max_upload_bytes: 256 * 1024 * 1024,
+            max_upload_bytes: 64 * 1024 * 1024,
+            upload_budget_bytes: 128 * 1024 * 1024,
+            upload_wait: HumanDuration::secs(10),
             deleted_keep_days: 90,
             gc_grace: HumanDuration::secs(3600),
             gc_interval: HumanDuration::secs(24 * 3600),
@@ -359,6 +367,16 @@ impl Config {
                 lang.pick(
                     "max_upload_bytes muss größer als 0 sein",
                     "max_upload_bytes must be greater than 0"
+                )
+            );
+        }
+        if self.max_upload_bytes > self.upload_budget_bytes {
+            bail!(
+                "{}: {}",
+                origin.display(),
+                lang.pick(
+                    "max_upload_bytes darf nicht größer als upload_budget_bytes sein (eine Upload-Anfrage muss in das Budget passen)",
+                    "max_upload_bytes must not exceed upload_budget_bytes (an upload request must fit into the budget)"
                 )
             );
         }

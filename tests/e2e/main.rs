@@ -7,6 +7,8 @@
 //! asgard-agent` first).
 
 mod accounts;
+#[cfg(target_os = "linux")]
+mod budget;
 #[cfg(unix)]
 mod crash;
 mod enroll;
@@ -19,6 +21,7 @@ mod hostile;
 mod incremental;
 mod isolation;
 mod ops;
+mod oracle;
 #[cfg(unix)]
 mod packed;
 // The agent reports its peak RSS on Linux only.

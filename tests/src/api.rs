@@ -76,6 +76,57 @@ impl Api {
     }
 }
 
+/// A whole answer: status, headers as `(name, value)` pairs, body.
+pub type FullAnswer = (u16, Vec<(String, String)>, Vec<u8>);
+
+impl Api {
+    /// The client, for requests the helpers above do not make (streamed bodies, own headers).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends a request; returns (status, headers as `(name, value)` pairs, body), or the
+    /// transport error as text (a dropped connection).
+    pub fn send_full(&self, req: reqwest::RequestBuilder) -> Result<FullAnswer, String> {
+        self.rt.block_on(async {
+            let resp = req.send().await.map_err(|e| format!("{e:?}"))?;
+            let status = resp.status().as_u16();
+            let headers = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("?").to_owned()))
+                .collect();
+            let body = resp.bytes().await.map_err(|e| format!("{e:?}"))?.to_vec();
+            Ok((status, headers, body))
+        })
+    }
+
+    /// Runs a future on this client's runtime.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+}
+
+/// A multipart/form-data upload body with one part per `(name, bytes)`, as the agent sends it:
+/// (content type, body).
+pub fn multipart(parts: &[(String, Vec<u8>)]) -> (String, Vec<u8>) {
+    let boundary = "asgard-e2e-boundary-7f3a9c";
+    let mut body = Vec::new();
+    for (name, bytes) in parts {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
 fn with_token(req: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
     match token {
         Some(t) => req.bearer_auth(t),

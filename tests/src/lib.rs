@@ -26,7 +26,7 @@ pub mod server;
 pub mod store;
 
 pub use agent::{Agent, approval_code, assert_success, json_outcome};
-pub use api::Api;
+pub use api::{Api, FullAnswer, multipart};
 pub use asgard_core::testdata::{Rng, random_bytes};
 pub use bins::{agent_bin, build_dir, server_bin, windows_agent};
 pub use files::{Snapshot, assert_same_tree, file_hash, set_mtime, settle, snapshot};

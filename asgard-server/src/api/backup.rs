@@ -1,7 +1,8 @@
 //! The backup endpoints: `check`, `upload` and `commit` (the work is in `crate::service::ingest`).
 
 use actix_multipart::Multipart;
-use actix_web::{HttpResponse, web};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
 use asgard_core::ChunkId;
 use asgard_core::protocol::{CheckRequest, CheckResponse, CommitRequest};
 use futures_util::StreamExt;
@@ -24,45 +25,108 @@ pub(crate) async fn check(
     Ok(HttpResponse::Ok().json(CheckResponse { missing }))
 }
 
-/// Reads every part (bounded per part and per request), then ingests them in one blocking task
-/// (see `crate::service::ingest`): a request with any bad part stores nothing and changes no
-/// metadata.
+/// `POST /api/upload`: reserves the request's `Content-Length` in the upload budget (see
+/// [`super::budget`]; 411 without one, 413 above `max_upload_bytes`, 503 `busy` when the budget
+/// stays spent), then reads the multipart body as a stream and hands its parts to the ingest in
+/// slices of at most [`ingest::SLICE_BYTES`] (see `crate::service::ingest`): the request never
+/// holds more than its reservation. The chunks are recorded once the whole body was read and
+/// every part was good; a request with any bad part records nothing.
 pub(crate) async fn upload(
+    req: HttpRequest,
     state: web::Data<AppState>,
     auth: Authed,
     mut parts: Multipart,
 ) -> Result<HttpResponse, ApiError> {
     let max_total = state.config.max_upload_bytes;
+    let length = content_length(&req)?;
+    if length > max_total {
+        return Err(ApiError::UploadTooLarge(max_total));
+    }
+    let reservation = state
+        .upload_budget
+        .reserve(length)
+        .await
+        .map_err(|_| ApiError::Busy)?;
     let max_part = ingest::MAX_PART_BYTES;
     let mut total: u64 = 0;
-    let mut received: Vec<(ChunkId, Vec<u8>)> = Vec::new();
+    let mut count = 0usize;
+    let mut upload = ingest::Upload::new(auth.0.user_id);
+    let mut slice: Vec<(ChunkId, Vec<u8>)> = Vec::new();
+    let mut slice_bytes = 0usize;
 
     while let Some(field) = parts.next().await {
         let mut field = field.map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        count += 1;
+        if count > ingest::MAX_UPLOAD_PARTS {
+            return Err(ApiError::TooManyParts(ingest::MAX_UPLOAD_PARTS));
+        }
         let name = field.name().unwrap_or_default().to_owned();
         let id: ChunkId = name
             .parse()
             .map_err(|_| ApiError::BadChunkId(name.chars().take(80).collect()))?;
-        let mut bytes = Vec::new();
+        // The pieces as they came, then one buffer of the exact size: no buffer grows by
+        // doubling (which would hold up to twice a part, and leave the allocator fragmented).
+        let mut pieces: Vec<web::Bytes> = Vec::new();
+        let mut len = 0usize;
         while let Some(piece) = field.next().await {
             let piece = piece.map_err(|e| ApiError::BadRequest(e.to_string()))?;
             total += piece.len() as u64;
             if total > max_total {
                 return Err(ApiError::UploadTooLarge(max_total));
             }
-            if bytes.len() + piece.len() > max_part {
+            len += piece.len();
+            if len > max_part {
                 return Err(ApiError::ChunkTooLarge(id.to_hex()));
             }
-            bytes.extend_from_slice(&piece);
+            pieces.push(piece);
         }
-        received.push((id, bytes));
+        let mut bytes = Vec::with_capacity(len);
+        for p in pieces {
+            bytes.extend_from_slice(&p);
+        }
+        if !slice.is_empty() && slice_bytes + bytes.len() > ingest::SLICE_BYTES {
+            upload = ingest_slice(&state, upload, std::mem::take(&mut slice)).await?;
+            slice_bytes = 0;
+        }
+        slice_bytes += bytes.len();
+        slice.push((id, bytes));
     }
-
+    upload = ingest_slice(&state, upload, slice).await?;
+    let pad = upload.pad();
     let st = state.clone();
-    let user = auth.0.user_id;
-    let response =
-        blocking(move || Ok(ingest::upload(&st.db, &*st.store, user, &received)?)).await?;
+    let response = blocking(move || Ok(upload.finish(&st.db, &*st.store)?)).await?;
+    drop(reservation);
+    // Chunks the store had for someone else: answered no sooner than if they had been written.
+    if !pad.is_zero() {
+        actix_web::rt::time::sleep(pad).await;
+    }
     Ok(HttpResponse::Ok().json(response))
+}
+
+/// Verifies and stores one slice of an upload in a blocking task.
+async fn ingest_slice(
+    state: &web::Data<AppState>,
+    mut upload: ingest::Upload,
+    slice: Vec<(ChunkId, Vec<u8>)>,
+) -> Result<ingest::Upload, ApiError> {
+    if slice.is_empty() {
+        return Ok(upload);
+    }
+    let st = state.clone();
+    blocking(move || {
+        upload.add_slice(&st.db, &*st.store, &slice, &st.put_cost)?;
+        Ok(upload)
+    })
+    .await
+}
+
+/// The request's `Content-Length`; 411 without a valid one.
+fn content_length(req: &HttpRequest) -> Result<u64, ApiError> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .ok_or(ApiError::LengthRequired)
 }
 
 pub(crate) async fn commit(

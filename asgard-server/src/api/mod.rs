@@ -2,6 +2,7 @@
 //! extractor. One file per group of endpoints.
 
 pub(crate) mod backup;
+pub(crate) mod budget;
 pub(crate) mod devices;
 pub(crate) mod ids;
 pub(crate) mod list;
@@ -37,6 +38,27 @@ pub(crate) struct AppState {
     pub db: Arc<Db>,
     pub store: Arc<dyn ChunkStore>,
     pub config: Arc<Config>,
+    /// The bytes of upload bodies in flight (`upload_budget_bytes`, see [`budget`]).
+    pub upload_budget: budget::UploadBudget,
+    /// What a store write costs, for the answer time of deduplicated uploads (see
+    /// `crate::service::ingest`).
+    pub put_cost: crate::service::ingest::PutCost,
+}
+
+impl AppState {
+    /// The state of a server with this database, store and configuration.
+    pub(crate) fn new(db: Arc<Db>, store: Arc<dyn ChunkStore>, config: Arc<Config>) -> AppState {
+        AppState {
+            upload_budget: budget::UploadBudget::new(
+                config.upload_budget_bytes,
+                config.upload_wait.0,
+            ),
+            put_cost: crate::service::ingest::PutCost::default(),
+            db,
+            store,
+            config,
+        }
+    }
 }
 
 /// Every error answer of the API. Each maps to a status and a stable `code`.
@@ -109,6 +131,15 @@ pub(crate) enum ApiError {
     /// A server-side failure (database, store); details are logged, not sent.
     #[error("internal: {0}")]
     Internal(String),
+    /// The upload budget stayed spent for `upload_wait` (503 with `Retry-After`).
+    #[error("busy")]
+    Busy,
+    /// An upload without `Content-Length` (411).
+    #[error("length required")]
+    LengthRequired,
+    /// An upload of more parts than the server takes in one request (413).
+    #[error("too many parts (at most {0})")]
+    TooManyParts(usize),
 }
 
 impl ApiError {
@@ -144,6 +175,9 @@ impl ApiError {
             ApiError::TooManyRequests(_) => "too_many_requests",
             ApiError::RegistrationLimit(_) => "registration_limit",
             ApiError::Internal(_) => "internal",
+            ApiError::Busy => "busy",
+            ApiError::LengthRequired => "length_required",
+            ApiError::TooManyParts(_) => "too_many_parts",
         }
     }
 
@@ -169,6 +203,9 @@ impl ApiError {
         }
         if let ApiError::TooManyRequests(s) | ApiError::RegistrationLimit(s) = self {
             resp.insert_header((header::RETRY_AFTER, s.to_string()));
+        }
+        if let ApiError::Busy = self {
+            resp.insert_header((header::RETRY_AFTER, budget::RETRY_AFTER_SECS.to_string()));
         }
         resp.json(body)
     }
@@ -209,6 +246,9 @@ impl ResponseError for ApiError {
                 StatusCode::TOO_MANY_REQUESTS
             }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::LengthRequired => StatusCode::LENGTH_REQUIRED,
+            ApiError::TooManyParts(_) => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 

@@ -159,6 +159,24 @@ pub(crate) fn error_message(e: &ApiError, l: Lang) -> String {
                 "Internal server error; see the server log for details.",
             )
             .into(),
+        ApiError::Busy => l
+            .pick(
+                "Der Server ist gerade ausgelastet (zu viele gleichzeitige Uploads). Bitte in einigen Sekunden erneut versuchen; der Agent wiederholt die Anfrage selbst.",
+                "The server is busy right now (too many concurrent uploads). Please try again in a few seconds; the agent repeats the request by itself.",
+            )
+            .into(),
+        ApiError::LengthRequired => l
+            .pick(
+                "Eine Upload-Anfrage muss ihre Länge angeben (Content-Length).",
+                "An upload request must state its length (Content-Length).",
+            )
+            .into(),
+        ApiError::TooManyParts(n) if de => {
+            format!("Die Upload-Anfrage hat mehr als {n} Teile; bitte auf mehrere Anfragen verteilen.")
+        }
+        ApiError::TooManyParts(n) => {
+            format!("The upload request has more than {n} parts; please split it into several requests.")
+        }
     }
 }
 
@@ -227,14 +245,14 @@ mod tests {
     /// configured for `configured`.
     async fn unauthorized_message(configured: Option<Lang>, accept: Option<&str>) -> String {
         let dir = tempfile::tempdir().unwrap();
-        let state = web::Data::new(AppState {
-            db: Arc::new(Db::open(&dir.path().join("asgard.redb")).unwrap()),
-            store: Arc::new(LocalStore::open(&dir.path().join("chunks")).unwrap()),
-            config: Arc::new(Config {
+        let state = web::Data::new(AppState::new(
+            Arc::new(Db::open(&dir.path().join("asgard.redb")).unwrap()),
+            Arc::new(LocalStore::open(&dir.path().join("chunks")).unwrap()),
+            Arc::new(Config {
                 language: configured,
                 ..Config::default()
             }),
-        });
+        ));
         let app = test::init_service(App::new().app_data(state).configure(routes)).await;
         let mut req = test::TestRequest::get().uri("/api/list");
         if let Some(a) = accept {
@@ -272,11 +290,11 @@ mod tests {
     #[actix_web::test]
     async fn extractor_errors_are_rendered_in_the_request_language_too() {
         let dir = tempfile::tempdir().unwrap();
-        let state = web::Data::new(AppState {
-            db: Arc::new(Db::open(&dir.path().join("asgard.redb")).unwrap()),
-            store: Arc::new(LocalStore::open(&dir.path().join("chunks")).unwrap()),
-            config: Arc::new(Config::default()),
-        });
+        let state = web::Data::new(AppState::new(
+            Arc::new(Db::open(&dir.path().join("asgard.redb")).unwrap()),
+            Arc::new(LocalStore::open(&dir.path().join("chunks")).unwrap()),
+            Arc::new(Config::default()),
+        ));
         let app = test::init_service(App::new().app_data(state).configure(routes)).await;
         let req = test::TestRequest::post()
             .uri("/api/login")

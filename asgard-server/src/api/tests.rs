@@ -24,11 +24,7 @@ fn env(registration: Registration) -> Env {
         registration,
         ..Config::default()
     };
-    let state = web::Data::new(AppState {
-        db: server.db,
-        store: server.store,
-        config: Arc::new(config),
-    });
+    let state = web::Data::new(AppState::new(server.db, server.store, Arc::new(config)));
     Env {
         _dir: server.dir,
         state,

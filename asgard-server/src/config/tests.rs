@@ -10,7 +10,28 @@ fn empty_file_gives_defaults() {
     assert_eq!(c.keep_versions, 4);
     assert_eq!(c.listen, "0.0.0.0:8443");
     assert_eq!(c.registration, Registration::Open);
-    assert_eq!(c.max_upload_bytes, 256 << 20);
+    assert_eq!(c.max_upload_bytes, 64 << 20);
+    assert_eq!(c.upload_budget_bytes, 128 << 20);
+    assert_eq!(c.upload_wait, HumanDuration::secs(10));
+}
+
+#[test]
+fn an_upload_larger_than_the_budget_is_refused() {
+    let err = Config::from_yaml(
+        "max_upload_bytes: 1000\nupload_budget_bytes: 999\nlanguage: en\n",
+        Path::new("x.yaml"),
+    )
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("upload_budget_bytes"),
+        "{err:#}"
+    );
+    let c = Config::from_yaml(
+        "max_upload_bytes: 1000\nupload_budget_bytes: 1000\nupload_wait: 2s\n",
+        Path::new("x.yaml"),
+    )
+    .unwrap();
+    assert_eq!(c.upload_wait, HumanDuration::secs(2));
 }
 
 #[test]

@@ -116,6 +116,16 @@ impl Db {
             && txn.open_table(CHUNKS)?.get(&id.0)?.is_some())
     }
 
+    /// Per id of `ids`, whether `user_id` owns it already (one read transaction): an upload
+    /// counts as new what is new to its user, never what is new to the store.
+    pub fn owned_by(&self, user_id: u64, ids: &[ChunkId]) -> Result<Vec<bool>> {
+        let txn = self.read()?;
+        let owned = txn.open_table(USER_CHUNKS)?;
+        ids.iter()
+            .map(|id| Ok(owned.get((user_id, &id.0))?.is_some()))
+            .collect()
+    }
+
     /// The first of `ids` that `user_id` may not read (see [`Db::owns_chunk`]), if any.
     pub fn first_unowned_chunk(&self, user_id: u64, ids: &[ChunkId]) -> Result<Option<ChunkId>> {
         let txn = self.read()?;

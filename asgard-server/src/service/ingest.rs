@@ -1,18 +1,28 @@
 //! The write side of a backup: `check`, the upload of chunks, and `commit`.
 //!
-//! An upload request is handled in one go once its body is read: every part is verified (bounded
-//! decode + blake3 against the claimed id, in parallel on every core), the ids are looked up in
-//! one read transaction (global dedupe: a chunk the index knows is not written again, unless
-//! verify marked it bad: then the verified bytes replace the damaged or lost ones, which heals
-//! it), the new chunks are stored with one `put_many` (one sync), and the chunks are recorded in
-//! the index in one transaction. A request with any bad part stores nothing and changes no
-//! metadata: verification happens before anything is written.
+//! An upload request arrives as a stream and is ingested in **slices** of at most
+//! [`SLICE_BYTES`] (see [`Upload`]), so that its memory stays bounded: every part of a slice is
+//! verified (bounded decode + blake3 against the claimed id, in parallel on every core), the ids
+//! are looked up in one read transaction (global dedupe: a chunk the index knows is not written
+//! again, unless verify marked it bad: then the verified bytes replace the damaged or lost ones,
+//! which heals it), and the slice's new chunks are stored with one `put_many` (one sync). When
+//! the whole body was read and every slice was good, all chunks of the request are recorded in
+//! the index in one transaction. A request with any bad part records nothing and changes no
+//! metadata; a bad part stores nothing of its slice, and the chunks of earlier slices of that
+//! request stay in the store unrecorded, as after a crash between store and record: a later
+//! upload of them writes nothing again, and the GC sweeps those nobody records as orphans.
+//!
+//! **No oracle.** Storage is deduplicated across users, the knowledge of what is stored is not:
+//! `check` answers from the user's own chunks, an upload counts as new every chunk new to this
+//! user, and a chunk the store had for someone else is answered no sooner than one written
+//! ([`PutCost`]): no answer, body or timing, tells a user whether anybody else stores something.
 //!
 //! The record needs the store's word for the chunks the index lacks (see [`record_verified`]):
 //! that lookup runs under the deletion fence and before the write transaction, never inside it.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use asgard_core::chunker::MAX_CHUNK_SIZE;
 use asgard_core::protocol::{
@@ -24,6 +34,9 @@ use asgard_core::{ChunkId, RawPath};
 use super::ServiceError;
 use crate::db::{Db, UploadedChunk, now_us};
 use crate::store::ChunkStore;
+
+mod putcost;
+pub use putcost::PutCost;
 
 /// A stored chunk may be this much larger than the largest plaintext (header byte, incompressible
 /// zstd frame overhead).
@@ -46,59 +59,175 @@ pub(crate) fn check(db: &Db, user_id: u64, ids: &[ChunkId], now: i64) -> Result<
     Ok(db.check(user_id, ids, now)?)
 }
 
-/// Ingests the parts of one upload request (id, chunk in stored form), in request order: verify
-/// all, dedupe against the index, heal chunks marked bad, store the new ones, record all. See the
-/// module docs; a bad part fails the whole request before anything is written.
+/// The most bytes of parts handed to the store in one `put_many`: the upload handler collects
+/// parts of a streamed body up to this much (or one part, if larger) and ingests them as a slice.
+pub(crate) const SLICE_BYTES: usize = 16 << 20;
+
+/// The most parts one upload request may carry (the agent sends at most 2,000): bounds the
+/// bookkeeping an upload keeps until it is recorded.
+pub(crate) const MAX_UPLOAD_PARTS: usize = 10_000;
+
+/// One upload request being ingested slice by slice (see the module docs): the chunks verified
+/// and stored so far, recorded by [`Upload::finish`] when the whole request was good.
+#[derive(Debug)]
+pub(crate) struct Upload {
+    user_id: u64,
+    verified: Vec<UploadedChunk>,
+    healed: Vec<ChunkId>,
+    /// Ids counted in the answer already (a chunk sent twice counts once).
+    counted: HashSet<ChunkId>,
+    response: UploadResponse,
+    /// How long the answer must still wait so that chunks deduplicated against other users'
+    /// data took as long as storing them would have (see [`PutCost`]).
+    pad: Duration,
+}
+
+impl Upload {
+    pub(crate) fn new(user_id: u64) -> Upload {
+        Upload {
+            user_id,
+            verified: Vec::new(),
+            healed: Vec::new(),
+            counted: HashSet::new(),
+            response: UploadResponse::default(),
+            pad: Duration::ZERO,
+        }
+    }
+
+    /// Ingests one slice of parts (id, chunk in stored form): verify all of them, then dedupe
+    /// against the index, heal chunks marked bad, store the new ones with one `put_many`. Nothing
+    /// is recorded yet. A bad part fails the slice before any of its parts is stored.
+    ///
+    /// The answer counts a chunk as new when it is new **to this user** (the user did not own it
+    /// before), whether the store had it for someone else or not: only the storage is shared,
+    /// never the knowledge of what it holds. For the same reason a chunk new to this user that
+    /// the store already has is answered no faster than one that had to be written: `cost` says
+    /// what writing it would have taken, and the difference is added to [`Upload::pad`].
+    pub(crate) fn add_slice(
+        &mut self,
+        db: &Db,
+        store: &dyn ChunkStore,
+        parts: &[(ChunkId, Vec<u8>)],
+        cost: &PutCost,
+    ) -> Result<()> {
+        let verified = verify_all(parts)?;
+        self.add_verified(db, store, parts, verified, cost)
+    }
+
+    /// [`Upload::add_slice`] for parts verified already (`verified` in their order).
+    fn add_verified(
+        &mut self,
+        db: &Db,
+        store: &dyn ChunkStore,
+        parts: &[(ChunkId, Vec<u8>)],
+        verified: Vec<UploadedChunk>,
+        cost: &PutCost,
+    ) -> Result<()> {
+        if parts.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<ChunkId> = parts.iter().map(|(id, _)| *id).collect();
+        // Global dedupe: a chunk the index knows is not written again, unless verify marked it
+        // bad: then these verified bytes replace the damaged (or lost) ones.
+        let records = db.chunk_records(&ids)?;
+        let owned = db.owned_by(self.user_id, &ids)?;
+        self.response.received += parts.len() as u32;
+        let mut to_put: Vec<(ChunkId, &[u8])> = Vec::new();
+        let mut put_bytes = 0u64;
+        // Bytes of chunks new to this user that the store had already: not written.
+        let mut hidden_bytes = 0u64;
+        for (((id, bytes), rec), owned) in parts.iter().zip(&records).zip(owned) {
+            let len = bytes.len() as u64;
+            let new_to_user = !(owned && rec.is_some());
+            let first = !self.counted.contains(id);
+            match rec {
+                None => {
+                    if first {
+                        to_put.push((*id, bytes));
+                        put_bytes += len;
+                    }
+                }
+                Some(r) if r.bad_since_us.is_some() => {
+                    if !self.healed.contains(id) {
+                        store.replace(id, bytes)?;
+                        self.healed.push(*id);
+                    }
+                }
+                Some(_) => {
+                    if new_to_user && first {
+                        hidden_bytes += len;
+                    }
+                }
+            }
+            let healing = rec.as_ref().is_some_and(|r| r.bad_since_us.is_some());
+            if first && (new_to_user || healing) {
+                self.counted.insert(*id);
+                self.response.new_chunks += 1;
+                self.response.new_bytes += len;
+            }
+        }
+        let started = Instant::now();
+        if !to_put.is_empty() {
+            store.put_many(&to_put)?;
+            cost.observe(put_bytes, started.elapsed());
+        }
+        if hidden_bytes > 0 {
+            let target = cost.estimate(put_bytes + hidden_bytes);
+            self.pad += target.saturating_sub(started.elapsed());
+        }
+        self.verified.extend(verified);
+        Ok(())
+    }
+
+    /// How long the answer should wait before it is sent (see [`Upload::add_slice`]).
+    pub(crate) fn pad(&self) -> Duration {
+        self.pad
+    }
+
+    /// Records every chunk of the request (see [`record_verified`]) and returns the answer.
+    pub(crate) fn finish(self, db: &Db, store: &dyn ChunkStore) -> Result<UploadResponse> {
+        if !self.verified.is_empty() {
+            record_verified(
+                db,
+                store,
+                self.user_id,
+                &self.verified,
+                &self.healed,
+                now_us(),
+            )?;
+        }
+        Ok(self.response)
+    }
+}
+
+/// Ingests the parts of one upload request held whole (tests): [`Upload`] over slices of
+/// at most [`SLICE_BYTES`], all verified before the first is stored, so a bad part stores
+/// nothing and records nothing. Returns the answer and the time it should wait (see
+/// [`Upload::pad`]).
+#[cfg(test)]
 pub(crate) fn upload(
     db: &Db,
     store: &dyn ChunkStore,
     user_id: u64,
     parts: &[(ChunkId, Vec<u8>)],
-) -> Result<UploadResponse> {
-    if parts.is_empty() {
-        return Ok(UploadResponse::default());
-    }
-    let verified = verify_all(parts)?;
-    let ids: Vec<ChunkId> = parts.iter().map(|(id, _)| *id).collect();
-    // Global dedupe: a chunk the index knows is not written again, unless verify marked it bad:
-    // then these verified bytes replace the damaged (or lost) ones.
-    let records = db.chunk_records(&ids)?;
-    let mut response = UploadResponse {
-        received: parts.len() as u32,
-        ..UploadResponse::default()
-    };
-    let mut to_put: Vec<(ChunkId, &[u8])> = Vec::new();
-    let mut put_lens: Vec<u64> = Vec::new();
-    let mut healed_ids: Vec<ChunkId> = Vec::new();
-    for ((id, bytes), rec) in parts.iter().zip(&records) {
-        match rec {
-            None => {
-                to_put.push((*id, bytes));
-                put_lens.push(bytes.len() as u64);
-            }
-            Some(r) if r.bad_since_us.is_some() => {
-                if !healed_ids.contains(id) {
-                    store.replace(id, bytes)?;
-                    healed_ids.push(*id);
-                    response.new_chunks += 1;
-                    response.new_bytes += bytes.len() as u64;
-                }
-            }
-            Some(_) => {}
+    cost: &PutCost,
+) -> Result<(UploadResponse, Duration)> {
+    let mut verified = verify_all(parts)?.into_iter();
+    let mut up = Upload::new(user_id);
+    let mut start = 0;
+    while start < parts.len() {
+        let mut end = start + 1;
+        let mut bytes = parts[start].1.len();
+        while end < parts.len() && bytes + parts[end].1.len() <= SLICE_BYTES {
+            bytes += parts[end].1.len();
+            end += 1;
         }
+        let slice_verified = verified.by_ref().take(end - start).collect();
+        up.add_verified(db, store, &parts[start..end], slice_verified, cost)?;
+        start = end;
     }
-    if !to_put.is_empty() {
-        let written = store.put_many(&to_put)?;
-        for (new, len) in written.into_iter().zip(put_lens) {
-            if new {
-                response.new_chunks += 1;
-                response.new_bytes += len;
-            }
-        }
-    }
-    drop(to_put);
-    record_verified(db, store, user_id, &verified, &healed_ids, now_us())?;
-    Ok(response)
+    let pad = up.pad();
+    Ok((up.finish(db, store)?, pad))
 }
 
 /// Records verified chunks whose bytes are in the store (or were skipped because the index knew

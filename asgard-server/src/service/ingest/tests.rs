@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use asgard_core::chunker::MAX_CHUNK_SIZE;
-use asgard_core::protocol::{ChunkRef, CommitEntry, FileMeta};
+use asgard_core::protocol::{ChunkRef, CommitEntry, FileMeta, UploadResponse};
 use asgard_core::{ChunkId, ChunkParams, RawPath, stored};
 
 use super::*;
@@ -61,6 +61,16 @@ fn part(data: &[u8]) -> (ChunkId, Vec<u8>) {
     (ChunkId::of(data), stored::encode(data, 3))
 }
 
+/// [`super::upload`] with a fresh cost model, without the pad.
+fn upload(
+    db: &Db,
+    store: &dyn ChunkStore,
+    user_id: u64,
+    parts: &[(ChunkId, Vec<u8>)],
+) -> Result<UploadResponse> {
+    super::upload(db, store, user_id, parts, &PutCost::default()).map(|(r, _)| r)
+}
+
 #[test]
 fn a_bad_part_stores_nothing_and_records_nothing() {
     let s = TempServer::new();
@@ -94,10 +104,23 @@ fn an_upload_dedupes_known_chunks_and_heals_bad_ones() {
     let p = part(b"the same bytes for both");
     let first = upload(&s.db, &*s.store, a.user_id, std::slice::from_ref(&p)).unwrap();
     assert_eq!((first.received, first.new_chunks), (1, 1));
-    // Another user's upload of the same chunk writes nothing but makes bert an owner.
+    // Another user's upload of the same chunk writes nothing but makes bert an owner; to bert
+    // it is new (counted once), as if nobody had it.
+    let bytes_before = s.db.stats().unwrap().stored_bytes;
     let again = upload(&s.db, &*s.store, b.user_id, &[p.clone(), p.clone()]).unwrap();
-    assert_eq!((again.received, again.new_chunks), (2, 0));
+    assert_eq!(
+        (again.received, again.new_chunks, again.new_bytes),
+        (2, 1, p.1.len() as u64)
+    );
+    assert_eq!(again.new_bytes, first.new_bytes);
     assert!(s.db.owns_chunk(b.user_id, &p.0).unwrap());
+    assert_eq!(s.db.stats().unwrap().stored_bytes, bytes_before);
+    // Sent again by bert, it is no longer new to him.
+    let third = upload(&s.db, &*s.store, b.user_id, std::slice::from_ref(&p)).unwrap();
+    assert_eq!(
+        (third.received, third.new_chunks, third.new_bytes),
+        (1, 0, 0)
+    );
 
     // Verify found it damaged: the next upload of it rewrites the bytes and clears the mark.
     s.db.set_bad_marks(&[p.0], &[], &|_| true, crate::db::now_us())
@@ -229,4 +252,51 @@ fn the_store_is_asked_under_the_fence_and_outside_the_write_transaction() {
     // Chunks the index knows are not looked up at all.
     upload(&s.db, &probe, a.user_id, &[part(b"one")]).unwrap();
     assert_eq!(probe.seen.lock().unwrap().len(), 1);
+}
+
+/// A chunk new to this user that the store has for someone else waits what writing it would
+/// have cost; a chunk the user sends again (already theirs) does not wait.
+#[test]
+fn dedupe_against_another_user_waits_like_a_write() {
+    let s = TempServer::new();
+    let (_, a) = register(&s.db, "anna", "pc");
+    let (_, b) = register(&s.db, "bert", "pc");
+    let cost = PutCost::default();
+    cost.observe(1000, Duration::from_millis(40));
+    let p = part(b"shared content");
+    let (_, pad) =
+        super::upload(&s.db, &*s.store, a.user_id, std::slice::from_ref(&p), &cost).unwrap();
+    assert!(pad.is_zero(), "written, not padded");
+    let (r, pad) =
+        super::upload(&s.db, &*s.store, b.user_id, std::slice::from_ref(&p), &cost).unwrap();
+    assert_eq!(r.new_chunks, 1);
+    assert!(pad >= Duration::from_millis(10), "{pad:?}");
+    let (r, pad) =
+        super::upload(&s.db, &*s.store, b.user_id, std::slice::from_ref(&p), &cost).unwrap();
+    assert_eq!(r.new_chunks, 0);
+    assert!(pad.is_zero(), "bert's own chunk: {pad:?}");
+}
+
+/// A streamed upload whose later slice holds a bad part records nothing, not even the good
+/// slices before it.
+#[test]
+fn a_bad_part_in_a_later_slice_records_nothing() {
+    let s = TempServer::new();
+    let (_, a) = register(&s.db, "anna", "pc");
+    let cost = PutCost::default();
+    let mut up = Upload::new(a.user_id);
+    up.add_slice(&s.db, &*s.store, &[part(b"first slice")], &cost)
+        .unwrap();
+    let forged = (ChunkId::of(b"claimed"), stored::encode(b"forged", 3));
+    assert!(matches!(
+        up.add_slice(&s.db, &*s.store, &[part(b"second"), forged], &cost),
+        Err(ServiceError::ChunkHashMismatch(_))
+    ));
+    drop(up);
+    assert_eq!(s.db.stats().unwrap().chunks, 0);
+    assert!(!s.store.exists(&ChunkId::of(b"second")).unwrap());
+    // The orphan of the first slice is recorded (not written again) by the next upload of it.
+    let r = upload(&s.db, &*s.store, a.user_id, &[part(b"first slice")]).unwrap();
+    assert_eq!(r.new_chunks, 1);
+    assert_eq!(s.db.stats().unwrap().chunks, 1);
 }

@@ -42,7 +42,14 @@ fn backed_up() -> (TempServer, crate::db::Auth, u64) {
         .iter()
         .map(|d| (ChunkId::of(d), stored::encode(d, 3)))
         .collect();
-    ingest::upload(&s.db, &*s.store, a.user_id, &parts).unwrap();
+    ingest::upload(
+        &s.db,
+        &*s.store,
+        a.user_id,
+        &parts,
+        &ingest::PutCost::default(),
+    )
+    .unwrap();
     let r = ingest::commit(&s.db, a.user_id, a.device_id, &[file("/x", &[A, B])], 4, 1).unwrap();
     let id = r.results[0].version_id.unwrap();
     (s, a, id)
