@@ -155,36 +155,6 @@ pub(crate) fn inode(meta: &Metadata) -> u64 {
     }
 }
 
-/// Creates a symbolic link at `link` pointing to `target` (as given, relative or absolute). On
-/// Windows a link is either a file or a folder link: `target_is_dir` chooses, and creating one
-/// needs the "Create symbolic links" right or developer mode.
-pub(crate) fn create_symlink(
-    target: &Path,
-    link: &Path,
-    target_is_dir: bool,
-) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        let _ = target_is_dir;
-        std::os::unix::fs::symlink(target, link)
-    }
-    #[cfg(windows)]
-    {
-        if target_is_dir {
-            std::os::windows::fs::symlink_dir(target, link)
-        } else {
-            std::os::windows::fs::symlink_file(target, link)
-        }
-    }
-    #[cfg(not(any(unix, windows)))]
-    {
-        let _ = (target, link, target_is_dir);
-        Err(std::io::Error::other(
-            "symbolic links are not supported here",
-        ))
-    }
-}
-
 /// Unix permission bits (including setuid/setgid/sticky); 0 elsewhere.
 pub(crate) fn mode(meta: &Metadata) -> u32 {
     #[cfg(unix)]
@@ -213,24 +183,6 @@ pub(crate) fn attributes(meta: &Metadata) -> u32 {
     }
 }
 
-/// Applies recorded Unix permission bits to a restored file (setuid/setgid are not restored).
-/// Does nothing on Windows or when the mode is unknown (0).
-pub(crate) fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if mode != 0 {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o1777))?;
-        }
-        Ok(())
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (path, mode);
-        Ok(())
-    }
-}
-
 /// Creates a symbolic link `link` pointing at `target` (Unix; the schedule's `timers.target.wants`
 /// link). Unsupported on Windows, where nothing needs it.
 pub(crate) fn symlink(target: &Path, link: &Path) -> std::io::Result<()> {
@@ -246,6 +198,7 @@ pub(crate) fn symlink(target: &Path, link: &Path) -> std::io::Result<()> {
 }
 
 /// Windows attribute bits (`FILE_ATTRIBUTE_*`) that a backup records and a restore sets again.
+/// (`restore::handles` sets them on the restored file.)
 #[cfg_attr(
     not(windows),
     allow(dead_code, reason = "only the Windows build sets attributes")
@@ -260,71 +213,6 @@ pub(crate) mod attr {
     /// writing the content) and the bits the file system manages itself (directory, compressed,
     /// sparse, reparse point, ...).
     pub(crate) const ON_CREATE: u32 = HIDDEN | SYSTEM | ARCHIVE | NOT_CONTENT_INDEXED;
-}
-
-/// Creates the temp file a restore writes into, with the recorded Windows attributes (hidden,
-/// system, archive, not-indexed) applied at creation. Read-only follows in [`apply_metadata`],
-/// after the content is written.
-///
-/// Why at creation: `CreateFileW` takes the attributes of a new file, which std exposes safely
-/// (`OpenOptionsExt::attributes`); setting `HIDDEN` on an existing file would need
-/// `SetFileAttributesW` through `unsafe` FFI or another dependency. A restore always writes a
-/// fresh temp file and renames it into place, so creation time is the one moment needed.
-/// A leftover temp file from a crashed run is removed first: `CREATE_ALWAYS` refuses to replace a
-/// hidden file with attributes that do not match.
-pub(crate) fn create_restore_file(path: &Path, attributes: u32) -> std::io::Result<std::fs::File> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(windows)]
-    {
-        use std::os::windows::fs::OpenOptionsExt;
-        opts.attributes(attributes & attr::ON_CREATE);
-    }
-    #[cfg(not(windows))]
-    let _ = attributes;
-    opts.open(path)
-}
-
-/// Applies the recorded metadata a restored file gets after its content: the Unix mode, or the
-/// Windows read-only bit (the other attributes came with [`create_restore_file`]).
-pub(crate) fn apply_metadata(path: &Path, mode: u32, attributes: u32) -> std::io::Result<()> {
-    set_mode(path, mode)?;
-    #[cfg(windows)]
-    if attributes & attr::READONLY != 0 {
-        // Permissions on Windows carry all attribute bits; only read-only changes here.
-        let mut perms = std::fs::metadata(path)?.permissions();
-        perms.set_readonly(true);
-        std::fs::set_permissions(path, perms)?;
-    }
-    #[cfg(not(windows))]
-    let _ = attributes;
-    Ok(())
-}
-
-/// Moves a finished restore temp file over `dest`. On Windows a read-only file in the way is
-/// made writable first (replacing it is what `--overwrite` asked for).
-pub(crate) fn replace_file(tmp: &Path, dest: &Path) -> std::io::Result<()> {
-    #[cfg(windows)]
-    if let Ok(meta) = std::fs::symlink_metadata(dest)
-        && meta.is_file()
-        && meta.permissions().readonly()
-    {
-        clear_read_only(dest, meta.permissions())?;
-    }
-    std::fs::rename(tmp, dest)
-}
-
-/// On Windows this clears only `FILE_ATTRIBUTE_READONLY` (the lint is about Unix modes).
-#[cfg(windows)]
-#[allow(clippy::permissions_set_readonly_false)]
-fn clear_read_only(path: &Path, mut perms: std::fs::Permissions) -> std::io::Result<()> {
-    perms.set_readonly(false);
-    std::fs::set_permissions(path, perms)
 }
 
 /// Creates a file that only the owner can read (the state file holds the device token).
@@ -491,71 +379,6 @@ mod tests {
         for ns in [0, 100, 1_700_000_000_123_456_700, -5_000_000_100] {
             assert_eq!(system_time_to_ns(ns_to_system_time(ns)), ns);
         }
-    }
-
-    /// The restore path's file steps: temp file with attributes, content, metadata, rename.
-    fn restore_like(dir: &Path, name: &str, content: &[u8], attributes: u32) -> PathBuf {
-        use std::io::Write;
-        let dest = dir.join(name);
-        let tmp = dir.join(format!(".asgard-restore-{name}"));
-        let mut f = create_restore_file(&tmp, attributes).unwrap();
-        f.write_all(content).unwrap();
-        f.sync_all().unwrap();
-        drop(f);
-        apply_metadata(&tmp, 0o640, attributes).unwrap();
-        replace_file(&tmp, &dest).unwrap();
-        dest
-    }
-
-    #[test]
-    fn restore_file_steps_write_content() {
-        let dir = tempfile::tempdir().unwrap();
-        let dest = restore_like(dir.path(), "a.txt", b"hello", 0);
-        assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
-        // A leftover temp file from a crashed run does not stop the next restore.
-        std::fs::write(dir.path().join(".asgard-restore-a.txt"), b"old").unwrap();
-        let dest = restore_like(dir.path(), "a.txt", b"again", 0);
-        assert_eq!(std::fs::read(&dest).unwrap(), b"again");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&dest).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o640);
-        }
-    }
-
-    #[cfg(windows)]
-    #[test]
-    fn windows_read_only_and_hidden_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let wanted = attr::READONLY | attr::HIDDEN;
-        let dest = restore_like(dir.path(), "geheim.txt", b"x", wanted | attr::ARCHIVE);
-        let got = attributes(&std::fs::metadata(&dest).unwrap());
-        assert_eq!(got & wanted, wanted, "attributes {got:#x}");
-        assert!(std::fs::metadata(&dest).unwrap().permissions().readonly());
-        // --overwrite replaces a read-only file; a plain file comes back without the bits.
-        let again = restore_like(dir.path(), "geheim.txt", b"y", 0);
-        assert_eq!(std::fs::read(&again).unwrap(), b"y");
-        let got = attributes(&std::fs::metadata(&again).unwrap());
-        assert_eq!(got & wanted, 0, "attributes {got:#x}");
-    }
-
-    #[cfg(windows)]
-    #[test]
-    fn windows_long_paths_can_be_restored() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut deep = dir.path().to_path_buf();
-        for i in 0..12 {
-            deep.push(format!("ein-ziemlich-langer-ordnername-{i:02}"));
-        }
-        assert!(deep.as_os_str().len() > 300, "{}", deep.display());
-        std::fs::create_dir_all(&deep).unwrap();
-        let dest = restore_like(&deep, "datei.txt", b"tief", attr::HIDDEN);
-        assert!(dest.as_os_str().len() > 260);
-        assert_eq!(std::fs::read(&dest).unwrap(), b"tief");
-        // The same path in its explicit `\\?\` form names the same file.
-        let verbatim = PathBuf::from(format!(r"\\?\{}", dest.display()));
-        assert_eq!(std::fs::read(&verbatim).unwrap(), b"tief");
     }
 
     #[test]

@@ -10,6 +10,8 @@ mod accounts;
 #[cfg(unix)]
 mod crash;
 mod enroll;
+#[cfg(unix)]
+mod escape;
 mod foundation;
 mod gc;
 #[cfg(unix)]

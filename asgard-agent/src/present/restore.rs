@@ -191,6 +191,50 @@ pub(crate) fn symlink_failed(dest: &Path, lang: Lang) -> String {
     )
 }
 
+/// A symbolic link lies where the backup has a folder on the way to `dest`: it is not followed,
+/// `dest` is skipped.
+pub(crate) fn link_in_the_way(link: &Path, dest: &Path, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!(
+            "Warnung: {} ist eine symbolische Verknüpfung, wo die Sicherung einen Ordner hat; \
+             ihr wird nicht gefolgt, {} wird übersprungen (mit --overwrite wird die Verknüpfung \
+             durch den Ordner ersetzt)",
+            link.display(),
+            dest.display()
+        ),
+        Lang::En => format!(
+            "Warning: {} is a symbolic link where the backup has a folder; it is not followed, \
+             {} is skipped (--overwrite replaces the link with the folder)",
+            link.display(),
+            dest.display()
+        ),
+    }
+}
+
+/// Something other than a folder lies where the backup has a folder.
+pub(crate) fn not_a_folder(path: &Path, lang: Lang) -> String {
+    format!(
+        "{}: {}",
+        lang.pick(
+            "Dort liegt kein Ordner, wo die Sicherung einen hat",
+            "Not a folder where the backup has one"
+        ),
+        path.display()
+    )
+}
+
+/// A destination that does not lie below the target folder (refused).
+pub(crate) fn outside_target(path: &Path, lang: Lang) -> String {
+    format!(
+        "{}: {}",
+        lang.pick(
+            "Liegt nicht im Zielordner, abgelehnt",
+            "Not within the target folder, refused"
+        ),
+        path.display()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

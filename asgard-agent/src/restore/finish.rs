@@ -5,10 +5,12 @@
 //! system at the end of the window (an fsync per file costs milliseconds each, which for many small
 //! files dwarfs the transfer), elsewhere with an fsync per file. After the renames the folders are
 //! synced, so the renames survive a crash too (not possible on Windows). A file whose check, sync
-//! or rename fails has its temp file removed and is reported as an error.
+//! or rename fails has its temp file removed and is reported as an error. Every step goes through
+//! the file's folder handle ([`super::handles`]), never through a path.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use asgard_core::protocol::VersionInfo;
@@ -16,8 +18,9 @@ use asgard_core::{ChunkId, Lang};
 use serde::Serialize;
 
 use super::fetch::StatsSnapshot;
-use super::plan::{Done, Job, existing, temp_beside};
-use super::write::{HashState, open_rw};
+use super::handles::{self, Place, Target};
+use super::plan::{Done, Job, existing, reach};
+use super::write::HashState;
 use crate::platform;
 use crate::present::restore::{self as text, RestoreCounts};
 use crate::progress::Progress;
@@ -36,7 +39,7 @@ pub(crate) fn complete(job: &Job, hash: &mut HashState, lang: Lang) -> anyhow::R
         .version
         .hash
         .ok_or_else(|| anyhow!("version {} has no hash", job.version.id))?;
-    let file = open_rw(&job.tmp)?;
+    let file = job.place.open_temp()?;
     let size = file.metadata()?.len();
     let got: ChunkId = hash.finish(&file, size)?;
     if size != job.version.size || got != expected || hash.has_gaps() {
@@ -46,46 +49,40 @@ pub(crate) fn complete(job: &Job, hash: &mut HashState, lang: Lang) -> anyhow::R
         );
     }
     file.set_modified(platform::ns_to_system_time(job.version.mtime_ns))?;
+    handles::apply_metadata(&file, job.version.mode, job.version.attributes)?;
     if !SYNC_PER_WINDOW {
         file.sync_all()?;
     }
     drop(file);
-    platform::apply_metadata(&job.tmp, job.version.mode, job.version.attributes)?;
     if !SYNC_PER_WINDOW {
-        platform::replace_file(&job.tmp, &job.dest)?;
+        job.place.rename_temp()?;
     }
     Ok(())
 }
 
-/// Makes the checked temp files of a window durable with one `syncfs` per file system, then
-/// renames them into place. A file whose sync or rename fails becomes an error (temp removed).
+/// Makes the checked temp files of a window durable with one `syncfs` per file system (found from
+/// each file's folder handle), then renames them into place. A file whose sync or rename fails
+/// becomes an error (temp removed).
 #[cfg(target_os = "linux")]
 pub(crate) fn sync_and_rename<'a>(jobs: impl Iterator<Item = &'a Job>, outcomes: &mut [Outcome]) {
     use std::collections::HashMap;
-    use std::os::unix::fs::MetadataExt;
     let mut synced: HashMap<u64, Result<(), String>> = HashMap::new();
     for (job, outcome) in jobs.zip(outcomes.iter_mut()) {
         if outcome.is_err() {
             continue;
         }
-        // A stat per file finds its file system; only the first file of each is opened.
-        let result = std::fs::symlink_metadata(&job.tmp)
+        let dir = &*job.place.dir;
+        let result = rustix::fs::fstat(dir)
             .map_err(|e| e.to_string())
-            .and_then(|meta| {
+            .and_then(|st| {
                 synced
-                    .entry(meta.dev())
-                    .or_insert_with(|| {
-                        std::fs::File::open(&job.tmp)
-                            .map_err(|e| e.to_string())
-                            .and_then(|f| {
-                                rustix::fs::syncfs(&f).map_err(|e| format!("syncfs: {e}"))
-                            })
-                    })
+                    .entry(st.st_dev)
+                    .or_insert_with(|| rustix::fs::syncfs(dir).map_err(|e| format!("syncfs: {e}")))
                     .clone()
             })
-            .and_then(|()| platform::replace_file(&job.tmp, &job.dest).map_err(|e| e.to_string()));
+            .and_then(|()| job.place.rename_temp().map_err(|e| e.to_string()));
         if let Err(e) = result {
-            let _ = std::fs::remove_file(&job.tmp);
+            job.place.remove_temp();
             *outcome = Err(format!("{}: {e}", job.dest.display()));
         }
     }
@@ -94,67 +91,63 @@ pub(crate) fn sync_and_rename<'a>(jobs: impl Iterator<Item = &'a Job>, outcomes:
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn sync_and_rename<'a>(_: impl Iterator<Item = &'a Job>, _: &mut [Outcome]) {}
 
-/// Syncs the folders of the restored files: the renames survive a crash once their folders are
-/// synced (not possible on Windows).
+/// Syncs the folders of the restored files through their handles: the renames survive a crash
+/// once their folders are synced (not possible on Windows).
 pub(crate) fn sync_folders<'a>(jobs: impl Iterator<Item = &'a Job>, outcomes: &[Outcome]) {
-    let mut dirs = HashSet::new();
+    let mut seen = HashSet::new();
     for (job, outcome) in jobs.zip(outcomes) {
-        if outcome.is_ok()
-            && let Some(dir) = job.dest.parent()
-        {
-            dirs.insert(dir.to_path_buf());
-        }
-    }
-    #[cfg(unix)]
-    for dir in dirs {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    #[cfg(not(unix))]
-    drop(dirs);
-}
-
-/// Removes the temp file unless the restore completed.
-struct TempGuard(Option<PathBuf>);
-
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
+        if outcome.is_ok() && seen.insert(Arc::as_ptr(&job.place.dir)) {
+            #[cfg(unix)]
+            if let Ok(d) = job.place.dir.try_clone() {
+                let _ = d.into_std_file().sync_all();
+            }
         }
     }
 }
 
-/// Restores a symbolic link with its exact target (the target itself is not touched). The link's
-/// own mtime is not set: std has no call for that. Links come after every regular file, so that no
-/// file of the same restore is written through a link it just created.
+/// Restores a symbolic link with its exact target (the target itself is not touched), through
+/// the handles of its folders: a link on the way is not followed. The link's own mtime is not
+/// set: std has no call for that. Links come after every regular file, and no later write of the
+/// same restore follows one (see [`super::handles`]).
 pub(crate) fn restore_link(
+    target: &Target,
     version: &VersionInfo,
     dest: &Path,
     overwrite: bool,
     lang: Lang,
 ) -> anyhow::Result<Done> {
-    let target = version
+    let link_target = version
         .symlink_target
         .as_ref()
         .ok_or_else(|| anyhow!("version {} is a link without a target", version.id))?
         .to_path_buf();
-    if let Some(done) = existing(dest, overwrite, lang, |meta| {
-        Ok(meta.is_symlink() && std::fs::read_link(dest).ok().as_ref() == Some(&target))
+    let place = match reach(target, dest, lang)? {
+        Ok(place) => place,
+        Err(done) => return Ok(done),
+    };
+    if let Some(done) = existing(&place, overwrite, lang, |meta| {
+        Ok(meta.is_symlink() && place.read_link().ok().as_ref() == Some(&link_target))
     })? {
         return Ok(done);
     }
-    let (dir, tmp) = temp_beside(dest)?;
-    let _ = std::fs::remove_file(&tmp);
-    // Only Windows distinguishes file and folder links; a dangling target counts as a file.
-    let target_is_dir = dir.join(&target).is_dir();
-    platform::create_symlink(&target, &tmp, target_is_dir)
+    let mut guard = TempGuard(Some(&place));
+    place
+        .create_temp_link(&link_target, dest)
         .with_context(|| text::symlink_failed(dest, lang))?;
-    let mut guard = TempGuard(Some(tmp.clone()));
-    std::fs::rename(&tmp, dest)?;
+    place.rename_temp()?;
     guard.0 = None;
     Ok(Done::Restored)
+}
+
+/// Removes the temp file or link unless the restore completed.
+struct TempGuard<'a>(Option<&'a Place>);
+
+impl Drop for TempGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            p.remove_temp();
+        }
+    }
 }
 
 /// `restore --json`: the counts of the text summary and what the pipeline fetched.
@@ -226,6 +219,10 @@ impl Tally {
             Done::Conflict => {
                 self.counts.conflicts += 1;
                 out.error(&text::conflict(dest, out.lang));
+            }
+            Done::Blocked(link) => {
+                self.counts.conflicts += 1;
+                out.error(&text::link_in_the_way(&link, dest, out.lang));
             }
         }
     }

@@ -40,8 +40,12 @@
 //! error.
 //!
 //! **A restore never leaves its target**: no path from the server can lead outside the target
-//! (`..`, `.`, drive letters and the like are refused), temp files lie beside their destinations,
-//! and links are created, never followed.
+//! (`..`, `.`, drive letters and the like are refused); every file and folder is reached from an
+//! open handle of the target folder (`--to`, else the folder of the restored path) one name at a
+//! time, following no link ([`handles`]): neither one the restore has just created nor one that
+//! was there already. A link where the backup has a folder is replaced only with `--overwrite`;
+//! otherwise what lies below it is skipped with a warning and the run ends with exit code 1.
+//! Temp files lie beside their destinations; links are created, never followed.
 //!
 //! **Memory** is bounded by configuration: each request in flight holds one frame (one chunk) at a
 //! time; a window holds the metadata of its files and chunks (`restore.window_files`, default 4096);
@@ -51,14 +55,17 @@
 
 mod fetch;
 mod finish;
+mod handles;
 mod plan;
 mod window;
 mod write;
 
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use anyhow::{anyhow, bail};
+use anyhow::{Context, anyhow, bail};
 use asgard_core::RawPath;
 use asgard_core::protocol::{ListQuery, VersionInfo};
 
@@ -68,6 +75,7 @@ use crate::progress::Progress;
 use crate::session::{self, Ctx};
 use crate::timefmt::parse_at;
 use finish::{Out, Summary, Tally};
+use handles::Target;
 use plan::{Done, Prepared, Selection, Skipped, WithManifest};
 use window::Restorer;
 
@@ -140,6 +148,18 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
         bail!("{}", text::nothing_backed_up(&root, lang));
     }
 
+    // Every destination is reached from this folder's handle, following no link below it.
+    let anchor = match &args.to {
+        Some(to) => to.clone(),
+        None => root_path.parent().unwrap_or(&root_path).to_path_buf(),
+    };
+    let overwrite = args.overwrite;
+    let target = tokio::task::spawn_blocking(move || {
+        Target::open(&anchor, overwrite).with_context(|| anchor.display().to_string())
+    })
+    .await??;
+    let target = Arc::new(target);
+
     let files = chosen.files;
     progress.add_total(files.len() as u64, files.iter().map(|(_, v)| v.size).sum());
     let mut restorer = Restorer::new(
@@ -147,21 +167,22 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
         ctx.config.restore.parallel_requests,
         lang,
         progress.clone(),
+        target.clone(),
     );
     let window_files = ctx.config.restore.window_files.max(1);
-    let mut files = files.into_iter();
+    let mut files = files.into_iter().peekable();
     loop {
-        let window: Vec<(PathBuf, VersionInfo)> = files.by_ref().take(window_files).collect();
+        let window = next_window(&mut files, window_files);
         if window.is_empty() {
             break;
         }
-        // What is at each destination already; temp paths (and folders) for the rest.
-        let overwrite = args.overwrite;
+        // What is at each destination already; folders and places for the rest.
+        let target = target.clone();
         let checked = tokio::task::spawn_blocking(move || {
             window
                 .into_iter()
                 .map(|(dest, v)| {
-                    let r = plan::prepare(&dest, &v, overwrite, lang);
+                    let r = plan::prepare(&target, &dest, &v, overwrite, lang);
                     (dest, v, r)
                 })
                 .collect::<Vec<_>>()
@@ -170,8 +191,8 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
         let mut todo = Vec::new();
         for (dest, version, r) in checked {
             match r {
-                Ok(Prepared::Go(tmp)) => {
-                    todo.push((dest, tmp, version));
+                Ok(Prepared::Go(place)) => {
+                    todo.push((dest, place, version));
                     continue;
                 }
                 Ok(Prepared::Done(done)) => t.count(done, &dest, &out),
@@ -209,7 +230,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
     }
 
     for (dest, version) in &chosen.links {
-        match finish::restore_link(version, dest, args.overwrite, lang) {
+        match finish::restore_link(&target, version, dest, args.overwrite, lang) {
             Ok(Done::Restored) => t.counts.restored += 1,
             Ok(done) => t.count(done, dest, &out),
             Err(e) => t.error(dest, &format!("{e:#}"), &out),
@@ -229,4 +250,29 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// At most this many folders per window: each file of a window keeps its folder's handle open
+/// until the window is done, so this (with [`handles::CACHED_DIRS`]) bounds the open handles.
+const WINDOW_FOLDERS: usize = 256;
+
+/// The next window: at most `max_files` files in at most [`WINDOW_FOLDERS`] folders.
+fn next_window(
+    files: &mut std::iter::Peekable<impl Iterator<Item = (PathBuf, VersionInfo)>>,
+    max_files: usize,
+) -> Vec<(PathBuf, VersionInfo)> {
+    let mut window = Vec::new();
+    let mut folders: HashSet<PathBuf> = HashSet::new();
+    while window.len() < max_files {
+        let Some((dest, _)) = files.peek() else { break };
+        let folder = dest.parent().unwrap_or(Path::new("")).to_path_buf();
+        if !folders.contains(&folder) {
+            if folders.len() >= WINDOW_FOLDERS {
+                break;
+            }
+            folders.insert(folder);
+        }
+        window.extend(files.next());
+    }
+    window
 }

@@ -3,14 +3,14 @@
 //!
 //! Safety lives here: a path from the server becomes a destination only through [`destination`],
 //! which refuses every component that could lead outside the target (`..`, `.`, drive letters,
-//! separators inside a name); an existing file is only ever replaced with `--overwrite`
-//! ([`existing`]); a folder in the way is an error, never replaced.
+//! separators inside a name); it is reached only through [`super::handles`] (no link followed);
+//! an existing file is only ever replaced with `--overwrite` ([`existing`]); a folder in the way
+//! is an error, never replaced.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{anyhow, bail};
 use asgard_core::chunker::MAX_CHUNK_SIZE;
 use asgard_core::path::{bytes_to_path, check_component};
 use asgard_core::protocol::{
@@ -18,7 +18,8 @@ use asgard_core::protocol::{
 };
 use asgard_core::{Lang, RawPath};
 
-use super::write::hash_file;
+use super::handles::{Blocked, Place, Target, is_link};
+use super::write::hash_reader;
 use crate::client::Client;
 use crate::list::for_each_page;
 use crate::present::restore::{self as text, Unfit};
@@ -136,8 +137,8 @@ pub(crate) async fn choose(
 /// One regular file to restore.
 pub(crate) struct Job {
     pub(crate) dest: PathBuf,
-    /// The temp file beside `dest` (its folder exists).
-    pub(crate) tmp: PathBuf,
+    /// Where `dest` lies: its folder (which exists) and name; the temp file is beside it.
+    pub(crate) place: Place,
     pub(crate) version: VersionInfo,
     pub(crate) manifest: VersionManifest,
 }
@@ -147,17 +148,34 @@ pub(crate) enum Done {
     Restored,
     UpToDate,
     Conflict,
+    /// A link lies where the backup has a folder on the way (its path): not followed, skipped.
+    Blocked(PathBuf),
 }
 
 /// What to do for one regular file before any chunk is fetched.
 pub(crate) enum Prepared {
-    /// Nothing to fetch (up to date, or a conflict).
+    /// Nothing to fetch (up to date, a conflict, a link on the way).
     Done(Done),
-    /// Restore it through this temp path (its folder exists).
-    Go(PathBuf),
+    /// Restore it at this place (its folder exists).
+    Go(Place),
+}
+
+/// The place of `dest` below the target, its folders created without following a link; a link on
+/// the way is [`Done::Blocked`], anything else in the way an error.
+pub(crate) fn reach(
+    target: &Target,
+    dest: &Path,
+    lang: Lang,
+) -> anyhow::Result<Result<Place, Done>> {
+    match target.place(dest) {
+        Ok(place) => Ok(Ok(place)),
+        Err(Blocked::Link(link)) => Ok(Err(Done::Blocked(link))),
+        Err(e) => bail!("{}", e.describe(dest, lang)),
+    }
 }
 
 pub(crate) fn prepare(
+    target: &Target,
     dest: &Path,
     version: &VersionInfo,
     overwrite: bool,
@@ -166,13 +184,18 @@ pub(crate) fn prepare(
     let expected = version
         .hash
         .ok_or_else(|| anyhow!("version {} has no hash", version.id))?;
-    if let Some(done) = existing(dest, overwrite, lang, |meta| {
-        Ok(meta.is_file() && meta.len() == version.size && hash_file(dest)? == expected)
+    let place = match reach(target, dest, lang)? {
+        Ok(place) => place,
+        Err(done) => return Ok(Prepared::Done(done)),
+    };
+    if let Some(done) = existing(&place, overwrite, lang, |meta| {
+        Ok(meta.is_file()
+            && meta.len() == version.size
+            && hash_reader(place.open_read()?)? == expected)
     })? {
         return Ok(Prepared::Done(done));
     }
-    let (_, tmp) = temp_beside(dest)?;
-    Ok(Prepared::Go(tmp))
+    Ok(Prepared::Go(place))
 }
 
 /// A file to restore with its chunk list, or why its chunk list cannot be used.
@@ -185,11 +208,11 @@ pub(crate) enum WithManifest {
     },
 }
 
-/// The chunk lists of the files to restore (`todo`: destination, temp path, version), asked for in
+/// The chunk lists of the files to restore (`todo`: destination, place, version), asked for in
 /// groups of [`MAX_MANIFEST_IDS`]: one answer per file, in order.
 pub(crate) async fn jobs(
     client: &Client,
-    todo: Vec<(PathBuf, PathBuf, VersionInfo)>,
+    todo: Vec<(PathBuf, Place, VersionInfo)>,
 ) -> anyhow::Result<Vec<WithManifest>> {
     let mut manifests: HashMap<u64, VersionManifest> = HashMap::new();
     for group in todo.chunks(MAX_MANIFEST_IDS) {
@@ -199,12 +222,12 @@ pub(crate) async fn jobs(
     }
     Ok(todo
         .into_iter()
-        .map(|(dest, tmp, version)| {
+        .map(|(dest, place, version)| {
             let why = match manifests.remove(&version.id) {
                 Some(m) if manifest_fits(&m, &version) => {
                     return WithManifest::Job(Job {
                         dest,
-                        tmp,
+                        place,
                         version,
                         manifest: m,
                     });
@@ -225,16 +248,17 @@ fn manifest_fits(m: &VersionManifest, v: &VersionInfo) -> bool {
         && m.chunks.iter().map(|c| u64::from(c.len)).sum::<u64>() == v.size
 }
 
-/// What to do about whatever is at `dest` already: `Some(UpToDate)` when `same` says it is the
+/// What to do about whatever is at a place already: `Some(UpToDate)` when `same` says it is the
 /// version, `Some(Conflict)` when it differs and `overwrite` is off, `None` to go ahead (nothing
-/// there, or a file or link to replace). A folder in the way is an error.
+/// there, or a file or link to replace). A folder in the way is an error. A link there is looked
+/// at, never followed.
 pub(crate) fn existing(
-    dest: &Path,
+    place: &Place,
     overwrite: bool,
     lang: Lang,
-    same: impl FnOnce(&std::fs::Metadata) -> anyhow::Result<bool>,
+    same: impl FnOnce(&cap_std::fs::Metadata) -> anyhow::Result<bool>,
 ) -> anyhow::Result<Option<Done>> {
-    let Ok(meta) = std::fs::symlink_metadata(dest) else {
+    let Ok(meta) = place.metadata() else {
         return Ok(None);
     };
     if same(&meta)? {
@@ -243,20 +267,10 @@ pub(crate) fn existing(
     if !overwrite {
         return Ok(Some(Done::Conflict));
     }
-    if meta.is_dir() {
+    if meta.is_dir() && !is_link(&meta) {
         bail!("{}", text::folder_in_the_way(lang));
     }
     Ok(None)
-}
-
-/// The destination's folder (created if needed) and a temp path beside `dest` in it, so the final
-/// rename stays within one file system.
-pub(crate) fn temp_beside(dest: &Path) -> anyhow::Result<(&Path, PathBuf)> {
-    let dir = dest.parent().ok_or_else(|| anyhow!("no parent folder"))?;
-    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
-    let mut tmp_name = OsString::from(".asgard-restore-");
-    tmp_name.push(dest.file_name().unwrap_or_default());
-    Ok((dir, dir.join(tmp_name)))
 }
 
 #[cfg(test)]

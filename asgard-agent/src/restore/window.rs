@@ -6,7 +6,7 @@
 //! of chunks already lie in restored files (at most [`COPY_SOURCES_MAX`] of them).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 
 use super::fetch::{self, ChunkFailure, Stats, StatsSnapshot};
 use super::finish::{self, Outcome};
+use super::handles::Target;
 use super::plan::Job;
 use super::write::{self, HashState, Piece};
 use crate::client::Client;
@@ -35,11 +36,20 @@ pub(crate) struct Restorer {
     zero_ids: HashMap<u32, ChunkId>,
     /// Chunks in files restored by earlier windows: where a copy lies.
     copies: HashMap<ChunkId, (Arc<PathBuf>, u64)>,
+    /// The target folder: copies are read back through its handles.
+    target: Arc<Target>,
 }
 
 impl Restorer {
-    pub(crate) fn new(client: Client, parallel: usize, lang: Lang, progress: Progress) -> Restorer {
+    pub(crate) fn new(
+        client: Client,
+        parallel: usize,
+        lang: Lang,
+        progress: Progress,
+        target: Arc<Target>,
+    ) -> Restorer {
         Restorer {
+            target,
             client,
             parallel: parallel.clamp(1, 32),
             lang,
@@ -61,7 +71,7 @@ impl Restorer {
         let (jobs, created) = tokio::task::spawn_blocking(move || {
             let created: Vec<std::io::Result<()>> = jobs
                 .iter()
-                .map(|j| write::create_temp(&j.tmp, j.version.size, j.version.attributes))
+                .map(|j| write::create_temp(&j.place, j.version.size, j.version.attributes))
                 .collect();
             (jobs, created)
         })
@@ -96,7 +106,7 @@ impl Restorer {
                     state.remaining = job.manifest.chunks.len();
                 }
                 Err(e) => {
-                    state.outcome = Some(Err(format!("{}: {e}", job.tmp.display())));
+                    state.outcome = Some(Err(format!("{}: {e}", job.dest.display())));
                     self.progress.add_done(1, job.version.size);
                 }
             }
@@ -122,7 +132,7 @@ impl Restorer {
             std::mem::take(&mut self.zero_ids),
             std::mem::take(&mut self.copies),
         );
-        let (w, stats) = (window.clone(), self.stats.clone());
+        let (w, stats, target) = (window.clone(), self.stats.clone(), self.target.clone());
         let (to_fetch, zero_ids, copies) = tokio::task::spawn_blocking(move || {
             let mut zero_ids = zero_ids;
             for i in 0..w.slots.len() {
@@ -145,7 +155,7 @@ impl Restorer {
                     }
                 }
                 if let Some((path, offset)) = copies.get(&id)
-                    && let Ok(plain) = write::read_verified(path, *offset, p.len, &id)
+                    && let Ok(plain) = read_copy(&target, path, *offset, p.len, &id)
                 {
                     stats.chunks_copied.fetch_add(1, Ordering::Relaxed);
                     w.put(&id, Piece::Data(&plain));
@@ -215,6 +225,21 @@ impl Restorer {
     }
 }
 
+/// Reads a chunk back from a file restored earlier, through the target's handles (no link
+/// followed), and checks it against its id.
+fn read_copy(
+    target: &Target,
+    dest: &Path,
+    offset: u64,
+    len: u32,
+    id: &ChunkId,
+) -> std::io::Result<Vec<u8>> {
+    let place = target
+        .existing(dest)
+        .map_err(|_| std::io::Error::other("not reachable"))?;
+    write::read_verified(&place.open_read()?, offset, len, id)
+}
+
 /// Where one distinct chunk goes.
 struct Places {
     len: u32,
@@ -276,10 +301,14 @@ impl Window {
         let Some(p) = self.places.get(id) else { return };
         for &(i, offset) in &p.at {
             let mut st = self.slots[i].lock();
+            let job = &self.slots[i].job;
             if st.error.is_none()
-                && let Err(e) = write::put(&self.slots[i].job.tmp, &mut st.hash, offset, piece)
+                && let Err(e) = job
+                    .place
+                    .open_temp()
+                    .and_then(|file| write::put(&file, &mut st.hash, offset, piece))
             {
-                st.error = Some(format!("{}: {e}", self.slots[i].job.tmp.display()));
+                st.error = Some(format!("{}: {e}", job.dest.display()));
             }
             self.one_done(i, &mut st);
         }
@@ -311,7 +340,7 @@ impl Window {
         };
         st.hash.clear();
         if outcome.is_err() {
-            let _ = std::fs::remove_file(&job.tmp);
+            job.place.remove_temp();
         }
         self.progress.add_done(1, job.version.size);
         st.outcome = Some(outcome);

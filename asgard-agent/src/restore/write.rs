@@ -6,11 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::Path;
 
 use asgard_core::ChunkId;
 
-use crate::platform;
+use super::handles::Place;
 
 /// Zero blocks of this size (aligned to the file offset) are skipped, not written.
 const SPARSE_BLOCK: u64 = 4096;
@@ -68,31 +67,23 @@ impl HashState {
     }
 }
 
-/// Creates a temp file (attributes as recorded) at its final length, so what is never written
-/// stays a hole.
-pub(crate) fn create_temp(tmp: &Path, size: u64, attributes: u32) -> std::io::Result<()> {
-    let file = platform::create_restore_file(tmp, attributes)?;
+/// Creates a place's temp file (attributes as recorded) at its final length, so what is never
+/// written stays a hole.
+pub(crate) fn create_temp(place: &Place, size: u64, attributes: u32) -> std::io::Result<()> {
+    let file = place.create_temp(attributes)?;
     file.set_len(size)?;
     Ok(())
 }
 
-pub(crate) fn open_rw(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-}
-
 /// Writes a piece at `offset` of the temp file and advances the file's hash.
 pub(crate) fn put(
-    tmp: &Path,
+    file: &std::fs::File,
     st: &mut HashState,
     offset: u64,
     piece: Piece<'_>,
 ) -> std::io::Result<()> {
-    let file = open_rw(tmp)?;
     if let Piece::Data(data) = piece {
-        write_sparse_at(&file, offset, data)?;
+        write_sparse_at(file, offset, data)?;
     }
     let end = offset + piece.len();
     if offset != st.hashed {
@@ -109,7 +100,7 @@ pub(crate) fn put(
     st.hashed = end;
     // Ranges that arrived early and now follow on: read them back.
     while let Some(end) = st.pending.remove(&st.hashed) {
-        hash_range(&file, st.hashed, end, hasher)?;
+        hash_range(file, st.hashed, end, hasher)?;
         st.hashed = end;
     }
     Ok(())
@@ -142,9 +133,8 @@ fn hash_range(
     Ok(())
 }
 
-/// The blake3 of a local file, streamed.
-pub(crate) fn hash_file(path: &Path) -> std::io::Result<ChunkId> {
-    let mut f = std::fs::File::open(path)?;
+/// The blake3 of an open file, streamed.
+pub(crate) fn hash_reader(mut f: impl Read) -> std::io::Result<ChunkId> {
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -165,14 +155,13 @@ pub(crate) fn zero_id(len: u32) -> ChunkId {
 
 /// Reads a chunk from a restored file and checks it against its id.
 pub(crate) fn read_verified(
-    path: &Path,
+    file: &std::fs::File,
     offset: u64,
     len: u32,
     id: &ChunkId,
 ) -> std::io::Result<Vec<u8>> {
-    let file = std::fs::File::open(path)?;
     let mut buf = vec![0u8; len as usize];
-    read_exact_at(&file, &mut buf, offset)?;
+    read_exact_at(file, &mut buf, offset)?;
     if ChunkId::of(&buf) != *id {
         return Err(std::io::Error::other("changed since it was restored"));
     }
@@ -290,6 +279,11 @@ mod tests {
             .set_len(data.len() as u64)
             .unwrap();
         let cuts = [0usize, 30_000, 50_000, 120_000, 150_000, 200_000];
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&p)
+            .unwrap();
         let mut st = HashState::default();
         // 3rd, 1st, 5th, 2nd (zero), 4th.
         for k in [2usize, 0, 4, 1, 3] {
@@ -299,7 +293,7 @@ mod tests {
             } else {
                 Piece::Data(&data[a..b])
             };
-            put(&p, &mut st, a as u64, piece).unwrap();
+            put(&file, &mut st, a as u64, piece).unwrap();
         }
         assert_eq!(st.hashed, data.len() as u64);
         assert!(st.pending.is_empty());
@@ -319,6 +313,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
         std::fs::write(&p, b"hello").unwrap();
-        assert_eq!(hash_file(&p).unwrap(), ChunkId::of(b"hello"));
+        let f = std::fs::File::open(&p).unwrap();
+        assert_eq!(hash_reader(f).unwrap(), ChunkId::of(b"hello"));
     }
 }
