@@ -195,8 +195,12 @@ fn load_config(common: &Common) -> anyhow::Result<Config> {
 /// Runs the command line and returns the process's exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Everything the server writes (database, segments, copies, socket, TLS key) is private.
+    lock::private_umask();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into a log file or journal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -353,6 +357,10 @@ fn serve(common: &Common, listen: Option<String>) -> CmdResult {
 fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir).with_context(|| messages::cannot_create_data_dir(dir, lang))?;
+    let tightened = lock::prepare_data_dir(dir, lang)?;
+    if tightened > 0 {
+        tracing::warn!(dir = %dir.display(), tightened, "data directory was readable by others: folders are now 0700, files 0600");
+    }
     let lock = lock::acquire(dir, lang)?;
     tracing::info!(lock = %lock.path.display(), "data directory locked");
     let db = control::open_db(&config, lang)?;
@@ -385,10 +393,17 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
         store: res.store.clone(),
         config: res.config.clone(),
     });
+    let throttle = web::Data::new(api::throttle::Throttle::new(&res.config.limits));
+    let routes = api::routes_with(&res.config.limits);
 
     let served = actix_web::rt::System::new().block_on(async move {
         let server =
-            HttpServer::new(move || App::new().app_data(state.clone()).configure(api::routes))
+            HttpServer::new(move || {
+                App::new()
+                    .app_data(state.clone())
+                    .app_data(throttle.clone())
+                    .configure(routes.clone())
+            })
                 .bind_rustls_0_23(&listen, tls_config)
                 .with_context(|| messages::cannot_bind(&listen, lang))?;
         let addr = server

@@ -8,6 +8,7 @@ use asgard_core::Lang;
 use serde::{Deserialize, Serialize};
 
 pub use crate::store::StoreConfig;
+pub use limits::Limits;
 
 /// Who may register a new device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -81,6 +82,8 @@ pub struct Config {
     /// The chunk store (`store:`): backend, folder, segment size, compaction threshold; see
     /// [`StoreConfig`].
     pub store: StoreConfig,
+    /// Sizes, counts and rates of requests (`limits:`); see [`Limits`].
+    pub limits: Limits,
     /// The deprecated flat spelling of `store.segment_size`: still read, with a warning, and moved
     /// into [`Config::store`] by [`Config::from_yaml`] (so `None` after loading).
     #[serde(rename = "segment_size", skip_serializing)]
@@ -199,6 +202,7 @@ impl Default for Config {
             verify_interval: HumanDuration::secs(24 * 3600),
             verify_sample_percent: 5,
             store: StoreConfig::default(),
+            limits: Limits::default(),
             flat_segment_size: None,
             flat_compact_below_percent: None,
         }
@@ -408,6 +412,7 @@ impl Config {
                 )
             );
         }
+        self.limits.validate(origin, lang)?;
         Ok(())
     }
 
@@ -428,6 +433,7 @@ impl Config {
     }
 }
 
+pub mod limits;
 mod present;
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod enroll;
 mod escape;
 mod foundation;
 mod gc;
+mod hostile;
 #[cfg(unix)]
 mod incremental;
 mod isolation;

@@ -8,6 +8,8 @@
 //!   commands, `/metrics`;
 //! - [`agent`]: [`Agent`] (one user on one device) and the outcome of its `--json` runs;
 //! - [`api`]: [`Api`], hand-made requests;
+//! - [`raw`]: raw HTTP/1.x over TLS, byte for byte (hostile requests), and a server whose log is
+//!   kept;
 //! - [`store`]: locate, damage and lose chunks;
 //! - [`files`]: trees on disk, mtimes, comparing a restored tree;
 //! - [`listing`]: reading `list --json`.
@@ -19,6 +21,7 @@ pub mod api;
 pub mod bins;
 pub mod files;
 pub mod listing;
+pub mod raw;
 pub mod server;
 pub mod store;
 

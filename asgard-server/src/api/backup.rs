@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use super::ids::{Kind, Perm};
 use super::{ApiError, AppState, Authed, blocking};
 use crate::db::now_us;
-use crate::service::ingest;
+use crate::service::{bounds, ingest};
 
 pub(crate) async fn check(
     state: web::Data<AppState>,
@@ -17,6 +17,7 @@ pub(crate) async fn check(
     body: web::Json<CheckRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let ids = body.into_inner().chunks;
+    bounds::check(ids.len(), &state.config.limits)?;
     let db = state.db.clone();
     let user = auth.0.user_id;
     let missing = blocking(move || Ok(ingest::check(&db, user, &ids, now_us())?)).await?;
@@ -70,6 +71,7 @@ pub(crate) async fn commit(
     body: web::Json<CommitRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let entries = body.into_inner().entries;
+    bounds::commit(&entries, &state.config.limits)?;
     let st = state.clone();
     let (user, device) = (auth.0.user_id, auth.0.device_id);
     let response = blocking(move || {

@@ -3,8 +3,10 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use asgard_core::protocol::{LoginRequest, LoginResponse, PROTOCOL_VERSION};
 
-use super::{ApiError, AppState, bearer, blocking};
+use super::throttle::Throttle;
+use super::{ApiError, AppState, bearer, blocking, refused};
 use crate::db::{LoginPolicy, hash_token, now_us};
+use crate::service::bounds;
 use crate::service::login::LoginAnswer;
 
 pub(crate) async fn login(
@@ -13,6 +15,15 @@ pub(crate) async fn login(
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    refused::note(
+        &req,
+        refused::Who {
+            user: Some(body.user.clone()),
+            user_id: None,
+            device: Some(body.device.clone()),
+        },
+    );
+    bounds::login(&body, &state.config.limits)?;
     if body.protocol_version != PROTOCOL_VERSION {
         return Err(ApiError::ProtocolVersion(body.protocol_version));
     }
@@ -22,6 +33,18 @@ pub(crate) async fn login(
         }
     }
     let token_hash = bearer(&req)?.map(|t| hash_token(&t));
+    // A login without a token or code may register: it needs the address's hourly budgets.
+    let registering = token_hash.is_none() && body.code.is_none();
+    let throttle = req.app_data::<web::Data<Throttle>>().cloned();
+    let addr = req.peer_addr().map(|a| a.ip());
+    let reserved = match (&throttle, addr) {
+        (Some(t), Some(ip)) if registering => {
+            t.reserve_registration(ip)
+                .map_err(ApiError::RegistrationLimit)?;
+            Some((t.clone(), ip))
+        }
+        _ => None,
+    };
     let st = state.clone();
     let request = body.clone();
     let answer = blocking(move || {
@@ -32,12 +55,24 @@ pub(crate) async fn login(
         let answer = crate::service::login::login(&st.db, &request, token_hash, policy, now_us())?;
         Ok(answer)
     })
-    .await?;
+    .await;
+    if let Some((t, ip)) = reserved {
+        // A registration issued a token; a new user is one without an approval code (a further
+        // device of an existing user always waits for approval by code).
+        let (registered, new_user) = match &answer {
+            Ok(a) => (
+                a.outcome.token.is_some(),
+                a.outcome.token.is_some() && a.outcome.approval.is_none(),
+            ),
+            Err(_) => (false, false),
+        };
+        t.settle(ip, registered, new_user);
+    }
     let LoginAnswer {
         outcome,
         reread,
         reread_truncated,
-    } = answer;
+    } = answer?;
     if !reread.is_empty() {
         tracing::info!(user = %body.user, device = %body.device, paths = reread.len(),
             truncated = reread_truncated, "device asked to re-read files that reference bad chunks");

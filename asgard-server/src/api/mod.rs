@@ -8,8 +8,10 @@ pub(crate) mod list;
 pub(crate) mod login;
 pub(crate) mod metrics;
 pub(crate) mod present;
+pub(crate) mod refused;
 pub(crate) mod restore;
 pub(crate) mod runs;
+pub(crate) mod throttle;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,9 +26,10 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use asgard_core::protocol::{DeviceStatus, ErrorBody};
 use asgard_core::{ChunkId, Lang};
 
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::db::{Auth, Db, DbError, hash_token};
 use crate::service::ServiceError;
+use crate::service::bounds::Exceeded;
 use crate::store::{ChunkStore, StoreError};
 
 /// Everything a handler needs.
@@ -82,13 +85,34 @@ pub(crate) enum ApiError {
     /// `/metrics` without a configured `metrics_token`.
     #[error("metrics disabled")]
     MetricsDisabled,
+    /// A request over a configured limit: a field too long (400) or too many items (413).
+    #[error("limit: {0}")]
+    Limit(Exceeded),
+    /// The body is larger than this endpoint accepts (`found` when the length was announced).
+    #[error("body larger than {limit}")]
+    BodyTooLarge { limit: usize, found: Option<u64> },
+    /// The body is not of the type the endpoint reads (the type found, possibly empty).
+    #[error("unsupported media type {0}")]
+    UnsupportedMediaType(String),
+    /// The path exists, the method does not (the methods it has).
+    #[error("method not allowed")]
+    MethodNotAllowed(&'static str),
+    /// No endpoint has this path.
+    #[error("no endpoint {0}")]
+    UnknownEndpoint(String),
+    /// Too many requests of this token or address; retry after so many seconds.
+    #[error("too many requests")]
+    TooManyRequests(u64),
+    /// Too many registrations or new users from this address; retry after so many seconds.
+    #[error("registration limit")]
+    RegistrationLimit(u64),
     /// A server-side failure (database, store); details are logged, not sent.
     #[error("internal: {0}")]
     Internal(String),
 }
 
 impl ApiError {
-    fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::ProtocolVersion(_) => "protocol_version",
@@ -111,6 +135,14 @@ impl ApiError {
             ApiError::Deleted => "deleted",
             ApiError::RangeNotSatisfiable(_) => "range_not_satisfiable",
             ApiError::MetricsDisabled => "metrics_disabled",
+            ApiError::Limit(e) if e.is_count() => "too_many",
+            ApiError::Limit(_) => "too_long",
+            ApiError::BodyTooLarge { .. } => "body_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::UnknownEndpoint(_) => "unknown_endpoint",
+            ApiError::TooManyRequests(_) => "too_many_requests",
+            ApiError::RegistrationLimit(_) => "registration_limit",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -131,6 +163,12 @@ impl ApiError {
         }
         if let ApiError::RangeNotSatisfiable(size) = self {
             resp.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
+        }
+        if let ApiError::MethodNotAllowed(allow) = self {
+            resp.insert_header((header::ALLOW, *allow));
+        }
+        if let ApiError::TooManyRequests(s) | ApiError::RegistrationLimit(s) = self {
+            resp.insert_header((header::RETRY_AFTER, s.to_string()));
         }
         resp.json(body)
     }
@@ -161,6 +199,15 @@ impl ResponseError for ApiError {
             | ApiError::Deleted
             | ApiError::MetricsDisabled => StatusCode::NOT_FOUND,
             ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+            ApiError::Limit(e) if e.is_count() => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Limit(_) => StatusCode::BAD_REQUEST,
+            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UnknownEndpoint(_) => StatusCode::NOT_FOUND,
+            ApiError::TooManyRequests(_) | ApiError::RegistrationLimit(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -206,12 +253,19 @@ impl From<ServiceError> for ApiError {
             ServiceError::ChunkTooLarge(id) => ApiError::ChunkTooLarge(id.to_hex()),
             ServiceError::ChunkCorrupt(id, d) => ApiError::ChunkCorrupt(id, d),
             ServiceError::BadEntry(d) => ApiError::BadEntry(d),
+            ServiceError::Limit(e) => ApiError::Limit(e),
             ServiceError::NotFound => ApiError::NotFound,
             ServiceError::RangeNotSatisfiable(size) => ApiError::RangeNotSatisfiable(size),
             e @ (ServiceError::Store(_)
             | ServiceError::Damaged { .. }
             | ServiceError::Internal(_)) => ApiError::Internal(e.to_string()),
         }
+    }
+}
+
+impl From<Exceeded> for ApiError {
+    fn from(e: Exceeded) -> Self {
+        ApiError::Limit(e)
     }
 }
 
@@ -294,12 +348,21 @@ impl FromRequest for Authed {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let token = bearer(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let req = req.clone();
         Box::pin(async move {
             let token = token?.ok_or(ApiError::Unauthorized)?;
             let state = state.ok_or_else(|| ApiError::Internal("no app state".into()))?;
             let hash = hash_token(&token);
             let db = state.db.clone();
             let auth = blocking(move || Ok(db.authenticate(&hash)?)).await?;
+            refused::note(
+                &req,
+                refused::Who {
+                    user: None,
+                    user_id: Some(auth.user_id),
+                    device: Some(auth.device.clone()),
+                },
+            );
             if auth.status == DeviceStatus::Pending {
                 return Err(ApiError::DevicePending);
             }
@@ -308,11 +371,31 @@ impl FromRequest for Authed {
     }
 }
 
-/// Turns extractor failures (bad JSON, wrong content type, bad query) into [`ErrorBody`] answers.
-pub(crate) fn json_config() -> web::JsonConfig {
+/// The JSON extractor of an endpoint whose bodies may have `limit` bytes; its failures become
+/// [`ErrorBody`] answers: 413 for a body over the limit, 415 for another content type, 400 for
+/// anything else (truncated or malformed JSON, wrong types).
+pub(crate) fn json_config(limit: usize) -> web::JsonConfig {
     web::JsonConfig::default()
-        .limit(128 * 1024 * 1024)
-        .error_handler(|err, _| ApiError::BadRequest(err.to_string()).into())
+        .limit(limit)
+        .error_handler(|err, req| json_error(err, req).into())
+}
+
+fn json_error(err: actix_web::error::JsonPayloadError, req: &HttpRequest) -> ApiError {
+    use actix_web::error::JsonPayloadError as E;
+    match err {
+        E::OverflowKnownLength { length, limit } => ApiError::BodyTooLarge {
+            limit,
+            found: Some(length as u64),
+        },
+        E::Overflow { limit } => ApiError::BodyTooLarge { limit, found: None },
+        E::ContentType => ApiError::UnsupportedMediaType(
+            req.headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| refused::clip(&String::from_utf8_lossy(v.as_bytes())))
+                .unwrap_or_default(),
+        ),
+        other => ApiError::BadRequest(other.to_string()),
+    }
 }
 
 pub(crate) fn query_config() -> web::QueryConfig {
@@ -330,29 +413,72 @@ pub(crate) async fn healthz() -> HttpResponse {
         .body("ok")
 }
 
-/// Every route of the API.
+/// Every route of the API, with the default limits (the API's unit tests).
+#[cfg(test)]
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(json_config())
-        .app_data(query_config())
-        .app_data(path_config())
-        .service(
-            web::scope("")
-                .wrap(actix_web::middleware::from_fn(with_request_language))
-                .route("/healthz", web::get().to(healthz))
-                .route("/metrics", web::get().to(metrics::metrics))
-                .route("/api/login", web::post().to(login::login))
-                .route("/api/devices/approve", web::post().to(devices::approve))
-                .route("/api/check", web::post().to(backup::check))
-                .route("/api/upload", web::post().to(backup::upload))
-                .route("/api/commit", web::post().to(backup::commit))
-                .route("/api/list", web::get().to(list::list))
-                .route("/api/restore", web::post().to(restore::restore))
-                .route("/api/chunks/{id}", web::get().to(restore::chunk))
-                .route("/api/manifest", web::post().to(restore::manifest))
-                .route("/api/fetch", web::post().to(restore::fetch))
-                .route("/api/runs", web::post().to(runs::report))
-                .route("/api/runs", web::get().to(runs::list)),
-        );
+    routes_with(&Limits::default())(cfg);
+}
+
+/// Every route of the API, each JSON endpoint with its body limit from `limits`; a wrong method
+/// answers 405 with `Allow`, an unknown path 404, both as [`ErrorBody`]. The middlewares, from the
+/// outside in: the language of error messages (it renders the answer anew, so it is outermost),
+/// the refused-request log (it reads the error of the answer), the rate limits.
+pub(crate) fn routes_with(limits: &Limits) -> impl Fn(&mut web::ServiceConfig) + Clone + use<> {
+    let small = json_config(limits.small_body());
+    let check = json_config(limits.check_body());
+    let commit = json_config(limits.commit_body());
+    let ids = json_config(limits.id_list_body());
+    let runs = json_config(limits.runs_body());
+    move |cfg: &mut web::ServiceConfig| {
+        let post = |path: &str, json: &web::JsonConfig| {
+            web::resource(path)
+                .app_data(json.clone())
+                .default_service(web::to(|| not_allowed("POST")))
+        };
+        let get = |path: &str| web::resource(path).default_service(web::to(|| not_allowed("GET")));
+        cfg.app_data(small.clone())
+            .app_data(query_config())
+            .app_data(path_config())
+            .service(
+                web::scope("")
+                    .wrap(actix_web::middleware::from_fn(throttle::limit))
+                    .wrap(actix_web::middleware::from_fn(refused::log_refused))
+                    .wrap(actix_web::middleware::from_fn(with_request_language))
+                    .service(get("/healthz").route(web::get().to(healthz)))
+                    .service(get("/metrics").route(web::get().to(metrics::metrics)))
+                    .service(post("/api/login", &small).route(web::post().to(login::login)))
+                    .service(
+                        post("/api/devices/approve", &small)
+                            .route(web::post().to(devices::approve)),
+                    )
+                    .service(post("/api/check", &check).route(web::post().to(backup::check)))
+                    .service(post("/api/upload", &small).route(web::post().to(backup::upload)))
+                    .service(post("/api/commit", &commit).route(web::post().to(backup::commit)))
+                    .service(get("/api/list").route(web::get().to(list::list)))
+                    .service(post("/api/restore", &small).route(web::post().to(restore::restore)))
+                    .service(get("/api/chunks/{id}").route(web::get().to(restore::chunk)))
+                    .service(post("/api/manifest", &ids).route(web::post().to(restore::manifest)))
+                    .service(post("/api/fetch", &ids).route(web::post().to(restore::fetch)))
+                    .service(
+                        web::resource("/api/runs")
+                            .app_data(runs.clone())
+                            .route(web::post().to(runs::report))
+                            .route(web::get().to(runs::list))
+                            .default_service(web::to(|| not_allowed("GET, POST"))),
+                    )
+                    .default_service(web::to(unknown_endpoint)),
+            );
+    }
+}
+
+/// A known path asked with a method it does not have: 405 with the ones it has.
+async fn not_allowed(allow: &'static str) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(allow))
+}
+
+/// A path no endpoint has: 404 naming it (shortened).
+async fn unknown_endpoint(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::UnknownEndpoint(refused::clip(req.path())))
 }
 
 #[cfg(test)]

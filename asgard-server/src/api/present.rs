@@ -5,6 +5,7 @@
 use asgard_core::Lang;
 
 use crate::api::ApiError;
+use crate::service::bounds::{Exceeded, Measure};
 
 /// The message of `e` for a reader of `l`.
 pub(crate) fn error_message(e: &ApiError, l: Lang) -> String {
@@ -111,12 +112,101 @@ pub(crate) fn error_message(e: &ApiError, l: Lang) -> String {
                 "/metrics is turned off. To turn it on, set metrics_token in the server configuration (a long secret); the scraper then sends it as \"Authorization: Bearer TOKEN\".",
             )
             .into(),
+        ApiError::Limit(e) => limit_message(e, l),
+        ApiError::BodyTooLarge { limit, found } => match (found, de) {
+            (Some(n), true) => format!(
+                "Die Anfrage ist zu groß: {n} Bytes, erlaubt sind höchstens {limit} Bytes für diesen Endpunkt."
+            ),
+            (Some(n), false) => format!(
+                "The request is too large: {n} bytes; this endpoint accepts at most {limit} bytes."
+            ),
+            (None, true) => format!(
+                "Die Anfrage ist zu groß: Erlaubt sind höchstens {limit} Bytes für diesen Endpunkt."
+            ),
+            (None, false) => {
+                format!("The request is too large: this endpoint accepts at most {limit} bytes.")
+            }
+        },
+        ApiError::UnsupportedMediaType(t) if de => {
+            format!("Falscher Inhaltstyp „{t}“: erwartet wird application/json.")
+        }
+        ApiError::UnsupportedMediaType(t) => {
+            format!("Wrong content type \"{t}\": application/json is expected.")
+        }
+        ApiError::MethodNotAllowed(allow) if de => {
+            format!("Diese Methode ist hier nicht erlaubt; erlaubt: {allow}.")
+        }
+        ApiError::MethodNotAllowed(allow) => {
+            format!("This method is not allowed here; allowed: {allow}.")
+        }
+        ApiError::UnknownEndpoint(p) if de => format!("Unbekannter Pfad „{p}“."),
+        ApiError::UnknownEndpoint(p) => format!("Unknown path \"{p}\"."),
+        ApiError::TooManyRequests(s) if de => {
+            format!("Zu viele Anfragen; bitte in {s} Sekunden erneut versuchen.")
+        }
+        ApiError::TooManyRequests(s) => {
+            format!("Too many requests; please try again in {s} seconds.")
+        }
+        ApiError::RegistrationLimit(s) if de => format!(
+            "Zu viele Registrierungen von dieser Adresse; bitte in {s} Sekunden erneut versuchen oder den Administrator fragen."
+        ),
+        ApiError::RegistrationLimit(s) => format!(
+            "Too many registrations from this address; please try again in {s} seconds or ask the administrator."
+        ),
         ApiError::Internal(_) => l
             .pick(
                 "Interner Serverfehler; Einzelheiten stehen im Server-Protokoll.",
                 "Internal server error; see the server log for details.",
             )
             .into(),
+    }
+}
+
+/// The message of a request over a configured limit: the field, the size found, the limit and its
+/// key in the configuration.
+fn limit_message(e: &Exceeded, l: Lang) -> String {
+    let Exceeded {
+        field,
+        key,
+        limit,
+        found,
+        measure,
+    } = e;
+    match (measure, l) {
+        (Measure::Items, Lang::De) => format!(
+            "„{field}“ hat {found} Einträge; erlaubt sind höchstens {limit} pro Anfrage (limits.{key})."
+        ),
+        (Measure::Items, Lang::En) => format!(
+            "\"{field}\" has {found} items; at most {limit} are allowed per request (limits.{key})."
+        ),
+        (Measure::Components, Lang::De) => format!(
+            "„{field}“ hat {found} Bestandteile; erlaubt sind höchstens {limit} (limits.{key})."
+        ),
+        (Measure::Components, Lang::En) => format!(
+            "\"{field}\" has {found} components; at most {limit} are allowed (limits.{key})."
+        ),
+        (Measure::Bytes | Measure::Utf16, _) if *key == "max_component_bytes" => {
+            let unit = match (measure, l) {
+                (Measure::Utf16, Lang::De) => "Zeichen",
+                (Measure::Utf16, Lang::En) => "characters",
+                (_, Lang::De) => "Bytes",
+                (_, Lang::En) => "bytes",
+            };
+            match l {
+                Lang::De => format!(
+                    "Ein Name in „{field}“ ist {found} {unit} lang; erlaubt sind höchstens {limit} (limits.{key})."
+                ),
+                Lang::En => format!(
+                    "A name in \"{field}\" is {found} {unit} long; at most {limit} are allowed (limits.{key})."
+                ),
+            }
+        }
+        (_, Lang::De) => format!(
+            "„{field}“ ist {found} Bytes lang; erlaubt sind höchstens {limit} (limits.{key})."
+        ),
+        (_, Lang::En) => format!(
+            "\"{field}\" is {found} bytes long; at most {limit} are allowed (limits.{key})."
+        ),
     }
 }
 

@@ -4,12 +4,14 @@
 //! turns the result or the [`ServiceError`] into an answer.
 //!
 //! - `login`: login, with the list of files an authenticated device must re-read;
+//! - `bounds`: the configured limits, checked before anything else;
 //! - [`ingest`]: `check`, the upload of chunks (verify, dedupe, heal, store, record) and `commit`;
 //! - `read`: restore of one version as verified plaintext (with ranges), the manifests of many
 //!   versions, chunks in stored form for `fetch`, and the `chunks_served` counter.
 //!
 //! Nothing here knows actix-web; the database and the store are passed in.
 
+pub mod bounds;
 pub mod ingest;
 pub(crate) mod login;
 pub(crate) mod read;
@@ -42,6 +44,9 @@ pub enum ServiceError {
     /// An uploaded chunk cannot be decoded.
     #[error("chunk {0} is corrupt: {1}")]
     ChunkCorrupt(ChunkId, String),
+    /// The request is over one of the configured limits (the error names field, limit and size).
+    #[error(transparent)]
+    Limit(#[from] bounds::Exceeded),
     /// A commit entry is malformed (the text names the path and the fault).
     #[error("bad entry: {0}")]
     BadEntry(String),
