@@ -283,6 +283,7 @@ impl Client {
         let api = Api::new(server);
         let raw = reqwest::Client::builder()
             .tls_danger_accept_invalid_certs(true)
+            .timeout(std::time::Duration::from_secs(30))
             .build()
             .unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -310,7 +311,10 @@ impl Client {
             r = r.bearer_auth(t);
         }
         self.rt.block_on(async {
-            let resp = r.send().await.unwrap();
+            let resp = r
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{} {}: {e}", req.name, req.path));
             let status = resp.status().as_u16();
             let mut headers: Vec<String> = resp
                 .headers()
