@@ -40,7 +40,8 @@ fn last_backup_time(agent: &Agent, root: &Path) -> String {
         .list(Some(root))
         .iter()
         .map(newest)
-        .max_by_key(|v| v["id"].as_u64().unwrap())
+        // By time: ids are opaque and say nothing about the order.
+        .max_by_key(|v| v["time"].as_str().unwrap().to_owned())
         .unwrap()["time"]
         .as_str()
         .unwrap()

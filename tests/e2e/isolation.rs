@@ -262,9 +262,20 @@ fn idless() -> Vec<Req> {
     ]
 }
 
+/// An answer as the matrix compares it: status, headers (sorted, without `date`,
+/// `content-length` and `connection`, which differ for reasons of their own: the time, the
+/// length of an echoed id, whether the refused request's body had arrived yet) and body as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Answer {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
 struct Client {
     api: Api,
     raw: reqwest::Client,
+    rt: tokio::runtime::Runtime,
 }
 
 impl Client {
@@ -272,32 +283,53 @@ impl Client {
         let api = Api::new(server);
         let raw = reqwest::Client::builder()
             .tls_danger_accept_invalid_certs(true)
+            .timeout(std::time::Duration::from_secs(30))
             .build()
             .unwrap();
-        Client { api, raw }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        Client { api, raw, rt }
     }
 
-    fn send(&self, req: &Req, token: Option<&str>) -> (u16, String) {
-        let (status, body) = match &req.body {
-            Body::None => self.api.get(&req.path, token),
-            Body::Json(v) => self.api.post_json_bytes(&req.path, token, v),
+    fn send(&self, req: &Req, token: Option<&str>) -> Answer {
+        let url = format!("{}{}", self.api.base, req.path);
+        let mut r = match &req.body {
+            Body::None => self.raw.get(url),
+            Body::Json(v) => self.raw.post(url).json(v),
             Body::Upload(part) => {
                 let bytes = asgard_core::stored::encode(b"nicht der Inhalt dieses Chunks", 3);
                 let form = reqwest::multipart::Form::new().part(
                     part.clone(),
                     reqwest::multipart::Part::bytes(bytes).file_name(part.clone()),
                 );
-                let mut r = self
-                    .raw
-                    .post(format!("{}{}", self.api.base, req.path))
-                    .multipart(form);
-                if let Some(t) = token {
-                    r = r.bearer_auth(t);
-                }
-                self.api.send(r)
+                self.raw.post(url).multipart(form)
             }
         };
-        (status, text(&body))
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        self.rt.block_on(async {
+            let resp = r
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{} {}: {e}", req.name, req.path));
+            let status = resp.status().as_u16();
+            let mut headers: Vec<String> = resp
+                .headers()
+                .iter()
+                .filter(|(k, _)| !["date", "content-length", "connection"].contains(&k.as_str()))
+                .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v.as_bytes())))
+                .collect();
+            headers.sort();
+            let body = text(&resp.bytes().await.unwrap());
+            Answer {
+                status,
+                headers: headers.join("\n"),
+                body,
+            }
+        })
     }
 }
 
@@ -329,42 +361,46 @@ fn needles(alice: &Ids, runs: &[u64], root: &Path) -> Vec<String> {
 
 /// Runs the matrix for one attacker: the same answer for alice's ids and for control ids, no
 /// needle in any answer, no success for a token that is not active.
-fn attack(client: &Client, a: &Attacker, alice: &Ids, control: &Ids, needles: &[String]) {
+/// Returns the number of requests sent.
+fn attack(client: &Client, a: &Attacker, alice: &Ids, control: &Ids, needles: &[String]) -> usize {
     let at = now_us();
     let token = a.token.as_deref();
     let (real, fake) = (matrix(alice, at), matrix(control, at));
     let (alice_texts, control_texts) = (alice.texts(), control.texts());
     for (r, f) in real.iter().zip(&fake) {
-        let (st_r, body_r) = client.send(r, token);
-        let (st_f, body_f) = client.send(f, token);
-        let what = format!("{} / {}: {} {}", a.who, r.name, r.path, r.text());
+        let got = client.send(r, token);
+        let control_got = client.send(f, token);
+        let what = format!("{} / {}: {}", a.who, r.name, r.text());
         if !a.active {
             assert!(
-                st_r == 401 || st_r == 403,
-                "{what}: {st_r} {body_r} (only 401 or 403 for an inactive token)"
+                got.status == 401 || got.status == 403,
+                "{what}: {got:?} (only 401 or 403 for an inactive token)"
             );
         }
         // Put each id in place of its control: the answers must then be equal.
-        let mut norm_r = body_r.clone();
-        let mut norm_f = body_f.clone();
-        for (i, (x, y)) in alice_texts.iter().zip(&control_texts).enumerate() {
-            let slot = format!("<id{i}>");
-            norm_r = norm_r.replace(x.as_str(), &slot);
-            norm_f = norm_f.replace(y.as_str(), &slot);
-        }
+        let norm = |answer: &Answer, texts: &[String]| {
+            let mut n = answer.clone();
+            for (i, x) in texts.iter().enumerate() {
+                let slot = format!("<id{i}>");
+                n.headers = n.headers.replace(x.as_str(), &slot);
+                n.body = n.body.replace(x.as_str(), &slot);
+            }
+            n
+        };
         assert_eq!(
-            (st_r, &norm_r),
-            (st_f, &norm_f),
+            norm(&got, &alice_texts),
+            norm(&control_got, &control_texts),
             "{what}: alice's ids are answered differently from ids that exist nowhere"
         );
         let sent = r.text();
         for n in needles.iter().filter(|n| !sent.contains(n.as_str())) {
             assert!(
-                !body_r.contains(n.as_str()),
-                "{what}: answer leaks {n}: {body_r}"
+                !got.body.contains(n.as_str()) && !got.headers.contains(n.as_str()),
+                "{what}: answer leaks {n}: {got:?}"
             );
         }
     }
+    real.len() * 2
 }
 
 /// alice's tree: content markers and telling names; returns its root.
@@ -473,7 +509,7 @@ fn register_pending(api: &Api, user: &str, device: &str) -> (String, String) {
 }
 
 /// Answers to the requests without ids, for one token.
-fn idless_answers(client: &Client, token: Option<&str>) -> Vec<(u16, String)> {
+fn idless_answers(client: &Client, token: Option<&str>) -> Vec<Answer> {
     idless().iter().map(|r| client.send(r, token)).collect()
 }
 
@@ -556,28 +592,35 @@ fn isolation_matrix_every_endpoint_every_id() {
 
     let control = alice_ids.control(7);
     let needles = needles(&alice_ids, &runs, &root);
+    let mut sent = 0;
     for a in &attackers {
-        attack(&client, a, &alice_ids, &control, &needles);
+        sent += attack(&client, a, &alice_ids, &control, &needles);
         for r in idless() {
-            let (st, body) = client.send(&r, a.token.as_deref());
+            let got = client.send(&r, a.token.as_deref());
+            sent += 1;
             if !a.active {
                 assert!(
-                    st == 401 || st == 403,
-                    "{} / {}: {st} {body}",
+                    got.status == 401 || got.status == 403,
+                    "{} / {}: {got:?}",
                     a.who,
                     r.name
                 );
             }
             for n in &needles {
                 assert!(
-                    !body.contains(n.as_str()),
-                    "{} / {} leaks {n}: {body}",
+                    !got.body.contains(n.as_str()) && !got.headers.contains(n.as_str()),
+                    "{} / {} leaks {n}: {got:?}",
                     a.who,
                     r.name
                 );
             }
         }
     }
+    println!(
+        "isolation matrix: {} attackers, {sent} requests, {} needles",
+        attackers.len(),
+        needles.len()
+    );
     // Nothing that takes no id changed with alice's data: no count of hers shows.
     let after: Vec<_> = [Some(bob_token.as_str()), None, Some(wrong[0].as_str())]
         .iter()

@@ -44,8 +44,9 @@ impl Server {
         std::fs::write(&p, text).unwrap();
         let config = Some(p);
         let data_dir = data.path().join("data");
-        let (child, url) =
+        let (mut child, url) =
             spawn_server(&data_dir, config.as_deref(), "127.0.0.1:0").expect("server starts");
+        drain_stderr(&mut child);
         Server {
             child: Some(child),
             data,
@@ -98,7 +99,9 @@ impl Server {
     pub fn restart_stopped(&mut self) {
         assert!(self.child.is_none(), "server is still running");
         let addr = self.addr().to_owned();
-        let (child, url) = spawn_server(&self.data_dir(), self.config.as_deref(), &addr).unwrap();
+        let (mut child, url) =
+            spawn_server(&self.data_dir(), self.config.as_deref(), &addr).unwrap();
+        drain_stderr(&mut child);
         self.child = Some(child);
         self.url = url;
     }
@@ -151,6 +154,15 @@ impl Drop for Server {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// Reads and drops what a running server writes to stderr (its log): a pipe nobody reads fills
+/// up after 64 KiB, and the server then blocks in the middle of a request (a test that makes
+/// many refused requests, each logged, would hang).
+fn drain_stderr(child: &mut Child) {
+    if let Some(mut stderr) = child.stderr.take() {
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     }
 }
 

@@ -352,6 +352,23 @@ async fn ids_are_opaque_per_user() {
     let listed: Vec<u64> = listed.files.iter().map(|f| f.versions[0].id).collect();
     assert_eq!(listed, ids);
 
+    // The cursor hides the device id too; anna's cursor in bob's hands is "not found".
+    let page = |auth: (&'static str, String), query: &str| {
+        test::TestRequest::get()
+            .uri(&format!("/api/list?limit=1{query}"))
+            .insert_header(auth)
+    };
+    let first: ListResponse = test::read_body_json(call(page(anna.clone(), "")).await).await;
+    let cursor = first.next_cursor.unwrap();
+    assert!(!cursor.starts_with("0000000000000001"), "{cursor}");
+    let second: ListResponse =
+        test::read_body_json(call(page(anna.clone(), &format!("&cursor={cursor}"))).await).await;
+    assert_eq!(second.files[0].versions[0].id, ids[1]);
+    let resp = call(page(bob.clone(), &format!("&cursor={cursor}"))).await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let e: ErrorBody = test::read_body_json(resp).await;
+    assert_eq!(e.code, "not_found");
+
     let restore = |auth: (&'static str, String), version: u64| {
         test::TestRequest::post()
             .uri("/api/restore")
