@@ -1,8 +1,9 @@
 //! A restore that cannot leave its target: every file and folder is reached from an open handle
 //! of the target folder, one name at a time, and no symbolic link is followed on the way.
 //!
-//! The target folder (`--to`, or the folder that holds the restored path for a restore in place)
-//! is the one path resolved the ordinary way: the user named it. Below it, each folder is looked
+//! The target folder (`--to`; for a restore in place the restored folder, or a single file's
+//! folder) is the one path resolved the ordinary way: the user named it (and the backup followed
+//! it the same way). Below it, each folder is looked
 //! at with `lstat` relative to its parent's handle and opened with `O_NOFOLLOW` (`cap-std`, which
 //! on Linux also uses `openat2` with `RESOLVE_BENEATH`); files are created with `O_EXCL`, opened
 //! with `O_NOFOLLOW`, renamed with `renameat` (which replaces a link, never follows it) and removed
