@@ -349,13 +349,7 @@ fn folder_handles_can_be_synced() {
     let t = Target::open(&target, false).unwrap();
     for dest in [target.join("top.txt"), target.join("a/b/c.txt")] {
         let place = t.place(&dest).unwrap();
-        place
-            .dir
-            .try_clone()
-            .unwrap()
-            .into_std_file()
-            .sync_all()
-            .unwrap();
+        place.dir.sync().unwrap();
         #[cfg(target_os = "linux")]
         rustix::fs::syncfs(&*place.dir).unwrap();
     }
