@@ -265,3 +265,23 @@ fn in_place_a_restored_link_is_not_followed() {
     );
     assert_eq!(tree(&s.outside()), outside, "something was written outside");
 }
+
+/// In place, the folder the user names is followed as the backup followed it: a backed-up root
+/// that is a link to a folder is restored through that link (only links below it are refused).
+#[test]
+fn in_place_the_named_root_is_followed_like_the_backup() {
+    let s = Scene::new();
+    let via = s.work.path().join("verweis");
+    symlink(s.root(), &via).unwrap();
+    s.agent.backup(&via);
+    std::fs::write(s.root().join("normal.txt"), b"lokal geaendert\n").unwrap();
+    let out = s
+        .agent
+        .run(["restore".as_ref(), via.as_os_str(), "--overwrite".as_ref()]);
+    assert_success(&out);
+    assert_is_link(&via);
+    assert_eq!(
+        std::fs::read(s.root().join("normal.txt")).unwrap(),
+        b"ganz normal\n"
+    );
+}

@@ -98,9 +98,7 @@ pub(crate) fn sync_folders<'a>(jobs: impl Iterator<Item = &'a Job>, outcomes: &[
     for (job, outcome) in jobs.zip(outcomes) {
         if outcome.is_ok() && seen.insert(Arc::as_ptr(&job.place.dir)) {
             #[cfg(unix)]
-            if let Ok(d) = job.place.dir.try_clone() {
-                let _ = d.into_std_file().sync_all();
-            }
+            let _ = job.place.dir.sync();
         }
     }
 }

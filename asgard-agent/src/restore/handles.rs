@@ -1,12 +1,12 @@
 //! A restore that cannot leave its target: every file and folder is reached from an open handle
 //! of the target folder, one name at a time, and no symbolic link is followed on the way.
 //!
-//! The target folder (`--to`, or the folder that holds the restored path for a restore in place)
-//! is the one path resolved the ordinary way: the user named it. Below it, each folder is looked
-//! at with `lstat` relative to its parent's handle and opened with `O_NOFOLLOW` (`cap-std`, which
-//! on Linux also uses `openat2` with `RESOLVE_BENEATH`); files are created with `O_EXCL`, opened
-//! with `O_NOFOLLOW`, renamed with `renameat` (which replaces a link, never follows it) and removed
-//! with `unlinkat`. So neither a link the restore has just created nor one that was already there
+//! The target folder (`--to`; for a restore in place the restored folder, or a single file's
+//! folder) is the one path resolved the ordinary way: the user named it (and the backup followed
+//! it the same way). Below it (`handles/unix.rs`), each folder is looked at with `lstat` relative
+//! to its parent's handle and opened with `O_NOFOLLOW` (`cap-std`, which on Linux also uses
+//! `openat2` with `RESOLVE_BENEATH`); files are created with `O_EXCL`, opened with `O_NOFOLLOW`,
+//! renamed with `renameat` (which replaces a link, never follows it) and removed with `unlinkat`. So neither a link the restore has just created nor one that was already there
 //! (planted by whoever can write into the target) can lead a write outside.
 //!
 //! Where a link lies where the backup has a folder, it is replaced by a folder only with
@@ -17,13 +17,12 @@
 //! cache starts over), so that the files of one folder cost one `lstat` of their own name each,
 //! not a walk from the target.
 //!
-//! **Windows**: `cap-std` works there too (it resolves each component itself, opening with
-//! `FILE_FLAG_OPEN_REPARSE_POINT`, and checks reparse points), and its paths are built from the
-//! folder handle's final path name in `\\?\` form, so paths longer than 260 characters keep
-//! working. A folder that is any reparse point (symbolic link or junction) counts as a link. Only
-//! a restored *link* is created by its full path there: `cap-std` refuses absolute link targets on
-//! Windows; its folder has just been checked through the handles, and the link is then moved into
-//! place relative to the folder handle, so a changed folder makes that rename fail instead.
+//! **Windows** (`handles/windows.rs`): `cap-std` fails there on paths longer than 260 characters (it
+//! rebuilds paths from a `MAX_PATH` buffer), so each folder is a verbatim (`\\?\`) path opened
+//! as itself (`FILE_FLAG_OPEN_REPARSE_POINT`), checked through that handle to be a real folder
+//! (any reparse point, junctions too, counts as a link) and kept open without
+//! `FILE_SHARE_DELETE`, so neither it nor its ancestors can be renamed or replaced while the
+//! restore uses the path; files are opened as themselves and checked to be regular files.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -32,10 +31,17 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use asgard_core::Lang;
-use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeDirExt};
-use cap_std::fs::{Dir, Metadata, OpenOptions};
 
 use crate::present::restore as text;
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub(crate) use unix::{Folder, Meta};
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub(crate) use windows::{Folder, Meta};
 
 /// At most this many folder handles are kept (then the cache starts over).
 pub(crate) const CACHED_DIRS: usize = 256;
@@ -43,15 +49,25 @@ pub(crate) const CACHED_DIRS: usize = 256;
 /// The prefix of a temp file beside its destination.
 const TEMP_PREFIX: &str = ".asgard-restore-";
 
+/// How a file is opened below a folder handle; a link at its name is never followed.
+pub(crate) enum Open {
+    /// For reading.
+    Read,
+    /// For reading and writing.
+    ReadWrite,
+    /// Created new, for reading and writing, with these Windows attributes.
+    CreateNew(u32),
+}
+
 /// The target folder of a restore, open, and the folders below it opened so far.
 pub(crate) struct Target {
     /// The target folder as the user named it (messages and the destinations' prefix).
     path: PathBuf,
-    root: Arc<Dir>,
+    root: Arc<Folder>,
     /// Whether a link where the backup has a folder is replaced (`--overwrite`).
     overwrite: bool,
     /// Folders below the target (relative path) → their handle.
-    dirs: Mutex<HashMap<PathBuf, Arc<Dir>>>,
+    dirs: Mutex<HashMap<PathBuf, Arc<Folder>>>,
 }
 
 /// Why a destination cannot be reached.
@@ -84,21 +100,9 @@ impl Target {
     /// named it). `overwrite`: a link where the backup has a folder is replaced by the folder.
     pub(crate) fn open(path: &Path, overwrite: bool) -> io::Result<Target> {
         std::fs::create_dir_all(path)?;
-        // Opened for reading (not `O_PATH`, as `Dir::open_ambient_dir` does on Linux), so that
-        // the folder handles can be synced.
-        #[cfg(unix)]
-        let root = {
-            let f = std::fs::File::open(path)?;
-            if !f.metadata()?.is_dir() {
-                return Err(io::Error::from(io::ErrorKind::NotADirectory));
-            }
-            Dir::from_std_file(f)
-        };
-        #[cfg(not(unix))]
-        let root = Dir::open_ambient_dir(path, cap_std::ambient_authority())?;
         Ok(Target {
             path: path.to_owned(),
-            root: Arc::new(root),
+            root: Arc::new(Folder::open_root(path)?),
             overwrite,
             dirs: Mutex::new(HashMap::new()),
         })
@@ -133,13 +137,13 @@ impl Target {
         })
     }
 
-    fn cache(&self) -> MutexGuard<'_, HashMap<PathBuf, Arc<Dir>>> {
+    fn cache(&self) -> MutexGuard<'_, HashMap<PathBuf, Arc<Folder>>> {
         self.dirs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The handle of the folder `parts` below the target: from the deepest cached ancestor down,
     /// one name at a time.
-    fn folder(&self, parts: &[&OsStr], create: bool) -> Result<Arc<Dir>, Blocked> {
+    fn folder(&self, parts: &[&OsStr], create: bool) -> Result<Arc<Folder>, Blocked> {
         let prefix = |k: usize| parts[..k].iter().collect::<PathBuf>();
         let (mut k, mut dir) = {
             let cache = self.cache();
@@ -171,19 +175,19 @@ impl Target {
     /// `create`); replaces a link there by a folder only with `--overwrite`.
     fn step(
         &self,
-        parent: &Dir,
+        parent: &Arc<Folder>,
         name: &OsStr,
         create: bool,
         full: impl Fn() -> PathBuf,
-    ) -> Result<Dir, Blocked> {
+    ) -> Result<Folder, Blocked> {
         let io = |e| Blocked::Io(full(), e);
-        match parent.symlink_metadata(name) {
+        match parent.lstat(name) {
             Ok(meta) if is_link(&meta) => {
                 if !(create && self.overwrite) {
                     return Err(Blocked::Link(full()));
                 }
                 // The link itself goes, whatever it points to.
-                parent.remove_file_or_symlink(name).map_err(io)?;
+                parent.remove(name).map_err(io)?;
                 make_dir(parent, name).map_err(io)?;
             }
             Ok(meta) if meta.is_dir() => {}
@@ -193,35 +197,23 @@ impl Target {
             }
             Err(e) => return Err(io(e)),
         }
-        open_folder(parent, name).map_err(io)
+        // If the name was swapped for a link since the look, this fails instead of following it.
+        Folder::open_folder(parent, name).map_err(io)
     }
 }
 
-/// Opens the folder `name` in `parent` for reading (so that it can be synced; `open_dir_nofollow`
-/// gives an `O_PATH` handle on Linux), without following a link: if the name was swapped for a
-/// link since it was looked at, this fails instead of following it.
-fn open_folder(parent: &Dir, name: &OsStr) -> io::Result<Dir> {
-    let mut opts = no_follow();
-    opts.read(true).maybe_dir(true);
-    let f = parent.open_with(name, &opts)?;
-    if !f.metadata()?.is_dir() {
-        return Err(io::Error::from(io::ErrorKind::NotADirectory));
-    }
-    Ok(Dir::from_std_file(f.into_std()))
-}
-
-fn make_dir(parent: &Dir, name: &OsStr) -> io::Result<()> {
-    match parent.create_dir(name) {
+fn make_dir(parent: &Folder, name: &OsStr) -> io::Result<()> {
+    match parent.mkdir(name) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         r => r,
     }
 }
 
 /// Whether an entry is a symbolic link, or on Windows any reparse point (junctions too).
-pub(crate) fn is_link(meta: &Metadata) -> bool {
+pub(crate) fn is_link(meta: &Meta) -> bool {
     #[cfg(windows)]
     {
-        use cap_std::fs::MetadataExt;
+        use std::os::windows::fs::MetadataExt;
         const FILE_ATTRIBUTE_REPARSE_POINT: u32 = 0x400;
         if meta.file_attributes() & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
             return true;
@@ -234,14 +226,8 @@ pub(crate) fn is_link(meta: &Metadata) -> bool {
 /// `.asgard-restore-<name>` in the same folder, so the final rename stays within one file system.
 #[derive(Clone)]
 pub(crate) struct Place {
-    pub(crate) dir: Arc<Dir>,
+    pub(crate) dir: Arc<Folder>,
     pub(crate) name: OsString,
-}
-
-fn no_follow() -> OpenOptions {
-    let mut o = OpenOptions::new();
-    o.follow(FollowSymlinks::No);
-    o
 }
 
 impl Place {
@@ -253,19 +239,18 @@ impl Place {
     }
 
     /// What is at the destination (a link is described, not followed).
-    pub(crate) fn metadata(&self) -> io::Result<Metadata> {
-        self.dir.symlink_metadata(&self.name)
+    pub(crate) fn metadata(&self) -> io::Result<Meta> {
+        self.dir.lstat(&self.name)
     }
 
     /// The destination, opened for reading; a link there is an error, never followed.
     pub(crate) fn open_read(&self) -> io::Result<std::fs::File> {
-        let f = self.dir.open_with(&self.name, no_follow().read(true))?;
-        Ok(f.into_std())
+        self.dir.open_file(&self.name, Open::Read)
     }
 
     /// The target text of the link at the destination.
     pub(crate) fn read_link(&self) -> io::Result<PathBuf> {
-        self.dir.read_link_contents(&self.name)
+        self.dir.read_link(&self.name)
     }
 
     /// Creates the temp file, empty, with the recorded Windows attributes (hidden, system,
@@ -279,28 +264,17 @@ impl Place {
     /// fresh temp file and renames it into place, so creation time is the one moment needed.
     pub(crate) fn create_temp(&self, attributes: u32) -> io::Result<std::fs::File> {
         self.remove_temp_quietly()?;
-        let mut opts = no_follow();
-        opts.write(true).read(true).create_new(true);
-        #[cfg(windows)]
-        {
-            use cap_std::fs::OpenOptionsExt;
-            opts.attributes(attributes & crate::platform::attr::ON_CREATE);
-        }
-        #[cfg(not(windows))]
-        let _ = attributes;
-        Ok(self.dir.open_with(self.temp_name(), &opts)?.into_std())
+        self.dir
+            .open_file(&self.temp_name(), Open::CreateNew(attributes))
     }
 
     /// The temp file, opened for reading and writing (a link there is an error).
     pub(crate) fn open_temp(&self) -> io::Result<std::fs::File> {
-        let f = self
-            .dir
-            .open_with(self.temp_name(), no_follow().read(true).write(true))?;
-        Ok(f.into_std())
+        self.dir.open_file(&self.temp_name(), Open::ReadWrite)
     }
 
     fn remove_temp_quietly(&self) -> io::Result<()> {
-        match self.dir.remove_file_or_symlink(self.temp_name()) {
+        match self.dir.remove(&self.temp_name()) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
@@ -320,44 +294,16 @@ impl Place {
             && meta.is_file()
             && meta.permissions().readonly()
         {
-            clear_read_only(&self.dir, &self.name, meta.permissions())?;
+            self.dir.clear_read_only(&self.name)?;
         }
-        self.dir.rename(self.temp_name(), &self.dir, &self.name)
+        self.dir.rename(&self.temp_name(), &self.name)
     }
 
     /// Creates a symbolic link with exactly the target text `target` at the temp name. `dest` is
-    /// the destination's full path (used on Windows only, see the module text).
+    /// the destination's full path (Windows: whether the target is a folder is judged from it).
     pub(crate) fn create_temp_link(&self, target: &Path, dest: &Path) -> io::Result<()> {
         self.remove_temp_quietly()?;
-        #[cfg(unix)]
-        {
-            let _ = dest;
-            self.dir.symlink_contents(target, self.temp_name())
-        }
-        #[cfg(not(unix))]
-        {
-            let folder = dest.parent().ok_or_else(|| io::Error::other("no folder"))?;
-            // Only Windows distinguishes file and folder links; a dangling target counts as a
-            // file.
-            let target_is_dir = folder.join(target).is_dir();
-            let link = folder.join(self.temp_name());
-            #[cfg(windows)]
-            if target_is_dir {
-                std::os::windows::fs::symlink_dir(target, &link)?;
-            } else {
-                std::os::windows::fs::symlink_file(target, &link)?;
-            }
-            #[cfg(not(windows))]
-            {
-                let _ = (target_is_dir, link);
-                return Err(io::Error::other("symbolic links are not supported here"));
-            }
-            // The link must have appeared in the folder checked through the handles.
-            match self.dir.symlink_metadata(self.temp_name()) {
-                Ok(meta) if is_link(&meta) => Ok(()),
-                _ => Err(io::Error::other("the folder changed during the restore")),
-            }
-        }
+        self.dir.symlink(target, &self.temp_name(), dest)
     }
 }
 
@@ -384,14 +330,6 @@ pub(crate) fn apply_metadata(file: &std::fs::File, mode: u32, attributes: u32) -
     #[cfg(not(any(unix, windows)))]
     let _ = (file, mode, attributes);
     Ok(())
-}
-
-/// On Windows this clears only `FILE_ATTRIBUTE_READONLY` (the lint is about Unix modes).
-#[cfg(windows)]
-#[allow(clippy::permissions_set_readonly_false)]
-fn clear_read_only(dir: &Dir, name: &OsStr, mut perms: cap_std::fs::Permissions) -> io::Result<()> {
-    perms.set_readonly(false);
-    dir.set_permissions(name, perms)
 }
 
 #[cfg(test)]

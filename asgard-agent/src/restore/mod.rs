@@ -41,7 +41,7 @@
 //!
 //! **A restore never leaves its target**: no path from the server can lead outside the target
 //! (`..`, `.`, drive letters and the like are refused); every file and folder is reached from an
-//! open handle of the target folder (`--to`, else the folder of the restored path) one name at a
+//! open handle of the target folder (`--to`; in place the restored folder, or a single file's folder) one name at a
 //! time, following no link ([`handles`]): neither one the restore has just created nor one that
 //! was there already. A link where the backup has a folder is replaced only with `--overwrite`;
 //! otherwise what lies below it is skipped with a warning and the run ends with exit code 1.
@@ -148,9 +148,15 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
         bail!("{}", text::nothing_backed_up(&root, lang));
     }
 
-    // Every destination is reached from this folder's handle, following no link below it.
+    // Every destination is reached from this folder's handle, following no link below it: the
+    // folder the user named (`--to`; in place the restored folder itself, followed as the backup
+    // follows it; for a single file its folder).
+    let root_dest = root.to_path_buf();
     let anchor = match &args.to {
         Some(to) => to.clone(),
+        None if (chosen.files.iter().chain(&chosen.links)).any(|(d, _)| *d != root_dest) => {
+            root_path.clone()
+        }
         None => root_path.parent().unwrap_or(&root_path).to_path_buf(),
     };
     let overwrite = args.overwrite;

@@ -18,7 +18,7 @@ use asgard_core::protocol::{
 };
 use asgard_core::{Lang, RawPath};
 
-use super::handles::{Blocked, Place, Target, is_link};
+use super::handles::{Blocked, Meta, Place, Target, is_link};
 use super::write::hash_reader;
 use crate::client::Client;
 use crate::list::for_each_page;
@@ -256,7 +256,7 @@ pub(crate) fn existing(
     place: &Place,
     overwrite: bool,
     lang: Lang,
-    same: impl FnOnce(&cap_std::fs::Metadata) -> anyhow::Result<bool>,
+    same: impl FnOnce(&Meta) -> anyhow::Result<bool>,
 ) -> anyhow::Result<Option<Done>> {
     let Ok(meta) = place.metadata() else {
         return Ok(None);

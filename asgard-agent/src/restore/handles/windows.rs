@@ -1,0 +1,176 @@
+//! Folder "handles" on Windows: a checked `\\?\` path, pinned by an open handle of the folder
+//! itself and of each of its ancestors.
+//!
+//! Why not `cap-std` here: it builds each path from the folder handle's final path name with a
+//! buffer of `MAX_PATH`, so below about 260 characters it fails (`ERROR_MORE_DATA`, seen under
+//! Wine), and long paths must keep working. So each folder is opened with
+//! `FILE_FLAG_OPEN_REPARSE_POINT` (a link or junction is opened as itself, never followed) and
+//! checked through that handle to be a real folder; the handle is kept without
+//! `FILE_SHARE_DELETE`, so the folder can be neither renamed nor replaced (by a link or junction)
+//! while the restore uses its path, and every folder keeps its parent pinned the same way. Files
+//! are opened with `FILE_FLAG_OPEN_REPARSE_POINT` and checked through their handle to be regular
+//! files; creating is `CREATE_NEW`. All paths are verbatim (`\\?\`): no length limit, no
+//! normalisation of names.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::windows::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf, Prefix};
+use std::sync::Arc;
+
+use super::{Open, is_link};
+
+/// What `lstat` says about an entry.
+pub(crate) type Meta = std::fs::Metadata;
+
+const FILE_FLAG_BACKUP_SEMANTICS: u32 = 0x0200_0000;
+const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+const FILE_SHARE_READ: u32 = 0x1;
+const FILE_SHARE_WRITE: u32 = 0x2;
+const FILE_SHARE_DELETE: u32 = 0x4;
+const FILE_ATTRIBUTE_DIRECTORY: u32 = 0x10;
+
+/// An open folder below (or at) the target.
+pub(crate) struct Folder {
+    /// Its verbatim path.
+    path: PathBuf,
+    /// Its own handle: keeps it from being renamed or replaced.
+    _pin: std::fs::File,
+    /// Its parent, pinned as long as this folder is used.
+    _parent: Option<Arc<Folder>>,
+}
+
+/// `path` in verbatim form (`\\?\C:\...`, `\\?\UNC\server\share\...`).
+fn verbatim(path: &Path) -> io::Result<PathBuf> {
+    let abs = std::path::absolute(path)?;
+    let mut out = match abs.components().next() {
+        Some(std::path::Component::Prefix(p)) => match p.kind() {
+            Prefix::Disk(_) => PathBuf::from(r"\\?\"),
+            Prefix::UNC(_, _) => {
+                let rest = abs.as_os_str().to_string_lossy();
+                return Ok(PathBuf::from(format!(
+                    r"\\?\UNC\{}",
+                    rest.trim_start_matches('\\')
+                )));
+            }
+            _ => return Ok(abs),
+        },
+        _ => return Ok(abs),
+    };
+    out.push(abs.as_os_str());
+    Ok(out)
+}
+
+/// Opens a folder as itself (a link or junction is not followed) and checks through the handle
+/// that it is a real folder; the handle lets others read and write in it, but not delete or
+/// rename it.
+fn pin_folder(path: &Path) -> io::Result<std::fs::File> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE)
+        .custom_flags(FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT)
+        .open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_dir() || is_link(&meta) {
+        return Err(io::Error::from(io::ErrorKind::NotADirectory));
+    }
+    Ok(f)
+}
+
+impl Folder {
+    /// The target folder itself (the path resolved as usual, then pinned).
+    pub(super) fn open_root(path: &Path) -> io::Result<Folder> {
+        let path = verbatim(&std::fs::canonicalize(path)?)?;
+        Ok(Folder {
+            _pin: pin_folder(&path)?,
+            path,
+            _parent: None,
+        })
+    }
+
+    /// Opens the folder `name` in `parent`: it must be a real folder, not a link.
+    pub(super) fn open_folder(parent: &Arc<Folder>, name: &OsStr) -> io::Result<Folder> {
+        let path = parent.path.join(name);
+        Ok(Folder {
+            _pin: pin_folder(&path)?,
+            path,
+            _parent: Some(parent.clone()),
+        })
+    }
+
+    pub(super) fn lstat(&self, name: &OsStr) -> io::Result<Meta> {
+        std::fs::symlink_metadata(self.path.join(name))
+    }
+
+    pub(super) fn mkdir(&self, name: &OsStr) -> io::Result<()> {
+        std::fs::create_dir(self.path.join(name))
+    }
+
+    /// Opens a file in this folder as itself (`FILE_FLAG_OPEN_REPARSE_POINT`) and checks through
+    /// the handle that it is a regular file; creating is `CREATE_NEW`.
+    pub(super) fn open_file(&self, name: &OsStr, how: Open) -> io::Result<std::fs::File> {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
+            .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE);
+        match how {
+            Open::Read => opts.read(true),
+            Open::ReadWrite => opts.read(true).write(true),
+            Open::CreateNew(attributes) => opts
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .attributes(attributes & crate::platform::attr::ON_CREATE),
+        };
+        let f = opts.open(self.path.join(name))?;
+        let meta = f.metadata()?;
+        if !meta.is_file() || is_link(&meta) {
+            return Err(io::Error::other("not a regular file"));
+        }
+        Ok(f)
+    }
+
+    /// Removes a file or a link (the link itself; a folder link or junction with `remove_dir`).
+    pub(super) fn remove(&self, name: &OsStr) -> io::Result<()> {
+        let path = self.path.join(name);
+        let meta = std::fs::symlink_metadata(&path)?;
+        if meta.file_attributes() & FILE_ATTRIBUTE_DIRECTORY != 0 {
+            if !is_link(&meta) {
+                return Err(io::Error::from(io::ErrorKind::IsADirectory));
+            }
+            std::fs::remove_dir(path)
+        } else {
+            std::fs::remove_file(path)
+        }
+    }
+
+    /// Renames within this folder (`MoveFileExW`, replacing): a link at `to` is replaced, not
+    /// followed.
+    pub(super) fn rename(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        std::fs::rename(self.path.join(from), self.path.join(to))
+    }
+
+    pub(super) fn read_link(&self, name: &OsStr) -> io::Result<PathBuf> {
+        std::fs::read_link(self.path.join(name))
+    }
+
+    /// Creates a link with exactly the text `target`: a folder link when the target (seen from
+    /// `dest`'s folder) is a folder, else a file link (a dangling target counts as a file).
+    pub(super) fn symlink(&self, target: &Path, name: &OsStr, dest: &Path) -> io::Result<()> {
+        let target_is_dir = dest.parent().is_some_and(|d| d.join(target).is_dir());
+        let link = self.path.join(name);
+        if target_is_dir {
+            std::os::windows::fs::symlink_dir(target, link)
+        } else {
+            std::os::windows::fs::symlink_file(target, link)
+        }
+    }
+
+    /// Clears `FILE_ATTRIBUTE_READONLY` of a file in this folder (the lint is about Unix modes).
+    #[allow(clippy::permissions_set_readonly_false)]
+    pub(super) fn clear_read_only(&self, name: &OsStr) -> io::Result<()> {
+        let path = self.path.join(name);
+        let mut perms = std::fs::symlink_metadata(&path)?.permissions();
+        perms.set_readonly(false);
+        std::fs::set_permissions(path, perms)
+    }
+}
