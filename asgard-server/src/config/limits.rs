@@ -40,9 +40,11 @@ pub struct Limits {
     /// New devices (of new or existing users) one client address may register per hour.
     /// Default 60.
     pub registrations_per_hour: u32,
-    /// Requests per second one device token may send on average. Default 100.
+    /// Requests per second one device token may send on average. Default 1,000 (a backup of many
+    /// small files sends a few hundred per second: a `check` every few milliseconds, uploads,
+    /// commits; the agent does not wait and retry on 429).
     pub requests_per_second: u32,
-    /// Requests one token may send at once before the rate applies. Default 400.
+    /// Requests one token may send at once before the rate applies. Default 5,000.
     pub request_burst: u32,
     /// Logins without a token (registrations, re-enrollments, wrong keys) one client address may
     /// send at once. Default 20; a load test that starts many agents at once needs more.
@@ -64,8 +66,8 @@ impl Default for Limits {
             small_body_bytes: 64 * 1024,
             new_users_per_hour: 20,
             registrations_per_hour: 60,
-            requests_per_second: 100,
-            request_burst: 400,
+            requests_per_second: 1000,
+            request_burst: 5000,
             login_burst: 20,
             logins_per_minute: 60,
         }
