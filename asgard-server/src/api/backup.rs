@@ -28,8 +28,8 @@ pub(crate) async fn check(
 /// `POST /api/upload`: reserves the request's `Content-Length` in the upload budget (see
 /// [`super::budget`]; 411 without one, 413 above `max_upload_bytes`, 503 `busy` when the budget
 /// stays spent), then reads the multipart body as a stream and hands its parts to the ingest in
-/// slices of at most [`ingest::SLICE_BYTES`] (see `crate::service::ingest`): the request never
-/// holds more than its reservation. The chunks are recorded once the whole body was read and
+/// slices of at most [`ingest::SLICE_BYTES`] (see `crate::service::ingest`): the request holds
+/// no more body bytes than its reservation (and, while the store writes a slice, its copy). The chunks are recorded once the whole body was read and
 /// every part was good; a request with any bad part records nothing.
 pub(crate) async fn upload(
     req: HttpRequest,

@@ -2,8 +2,8 @@
 //! take, whatever the number of concurrent uploads.
 //!
 //! Every `POST /api/upload` reserves its `Content-Length` (the most body bytes it can hold; the
-//! handler streams the body in slices, so it holds at most that much) before it reads a byte of
-//! the body, and gives the reservation back when it is answered. A request without a length, or
+//! handler streams the body in slices of at most 16 MiB, so it holds at most that much, plus the
+//! store's copy of the slice being written) before it reads a byte of the body, and gives the reservation back when it is answered. A request without a length, or
 //! longer than `max_upload_bytes`, is refused before it reserves anything (411, 413); since
 //! `max_upload_bytes` may not exceed the budget, every admissible request fits. A request that
 //! finds the budget spent waits up to `upload_wait`, then gets 503 `busy` with `Retry-After`;
