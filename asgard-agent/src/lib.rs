@@ -63,6 +63,10 @@ mod session;
 mod state;
 mod timefmt;
 
+/// Entry points of the fuzz targets in `fuzz/` (see `docs/FUZZING.md`); not an API.
+#[doc(hidden)]
+pub mod fuzzing;
+
 // The binary's setup, before a command runs.
 pub use config::{Config, ConfigError};
 pub use platform::{WINDOWS, default_state_dir, real_env};

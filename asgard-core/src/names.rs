@@ -103,7 +103,13 @@ pub fn normalize_code(typed: &str) -> Option<String> {
         .filter(|c| !matches!(c, '-' | ' ' | '\t'))
         .map(|c| c.to_ascii_uppercase())
         .collect();
-    if chars.len() != CODE_LEN || !chars.iter().all(|c| CODE_CHARS.contains(&(*c as u8))) {
+    // `is_ascii` first: `c as u8` keeps only the low byte, which would let `Ł` (U+0141) pass as
+    // `A` (found by the `protocol` fuzz target).
+    if chars.len() != CODE_LEN
+        || !chars
+            .iter()
+            .all(|c| c.is_ascii() && CODE_CHARS.contains(&(*c as u8)))
+    {
         return None;
     }
     let mut out = String::with_capacity(CODE_LEN + 1);
@@ -119,6 +125,19 @@ pub fn normalize_code(typed: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_code_with_a_letter_outside_ascii_is_no_code() {
+        // U+0141, U+0241, U+0132 and U+0433 have the low bytes of `A`, `A`, `2` and `3`.
+        for typed in [
+            "\u{141}AAA-AAAA",
+            "AAAA-AAA\u{241}",
+            "\u{132}\u{433}AA AAAA",
+        ] {
+            assert_eq!(normalize_code(typed), None, "{typed:?}");
+        }
+        assert_eq!(normalize_code("k7mq 4xtd").as_deref(), Some("K7MQ-4XTD"));
+    }
 
     #[test]
     fn case_space_and_composition_variants_are_one_name() {

@@ -29,6 +29,10 @@ pub mod service;
 pub mod store;
 pub use ops::{gc, verify};
 
+/// Entry points of the fuzz targets in `fuzz/` (see `docs/FUZZING.md`); not an API.
+#[doc(hidden)]
+pub mod fuzzing;
+
 mod api;
 mod control;
 mod lock;
