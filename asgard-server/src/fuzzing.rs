@@ -425,7 +425,9 @@ fn list_invariants(q: ListQuery) {
     if let Some(d) = &q.device {
         name_invariants(d);
     }
-    if let Ok(p) = crate::api::list::params(q, 1) {
+    // The cursor's device id passes the same keyed permutation as in the server (fixed key here).
+    let devices = crate::api::ids::Perm::new(&[7; 32], crate::api::ids::Kind::Device, 1);
+    if let Ok(p) = crate::api::list::params(q, 1, &devices) {
         assert!((1..=asgard_core::protocol::MAX_LIST_LIMIT as usize).contains(&p.limit));
     }
 }
