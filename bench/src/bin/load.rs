@@ -255,7 +255,11 @@ fn main() {
         String::from("# the load test's server; defaults otherwise\nregistration: open\n");
     // All agents register from 127.0.0.1: raise the per-address registration limits (a
     // `--config-extra 'limits: ...'` replaces this line).
-    if !o.config_extra.iter().any(|l| l.trim_start().starts_with("limits:")) {
+    if !o
+        .config_extra
+        .iter()
+        .any(|l| l.trim_start().starts_with("limits:"))
+    {
         yaml.push_str(
             "limits: {login_burst: 200, new_users_per_hour: 200, registrations_per_hour: 400}\n",
         );
