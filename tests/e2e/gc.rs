@@ -174,7 +174,7 @@ struct Log {
 #[test]
 fn backups_while_gc_runs_with_zero_grace_lose_nothing() {
     let mut server =
-        Server::start_with_config(Some("keep_versions: 1\ngc_grace: 0s\ngc_interval: 5ms\n"));
+        Server::start_keeping_log(Some("keep_versions: 1\ngc_grace: 0s\ngc_interval: 5ms\n"));
     let server_log = drain_stderr(&mut server);
     let mut agents = [
         Agent::new("anna", &server),

@@ -32,6 +32,16 @@ impl Server {
     /// Starts a server whose config file holds `yaml` and, unless `yaml` sets its own,
     /// `metrics_token: METRICS_TOKEN`.
     pub fn start_with_config(yaml: Option<&str>) -> Server {
+        Self::start_inner(yaml, true)
+    }
+
+    /// Like [`Server::start_with_config`], but the server's stderr (its log) stays in
+    /// `child.stderr` for the test to read; the test must keep reading it.
+    pub fn start_keeping_log(yaml: Option<&str>) -> Server {
+        Self::start_inner(yaml, false)
+    }
+
+    fn start_inner(yaml: Option<&str>, drain: bool) -> Server {
         let data = tempfile::tempdir().unwrap();
         let mut text = yaml.unwrap_or_default().to_owned();
         if !text.contains("metrics_token") {
@@ -46,7 +56,9 @@ impl Server {
         let data_dir = data.path().join("data");
         let (mut child, url) =
             spawn_server(&data_dir, config.as_deref(), "127.0.0.1:0").expect("server starts");
-        drain_stderr(&mut child);
+        if drain {
+            drain_stderr(&mut child);
+        }
         Server {
             child: Some(child),
             data,
