@@ -8,6 +8,7 @@
 //! - [`stored`]: the stored form of a chunk (zstd frame or raw bytes behind a one-byte header) and its
 //!   size-bounded, hash-checked decoder;
 //! - [`RawPath`]: a path exactly as it was on the device, including names that are not valid UTF-8;
+//! - [`meta`]: owners, extended attributes, hard-link groups and creation times of entries;
 //! - [`protocol`]: every type that crosses the wire between agent and server;
 //! - [`frames`]: the framed binary body of a batched chunk fetch and its bounded decoder;
 //! - [`names`]: user and device names in normal form, their confusable skeletons, enrollment codes;
@@ -22,6 +23,7 @@ pub mod fmt;
 pub mod frames;
 pub mod id;
 pub mod lang;
+pub mod meta;
 pub mod names;
 pub mod path;
 pub mod plan;

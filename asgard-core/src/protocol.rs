@@ -6,9 +6,9 @@
 //! | `POST /api/devices/approve` | [`ApproveRequest`] | [`ApproveResponse`] |
 //! | `POST /api/check` | [`CheckRequest`] | [`CheckResponse`] |
 //! | `POST /api/upload` | `multipart/form-data`, one part per chunk: name = chunk id (hex), body = [`crate::stored`] form | [`UploadResponse`] |
-//! | `POST /api/commit` | [`CommitRequest`]: entries of kind `file`, `symlink` or `deleted` ([`CommitEntry`]) | [`CommitResponse`], or 409 [`ErrorBody`] with `missing` |
-//! | `GET /api/list` | query [`ListQuery`] | [`ListResponse`]; each version has a `kind` (`file` or `symlink`, with `symlink_target`) |
-//! | `POST /api/restore` | [`RestoreRequest`] | the plaintext (`application/octet-stream`, `Range` supported); 400 for a symlink version (its target is in the listing) |
+//! | `POST /api/commit` | [`CommitRequest`]: entries of kind `file`, `symlink`, `dir` or `deleted` ([`CommitEntry`]) | [`CommitResponse`], or 409 [`ErrorBody`] with `missing` |
+//! | `GET /api/list` | query [`ListQuery`] | [`ListResponse`]; each version has a `kind` (`file`, `symlink` with `symlink_target`, or `dir`) and its [`EntryMeta`] |
+//! | `POST /api/restore` | [`RestoreRequest`] | the plaintext (`application/octet-stream`, `Range` supported); 400 for a symlink or folder version (all they hold is in the listing) |
 //! | `GET /api/chunks/{id}` | – | one chunk in stored form |
 //! | `POST /api/manifest` | [`ManifestRequest`] | [`ManifestResponse`]: the chunk lists of the caller's own versions |
 //! | `POST /api/fetch` | [`FetchRequest`] | `application/octet-stream`: one frame per requested chunk, in order (format in [`crate::frames`]); 404 if the user may not read one of them |
@@ -20,10 +20,18 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::meta::{Blob, EntryMeta, Xattr};
 use crate::{ChunkId, ChunkParams, RawPath};
 
-/// The protocol version; the server refuses a login with a different one.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version this build speaks. Version 2 (issue 12) added folder entries
+/// ([`CommitEntry::Dir`]), [`EntryMeta`] on every entry and version, metadata-only versions
+/// ([`VersionInfo::meta_only`]). A server accepts every version from [`MIN_PROTOCOL_VERSION`] to
+/// its own (new fields are optional in JSON, so an older agent's requests read unchanged) and
+/// refuses a newer one; an agent refuses a server that answers with an older one when it needs
+/// the newer fields.
+pub const PROTOCOL_VERSION: u32 = 2;
+/// The oldest protocol version a server of this build accepts.
+pub const MIN_PROTOCOL_VERSION: u32 = 1;
 
 /// At most this many ids in one `check` request.
 pub const MAX_CHECK_IDS: usize = 10_000;
@@ -159,6 +167,9 @@ pub struct FileMeta {
     pub params: ChunkParams,
     /// The chunks in order; their lengths add up to `size`.
     pub chunks: Vec<ChunkRef>,
+    /// Owner, extended attributes, hard-link group, creation time (protocol 2; absent: unknown).
+    #[serde(default, skip_serializing_if = "EntryMeta::is_empty")]
+    pub ext: EntryMeta,
 }
 
 impl FileMeta {
@@ -168,7 +179,11 @@ impl FileMeta {
     }
 }
 
-/// One entry of a commit: a new file version, a symbolic link, or a deletion marker.
+/// One entry of a commit: a new file version, a symbolic link, a folder, or a deletion marker.
+///
+/// An entry whose content (hash and size, the link target; a folder has none) equals the newest
+/// version's but whose metadata (mtime, mode, attributes, [`EntryMeta`]) differs is stored as a
+/// metadata-only version: it does not count against `keep_versions` (see the server's retention).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CommitEntry {
@@ -183,7 +198,26 @@ pub enum CommitEntry {
         target: RawPath,
         /// The link's own modification time, nanoseconds since the Unix epoch.
         mtime_ns: i64,
+        /// The link's owner (protocol 2; absent: unknown).
+        #[serde(default, skip_serializing_if = "EntryMeta::is_empty")]
+        meta: EntryMeta,
     },
+    /// A folder (protocol 2): recorded so that empty folders come back and each folder gets its
+    /// mode, owner, times and attributes back after its contents are restored.
+    Dir {
+        path: RawPath,
+        /// Nanoseconds since the Unix epoch.
+        mtime_ns: i64,
+        /// Unix mode bits, setuid/setgid/sticky included (0 where unknown).
+        #[serde(default)]
+        mode: u32,
+        /// Windows file attributes (0 where unknown).
+        #[serde(default)]
+        attributes: u32,
+        #[serde(default, skip_serializing_if = "EntryMeta::is_empty")]
+        meta: EntryMeta,
+    },
+    /// A deletion marker: the path (file, link or folder) is gone.
     Deleted {
         path: RawPath,
     },
@@ -194,6 +228,7 @@ impl CommitEntry {
         match self {
             CommitEntry::File { path, .. }
             | CommitEntry::Symlink { path, .. }
+            | CommitEntry::Dir { path, .. }
             | CommitEntry::Deleted { path } => path,
         }
     }
@@ -231,7 +266,11 @@ pub enum CommitOutcome {
 /// Result for one commit entry, in request order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitResult {
+    /// A metadata-only version (see [`CommitEntry`]) is reported as `changed` with `meta_only`.
     pub outcome: CommitOutcome,
+    /// The new version changed only metadata (protocol 2; absent = false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub meta_only: bool,
     /// The version this path now has as newest (the new one, or the unchanged one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_id: Option<u64>,
@@ -279,6 +318,8 @@ pub enum VersionKind {
     File,
     /// A symbolic link: see `symlink_target`.
     Symlink,
+    /// A folder (protocol 2).
+    Dir,
 }
 
 /// One retained version of a path.
@@ -301,6 +342,14 @@ pub struct VersionInfo {
     /// The link target of a `symlink` version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symlink_target: Option<RawPath>,
+    /// Owner, extended attributes, hard-link group, creation time (protocol 2; absent: unknown,
+    /// as for every version committed before them).
+    #[serde(default, skip_serializing_if = "EntryMeta::is_empty")]
+    pub meta: EntryMeta,
+    /// This version changed only metadata: its content equals the version before it, and it does
+    /// not count against `keep_versions` (protocol 2; absent = false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub meta_only: bool,
 }
 
 /// A path and its retained versions, newest first.
@@ -526,7 +575,10 @@ mod tests {
                 id: ChunkId::of(b"abc"),
                 len: 3,
             }],
+            ext: EntryMeta::default(),
         };
+        // Without metadata, a file entry looks exactly like protocol 1's.
+        assert!(!serde_json::to_string(&meta).unwrap().contains("ext"));
         assert!(meta.lengths_add_up());
         let e = CommitEntry::File {
             path: RawPath(b"/caf\xe9".to_vec()),
@@ -538,11 +590,47 @@ mod tests {
             path: RawPath::from("/l"),
             target: RawPath::from("../t"),
             mtime_ns: 5,
+            meta: EntryMeta::default(),
         };
         assert_eq!(
             serde_json::to_string(&e).unwrap(),
             r#"{"kind":"symlink","path":"/l","target":"../t","mtime_ns":5}"#
         );
+        let e = CommitEntry::Dir {
+            path: RawPath::from("/d"),
+            mtime_ns: 7,
+            mode: 0o40750,
+            attributes: 0,
+            meta: EntryMeta {
+                uid: Some(0),
+                owner: Some("root".into()),
+                ..EntryMeta::default()
+            },
+        };
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"dir","path":"/d","mtime_ns":7,"mode":16872,"attributes":0,"meta":{"uid":0,"owner":"root"}}"#
+        );
+        assert_eq!(serde_json::from_str::<CommitEntry>(&json).unwrap(), e);
+    }
+
+    /// A protocol-1 commit result and version still read; a metadata-only flag that is false is
+    /// not sent.
+    #[test]
+    fn protocol_1_results_and_versions_read() {
+        let r: CommitResult =
+            serde_json::from_str(r#"{"outcome":"changed","version_id":3}"#).unwrap();
+        assert!(!r.meta_only);
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"outcome":"changed","version_id":3}"#
+        );
+        let v: VersionInfo = serde_json::from_str(
+            r#"{"id":1,"time_us":2,"size":0,"mtime_ns":0,"mode":0,"attributes":0,"deleted":false,"kind":"symlink","symlink_target":"x"}"#,
+        )
+        .unwrap();
+        assert!(v.meta.is_empty() && !v.meta_only);
     }
 
     #[test]

@@ -129,6 +129,7 @@ pub(crate) fn file(path: &str, parts: &[&[u8]]) -> CommitEntry {
             mtime_ns: 1,
             mode: 0o644,
             attributes: 0,
+            ext: Default::default(),
             hash: ChunkId::of(&all),
             params: ChunkParams::default(),
             chunks: parts

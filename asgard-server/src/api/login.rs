@@ -1,7 +1,7 @@
 //! `POST /api/login`: register a device or authenticate it.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use asgard_core::protocol::{LoginRequest, LoginResponse, PROTOCOL_VERSION};
+use asgard_core::protocol::{LoginRequest, LoginResponse, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 
 use super::throttle::Throttle;
 use super::{ApiError, AppState, bearer, blocking, refused};
@@ -24,7 +24,9 @@ pub(crate) async fn login(
         },
     );
     bounds::login(&body, &state.config.limits)?;
-    if body.protocol_version != PROTOCOL_VERSION {
+    // Every field a newer protocol added is optional, so an older agent's requests read as they
+    // always did (see `asgard_core::protocol::PROTOCOL_VERSION`).
+    if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&body.protocol_version) {
         return Err(ApiError::ProtocolVersion(body.protocol_version));
     }
     for (what, name) in [("user", &body.user), ("device", &body.device)] {

@@ -230,6 +230,8 @@ impl VersionRec {
                 VersionKind::File
             },
             symlink_target: self.symlink_target.clone().map(RawPath),
+            meta: Default::default(),
+            meta_only: false,
         }
     }
 

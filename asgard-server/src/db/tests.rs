@@ -305,6 +305,7 @@ fn symlink(path: &str, target: &str) -> CommitEntry {
         path: RawPath::from(path),
         target: RawPath::from(target),
         mtime_ns: 7,
+        meta: Default::default(),
     }
 }
 

@@ -151,6 +151,7 @@ impl Db {
                         path,
                         target,
                         mtime_ns,
+                        ..
                     } => Some((
                         newest.as_ref().is_some_and(|(_, v)| {
                             !v.deleted && v.symlink_target.as_ref() == Some(&target.0)
@@ -171,11 +172,22 @@ impl Db {
                             symlink_target: Some(target.0.clone()),
                         },
                     )),
+                    // Folders are recorded from protocol 2 on; until the store keeps them (issue
+                    // 12, in progress) they are accepted and not stored.
+                    CommitEntry::Dir { .. } => {
+                        results.push(CommitResult {
+                            outcome: CommitOutcome::Unchanged,
+                            meta_only: false,
+                            version_id: None,
+                        });
+                        continue;
+                    }
                     CommitEntry::Deleted { .. } => None,
                 };
                 let result = match content {
                     Some((true, _)) => {
                         results.push(CommitResult {
+                            meta_only: false,
                             outcome: CommitOutcome::Unchanged,
                             version_id: newest.as_ref().map(|(id, _)| *id),
                         });
@@ -194,6 +206,7 @@ impl Db {
                         prec.versions.push(id);
                         pruned += apply_retention(&mut prec, &mut versions, &mut chunks, keep)?;
                         CommitResult {
+                            meta_only: false,
                             outcome,
                             version_id: Some(id),
                         }
@@ -219,12 +232,14 @@ impl Db {
                             versions.insert(id, enc(&rec)?.as_slice())?;
                             prec.versions.push(id);
                             CommitResult {
+                                meta_only: false,
                                 outcome: CommitOutcome::Deleted,
                                 version_id: Some(id),
                             }
                         }
                         _ => {
                             results.push(CommitResult {
+                                meta_only: false,
                                 outcome: CommitOutcome::AlreadyDeleted,
                                 version_id: newest.as_ref().map(|(id, _)| *id),
                             });

@@ -83,6 +83,7 @@ fn file_meta() -> FileMeta {
                 len: 2,
             },
         ],
+        ext: Default::default(),
     }
 }
 
@@ -181,6 +182,7 @@ pub fn seeds() -> Vec<Seed> {
                 path: RawPath::from("/home/alice/sl"),
                 target: RawPath::from("../etc"),
                 mtime_ns: 5,
+                meta: Default::default(),
             },
             CommitEntry::Deleted {
                 path: RawPath::from("/home/alice/alt.txt"),

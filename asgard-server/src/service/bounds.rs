@@ -305,6 +305,7 @@ mod tests {
                 mtime_ns: 0,
                 mode: 0,
                 attributes: 0,
+                ext: Default::default(),
                 hash: ChunkId::of(b"xxxx"),
                 params: ChunkParams::default(),
                 chunks: refs,

@@ -206,6 +206,7 @@ impl Reader {
             path: raw,
             target,
             mtime_ns: facts.mtime_ns,
+            meta: Default::default(),
         };
         self.send_entry(entry, note)
     }
@@ -370,6 +371,7 @@ pub(crate) fn read_file(
             hash: hasher.finalize().into(),
             params,
             chunks,
+            ext: Default::default(),
         },
         facts,
     ))

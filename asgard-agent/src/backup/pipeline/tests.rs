@@ -93,6 +93,7 @@ impl Remote for Fake {
         for e in &req.entries {
             s.committed.push(e.path().clone());
             results.push(CommitResult {
+                meta_only: false,
                 outcome: CommitOutcome::New,
                 version_id: Some(s.committed.len() as u64),
             });
@@ -148,6 +149,7 @@ fn feed(files: u64, tx: mpsc::Sender<Item>, budget: MemoryBudget) -> u64 {
                 mtime_ns: 1,
                 mode: 0o644,
                 attributes: 0,
+                ext: Default::default(),
                 hash: ChunkId::of(&f.to_le_bytes()),
                 params: ChunkParams::default(),
                 chunks,
@@ -300,6 +302,7 @@ async fn the_committer_keeps_taking_entries_while_commits_are_in_flight() {
                     mtime_ns: 1,
                     mode: 0o644,
                     attributes: 0,
+                    ext: Default::default(),
                     hash: ChunkId::of(b""),
                     params: ChunkParams::default(),
                     chunks: Vec::new(),

@@ -21,6 +21,7 @@ fn entry(size: u64, lens: &[u32], hash: ChunkId) -> CommitEntry {
             mtime_ns: 0,
             mode: 0,
             attributes: 0,
+            ext: Default::default(),
             hash,
             params: ChunkParams::default(),
             chunks: lens
