@@ -50,6 +50,9 @@ mod cache;
 mod client;
 mod config;
 mod list;
+// Used by the backup and the restore of owners (issue 12, in progress).
+#[allow(dead_code)]
+mod owners;
 mod plan;
 mod platform;
 mod present;
