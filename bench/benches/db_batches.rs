@@ -87,6 +87,7 @@ fn commit(c: &mut Criterion) {
                             mtime_ns: i as i64,
                             mode: 0o644,
                             attributes: 0,
+                            ext: Default::default(),
                             hash: chunk_id(u64::MAX - i),
                             params: ChunkParams::default(),
                             chunks: [i % POOL, (i * 7 + 1) % POOL]

@@ -52,6 +52,7 @@ pub fn build_index(dir: &std::path::Path, n: u64) -> (Db, Auth) {
                     mtime_ns: 0,
                     mode: 0o644,
                     attributes: 0,
+                    ext: Default::default(),
                     hash: chunk_id(u64::MAX - (f * 100 + k) as u64),
                     params: ChunkParams::default(),
                     chunks: ids

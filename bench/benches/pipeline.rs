@@ -38,6 +38,7 @@ impl Remote for Sink {
                 .entries
                 .iter()
                 .map(|_| CommitResult {
+                    meta_only: false,
                     outcome: CommitOutcome::New,
                     version_id: Some(1),
                 })

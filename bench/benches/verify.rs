@@ -109,6 +109,7 @@ fn build(dir: &Path, n: usize) -> (Db, LocalStore) {
                         mtime_ns: 1,
                         mode: 0o644,
                         attributes: 0,
+                        ext: Default::default(),
                         hash: whole.finalize().into(),
                         params: ChunkParams::default(),
                         chunks: std::mem::take(&mut refs),

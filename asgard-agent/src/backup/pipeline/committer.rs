@@ -55,6 +55,8 @@ pub struct UploadStats {
 
 /// The committer's input.
 #[derive(Debug)]
+// Moved once or twice per entry; boxing would cost an allocation per file instead.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum ToCommit {
     /// An entry that `after` chunks preceded.
     Entry {

@@ -75,6 +75,8 @@ use crate::cache::FilesCache;
 /// What the reader hands on: a new chunk, or a file's (or link's, or deletion's) entry, which
 /// comes after the chunks it references.
 #[derive(Debug)]
+// Moved once or twice per entry; boxing would cost an allocation per file instead.
+#[allow(clippy::large_enum_variant)]
 pub enum Item {
     Chunk {
         id: ChunkId,

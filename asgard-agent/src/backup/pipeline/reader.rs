@@ -300,6 +300,8 @@ impl Reader {
     }
 }
 
+// Moved once or twice per entry; boxing would cost an allocation per file instead.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum ReadOutcome {
     /// The content and the facts of the file as it was read.
     Done(FileMeta, Facts),
