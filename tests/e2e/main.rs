@@ -27,6 +27,7 @@ mod packed;
 // The agent reports its peak RSS on Linux only.
 #[cfg(target_os = "linux")]
 mod pipeline;
+mod records;
 mod restorepipe;
 mod scan;
 mod verify;

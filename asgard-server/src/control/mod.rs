@@ -162,4 +162,40 @@ mod tests {
         let path = out.result["chunks"][0]["path"].as_str().unwrap();
         assert!(path.starts_with(elsewhere.to_str().unwrap()), "{path}");
     }
+
+    /// A database of a newer schema is refused with a message in the configured language that
+    /// says what to do, and is left as it was.
+    #[test]
+    fn a_database_of_a_newer_server_is_refused_in_plain_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        drop(open_db(&config, Lang::De).unwrap());
+        let path = config.data_dir.join("asgard.redb");
+        let newer = crate::db::CURRENT_SCHEMA_VERSION + 1;
+        // The on-disk contract: the counter table `meta`, key `schema_version`.
+        let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
+        {
+            let db = redb::Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(meta)
+                .unwrap()
+                .insert("schema_version", newer)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let de = format!("{:#}", open_db(&config, Lang::De).err().unwrap());
+        assert!(
+            de.contains(&format!("Schema-Version {newer}")) && de.contains("neueren"),
+            "{de}"
+        );
+        let en = format!("{:#}", open_db(&config, Lang::En).err().unwrap());
+        assert!(
+            en.contains("written by a newer AsgardBackup version"),
+            "{en}"
+        );
+        assert!(en.contains(path.to_str().unwrap()), "{en}");
+    }
 }

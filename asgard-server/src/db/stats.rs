@@ -57,7 +57,7 @@ pub struct FullStats {
     pub last_verify: Option<serde_json::Value>,
 }
 
-/// The leading fields of a postcard-encoded [`super::VersionRec`] (of either record shape): the
+/// The leading fields of a postcard-encoded [`super::VersionRec`] (of any of its shapes): the
 /// scan decodes only up to `size` and skips the chunk list.
 #[derive(Deserialize)]
 struct VersionHead<'a> {

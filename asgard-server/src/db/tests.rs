@@ -1054,3 +1054,89 @@ fn a_chmod_after_four_content_versions_keeps_all_four() {
     assert_eq!(r.pruned_versions, 1);
     assert_eq!(refcount(&db, &contents[0]), 0);
 }
+
+/// The same history committed with `keep` 3, and committed with a large `keep` and then pruned
+/// by the GC's pass with 3, leaves the same versions (and the same chunk references).
+#[test]
+fn gc_pruning_pass_agrees_with_commit_retention() {
+    let history: Vec<CommitEntry> = {
+        let mut h = Vec::new();
+        for c in 0..5u32 {
+            let content = format!("c{c}");
+            for m in 0..(c + 2) {
+                let parts: &[&[u8]] = &[content.as_bytes()];
+                h.push(file_with(
+                    "/f",
+                    parts,
+                    0o100600 + m,
+                    1,
+                    EntryMeta::default(),
+                ));
+                h.push(dir("/d", 0o40700 + m, i64::from(c)));
+            }
+            if c == 2 {
+                h.push(CommitEntry::Deleted {
+                    path: RawPath::from("/d"),
+                });
+            }
+        }
+        h
+    };
+    /// Per path: (mode, metadata-only, deleted) of each version, newest first.
+    type Snapshot = Vec<(String, Vec<(u32, bool, bool)>)>;
+    let snapshot = |db: &Db, a: &Auth| -> Snapshot {
+        all_versions(db, a, None)
+            .into_iter()
+            .map(|f| {
+                let v = f
+                    .versions
+                    .iter()
+                    .map(|v| (v.mode, v.meta_only, v.deleted))
+                    .collect();
+                (f.path.to_string(), v)
+            })
+            .collect()
+    };
+    let run = |keep: u32| {
+        let (d, db) = open();
+        let (_, a) = register(&db, "anna", "pc");
+        for c in 0..5 {
+            upload(&db, &a, &[format!("c{c}").as_bytes()]);
+        }
+        for e in &history {
+            commit(&db, &a, std::slice::from_ref(e), keep);
+        }
+        (d, db, a)
+    };
+    let (_d1, by_commit, a1) = run(3);
+    let (_d2, by_gc, a2) = run(100);
+    assert_ne!(snapshot(&by_commit, &a1), snapshot(&by_gc, &a2));
+    let rules = RetentionRules {
+        keep_versions: 3,
+        deleted_keep_us: i64::MAX / 2,
+        now_us: now_us(),
+    };
+    let batch = by_gc.prune_scan(None, 100, rules).unwrap();
+    assert_eq!(batch.prune.len(), 2);
+    let (dropped, removed) = by_gc.prune_paths(&batch.prune, rules).unwrap();
+    assert_eq!((dropped, removed), (batch.versions, 0));
+    assert_eq!(snapshot(&by_commit, &a1), snapshot(&by_gc, &a2));
+    for c in 0..5 {
+        let data = format!("c{c}");
+        assert_eq!(
+            refcount(&by_commit, data.as_bytes()),
+            refcount(&by_gc, data.as_bytes()),
+            "{data}"
+        );
+    }
+    // And the result is bounded: 3 groups of /f with at most 3 metadata-only versions each; /d
+    // has two groups (its content changes only where it was deleted), the marker between them.
+    let d = &snapshot(&by_commit, &a1)[0];
+    assert_eq!(d.0, "/d");
+    assert_eq!(d.1.iter().filter(|v| !v.1 && !v.2).count(), 2);
+    assert_eq!(d.1.len(), 4 + 1 + 4);
+    let f = &snapshot(&by_commit, &a1)[1];
+    assert_eq!(f.0, "/f");
+    assert_eq!(f.1.iter().filter(|v| !v.1).count(), 3);
+    assert_eq!(f.1.len(), 3 + 3 + 3 + 3);
+}

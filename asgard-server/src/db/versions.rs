@@ -595,3 +595,186 @@ pub(super) fn apply_retention(
     prec.versions = kept;
     Ok(pruned)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::Class::{Content as C, Marker as X, MetaOnly as M};
+    use super::*;
+
+    fn kept(classes: &[Class], keep: u32) -> Vec<Class> {
+        classes
+            .iter()
+            .zip(retention_drops(classes, keep))
+            .filter(|(_, d)| !d)
+            .map(|(c, _)| *c)
+            .collect()
+    }
+
+    /// The rule before metadata-only versions existed: the oldest content versions beyond
+    /// `keep`, then every marker older than the oldest retained content version.
+    fn old_rule(classes: &[Class], keep: u32) -> Vec<bool> {
+        let content = classes.iter().filter(|c| **c == C).count();
+        let mut excess = content.saturating_sub(keep as usize);
+        let mut content_kept = false;
+        classes
+            .iter()
+            .map(|c| {
+                if *c == X {
+                    !content_kept
+                } else if excess > 0 {
+                    excess -= 1;
+                    true
+                } else {
+                    content_kept = true;
+                    false
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn metadata_only_versions_do_not_count_against_keep() {
+        // Acceptance 3 of issue 12: four content versions and a chmod keep all five.
+        assert_eq!(kept(&[C, C, C, C, M], 4), [C, C, C, C, M]);
+        // A fifth content version drops the oldest group, its metadata-only versions with it.
+        assert_eq!(
+            retention_drops(&[C, M, M, C, C, C, C], 4),
+            [true, true, true, false, false, false, false]
+        );
+        // Inside a group, the head and the newest `keep` metadata-only versions stay.
+        assert_eq!(
+            retention_drops(&[C, M, M, M, M], 2),
+            [false, true, true, false, false]
+        );
+        assert_eq!(
+            retention_drops(&[C, M, M, C, M, M, M], 2),
+            [false, false, false, false, true, false, false]
+        );
+        // Markers: dropped when older than the oldest kept head.
+        assert_eq!(
+            retention_drops(&[C, M, X, C, X, C], 2),
+            [true, true, true, false, false, false]
+        );
+        assert_eq!(retention_drops(&[C, X], 1), [false, false]);
+        // A metadata-only version without a head (never written so) starts a group.
+        assert_eq!(retention_drops(&[M, M, C], 2), [false, false, false]);
+        assert_eq!(retention_drops(&[M, M, C], 1), [true, true, false]);
+        assert_eq!(retention_drops(&[X, M, C], 1), [true, true, false]);
+        assert!(retention_drops(&[], 4).is_empty());
+    }
+
+    /// A history as commit writes it: a metadata-only version or a marker only follows a live
+    /// version; after a marker comes content (or nothing).
+    fn history() -> impl Strategy<Value = Vec<Class>> {
+        prop::collection::vec(0u8..10, 0..60).prop_map(|picks| {
+            let mut out: Vec<Class> = Vec::new();
+            for p in picks {
+                let live = out.last().is_some_and(|c| *c != X);
+                out.push(match p {
+                    0..=2 => C,
+                    3..=7 if live => M,
+                    8 | 9 if live => X,
+                    _ => C,
+                });
+            }
+            out
+        })
+    }
+
+    fn any_classes() -> impl Strategy<Value = Vec<Class>> {
+        prop::collection::vec(prop_oneof![Just(C), Just(M), Just(X)], 0..40)
+    }
+
+    proptest! {
+        /// Without metadata-only versions the rule is the one before them.
+        #[test]
+        fn without_metadata_only_versions_nothing_changes(
+            classes in prop::collection::vec(prop_oneof![Just(C), Just(X)], 0..40),
+            keep in 1u32..6,
+        ) {
+            prop_assert_eq!(retention_drops(&classes, keep), old_rule(&classes, keep));
+        }
+
+        /// What stays: the newest `keep` content groups, each with its head and at most `keep`
+        /// metadata-only versions; the newest version always; applying it again drops nothing.
+        #[test]
+        fn retention_keeps_groups_and_bounds_metadata(
+            classes in history(),
+            keep in 1u32..6,
+        ) {
+            let drops = retention_drops(&classes, keep);
+            prop_assert_eq!(drops.len(), classes.len());
+            if let Some(last) = drops.last() {
+                prop_assert!(!last, "the newest version is kept");
+            }
+            let heads = classes.iter().filter(|c| **c == C).count();
+            let kept_heads = classes
+                .iter()
+                .zip(&drops)
+                .filter(|(c, d)| **c == C && !**d)
+                .count();
+            prop_assert_eq!(kept_heads, heads.min(keep as usize));
+            // Every content version newer than a kept one is kept, and a kept metadata-only
+            // version's head is kept.
+            let mut head_kept = false;
+            let mut meta_in_group = 0;
+            for (c, d) in classes.iter().zip(&drops) {
+                match c {
+                    C => {
+                        prop_assert!(!head_kept || !d, "a newer head was dropped");
+                        head_kept |= !d;
+                        meta_in_group = 0;
+                    }
+                    M => {
+                        if !d {
+                            prop_assert!(head_kept);
+                            meta_in_group += 1;
+                            prop_assert!(meta_in_group <= keep);
+                        }
+                    }
+                    X => {}
+                }
+            }
+            let once = kept(&classes, keep);
+            prop_assert!(!retention_drops(&once, keep).contains(&true));
+            prop_assert!(once.len() <= (keep as usize) * (keep as usize + 1) * 2 + 1);
+        }
+
+        /// Commit applies retention after every new version; the GC's pruning pass applies it
+        /// once to the whole path: both leave the same versions.
+        #[test]
+        fn retention_at_every_commit_equals_one_pass(classes in history(), keep in 1u32..6) {
+            let mut incremental: Vec<(usize, Class)> = Vec::new();
+            for (i, c) in classes.iter().enumerate() {
+                incremental.push((i, *c));
+                if *c != X {
+                    let cs: Vec<Class> = incremental.iter().map(|(_, c)| *c).collect();
+                    let drops = retention_drops(&cs, keep);
+                    let mut d = drops.into_iter();
+                    incremental.retain(|_| !d.next().unwrap());
+                }
+            }
+            let once: Vec<usize> = retention_drops(&classes, keep)
+                .into_iter()
+                .enumerate()
+                .filter(|(_, d)| !d)
+                .map(|(i, _)| i)
+                .collect();
+            // A path whose last version is a marker keeps what commit left (commit does not
+            // apply retention for a marker, and neither would the first pass change it).
+            let inc: Vec<usize> = incremental.iter().map(|(i, _)| *i).collect();
+            prop_assert_eq!(inc, once);
+        }
+
+        /// Any sequence, even one commit never writes: no panic, right length, idempotent.
+        #[test]
+        fn retention_is_total(classes in any_classes(), keep in 0u32..6) {
+            let drops = retention_drops(&classes, keep);
+            prop_assert_eq!(drops.len(), classes.len());
+            let once = kept(&classes, keep);
+            prop_assert_eq!(kept(&once, keep), once);
+        }
+    }
+}
