@@ -256,7 +256,7 @@ fn restore_gives_back_owners_modes_links_xattrs_and_acls_exactly() {
     let diff = rsync_differences(&["-aHAX", "--numeric-ids"], &src, &restored);
     assert!(diff.is_empty(), "restored tree differs:\n{diff}");
     // rsync compares contents by size and mtime; compare them byte for byte too.
-    let diff = rsync_differences(&["-rc"], &src, &restored);
+    let diff = rsync_differences(&["-rlc"], &src, &restored);
     assert!(diff.is_empty(), "restored contents differ:\n{diff}");
     // The sparse file came back sparse.
     let sparse = std::fs::metadata(restored.join("duenn.bin")).unwrap();
