@@ -316,7 +316,7 @@ fn folder_metadata(
     meta: &Applier,
     lang: Lang,
 ) -> FolderPass {
-    dirs.sort_by_key(|(d, _)| std::cmp::Reverse(d.components().count()));
+    deepest_first(&mut dirs);
     let mut pass = FolderPass {
         done: 0,
         failed: Vec::new(),
@@ -331,6 +331,11 @@ fn folder_metadata(
         }
     }
     pass
+}
+
+/// Sorts folders so that each comes after every folder below it.
+fn deepest_first<T>(dirs: &mut [(PathBuf, T)]) {
+    dirs.sort_by_key(|(d, _)| std::cmp::Reverse(d.components().count()));
 }
 
 /// The regular files of a restore, window by window.
@@ -450,4 +455,27 @@ fn next_window(
         window.extend(files.next());
     }
     window
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_get_their_metadata_after_everything_below_them() {
+        let mut dirs: Vec<(PathBuf, ())> = ["/t/a", "/t/a/b/c", "/t", "/t/z/y", "/t/a/b"]
+            .into_iter()
+            .map(|d| (PathBuf::from(d), ()))
+            .collect();
+        deepest_first(&mut dirs);
+        let pos = |p: &str| dirs.iter().position(|(d, _)| d == Path::new(p)).unwrap();
+        for (below, above) in [
+            ("/t/a/b/c", "/t/a/b"),
+            ("/t/a/b", "/t/a"),
+            ("/t/a", "/t"),
+            ("/t/z/y", "/t"),
+        ] {
+            assert!(pos(below) < pos(above), "{below} before {above}: {dirs:?}");
+        }
+    }
 }
