@@ -50,7 +50,8 @@ mod cache;
 mod client;
 mod config;
 mod list;
-// Used by the backup and the restore of owners (issue 12, in progress).
+// The restore uses the name → id side; the id → name side is the backup's (issue 12, in
+// progress).
 #[allow(dead_code)]
 mod owners;
 mod plan;

@@ -99,6 +99,10 @@ enum Command {
         /// Von einem anderen eigenen Gerät / from another device of yours
         #[arg(long, value_name = "NAME")]
         device: Option<String>,
+        /// Besitzer nach gesicherter Nummer statt nach Namen setzen (als root, wie tar) / owners
+        /// by recorded number, not by name (as root, like tar)
+        #[arg(long)]
+        numeric_owner: bool,
         /// Zusammenfassung als JSON / summary as JSON
         #[arg(long)]
         json: bool,
@@ -310,6 +314,7 @@ async fn run(ctx: &Ctx, command: Command, globals: Globals) -> anyhow::Result<Ex
             to,
             overwrite,
             device,
+            numeric_owner,
             json,
         } => {
             let args = commands::RestoreArgs {
@@ -319,6 +324,7 @@ async fn run(ctx: &Ctx, command: Command, globals: Globals) -> anyhow::Result<Ex
                 to,
                 overwrite,
                 device,
+                numeric_owner,
                 json,
             };
             commands::restore(ctx, args).await

@@ -113,7 +113,9 @@ pub(crate) fn system_time_to_ns(t: SystemTime) -> i64 {
     }
 }
 
-/// Nanoseconds since the epoch as a `SystemTime`.
+/// Nanoseconds since the epoch as a `SystemTime` (the Windows restore's file times; Unix sets
+/// them with `futimens`/`utimensat`).
+#[cfg_attr(not(windows), allow(dead_code))]
 pub(crate) fn ns_to_system_time(ns: i64) -> SystemTime {
     let abs = Duration::from_nanos(ns.unsigned_abs());
     if ns >= 0 {

@@ -14,6 +14,9 @@ mod crash;
 mod enroll;
 #[cfg(unix)]
 mod escape;
+// rsync, setfacl, setfattr and setpriv (Linux) judge the restore.
+#[cfg(target_os = "linux")]
+mod fidelity;
 mod foundation;
 mod gc;
 mod hostile;

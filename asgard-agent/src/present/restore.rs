@@ -1,6 +1,6 @@
 //! The texts of `restore`: per-file notes, refusals, chunk problems and the summary.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use asgard_core::fmt::bytes_short;
 use asgard_core::{ChunkId, Lang, RawPath};
@@ -10,6 +10,8 @@ use asgard_core::{ChunkId, Lang, RawPath};
 pub(crate) struct RestoreCounts {
     pub(crate) restored: u64,
     pub(crate) bytes: u64,
+    /// Folders created or given their metadata.
+    pub(crate) folders: u64,
     pub(crate) up_to_date: u64,
     pub(crate) deleted: u64,
     pub(crate) conflicts: u64,
@@ -18,10 +20,16 @@ pub(crate) struct RestoreCounts {
 
 /// The text summary after a restore.
 pub(crate) fn summary(c: &RestoreCounts, lang: Lang) -> String {
+    let folders = match (c.folders, lang) {
+        (0, _) => String::new(),
+        (n, Lang::De) => format!(", {n} Ordner"),
+        (1, Lang::En) => ", 1 folder".to_owned(),
+        (n, Lang::En) => format!(", {n} folders"),
+    };
     match lang {
         Lang::De => format!(
-            "Wiederhergestellt: {} Dateien ({}); bereits aktuell: {}; zu diesem Zeitpunkt \
-             gelöscht: {}; Konflikte: {}; Fehler: {}",
+            "Wiederhergestellt: {} Dateien ({}){folders}; bereits aktuell: {}; zu diesem \
+             Zeitpunkt gelöscht: {}; Konflikte: {}; Fehler: {}",
             c.restored,
             bytes_short(c.bytes),
             c.up_to_date,
@@ -30,8 +38,8 @@ pub(crate) fn summary(c: &RestoreCounts, lang: Lang) -> String {
             c.errors
         ),
         Lang::En => format!(
-            "Restored: {} files ({}); already up to date: {}; deleted at that time: {}; \
-             conflicts: {}; errors: {}",
+            "Restored: {} files ({}){folders}; already up to date: {}; deleted at that time: \
+             {}; conflicts: {}; errors: {}",
             c.restored,
             bytes_short(c.bytes),
             c.up_to_date,
@@ -235,6 +243,78 @@ pub(crate) fn outside_target(path: &Path, lang: Lang) -> String {
     )
 }
 
+/// What metadata of a restored entry could not be set.
+#[cfg_attr(
+    windows,
+    allow(dead_code, reason = "Windows restores no owners or xattrs")
+)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Part {
+    Owner,
+    Xattr,
+    Mode,
+    Time,
+}
+
+/// Why it could not be set.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Why {
+    /// EPERM, EACCES: the restoring user may not.
+    NotPermitted,
+    /// ENOTSUP: the target file system does not support it.
+    NotSupported,
+    /// Anything else (the system's message).
+    Other(String),
+}
+
+/// One kind of metadata failure: how often, and the first entry it happened to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Noted {
+    pub(crate) count: u64,
+    pub(crate) example: PathBuf,
+    /// The attribute's name for [`Part::Xattr`].
+    pub(crate) detail: Option<String>,
+}
+
+/// Metadata that could not be set on some restored entries (one line per kind of failure, with
+/// a count and the first entry it happened to): a warning, not an error.
+pub(crate) fn metadata_not_set(part: Part, why: &Why, n: &Noted, lang: Lang) -> String {
+    let what = match (part, &n.detail) {
+        (Part::Owner, _) => lang.pick("Besitzer", "owner").to_owned(),
+        (Part::Xattr, Some(name)) => match lang {
+            Lang::De => format!("erweiterte Attribute (z. B. {name})"),
+            Lang::En => format!("extended attributes (e.g. {name})"),
+        },
+        (Part::Xattr, None) => lang
+            .pick("erweiterte Attribute", "extended attributes")
+            .to_owned(),
+        (Part::Mode, _) => lang.pick("Zugriffsrechte", "permissions").to_owned(),
+        (Part::Time, _) => lang.pick("Zeitstempel", "times").to_owned(),
+    };
+    let why = match why {
+        Why::NotPermitted => lang.pick("nicht erlaubt", "not permitted").to_owned(),
+        Why::NotSupported => lang
+            .pick(
+                "vom Dateisystem des Ziels nicht unterstützt",
+                "not supported by the target's file system",
+            )
+            .to_owned(),
+        Why::Other(e) => e.clone(),
+    };
+    match lang {
+        Lang::De => format!(
+            "Warnung: {what} konnten bei {} Einträgen nicht gesetzt werden ({why}), z. B. {}",
+            n.count,
+            n.example.display()
+        ),
+        Lang::En => format!(
+            "Warning: {what} could not be set on {} entries ({why}), e.g. {}",
+            n.count,
+            n.example.display()
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +325,7 @@ mod tests {
         let c = RestoreCounts {
             restored: 2,
             bytes: 1536,
+            folders: 0,
             up_to_date: 1,
             deleted: 0,
             conflicts: 3,

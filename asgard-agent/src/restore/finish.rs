@@ -18,10 +18,10 @@ use asgard_core::{ChunkId, Lang};
 use serde::Serialize;
 
 use super::fetch::StatsSnapshot;
-use super::handles::{self, Place, Target};
+use super::handles::{Place, Target};
+use super::meta::Applier;
 use super::plan::{Done, Job, existing, reach};
-use super::write::HashState;
-use crate::platform;
+use super::write::{HashState, hash_reader};
 use crate::present::restore::{self as text, RestoreCounts};
 use crate::progress::Progress;
 
@@ -32,9 +32,15 @@ pub(crate) const SYNC_PER_WINDOW: bool = cfg!(target_os = "linux");
 /// The result for one job, in job order: `Ok` restored, `Err` the message.
 pub(crate) type Outcome = Result<(), String>;
 
-/// The file's last piece is in: checks size and hash against the version, sets mtime and mode,
-/// and (unless [`SYNC_PER_WINDOW`]) syncs it and renames it into place.
-pub(crate) fn complete(job: &Job, hash: &mut HashState, lang: Lang) -> anyhow::Result<()> {
+/// The file's last piece is in: checks size and hash against the version, sets its metadata
+/// (owner, extended attributes, mode, mtime: [`Applier::file`]), and (unless [`SYNC_PER_WINDOW`])
+/// syncs it and renames it into place.
+pub(crate) fn complete(
+    job: &Job,
+    hash: &mut HashState,
+    meta: &Applier,
+    lang: Lang,
+) -> anyhow::Result<()> {
     let expected = job
         .version
         .hash
@@ -48,8 +54,7 @@ pub(crate) fn complete(job: &Job, hash: &mut HashState, lang: Lang) -> anyhow::R
             text::content_mismatch(size, job.version.size, &got, lang)
         );
     }
-    file.set_modified(platform::ns_to_system_time(job.version.mtime_ns))?;
-    handles::apply_metadata(&file, job.version.mode, job.version.attributes)?;
+    meta.file(&file, &job.version, &job.dest, true)?;
     if !SYNC_PER_WINDOW {
         file.sync_all()?;
     }
@@ -104,14 +109,15 @@ pub(crate) fn sync_folders<'a>(jobs: impl Iterator<Item = &'a Job>, outcomes: &[
 }
 
 /// Restores a symbolic link with its exact target (the target itself is not touched), through
-/// the handles of its folders: a link on the way is not followed. The link's own mtime is not
-/// set: std has no call for that. Links come after every regular file, and no later write of the
-/// same restore follows one (see [`super::handles`]).
+/// the handles of its folders: a link on the way is not followed. The temp link gets the link's
+/// own owner and mtime ([`Applier::link`]) before its rename. Links come after every regular
+/// file, and no later write of the same restore follows one (see [`super::handles`]).
 pub(crate) fn restore_link(
     target: &Target,
     version: &VersionInfo,
     dest: &Path,
     overwrite: bool,
+    meta: &Applier,
     lang: Lang,
 ) -> anyhow::Result<Done> {
     let link_target = version
@@ -132,8 +138,59 @@ pub(crate) fn restore_link(
     place
         .create_temp_link(&link_target, dest)
         .with_context(|| text::symlink_failed(dest, lang))?;
+    meta.link(&place.dir, &place.temp_name(), version, dest);
     place.rename_temp()?;
     guard.0 = None;
+    Ok(Done::Restored)
+}
+
+/// Restores `dest` as a hard link to `first`, a file of the same restore that is in place and
+/// durable already (restored in an earlier window, or found up to date): the link is made at the
+/// temp name relative to the folder handles (no link followed), renamed into place, and its
+/// folder synced. What is at `dest` already is up to date when it is that file (or has the same
+/// content), else a conflict unless `--overwrite`.
+pub(crate) fn restore_hard_link(
+    target: &Target,
+    first: &Path,
+    version: &VersionInfo,
+    dest: &Path,
+    overwrite: bool,
+    lang: Lang,
+) -> anyhow::Result<Done> {
+    let from = match target.existing(first) {
+        Ok(place) => place,
+        Err(e) => anyhow::bail!("{}", e.describe(first, lang)),
+    };
+    let place = match reach(target, dest, lang)? {
+        Ok(place) => place,
+        Err(done) => return Ok(done),
+    };
+    if let Some(done) = existing(&place, overwrite, lang, |meta| {
+        if !meta.is_file() {
+            return Ok(false);
+        }
+        #[cfg(unix)]
+        {
+            use cap_fs_ext::MetadataExt;
+            if let Ok(first) = from.metadata()
+                && first.dev() == meta.dev()
+                && first.ino() == meta.ino()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(meta.len() == version.size
+            && version.hash.is_some()
+            && Some(hash_reader(place.open_read()?)?) == version.hash)
+    })? {
+        return Ok(done);
+    }
+    let mut guard = TempGuard(Some(&place));
+    place.create_temp_hard_link(&from)?;
+    place.rename_temp()?;
+    guard.0 = None;
+    #[cfg(unix)]
+    place.dir.sync()?;
     Ok(Done::Restored)
 }
 
@@ -153,6 +210,7 @@ impl Drop for TempGuard<'_> {
 pub(crate) struct Summary {
     pub(crate) files_restored: u64,
     pub(crate) bytes_restored: u64,
+    pub(crate) folders_restored: u64,
     pub(crate) up_to_date: u64,
     pub(crate) deleted: u64,
     pub(crate) conflicts: u64,
@@ -167,6 +225,7 @@ impl Summary {
         Summary {
             files_restored: c.restored,
             bytes_restored: c.bytes,
+            folders_restored: c.folders,
             up_to_date: c.up_to_date,
             deleted: c.deleted,
             conflicts: c.conflicts,

@@ -119,22 +119,34 @@ impl Target {
         self.reach(dest, false)
     }
 
+    /// The handle of the folder `dest`: the target itself, or a folder below it (created, with
+    /// its parents, when `create`). No link is followed on the way or at `dest`.
+    pub(crate) fn dir(&self, dest: &Path, create: bool) -> Result<Arc<Folder>, Blocked> {
+        self.folder(&self.parts(dest)?, create)
+    }
+
     fn reach(&self, dest: &Path, create: bool) -> Result<Place, Blocked> {
-        let outside = || Blocked::Outside(dest.to_owned());
-        let rel = dest.strip_prefix(&self.path).map_err(|_| outside())?;
-        let mut parts = Vec::new();
-        for c in rel.components() {
-            match c {
-                Component::Normal(name) => parts.push(name),
-                _ => return Err(outside()),
-            }
-        }
-        let (name, folders) = parts.split_last().ok_or_else(outside)?;
+        let parts = self.parts(dest)?;
+        let (name, folders) = parts
+            .split_last()
+            .ok_or_else(|| Blocked::Outside(dest.to_owned()))?;
         let dir = self.folder(folders, create)?;
         Ok(Place {
             dir,
             name: (*name).to_owned(),
         })
+    }
+
+    /// The names of `dest` below the target (none for the target itself).
+    fn parts<'a>(&self, dest: &'a Path) -> Result<Vec<&'a OsStr>, Blocked> {
+        let outside = || Blocked::Outside(dest.to_owned());
+        let rel = dest.strip_prefix(&self.path).map_err(|_| outside())?;
+        rel.components()
+            .map(|c| match c {
+                Component::Normal(name) => Ok(name),
+                _ => Err(outside()),
+            })
+            .collect()
     }
 
     fn cache(&self) -> MutexGuard<'_, HashMap<PathBuf, Arc<Folder>>> {
@@ -254,7 +266,7 @@ impl Place {
     }
 
     /// Creates the temp file, empty, with the recorded Windows attributes (hidden, system,
-    /// archive, not indexed); read-only follows in [`apply_metadata`], after the content. Whatever
+    /// archive, not indexed); read-only follows with the rest of the metadata (`restore::meta`), after the content. Whatever
     /// lies at the temp name from a crashed run (a link too) is removed first, not followed (on
     /// Windows, `CREATE_NEW` would also refuse a hidden leftover).
     ///
@@ -299,37 +311,19 @@ impl Place {
         self.dir.rename(&self.temp_name(), &self.name)
     }
 
+    /// Creates a hard link to the file `from` (a place whose file is in place and durable) at the
+    /// temp name; neither name's link is followed (`linkat` without `AT_SYMLINK_FOLLOW`).
+    pub(crate) fn create_temp_hard_link(&self, from: &Place) -> io::Result<()> {
+        self.remove_temp_quietly()?;
+        from.dir.hard_link(&from.name, &self.dir, &self.temp_name())
+    }
+
     /// Creates a symbolic link with exactly the target text `target` at the temp name. `dest` is
     /// the destination's full path (Windows: whether the target is a folder is judged from it).
     pub(crate) fn create_temp_link(&self, target: &Path, dest: &Path) -> io::Result<()> {
         self.remove_temp_quietly()?;
         self.dir.symlink(target, &self.temp_name(), dest)
     }
-}
-
-/// Mode bits (Unix) or the read-only bit (Windows) of a restored file, set through its open
-/// handle: setuid/setgid are not restored; 0 means unknown.
-pub(crate) fn apply_metadata(file: &std::fs::File, mode: u32, attributes: u32) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = attributes;
-        if mode != 0 {
-            file.set_permissions(std::fs::Permissions::from_mode(mode & 0o1777))?;
-        }
-    }
-    #[cfg(windows)]
-    {
-        let _ = mode;
-        if attributes & crate::platform::attr::READONLY != 0 {
-            let mut perms = file.metadata()?.permissions();
-            perms.set_readonly(true);
-            file.set_permissions(perms)?;
-        }
-    }
-    #[cfg(not(any(unix, windows)))]
-    let _ = (file, mode, attributes);
-    Ok(())
 }
 
 #[cfg(test)]

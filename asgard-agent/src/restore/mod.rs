@@ -56,6 +56,7 @@
 mod fetch;
 mod finish;
 mod handles;
+mod meta;
 mod plan;
 mod window;
 mod write;
@@ -66,16 +67,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
-use asgard_core::RawPath;
 use asgard_core::protocol::{ListQuery, VersionInfo};
+use asgard_core::{Lang, RawPath};
 
+use crate::client::Client;
 use crate::list::prefix_hex;
 use crate::present::restore as text;
 use crate::progress::Progress;
 use crate::session::{self, Ctx};
 use crate::timefmt::parse_at;
 use finish::{Out, Summary, Tally};
-use handles::Target;
+use handles::{Blocked, Target};
+use meta::Applier;
 use plan::{Done, Prepared, Selection, Skipped, WithManifest};
 use window::Restorer;
 
@@ -87,11 +90,14 @@ pub struct RestoreArgs {
     pub to: Option<PathBuf>,
     pub overwrite: bool,
     pub device: Option<String>,
+    /// Owners by their recorded numbers, never by name (as root; like tar's `--numeric-owner`).
+    pub numeric_owner: bool,
     /// Print the summary as JSON (messages go to stderr).
     pub json: bool,
 }
 
-/// Runs `restore`: plan, then the files window by window, then the links, then the summary.
+/// Runs `restore`: plan, the folders, then the files window by window, the hard links, the
+/// links, the folders' metadata (deepest first), then the summary.
 pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
     let lang = ctx.lang;
     let at_us = match &args.at {
@@ -152,11 +158,12 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
     // folder the user named (`--to`; in place the restored folder itself, followed as the backup
     // follows it; for a single file its folder).
     let root_dest = root.to_path_buf();
+    let mut dests = (chosen.files.iter().chain(&chosen.links).chain(&chosen.dirs))
+        .map(|(d, _)| d)
+        .chain(chosen.hard_links.iter().map(|h| &h.dest));
     let anchor = match &args.to {
         Some(to) => to.clone(),
-        None if (chosen.files.iter().chain(&chosen.links)).any(|(d, _)| *d != root_dest) => {
-            root_path.clone()
-        }
+        None if dests.any(|d| *d != root_dest) => root_path.clone(),
         None => root_path.parent().unwrap_or(&root_path).to_path_buf(),
     };
     let overwrite = args.overwrite;
@@ -165,88 +172,92 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
     })
     .await??;
     let target = Arc::new(target);
+    let meta = Arc::new(Applier::new(args.numeric_owner));
+
+    // Every chosen folder exists before the files (empty ones too); its metadata comes last.
+    let dirs = create_folders(&target, chosen.dirs, &mut t, &out).await?;
 
     let files = chosen.files;
-    progress.add_total(files.len() as u64, files.iter().map(|(_, v)| v.size).sum());
-    let mut restorer = Restorer::new(
-        session.client.clone(),
-        ctx.config.restore.parallel_requests,
-        lang,
-        progress.clone(),
-        target.clone(),
+    progress.add_total(
+        (files.len() + chosen.hard_links.len()) as u64,
+        files.iter().map(|(_, v)| v.size).sum(),
     );
-    let window_files = ctx.config.restore.window_files.max(1);
-    let mut files = files.into_iter().peekable();
-    loop {
-        let window = next_window(&mut files, window_files);
-        if window.is_empty() {
-            break;
+    let firsts: HashSet<PathBuf> = chosen.hard_links.iter().map(|h| h.first.clone()).collect();
+    let mut run = Files {
+        client: &session.client,
+        restorer: Restorer::new(
+            session.client.clone(),
+            ctx.config.restore.parallel_requests,
+            lang,
+            progress.clone(),
+            target.clone(),
+            meta.clone(),
+        ),
+        target: target.clone(),
+        meta: meta.clone(),
+        progress: progress.clone(),
+        out: &out,
+        overwrite,
+        lang,
+        window_files: ctx.config.restore.window_files.max(1),
+        firsts,
+        in_place: HashSet::new(),
+    };
+    run.restore(files, &mut t).await?;
+
+    // Hard links to files now in place and durable; where the first file of a group could not
+    // be restored, the others are restored as files of their own.
+    let mut alone = Vec::new();
+    for h in chosen.hard_links {
+        if !run.in_place.contains(&h.first) {
+            alone.push((h.dest, h.version));
+            continue;
         }
-        // What is at each destination already; folders and places for the rest.
-        let target = target.clone();
-        let checked = tokio::task::spawn_blocking(move || {
-            window
-                .into_iter()
-                .map(|(dest, v)| {
-                    let r = plan::prepare(&target, &dest, &v, overwrite, lang);
-                    (dest, v, r)
-                })
-                .collect::<Vec<_>>()
+        let (target, first, dest) = (target.clone(), h.first, h.dest);
+        let version = h.version;
+        let (r, dest) = tokio::task::spawn_blocking(move || {
+            let r = finish::restore_hard_link(&target, &first, &version, &dest, overwrite, lang);
+            (r, dest)
         })
         .await?;
-        let mut todo = Vec::new();
-        for (dest, version, r) in checked {
-            match r {
-                Ok(Prepared::Go(place)) => {
-                    todo.push((dest, place, version));
-                    continue;
-                }
-                Ok(Prepared::Done(done)) => t.count(done, &dest, &out),
-                Err(e) => t.error(&dest, &format!("{e:#}"), &out),
-            }
-            progress.add_done(1, version.size);
+        match r {
+            Ok(Done::Restored) => t.counts.restored += 1,
+            Ok(done) => t.count(done, &dest, &out),
+            Err(e) => t.error(&dest, &format!("{e:#}"), &out),
         }
-
-        // The chunk lists of the files to restore.
-        let mut jobs = Vec::with_capacity(todo.len());
-        for job in plan::jobs(&session.client, todo).await? {
-            match job {
-                WithManifest::Job(job) => jobs.push(job),
-                WithManifest::Unfit { dest, version, why } => {
-                    t.error(&dest, &text::unfit(why, version.id, lang), &out);
-                    progress.add_done(1, version.size);
-                }
-            }
-        }
-
-        let done: Vec<(PathBuf, u64)> = jobs
-            .iter()
-            .map(|j| (j.dest.clone(), j.version.size))
-            .collect();
-        let outcomes = restorer.run_window(jobs).await?;
-        for ((dest, size), outcome) in done.into_iter().zip(outcomes) {
-            match outcome {
-                Ok(()) => {
-                    t.counts.restored += 1;
-                    t.counts.bytes += size;
-                }
-                Err(e) => t.error(&dest, &e, &out),
-            }
-        }
+        progress.add_done(1, 0);
     }
+    if !alone.is_empty() {
+        progress.add_total(0, alone.iter().map(|(_, v)| v.size).sum());
+        run.firsts.clear();
+        run.restore(alone, &mut t).await?;
+    }
+    let stats = run.restorer.stats();
 
     for (dest, version) in &chosen.links {
-        match finish::restore_link(&target, version, dest, args.overwrite, lang) {
+        match finish::restore_link(&target, version, dest, args.overwrite, &meta, lang) {
             Ok(Done::Restored) => t.counts.restored += 1,
             Ok(done) => t.count(done, dest, &out),
             Err(e) => t.error(dest, &format!("{e:#}"), &out),
         }
     }
+
+    // The folders' metadata, deepest first, once everything in them is in place.
+    let (target2, meta2) = (target.clone(), meta.clone());
+    let errors =
+        tokio::task::spawn_blocking(move || folder_metadata(&target2, dirs, &meta2, lang)).await?;
+    t.counts.folders += errors.done;
+    for (dest, e) in errors.failed {
+        t.error(&dest, &e, &out);
+    }
     progress.finish();
+    for line in meta.warnings(lang) {
+        out.error(&line);
+    }
 
     let counts = t.counts;
     if args.json {
-        let summary = Summary::new(&counts, restorer.stats(), started.elapsed().as_secs_f64());
+        let summary = Summary::new(&counts, stats, started.elapsed().as_secs_f64());
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         println!("{}", text::summary(&counts, lang));
@@ -256,6 +267,169 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Creates every chosen folder below the target (a link in the way is not followed: the folder
+/// is skipped with a warning, or replaced with `--overwrite`); returns those that exist now,
+/// sorted by path.
+async fn create_folders(
+    target: &Arc<Target>,
+    mut dirs: Vec<(PathBuf, VersionInfo)>,
+    t: &mut Tally,
+    out: &Out,
+) -> anyhow::Result<Vec<(PathBuf, VersionInfo)>> {
+    dirs.sort_by(|a, b| a.0.cmp(&b.0));
+    let target = target.clone();
+    let lang = out.lang;
+    let made = tokio::task::spawn_blocking(move || {
+        dirs.into_iter()
+            .map(|(dest, v)| {
+                let r = target.dir(&dest, true).map(drop);
+                (dest, v, r)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    let mut ok = Vec::with_capacity(made.len());
+    for (dest, v, r) in made {
+        match r {
+            Ok(()) => ok.push((dest, v)),
+            Err(Blocked::Link(link)) => t.count(Done::Blocked(link), &dest, out),
+            Err(e) => t.error(&dest, &e.describe(&dest, lang), out),
+        }
+    }
+    Ok(ok)
+}
+
+/// What the folders' metadata pass did.
+struct FolderPass {
+    done: u64,
+    failed: Vec<(PathBuf, String)>,
+}
+
+/// Gives every restored folder its metadata, deepest first: a folder's restrictive mode is set
+/// only after everything below it is done. Failures to set a part are warnings
+/// ([`Applier::folder`]); a folder that cannot be reached any more is an error.
+fn folder_metadata(
+    target: &Target,
+    mut dirs: Vec<(PathBuf, VersionInfo)>,
+    meta: &Applier,
+    lang: Lang,
+) -> FolderPass {
+    deepest_first(&mut dirs);
+    let mut pass = FolderPass {
+        done: 0,
+        failed: Vec::new(),
+    };
+    for (dest, v) in dirs {
+        match target.dir(&dest, false) {
+            Ok(dir) => {
+                meta.folder(&dir, &v, &dest);
+                pass.done += 1;
+            }
+            Err(e) => pass.failed.push((dest.clone(), e.describe(&dest, lang))),
+        }
+    }
+    pass
+}
+
+/// Sorts folders so that each comes after every folder below it.
+fn deepest_first<T>(dirs: &mut [(PathBuf, T)]) {
+    dirs.sort_by_key(|(d, _)| std::cmp::Reverse(d.components().count()));
+}
+
+/// The regular files of a restore, window by window.
+struct Files<'a> {
+    client: &'a Client,
+    restorer: Restorer,
+    target: Arc<Target>,
+    meta: Arc<Applier>,
+    progress: Progress,
+    out: &'a Out,
+    overwrite: bool,
+    lang: Lang,
+    window_files: usize,
+    /// Files that others are hard-linked to: [`Files::in_place`] notes which of them are in
+    /// place (restored or up to date).
+    firsts: HashSet<PathBuf>,
+    in_place: HashSet<PathBuf>,
+}
+
+impl Files<'_> {
+    async fn restore(
+        &mut self,
+        files: Vec<(PathBuf, VersionInfo)>,
+        t: &mut Tally,
+    ) -> anyhow::Result<()> {
+        let (out, lang, overwrite) = (self.out, self.lang, self.overwrite);
+        let mut files = files.into_iter().peekable();
+        loop {
+            let window = next_window(&mut files, self.window_files);
+            if window.is_empty() {
+                break;
+            }
+            // What is at each destination already; folders and places for the rest.
+            let (target, meta) = (self.target.clone(), self.meta.clone());
+            let checked = tokio::task::spawn_blocking(move || {
+                window
+                    .into_iter()
+                    .map(|(dest, v)| {
+                        let r = plan::prepare(&target, &dest, &v, overwrite, &meta, lang);
+                        (dest, v, r)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await?;
+            let mut todo = Vec::new();
+            for (dest, version, r) in checked {
+                match r {
+                    Ok(Prepared::Go(place)) => {
+                        todo.push((dest, place, version));
+                        continue;
+                    }
+                    Ok(Prepared::Done(done)) => {
+                        if matches!(done, Done::UpToDate) && self.firsts.contains(&dest) {
+                            self.in_place.insert(dest.clone());
+                        }
+                        t.count(done, &dest, out)
+                    }
+                    Err(e) => t.error(&dest, &format!("{e:#}"), out),
+                }
+                self.progress.add_done(1, version.size);
+            }
+
+            // The chunk lists of the files to restore.
+            let mut jobs = Vec::with_capacity(todo.len());
+            for job in plan::jobs(self.client, todo).await? {
+                match job {
+                    WithManifest::Job(job) => jobs.push(job),
+                    WithManifest::Unfit { dest, version, why } => {
+                        t.error(&dest, &text::unfit(why, version.id, lang), out);
+                        self.progress.add_done(1, version.size);
+                    }
+                }
+            }
+
+            let done: Vec<(PathBuf, u64)> = jobs
+                .iter()
+                .map(|j| (j.dest.clone(), j.version.size))
+                .collect();
+            let outcomes = self.restorer.run_window(jobs).await?;
+            for ((dest, size), outcome) in done.into_iter().zip(outcomes) {
+                match outcome {
+                    Ok(()) => {
+                        t.counts.restored += 1;
+                        t.counts.bytes += size;
+                        if self.firsts.contains(&dest) {
+                            self.in_place.insert(dest);
+                        }
+                    }
+                    Err(e) => t.error(&dest, &e, out),
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// At most this many folders per window: each file of a window keeps its folder's handle open
@@ -281,4 +455,27 @@ fn next_window(
         window.extend(files.next());
     }
     window
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_get_their_metadata_after_everything_below_them() {
+        let mut dirs: Vec<(PathBuf, ())> = ["/t/a", "/t/a/b/c", "/t", "/t/z/y", "/t/a/b"]
+            .into_iter()
+            .map(|d| (PathBuf::from(d), ()))
+            .collect();
+        deepest_first(&mut dirs);
+        let pos = |p: &str| dirs.iter().position(|(d, _)| d == Path::new(p)).unwrap();
+        for (below, above) in [
+            ("/t/a/b/c", "/t/a/b"),
+            ("/t/a/b", "/t/a"),
+            ("/t/a", "/t"),
+            ("/t/z/y", "/t"),
+        ] {
+            assert!(pos(below) < pos(above), "{below} before {above}: {dirs:?}");
+        }
+    }
 }

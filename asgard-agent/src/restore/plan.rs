@@ -16,9 +16,10 @@ use asgard_core::path::{bytes_to_path, check_component};
 use asgard_core::protocol::{
     ListQuery, MAX_MANIFEST_IDS, VersionInfo, VersionKind, VersionManifest,
 };
-use asgard_core::{Lang, RawPath};
+use asgard_core::{ChunkId, Lang, RawPath};
 
 use super::handles::{Blocked, Meta, Place, Target, is_link};
+use super::meta::Applier;
 use super::write::hash_reader;
 use crate::client::Client;
 use crate::list::for_each_page;
@@ -84,13 +85,57 @@ pub(crate) enum Skipped {
     Refused(String),
 }
 
-/// The chosen (destination, version) of every regular file and every link, each once.
+/// The chosen (destination, version) of every regular file, link and folder, each once.
 #[derive(Default)]
 pub(crate) struct Chosen {
     /// Whether any version was chosen at all (deletion markers included).
     pub(crate) any: bool,
     pub(crate) files: Vec<(PathBuf, VersionInfo)>,
+    /// Files restored as hard links to another file of this restore (see [`split_hard_links`]).
+    pub(crate) hard_links: Vec<HardLink>,
     pub(crate) links: Vec<(PathBuf, VersionInfo)>,
+    /// Folders (versions committed before folders were recorded have none).
+    pub(crate) dirs: Vec<(PathBuf, VersionInfo)>,
+}
+
+/// A file restored as a hard link to the file at `first`, restored in the same run.
+pub(crate) struct HardLink {
+    pub(crate) dest: PathBuf,
+    pub(crate) first: PathBuf,
+    pub(crate) version: VersionInfo,
+}
+
+/// Splits the chosen files into those restored as files and those restored as hard links to one
+/// of them: files whose versions share the hard-link group, content hash, size and mtime were
+/// one inode when they were backed up; the first of each group (in listing order) is restored as
+/// a file, the others as links to it. A file whose group has no other member chosen is a file.
+pub(crate) fn split_hard_links(
+    files: Vec<(PathBuf, VersionInfo)>,
+) -> (Vec<(PathBuf, VersionInfo)>, Vec<HardLink>) {
+    let mut firsts: HashMap<(u64, ChunkId, u64, i64), PathBuf> = HashMap::new();
+    let mut single = Vec::with_capacity(files.len());
+    let mut linked = Vec::new();
+    for (dest, version) in files {
+        let key = match (version.meta.hardlink, version.hash) {
+            (Some(group), Some(hash)) => (group, hash, version.size, version.mtime_ns),
+            _ => {
+                single.push((dest, version));
+                continue;
+            }
+        };
+        match firsts.get(&key) {
+            Some(first) => linked.push(HardLink {
+                dest,
+                first: first.clone(),
+                version,
+            }),
+            None => {
+                firsts.insert(key, dest.clone());
+                single.push((dest, version));
+            }
+        }
+    }
+    (single, linked)
 }
 
 /// Reads the listing page by page and keeps only the chosen versions, not the whole listing.
@@ -121,16 +166,20 @@ pub(crate) async fn choose(
                 continue;
             }
             match destination(sel.root, &f.path, sel.to) {
-                Ok(dest) if version.kind == VersionKind::Symlink => {
-                    chosen.links.push((dest, version))
-                }
-                Ok(dest) => chosen.files.push((dest, version)),
+                Ok(dest) => match version.kind {
+                    VersionKind::Symlink => chosen.links.push((dest, version)),
+                    VersionKind::Dir => chosen.dirs.push((dest, version)),
+                    VersionKind::File => chosen.files.push((dest, version)),
+                },
                 Err(e) => skipped(Skipped::Refused(e)),
             }
         }
         Ok(())
     })
     .await?;
+    let (files, hard_links) = split_hard_links(std::mem::take(&mut chosen.files));
+    chosen.files = files;
+    chosen.hard_links = hard_links;
     Ok(chosen)
 }
 
@@ -174,11 +223,14 @@ pub(crate) fn reach(
     }
 }
 
+/// What to do for a file: [`Prepared::Go`] to restore it at its place; a file found up to date
+/// gets the version's metadata where it differs (failures are warnings).
 pub(crate) fn prepare(
     target: &Target,
     dest: &Path,
     version: &VersionInfo,
     overwrite: bool,
+    applier: &Applier,
     lang: Lang,
 ) -> anyhow::Result<Prepared> {
     let expected = version
@@ -193,6 +245,12 @@ pub(crate) fn prepare(
             && meta.len() == version.size
             && hash_reader(place.open_read()?)? == expected)
     })? {
+        if matches!(done, Done::UpToDate)
+            && let Ok(file) = place.open_read()
+            && applier.differs(&file, version)
+        {
+            let _ = applier.file(&file, version, dest, false);
+        }
         return Ok(Prepared::Done(done));
     }
     Ok(Prepared::Go(place))
@@ -348,5 +406,52 @@ mod tests {
         let file = RawPath(b"/d/caf\xe9.txt".to_vec());
         let dest = destination(&root, &file, Some(Path::new("/t"))).unwrap();
         assert_eq!(dest.as_os_str().as_bytes(), b"/t/d/caf\xe9.txt");
+    }
+
+    fn file(id: u64, group: Option<u64>, content: &[u8], mtime_ns: i64) -> VersionInfo {
+        let mut v = crate::restore::meta::tests::version(0o644, 0);
+        v.id = id;
+        v.hash = Some(ChunkId::of(content));
+        v.size = content.len() as u64;
+        v.mtime_ns = mtime_ns;
+        v.meta.hardlink = group;
+        v
+    }
+
+    #[test]
+    fn hard_link_groups_need_group_hash_size_and_mtime() {
+        let p = |s: &str| PathBuf::from(s);
+        let files = vec![
+            (p("/t/a"), file(1, Some(7), b"eins", 5)),
+            (p("/t/b"), file(2, Some(7), b"eins", 5)),
+            (p("/t/c"), file(3, Some(7), b"eins", 5)),
+            // Same group, other content or mtime (changed after the run): files of their own.
+            (p("/t/d"), file(4, Some(7), b"zwei", 5)),
+            (p("/t/e"), file(5, Some(7), b"eins", 6)),
+            // Same content, no group or another group.
+            (p("/t/f"), file(6, None, b"eins", 5)),
+            (p("/t/g"), file(7, Some(8), b"eins", 5)),
+        ];
+        let (single, linked) = split_hard_links(files);
+        let names: Vec<&Path> = single.iter().map(|(d, _)| d.as_path()).collect();
+        assert_eq!(
+            names,
+            ["/t/a", "/t/d", "/t/e", "/t/f", "/t/g"].map(Path::new)
+        );
+        let links: Vec<(&Path, &Path, u64)> = linked
+            .iter()
+            .map(|h| (h.dest.as_path(), h.first.as_path(), h.version.id))
+            .collect();
+        assert_eq!(
+            links,
+            [
+                (Path::new("/t/b"), Path::new("/t/a"), 2),
+                (Path::new("/t/c"), Path::new("/t/a"), 3)
+            ]
+        );
+        // A member restored alone is a file.
+        let (single, linked) = split_hard_links(vec![(p("/t/b"), file(2, Some(7), b"eins", 5))]);
+        assert_eq!(single.len(), 1);
+        assert!(linked.is_empty());
     }
 }

@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use super::fetch::{self, ChunkFailure, Stats, StatsSnapshot};
 use super::finish::{self, Outcome};
 use super::handles::Target;
+use super::meta::Applier;
 use super::plan::Job;
 use super::write::{self, HashState, Piece};
 use crate::client::Client;
@@ -38,6 +39,8 @@ pub(crate) struct Restorer {
     copies: HashMap<ChunkId, (Arc<PathBuf>, u64)>,
     /// The target folder: copies are read back through its handles.
     target: Arc<Target>,
+    /// Sets each file's metadata before it is made durable.
+    meta: Arc<Applier>,
 }
 
 impl Restorer {
@@ -47,9 +50,11 @@ impl Restorer {
         lang: Lang,
         progress: Progress,
         target: Arc<Target>,
+        meta: Arc<Applier>,
     ) -> Restorer {
         Restorer {
             target,
+            meta,
             client,
             parallel: parallel.clamp(1, 32),
             lang,
@@ -125,6 +130,7 @@ impl Restorer {
             places,
             lang,
             progress: self.progress.clone(),
+            meta: self.meta.clone(),
         });
 
         // 3. Empty files, zero chunks and copies from earlier windows, on the blocking pool.
@@ -275,6 +281,7 @@ struct Window {
     places: HashMap<ChunkId, Places>,
     lang: Lang,
     progress: Progress,
+    meta: Arc<Applier>,
 }
 
 impl fetch::Places for Window {
@@ -336,7 +343,8 @@ impl Window {
         let job = &self.slots[i].job;
         let outcome = match st.error.take() {
             Some(e) => Err(e),
-            None => finish::complete(job, &mut st.hash, self.lang).map_err(|e| format!("{e:#}")),
+            None => finish::complete(job, &mut st.hash, &self.meta, self.lang)
+                .map_err(|e| format!("{e:#}")),
         };
         st.hash.clear();
         if outcome.is_err() {

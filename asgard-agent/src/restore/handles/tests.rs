@@ -5,6 +5,13 @@ use super::*;
 
 use std::collections::BTreeMap;
 
+/// The restore's metadata step for a fresh file with this mode and these Windows attributes, run
+/// as a normal user would (no owner is set).
+fn apply_metadata(file: &std::fs::File, mode: u32, attributes: u32) -> io::Result<()> {
+    let v = super::super::meta::tests::version(mode, attributes);
+    super::super::meta::Applier::with(false, false).file(file, &v, Path::new("t"), true)
+}
+
 /// Every entry below `root` (relative path → file content, `dir`, or `-> link target`): what a
 /// test compares to show that nothing outside changed.
 fn listing(root: &Path) -> BTreeMap<PathBuf, String> {
@@ -231,8 +238,8 @@ fn metadata_is_set_through_the_handle() {
         .unwrap()
         .permissions()
         .mode();
-    // setuid is not restored.
-    assert_eq!(mode & 0o7777, 0o751);
+    // The full mode: the file is the restoring user's own.
+    assert_eq!(mode & 0o7777, 0o4751);
 }
 
 #[test]
@@ -382,4 +389,53 @@ fn windows_a_link_where_a_folder_belongs_is_not_followed() {
     assert!(meta.is_dir() && !is_link(&meta));
     assert_eq!(std::fs::read(&dest).unwrap(), b"neu");
     assert_eq!(listing(&outside), before);
+}
+
+#[test]
+fn folder_handles_for_the_target_and_below() {
+    let (_dir, target, outside) = setup();
+    let t = Target::open(&target, false).unwrap();
+    // The target itself is its root handle; a folder below is created on request only.
+    assert!(Arc::ptr_eq(&t.dir(&target, false).unwrap(), &t.root));
+    assert!(matches!(
+        t.dir(&target.join("leer"), false),
+        Err(Blocked::Io(_, _))
+    ));
+    t.dir(&target.join("leer").join("tief"), true).unwrap();
+    assert!(target.join("leer").join("tief").is_dir());
+    assert!(t.dir(&target.join("leer"), false).is_ok());
+    assert!(matches!(t.dir(&outside, true), Err(Blocked::Outside(_))));
+}
+
+#[cfg(unix)]
+#[test]
+fn hard_links_are_made_through_the_handles() {
+    use std::os::unix::fs::MetadataExt;
+    let (_dir, target, outside) = setup();
+    let t = Target::open(&target, false).unwrap();
+    let first = t.place(&target.join("a").join("eins")).unwrap();
+    write_through(&first, b"gemeinsam").unwrap();
+    let second = t.place(&target.join("b").join("zwei")).unwrap();
+    second.create_temp_hard_link(&first).unwrap();
+    second.rename_temp().unwrap();
+    let a = std::fs::metadata(target.join("a/eins")).unwrap();
+    let b = std::fs::metadata(target.join("b/zwei")).unwrap();
+    assert_eq!((a.ino(), a.nlink()), (b.ino(), 2));
+    // A link at the first name is linked itself, never followed.
+    std::os::unix::fs::symlink(outside.join("opfer.txt"), target.join("a/sl")).unwrap();
+    let sl = t.existing(&target.join("a/sl")).unwrap();
+    let third = t.place(&target.join("b/drei")).unwrap();
+    third.create_temp_hard_link(&sl).unwrap();
+    third.rename_temp().unwrap();
+    assert!(
+        std::fs::symlink_metadata(target.join("b/drei"))
+            .unwrap()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::metadata(outside.join("opfer.txt"))
+            .unwrap()
+            .nlink(),
+        1
+    );
 }

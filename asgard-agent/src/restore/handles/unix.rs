@@ -94,6 +94,13 @@ impl Folder {
         self.0.symlink_contents(target, name)
     }
 
+    /// Creates the hard link `to_name` in `to` to the file `name` in this folder; a link at
+    /// `name` is linked itself, never followed (`linkat` without `AT_SYMLINK_FOLLOW`).
+    pub(super) fn hard_link(&self, name: &OsStr, to: &Folder, to_name: &OsStr) -> io::Result<()> {
+        rustix::fs::linkat(&self.0, name, &to.0, to_name, rustix::fs::AtFlags::empty())?;
+        Ok(())
+    }
+
     /// Makes what was renamed into this folder durable (`fsync` of the folder).
     pub(crate) fn sync(&self) -> io::Result<()> {
         self.0.try_clone()?.into_std_file().sync_all()

@@ -29,6 +29,8 @@ const FILE_SHARE_READ: u32 = 0x1;
 const FILE_SHARE_WRITE: u32 = 0x2;
 const FILE_SHARE_DELETE: u32 = 0x4;
 const FILE_ATTRIBUTE_DIRECTORY: u32 = 0x10;
+const FILE_READ_ATTRIBUTES: u32 = 0x80;
+const FILE_WRITE_ATTRIBUTES: u32 = 0x100;
 
 /// An open folder below (or at) the target.
 pub(crate) struct Folder {
@@ -163,6 +165,26 @@ impl Folder {
         } else {
             std::os::windows::fs::symlink_file(target, link)
         }
+    }
+
+    /// Creates the hard link `to_name` in `to` to the file `name` in this folder.
+    pub(super) fn hard_link(&self, name: &OsStr, to: &Folder, to_name: &OsStr) -> io::Result<()> {
+        std::fs::hard_link(self.path.join(name), to.path.join(to_name))
+    }
+
+    /// This folder opened as itself for its times and attributes (`FILE_WRITE_ATTRIBUTES`),
+    /// checked to be the real folder, not a link.
+    pub(crate) fn open_attributes(&self) -> io::Result<std::fs::File> {
+        let f = std::fs::OpenOptions::new()
+            .access_mode(FILE_READ_ATTRIBUTES | FILE_WRITE_ATTRIBUTES)
+            .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE)
+            .custom_flags(FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT)
+            .open(&self.path)?;
+        let meta = f.metadata()?;
+        if !meta.is_dir() || is_link(&meta) {
+            return Err(io::Error::from(io::ErrorKind::NotADirectory));
+        }
+        Ok(f)
     }
 
     /// Clears `FILE_ATTRIBUTE_READONLY` of a file in this folder (the lint is about Unix modes).
