@@ -72,8 +72,8 @@ pub use reader::{Reader, ScanReport};
 
 use crate::cache::FilesCache;
 
-/// What the reader hands on: a new chunk, or a file's (or link's, or deletion's) entry, which
-/// comes after the chunks it references.
+/// What the reader hands on: a new chunk, or a file's (or link's, folder's, or deletion's) entry,
+/// which comes after the chunks it references.
 #[derive(Debug)]
 // Moved once or twice per entry; boxing would cost an allocation per file instead.
 #[allow(clippy::large_enum_variant)]
@@ -87,6 +87,8 @@ pub enum Item {
         entry: CommitEntry,
         note: Option<CacheNote>,
         permit: Permit,
+        /// A folder's entry or deletion marker: counted apart from files.
+        folder: bool,
     },
 }
 
