@@ -30,6 +30,10 @@ use crate::owners::Owners;
 
 /// Where to read an entry's attributes from.
 #[derive(Clone, Copy)]
+#[cfg_attr(
+    not(target_os = "linux"),
+    allow(dead_code, reason = "only Linux reads attributes")
+)]
 pub(crate) enum Source<'a> {
     /// An open regular file (its attributes belong to the content being read).
     File(&'a File),

@@ -14,6 +14,8 @@ mod crash;
 mod enroll;
 #[cfg(unix)]
 mod escape;
+#[cfg(unix)]
+mod folders;
 mod foundation;
 mod gc;
 mod hostile;

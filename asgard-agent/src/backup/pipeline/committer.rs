@@ -24,6 +24,9 @@ use crate::cache::{CacheEntry, Facts, FilesCache, Update};
 
 /// Entries per commit request.
 pub(crate) const COMMIT_ENTRIES: usize = 500;
+/// Entry bytes ([`super::entry_cost`]) per commit request at most (one larger entry goes alone):
+/// entries with many extended attributes make a few large requests, never one huge one.
+pub(crate) const COMMIT_BYTES: usize = 16 << 20;
 /// The longest a committable entry waits for others to share its request.
 pub(crate) const COMMIT_LINGER: Duration = Duration::from_millis(200);
 /// Commit requests in flight at once.
@@ -164,7 +167,16 @@ impl<'a, R: Remote> Committer<'a, R> {
                 && in_flight.len() < COMMITS_IN_FLIGHT
                 && (ready >= COMMIT_ENTRIES || closed || now >= queue[0].since + COMMIT_LINGER);
             if due {
-                let n = ready.min(COMMIT_ENTRIES);
+                let mut n = 0;
+                let mut bytes = 0;
+                while n < ready.min(COMMIT_ENTRIES) {
+                    let cost = super::entry_cost(&queue[n].entry);
+                    if n > 0 && bytes + cost > COMMIT_BYTES {
+                        break;
+                    }
+                    bytes += cost;
+                    n += 1;
+                }
                 let batch: Vec<Waiting> = queue.drain(..n).collect();
                 ready -= n;
                 let mut notes = Vec::with_capacity(n);

@@ -307,7 +307,7 @@ impl Reader {
     }
 
     /// Remembers the read of a hard-linked file for its other paths.
-    fn remember_read(&self, meta: &Metadata, file: &FileMeta, facts: Facts) {
+    fn remember_read(&self, meta: &Metadata, file: FileMeta, facts: Facts) {
         let Some(key) = file.ext.hardlink else {
             return;
         };
@@ -317,7 +317,7 @@ impl Reader {
         }
         let seen = ReadInode {
             facts,
-            file: file.clone(),
+            file,
             links_left: links - 1,
         };
         self.inodes
@@ -365,7 +365,7 @@ impl Reader {
                     }
                     // Only now: the entry of another path must follow this one's chunks.
                     if let Some(file) = remember {
-                        self.remember_read(meta, &file, facts);
+                        self.remember_read(meta, file, facts);
                     }
                     return true;
                 }

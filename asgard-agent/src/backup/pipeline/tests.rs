@@ -18,6 +18,8 @@ struct FakeState {
     committed: Vec<RawPath>,
     /// Every entry committed, in order.
     entries: Vec<CommitEntry>,
+    /// The number of entries of each commit request.
+    requests: Vec<usize>,
     uploads_now: usize,
     uploads_max: usize,
 }
@@ -92,6 +94,7 @@ impl Remote for Fake {
             }
         }
         let mut results = Vec::new();
+        s.requests.push(req.entries.len());
         for e in &req.entries {
             s.committed.push(e.path().clone());
             s.entries.push(e.clone());
@@ -547,4 +550,58 @@ async fn oversized_xattrs_are_left_out_with_a_warning() {
         report.warnings
     );
     assert!(report.unreadable.is_empty());
+}
+
+/// Entries with many extended attributes go in several commit requests of bounded size (each
+/// entry here costs about 1.2 MiB: 13 fit in one request of at most 16 MiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_requests_are_bounded_in_bytes() {
+    use asgard_core::meta::{Blob, EntryMeta, MAX_XATTR_VALUE, Xattr};
+    let fake = Fake::new(None);
+    let budget = MemoryBudget::new(256 << 20);
+    let (tx, rx) = mpsc::channel(ITEM_CHANNEL);
+    let meta = EntryMeta {
+        xattrs: (0..9)
+            .map(|i| Xattr {
+                name: Blob(format!("user.{i}").into_bytes()),
+                value: Blob(vec![7; MAX_XATTR_VALUE]),
+            })
+            .collect(),
+        ..EntryMeta::default()
+    };
+    let b = budget.clone();
+    let reader = std::thread::spawn(move || {
+        for i in 0..40 {
+            let entry = CommitEntry::Dir {
+                path: RawPath::from(format!("/data/d{i}").as_str()),
+                mtime_ns: 1,
+                mode: 0o755,
+                attributes: 0,
+                meta: meta.clone(),
+            };
+            let cost = entry_cost(&entry);
+            assert!(cost > 2 * 9 * MAX_XATTR_VALUE, "{cost}");
+            let permit = b.acquire(cost).unwrap();
+            let item = Item::Entry {
+                entry,
+                note: None,
+                permit,
+                folder: true,
+            };
+            tx.blocking_send(item).unwrap();
+        }
+    });
+    let (stats, _) = run(&fake, None, settings(), &budget, rx).await.unwrap();
+    reader.join().unwrap();
+    assert_eq!(stats.dirs_stored, 40);
+    assert_eq!(stats.files_new, 0, "folders are not files");
+    let s = fake.state.lock().unwrap();
+    assert_eq!(s.entries.len(), 40);
+    let per_request = (committer::COMMIT_BYTES / entry_cost(&s.entries[0])).max(1);
+    assert!(
+        s.requests.iter().all(|&n| n <= per_request),
+        "{:?} (at most {per_request})",
+        s.requests
+    );
+    assert!(s.requests.len() >= 40 / per_request);
 }
