@@ -234,6 +234,7 @@ pub async fn run(
         folders_seen: report.dirs_seen,
         folders_stored: s.dirs_stored,
         folders_deleted: s.dirs_deleted,
+        files_metadata_only: s.files_meta_only,
     };
     let mut errors = report.root_errors.clone();
     errors.extend(report.unreadable.iter().cloned());

@@ -11,8 +11,9 @@ use serde::Serialize;
 
 use crate::fsmeta::XattrsDropped;
 
-/// The folders of a run, counted apart from the files of the [`RunSummary`] (whose stored form
-/// on the server stays as it is). `backup --json` prints them next to the summary's counts.
+/// Counts of a run beyond the [`RunSummary`] (whose stored form on the server stays as it is):
+/// folders, counted apart from files, and metadata-only versions. `backup --json` prints them
+/// next to the summary's counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub(crate) struct FolderCounts {
     /// Folders found (roots included).
@@ -21,6 +22,9 @@ pub(crate) struct FolderCounts {
     pub(crate) folders_stored: u64,
     /// Deletion markers of folders.
     pub(crate) folders_deleted: u64,
+    /// Files and links whose content was unchanged but whose metadata (mode, owner, times,
+    /// attributes) got a version of its own; also counted as unchanged.
+    pub(crate) files_metadata_only: u64,
 }
 
 /// The text summary after a backup: one row per count, then the files that could not be read.
@@ -40,11 +44,16 @@ pub(crate) fn summary(
             folders.folders_seen, folders.folders_stored, folders.folders_deleted
         ),
     };
-    let rows: [(&str, &str, String); 11] = [
+    let rows: [(&str, &str, String); 12] = [
         ("Dateien gesehen", "files seen", s.files_seen.to_string()),
         ("neu", "new", s.files_new.to_string()),
         ("geändert", "changed", s.files_changed.to_string()),
         ("unverändert", "unchanged", s.files_unchanged.to_string()),
+        (
+            "nur Metadaten neu",
+            "metadata only",
+            folders.files_metadata_only.to_string(),
+        ),
         ("gelöscht", "deleted", s.files_deleted.to_string()),
         ("übersprungen", "skipped", s.files_skipped.to_string()),
         ("Ordner", "folders", folder_row),
@@ -265,6 +274,7 @@ mod tests {
             folders_seen: 4,
             folders_stored: 2,
             folders_deleted: 1,
+            files_metadata_only: 5,
         };
         let de = summary(&s, &folders, &["/a (kaputt)".to_owned()], Lang::De);
         assert!(
@@ -276,6 +286,7 @@ mod tests {
             de.contains("\n  Ordner:            4 (2 gesichert, 1 gelöscht)\n"),
             "{de}"
         );
+        assert!(de.contains("\n  nur Metadaten neu: 5\n"), "{de}");
         assert!(de.contains("\n  neu gespeichert:   3.0 MiB\n"), "{de}");
         assert!(de.contains("\n  Dauer:             1.3 s\n"), "{de}");
         assert!(

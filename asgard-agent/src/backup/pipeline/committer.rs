@@ -54,6 +54,9 @@ pub struct UploadStats {
     pub(crate) dirs_stored: u64,
     /// Deletion markers of folders stored.
     pub(crate) dirs_deleted: u64,
+    /// Files and links whose new version changed only metadata (also counted unchanged: their
+    /// content is their newest version's; no content version was used up).
+    pub(crate) files_meta_only: u64,
     /// Stored (compressed) bytes uploaded.
     pub(crate) bytes_sent: u64,
     /// Stored bytes the uploads added to the server's store.
@@ -283,6 +286,10 @@ impl<'a, R: Remote> Committer<'a, R> {
                 }
                 CommitOutcome::Deleted if note.folder => stats.dirs_deleted += 1,
                 _ if note.folder => {}
+                CommitOutcome::Changed if r.meta_only => {
+                    stats.files_unchanged += 1;
+                    stats.files_meta_only += 1;
+                }
                 CommitOutcome::New => {
                     stats.files_new += 1;
                     stats.versions_created += 1;

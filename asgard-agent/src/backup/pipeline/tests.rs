@@ -31,6 +31,8 @@ struct Fake {
     rng: Mutex<asgard_core::testdata::Rng>,
     fail_upload: Option<u64>,
     uploads: AtomicU64,
+    /// Answer every entry as a metadata-only version of an existing path.
+    meta_only: bool,
 }
 
 impl Fake {
@@ -40,6 +42,7 @@ impl Fake {
             rng: Mutex::new(asgard_core::testdata::Rng::new(0x9E37_79B9_7F4A_7C15)),
             fail_upload,
             uploads: AtomicU64::new(0),
+            meta_only: false,
         }
     }
 
@@ -99,8 +102,12 @@ impl Remote for Fake {
             s.committed.push(e.path().clone());
             s.entries.push(e.clone());
             results.push(CommitResult {
-                meta_only: false,
-                outcome: CommitOutcome::New,
+                meta_only: self.meta_only,
+                outcome: if self.meta_only {
+                    CommitOutcome::Changed
+                } else {
+                    CommitOutcome::New
+                },
                 version_id: Some(s.committed.len() as u64),
             });
         }
@@ -604,4 +611,27 @@ async fn commit_requests_are_bounded_in_bytes() {
         s.requests
     );
     assert!(s.requests.len() >= 40 / per_request);
+}
+
+/// A version that changed only metadata (a chmod, a touch with the same content) counts as
+/// unchanged content and as metadata-only, not as a changed file or a created content version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_only_versions_are_counted_apart() {
+    let mut fake = Fake::new(None);
+    fake.meta_only = true;
+    let budget = MemoryBudget::new(8 << 20);
+    let (tx, rx) = mpsc::channel(ITEM_CHANNEL);
+    let b = budget.clone();
+    let reader = std::thread::spawn(move || feed(5, tx, b));
+    let (stats, _) = run(&fake, None, settings(), &budget, rx).await.unwrap();
+    assert_eq!(reader.join().unwrap(), 5);
+    assert_eq!(
+        (stats.files_unchanged, stats.files_meta_only),
+        (5, 5),
+        "{stats:?}"
+    );
+    assert_eq!(
+        (stats.files_changed, stats.files_new, stats.versions_created),
+        (0, 0, 0)
+    );
 }
