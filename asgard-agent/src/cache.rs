@@ -1,10 +1,18 @@
 //! The files cache: what the agent knows the server already holds, so that an unchanged file is
-//! not even opened.
+//! not even opened (and an unchanged link or folder not sent again).
 //!
 //! One redb file per (server URL, user, device) under `<state dir>/files-cache/`, keyed by the
-//! path's bytes. An entry says: "this path, with exactly this size, mtime, change time, inode, mode
-//! and attributes, has content `hash`, and version `version_id` with that content is committed".
-//! A scanned file whose facts equal its entry is counted unchanged without being read.
+//! path's bytes. An entry says: "this path, a file, link or folder with exactly this size, mtime,
+//! change time, inode, mode and attributes, has content `hash` (a link: its target's hash; a
+//! folder: none), and version `version_id` with that content and that metadata is committed".
+//! A scanned entry whose facts equal its entry is counted unchanged without being read.
+//!
+//! The metadata beyond these facts (owner, extended attributes and ACLs, the link count behind a
+//! hard-link group) is not compared on its own: every change of it (chown, chmod, setfattr,
+//! setfacl, link, unlink) moves the change time, so the entry no longer matches and the path is
+//! read and sent again. (A renamed owner *name* with the same number does not; the next change
+//! records it.) Format 1 entries, written before metadata was recorded, do not promise it: they
+//! are misses, so the first run of this version sends every path once with its metadata.
 //!
 //! Two rules keep that statement true:
 //! - entries are written only after the commit containing the file succeeded, so a crash or a
@@ -40,8 +48,9 @@ pub(crate) const SAFETY_MARGIN_NS: i64 = 2_000_000_000;
 /// redb's page cache for the files cache (lookups mostly walk the tree in order).
 const CACHE_MEMORY: usize = 4 * 1024 * 1024;
 
-/// Format byte of an encoded entry; an entry of another format is a miss.
-const FORMAT: u8 = 1;
+/// Format byte of an encoded entry; an entry of another format is a miss. 2: the version also
+/// holds the entry's metadata (issue 12), and folders are cached.
+const FORMAT: u8 = 2;
 const ENCODED_LEN: usize = 2 + 8 * 4 + 4 * 2 + 32 + 8;
 
 #[derive(Debug, thiserror::Error)]
@@ -76,12 +85,16 @@ storage_errors!(
     redb::CommitError
 );
 
-/// Whether a cache entry describes a regular file or a symbolic link.
+/// Whether a cache entry describes a regular file, a symbolic link or a folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     File = 1,
     Symlink = 2,
+    Dir = 3,
 }
+
+/// The content hash recorded for a folder (it has none).
+pub(crate) const NO_CONTENT: ChunkId = ChunkId([0; 32]);
 
 /// The metadata of a file that the cache compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +161,7 @@ impl CacheEntry {
         let kind = match b[1] {
             1 => Kind::File,
             2 => Kind::Symlink,
+            3 => Kind::Dir,
             _ => return None,
         };
         let mut r = Reader(&b[2..]);
@@ -345,6 +359,20 @@ mod tests {
         bad[0] = 99;
         assert_eq!(CacheEntry::decode(&bad), None);
         assert_eq!(CacheEntry::decode(&bad[..10]), None);
+        let mut folder = entry(3);
+        folder.facts.kind = Kind::Dir;
+        folder.hash = NO_CONTENT;
+        assert_eq!(CacheEntry::decode(&folder.encode()), Some(folder));
+    }
+
+    /// Entries written before metadata was recorded (format 1) promise no metadata: they are
+    /// misses, so each path is sent once more, with its owner and attributes.
+    #[test]
+    fn format_1_entries_are_misses() {
+        let mut old = entry(7).encode();
+        assert_eq!(old[0], FORMAT);
+        old[0] = 1;
+        assert_eq!(CacheEntry::decode(&old), None);
     }
 
     #[test]

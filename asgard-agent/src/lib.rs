@@ -28,6 +28,8 @@
 //! Parts the commands stand on:
 //! - `scan`: the parallel walk of the roots with the exclusion rules and `.asgardignore`.
 //! - `cache`: the files cache (what the server holds already, so unchanged files are not read).
+//! - `fsmeta`: an entry's metadata beyond content and mode (owner, extended attributes and ACLs,
+//!   hard-link groups, Windows creation time), with `owners` for the names.
 //! - `client`: HTTPS to the API, certificate pinning, multipart uploads.
 //! - `runlog`: the log file of a run and the run report to the server.
 //! - `runlock`: one agent run at a time per state folder.
@@ -49,10 +51,8 @@ mod backup;
 mod cache;
 mod client;
 mod config;
+mod fsmeta;
 mod list;
-// The restore uses the name → id side; the id → name side is the backup's (issue 12, in
-// progress).
-#[allow(dead_code)]
 mod owners;
 mod plan;
 mod platform;

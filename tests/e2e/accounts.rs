@@ -47,7 +47,13 @@ fn accounts_are_managed_while_the_server_runs() {
         "Gerät „testhost“ von Benutzer „ida“ ist freigegeben.\n"
     );
     agent.backup(work.path());
-    assert_eq!(agent.list(None).len(), 1);
+    // One file and its folder (folders are entries, issue 12).
+    let list = agent.list(None);
+    let kinds: Vec<&str> = list
+        .iter()
+        .map(|e| newest(e)["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["dir", "file"], "{list:?}");
     assert!(stdout_ok(&["device", "list"]).starts_with("ida\ttesthost\taktiv\t"));
 
     // Retention per user.

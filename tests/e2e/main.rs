@@ -17,6 +17,8 @@ mod escape;
 // rsync, setfacl, setfattr and setpriv (Linux) judge the restore.
 #[cfg(target_os = "linux")]
 mod fidelity;
+#[cfg(unix)]
+mod folders;
 mod foundation;
 mod gc;
 mod hostile;

@@ -8,7 +8,9 @@
 //! each root (not against the files cache): the server knows what it holds even when the cache is
 //! new, lost or from an older install, so a file deleted while the cache was gone still gets its
 //! marker. A path gets a marker only when its root was scanned completely: never below a folder or
-//! root that could not be read, never for a file that was seen but could not be read or was skipped.
+//! root that could not be read (nor for that folder itself), never for a file that was seen but
+//! could not be read or was skipped. Folders are entries like files: a folder that vanished gets
+//! its marker, as does everything that was in it.
 
 pub(crate) mod pipeline;
 
@@ -16,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
 
-use asgard_core::protocol::{CommitEntry, ListQuery, MAX_LIST_LIMIT, RunSummary};
+use asgard_core::protocol::{CommitEntry, ListQuery, MAX_LIST_LIMIT, RunSummary, VersionKind};
 use asgard_core::{Lang, RawPath};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -40,6 +42,9 @@ pub(crate) const EXIT_UNREADABLE: u8 = 3;
 struct JsonSummary<'a> {
     #[serde(flatten)]
     summary: &'a RunSummary,
+    /// Folders are counted apart from files (the run report's stored form stays as it is).
+    #[serde(flatten)]
+    folders: text::FolderCounts,
     errors: &'a [String],
     /// The agent's peak resident memory (Linux: `VmHWM`); absent where it is not known.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -155,7 +160,7 @@ pub async fn run(
         }
         let budget = budget.clone();
         tokio::task::spawn_blocking(move || {
-            for path in gone {
+            for Live { path, folder } in gone {
                 let entry = CommitEntry::Deleted { path };
                 let Some(permit) = budget.acquire(pipeline::entry_cost(&entry)) else {
                     break;
@@ -164,6 +169,7 @@ pub async fn run(
                     entry,
                     note: None,
                     permit,
+                    folder,
                 };
                 if tx.blocking_send(item).is_err() {
                     break;
@@ -181,6 +187,9 @@ pub async fn run(
     report.files_seen = scanned.files_seen;
     report.files_skipped = scanned.files_skipped;
     report.files_cached = scanned.files_cached;
+    report.dirs_seen = scanned.dirs_seen;
+    report.dirs_cached = scanned.dirs_cached;
+    report.links_reused = scanned.links_reused;
     report.bytes_read = scanned.bytes_read;
     report.root_errors.extend(scanned.root_errors);
     report.failed_roots = scanned.failed_roots;
@@ -192,6 +201,12 @@ pub async fn run(
         warn_cache(lang, e);
     }
     let peak_rss_bytes = platform::peak_rss_bytes();
+    tracing::info!(
+        dirs_seen = report.dirs_seen,
+        dirs_cached = report.dirs_cached,
+        hard_links_reused = report.links_reused,
+        "scan"
+    );
     tracing::info!(
         peak_rss_bytes,
         budget_bytes = budget.limit(),
@@ -215,6 +230,12 @@ pub async fn run(
         versions_created: s.versions_created,
         duration_s: duration.as_secs_f64(),
     };
+    let folders = text::FolderCounts {
+        folders_seen: report.dirs_seen,
+        folders_stored: s.dirs_stored,
+        folders_deleted: s.dirs_deleted,
+        files_metadata_only: s.files_meta_only,
+    };
     let mut errors = report.root_errors.clone();
     errors.extend(report.unreadable.iter().cloned());
     errors.extend(report.warnings.iter().cloned());
@@ -222,12 +243,16 @@ pub async fn run(
     if json {
         let out = JsonSummary {
             summary: &summary,
+            folders,
             errors: &errors,
             peak_rss_bytes,
         };
         println!("{}", serde_json::to_string(&out)?);
     } else {
-        print!("{}", text::summary(&summary, &report.unreadable, lang));
+        print!(
+            "{}",
+            text::summary(&summary, &folders, &report.unreadable, lang)
+        );
     }
     for e in &report.root_errors {
         eprintln!("{}: {e}", lang.pick("Fehler", "Error"));
@@ -292,9 +317,18 @@ fn warn_cache(lang: Lang, e: &str) {
     eprintln!("{}", text::cache_unusable(e, lang));
 }
 
-/// The paths under `root` whose newest version on the server is not a deletion marker, read in the
-/// largest pages the server gives (few round trips); only the paths are kept.
-async fn live_paths(client: &crate::client::Client, root: &Path) -> anyhow::Result<Vec<RawPath>> {
+/// A path whose newest version on the server is not a deletion marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Live {
+    path: RawPath,
+    /// Its newest version is a folder's.
+    folder: bool,
+}
+
+/// The paths under `root` whose newest version on the server is not a deletion marker (files,
+/// links and folders, the root itself included), read in the largest pages the server gives (few
+/// round trips); only the paths and whether they are folders are kept.
+async fn live_paths(client: &crate::client::Client, root: &Path) -> anyhow::Result<Vec<Live>> {
     let root = RawPath::from_path(root);
     let query = ListQuery {
         prefix_hex: Some(prefix_hex(&root)),
@@ -303,30 +337,25 @@ async fn live_paths(client: &crate::client::Client, root: &Path) -> anyhow::Resu
     };
     let mut live = Vec::new();
     for_each_page(client, query, |files| {
-        live.extend(
-            files
-                .into_iter()
-                .filter(|f| f.path.is_within(&root))
-                .filter(|f| {
-                    f.versions
-                        .iter()
-                        .max_by_key(|v| (v.time_us, v.id))
-                        .is_some_and(|v| !v.deleted)
-                })
-                .map(|f| f.path),
-        );
+        live.extend(files.into_iter().filter_map(|f| {
+            let newest = f.versions.iter().max_by_key(|v| (v.time_us, v.id))?;
+            (f.path.is_within(&root) && !newest.deleted).then(|| Live {
+                folder: newest.kind == VersionKind::Dir,
+                path: f.path,
+            })
+        }));
         Ok(())
     })
     .await?;
     Ok(live)
 }
 
-/// The live paths of a completely scanned root that the scan did not see: never below a folder
-/// that could not be read.
-fn vanished(live: Vec<RawPath>, report: &ScanReport) -> Vec<RawPath> {
+/// The live paths of a completely scanned root that the scan did not see: never a folder that
+/// could not be read, nor anything below it.
+fn vanished(live: Vec<Live>, report: &ScanReport) -> Vec<Live> {
     live.into_iter()
-        .filter(|p| !report.seen.contains(p))
-        .filter(|p| !report.unreadable_dirs.iter().any(|d| p.is_within(d)))
+        .filter(|l| !report.seen.contains(&l.path))
+        .filter(|l| !report.unreadable_dirs.iter().any(|d| l.path.is_within(d)))
         .collect()
 }
 
@@ -336,6 +365,46 @@ mod tests {
     use crate::cache::{Facts, Kind};
     use asgard_core::ChunkId;
     use std::sync::Mutex;
+
+    fn live(path: &str, folder: bool) -> Live {
+        Live {
+            path: RawPath::from(path),
+            folder,
+        }
+    }
+
+    /// A folder that vanished gets its marker like the files in it; an unreadable folder (seen,
+    /// but its contents unknown) gets none, nor does anything below it, while a sibling whose
+    /// name merely starts the same does.
+    #[test]
+    fn vanished_folders_get_markers_but_not_at_or_below_an_unreadable_one() {
+        let mut report = ScanReport::default();
+        for p in ["/r", "/r/kept", "/r/kept/f", "/r/locked"] {
+            report.seen.insert(&RawPath::from(p));
+        }
+        report.unreadable_dirs.push(RawPath::from("/r/locked"));
+        let listing = vec![
+            live("/r", true),
+            live("/r/kept", true),
+            live("/r/kept/f", false),
+            live("/r/gone", true),
+            live("/r/gone/empty", true),
+            live("/r/gone/f", false),
+            live("/r/locked", true),
+            live("/r/locked/sub", true),
+            live("/r/locked/x", false),
+            live("/r/locked-not", false),
+        ];
+        assert_eq!(
+            vanished(listing, &report),
+            [
+                live("/r/gone", true),
+                live("/r/gone/empty", true),
+                live("/r/gone/f", false),
+                live("/r/locked-not", false),
+            ]
+        );
+    }
 
     /// The paths the server names at login lose their cache entries before the scan (so an
     /// unchanged file is read again); an answer without any leaves the cache alone.

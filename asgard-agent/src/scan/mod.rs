@@ -1,6 +1,8 @@
 //! The scanner: walks the plan's roots in parallel (`ignore::WalkBuilder::build_parallel`) and
 //! reports every file, link and odd entry to a sink, from several threads.
 //!
+//! - Every folder the walk enters is reported ([`ScanEvent::Dir`]), each root folder too, so that
+//!   empty folders and each folder's metadata are backed up.
 //! - Hidden files are backed up; `.gitignore` and the other standard filters are off.
 //! - Links are never followed (a root that is itself a link to a folder is walked: the user named
 //!   it; its entries are reported under the root's own path).
@@ -28,6 +30,13 @@ use crate::platform;
 pub enum ScanEvent {
     /// A regular file to back up (metadata from symlink_metadata, taken during the walk).
     File { path: PathBuf, meta: Metadata },
+    /// A folder that the walk enters (a root included; an excluded folder never). `followed`: the
+    /// root is a link to this folder, and `meta` is the folder's (the link is followed for it).
+    Dir {
+        path: PathBuf,
+        meta: Metadata,
+        followed: bool,
+    },
     /// A symbolic link (never followed).
     Symlink { path: PathBuf, meta: Metadata },
     /// Not backed up (socket, FIFO, device, excluded by nothing but its kind): counted and reported.
@@ -145,13 +154,31 @@ fn scan_root(
         return;
     }
     if !is_dir {
-        if let Some(ev) = classify(root.to_owned(), lmeta) {
-            emit(ev);
-        }
+        emit(classify(root.to_owned(), lmeta));
         return;
     }
     if let Err(e) = std::fs::read_dir(root) {
         emit(unreadable(root.to_owned(), &e));
+        return;
+    }
+    // The root folder itself (the walk below reports only what lies under it).
+    let root_meta = if link_to_dir {
+        std::fs::metadata(root)
+    } else {
+        Ok(lmeta)
+    };
+    match root_meta {
+        Ok(meta) => emit(ScanEvent::Dir {
+            path: root.to_owned(),
+            meta,
+            followed: link_to_dir,
+        }),
+        Err(e) => {
+            emit(unreadable(root.to_owned(), &e));
+            return;
+        }
+    }
+    if stop.load(Ordering::Relaxed) {
         return;
     }
     let remap = if link_to_dir {
@@ -207,7 +234,7 @@ fn scan_root(
                     if ent.depth() > 0 {
                         let path = Remap::apply(&remap, ent.path());
                         match std::fs::symlink_metadata(&path) {
-                            Ok(meta) => events.extend(classify(path, meta)),
+                            Ok(meta) => events.push(classify(path, meta)),
                             // Gone since the folder was listed: nothing to back up.
                             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                             Err(e) => events.push(unreadable(path, &e)),
@@ -227,20 +254,24 @@ fn scan_root(
     });
 }
 
-/// The event for one entry by its kind (`None` for a folder: the walk enters it).
-fn classify(path: PathBuf, meta: Metadata) -> Option<ScanEvent> {
+/// The event for one entry by its kind.
+fn classify(path: PathBuf, meta: Metadata) -> ScanEvent {
     let ft = meta.file_type();
     if ft.is_dir() {
-        None
+        ScanEvent::Dir {
+            path,
+            meta,
+            followed: false,
+        }
     } else if ft.is_symlink() {
-        Some(ScanEvent::Symlink { path, meta })
+        ScanEvent::Symlink { path, meta }
     } else if ft.is_file() {
-        Some(ScanEvent::File { path, meta })
+        ScanEvent::File { path, meta }
     } else {
-        Some(ScanEvent::Skipped {
+        ScanEvent::Skipped {
             path,
             reason: platform::special_file_kind(&ft).to_owned(),
-        })
+        }
     }
 }
 

@@ -5,11 +5,40 @@ use asgard_core::rules::{Rule, RuleOrigin};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-/// What a scan reported, by path: "file", "symlink", "skipped: ...", "unreadable", "missing".
+/// What a scan reported, by path: "file", "symlink", "skipped: ...", "unreadable", "missing"
+/// (folders: see [`run_dirs`]).
 fn run(roots: &[PathBuf], rules: &ScanRules) -> BTreeMap<PathBuf, Vec<String>> {
+    let mut found = run_all(roots, rules);
+    found.retain(|_, w| {
+        w.retain(|w| !w.starts_with("dir"));
+        !w.is_empty()
+    });
+    found
+}
+
+/// The folders a scan reported: "dir", or "dir (followed)" for a root that is a link.
+fn run_dirs(roots: &[PathBuf], rules: &ScanRules) -> BTreeMap<PathBuf, Vec<String>> {
+    let mut found = run_all(roots, rules);
+    found.retain(|_, w| {
+        w.retain(|w| w.starts_with("dir"));
+        !w.is_empty()
+    });
+    found
+}
+
+fn run_all(roots: &[PathBuf], rules: &ScanRules) -> BTreeMap<PathBuf, Vec<String>> {
     let seen: Mutex<BTreeMap<PathBuf, Vec<String>>> = Mutex::new(BTreeMap::new());
     let sink = |ev: ScanEvent| {
         let (path, what) = match ev {
+            ScanEvent::Dir {
+                path,
+                meta,
+                followed,
+            } => {
+                assert!(meta.is_dir(), "{path:?}");
+                let what = if followed { "dir (followed)" } else { "dir" };
+                (path, what.to_owned())
+            }
             ScanEvent::File { path, meta } => {
                 assert!(meta.is_file());
                 (path, "file".to_owned())
@@ -295,8 +324,10 @@ fn parallel_walk_reports_every_file_once() {
     let paths = Mutex::new(Vec::new());
     let threads = Mutex::new(std::collections::HashSet::new());
     let sink = |ev: ScanEvent| {
-        let ScanEvent::File { path, .. } = ev else {
-            panic!("unexpected {ev:?}");
+        let path = match ev {
+            ScanEvent::File { path, .. } => path,
+            ScanEvent::Dir { .. } => return true,
+            _ => panic!("unexpected {ev:?}"),
         };
         count.fetch_add(1, Ordering::Relaxed);
         paths.lock().unwrap().push(path);
@@ -365,4 +396,120 @@ fn long_paths_are_walked() {
         .collect();
     assert_eq!(names, ["keep.dat"], "{found:?}");
     assert!(found.keys().all(|p| p.as_os_str().len() > 260));
+}
+
+/// Relative names of the folders a scan reported below `base` ("." for `base` itself).
+fn dir_names(found: &BTreeMap<PathBuf, Vec<String>>, base: &Path) -> Vec<String> {
+    found
+        .keys()
+        .map(|p| {
+            let rel = p
+                .strip_prefix(base)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            if rel.is_empty() { ".".to_owned() } else { rel }
+        })
+        .collect()
+}
+
+/// Every folder is reported once, the root and empty (also nested empty) folders included, so
+/// that they are backed up; folders count apart from files.
+#[test]
+fn folders_are_reported_root_and_empty_ones_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    touch(&root.join("a/file.txt"));
+    std::fs::create_dir_all(root.join("empty")).unwrap();
+    std::fs::create_dir_all(root.join("nested/empty/deeper")).unwrap();
+    let found = run_all(std::slice::from_ref(&root), &ScanRules::default());
+    let dirs = run_dirs(std::slice::from_ref(&root), &ScanRules::default());
+    assert_eq!(
+        dir_names(&dirs, &root),
+        [
+            ".",
+            "a",
+            "empty",
+            "nested",
+            "nested/empty",
+            "nested/empty/deeper"
+        ]
+    );
+    assert!(dirs.values().all(|w| w == &["dir"]), "{dirs:?}");
+    assert_eq!(found[&root.join("a/file.txt")], ["file"]);
+    assert_eq!(found.len(), 7, "{found:?}");
+}
+
+/// An excluded folder is not reported (nor anything in it), by the blacklist or by
+/// `.asgardignore`; an excluded root reports nothing at all.
+#[test]
+fn excluded_folders_are_not_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    touch(&root.join("keep/k.txt"));
+    touch(&root.join("skip/inner/s.txt"));
+    std::fs::create_dir_all(root.join("cache/empty")).unwrap();
+    std::fs::create_dir_all(root.join("build")).unwrap();
+    std::fs::write(root.join(IGNORE_FILE), "build/\n").unwrap();
+    let skip = root.join("skip").to_string_lossy().into_owned();
+    let rules = rules_of(&[&skip, "**/cache/"]);
+    let dirs = run_dirs(std::slice::from_ref(&root), &rules);
+    assert_eq!(dir_names(&dirs, &root), [".", "keep"]);
+    let rules = rules_of(&[root.to_str().unwrap()]);
+    assert!(run_all(std::slice::from_ref(&root), &rules).is_empty());
+}
+
+/// A root that is a link to a folder is reported under the root's name with the folder's
+/// metadata; its sub-folders under the root's name too.
+#[cfg(unix)]
+#[test]
+fn root_link_to_a_folder_is_reported_as_that_folder() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target");
+    std::fs::create_dir_all(target.join("sub")).unwrap();
+    let root = dir.path().join("docs");
+    std::os::unix::fs::symlink(&target, &root).unwrap();
+    let metas = Mutex::new(BTreeMap::new());
+    scan(std::slice::from_ref(&root), &ScanRules::default(), &|ev| {
+        if let ScanEvent::Dir {
+            path,
+            meta,
+            followed,
+        } = ev
+        {
+            metas.lock().unwrap().insert(path, (meta.ino(), followed));
+        }
+        true
+    });
+    let metas = metas.into_inner().unwrap();
+    let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+    assert_eq!(metas[&root], (ino(&target), true));
+    assert_eq!(metas[&root.join("sub")], (ino(&target.join("sub")), false));
+    assert_eq!(metas.len(), 2);
+}
+
+/// A nested root's folder is reported once (by its own walk), not by the outer one too.
+#[test]
+fn nested_root_folder_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+    let all = Mutex::new(Vec::new());
+    let roots = [dir.path().to_owned(), dir.path().join("a")];
+    scan(&roots, &ScanRules::default(), &|ev| {
+        if let ScanEvent::Dir { path, .. } = ev {
+            all.lock().unwrap().push(path);
+        }
+        true
+    });
+    let mut all = all.into_inner().unwrap();
+    all.sort();
+    assert_eq!(
+        all,
+        [
+            dir.path().to_owned(),
+            dir.path().join("a"),
+            dir.path().join("a/b")
+        ]
+    );
 }

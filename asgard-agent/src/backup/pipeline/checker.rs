@@ -90,8 +90,8 @@ impl<'a, R: Remote> Checker<'a, R> {
                         batch.push(Numbered { index: next, id, data, permit }, 0);
                         next += 1;
                     }
-                    Some(Item::Entry { entry, note, permit }) => {
-                        let entry = ToCommit::Entry { after: next, entry, note, permit };
+                    Some(Item::Entry { entry, note, permit, folder }) => {
+                        let entry = ToCommit::Entry { after: next, entry, note, permit, folder };
                         to_commit.send(entry).await.map_err(gone)?;
                     }
                 },

@@ -24,6 +24,9 @@ use crate::cache::{CacheEntry, Facts, FilesCache, Update};
 
 /// Entries per commit request.
 pub(crate) const COMMIT_ENTRIES: usize = 500;
+/// Entry bytes ([`super::entry_cost`]) per commit request at most (one larger entry goes alone):
+/// entries with many extended attributes make a few large requests, never one huge one.
+pub(crate) const COMMIT_BYTES: usize = 16 << 20;
 /// The longest a committable entry waits for others to share its request.
 pub(crate) const COMMIT_LINGER: Duration = Duration::from_millis(200);
 /// Commit requests in flight at once.
@@ -37,15 +40,23 @@ pub struct CacheNote {
     pub(crate) hash: ChunkId,
 }
 
-/// What the server did with our data.
+/// What the server did with our data. Files and links count as files; folders apart.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UploadStats {
     pub files_new: u64,
     pub(crate) files_changed: u64,
     pub(crate) files_unchanged: u64,
+    /// Versions of files and links stored.
     pub(crate) versions_created: u64,
-    /// Deletion markers stored.
+    /// Deletion markers of files and links stored.
     pub(crate) files_deleted: u64,
+    /// Folders that got a version (new, or changed metadata).
+    pub(crate) dirs_stored: u64,
+    /// Deletion markers of folders stored.
+    pub(crate) dirs_deleted: u64,
+    /// Files and links whose new version changed only metadata (also counted unchanged: their
+    /// content is their newest version's; no content version was used up).
+    pub(crate) files_meta_only: u64,
     /// Stored (compressed) bytes uploaded.
     pub(crate) bytes_sent: u64,
     /// Stored bytes the uploads added to the server's store.
@@ -64,6 +75,8 @@ pub(crate) enum ToCommit {
         entry: CommitEntry,
         note: Option<CacheNote>,
         permit: Permit,
+        /// A folder's entry or deletion marker (counted apart).
+        folder: bool,
     },
     /// These chunks (by number) are on the server.
     Acked(Vec<u64>),
@@ -94,11 +107,20 @@ impl Watermark {
     }
 }
 
+/// What the committer keeps of an entry while its commit is out.
+struct Note {
+    cache: Option<CacheNote>,
+    folder: bool,
+    /// Held until the commit is answered.
+    _permit: Permit,
+}
+
 struct Waiting {
     after: u64,
     entry: CommitEntry,
     note: Option<CacheNote>,
     permit: Permit,
+    folder: bool,
     /// When it became committable (or arrived, if it was then).
     since: Instant,
 }
@@ -148,7 +170,16 @@ impl<'a, R: Remote> Committer<'a, R> {
                 && in_flight.len() < COMMITS_IN_FLIGHT
                 && (ready >= COMMIT_ENTRIES || closed || now >= queue[0].since + COMMIT_LINGER);
             if due {
-                let n = ready.min(COMMIT_ENTRIES);
+                let mut n = 0;
+                let mut bytes = 0;
+                while n < ready.min(COMMIT_ENTRIES) {
+                    let cost = super::entry_cost(&queue[n].entry);
+                    if n > 0 && bytes + cost > COMMIT_BYTES {
+                        break;
+                    }
+                    bytes += cost;
+                    n += 1;
+                }
                 let batch: Vec<Waiting> = queue.drain(..n).collect();
                 ready -= n;
                 let mut notes = Vec::with_capacity(n);
@@ -156,7 +187,11 @@ impl<'a, R: Remote> Committer<'a, R> {
                 for w in batch {
                     entries.push(w.entry);
                     // The entry's permit is held until its commit is answered.
-                    notes.push((w.note, w.permit));
+                    notes.push(Note {
+                        cache: w.note,
+                        folder: w.folder,
+                        _permit: w.permit,
+                    });
                 }
                 let request = CommitRequest { entries };
                 in_flight.push(async move {
@@ -182,11 +217,12 @@ impl<'a, R: Remote> Committer<'a, R> {
                 msg = self.input.recv(), if !closed => match msg {
                     None => closed = true,
                     Some(ToCommit::Acked(indices)) => indices.into_iter().for_each(|i| mark.ack(i)),
-                    Some(ToCommit::Entry { after, entry, note, permit }) => queue.push_back(Waiting {
+                    Some(ToCommit::Entry { after, entry, note, permit, folder }) => queue.push_back(Waiting {
                         after,
                         entry,
                         note,
                         permit,
+                        folder,
                         since: Instant::now(),
                     }),
                 },
@@ -203,7 +239,7 @@ impl<'a, R: Remote> Committer<'a, R> {
     fn answered(
         &self,
         request: CommitRequest,
-        notes: Vec<(Option<CacheNote>, Permit)>,
+        notes: Vec<Note>,
         answer: CommitResponse,
         stats: &mut UploadStats,
         cache_error: &mut Option<String>,
@@ -219,10 +255,9 @@ impl<'a, R: Remote> Committer<'a, R> {
                 answer.results.len()
             );
         }
-        let notes = notes.into_iter().map(|(note, _permit)| note);
         let mut updates = Vec::new();
-        for ((entry, note), r) in request.entries.into_iter().zip(notes).zip(&answer.results) {
-            match (r.outcome, note, r.version_id) {
+        for ((entry, note), r) in request.entries.into_iter().zip(&notes).zip(&answer.results) {
+            match (r.outcome, note.cache, r.version_id) {
                 (CommitOutcome::Deleted | CommitOutcome::AlreadyDeleted, _, _) => {
                     updates.push(Update::Remove(entry.path().clone()));
                 }
@@ -244,8 +279,17 @@ impl<'a, R: Remote> Committer<'a, R> {
         {
             *cache_error = Some(e.to_string());
         }
-        for r in answer.results {
+        for (r, note) in answer.results.iter().zip(&notes) {
             match r.outcome {
+                CommitOutcome::New | CommitOutcome::Changed if note.folder => {
+                    stats.dirs_stored += 1
+                }
+                CommitOutcome::Deleted if note.folder => stats.dirs_deleted += 1,
+                _ if note.folder => {}
+                CommitOutcome::Changed if r.meta_only => {
+                    stats.files_unchanged += 1;
+                    stats.files_meta_only += 1;
+                }
                 CommitOutcome::New => {
                     stats.files_new += 1;
                     stats.versions_created += 1;

@@ -72,8 +72,8 @@ pub use reader::{Reader, ScanReport};
 
 use crate::cache::FilesCache;
 
-/// What the reader hands on: a new chunk, or a file's (or link's, or deletion's) entry, which
-/// comes after the chunks it references.
+/// What the reader hands on: a new chunk, or a file's (or link's, folder's, or deletion's) entry,
+/// which comes after the chunks it references.
 #[derive(Debug)]
 // Moved once or twice per entry; boxing would cost an allocation per file instead.
 #[allow(clippy::large_enum_variant)]
@@ -87,19 +87,33 @@ pub enum Item {
         entry: CommitEntry,
         note: Option<CacheNote>,
         permit: Permit,
+        /// A folder's entry or deletion marker: counted apart from files.
+        folder: bool,
     },
 }
 
 /// Items in each channel between two stages at most (the budget bounds their bytes).
 pub const ITEM_CHANNEL: usize = 256;
 
-/// What an entry is charged against the budget: roughly its size in memory.
+/// What an entry is charged against the budget: roughly its size in memory (and, within a small
+/// factor, in a commit request: extended attributes travel as hex, twice their bytes).
 pub(crate) fn entry_cost(entry: &CommitEntry) -> usize {
-    let chunks = match entry {
-        CommitEntry::File { meta, .. } => meta.chunks.len(),
-        _ => 0,
+    let (chunks, meta) = match entry {
+        CommitEntry::File { meta, .. } => (meta.chunks.len(), Some(&meta.ext)),
+        CommitEntry::Symlink { meta, .. } | CommitEntry::Dir { meta, .. } => (0, Some(meta)),
+        CommitEntry::Deleted { .. } => (0, None),
     };
-    256 + entry.path().0.len() + 40 * chunks
+    let meta = meta.map_or(0, |m| {
+        let names =
+            m.owner.as_ref().map_or(0, String::len) + m.group.as_ref().map_or(0, String::len);
+        let xattrs: usize = m
+            .xattrs
+            .iter()
+            .map(|x| 64 + x.name.0.len() + x.value.0.len())
+            .sum();
+        names + 2 * xattrs
+    });
+    256 + entry.path().0.len() + 40 * chunks + meta
 }
 
 /// The server calls the pipeline makes; `crate::client::Client` in a backup, a fake in tests

@@ -9,8 +9,13 @@
 //! A file whose size, mtime or change time moves while it is read is read again once, then
 //! skipped with a warning: a torn version is never committed. A file that vanished since the walk
 //! saw it counts as deleted, not as unreadable.
+//!
+//! Folders and links become entries too, each with its [`EntryMeta`](asgard_core::meta::EntryMeta)
+//! (owner, extended attributes, hard-link group; see [`crate::fsmeta`]); the files cache skips
+//! them like files. A second path of a hard-linked file whose inode was read in this run reuses
+//! that read (same inode, size, times and mode) instead of reading the content again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -23,7 +28,8 @@ use tokio::sync::mpsc;
 use super::CacheNote;
 use super::Item;
 use super::budget::MemoryBudget;
-use crate::cache::{CacheReader, Facts, Kind};
+use crate::cache::{CacheReader, Facts, Kind, NO_CONTENT};
+use crate::fsmeta::{self, MetaReader, Source, XattrsDropped};
 use crate::present::backup as text;
 use crate::progress::Progress;
 use crate::scan::ScanEvent;
@@ -31,10 +37,17 @@ use crate::scan::ScanEvent;
 /// What the reader saw.
 #[derive(Debug, Default)]
 pub struct ScanReport {
+    /// Regular files and links found (folders are counted apart).
     pub(crate) files_seen: u64,
     pub(crate) files_skipped: u64,
     /// Matched the files cache: not opened.
     pub(crate) files_cached: u64,
+    /// Folders found (roots included).
+    pub(crate) dirs_seen: u64,
+    /// Folders that matched the files cache: not sent.
+    pub(crate) dirs_cached: u64,
+    /// Second paths of a hard-linked file that reused the read of the first.
+    pub(crate) links_reused: u64,
     pub bytes_read: u64,
     /// Roots that do not exist or cannot be read: the run fails.
     pub(crate) root_errors: Vec<String>,
@@ -44,7 +57,7 @@ pub struct ScanReport {
     pub(crate) unreadable_dirs: Vec<RawPath>,
     /// Files and folders that could not be read: the run ends with exit code 3.
     pub(crate) unreadable: Vec<String>,
-    /// Other warnings (changed while reading, skipped special files).
+    /// Other warnings (changed while reading, extended attributes left out).
     pub(crate) warnings: Vec<String>,
     /// Every path the scan reported (read, cached, skipped or unreadable): not deleted.
     pub(crate) seen: PathSet,
@@ -89,6 +102,10 @@ pub struct Reader {
     roots: Vec<PathBuf>,
     /// Chunks already sent in this run.
     sent: Mutex<HashSet<ChunkId>>,
+    /// Owner names and attributes (one owner cache for the run, shared by the scan threads).
+    meta: MetaReader,
+    /// Hard-linked files read in this run whose other paths have not all come yet.
+    inodes: Mutex<HashMap<u64, ReadInode>>,
     report: Mutex<ScanReport>,
     /// The progress bar (drawn only on a terminal); warnings go through it so they do not tear it.
     progress: Progress,
@@ -114,6 +131,8 @@ impl Reader {
             cache,
             roots,
             sent: Mutex::new(HashSet::new()),
+            meta: MetaReader::for_process(),
+            inodes: Mutex::new(HashMap::new()),
             report: Mutex::new(ScanReport::default()),
             progress,
         }
@@ -129,13 +148,24 @@ impl Reader {
         let Some(permit) = self.budget.acquire(super::entry_cost(&entry)) else {
             return false;
         };
+        let folder = matches!(entry, CommitEntry::Dir { .. });
         self.tx
             .blocking_send(Item::Entry {
                 entry,
                 note,
                 permit,
+                folder,
             })
             .is_ok()
+    }
+
+    /// Reports attributes that were left out of an entry (a warning; the entry is backed up).
+    fn dropped(&self, path: &Path, dropped: Option<XattrsDropped>) {
+        if let Some(why) = dropped {
+            let msg = text::xattrs_dropped(path, &why, self.lang);
+            self.warn(text::warning(&msg, self.lang));
+            self.report().warnings.push(msg);
+        }
     }
 
     /// A warning: into the run's log and on stderr (without tearing the progress bar).
@@ -159,6 +189,11 @@ impl Reader {
                 go_on
             }
             ScanEvent::Symlink { path, meta } => self.symlink(&path, &meta),
+            ScanEvent::Dir {
+                path,
+                meta,
+                followed,
+            } => self.dir(&path, &meta, followed),
             ScanEvent::Skipped { path, reason } => {
                 self.warn(text::skipped_not_regular(&path, &reason, lang));
                 let mut r = self.report();
@@ -195,20 +230,100 @@ impl Reader {
             r.seen.insert(&raw);
         }
         if self.cached(&raw, &facts) {
+            self.report().files_cached += 1;
             return true;
         }
         let target = match std::fs::read_link(path) {
             Ok(t) => RawPath::from_path(&t),
             Err(e) => return self.unreadable(path, &raw, &e),
         };
+        let read = self.meta.read(
+            meta,
+            Source::Path {
+                path,
+                follow: false,
+            },
+        );
+        self.dropped(path, read.dropped);
         let note = self.note(facts, symlink_hash(&target));
         let entry = CommitEntry::Symlink {
             path: raw,
             target,
             mtime_ns: facts.mtime_ns,
-            meta: Default::default(),
+            meta: read.meta,
         };
         self.send_entry(entry, note)
+    }
+
+    /// A folder: its metadata only (what lies in it comes as entries of its own).
+    fn dir(&self, path: &Path, meta: &Metadata, followed: bool) -> bool {
+        let raw = RawPath::from_path(path);
+        let facts = Facts::of(Kind::Dir, meta);
+        {
+            let mut r = self.report();
+            r.dirs_seen += 1;
+            r.seen.insert(&raw);
+        }
+        if self.cached(&raw, &facts) {
+            self.report().dirs_cached += 1;
+            return true;
+        }
+        let read = self.meta.read(
+            meta,
+            Source::Path {
+                path,
+                follow: followed,
+            },
+        );
+        self.dropped(path, read.dropped);
+        let note = self.note(facts, NO_CONTENT);
+        let entry = CommitEntry::Dir {
+            path: raw,
+            mtime_ns: facts.mtime_ns,
+            mode: facts.mode,
+            attributes: facts.attributes,
+            meta: read.meta,
+        };
+        self.send_entry(entry, note)
+    }
+
+    /// The content of a hard-linked file whose inode another path of this run read already, if
+    /// nothing about it changed since (counted; forgotten once every link came).
+    fn read_before(&self, meta: &Metadata, facts: &Facts) -> Option<FileMeta> {
+        let key = fsmeta::hardlink_key(meta)?;
+        let mut inodes = self.inodes.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = inodes.get_mut(&key)?;
+        if seen.facts != *facts {
+            return None;
+        }
+        let file = seen.file.clone();
+        seen.links_left = seen.links_left.saturating_sub(1);
+        if seen.links_left == 0 {
+            inodes.remove(&key);
+        }
+        drop(inodes);
+        self.report().links_reused += 1;
+        Some(file)
+    }
+
+    /// Remembers the read of a hard-linked file for its other paths.
+    fn remember_read(&self, meta: &Metadata, file: FileMeta, facts: Facts) {
+        let Some(key) = file.ext.hardlink else {
+            return;
+        };
+        let links = links_of(meta);
+        if links < 2 {
+            return;
+        }
+        let seen = ReadInode {
+            facts,
+            file,
+            links_left: links - 1,
+        };
+        self.inodes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, seen);
     }
 
     fn file(&self, path: &Path, meta: &Metadata) -> bool {
@@ -218,14 +333,41 @@ impl Reader {
             r.files_seen += 1;
             r.seen.insert(&raw);
         }
-        if self.cached(&raw, &Facts::of(Kind::File, meta)) {
+        let walked = Facts::of(Kind::File, meta);
+        if self.cached(&raw, &walked) {
+            self.report().files_cached += 1;
             return true;
+        }
+        if let Some(file) = self.read_before(meta, &walked) {
+            let note = self.note(walked, file.hash);
+            return self.send_entry(
+                CommitEntry::File {
+                    path: raw,
+                    meta: file,
+                },
+                note,
+            );
         }
         for attempt in 0..2 {
             match self.read(path) {
-                Ok(ReadOutcome::Done(meta, facts)) => {
-                    let note = self.note(facts, meta.hash);
-                    return self.send_entry(CommitEntry::File { path: raw, meta }, note);
+                Ok(ReadOutcome::Done(file, facts, dropped)) => {
+                    self.dropped(path, dropped);
+                    let note = self.note(facts, file.hash);
+                    let remember = file.ext.hardlink.is_some().then(|| file.clone());
+                    if !self.send_entry(
+                        CommitEntry::File {
+                            path: raw,
+                            meta: file,
+                        },
+                        note,
+                    ) {
+                        return false;
+                    }
+                    // Only now: the entry of another path must follow this one's chunks.
+                    if let Some(file) = remember {
+                        self.remember_read(meta, file, facts);
+                    }
+                    return true;
                 }
                 Ok(ReadOutcome::Stopped) => return false,
                 Ok(ReadOutcome::Changed) if attempt == 0 => continue,
@@ -258,16 +400,11 @@ impl Reader {
         true
     }
 
-    /// True (and counted) when the cache says the server has exactly this file already.
+    /// True when the cache says the server has exactly this entry already.
     fn cached(&self, path: &RawPath, facts: &Facts) -> bool {
-        let hit = self
-            .cache
+        self.cache
             .as_ref()
-            .is_some_and(|c| c.matching(path, facts).is_some());
-        if hit {
-            self.report().files_cached += 1;
-        }
-        hit
+            .is_some_and(|c| c.matching(path, facts).is_some())
     }
 
     /// What to record in the cache after the commit, if the file's times are settled.
@@ -296,15 +433,43 @@ impl Reader {
                 .blocking_send(Item::Chunk { id, data, permit })
                 .is_ok()
         };
-        read_file(path, sink)
+        read_file(
+            path,
+            |file, meta| self.meta.read(meta, Source::File(file)),
+            sink,
+        )
+    }
+}
+
+/// A hard-linked file read in this run, for its other paths.
+struct ReadInode {
+    /// The facts it was read with; another path reuses the read only while they hold.
+    facts: Facts,
+    file: FileMeta,
+    /// Paths of the inode not yet met (its link count less those met).
+    links_left: u64,
+}
+
+/// The link count of a file (1 where unknown).
+fn links_of(meta: &Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        meta.nlink()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        1
     }
 }
 
 // Moved once or twice per entry; boxing would cost an allocation per file instead.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum ReadOutcome {
-    /// The content and the facts of the file as it was read.
-    Done(FileMeta, Facts),
+    /// The content, metadata and facts of the file as it was read, and why its attributes were
+    /// left out if they were.
+    Done(FileMeta, Facts, Option<XattrsDropped>),
     Changed,
     /// The receiver is gone: stop the scan.
     Stopped,
@@ -313,12 +478,16 @@ pub(crate) enum ReadOutcome {
 /// Reads the file at `path` and gives each chunk to `sink` (false: stop), then returns the
 /// file's [`FileMeta`] unless it changed while being read. A file no larger than one chunk's
 /// maximum is read in one piece (no streaming buffer for the many small files of a tree).
+/// `ext` reads the open file's further metadata before the content, so that a change of it
+/// during the read (which moves the change time) is seen as a change.
 pub(crate) fn read_file(
     path: &Path,
+    ext: impl FnOnce(&File, &Metadata) -> fsmeta::Read,
     mut sink: impl FnMut(ChunkId, Vec<u8>) -> bool,
 ) -> std::io::Result<ReadOutcome> {
     let file = File::open(path)?;
     let before = file.metadata()?;
+    let ext = ext(&file, &before);
     let params = ChunkParams::default();
     let mut hasher = blake3::Hasher::new();
     let mut chunks = Vec::new();
@@ -373,9 +542,10 @@ pub(crate) fn read_file(
             hash: hasher.finalize().into(),
             params,
             chunks,
-            ext: Default::default(),
+            ext: ext.meta,
         },
         facts,
+        ext.dropped,
     ))
 }
 
@@ -384,9 +554,13 @@ mod tests {
     use super::*;
     use asgard_core::testdata::random_bytes as pseudo_random;
 
+    fn no_ext(_: &File, _: &Metadata) -> fsmeta::Read {
+        fsmeta::Read::default()
+    }
+
     fn read_all(path: &Path) -> (FileMeta, Facts, Vec<(ChunkId, Vec<u8>)>) {
         let mut got = Vec::new();
-        let ReadOutcome::Done(meta, facts) = read_file(path, |id, d| {
+        let ReadOutcome::Done(meta, facts, _) = read_file(path, no_ext, |id, d| {
             got.push((id, d));
             true
         })
@@ -444,7 +618,7 @@ mod tests {
         let path = dir.path().join("big.bin");
         std::fs::write(&path, pseudo_random(3_000_000, 9)).unwrap();
         let mut calls = 0;
-        let out = read_file(&path, |_, _| {
+        let out = read_file(&path, no_ext, |_, _| {
             calls += 1;
             false
         })
@@ -468,10 +642,10 @@ mod tests {
             .share_mode(0)
             .open(&path)
             .unwrap();
-        assert!(read_file(&path, |_, _| true).is_err());
+        assert!(read_file(&path, no_ext, |_, _| true).is_err());
         drop(holder);
         assert!(matches!(
-            read_file(&path, |_, _| true),
+            read_file(&path, no_ext, |_, _| true),
             Ok(ReadOutcome::Done(..))
         ));
     }

@@ -16,6 +16,10 @@ use super::*;
 struct FakeState {
     have: HashSet<ChunkId>,
     committed: Vec<RawPath>,
+    /// Every entry committed, in order.
+    entries: Vec<CommitEntry>,
+    /// The number of entries of each commit request.
+    requests: Vec<usize>,
     uploads_now: usize,
     uploads_max: usize,
 }
@@ -27,6 +31,8 @@ struct Fake {
     rng: Mutex<asgard_core::testdata::Rng>,
     fail_upload: Option<u64>,
     uploads: AtomicU64,
+    /// Answer every entry as a metadata-only version of an existing path.
+    meta_only: bool,
 }
 
 impl Fake {
@@ -36,6 +42,7 @@ impl Fake {
             rng: Mutex::new(asgard_core::testdata::Rng::new(0x9E37_79B9_7F4A_7C15)),
             fail_upload,
             uploads: AtomicU64::new(0),
+            meta_only: false,
         }
     }
 
@@ -90,11 +97,17 @@ impl Remote for Fake {
             }
         }
         let mut results = Vec::new();
+        s.requests.push(req.entries.len());
         for e in &req.entries {
             s.committed.push(e.path().clone());
+            s.entries.push(e.clone());
             results.push(CommitResult {
-                meta_only: false,
-                outcome: CommitOutcome::New,
+                meta_only: self.meta_only,
+                outcome: if self.meta_only {
+                    CommitOutcome::Changed
+                } else {
+                    CommitOutcome::New
+                },
                 version_id: Some(s.committed.len() as u64),
             });
         }
@@ -162,6 +175,7 @@ fn feed(files: u64, tx: mpsc::Sender<Item>, budget: MemoryBudget) -> u64 {
             entry,
             note: None,
             permit,
+            folder: false,
         };
         if tx.blocking_send(item).is_err() {
             return f;
@@ -313,6 +327,7 @@ async fn the_committer_keeps_taking_entries_while_commits_are_in_flight() {
                 entry,
                 note: None,
                 permit,
+                folder: false,
             };
             tx.blocking_send(item).unwrap();
         }
@@ -345,4 +360,278 @@ async fn the_committer_keeps_taking_entries_while_commits_are_in_flight() {
         files
     );
     assert_eq!(budget.used(), 0);
+}
+
+/// One backup of `root` through the reader and the pipeline into `fake`, with the files cache;
+/// returns the entries committed and what the scan saw. Everything is "settled" (the run starts
+/// well after every change), so every committed entry is cached.
+async fn backup_with_cache(
+    root: &std::path::Path,
+    cache: &crate::cache::FilesCache,
+    fake: &Fake,
+) -> (Vec<CommitEntry>, ScanReport) {
+    let before = fake.state.lock().unwrap().entries.len();
+    let budget = MemoryBudget::new(8 << 20);
+    let (tx, rx) = mpsc::channel(ITEM_CHANNEL);
+    let start = crate::platform::system_time_to_ns(std::time::SystemTime::now()) + 10_000_000_000;
+    let reader = Reader::new(
+        tx,
+        budget.clone(),
+        Lang::En,
+        start,
+        Some(cache.reader().unwrap()),
+        vec![root.to_owned()],
+        crate::progress::Progress::hidden(),
+    );
+    let roots = vec![root.to_owned()];
+    let scan = std::thread::spawn(move || {
+        crate::scan::scan(&roots, &crate::scan::ScanRules::default(), &|e| {
+            reader.on_event(e)
+        });
+        reader.into_report()
+    });
+    let (_, cache_error) = run(fake, Some(cache), settings(), &budget, rx)
+        .await
+        .unwrap();
+    assert_eq!(cache_error, None);
+    let report = tokio::task::spawn_blocking(move || scan.join().unwrap())
+        .await
+        .unwrap();
+    let entries = fake.state.lock().unwrap().entries[before..].to_vec();
+    (entries, report)
+}
+
+/// The paths of `entries` relative to `root` ("." for the root), sorted.
+fn rel(entries: &[CommitEntry], root: &std::path::Path) -> Vec<String> {
+    let mut out: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            let p = e.path().to_path_buf();
+            let r = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if r.is_empty() { ".".to_owned() } else { r }
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Folders and links are sent with their metadata and then cached like files: an unchanged tree
+/// sends nothing the second time; a chmod, a new extended attribute (each moves only the change
+/// time) or a folder's new mode sends exactly that entry again; a second link of a file reuses
+/// the first one's read.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_only_changes_are_sent_again_and_unchanged_entries_are_not() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::create_dir_all(root.join("empty/nested")).unwrap();
+    let f = root.join("sub/f.txt");
+    std::fs::write(&f, b"the content of f").unwrap();
+    std::os::unix::fs::symlink("sub/f.txt", root.join("link")).unwrap();
+    let cache =
+        crate::cache::FilesCache::open(&crate::cache::cache_path(dir.path(), "s", "u", "d"), false)
+            .unwrap();
+    let fake = Fake::new(None);
+
+    let (first, report) = backup_with_cache(&root, &cache, &fake).await;
+    assert_eq!(
+        rel(&first, &root),
+        [".", "empty", "empty/nested", "link", "sub", "sub/f.txt"]
+    );
+    assert_eq!((report.files_seen, report.dirs_seen), (2, 4));
+    let owner = std::fs::metadata(&root).unwrap().uid();
+    for e in &first {
+        match e {
+            CommitEntry::Dir {
+                path,
+                mode,
+                meta,
+                mtime_ns,
+                ..
+            } => {
+                let m = std::fs::symlink_metadata(path.to_path_buf()).unwrap();
+                assert_eq!(*mode, m.permissions().mode() & 0o7777);
+                assert_eq!(*mtime_ns, crate::platform::mtime_ns(&m));
+                assert_eq!(meta.uid, Some(owner));
+            }
+            CommitEntry::Symlink { meta, .. } => assert_eq!(meta.uid, Some(owner)),
+            CommitEntry::File { meta, .. } => {
+                assert_eq!(meta.ext.uid, Some(owner));
+                assert_eq!(meta.ext.hardlink, None);
+            }
+            CommitEntry::Deleted { .. } => panic!("{e:?}"),
+        }
+    }
+
+    // Nothing changed: nothing is sent, folders and links are cached too.
+    let (second, report) = backup_with_cache(&root, &cache, &fake).await;
+    assert_eq!(rel(&second, &root), Vec::<String>::new());
+    assert_eq!((report.files_cached, report.dirs_cached), (2, 4));
+    assert_eq!(report.bytes_read, 0);
+
+    // chmod only: that file again, with its new mode (its folder did not change).
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (third, _) = backup_with_cache(&root, &cache, &fake).await;
+    assert_eq!(rel(&third, &root), ["sub/f.txt"]);
+    let CommitEntry::File { meta, .. } = &third[0] else {
+        panic!("{third:?}");
+    };
+    assert_eq!(meta.mode, 0o600);
+
+    // A new extended attribute only.
+    #[cfg(target_os = "linux")]
+    if rustix::fs::setxattr(&f, "user.note", b"hi", rustix::fs::XattrFlags::empty()).is_ok() {
+        let (fourth, _) = backup_with_cache(&root, &cache, &fake).await;
+        assert_eq!(rel(&fourth, &root), ["sub/f.txt"]);
+        let CommitEntry::File { meta, .. } = &fourth[0] else {
+            panic!("{fourth:?}");
+        };
+        assert_eq!(meta.ext.xattrs.len(), 1);
+        assert_eq!(meta.ext.xattrs[0].name.0, b"user.note");
+    }
+
+    // A folder's mode only.
+    let nested = root.join("empty/nested");
+    std::fs::set_permissions(&nested, std::fs::Permissions::from_mode(0o2750)).unwrap();
+    let (fifth, _) = backup_with_cache(&root, &cache, &fake).await;
+    assert_eq!(rel(&fifth, &root), ["empty/nested"]);
+    assert!(
+        matches!(fifth[0], CommitEntry::Dir { mode: 0o2750, .. }),
+        "{fifth:?}"
+    );
+
+    // A second link to f: its folder (new entry), f (its link count moved its change time) and
+    // the new link, one group; the content is read once.
+    let g = root.join("sub/g.txt");
+    std::fs::hard_link(&f, &g).unwrap();
+    let (sixth, report) = backup_with_cache(&root, &cache, &fake).await;
+    assert_eq!(rel(&sixth, &root), ["sub", "sub/f.txt", "sub/g.txt"]);
+    let groups: Vec<Option<u64>> = sixth
+        .iter()
+        .filter_map(|e| match e {
+            CommitEntry::File { meta, .. } => Some(meta.ext.hardlink),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(groups.len(), 2);
+    assert!(groups[0].is_some() && groups[0] == groups[1], "{groups:?}");
+    assert_eq!(report.links_reused, 1);
+    assert_eq!(report.bytes_read, b"the content of f".len() as u64);
+}
+
+/// A file with more extended attributes than the bound is backed up without them, with one
+/// warning (the run does not fail on it).
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_xattrs_are_left_out_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let f = root.join("many.txt");
+    std::fs::write(&f, b"x").unwrap();
+    for i in 0..=asgard_core::meta::MAX_XATTRS {
+        let name = format!("user.n{i:03}");
+        if rustix::fs::setxattr(&f, &name, b"v", rustix::fs::XattrFlags::empty()).is_err() {
+            return; // no user attributes here
+        }
+    }
+    let cache =
+        crate::cache::FilesCache::open(&crate::cache::cache_path(dir.path(), "s", "u", "d"), false)
+            .unwrap();
+    let fake = Fake::new(None);
+    let (entries, report) = backup_with_cache(&root, &cache, &fake).await;
+    assert_eq!(rel(&entries, &root), [".", "many.txt"]);
+    let file = entries.iter().find_map(|e| match e {
+        CommitEntry::File { meta, .. } => Some(meta),
+        _ => None,
+    });
+    let file = file.unwrap();
+    assert!(file.ext.xattrs.is_empty());
+    assert!(file.ext.uid.is_some(), "the rest of the metadata is kept");
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    assert!(
+        report.warnings[0].contains("Extended attributes not backed up (more than 64 attributes)"),
+        "{:?}",
+        report.warnings
+    );
+    assert!(report.unreadable.is_empty());
+}
+
+/// Entries with many extended attributes go in several commit requests of bounded size (each
+/// entry here costs about 1.2 MiB: 13 fit in one request of at most 16 MiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_requests_are_bounded_in_bytes() {
+    use asgard_core::meta::{Blob, EntryMeta, MAX_XATTR_VALUE, Xattr};
+    let fake = Fake::new(None);
+    let budget = MemoryBudget::new(256 << 20);
+    let (tx, rx) = mpsc::channel(ITEM_CHANNEL);
+    let meta = EntryMeta {
+        xattrs: (0..9)
+            .map(|i| Xattr {
+                name: Blob(format!("user.{i}").into_bytes()),
+                value: Blob(vec![7; MAX_XATTR_VALUE]),
+            })
+            .collect(),
+        ..EntryMeta::default()
+    };
+    let b = budget.clone();
+    let reader = std::thread::spawn(move || {
+        for i in 0..40 {
+            let entry = CommitEntry::Dir {
+                path: RawPath::from(format!("/data/d{i}").as_str()),
+                mtime_ns: 1,
+                mode: 0o755,
+                attributes: 0,
+                meta: meta.clone(),
+            };
+            let cost = entry_cost(&entry);
+            assert!(cost > 2 * 9 * MAX_XATTR_VALUE, "{cost}");
+            let permit = b.acquire(cost).unwrap();
+            let item = Item::Entry {
+                entry,
+                note: None,
+                permit,
+                folder: true,
+            };
+            tx.blocking_send(item).unwrap();
+        }
+    });
+    let (stats, _) = run(&fake, None, settings(), &budget, rx).await.unwrap();
+    reader.join().unwrap();
+    assert_eq!(stats.dirs_stored, 40);
+    assert_eq!(stats.files_new, 0, "folders are not files");
+    let s = fake.state.lock().unwrap();
+    assert_eq!(s.entries.len(), 40);
+    let per_request = (committer::COMMIT_BYTES / entry_cost(&s.entries[0])).max(1);
+    assert!(
+        s.requests.iter().all(|&n| n <= per_request),
+        "{:?} (at most {per_request})",
+        s.requests
+    );
+    assert!(s.requests.len() >= 40 / per_request);
+}
+
+/// A version that changed only metadata (a chmod, a touch with the same content) counts as
+/// unchanged content and as metadata-only, not as a changed file or a created content version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_only_versions_are_counted_apart() {
+    let mut fake = Fake::new(None);
+    fake.meta_only = true;
+    let budget = MemoryBudget::new(8 << 20);
+    let (tx, rx) = mpsc::channel(ITEM_CHANNEL);
+    let b = budget.clone();
+    let reader = std::thread::spawn(move || feed(5, tx, b));
+    let (stats, _) = run(&fake, None, settings(), &budget, rx).await.unwrap();
+    assert_eq!(reader.join().unwrap(), 5);
+    assert_eq!(
+        (stats.files_unchanged, stats.files_meta_only),
+        (5, 5),
+        "{stats:?}"
+    );
+    assert_eq!(
+        (stats.files_changed, stats.files_new, stats.versions_created),
+        (0, 0, 0)
+    );
 }
