@@ -57,14 +57,17 @@ pub(crate) fn reread_note(files: usize, more: bool, lang: Lang) -> String {
     } else {
         ""
     };
+    let n = super::files_count(files as u64, lang);
+    let one = files == 1;
     match lang {
         Lang::De => format!(
-            "Hinweis: Der Server hat beschädigte Daten gefunden; {files} Datei(en) werden neu \
-             gelesen, um sie zu reparieren{more}."
+            "Hinweis: Der Server hat beschädigte Daten gefunden; {n} {} neu gelesen, um sie \
+             zu reparieren{more}.",
+            if one { "wird" } else { "werden" }
         ),
         Lang::En => format!(
-            "Note: the server found damaged data; {files} file(s) are read again to repair \
-             it{more}."
+            "Note: the server found damaged data; {n} {} read again to repair it{more}.",
+            if one { "is" } else { "are" }
         ),
     }
 }

@@ -30,8 +30,41 @@ use asgard_core::Lang;
 
 /// The last line of `list`: how many paths it showed.
 pub(crate) fn paths_count(count: usize, lang: Lang) -> String {
-    match lang {
-        Lang::De => format!("{count} Pfade."),
-        Lang::En => format!("{count} paths."),
+    let noun = match lang {
+        Lang::De => plural(count as u64, "Pfad", "Pfade"),
+        Lang::En => plural(count as u64, "path", "paths"),
+    };
+    format!("{count} {noun}.")
+}
+
+/// "1 Datei", "2 Dateien" / "1 file", "0 files".
+pub(crate) fn files_count(count: u64, lang: Lang) -> String {
+    let noun = match lang {
+        Lang::De => plural(count, "Datei", "Dateien"),
+        Lang::En => plural(count, "file", "files"),
+    };
+    format!("{count} {noun}")
+}
+
+/// The singular for exactly one, else the plural (German and English agree on this rule,
+/// zero included: "0 Dateien", "0 files").
+pub(crate) fn plural<'a>(count: u64, one: &'a str, many: &'a str) -> &'a str {
+    if count == 1 { one } else { many }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_is_singular_in_both_languages() {
+        assert_eq!(files_count(1, Lang::De), "1 Datei");
+        assert_eq!(files_count(2, Lang::De), "2 Dateien");
+        assert_eq!(files_count(0, Lang::De), "0 Dateien");
+        assert_eq!(files_count(1, Lang::En), "1 file");
+        assert_eq!(files_count(0, Lang::En), "0 files");
+        assert_eq!(paths_count(1, Lang::De), "1 Pfad.");
+        assert_eq!(paths_count(3, Lang::De), "3 Pfade.");
+        assert_eq!(paths_count(1, Lang::En), "1 path.");
     }
 }

@@ -20,9 +20,9 @@ pub(crate) struct RestoreCounts {
 pub(crate) fn summary(c: &RestoreCounts, lang: Lang) -> String {
     match lang {
         Lang::De => format!(
-            "Wiederhergestellt: {} Dateien ({}); bereits aktuell: {}; zu diesem Zeitpunkt \
+            "Wiederhergestellt: {} ({}); bereits aktuell: {}; zu diesem Zeitpunkt \
              gelöscht: {}; Konflikte: {}; Fehler: {}",
-            c.restored,
+            super::files_count(c.restored, lang),
             bytes_short(c.bytes),
             c.up_to_date,
             c.deleted,
@@ -30,9 +30,9 @@ pub(crate) fn summary(c: &RestoreCounts, lang: Lang) -> String {
             c.errors
         ),
         Lang::En => format!(
-            "Restored: {} files ({}); already up to date: {}; deleted at that time: {}; \
+            "Restored: {} ({}); already up to date: {}; deleted at that time: {}; \
              conflicts: {}; errors: {}",
-            c.restored,
+            super::files_count(c.restored, lang),
             bytes_short(c.bytes),
             c.up_to_date,
             c.deleted,
