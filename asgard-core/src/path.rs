@@ -211,7 +211,9 @@ impl fmt::Display for Escaped<'_> {
                     '\n' => f.write_str("\\n")?,
                     '\t' => f.write_str("\\t")?,
                     '\r' => f.write_str("\\r")?,
-                    c if c.is_control() && u32::from(c) < 0x80 => write!(f, "\\x{:02x}", u32::from(c))?,
+                    c if c.is_control() && u32::from(c) < 0x80 => {
+                        write!(f, "\\x{:02x}", u32::from(c))?
+                    }
                     c if c.is_control() => write!(f, "\\u{{{:x}}}", u32::from(c))?,
                     c => f.write_char(c)?,
                 }
