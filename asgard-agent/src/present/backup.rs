@@ -88,19 +88,19 @@ pub(crate) fn root_unreadable(path: &Path, missing: bool, error: &str, lang: Lan
     match (lang, missing) {
         (Lang::De, true) => format!(
             "Zu sichernder Pfad nicht gefunden (nichts als gelöscht markiert): {}",
-            path.display()
+            super::shown(path)
         ),
         (Lang::En, true) => format!(
             "Path to back up not found (nothing marked deleted): {}",
-            path.display()
+            super::shown(path)
         ),
         (Lang::De, false) => format!(
             "Zu sichernder Pfad nicht lesbar (nichts als gelöscht markiert): {} ({error})",
-            path.display()
+            super::shown(path)
         ),
         (Lang::En, false) => format!(
             "Path to back up cannot be read (nothing marked deleted): {} ({error})",
-            path.display()
+            super::shown(path)
         ),
     }
 }
@@ -118,7 +118,7 @@ pub(crate) fn skipped_not_regular(path: &Path, reason: &str, lang: Lang) -> Stri
             "Hinweis: übersprungen, keine normale Datei",
             "Note: skipped, not a regular file"
         ),
-        path.display()
+        super::shown(path)
     )
 }
 
@@ -141,7 +141,7 @@ pub(crate) fn changed_while_read(path: &Path, lang: Lang) -> String {
             "Datei ändert sich beim Lesen, übersprungen",
             "File changes while being read, skipped"
         ),
-        path.display()
+        super::shown(path)
     )
 }
 
@@ -153,7 +153,7 @@ pub(crate) fn file_unreadable(path: &Path, error: &str, lang: Lang) -> String {
             "Warnung: Datei kann nicht gelesen werden:",
             "Warning: cannot read file:"
         ),
-        path.display()
+        super::shown(path)
     )
 }
 

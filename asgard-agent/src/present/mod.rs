@@ -26,7 +26,15 @@ pub(crate) mod restore;
 pub(crate) mod schedule;
 pub(crate) mod session;
 
-use asgard_core::Lang;
+use std::path::Path;
+
+use asgard_core::{Escaped, Lang};
+
+/// A local path in a message: escaped like `list` shows names (see [`Escaped`]), so a name that
+/// is not UTF-8 reads `caf\xe9`, not `caf�`.
+pub(crate) fn shown(path: &Path) -> Escaped<'_> {
+    Escaped::new(path.as_os_str().as_encoded_bytes())
+}
 
 /// The last line of `list`: how many paths it showed.
 pub(crate) fn paths_count(count: usize, lang: Lang) -> String {
@@ -55,6 +63,21 @@ pub(crate) fn plural<'a>(count: u64, one: &'a str, many: &'a str) -> &'a str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn paths_in_messages_are_escaped() {
+        use std::os::unix::ffi::OsStrExt;
+        let p = Path::new(std::ffi::OsStr::from_bytes(b"/home/a/caf\xe9.txt"));
+        assert_eq!(shown(p).to_string(), "/home/a/caf\\xe9.txt");
+        let msg = restore::conflict(p, Lang::De);
+        assert!(msg.contains("caf\\xe9.txt"), "{msg}");
+        let msg = backup::file_unreadable(p, "EACCES", Lang::En);
+        assert!(msg.contains("caf\\xe9.txt"), "{msg}");
+        let raw = asgard_core::RawPath(b"/x/\xff".to_vec());
+        let msg = restore::nothing_backed_up(&raw, Lang::De);
+        assert!(msg.contains("/x/\\xff"), "{msg}");
+    }
 
     #[test]
     fn one_is_singular_in_both_languages() {
