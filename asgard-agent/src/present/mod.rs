@@ -18,9 +18,11 @@
 //! - [`session`]: login, certificate trust, the server's errors by code.
 //! - [`schedule`]: what was installed and how to start it.
 //! - [`errors`]: the config and lock errors the binary prints ([`errors::Describe`]).
+//! - [`help`]: the command-line help in the reader's language.
 
 pub(crate) mod backup;
 pub(crate) mod errors;
+pub mod help;
 pub(crate) mod plan;
 pub(crate) mod restore;
 pub(crate) mod schedule;
