@@ -2,7 +2,7 @@
 //!
 //! clap's derive takes each help text from a doc comment, one text for every language; ours are
 //! German, the default. [`localize`] walks the command tree: for English it replaces each
-//! command's about, each argument's help and the texts after the help from [`ENGLISH`], keyed by
+//! command's about, each argument's help and the texts after the help from [`AGENT`], keyed by
 //! the command path and the argument id; for German it renames clap's own English words (the
 //! headings, the help and version flags, the `help` command). The language comes from `LANG`
 //! only: the help is shown before any configuration is read. The binary's tests check that every
