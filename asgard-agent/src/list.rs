@@ -140,10 +140,30 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<ExitCode> {
 fn render(files: &[FileEntry], show_device: bool, offset: UtcOffset, lang: Lang) -> String {
     use std::fmt::Write;
     let mut out = String::new();
+    // Version ids are server-wide numbers and may be long: the column fits the longest.
+    let id_width = files
+        .iter()
+        .flat_map(|f| &f.versions)
+        .map(|v| v.id.to_string().len())
+        .max()
+        .unwrap_or(0)
+        .max("Version".len());
+    let second = |us: i64| us.div_euclid(1_000_000);
+    let shares_second = |f: &FileEntry, us: i64| {
+        f.versions
+            .iter()
+            .filter(|w| second(w.time_us) == second(us))
+            .count()
+            > 1
+    };
+    let any_shared = files
+        .iter()
+        .any(|f| f.versions.iter().any(|v| shares_second(f, v.time_us)));
+    let time_width = if any_shared { 26 } else { 19 };
     let _ = writeln!(out, "{}", lang.pick("Pfad", "Path"));
     let _ = writeln!(
         out,
-        "  {:>8}  {:<19}  {}",
+        "  {:>id_width$}  {:<time_width$}  {}",
         "Version",
         format!("{} ({})", lang.pick("Zeit", "Time"), offset_name(offset)),
         lang.pick("Größe bzw. Art", "Size or kind"),
@@ -156,14 +176,8 @@ fn render(files: &[FileEntry], show_device: bool, offset: UtcOffset, lang: Lang)
         }
         let mut versions = f.versions.clone();
         versions.sort_by_key(|v| std::cmp::Reverse((v.time_us, v.id)));
-        let second = |us: i64| us.div_euclid(1_000_000);
         for v in &versions {
-            let shared = versions
-                .iter()
-                .filter(|w| second(w.time_us) == second(v.time_us))
-                .count()
-                > 1;
-            let time = if shared {
+            let time = if shares_second(f, v.time_us) {
                 local_human_us(v.time_us, offset)
             } else {
                 local_human(v.time_us, offset)
@@ -180,7 +194,7 @@ fn render(files: &[FileEntry], show_device: bool, offset: UtcOffset, lang: Lang)
             if v.meta_only {
                 what.push_str(lang.pick(" (nur Metadaten)", " (metadata only)"));
             }
-            let _ = writeln!(out, "  {:>8}  {time:<19}  {what}", v.id);
+            let _ = writeln!(out, "  {:>id_width$}  {time:<time_width$}  {what}", v.id);
         }
     }
     let _ = writeln!(out, "{}", crate::present::paths_count(files.len(), lang));
@@ -223,7 +237,10 @@ mod tests {
     #[test]
     fn heading_names_columns_and_zone() {
         let plus_one = UtcOffset::from_hms(1, 0, 0).unwrap();
-        let files = [entry(b"/home/a/x.txt", vec![version(7, T)])];
+        let files = [entry(
+            b"/home/a/x.txt",
+            vec![version(7, T), version(3_825_733_685_444_580, T - 9_000_000)],
+        )];
         let de = render(&files, false, plus_one, Lang::De);
         let lines: Vec<&str> = de.lines().collect();
         assert_eq!(lines[0], "Pfad");
@@ -232,7 +249,11 @@ mod tests {
         assert!(lines[1].contains("Größe"), "{de}");
         assert_eq!(lines[2], "/home/a/x.txt");
         assert!(lines[3].contains("2026-11-26 14:20:01  1.5 KiB"), "{de}");
-        assert_eq!(lines[4], "1 Pfad.");
+        // The columns line up under their headings, whatever the length of the ids.
+        let time_col = lines[1].find("Zeit").unwrap();
+        assert_eq!(lines[3].find("2026"), Some(time_col), "{de}");
+        assert_eq!(lines[4].find("2026"), Some(time_col), "{de}");
+        assert_eq!(lines[5], "1 Pfad.");
         let en = render(&files, false, UtcOffset::UTC, Lang::En);
         assert!(en.lines().nth(1).unwrap().contains("Time (UTC)"), "{en}");
         assert!(en.starts_with("Path\n"), "{en}");
@@ -253,7 +274,18 @@ mod tests {
         let text = render(&files, false, UtcOffset::UTC, Lang::De);
         assert!(text.contains("2026-11-26 13:20:01.900000"), "{text}");
         assert!(text.contains("2026-11-26 13:20:01.000010"), "{text}");
-        assert!(text.contains("2026-11-26 13:20:06  "), "{text}");
+        assert!(
+            text.contains("2026-11-26 13:20:06         1.5 KiB"),
+            "{text}"
+        );
+        let size_col = text.lines().nth(1).unwrap().find("Größe").unwrap();
+        assert!(
+            text.lines()
+                .skip(3)
+                .take(3)
+                .all(|l| l.find("1.5 KiB") == Some(size_col)),
+            "{text}"
+        );
         assert!(!text.contains("13:20:06."), "{text}");
         // Each shown time selects its own version.
         for (id, us) in [(1, T + 10), (2, T + 900_000), (3, T + 5_000_000)] {
