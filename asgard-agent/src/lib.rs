@@ -75,6 +75,9 @@ pub mod fuzzing;
 pub use config::{Config, ConfigError};
 pub use platform::{WINDOWS, default_state_dir, real_env};
 pub use present::errors::Describe;
+pub use present::help::{
+    AGENT as HELP_EN, english_text as help_text, keys as help_keys, localize as localize_help,
+};
 pub use runlock::{LockError, RunLock, acquire as lock_state_dir};
 pub use runlog::RunLog;
 pub use session::Ctx;

@@ -7,11 +7,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use asgard_core::Lang;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use asgard_agent::commands::{self, Action, Every, ScheduleArgs};
 use asgard_agent::{Config, Ctx, Describe, RunLog};
 
+/// The help texts here are German, the default; the English ones are in
+/// `asgard_agent::present::help::AGENT` under the command path and argument id (a test checks that
+/// each has one).
 #[derive(Parser)]
 #[command(
     name = "asgard-agent",
@@ -19,13 +22,13 @@ use asgard_agent::{Config, Ctx, Describe, RunLog};
     about = "AsgardBackup-Agent: Dateien sichern und wiederherstellen"
 )]
 struct Cli {
-    /// Konfigurationsdatei (YAML) / config file
+    /// Konfigurationsdatei (YAML)
     #[arg(long, global = true, env = "ASGARD_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Server-URL, z. B. https://backup.example:8443 / server URL
+    /// Server-URL, z. B. https://backup.example:8443
     #[arg(long, global = true, env = "ASGARD_SERVER", value_name = "URL")]
     server: Option<String>,
-    /// Ordner für den Zustand (Token, Fingerabdruck) / state folder
+    /// Ordner für den Zustand (Token, Fingerabdruck)
     #[arg(long, global = true, env = "ASGARD_STATE_DIR", value_name = "DIR")]
     state_dir: Option<PathBuf>,
     #[command(subcommand)]
@@ -34,80 +37,98 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Beim Server anmelden (registriert das Gerät beim ersten Mal) / log in
+    /// Beim Server anmelden (registriert das Gerät beim ersten Mal)
     Login {
         /// Einmal-Code des Administrators nach „device reset“: holt das Gerät mit allen Dateien
-        /// zurück / the administrator's one-time code after a device reset
+        /// zurück
         #[arg(long, value_name = "CODE")]
         code: Option<String>,
     },
-    /// Geräte desselben Benutzers verwalten / manage devices of the same user
+    /// Geräte desselben Benutzers verwalten
     Device {
         #[command(subcommand)]
         action: DeviceCommand,
     },
-    /// Dateien sichern / back up files
+    /// Dateien sichern
     Backup {
         /// Dateien oder Ordner; ohne Angabe der Sicherungsplan (siehe `plan`)
         paths: Vec<PathBuf>,
-        /// Zusammenfassung als JSON / summary as JSON
+        /// Zusammenfassung als JSON
         #[arg(long)]
         json: bool,
-        /// Systemweit sichern (als root): /home, /etc, /opt, /srv, /root / system scope
+        /// Systemweit sichern (als root): /home, /etc, /opt, /srv, /root
         #[arg(long)]
         system: bool,
     },
-    /// Zeigen, was gesichert wird und warum etwas nicht / show what is backed up and why not
+    /// Zeigen, was gesichert wird und warum etwas nicht
     #[command(after_long_help = commands::PLAN_JSON_HELP)]
     Plan {
-        /// Als JSON (Aufbau: siehe --help) / as JSON (shape: see --help)
+        /// Als JSON (Aufbau: siehe --help)
         #[arg(long)]
         json: bool,
-        /// Den ganzen Rechner statt der Benutzerordner (Linux, als root) / the whole machine
+        /// Den ganzen Rechner statt der Benutzerordner (Linux, als root)
         #[arg(long)]
         system: bool,
     },
-    /// Gesicherte Dateien und Versionen zeigen / list backed-up files
+    /// Gesicherte Dateien und Versionen zeigen
+    ///
+    /// Je Pfad seine Versionen, die neueste zuerst: Nummer (für `restore --version`), Zeit der
+    /// Sicherung in der lokalen Zeitzone (für `restore --at`), Größe oder Art. Eine Zeit auf die
+    /// Sekunde umfasst alles, was in dieser Sekunde gesichert wurde; fallen zwei Versionen in
+    /// dieselbe Sekunde, zeigt `list` Mikrosekunden.
+    #[command(verbatim_doc_comment)]
     List {
-        /// Nur diesen Pfad und was darunter liegt / only this path and below
+        /// Nur diesen Pfad und was darunter liegt
         path: Option<PathBuf>,
+        /// Als JSON (Zeiten in UTC, RFC 3339)
         #[arg(long)]
         json: bool,
-        /// Dateien eines anderen eigenen Geräts / another device of yours
+        /// Dateien eines anderen eigenen Geräts
         #[arg(long, value_name = "NAME")]
         device: Option<String>,
-        /// Dateien aller eigenen Geräte / all your devices
+        /// Dateien aller eigenen Geräte
         #[arg(long, conflicts_with = "device")]
         all_devices: bool,
     },
-    /// Datei oder Ordner wiederherstellen / restore a file or folder
+    /// Datei oder Ordner wiederherstellen
+    ///
+    /// Ohne --to kommt alles an seinen Ort zurück. Mit --to ZIEL liegt ein Ordner danach in
+    /// ZIEL/<letzter Ordner des Pfads>/… und eine einzelne Datei in ZIEL/<Name>:
+    ///
+    ///   restore /home/anna/Fotos --to /tmp/r      ergibt /tmp/r/Fotos/…
+    ///   restore /home/anna/brief.txt --to /tmp/r  ergibt /tmp/r/brief.txt
+    ///
+    /// Vorhandene Dateien mit anderem Inhalt bleiben unangetastet (Konflikt), außer mit
+    /// --overwrite.
+    #[command(verbatim_doc_comment)]
     Restore {
-        /// Pfad wie gesichert / path as backed up
+        /// Pfad wie gesichert
         path: PathBuf,
-        /// Genau diese Version / exactly this version
+        /// Genau diese Version (Nummer aus `list`)
         #[arg(long, value_name = "ID", conflicts_with = "at")]
         version: Option<u64>,
-        /// Stand zu diesem Zeitpunkt (RFC 3339 oder "JJJJ-MM-TT HH:MM[:SS]") / state at this time
+        /// Stand zu diesem Zeitpunkt: RFC 3339 oder Ortszeit "JJJJ-MM-TT HH:MM[:SS[.ffffff]]";
+        /// eine Zeit auf die Sekunde umfasst die ganze Sekunde (so wie `list` sie zeigt)
         #[arg(long, value_name = "TIME")]
         at: Option<String>,
-        /// In diesen Ordner statt an den Originalort / into this folder
+        /// In diesen Ordner statt an den Originalort: ein Ordner kommt nach ZIEL/<letzter
+        /// Ordner>/…, eine Datei nach ZIEL/<Name>
         #[arg(long, value_name = "DIR")]
         to: Option<PathBuf>,
-        /// Bestehende, abweichende Dateien ersetzen / replace differing files
+        /// Bestehende, abweichende Dateien ersetzen
         #[arg(long)]
         overwrite: bool,
-        /// Von einem anderen eigenen Gerät / from another device of yours
+        /// Von einem anderen eigenen Gerät
         #[arg(long, value_name = "NAME")]
         device: Option<String>,
-        /// Besitzer nach gesicherter Nummer statt nach Namen setzen (als root, wie tar) / owners
-        /// by recorded number, not by name (as root, like tar)
+        /// Besitzer nach gesicherter Nummer statt nach Namen setzen (als root, wie tar)
         #[arg(long)]
         numeric_owner: bool,
-        /// Zusammenfassung als JSON / summary as JSON
+        /// Zusammenfassung als JSON
         #[arg(long)]
         json: bool,
     },
-    /// Regelmäßige Sicherung einrichten, zeigen, entfernen / schedule backups
+    /// Regelmäßige Sicherung einrichten, zeigen, entfernen
     Schedule {
         #[command(subcommand)]
         action: ScheduleCommand,
@@ -116,41 +137,50 @@ enum Command {
 
 #[derive(Subcommand)]
 enum DeviceCommand {
-    /// Ein wartendes neues Gerät mit dem Code freigeben, den es anzeigt / approve a pending
-    /// device by the code it shows
+    /// Ein wartendes neues Gerät mit dem Code freigeben, den es anzeigt
     Approve {
-        /// Code wie K7MQ-4XTD / code such as K7MQ-4XTD
+        /// Code wie K7MQ-4XTD
         code: String,
     },
 }
 
 #[derive(Subcommand)]
 enum ScheduleCommand {
-    /// Zeitplan einrichten (systemd-Timer, Crontab-Zeile oder Windows-Aufgabe) / install
+    /// Zeitplan einrichten (systemd-Timer, Crontab-Zeile oder Windows-Aufgabe)
     Install {
-        /// Intervall: 5m … 30m, 1h … 12h, 1d, 7d / interval
+        /// Intervall: 5m … 30m, 1h … 12h, 1d, 7d
         #[arg(long, default_value = "1h", value_parser = Every::parse)]
         every: Every,
-        /// System-Timer als root, sichert mit `backup --system` / system timer as root
+        /// System-Timer als root, sichert mit `backup --system`
         #[arg(long)]
         system: bool,
     },
-    /// Zeigt, ob ein Zeitplan eingerichtet ist, und den nächsten Lauf / show the schedule
+    /// Zeigt, ob ein Zeitplan eingerichtet ist, und den nächsten Lauf
     Status {
+        /// Den System-Timer (als root)
         #[arg(long)]
         system: bool,
     },
-    /// Zeitplan entfernen / remove the schedule
+    /// Zeitplan entfernen
     Remove {
+        /// Den System-Timer (als root)
         #[arg(long)]
         system: bool,
     },
 }
 
+/// The command line, its help in the language of `LANG` (the configuration is read later).
+fn parse_cli() -> Cli {
+    let lang = Lang::resolve(None, asgard_agent::real_env("LANG").as_deref());
+    let cmd = asgard_agent::localize_help(Cli::command(), lang, asgard_agent::HELP_EN);
+    let matches = cmd.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
     // `time` can only read the local offset while the process has a single thread: do it first.
     let (offset, offset_known) = asgard_agent::local_offset();
-    let cli = Cli::parse();
+    let cli = parse_cli();
     let lang_env = asgard_agent::real_env("LANG");
     let early_lang = Lang::resolve(None, lang_env.as_deref());
     let (config, _) = match Config::load(cli.config.as_deref(), asgard_agent::real_env) {
@@ -328,6 +358,139 @@ async fn run(ctx: &Ctx, command: Command, globals: Globals) -> anyhow::Result<Ex
                 json,
             };
             commands::restore(ctx, args).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn help_of(lang: Lang, path: &[&str]) -> String {
+        let mut cmd = asgard_agent::localize_help(Cli::command(), lang, asgard_agent::HELP_EN);
+        let mut sub = &mut cmd;
+        for name in path {
+            sub = sub.find_subcommand_mut(name).unwrap();
+        }
+        sub.render_long_help().to_string()
+    }
+
+    /// Every command path of the tree, top level first.
+    fn command_paths() -> Vec<Vec<&'static str>> {
+        fn walk(cmd: &clap::Command, path: Vec<&'static str>, out: &mut Vec<Vec<&'static str>>) {
+            out.push(path.clone());
+            for s in cmd.get_subcommands() {
+                let name: &'static str = s.get_name().to_owned().leak();
+                let mut p = path.clone();
+                p.push(name);
+                walk(s, p, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&Cli::command(), Vec::new(), &mut out);
+        out
+    }
+
+    #[test]
+    fn every_command_and_argument_has_an_english_help() {
+        let keys = asgard_agent::help_keys(&Cli::command());
+        for key in &keys {
+            assert!(
+                asgard_agent::help_text(asgard_agent::HELP_EN, key).is_some(),
+                "no English help for `{key}` in present::help::AGENT"
+            );
+        }
+        for (key, _) in asgard_agent::HELP_EN {
+            let key = key.strip_suffix(" after").unwrap_or(key);
+            assert!(
+                keys.iter().any(|k| k == key),
+                "English help for unknown `{key}`"
+            );
+        }
+    }
+
+    #[test]
+    fn help_is_german_by_default_and_english_on_request() {
+        for lang in [Lang::De, Lang::En] {
+            let cmd = asgard_agent::localize_help(Cli::command(), lang, asgard_agent::HELP_EN);
+            cmd.debug_assert();
+        }
+        for path in command_paths() {
+            let de = help_of(Lang::De, &path);
+            for word in ["Aufruf:", "Optionen:", "Hilfe zeigen"] {
+                assert!(de.contains(word), "{path:?}: no {word}\n{de}");
+            }
+            for word in [
+                "Usage:",
+                "Options:",
+                "Print help",
+                "Arguments:",
+                "Commands:",
+            ] {
+                assert!(!de.contains(word), "{path:?}: {word}\n{de}");
+            }
+            let en = help_of(Lang::En, &path);
+            for word in ["Usage:", "Options:", "Print help"] {
+                assert!(en.contains(word), "{path:?}: no {word}\n{en}");
+            }
+            for word in [
+                "Aufruf", "Optionen", "Hilfe", "Datei", "Ordner", "Gerät", " oder ",
+            ] {
+                assert!(!en.contains(word), "{path:?}: {word}\n{en}");
+            }
+        }
+    }
+
+    #[test]
+    fn restore_help_explains_where_to_puts_things() {
+        let de = help_of(Lang::De, &["restore"]);
+        assert!(de.contains("ZIEL/<letzter Ordner des Pfads>/…"), "{de}");
+        assert!(de.contains("/tmp/r/Fotos/…"), "{de}");
+        assert!(de.contains("einzelne Datei in ZIEL/<Name>"), "{de}");
+        let en = help_of(Lang::En, &["restore"]);
+        assert!(en.contains("DEST/<last folder of the path>/…"), "{en}");
+        assert!(en.contains("a single file in DEST/<name>"), "{en}");
+    }
+
+    #[test]
+    fn localized_command_line_still_parses() {
+        for lang in [Lang::De, Lang::En] {
+            let cmd = asgard_agent::localize_help(Cli::command(), lang, asgard_agent::HELP_EN);
+            let m = cmd
+                .try_get_matches_from([
+                    "asgard-agent",
+                    "restore",
+                    "/x",
+                    "--version",
+                    "7",
+                    "--to",
+                    "/t",
+                    "--state-dir",
+                    "/s",
+                ])
+                .unwrap();
+            let cli = Cli::from_arg_matches(&m).unwrap();
+            let Command::Restore {
+                version, to, path, ..
+            } = cli.command
+            else {
+                panic!("not restore");
+            };
+            assert_eq!(
+                (version, path, to),
+                (Some(7), "/x".into(), Some("/t".into()))
+            );
+            assert_eq!(cli.state_dir, Some("/s".into()));
+            let cmd = asgard_agent::localize_help(Cli::command(), lang, asgard_agent::HELP_EN);
+            let m = cmd
+                .try_get_matches_from(["asgard-agent", "schedule", "install", "--every", "5m"])
+                .unwrap();
+            assert!(matches!(
+                Cli::from_arg_matches(&m).unwrap().command,
+                Command::Schedule {
+                    action: ScheduleCommand::Install { .. }
+                }
+            ));
         }
     }
 }

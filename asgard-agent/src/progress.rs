@@ -134,13 +134,40 @@ impl Progress {
     }
 }
 
+/// How long a run must have gone on before its remaining time is estimated: until then the rate
+/// is mostly start-up (scan, connection, the first batch), and a sub-second run would show
+/// minutes.
+const ETA_AFTER: Duration = Duration::from_secs(2);
+
+/// The remaining time worth showing, from the average rate of the whole run so far, or `None`
+/// while it would be a guess: before [`ETA_AFTER`], before the first byte, or when all known
+/// bytes are done. (indicatif's own estimate weights the first moments heavily.)
+fn remaining(elapsed: Duration, done: u64, total: u64) -> Option<Duration> {
+    if elapsed < ETA_AFTER || done == 0 || done >= total {
+        return None;
+    }
+    let secs = elapsed.as_secs_f64() * (total - done) as f64 / done as f64;
+    Some(Duration::from_secs_f64(secs.ceil().min(360_000.0)))
+}
+
+/// A remaining time for people: `7 s`, `3 min 05 s`, `2 h 10 min`.
+fn duration_text(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {:02} s", s / 60, s % 60),
+        _ => format!("{} h {:02} min", s / 3600, s / 60 % 60),
+    }
+}
+
 fn style(counters: Arc<Counters>, lang: Lang) -> ProgressStyle {
     let files_label = lang.pick("Dateien", "files");
     let template = format!(
         "{{spinner}} {files_label} {{files}} [{{wide_bar}}] {{bytes}}/{{total_bytes}} \
-         {{binary_bytes_per_sec}} {eta} {{eta}}",
-        eta = lang.pick("Rest", "ETA"),
+         {{binary_bytes_per_sec}}{{rest}}"
     );
+    let eta_label = lang.pick("Rest", "ETA");
+    let files = counters.clone();
     ProgressStyle::with_template(&template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .with_key(
@@ -149,9 +176,19 @@ fn style(counters: Arc<Counters>, lang: Lang) -> ProgressStyle {
                 let _ = write!(
                     w,
                     "{}/{}",
-                    counters.files_done.load(Ordering::Relaxed),
-                    counters.files_total.load(Ordering::Relaxed)
+                    files.files_done.load(Ordering::Relaxed),
+                    files.files_total.load(Ordering::Relaxed)
                 );
+            },
+        )
+        .with_key(
+            "rest",
+            move |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let done = counters.bytes_done.load(Ordering::Relaxed);
+                let total = counters.bytes_total.load(Ordering::Relaxed);
+                if let Some(d) = remaining(state.elapsed(), done, total) {
+                    let _ = write!(w, " {eta_label} {}", duration_text(d));
+                }
             },
         )
         .progress_chars("=> ")
@@ -190,6 +227,33 @@ mod tests {
             }
         );
         p.finish();
+    }
+
+    /// Regression (issue 12): a sub-second run's first estimate showed minutes.
+    #[test]
+    fn no_remaining_time_until_it_means_something() {
+        let ms = Duration::from_millis;
+        // The first ticks of a short run: no estimate, whatever the counters say.
+        assert_eq!(remaining(ms(200), 1, 100_000_000), None);
+        assert_eq!(remaining(ms(1999), 50, 100), None);
+        assert_eq!(remaining(ms(5000), 0, 100), None);
+        assert_eq!(remaining(ms(5000), 100, 100), None);
+        // From the average rate of the run: 2 s for a quarter, 6 s for the rest.
+        assert_eq!(remaining(ms(2000), 25, 100), Some(Duration::from_secs(6)));
+        assert_eq!(remaining(ms(3000), 99, 100), Some(Duration::from_secs(1)));
+        // Never absurd: at most 100 hours.
+        assert_eq!(
+            remaining(ms(2000), 1, u64::MAX),
+            Some(Duration::from_secs(360_000))
+        );
+    }
+
+    #[test]
+    fn remaining_time_reads_like_a_duration() {
+        let s = Duration::from_secs;
+        assert_eq!(duration_text(s(7)), "7 s");
+        assert_eq!(duration_text(s(185)), "3 min 05 s");
+        assert_eq!(duration_text(s(7800)), "2 h 10 min");
     }
 
     #[test]

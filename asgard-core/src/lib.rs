@@ -7,7 +7,8 @@
 //! - [`chunker`]: content-defined chunking (FastCDC v2020) with parameters recorded per file version;
 //! - [`stored`]: the stored form of a chunk (zstd frame or raw bytes behind a one-byte header) and its
 //!   size-bounded, hash-checked decoder;
-//! - [`RawPath`]: a path exactly as it was on the device, including names that are not valid UTF-8;
+//! - [`RawPath`]: a path exactly as it was on the device, including names that are not valid UTF-8
+//!   (shown to people escaped, [`Escaped`]);
 //! - [`meta`]: owners, extended attributes, hard-link groups and creation times of entries;
 //! - [`protocol`]: every type that crosses the wire between agent and server;
 //! - [`frames`]: the framed binary body of a batched chunk fetch and its bounded decoder;
@@ -35,6 +36,6 @@ pub mod testdata;
 pub use chunker::ChunkParams;
 pub use id::{ChunkId, ParseIdError};
 pub use lang::Lang;
-pub use path::RawPath;
+pub use path::{Escaped, RawPath};
 pub use plan::{Plan, Scope};
 pub use rules::{Rule, RuleSet};

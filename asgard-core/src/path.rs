@@ -36,10 +36,14 @@ impl RawPath {
         String::from_utf8_lossy(&self.0).into_owned()
     }
 
+    /// The path for people, every byte visible and none lost: see [`Escaped`].
+    pub fn escaped(&self) -> Escaped<'_> {
+        Escaped::new(&self.0)
+    }
+
     /// Whether the path looks like a Windows path (`C:\...`, `C:/...` or `\\server\share`).
     pub fn is_windows(&self) -> bool {
-        let b = &self.0;
-        (b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':') || b.starts_with(b"\\\\")
+        is_windows_bytes(&self.0)
     }
 
     fn is_sep(&self, c: u8) -> bool {
@@ -122,6 +126,11 @@ impl RawPath {
     }
 }
 
+/// Whether bytes look like a Windows path (`C:\...`, `C:/...` or `\\server\share`).
+fn is_windows_bytes(b: &[u8]) -> bool {
+    (b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':') || b.starts_with(b"\\\\")
+}
+
 /// Checks that one path component is a plain name that stays inside its folder.
 pub fn check_component(part: &[u8]) -> Result<(), &'static str> {
     if part.is_empty() {
@@ -152,6 +161,74 @@ pub fn bytes_to_path(b: &[u8]) -> PathBuf {
     #[cfg(not(unix))]
     {
         PathBuf::from(String::from_utf8_lossy(b).into_owned())
+    }
+}
+
+/// A path or name shown to people so that nothing is hidden or lost, like `ls -b`:
+///
+/// - valid UTF-8 is shown as it is, except control characters (`\n`, `\t`, ESC, ...), which are
+///   shown as `\n`, `\t`, `\r` or `\xHH` (and C1 controls as `\u{85}`), so a name cannot move
+///   the cursor or hide in the terminal;
+/// - each byte that is not part of valid UTF-8 is shown as `\xHH` (two lowercase hex digits):
+///   `caf\xe9` for Latin-1 `café`, never the `�` that would make two names look alike;
+/// - a backslash is doubled (`\\`) so that the escapes stay unambiguous, except in Windows
+///   paths (`C:\...`, `\\server\share`), where it is the separator and shown as it is.
+///
+/// A name without control characters and backslashes that is valid UTF-8 looks exactly as
+/// [`RawPath::lossy`] shows it.
+#[derive(Clone, Copy)]
+pub struct Escaped<'a> {
+    bytes: &'a [u8],
+    keep_backslash: bool,
+}
+
+impl<'a> Escaped<'a> {
+    /// Escapes the bytes of a path (a Windows path keeps its backslashes).
+    pub fn new(bytes: &'a [u8]) -> Self {
+        let keep_backslash = is_windows_bytes(bytes);
+        Escaped {
+            bytes,
+            keep_backslash,
+        }
+    }
+
+    /// Escapes the bytes of one name (a backslash in it is always doubled).
+    pub fn name(bytes: &'a [u8]) -> Self {
+        Escaped {
+            bytes,
+            keep_backslash: false,
+        }
+    }
+}
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write;
+        for chunk in self.bytes.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                match c {
+                    '\\' if !self.keep_backslash => f.write_str("\\\\")?,
+                    '\n' => f.write_str("\\n")?,
+                    '\t' => f.write_str("\\t")?,
+                    '\r' => f.write_str("\\r")?,
+                    c if c.is_control() && u32::from(c) < 0x80 => {
+                        write!(f, "\\x{:02x}", u32::from(c))?
+                    }
+                    c if c.is_control() => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+                    c => f.write_char(c)?,
+                }
+            }
+            for b in chunk.invalid() {
+                write!(f, "\\x{b:02x}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
     }
 }
 
@@ -295,7 +372,42 @@ mod tests {
         assert_eq!(text, r#""/tmp/Grüße""#);
     }
 
+    #[test]
+    fn escaped_shows_every_byte() {
+        let e = |b: &[u8]| RawPath(b.to_vec()).escaped().to_string();
+        assert_eq!(e(b"/tmp/Gr\xc3\xbc\xc3\x9fe"), "/tmp/Grüße");
+        assert_eq!(e(b"/tmp/caf\xe9"), "/tmp/caf\\xe9");
+        assert_eq!(e(b"/tmp/\xff\xfe.txt"), "/tmp/\\xff\\xfe.txt");
+        // A truncated UTF-8 sequence: each byte on its own.
+        assert_eq!(e(b"/a\xc3"), "/a\\xc3");
+        assert_eq!(e(b"/a\nb\tc\x1b[31m"), "/a\\nb\\tc\\x1b[31m");
+        assert_eq!(e("/a\u{85}".as_bytes()), "/a\\u{85}");
+        // The text `\xff` and the byte 0xff differ.
+        assert_eq!(e(b"/x\\xff"), "/x\\\\xff");
+        assert_ne!(e(b"/x\\xff"), e(b"/x\xff"));
+        assert_eq!(e(br"C:\Users\Bob"), r"C:\Users\Bob");
+        assert_eq!(Escaped::name(br"a\b").to_string(), r"a\\b");
+        assert_eq!(e(b"/tmp/plain name"), rp("/tmp/plain name").lossy());
+    }
+
     proptest! {
+        #[test]
+        fn escaped_is_printable_and_distinct(
+            a in proptest::collection::vec(any::<u8>(), 0..24),
+            b in proptest::collection::vec(any::<u8>(), 0..24),
+        ) {
+            let (ea, eb) = (Escaped::name(&a).to_string(), Escaped::name(&b).to_string());
+            prop_assert!(!ea.chars().any(char::is_control), "{ea:?}");
+            // A replacement character only where the name really has one.
+            prop_assert_eq!(
+                ea.contains('\u{fffd}'),
+                a.windows(3).any(|w| w == "\u{fffd}".as_bytes())
+            );
+            if a != b {
+                prop_assert_ne!(ea, eb);
+            }
+        }
+
         #[test]
         fn any_bytes_round_trip(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let p = RawPath(bytes);

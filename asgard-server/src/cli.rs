@@ -18,8 +18,10 @@ use crate::ops::events::{self, EventBus};
 use crate::ops::schedule::Scheduler;
 use crate::ops::{Resources, Task, dbbackup};
 use crate::present::{self, messages};
-use crate::{api, lock, tls};
+use crate::{api, cli_help, lock, tls};
 
+/// The help texts here are German, the default; the English ones are in `cli_help::SERVER` under
+/// the command path and argument id (a test checks that each has one).
 #[derive(Parser)]
 #[command(name = "asgard-server", version, about = "AsgardBackup-Server")]
 struct Cli {
@@ -29,109 +31,119 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct Common {
-    /// Configuration file (YAML); without it the built-in defaults apply.
+    /// Konfigurationsdatei (YAML); ohne sie gelten die eingebauten Vorgaben
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Data directory (overrides the configuration).
+    /// Datenverzeichnis (statt dem der Konfiguration)
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the server.
+    /// Den Server starten
     Serve {
         #[command(flatten)]
         common: Common,
-        /// Listen address, e.g. 0.0.0.0:8443 (port 0 = any free port).
+        /// Adresse, auf der der Server lauscht, z. B. 0.0.0.0:8443 (Port 0 = ein freier Port)
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
-    /// Print the SHA-256 fingerprint of the server certificate.
+    /// Den SHA-256-Fingerabdruck des Serverzertifikats ausgeben
     Fingerprint {
         #[command(flatten)]
         common: Common,
     },
-    /// Re-read stored chunks and check them against their ids; list damaged and missing chunks
-    /// and the file versions affected. Exit code 0: all is well; 1: damage found; 2: verify
-    /// could not run.
+    /// Gespeicherte Chunks neu lesen und mit ihrer Kennung vergleichen
+    ///
+    /// Liest gespeicherte Chunks neu und vergleicht sie mit ihrer Kennung; nennt beschädigte und
+    /// fehlende Chunks und die betroffenen Dateiversionen. Exit-Code 0: alles in Ordnung; 1:
+    /// Schäden gefunden; 2: die Prüfung konnte nicht laufen.
     Verify {
         #[command(flatten)]
         common: Common,
-        /// Read only a random sample of this many percent of the chunks (chunks already marked
-        /// bad are always read).
+        /// Nur eine Zufallsstichprobe von so vielen Prozent der Chunks lesen (als beschädigt
+        /// markierte Chunks werden immer gelesen)
         #[arg(long, value_name = "PERCENT")]
         sample: Option<f64>,
-        /// Only the chunks and file versions of this user.
+        /// Nur die Chunks und Dateiversionen dieses Benutzers
         #[arg(long, value_name = "NAME")]
         user: Option<String>,
-        /// Print the report as JSON.
+        /// Den Bericht als JSON ausgeben
         #[arg(long)]
         json: bool,
     },
-    /// Manage devices.
+    /// Geräte verwalten
     Device {
         #[command(subcommand)]
         cmd: DeviceCmd,
     },
-    /// Manage users (retention per user).
+    /// Benutzer verwalten (Aufbewahrung je Benutzer)
     User {
         #[command(subcommand)]
         cmd: UserCmd,
     },
-    /// Garbage collection now: prune versions by the retention rules, remove unreferenced chunks
-    /// (works on a running server's data directory too; the server also does it every gc_interval).
+    /// Speicherbereinigung jetzt: Versionen nach den Aufbewahrungsregeln entfernen, Chunks ohne
+    /// Verweis löschen
+    ///
+    /// Entfernt Versionen nach den Aufbewahrungsregeln und löscht Chunks, auf die nichts mehr
+    /// verweist. Geht auch mit dem Datenverzeichnis eines laufenden Servers; der Server tut es
+    /// außerdem alle gc_interval.
     Gc {
         #[command(flatten)]
         common: Common,
-        /// Only report what would be removed.
+        /// Nur berichten, was entfernt würde
         #[arg(long)]
         dry_run: bool,
-        /// Grace period for chunks uploaded or reported present recently (e.g. 1h, 30m, 0s);
-        /// default gc_grace of the configuration.
+        /// Schonfrist für Chunks, die kürzlich hochgeladen oder als vorhanden gemeldet wurden
+        /// (z. B. 1h, 30m, 0s); Vorgabe: gc_grace der Konfiguration
         #[arg(long, value_name = "DURATION")]
         grace: Option<HumanDuration>,
-        /// Print the report as JSON.
+        /// Den Bericht als JSON ausgeben
         #[arg(long)]
         json: bool,
     },
-    /// Show statistics (works on a running server's data directory too).
+    /// Statistik zeigen (geht auch mit dem Datenverzeichnis eines laufenden Servers)
     Stats {
         #[command(flatten)]
         common: Common,
-        /// Print JSON instead of text.
+        /// JSON statt Text ausgeben
         #[arg(long)]
         json: bool,
     },
-    /// Write a consistent copy of the metadata database (also while the server runs).
+    /// Eine konsistente Kopie der Metadaten-Datenbank schreiben (auch während der Server läuft)
     DbBackup {
         #[command(flatten)]
         common: Common,
-        /// Target file, or a folder for a file named by time; default
-        /// <data_dir>/db-backups/asgard-YYYYMMDD-HHMMSS.redb (keeping the newest db_backup_keep).
+        /// Zieldatei, oder ein Ordner für eine nach der Zeit benannte Datei; Vorgabe
+        /// <data_dir>/db-backups/asgard-JJJJMMTT-HHMMSS.redb (die neuesten db_backup_keep
+        /// bleiben)
         #[arg(long, value_name = "PATH")]
         to: Option<PathBuf>,
-        /// Print JSON instead of text.
+        /// JSON statt Text ausgeben
         #[arg(long)]
         json: bool,
     },
-    /// Show where chunks are stored: segment file, offset and length of the stored bytes (all
-    /// chunks when no id is given; also while the server runs).
+    /// Zeigen, wo Chunks gespeichert sind
+    ///
+    /// Zeigt, wo Chunks gespeichert sind: Segmentdatei, Versatz und Länge der gespeicherten
+    /// Bytes (alle Chunks, wenn keine Kennung angegeben ist; auch während der Server läuft).
     Locate {
         #[command(flatten)]
         common: Common,
-        /// Chunk ids (64 hex digits).
+        /// Chunk-Kennungen (64 Hex-Ziffern)
         #[arg(value_name = "ID")]
         ids: Vec<String>,
-        /// Print JSON instead of text.
+        /// JSON statt Text ausgeben
         #[arg(long)]
         json: bool,
     },
-    /// Replace the metadata database with a copy made by db-backup (the server must be stopped).
+    /// Die Metadaten-Datenbank durch eine Kopie von db-backup ersetzen (der Server muss
+    /// gestoppt sein)
     DbRestore {
         #[command(flatten)]
         common: Common,
-        /// The copy to restore.
+        /// Die Kopie, die zurückgespielt wird
         #[arg(long, value_name = "PATH")]
         from: PathBuf,
     },
@@ -139,21 +151,26 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum UserCmd {
-    /// List users with their device count and own keep_versions.
+    /// Benutzer mit Anzahl ihrer Geräte und eigenem keep_versions auflisten
     List {
         #[command(flatten)]
         common: Common,
     },
-    /// Set how many content versions per file this user keeps (instead of keep_versions).
+    /// Festlegen, wie viele Inhaltsversionen je Datei dieser Benutzer behält (statt
+    /// keep_versions)
     SetKeep {
+        /// Benutzername
         user: String,
+        /// Anzahl der Inhaltsversionen je Datei (1 oder mehr)
         #[arg(value_parser = clap::value_parser!(u32).range(1..))]
         versions: u32,
         #[command(flatten)]
         common: Common,
     },
-    /// Remove the user's own setting: keep_versions of the configuration applies again.
+    /// Die eigene Einstellung des Benutzers entfernen: keep_versions der Konfiguration gilt
+    /// wieder
     ClearKeep {
+        /// Benutzername
         user: String,
         #[command(flatten)]
         common: Common,
@@ -162,26 +179,42 @@ enum UserCmd {
 
 #[derive(Subcommand)]
 enum DeviceCmd {
-    /// List all devices.
+    /// Alle Geräte auflisten
     List {
         #[command(flatten)]
         common: Common,
     },
-    /// Approve a pending device (a new one, or a new registration under an existing name).
+    /// Ein wartendes Gerät freigeben (ein neues, oder eine neue Anmeldung unter einem
+    /// bestehenden Namen)
     Approve {
+        /// Benutzername
         user: String,
+        /// Gerätename
         device: String,
         #[command(flatten)]
         common: Common,
     },
-    /// Revoke a device's token and print a one-time code with which it logs in again
-    /// (`asgard-agent login --code`); its files stay.
+    /// Das Token eines Geräts widerrufen und einen Einmal-Code zur neuen Anmeldung ausgeben
+    ///
+    /// Widerruft das Token des Geräts und gibt einen Einmal-Code aus, mit dem es sich neu
+    /// anmeldet (`asgard-agent login --code`); seine Dateien bleiben.
     Reset {
+        /// Benutzername
         user: String,
+        /// Gerätename
         device: String,
         #[command(flatten)]
         common: Common,
     },
+}
+
+/// The command line, its help in the language of `LANG` (the configuration is read later).
+fn parse_cli() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let lang = Lang::resolve(None, std::env::var("LANG").ok().as_deref());
+    let cmd = cli_help::localize(Cli::command(), lang, cli_help::SERVER);
+    let matches = cmd.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 fn load_config(common: &Common) -> anyhow::Result<Config> {
@@ -194,7 +227,7 @@ fn load_config(common: &Common) -> anyhow::Result<Config> {
 
 /// Runs the command line and returns the process's exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     // Everything the server writes (database, segments, copies, socket, TLS key) is private.
     lock::private_umask();
     tracing_subscriber::fmt()
@@ -493,6 +526,105 @@ mod tests {
         assert_eq!(sample, Some(2.5));
         assert_eq!(user.as_deref(), Some("anna"));
         assert!(json);
+    }
+
+    fn help_of(lang: Lang, path: &[&str]) -> String {
+        use clap::CommandFactory;
+        let mut cmd = cli_help::localize(Cli::command(), lang, cli_help::SERVER);
+        let mut sub = &mut cmd;
+        for name in path {
+            sub = sub.find_subcommand_mut(name).unwrap();
+        }
+        sub.render_long_help().to_string()
+    }
+
+    #[test]
+    fn every_command_and_argument_has_an_english_help() {
+        use clap::CommandFactory;
+        let keys = cli_help::keys(&Cli::command());
+        for key in &keys {
+            assert!(
+                cli_help::english_text(cli_help::SERVER, key).is_some(),
+                "no English help for `{key}` in cli_help::SERVER"
+            );
+        }
+        for (key, _) in cli_help::SERVER {
+            assert!(
+                keys.iter().any(|k| k == key),
+                "English help for unknown `{key}`"
+            );
+        }
+    }
+
+    #[test]
+    fn help_is_german_by_default_and_english_on_request() {
+        use clap::CommandFactory;
+        fn paths(cmd: &clap::Command, path: Vec<String>, out: &mut Vec<Vec<String>>) {
+            out.push(path.clone());
+            for s in cmd.get_subcommands() {
+                let mut p = path.clone();
+                p.push(s.get_name().to_owned());
+                paths(s, p, out);
+            }
+        }
+        let mut all = Vec::new();
+        paths(&Cli::command(), Vec::new(), &mut all);
+        assert!(all.len() > 15, "{all:?}");
+        for lang in [Lang::De, Lang::En] {
+            cli_help::localize(Cli::command(), lang, cli_help::SERVER).debug_assert();
+        }
+        for path in &all {
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            let de = help_of(Lang::De, &path);
+            for word in ["Aufruf:", "Optionen:", "Hilfe zeigen"] {
+                assert!(de.contains(word), "{path:?}: no {word}\n{de}");
+            }
+            for word in [
+                "Usage:",
+                "Options:",
+                "Print help",
+                "Arguments:",
+                "Commands:",
+            ] {
+                assert!(!de.contains(word), "{path:?}: {word}\n{de}");
+            }
+            let en = help_of(Lang::En, &path);
+            for word in ["Usage:", "Options:", "Print help"] {
+                assert!(en.contains(word), "{path:?}: no {word}\n{en}");
+            }
+            for word in [
+                "Aufruf", "Optionen", "Hilfe", "Datei", "Geräte", " oder ", " der ",
+            ] {
+                assert!(!en.contains(word), "{path:?}: {word}\n{en}");
+            }
+        }
+    }
+
+    #[test]
+    fn localized_command_line_still_parses() {
+        use clap::{CommandFactory, FromArgMatches};
+        for lang in [Lang::De, Lang::En] {
+            let cmd = cli_help::localize(Cli::command(), lang, cli_help::SERVER);
+            let m = cmd
+                .try_get_matches_from([
+                    "asgard-server",
+                    "gc",
+                    "--dry-run",
+                    "--grace",
+                    "30m",
+                    "--data-dir",
+                    "/x",
+                ])
+                .unwrap();
+            let Cmd::Gc {
+                dry_run, common, ..
+            } = Cli::from_arg_matches(&m).unwrap().cmd
+            else {
+                panic!("not gc");
+            };
+            assert!(dry_run);
+            assert_eq!(common.data_dir, Some("/x".into()));
+        }
     }
 
     #[test]

@@ -25,6 +25,8 @@ mod hostile;
 #[cfg(unix)]
 mod incremental;
 mod isolation;
+#[cfg(unix)]
+mod listing_ux;
 mod ops;
 mod oracle;
 #[cfg(unix)]

@@ -461,6 +461,6 @@ mod tests {
         let r = cache.reader().unwrap();
         assert_eq!(r.matching(&bad, &facts), None);
         assert!(r.matching(&good, &facts).is_some());
-        assert!(notes.lock().unwrap()[0].contains("1 Datei(en) werden neu gelesen"));
+        assert!(notes.lock().unwrap()[0].contains("1 Datei wird neu gelesen"));
     }
 }

@@ -98,14 +98,17 @@ pub(crate) fn reread_note(files: usize, more: bool, lang: Lang) -> String {
     } else {
         ""
     };
+    let n = super::files_count(files as u64, lang);
+    let one = files == 1;
     match lang {
         Lang::De => format!(
-            "Hinweis: Der Server hat beschädigte Daten gefunden; {files} Datei(en) werden neu \
-             gelesen, um sie zu reparieren{more}."
+            "Hinweis: Der Server hat beschädigte Daten gefunden; {n} {} neu gelesen, um sie \
+             zu reparieren{more}.",
+            if one { "wird" } else { "werden" }
         ),
         Lang::En => format!(
-            "Note: the server found damaged data; {files} file(s) are read again to repair \
-             it{more}."
+            "Note: the server found damaged data; {n} {} read again to repair it{more}.",
+            if one { "is" } else { "are" }
         ),
     }
 }
@@ -126,19 +129,19 @@ pub(crate) fn root_unreadable(path: &Path, missing: bool, error: &str, lang: Lan
     match (lang, missing) {
         (Lang::De, true) => format!(
             "Zu sichernder Pfad nicht gefunden (nichts als gelöscht markiert): {}",
-            path.display()
+            super::shown(path)
         ),
         (Lang::En, true) => format!(
             "Path to back up not found (nothing marked deleted): {}",
-            path.display()
+            super::shown(path)
         ),
         (Lang::De, false) => format!(
             "Zu sichernder Pfad nicht lesbar (nichts als gelöscht markiert): {} ({error})",
-            path.display()
+            super::shown(path)
         ),
         (Lang::En, false) => format!(
             "Path to back up cannot be read (nothing marked deleted): {} ({error})",
-            path.display()
+            super::shown(path)
         ),
     }
 }
@@ -156,7 +159,7 @@ pub(crate) fn skipped_not_regular(path: &Path, reason: &str, lang: Lang) -> Stri
             "Hinweis: übersprungen, keine normale Datei",
             "Note: skipped, not a regular file"
         ),
-        path.display()
+        super::shown(path)
     )
 }
 
@@ -179,7 +182,7 @@ pub(crate) fn changed_while_read(path: &Path, lang: Lang) -> String {
             "Datei ändert sich beim Lesen, übersprungen",
             "File changes while being read, skipped"
         ),
-        path.display()
+        super::shown(path)
     )
 }
 
@@ -246,7 +249,7 @@ pub(crate) fn file_unreadable(path: &Path, error: &str, lang: Lang) -> String {
             "Warnung: Datei kann nicht gelesen werden:",
             "Warning: cannot read file:"
         ),
-        path.display()
+        super::shown(path)
     )
 }
 

@@ -78,8 +78,12 @@ pub(crate) fn render(plan: &Plan, lang: Lang) -> String {
     let width = plan
         .included
         .iter()
-        .map(|r| r.path.lossy().chars().count())
-        .chain(plan.excluded.iter().map(|e| e.path.lossy().chars().count()))
+        .map(|r| r.path.escaped().to_string().chars().count())
+        .chain(
+            plan.excluded
+                .iter()
+                .map(|e| e.path.escaped().to_string().chars().count()),
+        )
         .max()
         .unwrap_or(0)
         .min(40);
@@ -99,14 +103,14 @@ pub(crate) fn render(plan: &Plan, lang: Lang) -> String {
             (RootOrigin::Optional, Some(o)) => format!("include_optional: {}", o.name()),
             (RootOrigin::Optional, None) => "include_optional".to_owned(),
         };
-        let _ = writeln!(out, "  {:<width$}  ({why})", r.path.lossy());
+        let _ = writeln!(out, "  {:<width$}  ({why})", r.path.escaped().to_string());
     }
     let _ = writeln!(out, "{}", lang.pick("Nicht gesichert:", "Not backed up:"));
     for e in &plan.excluded {
         let _ = writeln!(
             out,
             "  {:<width$}  {}",
-            e.path.lossy(),
+            e.path.escaped().to_string(),
             reason_text(&e.path, &e.reason, lang)
         );
     }

@@ -28,9 +28,9 @@ pub(crate) fn summary(c: &RestoreCounts, lang: Lang) -> String {
     };
     match lang {
         Lang::De => format!(
-            "Wiederhergestellt: {} Dateien ({}){folders}; bereits aktuell: {}; zu diesem \
-             Zeitpunkt gelöscht: {}; Konflikte: {}; Fehler: {}",
-            c.restored,
+            "Wiederhergestellt: {} ({}){folders}; bereits aktuell: {}; zu diesem Zeitpunkt \
+             gelöscht: {}; Konflikte: {}; Fehler: {}",
+            super::files_count(c.restored, lang),
             bytes_short(c.bytes),
             c.up_to_date,
             c.deleted,
@@ -38,9 +38,9 @@ pub(crate) fn summary(c: &RestoreCounts, lang: Lang) -> String {
             c.errors
         ),
         Lang::En => format!(
-            "Restored: {} files ({}){folders}; already up to date: {}; deleted at that time: \
-             {}; conflicts: {}; errors: {}",
-            c.restored,
+            "Restored: {} ({}){folders}; already up to date: {}; deleted at that time: {}; \
+             conflicts: {}; errors: {}",
+            super::files_count(c.restored, lang),
             bytes_short(c.bytes),
             c.up_to_date,
             c.deleted,
@@ -55,8 +55,8 @@ pub(crate) fn invalid_at(text: &str, lang: Lang) -> String {
     format!(
         "{}: {text}",
         lang.pick(
-            "Ungültige Zeitangabe für --at (RFC 3339 oder JJJJ-MM-TT HH:MM[:SS])",
-            "Invalid time for --at (RFC 3339 or YYYY-MM-DD HH:MM[:SS])"
+            "Ungültige Zeitangabe für --at (RFC 3339 oder JJJJ-MM-TT HH:MM[:SS[.ffffff]])",
+            "Invalid time for --at (RFC 3339 or YYYY-MM-DD HH:MM[:SS[.ffffff]])"
         )
     )
 }
@@ -64,27 +64,34 @@ pub(crate) fn invalid_at(text: &str, lang: Lang) -> String {
 /// `--version ID` names no version under the root.
 pub(crate) fn version_not_found(id: u64, root: &RawPath, lang: Lang) -> String {
     match lang {
-        Lang::De => format!("Version {id} nicht gefunden unter {root}"),
-        Lang::En => format!("Version {id} not found under {root}"),
+        Lang::De => format!("Version {id} nicht gefunden unter {}", root.escaped()),
+        Lang::En => format!("Version {id} not found under {}", root.escaped()),
     }
 }
 
 /// Nothing was backed up under the root (at the time asked for).
 pub(crate) fn nothing_backed_up(root: &RawPath, lang: Lang) -> String {
     match lang {
-        Lang::De => format!("Unter {root} wurde (zu diesem Zeitpunkt) nichts gesichert."),
-        Lang::En => format!("Nothing was backed up under {root} (at that time)."),
+        Lang::De => format!(
+            "Unter {} wurde (zu diesem Zeitpunkt) nichts gesichert.",
+            root.escaped()
+        ),
+        Lang::En => format!(
+            "Nothing was backed up under {} (at that time).",
+            root.escaped()
+        ),
     }
 }
 
 /// The chosen version of a path is a deletion marker.
 pub(crate) fn deleted_at_that_time(path: &RawPath, lang: Lang) -> String {
     format!(
-        "{}: {path}",
+        "{}: {}",
         lang.pick(
             "Zu diesem Zeitpunkt gelöscht, nicht wiederhergestellt",
             "Deleted at that time, not restored"
-        )
+        ),
+        path.escaped()
     )
 }
 
@@ -101,7 +108,7 @@ pub(crate) fn up_to_date(dest: &Path, lang: Lang) -> String {
     format!(
         "{}: {}",
         lang.pick("Bereits aktuell", "Already up to date"),
-        dest.display()
+        super::shown(dest)
     )
 }
 
@@ -110,11 +117,11 @@ pub(crate) fn conflict(dest: &Path, lang: Lang) -> String {
     match lang {
         Lang::De => format!(
             "Bestehende Datei wird nicht überschrieben: {} (mit --overwrite ersetzen)",
-            dest.display()
+            super::shown(dest)
         ),
         Lang::En => format!(
             "Existing file is not overwritten: {} (replace with --overwrite)",
-            dest.display()
+            super::shown(dest)
         ),
     }
 }
@@ -124,7 +131,7 @@ pub(crate) fn file_error(dest: &Path, error: &str, lang: Lang) -> String {
     format!(
         "{}: {}: {error}",
         lang.pick("Fehler", "Error"),
-        dest.display()
+        super::shown(dest)
     )
 }
 
@@ -195,7 +202,7 @@ pub(crate) fn symlink_failed(dest: &Path, lang: Lang) -> String {
             "Cannot create the symbolic link (on Windows this needs the \"Create symbolic \
              links\" right or developer mode):"
         ),
-        dest.display()
+        super::shown(dest)
     )
 }
 
@@ -207,14 +214,14 @@ pub(crate) fn link_in_the_way(link: &Path, dest: &Path, lang: Lang) -> String {
             "Warnung: {} ist eine symbolische Verknüpfung, wo die Sicherung einen Ordner hat; \
              ihr wird nicht gefolgt, {} wird übersprungen (mit --overwrite wird die Verknüpfung \
              durch den Ordner ersetzt)",
-            link.display(),
-            dest.display()
+            super::shown(link),
+            super::shown(dest)
         ),
         Lang::En => format!(
             "Warning: {} is a symbolic link where the backup has a folder; it is not followed, \
              {} is skipped (--overwrite replaces the link with the folder)",
-            link.display(),
-            dest.display()
+            super::shown(link),
+            super::shown(dest)
         ),
     }
 }
@@ -227,7 +234,7 @@ pub(crate) fn not_a_folder(path: &Path, lang: Lang) -> String {
             "Dort liegt kein Ordner, wo die Sicherung einen hat",
             "Not a folder where the backup has one"
         ),
-        path.display()
+        super::shown(path)
     )
 }
 
@@ -239,7 +246,7 @@ pub(crate) fn outside_target(path: &Path, lang: Lang) -> String {
             "Liegt nicht im Zielordner, abgelehnt",
             "Not within the target folder, refused"
         ),
-        path.display()
+        super::shown(path)
     )
 }
 

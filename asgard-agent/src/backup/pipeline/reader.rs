@@ -213,7 +213,8 @@ impl Reader {
                     r.failed_roots.push(path);
                 } else {
                     self.warn(text::folder_unreadable(&error, lang));
-                    r.unreadable.push(format!("{} ({error})", path.display()));
+                    r.unreadable
+                        .push(format!("{} ({error})", crate::present::shown(&path)));
                     r.unreadable_dirs.push(RawPath::from_path(&path));
                 }
                 true
