@@ -279,7 +279,8 @@ impl From<DbError> for ApiError {
             e @ (DbError::Storage(_)
             | DbError::Encoding(_)
             | DbError::Json(_)
-            | DbError::Schema(_)) => ApiError::Internal(e.to_string()),
+            | DbError::Schema(_)
+            | DbError::SchemaTooNew { .. }) => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -627,3 +627,98 @@ async fn damaged_chunk_is_named_at_login_asked_for_by_check_and_healed_by_upload
     .await;
     assert_eq!(test::read_body(resp).await, data);
 }
+
+/// Protocol 2 over HTTP: a folder is committed with its metadata, listed as kind `dir`, refused
+/// by restore (400) and missing in a manifest; a chmod is a metadata-only version; metadata over
+/// the bounds is a 400 that names the field.
+#[actix_web::test]
+async fn folders_and_metadata_only_versions_over_the_api() {
+    use asgard_core::protocol::{CommitResponse, ListResponse, ManifestResponse, VersionKind};
+    let env = env(Registration::Open);
+    let app = app!(env);
+    let call = |req: test::TestRequest| test::call_service(&app, req.to_request());
+    let mut body = login_body("anna");
+    body["protocol_version"] = json!(2);
+    let resp = call(test::TestRequest::post().uri("/api/login").set_json(body)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let l: LoginResponse = test::read_body_json(resp).await;
+    let auth = ("Authorization", format!("Bearer {}", l.token.unwrap()));
+    let commit = |entries: Value| {
+        test::TestRequest::post()
+            .uri("/api/commit")
+            .insert_header(auth.clone())
+            .set_json(json!({ "entries": entries }))
+    };
+    // user.a = "1" in hex.
+    let meta = json!({ "uid": 1000, "gid": 100, "owner": "anna", "group": "users",
+                       "xattrs": [{ "name": "757365722e61", "value": "31" }] });
+    let dir = |mode: u32| {
+        json!({ "kind": "dir", "path": "/home/anna/leer", "mtime_ns": 7,
+                                  "mode": mode, "meta": meta })
+    };
+    let resp = call(commit(json!([dir(0o40750)]))).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let r: CommitResponse = test::read_body_json(resp).await;
+    assert_eq!(
+        r.results[0].outcome,
+        asgard_core::protocol::CommitOutcome::New
+    );
+    assert!(!r.results[0].meta_only);
+    let resp = call(commit(json!([dir(0o40700)]))).await;
+    let v: Value = test::read_body_json(resp).await;
+    assert_eq!(v["results"][0]["outcome"], "changed");
+    assert_eq!(v["results"][0]["meta_only"], true);
+
+    let resp = call(
+        test::TestRequest::get()
+            .uri("/api/list")
+            .insert_header(auth.clone()),
+    )
+    .await;
+    let listed: ListResponse = test::read_body_json(resp).await;
+    let versions = &listed.files[0].versions;
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0].kind, VersionKind::Dir);
+    assert_eq!((versions[0].mode, versions[0].meta_only), (0o40700, true));
+    assert_eq!(versions[1].mode, 0o40750);
+    assert_eq!(versions[0].meta.owner.as_deref(), Some("anna"));
+    assert_eq!(versions[0].meta.xattrs[0].name.0, b"user.a");
+    assert_eq!(versions[0].hash, None);
+
+    let resp = call(
+        test::TestRequest::post()
+            .uri("/api/restore")
+            .insert_header(auth.clone())
+            .set_json(json!({ "path": "/home/anna/leer" })),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let e: ErrorBody = test::read_body_json(resp).await;
+    assert!(e.message.contains("folder"), "{}", e.message);
+    let ids: Vec<u64> = versions.iter().map(|v| v.id).collect();
+    let resp = call(
+        test::TestRequest::post()
+            .uri("/api/manifest")
+            .insert_header(auth.clone())
+            .set_json(json!({ "version_ids": ids })),
+    )
+    .await;
+    let m: ManifestResponse = test::read_body_json(resp).await;
+    assert!(m.versions.is_empty());
+    assert_eq!(m.missing, ids);
+
+    // Unsorted attributes: 400, naming the entry and the field; nothing is stored.
+    let unsorted = json!([{ "kind": "dir", "path": "/home/anna/x", "mtime_ns": 7,
+        "meta": { "xattrs": [{ "name": "757365722e62", "value": "" },
+                             { "name": "757365722e61", "value": "" }] } }]);
+    let resp = call(commit(json!([dir(0o40700), unsorted[0]]))).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let e: ErrorBody = test::read_body_json(resp).await;
+    assert_eq!(e.code, "bad_entry");
+    assert!(
+        e.message.contains("entries[1].meta.xattrs"),
+        "{}",
+        e.message
+    );
+    assert_eq!(env.state.db.stats().unwrap().versions, 2);
+}

@@ -18,7 +18,7 @@ pub(crate) mod channel;
 
 use std::sync::Arc;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{anyhow, bail};
 use asgard_core::Lang;
 use serde::{Deserialize, Serialize};
 
@@ -104,7 +104,13 @@ pub(crate) fn execute(
 /// Opens the metadata database of the configured data directory (the caller holds the lock).
 pub(crate) fn open_db(config: &Config, lang: Lang) -> anyhow::Result<Db> {
     let path = config.data_dir.join("asgard.redb");
-    Db::open(&path).with_context(|| present::messages::cannot_open_db(&path, lang))
+    Db::open(&path).map_err(|e| match e {
+        crate::db::DbError::SchemaTooNew { found, known } => anyhow!(
+            "{}",
+            present::messages::db_schema_too_new(&path, found, known, lang)
+        ),
+        e => anyhow::Error::new(e).context(present::messages::cannot_open_db(&path, lang)),
+    })
 }
 
 /// Opens the chunk store of the configuration (`store:`; by default the packed store in

@@ -24,7 +24,7 @@ use super::{
     CHUNKS, DEVICES, Db, DbError, KEEP_OVERRIDES, META, META_JSON, PATHS, REREAD, RUNS, Result,
     TOKENS, USER_CHUNKS, USERS, VERSIONS,
 };
-use super::{PENDING, PENDING_TOKENS, REENROLL, SKELETONS};
+use super::{CURRENT_SCHEMA_VERSION, PENDING, PENDING_TOKENS, REENROLL, SKELETONS};
 
 /// Rows per (non-durable) write transaction of the copy: bounds the memory of one transaction.
 const BATCH_ROWS: usize = 20_000;
@@ -180,8 +180,8 @@ impl Db {
 }
 
 /// Checks that `path` is a redb database this server can use: it opens (read-only, so it is not
-/// changed), every required table exists with the expected key and value types, and it holds no
-/// unknown table. Returns the number of versions in it.
+/// changed), every required table exists with the expected key and value types, it holds no
+/// unknown table, and its schema version is not newer than this build's. Returns the number of versions in it.
 pub fn check_database(path: &Path) -> Result<u64> {
     let db = ReadOnlyDatabase::open(path)?;
     let txn = db.begin_read()?;
@@ -207,6 +207,16 @@ pub fn check_database(path: &Path) -> Result<u64> {
         };
     }
     for_each_table!(open);
+    // A copy from a newer server could hold records this build misreads.
+    if present.iter().any(|p| p == META.name()) {
+        let found = super::schema_version(&txn.open_table(META)?)?;
+        if found > CURRENT_SCHEMA_VERSION {
+            return Err(DbError::SchemaTooNew {
+                found,
+                known: CURRENT_SCHEMA_VERSION,
+            });
+        }
+    }
     Ok(redb::ReadableTableMetadata::len(
         &txn.open_table(VERSIONS)?,
     )?)

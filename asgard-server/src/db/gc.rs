@@ -7,7 +7,7 @@
 use asgard_core::ChunkId;
 use redb::ReadableTable;
 
-use super::versions::{apply_retention, retention_drops};
+use super::versions::{Class, apply_retention, retention_drops};
 use super::{
     CHUNKS, ChunkRec, Db, KEEP_OVERRIDES, META, PATHS, PathRec, Result, STORED_BYTES, USER_CHUNKS,
     USERS, UserRec, VERSIONS, VersionRec, adjust_refcount, dec, enc,
@@ -249,13 +249,13 @@ impl Db {
             let drops = if newest.is_some_and(|v| deletion_expired(&v, rules)) {
                 prec.versions.len() as u64
             } else if prec.versions.len() > keep as usize {
-                let mut deleted = Vec::with_capacity(prec.versions.len());
+                let mut classes = Vec::with_capacity(prec.versions.len());
                 for &id in &prec.versions {
                     if let Some(g) = versions.get(id)? {
-                        deleted.push(VersionRec::decode(g.value())?.deleted);
+                        classes.push(Class::of(&VersionRec::decode(g.value())?));
                     }
                 }
-                retention_drops(&deleted, keep)
+                retention_drops(&classes, keep)
                     .iter()
                     .filter(|d| **d)
                     .count() as u64

@@ -51,8 +51,8 @@ pub use integrity::{
 };
 pub use runs::{DeviceLastRun, KEEP_RUNS, RunRec};
 pub use schema::{
-    ChunkRec, DeviceRec, META_LAST_GC, META_LAST_VERIFY, PathRec, PendingRec, ReenrollRec, UserRec,
-    VersionRec,
+    CURRENT_SCHEMA_VERSION, ChunkRec, DeviceRec, ExtV1, META_LAST_GC, META_LAST_VERIFY, PathRec,
+    PendingRec, RecExt, RecKind, ReenrollRec, StoredMeta, UserRec, VersionRec,
 };
 pub use stats::{FullStats, Stats};
 pub use versions::{DeviceSel, ListParams, decode_cursor, encode_cursor};
@@ -76,6 +76,12 @@ pub enum DbError {
     /// from another version).
     #[error("unexpected database layout: {0}")]
     Schema(String),
+    /// The database was written by a newer server (its schema version is higher than this
+    /// build's): opening it could misread its records. Permanent: run the newer server.
+    #[error(
+        "the database has schema version {found}, this server knows up to {known}: it was written by a newer AsgardBackup server"
+    )]
+    SchemaTooNew { found: u64, known: u64 },
     #[error("unknown or revoked device token")]
     Unauthorized,
     /// The token of a pending registration: valid for `login` only.
@@ -155,6 +161,38 @@ pub struct Db {
     id_secret: [u8; 32],
 }
 
+/// The schema version a database records ([`SCHEMA_VERSION`]; absent = 1).
+fn schema_version(meta: &impl ReadableTable<&'static str, u64>) -> Result<u64> {
+    Ok(meta.get(SCHEMA_VERSION)?.map_or(1, |g| g.value()))
+}
+
+/// Refuses a database of a newer schema and records the current one in an older (or new) one.
+/// Every record of an older schema reads as it is (see `schema.rs`), so the upgrade rewrites
+/// nothing else; what it marks is that records of the new shape may follow, which an older server
+/// must not open.
+fn schema_upgrade(txn: &WriteTransaction) -> Result<()> {
+    let mut meta = txn.open_table(META)?;
+    let found = schema_version(&meta)?;
+    if found > CURRENT_SCHEMA_VERSION {
+        return Err(DbError::SchemaTooNew {
+            found,
+            known: CURRENT_SCHEMA_VERSION,
+        });
+    }
+    if found < CURRENT_SCHEMA_VERSION {
+        // A new database has no versions yet: only an existing one is worth a line in the log.
+        if !redb::ReadableTableMetadata::is_empty(&txn.open_table(VERSIONS)?)? {
+            tracing::info!(
+                from = found,
+                to = CURRENT_SCHEMA_VERSION,
+                "database schema upgraded"
+            );
+        }
+        meta.insert(SCHEMA_VERSION, CURRENT_SCHEMA_VERSION)?;
+    }
+    Ok(())
+}
+
 fn next_id(meta: &mut redb::Table<&str, u64>, key: &str) -> Result<u64> {
     let id = meta.get(key)?.map(|g| g.value()).unwrap_or(1);
     meta.insert(key, id + 1)?;
@@ -190,6 +228,7 @@ impl Db {
             };
         }
         for_each_table!(create);
+        schema_upgrade(&txn)?;
         enroll::migrate_names(&txn)?;
         let id_secret = idsecret::ensure(&txn)?;
         txn.commit()?;

@@ -3,9 +3,18 @@
 //!
 //! Values are postcard-encoded structs. Postcard records have no field names, so a record's shape
 //! can only grow at its end, and a reader of an old shape must be kept (see [`VersionRec::decode`]).
+//! Since schema version 2 a version record ends in a *versioned* extension ([`RecExt`]): later
+//! additions become a new variant of it (the postcard enum tag is the extension's format version)
+//! instead of another guessed-at trailing field.
+//!
+//! The database records its schema version in [`META`] under [`SCHEMA_VERSION`] (absent = 1).
+//! `Db::open` writes the current one when it upgrades a database and refuses one written by a
+//! newer server ([`super::DbError::SchemaTooNew`]), which could hold records this build would
+//! misread.
 //! A new table must be added to `for_each_table!`, or `Db::open` does not create it and
 //! `db-backup` refuses to run (it checks that it copies every table the database holds).
 
+use asgard_core::meta::{Blob, EntryMeta, Xattr};
 use asgard_core::protocol::{DeviceStatus, VersionInfo, VersionKind};
 use asgard_core::{ChunkId, ChunkParams, RawPath};
 use redb::TableDefinition;
@@ -99,6 +108,12 @@ pub(super) const LAST_TIME_US: &str = "last_time_us";
 /// [`META`]: the stored bytes of every chunk in the index, kept in step by upload records and GC.
 pub(super) const STORED_BYTES: &str = "stored_bytes";
 
+/// [`META`]: the schema version of the database (absent = 1, before issue 12). See the module docs.
+pub(super) const SCHEMA_VERSION: &str = "schema_version";
+/// The schema version this build writes and the newest it opens. 2: version records end in
+/// [`RecExt`] (folders, metadata-only versions, [`EntryMeta`]).
+pub const CURRENT_SCHEMA_VERSION: u64 = 2;
+
 /// [`META_JSON`] key of the last GC result (the GC report as JSON; written by the GC when it ends).
 pub const META_LAST_GC: &str = "last_gc";
 /// [`META_JSON`] key of the last verify result (the verify report as JSON).
@@ -176,6 +191,13 @@ pub struct PathRec {
 
 /// [`VERSIONS`] value. The statistics decode only its leading fields up to `size` (see
 /// `stats.rs`): keep their order.
+///
+/// Three shapes exist on disk, told apart by where they end (see [`VersionRec::decode`]): V1
+/// (up to `chunks`), V2 (plus `symlink_target`) and V3 (plus `ext`, schema version 2).
+///
+/// A folder version has size 0, no chunks and no hash (`hash: None`, like a deletion marker; it
+/// is told from one by `deleted`). A symbolic link keeps its target in `symlink_target` (size 0,
+/// no chunks, hash = blake3 of the target).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionRec {
     pub user_id: u64,
@@ -190,13 +212,136 @@ pub struct VersionRec {
     pub hash: Option<[u8; 32]>,
     pub params: ChunkParams,
     pub chunks: Vec<([u8; 32], u32)>,
-    /// `Some(target)` for a symbolic link (size 0, no chunks, hash = blake3 of the target).
+    /// `Some(target)` for a symbolic link.
     pub symlink_target: Option<Vec<u8>>,
+    /// Kind, metadata-only flag and [`EntryMeta`] (schema version 2).
+    pub ext: RecExt,
 }
 
-/// A [`VersionRec`] as written before symlink versions existed (no `symlink_target`). Postcard
-/// records have no field names, so old records are recognised by failing to decode as the new
-/// shape (they end where the new field would start) and are read with this one.
+/// The versioned tail of a [`VersionRec`]. Postcard writes the variant index first, so a reader
+/// knows the tail's format; a new format is a new variant (and a new schema version, so that an
+/// older server refuses the database instead of failing on its records).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecExt {
+    V1(ExtV1),
+}
+
+/// [`RecExt`] format 1.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ExtV1 {
+    pub kind: RecKind,
+    /// The version changed only metadata: its content equals the version before it (which is
+    /// live), and retention does not count it as a content version (see `versions.rs`).
+    pub meta_only: bool,
+    pub meta: StoredMeta,
+}
+
+/// What a version (or, for a deletion marker, the path before it was deleted) is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum RecKind {
+    #[default]
+    File,
+    Symlink,
+    Dir,
+}
+
+/// [`EntryMeta`] as stored: the same fields without `skip_serializing_if` (which postcard, having
+/// no field names, cannot read back), xattrs as plain byte pairs.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StoredMeta {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    /// (name, value), sorted by name as the commit bounds require.
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub hardlink: Option<u64>,
+    pub btime_ns: Option<i64>,
+}
+
+impl From<&EntryMeta> for StoredMeta {
+    fn from(m: &EntryMeta) -> Self {
+        StoredMeta {
+            uid: m.uid,
+            gid: m.gid,
+            owner: m.owner.clone(),
+            group: m.group.clone(),
+            xattrs: m
+                .xattrs
+                .iter()
+                .map(|x| (x.name.0.clone(), x.value.0.clone()))
+                .collect(),
+            hardlink: m.hardlink,
+            btime_ns: m.btime_ns,
+        }
+    }
+}
+
+impl From<&StoredMeta> for EntryMeta {
+    fn from(m: &StoredMeta) -> Self {
+        EntryMeta {
+            uid: m.uid,
+            gid: m.gid,
+            owner: m.owner.clone(),
+            group: m.group.clone(),
+            xattrs: m
+                .xattrs
+                .iter()
+                .map(|(n, v)| Xattr {
+                    name: Blob(n.clone()),
+                    value: Blob(v.clone()),
+                })
+                .collect(),
+            hardlink: m.hardlink,
+            btime_ns: m.btime_ns,
+        }
+    }
+}
+
+impl RecExt {
+    /// The tail of a version of `kind`.
+    pub fn new(kind: RecKind, meta_only: bool, meta: StoredMeta) -> RecExt {
+        RecExt::V1(ExtV1 {
+            kind,
+            meta_only,
+            meta,
+        })
+    }
+
+    /// What a record of the shapes before schema version 2 implies: a link if it has a target,
+    /// else a file; content, metadata unknown.
+    fn legacy(symlink: bool) -> RecExt {
+        RecExt::new(
+            if symlink {
+                RecKind::Symlink
+            } else {
+                RecKind::File
+            },
+            false,
+            StoredMeta::default(),
+        )
+    }
+}
+
+/// A [`VersionRec`] as written before folders and metadata (schema version 1): no `ext`.
+#[derive(Deserialize)]
+struct VersionRecV2 {
+    user_id: u64,
+    device_id: u64,
+    path: Vec<u8>,
+    time_us: i64,
+    deleted: bool,
+    size: u64,
+    mtime_ns: i64,
+    mode: u32,
+    attributes: u32,
+    hash: Option<[u8; 32]>,
+    params: ChunkParams,
+    chunks: Vec<([u8; 32], u32)>,
+    symlink_target: Option<Vec<u8>>,
+}
+
+/// A [`VersionRec`] as written before symlink versions existed (no `symlink_target`).
 #[derive(Deserialize)]
 struct VersionRecV1 {
     user_id: u64,
@@ -213,7 +358,80 @@ struct VersionRecV1 {
     chunks: Vec<([u8; 32], u32)>,
 }
 
+impl From<VersionRecV1> for VersionRecV2 {
+    fn from(v: VersionRecV1) -> Self {
+        VersionRecV2 {
+            user_id: v.user_id,
+            device_id: v.device_id,
+            path: v.path,
+            time_us: v.time_us,
+            deleted: v.deleted,
+            size: v.size,
+            mtime_ns: v.mtime_ns,
+            mode: v.mode,
+            attributes: v.attributes,
+            hash: v.hash,
+            params: v.params,
+            chunks: v.chunks,
+            symlink_target: None,
+        }
+    }
+}
+
+impl From<VersionRecV2> for VersionRec {
+    fn from(v: VersionRecV2) -> Self {
+        let ext = RecExt::legacy(v.symlink_target.is_some());
+        VersionRec {
+            user_id: v.user_id,
+            device_id: v.device_id,
+            path: v.path,
+            time_us: v.time_us,
+            deleted: v.deleted,
+            size: v.size,
+            mtime_ns: v.mtime_ns,
+            mode: v.mode,
+            attributes: v.attributes,
+            hash: v.hash,
+            params: v.params,
+            chunks: v.chunks,
+            symlink_target: v.symlink_target,
+            ext,
+        }
+    }
+}
+
 impl VersionRec {
+    fn ext_v1(&self) -> &ExtV1 {
+        match &self.ext {
+            RecExt::V1(e) => e,
+        }
+    }
+
+    /// File, link or folder (for a deletion marker: what the path was before).
+    pub fn kind(&self) -> RecKind {
+        self.ext_v1().kind
+    }
+
+    /// A metadata-only version (see [`ExtV1::meta_only`]).
+    pub fn meta_only(&self) -> bool {
+        self.ext_v1().meta_only
+    }
+
+    /// Owner, xattrs, hard-link group, creation time (empty for versions from before them).
+    pub fn meta(&self) -> &StoredMeta {
+        &self.ext_v1().meta
+    }
+
+    /// A live folder version.
+    pub fn is_dir(&self) -> bool {
+        !self.deleted && self.kind() == RecKind::Dir
+    }
+
+    /// A version with content to read: not a marker, a link or a folder.
+    pub fn has_content(&self) -> bool {
+        !self.deleted && self.kind() == RecKind::File && self.symlink_target.is_none()
+    }
+
     pub fn info(&self, id: u64) -> VersionInfo {
         VersionInfo {
             id,
@@ -224,39 +442,39 @@ impl VersionRec {
             attributes: self.attributes,
             hash: self.hash.map(ChunkId),
             deleted: self.deleted,
-            kind: if self.symlink_target.is_some() {
-                VersionKind::Symlink
-            } else {
-                VersionKind::File
+            kind: match self.kind() {
+                // A record of the old shapes, or a fuzzed one, may disagree with its target.
+                _ if self.symlink_target.is_some() => VersionKind::Symlink,
+                RecKind::Dir => VersionKind::Dir,
+                RecKind::Symlink => VersionKind::Symlink,
+                RecKind::File => VersionKind::File,
             },
             symlink_target: self.symlink_target.clone().map(RawPath),
-            meta: Default::default(),
-            meta_only: false,
+            meta: self.meta().into(),
+            meta_only: self.meta_only(),
         }
     }
 
-    /// Decodes a stored version, also in the shape written before symlink versions existed.
+    /// Decodes a stored version in any of its shapes. A shape with a field missing fails with an
+    /// end-of-input error, so the newest shape is tried first and an older record (which ends
+    /// where the newer field would start) is read with the shape before. Every shape must use up
+    /// all the bytes: postcard itself ignores trailing bytes, so a newer record cut short inside
+    /// its tail would otherwise read as an older shape, silently without its tail.
     pub fn decode(bytes: &[u8]) -> Result<VersionRec> {
-        match postcard::from_bytes::<VersionRec>(bytes) {
-            Ok(v) => Ok(v),
-            Err(new_err) => {
-                let v: VersionRecV1 = postcard::from_bytes(bytes).map_err(|_| new_err)?;
-                Ok(VersionRec {
-                    user_id: v.user_id,
-                    device_id: v.device_id,
-                    path: v.path,
-                    time_us: v.time_us,
-                    deleted: v.deleted,
-                    size: v.size,
-                    mtime_ns: v.mtime_ns,
-                    mode: v.mode,
-                    attributes: v.attributes,
-                    hash: v.hash,
-                    params: v.params,
-                    chunks: v.chunks,
-                    symlink_target: None,
-                })
+        fn exact<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> postcard::Result<T> {
+            match postcard::take_from_bytes::<T>(bytes)? {
+                (v, []) => Ok(v),
+                _ => Err(postcard::Error::DeserializeBadEncoding),
             }
         }
+        let err = match exact::<VersionRec>(bytes) {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        if let Ok(v) = exact::<VersionRecV2>(bytes) {
+            return Ok(v.into());
+        }
+        let v: VersionRecV1 = exact(bytes).map_err(|_| err)?;
+        Ok(VersionRecV2::from(v).into())
     }
 }

@@ -588,3 +588,469 @@ fn a_chunk_the_index_lacks_is_recorded_only_if_the_store_has_it() {
         Err(DbError::MissingChunks(_))
     ));
 }
+
+// ---- issue 12: record shapes, schema version, folders, metadata-only versions, retention ----
+
+use asgard_core::meta::{Blob, EntryMeta, Xattr};
+use asgard_core::protocol::VersionKind;
+
+fn dir(path: &str, mode: u32, mtime_ns: i64) -> CommitEntry {
+    CommitEntry::Dir {
+        path: RawPath::from(path),
+        mtime_ns,
+        mode,
+        attributes: 0,
+        meta: EntryMeta::default(),
+    }
+}
+
+fn owned(uid: u32, owner: &str) -> EntryMeta {
+    EntryMeta {
+        uid: Some(uid),
+        gid: Some(100),
+        owner: Some(owner.into()),
+        group: Some("users".into()),
+        xattrs: vec![Xattr {
+            name: Blob(b"user.k".to_vec()),
+            value: Blob(b"\x00v".to_vec()),
+        }],
+        hardlink: Some(9),
+        btime_ns: Some(-3),
+    }
+}
+
+/// `file` with its mode, mtime and metadata set.
+fn file_with(path: &str, parts: &[&[u8]], mode: u32, mtime_ns: i64, ext: EntryMeta) -> CommitEntry {
+    let mut e = file(path, parts);
+    if let CommitEntry::File { meta, .. } = &mut e {
+        meta.mode = mode;
+        meta.mtime_ns = mtime_ns;
+        meta.ext = ext;
+    }
+    e
+}
+
+fn all_versions(db: &Db, a: &Auth, at_us: Option<i64>) -> Vec<asgard_core::protocol::FileEntry> {
+    db.list(
+        a.user_id,
+        &ListParams {
+            devices: DeviceSel::Id(a.device_id),
+            prefix: None,
+            at_us,
+            after: None,
+            limit: 100,
+        },
+    )
+    .unwrap()
+    .0
+}
+
+fn sample_rec() -> VersionRec {
+    VersionRec {
+        user_id: 1,
+        device_id: 2,
+        path: b"/a".to_vec(),
+        time_us: 3,
+        deleted: false,
+        size: 3,
+        mtime_ns: 4,
+        mode: 0o644,
+        attributes: 0,
+        hash: Some([9; 32]),
+        params: ChunkParams::default(),
+        chunks: vec![([9; 32], 3)],
+        symlink_target: None,
+        ext: RecExt::new(RecKind::File, false, StoredMeta::default()),
+    }
+}
+
+/// A record of schema version 1 with a link target (shape V2, written by hand): it reads as a
+/// link with unknown metadata, and is not metadata-only.
+#[test]
+fn version_records_from_schema_1_still_decode() {
+    #[derive(Serialize)]
+    struct V2 {
+        user_id: u64,
+        device_id: u64,
+        path: Vec<u8>,
+        time_us: i64,
+        deleted: bool,
+        size: u64,
+        mtime_ns: i64,
+        mode: u32,
+        attributes: u32,
+        hash: Option<[u8; 32]>,
+        params: ChunkParams,
+        chunks: Vec<([u8; 32], u32)>,
+        symlink_target: Option<Vec<u8>>,
+    }
+    let bytes = postcard::to_stdvec(&V2 {
+        user_id: 1,
+        device_id: 2,
+        path: b"/l".to_vec(),
+        time_us: 3,
+        deleted: false,
+        size: 0,
+        mtime_ns: 4,
+        mode: 0,
+        attributes: 0,
+        hash: Some([8; 32]),
+        params: ChunkParams::default(),
+        chunks: vec![],
+        symlink_target: Some(b"../t".to_vec()),
+    })
+    .unwrap();
+    let rec = VersionRec::decode(&bytes).unwrap();
+    assert_eq!(rec.symlink_target.as_deref(), Some(&b"../t"[..]));
+    assert_eq!(rec.kind(), RecKind::Symlink);
+    assert!(!rec.meta_only() && *rec.meta() == StoredMeta::default());
+    let info = rec.info(5);
+    assert_eq!(info.kind, VersionKind::Symlink);
+    assert!(info.meta.is_empty() && !info.meta_only);
+    // Written again it takes the new shape, which reads back equal.
+    assert_eq!(VersionRec::decode(&enc(&rec).unwrap()).unwrap(), rec);
+    // A record of the new shape cut inside its tail, or with a byte too many, is refused (not
+    // read as an older shape without the tail).
+    let mut file = sample_rec();
+    file.ext = RecExt::new(RecKind::Dir, true, StoredMeta::from(&owned(7, "x")));
+    let full = enc(&file).unwrap();
+    assert_eq!(VersionRec::decode(&full).unwrap(), file);
+    let tail = enc(&file.ext).unwrap().len();
+    for cut in 1..tail {
+        assert!(
+            VersionRec::decode(&full[..full.len() - cut]).is_err(),
+            "{cut}"
+        );
+    }
+    assert!(VersionRec::decode(&[full.as_slice(), &[0]].concat()).is_err());
+    // Cut exactly before the tail, it is a record of shape V2.
+    let v2 = VersionRec::decode(&full[..full.len() - tail]).unwrap();
+    assert_eq!((v2.kind(), v2.meta_only()), (RecKind::File, false));
+}
+
+#[test]
+fn new_version_records_round_trip_with_every_field() {
+    let mut rec = sample_rec();
+    rec.ext = RecExt::new(RecKind::File, true, StoredMeta::from(&owned(1000, "anna")));
+    let bytes = enc(&rec).unwrap();
+    let back = VersionRec::decode(&bytes).unwrap();
+    assert_eq!(back, rec);
+    let info = back.info(1);
+    assert_eq!(info.meta, owned(1000, "anna"));
+    assert!(info.meta_only);
+    assert_eq!(info.kind, VersionKind::File);
+    // The statistics' prefix decode still finds the size.
+    assert_eq!(
+        db_stats_head_size(&bytes),
+        rec.size,
+        "stats.rs decodes the leading fields"
+    );
+    // The extension's first byte is its format version (postcard's variant index).
+    let tail = enc(&rec.ext).unwrap();
+    assert_eq!(tail[0], 0);
+    assert!(bytes.ends_with(&tail));
+}
+
+fn db_stats_head_size(bytes: &[u8]) -> u64 {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        _u: u64,
+        _d: u64,
+        _p: Vec<u8>,
+        _t: i64,
+        _del: bool,
+        size: u64,
+    }
+    postcard::take_from_bytes::<Head>(bytes).unwrap().0.size
+}
+
+#[test]
+fn schema_version_is_written_and_a_newer_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("asgard.redb");
+    let read_version = |path: &std::path::Path| {
+        let db = redb::Database::create(path).unwrap();
+        let txn = db.begin_read().unwrap();
+        let meta = txn.open_table(META).unwrap();
+        meta.get(SCHEMA_VERSION).unwrap().map(|g| g.value())
+    };
+    drop(Db::open(&path).unwrap());
+    assert_eq!(read_version(&path), Some(CURRENT_SCHEMA_VERSION));
+
+    // A database of schema 1 (no key) is upgraded on open.
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .remove(SCHEMA_VERSION)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    assert_eq!(read_version(&path), None);
+    drop(Db::open(&path).unwrap());
+    assert_eq!(read_version(&path), Some(CURRENT_SCHEMA_VERSION));
+    assert!(check_database(&path).is_ok());
+
+    // One from a newer server is refused, by open and by the check of `db-restore`, and left as
+    // it is.
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert(SCHEMA_VERSION, CURRENT_SCHEMA_VERSION + 1)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    match Db::open(&path) {
+        Err(DbError::SchemaTooNew { found, known }) => {
+            assert_eq!(
+                (found, known),
+                (CURRENT_SCHEMA_VERSION + 1, CURRENT_SCHEMA_VERSION)
+            )
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a newer schema was opened"),
+    }
+    assert!(matches!(
+        check_database(&path),
+        Err(DbError::SchemaTooNew { .. })
+    ));
+    assert_eq!(read_version(&path), Some(CURRENT_SCHEMA_VERSION + 1));
+}
+
+#[test]
+fn folders_are_versions_with_markers_and_a_point_in_time() {
+    let (_d, db) = open();
+    let (_, a) = register(&db, "anna", "pc");
+    let r = commit(&db, &a, &[dir("/d", 0o40750, 5)], 4).results[0];
+    assert_eq!((r.outcome, r.meta_only), (CommitOutcome::New, false));
+    let first = r.version_id.unwrap();
+    // The same folder again: unchanged.
+    let again = commit(&db, &a, &[dir("/d", 0o40750, 5)], 4).results[0];
+    assert_eq!(again.outcome, CommitOutcome::Unchanged);
+    assert_eq!(again.version_id, Some(first));
+    let (_, rec) = db
+        .find_version(a.user_id, a.device_id, Some(first), None, None, None)
+        .unwrap();
+    assert!(rec.is_dir() && !rec.has_content());
+    assert_eq!((rec.size, rec.hash, rec.chunks.len()), (0, None, 0));
+    let t_live = rec.time_us;
+
+    // A chmod of the folder is a metadata-only version.
+    let chmod = commit(&db, &a, &[dir("/d", 0o40700, 5)], 4).results[0];
+    assert_eq!(
+        (chmod.outcome, chmod.meta_only),
+        (CommitOutcome::Changed, true)
+    );
+
+    let gone = CommitEntry::Deleted {
+        path: RawPath::from("/d"),
+    };
+    let del = commit(&db, &a, &[gone], 4).results[0];
+    assert_eq!(del.outcome, CommitOutcome::Deleted);
+
+    let files = all_versions(&db, &a, None);
+    let v = &files[0].versions;
+    assert_eq!(v.len(), 3);
+    // The marker remembers that a folder was deleted.
+    assert!(v[0].deleted);
+    assert_eq!(v[0].kind, VersionKind::Dir);
+    assert_eq!(
+        (v[1].kind, v[1].mode, v[1].meta_only),
+        (VersionKind::Dir, 0o40700, true)
+    );
+    assert_eq!(
+        (v[2].kind, v[2].mode, v[2].meta_only),
+        (VersionKind::Dir, 0o40750, false)
+    );
+    assert_eq!(v[2].hash, None);
+
+    // At the time of the first version the folder is there, as it was.
+    let then = all_versions(&db, &a, Some(t_live));
+    assert_eq!(then[0].versions.len(), 1);
+    assert_eq!(then[0].versions[0].id, first);
+    assert!(!then[0].versions[0].deleted);
+    let (id, _) = db
+        .find_version(
+            a.user_id,
+            a.device_id,
+            None,
+            None,
+            Some(&RawPath::from("/d")),
+            Some(t_live),
+        )
+        .unwrap();
+    assert_eq!(id, first);
+    assert!(matches!(
+        db.find_version(
+            a.user_id,
+            a.device_id,
+            None,
+            None,
+            Some(&RawPath::from("/d")),
+            None
+        ),
+        Err(DbError::Deleted)
+    ));
+    // Back after the deletion: a new (content) version.
+    let back = commit(&db, &a, &[dir("/d", 0o40700, 5)], 4).results[0];
+    assert_eq!((back.outcome, back.meta_only), (CommitOutcome::New, false));
+    // A file where the folder was is a change of content, not of metadata.
+    upload(&db, &a, &[b"x"]);
+    let f = commit(&db, &a, &[file("/d", &[b"x"])], 4).results[0];
+    assert_eq!((f.outcome, f.meta_only), (CommitOutcome::Changed, false));
+    // Stats count folders as versions of no bytes.
+    let s = db.full_stats().unwrap();
+    assert_eq!((s.versions, s.logical_bytes), (5, 1));
+}
+
+#[test]
+fn metadata_changes_are_metadata_only_versions_that_hold_their_chunks() {
+    let (_d, db) = open();
+    let (_, a) = register(&db, "anna", "pc");
+    upload(&db, &a, &[b"inhalt"]);
+    let base = || file_with("/f", &[b"inhalt"], 0o100644, 10, EntryMeta::default());
+    let r = commit(&db, &a, &[base()], 4).results[0];
+    assert_eq!((r.outcome, r.meta_only), (CommitOutcome::New, false));
+    assert_eq!(refcount(&db, b"inhalt"), 1);
+    // Equal content, equal metadata: unchanged (an old agent sends no EntryMeta and sees no
+    // churn against a record without one).
+    let same = commit(&db, &a, &[base()], 4).results[0];
+    assert_eq!(
+        (same.outcome, same.version_id),
+        (CommitOutcome::Unchanged, r.version_id)
+    );
+
+    let changes = [
+        file_with("/f", &[b"inhalt"], 0o100600, 10, EntryMeta::default()),
+        file_with("/f", &[b"inhalt"], 0o100600, 11, EntryMeta::default()),
+        file_with("/f", &[b"inhalt"], 0o100600, 11, owned(1000, "anna")),
+        file_with("/f", &[b"inhalt"], 0o100600, 11, owned(1001, "anna")),
+    ];
+    for (i, e) in changes.iter().enumerate() {
+        let r = commit(&db, &a, std::slice::from_ref(e), 4).results[0];
+        assert_eq!(
+            (r.outcome, r.meta_only),
+            (CommitOutcome::Changed, true),
+            "change {i}"
+        );
+        // Sent again: unchanged.
+        let r2 = commit(&db, &a, std::slice::from_ref(e), 4).results[0];
+        assert_eq!(r2.outcome, CommitOutcome::Unchanged, "change {i}");
+    }
+    // Each metadata-only version references the chunks: 1 + 4 references.
+    assert_eq!(refcount(&db, b"inhalt"), 5);
+    let v = &all_versions(&db, &a, None)[0].versions;
+    assert_eq!(v.len(), 5);
+    assert_eq!(v[0].meta, owned(1001, "anna"));
+    assert!(v[..4].iter().all(|v| v.meta_only) && !v[4].meta_only);
+    // A metadata-only version restores like any other: its chunks are in the manifest.
+    let (_, rec) = db
+        .find_version(a.user_id, a.device_id, Some(v[0].id), None, None, None)
+        .unwrap();
+    assert!(rec.has_content() && rec.meta_only());
+    assert_eq!(rec.chunks, vec![(ChunkId::of(b"inhalt").0, 6)]);
+    // New content after metadata-only versions: a content version.
+    upload(&db, &a, &[b"neu"]);
+    let r = commit(
+        &db,
+        &a,
+        &[file_with(
+            "/f",
+            &[b"neu"],
+            0o100600,
+            11,
+            owned(1001, "anna"),
+        )],
+        4,
+    )
+    .results[0];
+    assert_eq!((r.outcome, r.meta_only), (CommitOutcome::Changed, false));
+
+    // A link: same target, other mtime or owner: metadata-only; other target: content.
+    let link = |target: &str, mtime_ns, meta| CommitEntry::Symlink {
+        path: RawPath::from("/l"),
+        target: RawPath::from(target),
+        mtime_ns,
+        meta,
+    };
+    assert_eq!(
+        commit(&db, &a, &[link("t", 1, EntryMeta::default())], 4).results[0].outcome,
+        CommitOutcome::New
+    );
+    let r = commit(&db, &a, &[link("t", 1, owned(5, "e"))], 4).results[0];
+    assert_eq!((r.outcome, r.meta_only), (CommitOutcome::Changed, true));
+    let r = commit(&db, &a, &[link("u", 1, owned(5, "e"))], 4).results[0];
+    assert_eq!((r.outcome, r.meta_only), (CommitOutcome::Changed, false));
+}
+
+/// Acceptance 3 of issue 12: a chmod after four content versions keeps all four.
+#[test]
+fn a_chmod_after_four_content_versions_keeps_all_four() {
+    let (_d, db) = open();
+    let (_, a) = register(&db, "anna", "pc");
+    let contents: Vec<Vec<u8>> = (0..4).map(|i| format!("v{i}").into_bytes()).collect();
+    for c in &contents {
+        upload(&db, &a, &[c]);
+        let r = commit(
+            &db,
+            &a,
+            &[file_with("/f", &[c], 0o100644, 1, EntryMeta::default())],
+            4,
+        );
+        assert_eq!(r.pruned_versions, 0);
+    }
+    let r = commit(
+        &db,
+        &a,
+        &[file_with(
+            "/f",
+            &[&contents[3]],
+            0o100600,
+            1,
+            EntryMeta::default(),
+        )],
+        4,
+    );
+    assert_eq!((r.results[0].meta_only, r.pruned_versions), (true, 0));
+    let v = &all_versions(&db, &a, None)[0].versions;
+    assert_eq!(v.len(), 5);
+    assert_eq!(v.iter().filter(|v| !v.meta_only).count(), 4);
+    assert_eq!(v[0].mode, 0o100600);
+    for c in &contents {
+        assert_eq!(refcount(&db, c), 1 + u64::from(c == &contents[3]));
+    }
+
+    // Many chmods stay bounded: the newest group keeps its head and 4 metadata-only versions.
+    for i in 0..10u32 {
+        commit(
+            &db,
+            &a,
+            &[file_with(
+                "/f",
+                &[&contents[3]],
+                0o100000 | i,
+                1,
+                EntryMeta::default(),
+            )],
+            4,
+        );
+    }
+    let v = &all_versions(&db, &a, None)[0].versions;
+    assert_eq!(v.len(), 4 + 4);
+    assert_eq!(v.iter().filter(|v| !v.meta_only).count(), 4);
+    assert_eq!(v[0].mode, 0o100011);
+    assert_eq!(refcount(&db, &contents[3]), 5);
+    // A fifth content version drops the oldest group.
+    upload(&db, &a, &[b"v4"]);
+    let r = commit(
+        &db,
+        &a,
+        &[file_with("/f", &[b"v4"], 0o100644, 1, EntryMeta::default())],
+        4,
+    );
+    assert_eq!(r.pruned_versions, 1);
+    assert_eq!(refcount(&db, &contents[0]), 0);
+}

@@ -1,16 +1,33 @@
 //! File versions: commit (with retention), list, the point-in-time lookup of one version and the
 //! batched reads of restore (many versions in one read transaction).
 //!
-//! Retention has two rules. A path keeps at most `keep` content versions (the user's own setting
-//! from `KEEP_OVERRIDES`, else the configured `keep_versions`): commit applies it to the paths it
-//! touches, and the GC's pruning pass (`gc.rs`) applies it to every path (so a lowered setting
-//! takes effect everywhere). A path whose newest version is a deletion marker older than
-//! `deleted_keep_days` loses all its versions in the pruning pass. Either way the dropped versions
-//! release their chunk references in the same transaction; the chunks themselves are the GC's
-//! business.
+//! **Kinds.** A path's versions are files, symbolic links or folders (protocol 2), and deletion
+//! markers, which remember the kind of what was deleted. A folder version has no content (size
+//! 0, no chunks, no hash): restore and manifest answer for it as for a link, and `list` and the
+//! point-in-time view show it like any version.
+//!
+//! **Content and metadata.** A commit entry is compared with the path's newest live version: the
+//! same content (file: hash and size; link: target; folder: always) and the same metadata (mtime,
+//! mode, attributes and the whole `EntryMeta`) is `unchanged`; the same content with other
+//! metadata becomes a *metadata-only* version (`changed` with `meta_only`); anything else is a
+//! content version. A metadata-only version lists the chunks of its content like any version and
+//! holds references on them. An entry of a protocol-1 agent has no `EntryMeta`, and neither has a
+//! version from before it existed: the two compare equal, so an old agent sees no churn.
+//!
+//! **Retention** ([`retention_drops`]) never charges metadata. The versions of a path form content
+//! groups (a content version and the metadata-only versions on top of it); the newest `keep`
+//! groups stay (the user's own setting from `KEEP_OVERRIDES`, else the configured
+//! `keep_versions`), each with its head and at most `keep` newest metadata-only versions, and a
+//! deletion marker older than the oldest retained head goes. Commit applies this to the paths it
+//! touches, and the GC's pruning pass (`gc.rs`) applies the same function to every path (so a
+//! lowered setting takes effect everywhere). A path whose newest version is a deletion marker
+//! older than `deleted_keep_days` loses all its versions in the pruning pass. Either way the
+//! dropped versions release their chunk references in the same transaction; the chunks themselves
+//! are the GC's business.
 
 use std::collections::HashSet;
 
+use asgard_core::meta::EntryMeta;
 use asgard_core::protocol::{
     CommitEntry, CommitOutcome, CommitResponse, CommitResult, FileEntry, symlink_hash,
 };
@@ -19,8 +36,8 @@ use redb::{ReadTransaction, ReadableTable};
 
 use super::{
     CHUNKS, DEVICES, Db, DbError, KEEP_OVERRIDES, LAST_TIME_US, META, NEXT_VERSION_ID, PATHS,
-    PathRec, Result, USER_CHUNKS, VERSIONS, VersionRec, adjust_refcount, chunk_usable, dec, enc,
-    next_id, user_devices,
+    PathRec, RecExt, RecKind, Result, StoredMeta, USER_CHUNKS, VERSIONS, VersionRec,
+    adjust_refcount, chunk_usable, dec, enc, next_id, user_devices,
 };
 
 /// Which devices `list` covers.
@@ -59,8 +76,9 @@ pub fn decode_cursor(text: &str) -> Option<(u64, Vec<u8>)> {
 }
 
 impl Db {
-    /// Commits versions for one device, all or nothing. See [`CommitOutcome`] for the outcomes;
-    /// retention keeps at most `keep` content versions per path (the user's own setting wins).
+    /// Commits versions for one device, all or nothing. See [`CommitOutcome`] for the outcomes and
+    /// the module docs for metadata-only versions; retention keeps at most `keep` content groups
+    /// per path (the user's own setting wins).
     pub fn commit(
         &self,
         user_id: u64,
@@ -122,82 +140,28 @@ impl Db {
                         .transpose()?,
                     None => None,
                 };
-                // A content version (file or link) and whether it equals the newest one.
-                let content = match e {
-                    CommitEntry::File { path, meta: m } => Some((
-                        newest.as_ref().is_some_and(|(_, v)| {
-                            !v.deleted
-                                && v.symlink_target.is_none()
-                                && v.hash == Some(m.hash.0)
-                                && v.size == m.size
-                        }),
-                        VersionRec {
-                            user_id,
-                            device_id,
-                            path: path.0.clone(),
-                            time_us,
-                            deleted: false,
-                            size: m.size,
-                            mtime_ns: m.mtime_ns,
-                            mode: m.mode,
-                            attributes: m.attributes,
-                            hash: Some(m.hash.0),
-                            params: m.params,
-                            chunks: m.chunks.iter().map(|c| (c.id.0, c.len)).collect(),
-                            symlink_target: None,
-                        },
-                    )),
-                    CommitEntry::Symlink {
-                        path,
-                        target,
-                        mtime_ns,
-                        ..
-                    } => Some((
-                        newest.as_ref().is_some_and(|(_, v)| {
-                            !v.deleted && v.symlink_target.as_ref() == Some(&target.0)
-                        }),
-                        VersionRec {
-                            user_id,
-                            device_id,
-                            path: path.0.clone(),
-                            time_us,
-                            deleted: false,
-                            size: 0,
-                            mtime_ns: *mtime_ns,
-                            mode: 0,
-                            attributes: 0,
-                            hash: Some(symlink_hash(target).0),
-                            params: ChunkParams::default(),
-                            chunks: Vec::new(),
-                            symlink_target: Some(target.0.clone()),
-                        },
-                    )),
-                    // Folders are recorded from protocol 2 on; until the store keeps them (issue
-                    // 12, in progress) they are accepted and not stored.
-                    CommitEntry::Dir { .. } => {
-                        results.push(CommitResult {
-                            outcome: CommitOutcome::Unchanged,
-                            meta_only: false,
-                            version_id: None,
-                        });
-                        continue;
-                    }
-                    CommitEntry::Deleted { .. } => None,
-                };
-                let result = match content {
-                    Some((true, _)) => {
-                        results.push(CommitResult {
-                            meta_only: false,
-                            outcome: CommitOutcome::Unchanged,
-                            version_id: newest.as_ref().map(|(id, _)| *id),
-                        });
-                        continue;
-                    }
-                    Some((false, rec)) => {
-                        let outcome = match &newest {
-                            Some((_, v)) if !v.deleted => CommitOutcome::Changed,
-                            _ => CommitOutcome::New,
+                let live = newest.as_ref().filter(|(_, v)| !v.deleted);
+                let result = match new_version(user_id, device_id, time_us, e) {
+                    Some(mut rec) => {
+                        let same_content = live.is_some_and(|(_, v)| same_content(v, &rec));
+                        if same_content && live.is_some_and(|(_, v)| same_meta(v, &rec)) {
+                            results.push(CommitResult {
+                                meta_only: false,
+                                outcome: CommitOutcome::Unchanged,
+                                version_id: live.map(|(id, _)| *id),
+                            });
+                            continue;
+                        }
+                        let outcome = if live.is_some() {
+                            CommitOutcome::Changed
+                        } else {
+                            CommitOutcome::New
                         };
+                        if same_content {
+                            rec.ext = RecExt::new(rec.kind(), true, rec.meta().clone());
+                        }
+                        // A metadata-only version lists the same chunks: they gain a reference
+                        // like those of any version, and lose it when retention drops it.
                         for (id, _) in &rec.chunks {
                             adjust_refcount(&mut chunks, id, 1)?;
                         }
@@ -206,13 +170,13 @@ impl Db {
                         prec.versions.push(id);
                         pruned += apply_retention(&mut prec, &mut versions, &mut chunks, keep)?;
                         CommitResult {
-                            meta_only: false,
+                            meta_only: same_content,
                             outcome,
                             version_id: Some(id),
                         }
                     }
-                    None => match &newest {
-                        Some((_, v)) if !v.deleted => {
+                    None => match live {
+                        Some((_, v)) => {
                             let rec = VersionRec {
                                 user_id,
                                 device_id,
@@ -227,6 +191,8 @@ impl Db {
                                 params: v.params,
                                 chunks: Vec::new(),
                                 symlink_target: None,
+                                // The marker remembers what was deleted (a folder, say).
+                                ext: RecExt::new(v.kind(), false, StoredMeta::default()),
                             };
                             let id = next_id(&mut meta, NEXT_VERSION_ID)?;
                             versions.insert(id, enc(&rec)?.as_slice())?;
@@ -237,7 +203,7 @@ impl Db {
                                 version_id: Some(id),
                             }
                         }
-                        _ => {
+                        None => {
                             results.push(CommitResult {
                                 meta_only: false,
                                 outcome: CommitOutcome::AlreadyDeleted,
@@ -429,31 +395,176 @@ impl Db {
     }
 }
 
-/// Which versions retention drops, given whether each (oldest first) is a deletion marker: the
-/// oldest content versions beyond `keep`, then every deletion marker older than the oldest
-/// retained content version.
-pub(super) fn retention_drops(deleted: &[bool], keep: u32) -> Vec<bool> {
-    let content = deleted.iter().filter(|d| !**d).count();
-    let mut excess = content.saturating_sub(keep as usize);
-    let mut content_kept = false;
-    deleted
-        .iter()
-        .map(|&is_marker| {
-            if is_marker {
-                !content_kept
-            } else if excess > 0 {
-                excess -= 1;
-                true
-            } else {
-                content_kept = true;
-                false
-            }
-        })
-        .collect()
+/// The record a file, link or folder entry would add (`None` for a deletion marker).
+fn new_version(user_id: u64, device_id: u64, time_us: i64, e: &CommitEntry) -> Option<VersionRec> {
+    let base = |path: &RawPath, mtime_ns, kind, meta: &EntryMeta| VersionRec {
+        user_id,
+        device_id,
+        path: path.0.clone(),
+        time_us,
+        deleted: false,
+        size: 0,
+        mtime_ns,
+        mode: 0,
+        attributes: 0,
+        hash: None,
+        params: ChunkParams::default(),
+        chunks: Vec::new(),
+        symlink_target: None,
+        ext: RecExt::new(kind, false, StoredMeta::from(meta)),
+    };
+    Some(match e {
+        CommitEntry::File { path, meta: m } => VersionRec {
+            size: m.size,
+            mode: m.mode,
+            attributes: m.attributes,
+            hash: Some(m.hash.0),
+            params: m.params,
+            chunks: m.chunks.iter().map(|c| (c.id.0, c.len)).collect(),
+            ..base(path, m.mtime_ns, RecKind::File, &m.ext)
+        },
+        CommitEntry::Symlink {
+            path,
+            target,
+            mtime_ns,
+            meta,
+        } => VersionRec {
+            hash: Some(symlink_hash(target).0),
+            symlink_target: Some(target.0.clone()),
+            ..base(path, *mtime_ns, RecKind::Symlink, meta)
+        },
+        CommitEntry::Dir {
+            path,
+            mtime_ns,
+            mode,
+            attributes,
+            meta,
+        } => VersionRec {
+            mode: *mode,
+            attributes: *attributes,
+            ..base(path, *mtime_ns, RecKind::Dir, meta)
+        },
+        CommitEntry::Deleted { .. } => return None,
+    })
 }
 
-/// Keeps at most `keep` content versions of a path (see [`retention_drops`]) and releases the
-/// chunk references of the dropped ones. Returns the number of versions dropped.
+/// Whether the live version `old` has the content of `new`: a file the same hash and size, a
+/// link the same target, a folder is always "the same" (its entries are versions of their own).
+/// A change of kind is a change of content.
+fn same_content(old: &VersionRec, new: &VersionRec) -> bool {
+    let kind = |v: &VersionRec| match v.symlink_target {
+        Some(_) => RecKind::Symlink,
+        None => v.kind(),
+    };
+    if old.deleted || kind(old) != kind(new) {
+        return false;
+    }
+    match kind(new) {
+        RecKind::File => old.hash == new.hash && old.size == new.size,
+        RecKind::Symlink => old.symlink_target == new.symlink_target,
+        RecKind::Dir => true,
+    }
+}
+
+/// Whether `old` and `new` have the same metadata: mtime, mode, attributes and the whole
+/// [`EntryMeta`]. A version from before [`EntryMeta`] existed has an empty one, as has every entry
+/// of a protocol-1 agent, so such an agent sees no churn.
+fn same_meta(old: &VersionRec, new: &VersionRec) -> bool {
+    old.mtime_ns == new.mtime_ns
+        && old.mode == new.mode
+        && old.attributes == new.attributes
+        && old.meta() == new.meta()
+}
+
+/// What retention sees of a version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Class {
+    /// A version with new content (or the first of a path, or of a folder).
+    Content,
+    /// A version that changed only metadata after the one before it.
+    MetaOnly,
+    /// A deletion marker.
+    Marker,
+}
+
+impl Class {
+    pub(super) fn of(v: &VersionRec) -> Class {
+        if v.deleted {
+            Class::Marker
+        } else if v.meta_only() {
+            Class::MetaOnly
+        } else {
+            Class::Content
+        }
+    }
+}
+
+/// Which versions retention drops, given their classes, oldest first.
+///
+/// The versions form *content groups*: a content version (the head) followed by the
+/// metadata-only versions made on top of it. The newest `keep` groups are kept, older groups go
+/// whole; inside a kept group the head stays, with at most `keep` of its newest metadata-only
+/// versions. So metadata changes never cost a content version, and a path whose metadata keeps
+/// changing (a folder) still keeps at most `keep × (keep + 1)` versions plus markers. A deletion
+/// marker goes when it is older than the oldest retained head. A metadata-only version with no
+/// head before it (none is ever written so) starts a group of its own rather than being lost.
+pub(super) fn retention_drops(classes: &[Class], keep: u32) -> Vec<bool> {
+    let keep = keep as usize;
+    // Group number of each non-marker version, counted from the newest group (0 = newest).
+    let mut group_of = vec![None; classes.len()];
+    let mut groups = 0usize;
+    let mut in_group = false;
+    for (i, c) in classes.iter().enumerate() {
+        match c {
+            Class::Marker => in_group = false,
+            Class::Content => {
+                groups += 1;
+                in_group = true;
+                group_of[i] = Some(groups);
+            }
+            Class::MetaOnly => {
+                if !in_group {
+                    groups += 1;
+                    in_group = true;
+                }
+                group_of[i] = Some(groups);
+            }
+        }
+    }
+    // Newest first: count metadata-only versions per kept group.
+    let mut drops = vec![false; classes.len()];
+    let mut meta_seen = 0usize;
+    let mut current = 0usize;
+    let mut oldest_kept_head = None;
+    for i in (0..classes.len()).rev() {
+        let Some(g) = group_of[i] else { continue };
+        let from_newest = groups - g;
+        if g != current {
+            current = g;
+            meta_seen = 0;
+        }
+        if from_newest >= keep {
+            drops[i] = true;
+            continue;
+        }
+        let head = classes[i] == Class::Content || i == 0 || group_of[i - 1] != Some(g);
+        if head {
+            oldest_kept_head = Some(i);
+        } else {
+            meta_seen += 1;
+            drops[i] = meta_seen > keep;
+        }
+    }
+    for (i, c) in classes.iter().enumerate() {
+        if *c == Class::Marker {
+            drops[i] = oldest_kept_head.is_none_or(|h| i < h);
+        }
+    }
+    drops
+}
+
+/// Applies [`retention_drops`] to a path and releases the chunk references of the dropped
+/// versions. Returns the number of versions dropped.
 pub(super) fn apply_retention(
     prec: &mut PathRec,
     versions: &mut redb::Table<u64, &[u8]>,
@@ -466,8 +577,8 @@ pub(super) fn apply_retention(
             recs.push((id, VersionRec::decode(g.value())?));
         }
     }
-    let deleted: Vec<bool> = recs.iter().map(|(_, v)| v.deleted).collect();
-    let drops = retention_drops(&deleted, keep);
+    let classes: Vec<Class> = recs.iter().map(|(_, v)| Class::of(v)).collect();
+    let drops = retention_drops(&classes, keep);
     let mut kept = Vec::with_capacity(recs.len());
     let mut pruned = 0;
     for ((id, v), drop) in recs.into_iter().zip(drops) {

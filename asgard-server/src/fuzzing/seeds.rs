@@ -15,8 +15,8 @@ use serde::Serialize;
 
 use super::{BODIES, RECORDS};
 use crate::db::{
-    ChunkRec, DeviceRec, PathRec, PendingRec, ReenrollRec, RunRec, UserRec, VersionRec,
-    encode_cursor,
+    ChunkRec, DeviceRec, PathRec, PendingRec, RecExt, RecKind, ReenrollRec, RunRec, StoredMeta,
+    UserRec, VersionRec, encode_cursor,
 };
 use crate::store::packed::format::{SEGMENT_MAGIC, record_header};
 
@@ -107,6 +107,23 @@ fn version_rec(symlink: bool) -> VersionRec {
             meta.chunks.iter().map(|c| (c.id.0, c.len)).collect()
         },
         symlink_target: symlink.then(|| b"../ziel".to_vec()),
+        ext: RecExt::new(
+            if symlink {
+                RecKind::Symlink
+            } else {
+                RecKind::File
+            },
+            false,
+            StoredMeta {
+                uid: Some(1000),
+                gid: Some(100),
+                owner: Some("alice".into()),
+                group: Some("users".into()),
+                xattrs: vec![(b"user.comment".to_vec(), b"\x00geheim".to_vec())],
+                hardlink: (!symlink).then_some(42),
+                btime_ns: Some(-1),
+            },
+        ),
     }
 }
 
@@ -284,9 +301,18 @@ pub fn seeds() -> Vec<Seed> {
         created_us: 1,
         last_seen_us: 2,
     };
-    let version = pc(&version_rec(false));
-    // The shape before symlink versions: the same record without the trailing `None`.
-    let old_version = version[..version.len() - 1].to_vec();
+    let file_version = version_rec(false);
+    let version = pc(&file_version);
+    // The shapes of schema version 1: the same record without its extension (V2), and also
+    // without the trailing `None` of `symlink_target` (V1, before symlink versions).
+    let v2_version = version[..version.len() - pc(&file_version.ext).len()].to_vec();
+    let old_version = v2_version[..v2_version.len() - 1].to_vec();
+    let mut dir_version = version_rec(false);
+    dir_version.size = 0;
+    dir_version.hash = None;
+    dir_version.chunks.clear();
+    dir_version.mode = 0o42775;
+    dir_version.ext = RecExt::new(RecKind::Dir, true, StoredMeta::default());
     let records: Vec<(&str, &str, Vec<u8>)> = vec![
         (
             "user",
@@ -339,7 +365,9 @@ pub fn seeds() -> Vec<Seed> {
             }),
         ),
         ("version", "version", version),
+        ("version", "version-v2", v2_version),
         ("version", "version-v1", old_version),
+        ("version", "version-dir", pc(&dir_version)),
         ("version", "version-symlink", pc(&version_rec(true))),
         ("run", "run", pc(&RunRec::new(run_report(), 17))),
         (

@@ -15,11 +15,12 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use asgard_core::Lang;
 use serde::{Deserialize, Serialize};
 
-use crate::db::{Db, check_database};
+use crate::db::{Db, DbError, check_database};
+use crate::present::messages;
 use asgard_core::fmt::compact_utc;
 
 /// The folder of the automatic copies.
@@ -223,15 +224,18 @@ pub(crate) fn replace_database(
     now_us: i64,
     lang: Lang,
 ) -> anyhow::Result<RestoreReport> {
-    let versions = check_database(from).with_context(|| {
-        format!(
+    let versions = check_database(from).map_err(|e| match e {
+        DbError::SchemaTooNew { found, known } => {
+            anyhow!("{}", messages::db_schema_too_new(from, found, known, lang))
+        }
+        e => anyhow::Error::new(e).context(format!(
             "{} {}",
             lang.pick(
                 "Keine gültige AsgardBackup-Datenbank:",
                 "Not a valid AsgardBackup database:"
             ),
             from.display()
-        )
+        )),
     })?;
     let live = data_dir.join("asgard.redb");
     let tmp = data_dir.join(format!(".asgard.redb.restore-{}", std::process::id()));

@@ -40,6 +40,24 @@ pub(crate) fn cannot_open_db(path: &Path, lang: Lang) -> String {
     )
 }
 
+/// The metadata database was written by a newer server (schema version `found` > `known`).
+pub(crate) fn db_schema_too_new(path: &Path, found: u64, known: u64, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!(
+            "Die Metadaten-Datenbank {} hat Schema-Version {found}, dieser Server kennt nur bis {known}: \
+             sie wurde von einer neueren AsgardBackup-Version geschrieben. Starten Sie die neuere \
+             Version (eine ältere könnte ihre Einträge falsch lesen).",
+            path.display()
+        ),
+        Lang::En => format!(
+            "The metadata database {} has schema version {found}, this server knows up to {known}: \
+             it was written by a newer AsgardBackup version. Run the newer version (an older one \
+             could misread its records).",
+            path.display()
+        ),
+    }
+}
+
 /// The chunk store cannot be opened.
 pub(crate) fn cannot_open_store(path: &Path, lang: Lang) -> String {
     format!(

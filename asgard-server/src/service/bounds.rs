@@ -4,6 +4,7 @@
 //! request over a limit reaches neither the database nor the store.
 
 use asgard_core::RawPath;
+use asgard_core::meta::{EntryMeta, MAX_OWNER_NAME, MetaError};
 use asgard_core::protocol::{CommitEntry, LoginRequest};
 
 use super::ServiceError;
@@ -103,8 +104,9 @@ pub(crate) fn check(ids: usize, l: &Limits) -> Result<(), Exceeded> {
     )
 }
 
-/// `commit`: the number of entries and of chunk references, and every path and symlink target
-/// (length, components, and that a path is absolute without `.` or `..` components).
+/// `commit`: the number of entries and of chunk references, every path and symlink target
+/// (length, components, and that a path is absolute without `.` or `..` components; a folder's
+/// path like any other) and every entry's [`EntryMeta`] (see [`meta`]).
 pub(crate) fn commit(entries: &[CommitEntry], l: &Limits) -> Result<(), ServiceError> {
     at_most(
         || "entries".to_owned(),
@@ -138,8 +140,41 @@ pub(crate) fn commit(entries: &[CommitEntry], l: &Limits) -> Result<(), ServiceE
                 Measure::Bytes,
             )?;
         }
+        // The field as the JSON names it: a file's metadata sits in `meta.ext`.
+        match e {
+            CommitEntry::File { meta: m, .. } => {
+                meta(&format!("entries[{i}].meta.ext"), &m.ext, l)?
+            }
+            CommitEntry::Symlink { meta: m, .. } | CommitEntry::Dir { meta: m, .. } => {
+                meta(&format!("entries[{i}].meta"), m, l)?
+            }
+            CommitEntry::Deleted { .. } => {}
+        }
     }
     Ok(())
+}
+
+/// An entry's metadata (`field` names it): owner and group names within `max_field_bytes`, and
+/// the fixed bounds of [`EntryMeta::check`] (attribute count and sizes, names sorted and unique,
+/// names of at most [`MAX_OWNER_NAME`] bytes). A refusal names the field (`….xattrs`, `….owner`).
+fn meta(field: &str, m: &EntryMeta, l: &Limits) -> Result<(), ServiceError> {
+    for (name, value) in [("owner", &m.owner), ("group", &m.group)] {
+        if let Some(v) = value {
+            text(&format!("{field}.{name}"), v, l)?;
+        }
+    }
+    m.check().map_err(|e| {
+        let part = match e {
+            MetaError::OwnerNameTooLong
+                if m.owner.as_ref().is_some_and(|n| n.len() > MAX_OWNER_NAME) =>
+            {
+                "owner"
+            }
+            MetaError::OwnerNameTooLong => "group",
+            _ => "xattrs",
+        };
+        ServiceError::BadEntry(format!("{field}.{part}: {e}"))
+    })
 }
 
 /// A path of the device: within the length limits, absolute (`/…`, `C:\…`, `\\server\…`) and
@@ -340,5 +375,100 @@ mod tests {
         req.os_version.clear();
         req.code = Some("c".repeat(513));
         assert_eq!(login(&req, &l).unwrap_err().field, "code");
+    }
+
+    fn xattr(name: &str, value: &[u8]) -> asgard_core::meta::Xattr {
+        asgard_core::meta::Xattr {
+            name: asgard_core::meta::Blob(name.as_bytes().to_vec()),
+            value: asgard_core::meta::Blob(value.to_vec()),
+        }
+    }
+
+    fn bad_entry(r: Result<(), ServiceError>) -> String {
+        match r {
+            Err(ServiceError::BadEntry(d)) => d,
+            other => panic!("expected a bad entry, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn entry_metadata_is_bounded_and_the_refusal_names_the_field() {
+        let l = Limits::default();
+        let dir = |path: &[u8], meta: EntryMeta| CommitEntry::Dir {
+            path: RawPath(path.to_vec()),
+            mtime_ns: 0,
+            mode: 0o40755,
+            attributes: 0,
+            meta,
+        };
+        let good = EntryMeta {
+            owner: Some("anna".into()),
+            group: Some("users".into()),
+            xattrs: vec![xattr("user.a", b"1"), xattr("user.b", b"2")],
+            ..EntryMeta::default()
+        };
+        commit(&[deleted(b"/x"), dir(b"/d", good.clone())], &l).unwrap();
+        // A folder's path is checked like any path.
+        assert!(bad_entry(commit(&[dir(b"d/rel", good.clone())], &l)).contains("entries[0].path"));
+
+        let unsorted = EntryMeta {
+            xattrs: vec![xattr("user.b", b"1"), xattr("user.a", b"2")],
+            ..EntryMeta::default()
+        };
+        let d = bad_entry(commit(&[deleted(b"/x"), dir(b"/d", unsorted)], &l));
+        assert!(d.starts_with("entries[1].meta.xattrs:"), "{d}");
+        let big = EntryMeta {
+            xattrs: vec![xattr(
+                "user.a",
+                &vec![0; asgard_core::meta::MAX_XATTR_VALUE + 1],
+            )],
+            ..EntryMeta::default()
+        };
+        let link = CommitEntry::Symlink {
+            path: RawPath::from("/l"),
+            target: RawPath::from("t"),
+            mtime_ns: 0,
+            meta: big.clone(),
+        };
+        assert!(bad_entry(commit(&[link], &l)).starts_with("entries[0].meta.xattrs:"));
+        // A file's metadata is `meta.ext` in the JSON.
+        let file = CommitEntry::File {
+            path: RawPath::from("/f"),
+            meta: FileMeta {
+                size: 0,
+                mtime_ns: 0,
+                mode: 0,
+                attributes: 0,
+                ext: big,
+                hash: ChunkId::of(b""),
+                params: ChunkParams::default(),
+                chunks: Vec::new(),
+            },
+        };
+        assert!(bad_entry(commit(&[file], &l)).starts_with("entries[0].meta.ext.xattrs:"));
+
+        // Names: the fixed bound of the protocol, and the configured field limit.
+        let long_group = EntryMeta {
+            group: Some("g".repeat(MAX_OWNER_NAME + 1)),
+            ..EntryMeta::default()
+        };
+        assert!(
+            bad_entry(commit(&[dir(b"/d", long_group)], &l)).starts_with("entries[0].meta.group:")
+        );
+        let tight = Limits {
+            max_field_bytes: 64,
+            ..Limits::default()
+        };
+        let owner = EntryMeta {
+            owner: Some("o".repeat(65)),
+            ..EntryMeta::default()
+        };
+        commit(&[dir(b"/d", owner.clone())], &l).unwrap();
+        let e = exceeded(commit(&[dir(b"/d", owner)], &tight));
+        assert_eq!(
+            (e.field.as_str(), e.key, e.found),
+            ("entries[0].meta.owner", "max_field_bytes", 65)
+        );
+        assert!(!e.is_count());
     }
 }

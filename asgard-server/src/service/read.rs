@@ -177,7 +177,7 @@ impl Iterator for PlainStream {
 
 /// `restore`: finds the version (by id, or the newest of a path at or before a time, see
 /// [`Db::find_version`]) and plans the chunks of the range `range` (a `Range` header's text) asks
-/// for. A symbolic link has no content to read (its target is in the listing).
+/// for. A symbolic link or a folder has no content to read (all it holds is in the listing).
 pub(crate) fn restore(
     db: &Db,
     store: Arc<dyn ChunkStore>,
@@ -199,11 +199,13 @@ pub(crate) fn restore(
         req.path.as_ref(),
         req.at_us,
     )?;
-    if rec.symlink_target.is_some() {
+    if !rec.has_content() {
         // No id in the text: the caller knows the version by its opaque id only.
-        return Err(ServiceError::BadRequest(
-            "the version is a symbolic link: its target is in the listing".into(),
-        ));
+        return Err(ServiceError::BadRequest(if rec.is_dir() {
+            "the version is a folder: all it holds is in the listing".into()
+        } else {
+            "the version is a symbolic link: its target is in the listing".into()
+        }));
     }
     let size = rec.size;
     let (start, end, partial) = match parse_range(range, size) {
@@ -252,8 +254,8 @@ pub(crate) fn stored_chunk(
 }
 
 /// `manifest`: the chunk lists of the user's versions `ids` (any of the user's devices), in
-/// request order; ids that do not exist, belong to someone else, are deletion markers or
-/// symbolic links are listed as missing. At most [`MAX_MANIFEST_IDS`].
+/// request order; ids that do not exist, belong to someone else, are deletion markers, symbolic
+/// links or folders are listed as missing. At most [`MAX_MANIFEST_IDS`].
 pub(crate) fn manifests(db: &Db, user_id: u64, ids: &[u64]) -> Result<ManifestResponse> {
     if ids.len() > MAX_MANIFEST_IDS {
         return Err(ServiceError::BadRequest(format!(
@@ -268,21 +270,19 @@ pub(crate) fn manifests(db: &Db, user_id: u64, ids: &[u64]) -> Result<ManifestRe
     };
     for (&id, rec) in ids.iter().zip(recs) {
         match rec {
-            Some(rec) if !rec.deleted && rec.symlink_target.is_none() => {
-                resp.versions.push(VersionManifest {
-                    id,
-                    size: rec.size,
-                    params: rec.params,
-                    chunks: rec
-                        .chunks
-                        .iter()
-                        .map(|&(id, len)| ChunkRef {
-                            id: ChunkId(id),
-                            len,
-                        })
-                        .collect(),
-                })
-            }
+            Some(rec) if rec.has_content() => resp.versions.push(VersionManifest {
+                id,
+                size: rec.size,
+                params: rec.params,
+                chunks: rec
+                    .chunks
+                    .iter()
+                    .map(|&(id, len)| ChunkRef {
+                        id: ChunkId(id),
+                        len,
+                    })
+                    .collect(),
+            }),
             _ => resp.missing.push(id),
         }
     }
