@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # AsgardBackup against restic and Borg, in one go on the same data (issue 5's comparison).
 #
-#   bench/compare.sh [--quick] [--cold] [--dir DIR] [--keep]
+#   bench/compare.sh [--quick | --smoke] [--cold] [--dir DIR] [--keep] [--tools LIST]
 #
 #   --quick   small datasets (about 150 MB mixed, 10,000 small files, 3 releases): a fast check that
 #             the script and all tools work; the figures mean little.
+#   --smoke   tiny datasets (about 20 MB mixed, 1,000 small files, no releases, nothing downloaded):
+#             checks in a minute that every tool's restore passes the comparison below.
 #   --cold    drop the page cache (needs root) before each first backup and each restore. Without
 #             it, each data set is read through once before each tool's first backup of it (warm).
 #   --dir     work folder (default: $ASGARD_BENCH_DIR or /var/tmp/asgard-bench). Datasets are built
@@ -13,12 +15,18 @@
 #   --tools   which of asgard,restic,borg to run (default: all three); e.g. --tools asgard to
 #             measure a new AsgardBackup build alone (the other columns then show "–").
 #
-# Runs as root on Debian (installs restic, borgbackup, time, zstd, b3sum, python3-pip when missing).
+# Runs as root on Debian (installs restic, borgbackup, time, zstd, b3sum, python3-pip, rsync, acl when
+# missing); as root every tool restores owners, which the comparison then checks.
 # Datasets: "mixed" = a copy of real files from /usr (files and symlinks, sorted order, up to a byte
-# budget), "small" = 100,000 files of 1-16 KiB cut from real text found on the machine, "releases" =
-# 8 consecutive Django source releases from PyPI (`pip download --no-binary :all:`), each extracted
-# into the same folder in turn. Every restore is compared with its source (`diff -r
-# --no-dereference`); any difference fails the script. Prints one markdown table at the end.
+# budget) plus a folder of metadata cases (empty and nested empty folders, modes 700/750/2775/1777/
+# 4755/444, a hard-link pair, symlinks to a file, a folder and nowhere, a user xattr, an ACL, old and
+# nanosecond times, other owners when run as root), "small" = 100,000 files of 1-16 KiB cut from real
+# text found on the machine, "releases" = 8 consecutive Django source releases from PyPI (`pip
+# download --no-binary :all:`), each extracted into the same folder in turn. Every restore is compared
+# with its source twice: `diff -r --no-dereference` (contents, links, names) and `rsync -aHAX
+# --numeric-ids -n -i --delete SRC/ RESTORED/` (modes, times, owners, hard links, ACLs, xattrs, empty
+# folders), which must print nothing; any difference fails the script. Prints one markdown table at
+# the end.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -30,11 +38,12 @@ KEEP=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
+    --smoke) QUICK=2 ;;
     --cold) COLD=1 ;;
     --keep) KEEP=1 ;;
     --tools) TOOLS="$2"; shift ;;
     --dir) BENCH="$2"; shift ;;
-    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -46,7 +55,12 @@ say() { echo "== $*" >&2; }
 
 # Pinned inputs. Django's patch releases 5.0 .. 5.0.7: consecutive versions of a sizeable source tree.
 RELEASES=(5.0 5.0.1 5.0.2 5.0.3 5.0.4 5.0.5 5.0.6 5.0.7)
-if [ "$QUICK" = 1 ]; then
+if [ "$QUICK" = 2 ]; then
+  MIXED_BYTES=$((20 * 1000 * 1000))
+  SMALL_FILES=1000
+  RELEASES=()
+  SET=smoke
+elif [ "$QUICK" = 1 ]; then
   MIXED_BYTES=$((150 * 1000 * 1000))
   SMALL_FILES=10000
   RELEASES=("${RELEASES[@]:0:3}")
@@ -75,6 +89,8 @@ command -v python3 >/dev/null || need+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || command -v pip3 >/dev/null || need+=(python3-pip)
 command -v diff >/dev/null || need+=(diffutils)
 command -v tar >/dev/null || need+=(tar)
+command -v rsync >/dev/null || need+=(rsync)
+command -v setfacl >/dev/null || need+=(acl)
 if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing ${need[*]}; run as root (apt-get) or install them first"
   say "apt-get install ${need[*]}"
@@ -135,6 +151,54 @@ build_mixed() {
     tar -C / -cf - --no-recursion --verbatim-files-from -T "$list.$p" | tar -xf - -C "$dst/p$p"
   done
   touch "$DATA/mixed.done"
+}
+
+# The metadata a restore must give back, in a folder of the mixed set (p0/meta): the things real
+# trees from /usr lack. Owners other than root only when run as root (nobody else can chown).
+build_meta_cases() {
+  local m="$DATA/mixed/p0/meta"
+  [ -f "$DATA/mixed.meta.done" ] && return
+  say "dataset mixed: metadata cases in p0/meta"
+  rm -rf "$m"
+  mkdir -p "$m"/{empty,nested-empty/a/b/c,private,shared,sticky/inner-empty,owned,acl-dir}
+  cd "$m"
+  printf 'nur für mich\n' >private/key
+  chmod 600 private/key
+  chmod 700 private
+  printf 'team\n' >shared/notes
+  chmod 664 shared/notes
+  chmod 2775 shared
+  chmod 1777 sticky
+  chmod 750 nested-empty/a/b
+  printf '#!/bin/sh\necho setuid\n' >setuid-tool
+  chmod 4755 setuid-tool
+  printf 'read only\n' >readonly
+  chmod 444 readonly
+  printf 'one inode, two names\n' >hard-a
+  ln hard-a hard-b
+  ln -s private/key link-to-file
+  ln -s nested-empty/a link-to-folder
+  ln -s /nonexistent/target link-to-nowhere
+  printf 'with an xattr\n' >xattr-file
+  python3 -c 'import os, sys; os.setxattr(sys.argv[1], "user.asgard.bench", b"value 1"); os.setxattr(sys.argv[2], "user.asgard.folder", b"value 2")' \
+    xattr-file shared || die "no user xattrs on the file system of $BENCH (use --dir elsewhere)"
+  printf 'with an ACL\n' >acl-file
+  setfacl -m u:1234:rw,g:2345:r acl-file || die "no POSIX ACLs on the file system of $BENCH"
+  setfacl -d -m u:1234:rwx acl-dir
+  printf 'owned by others\n' >owned/file
+  ln -s file owned/link
+  if [ "$(id -u)" = 0 ]; then
+    chown 1234:2345 owned owned/file
+    chown -h 1235:2346 owned/link
+    chmod 750 owned
+  fi
+  touch -m -d @1234567890.123456789 hard-a
+  touch -m -d '2001-02-03 04:05:06' readonly setuid-tool
+  touch -h -m -d '2002-03-04 05:06:07' link-to-file owned/link
+  # Folders last, deepest first: creating anything inside a folder sets its mtime.
+  find . -depth -type d -exec touch -m -d '2003-04-05 06:07:08' {} +
+  cd - >/dev/null
+  touch "$DATA/mixed.meta.done"
 }
 
 build_small() {
@@ -214,6 +278,7 @@ extract_release() {
 }
 
 build_mixed
+build_meta_cases
 build_small
 fetch_releases
 
@@ -259,13 +324,29 @@ run_timed() {
   say "$name: ${R[$name.s]} s, peak RSS $((rss / 1024)) MiB"
 }
 
-# verify_restore NAME SRC RESTORED : byte-identical (contents, symlinks, tree) or the script fails.
+# verify_restore NAME SRC RESTORED : the restored tree is the source, or the script fails: the same
+# contents, symlinks and names (`diff -r`), and the same metadata (rsync, in dry run, itemizes every
+# entry it would have to change: mode, mtime, owner and group by number, hard links, ACLs, xattrs,
+# missing or extra entries such as empty folders; it must find nothing).
 verify_restore() {
+  local bad=0 n
   if ! diff -r --no-dereference "$2" "$3" >"$LOG/$1.diff" 2>&1; then
     head -20 "$LOG/$1.diff" >&2
-    die "$1: the restored tree differs from the source (full list in $LOG/$1.diff)"
+    echo "--- $1: the restored tree differs from the source (full list in $LOG/$1.diff)" >&2
+    bad=1
   fi
-  say "$1: restored tree is byte-identical"
+  if ! rsync -aHAX --numeric-ids -n -i --delete "$2/" "$3/" >"$LOG/$1.rsync" 2>&1; then
+    head -20 "$LOG/$1.rsync" >&2
+    die "$1: rsync could not compare the restored tree (see $LOG/$1.rsync)"
+  fi
+  if [ -s "$LOG/$1.rsync" ]; then
+    n="$(wc -l <"$LOG/$1.rsync")"
+    head -20 "$LOG/$1.rsync" >&2
+    echo "--- $1: the restored tree's metadata differs from the source in $n entries (rsync -aHAX --numeric-ids -n -i --delete; full list in $LOG/$1.rsync)" >&2
+    bad=1
+  fi
+  [ "$bad" = 0 ] || die "$1: the restore is not exact"
+  say "$1: restored tree is identical (diff -r, rsync -aHAX)"
 }
 
 # The bytes of the regular files below the given paths (what a tool stores; folder sizes left out,
@@ -489,13 +570,13 @@ row_time() { # ITEM LABEL TARGET
   echo
   echo "### AsgardBackup vs restic $(restic version | awk '{print $2}') and Borg $(borg --version | awk '{print $2}') ($SET data set, tools: $TOOLS$([ "$COLD" = 1 ] && echo ', cold cache' || echo ', warm cache'))"
   echo
-  echo "mixed: $MIXED_FILES files, $(mb "$MIXED_BYTES_REAL"); small: $SMALL_FILES files, $(mb "$SMALL_BYTES_REAL"); releases: Django ${RELEASES[*]} ($(mb "$RELEASE_PLAIN") unpacked in all). $(nproc) cores; $(uptime | sed 's/.*load average/load average/')."
+  echo "mixed: $MIXED_FILES files, $(mb "$MIXED_BYTES_REAL"); small: $SMALL_FILES files, $(mb "$SMALL_BYTES_REAL"); releases: $([ ${#RELEASES[@]} -gt 0 ] && echo "Django ${RELEASES[*]} ($(mb "$RELEASE_PLAIN") unpacked in all)" || echo none). $(nproc) cores; $(uptime | sed 's/.*load average/load average/')."
   echo
   echo "| work | AsgardBackup | restic | Borg | ratio | target |"
   echo "| --- | --- | --- | --- | --- | --- |"
   row_time first_mixed "first backup, mixed" "≤ 0.5× restic"
   row_time re_mixed "unchanged re-backup, mixed" "≤ 0.25× restic"
-  row_time restore_mixed "full restore, mixed (verified identical)" "≤ 0.75× restic"
+  row_time restore_mixed "full restore, mixed (verified: diff -r, rsync -aHAX)" "≤ 0.75× restic"
   row_time first_small "first backup, small files" "≤ 0.75× restic"
   row_time re_small "unchanged re-backup, small files" "≤ 0.25× restic"
   echo "| stored bytes after ${#RELEASES[@]} releases | $(mb "$(v asgard.stored)") (+ $(mb "$(v asgard.stored_db)") db) | $(mb "$(v restic.stored)") | $(mb "$(v borg.stored)") | $(ratio "$(v asgard.stored)" "$(v borg.stored)") of Borg | ≤ 0.8× Borg |"

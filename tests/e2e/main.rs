@@ -10,6 +10,8 @@ mod accounts;
 #[cfg(target_os = "linux")]
 mod budget;
 #[cfg(unix)]
+mod compat;
+#[cfg(unix)]
 mod crash;
 mod enroll;
 #[cfg(unix)]

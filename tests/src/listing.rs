@@ -23,13 +23,20 @@ pub fn newest(e: &Value) -> &Value {
     &e["versions"][0]
 }
 
-/// Every retained version that is not a deletion marker: id → (path, content hash).
+/// Every retained version of a file's content (no deletion marker, link or folder): id → (path,
+/// content hash). A path that is not UTF-8 is given as `list --json` shows it (`{"hex":"…"}`).
 pub fn retained_versions(list: &[Value]) -> BTreeMap<u64, (String, String)> {
     let mut out = BTreeMap::new();
     for e in list {
-        let path = e["path"].as_str().expect("utf-8 test paths").to_owned();
+        let path = match e["path"].as_str() {
+            Some(p) => p.to_owned(),
+            None => e["path"].to_string(),
+        };
         for v in versions(e) {
             if v["deleted"].as_bool() == Some(true) {
+                continue;
+            }
+            if v["kind"] != "file" {
                 continue;
             }
             out.insert(

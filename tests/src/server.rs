@@ -41,8 +41,17 @@ impl Server {
         Self::start_inner(yaml, false)
     }
 
+    /// Starts a server on a data dir that exists already: `data/data` (a fixture unpacked into
+    /// `data`), with a config as [`Server::start`] writes it.
+    pub fn start_in(data: TempDir) -> Server {
+        Self::start_in_dir(data, None, true)
+    }
+
     fn start_inner(yaml: Option<&str>, drain: bool) -> Server {
-        let data = tempfile::tempdir().unwrap();
+        Self::start_in_dir(tempfile::tempdir().unwrap(), yaml, drain)
+    }
+
+    fn start_in_dir(data: TempDir, yaml: Option<&str>, drain: bool) -> Server {
         let mut text = yaml.unwrap_or_default().to_owned();
         if !text.contains("metrics_token") {
             if !text.is_empty() && !text.ends_with('\n') {
