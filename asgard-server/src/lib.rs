@@ -22,7 +22,6 @@
 // layer, gc and verify); everything else is the crate's own, and `unreachable_pub` keeps it so.
 
 pub mod cli;
-mod cli_help;
 
 pub mod config;
 pub mod db;

@@ -7,7 +7,7 @@
 use asgard_core::ChunkId;
 use redb::ReadableTable;
 
-use super::versions::{Class, apply_retention, retention_drops};
+use super::retention::{Class, apply_retention, retention_drops};
 use super::{
     CHUNKS, ChunkRec, Db, KEEP_OVERRIDES, META, PATHS, PathRec, Result, STORED_BYTES, USER_CHUNKS,
     USERS, UserRec, VERSIONS, VersionRec, adjust_refcount, dec, enc,

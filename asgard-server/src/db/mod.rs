@@ -31,6 +31,7 @@ mod enroll;
 mod gc;
 mod idsecret;
 mod integrity;
+mod retention;
 mod runs;
 mod schema;
 mod stats;

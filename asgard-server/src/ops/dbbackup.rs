@@ -15,12 +15,11 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use asgard_core::Lang;
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Db, DbError, check_database};
-use crate::present::messages;
 use asgard_core::fmt::compact_utc;
 
 /// The folder of the automatic copies.
@@ -224,10 +223,10 @@ pub(crate) fn replace_database(
     now_us: i64,
     lang: Lang,
 ) -> anyhow::Result<RestoreReport> {
+    // A newer schema stays a typed `DbError` (the caller words it, naming the file); anything else
+    // means the file is no database of ours.
     let versions = check_database(from).map_err(|e| match e {
-        DbError::SchemaTooNew { found, known } => {
-            anyhow!("{}", messages::db_schema_too_new(from, found, known, lang))
-        }
+        e @ DbError::SchemaTooNew { .. } => anyhow::Error::new(e),
         e => anyhow::Error::new(e).context(format!(
             "{} {}",
             lang.pick(

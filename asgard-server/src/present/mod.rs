@@ -15,6 +15,7 @@
 //!
 //! Numbers, sizes and times come from [`asgard_core::fmt`], shared with the agent.
 
+pub(crate) mod help;
 pub(crate) mod messages;
 pub(crate) mod reports;
 
