@@ -50,12 +50,13 @@ fn mutate(root: &Path, rng: &mut Rng, written: &mut HashSet<String>) {
     }
 }
 
-/// The newest version's hash of every path whose newest version is not a deletion marker.
+/// The newest version's hash of every file whose newest version is not a deletion marker
+/// (folders, entries since issue 12, have no content hash).
 fn newest_of(list: &[Value]) -> BTreeMap<String, String> {
     list.iter()
         .filter_map(|e| {
             let v = &e["versions"][0];
-            (v["deleted"].as_bool() != Some(true)).then(|| {
+            (v["deleted"].as_bool() != Some(true) && v["kind"] != "dir").then(|| {
                 (
                     e["path"].as_str().unwrap().to_owned(),
                     v["hash"].as_str().unwrap().to_owned(),

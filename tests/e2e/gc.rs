@@ -248,6 +248,10 @@ fn backups_while_gc_runs_with_zero_grace_lose_nothing() {
         let list = agent.list(Some(&root));
         let mut seen = HashSet::new();
         for e in &list {
+            // Folders are entries too (issue 12); this test is about the files' content.
+            if e["versions"][0]["kind"] == "dir" {
+                continue;
+            }
             let path = PathBuf::from(e["path"].as_str().unwrap());
             let name = path.file_name().unwrap().to_str().unwrap().to_owned();
             seen.insert(name.clone());
