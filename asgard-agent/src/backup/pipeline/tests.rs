@@ -364,7 +364,8 @@ async fn the_committer_keeps_taking_entries_while_commits_are_in_flight() {
 
 /// One backup of `root` through the reader and the pipeline into `fake`, with the files cache;
 /// returns the entries committed and what the scan saw. Everything is "settled" (the run starts
-/// well after every change), so every committed entry is cached.
+/// well after every change), so every committed entry is cached. (Its tests are Unix only.)
+#[cfg(unix)]
 async fn backup_with_cache(
     root: &std::path::Path,
     cache: &crate::cache::FilesCache,
@@ -402,6 +403,7 @@ async fn backup_with_cache(
 }
 
 /// The paths of `entries` relative to `root` ("." for the root), sorted.
+#[cfg(unix)]
 fn rel(entries: &[CommitEntry], root: &std::path::Path) -> Vec<String> {
     let mut out: Vec<String> = entries
         .iter()
