@@ -10,7 +10,9 @@
 //! ```
 //!
 //! - [`Reader`] runs on the scanner's threads (one per core). It sends each new chunk, then the
-//!   file's commit entry, into one channel; so a file's entry follows its chunks there.
+//!   file's commit entry, into one channel; so a file's entry follows its chunks there, also a
+//!   chunk of it that another reader sends (that reader claims the chunk first, and a reader
+//!   meeting a claimed chunk waits until it is queued: see `reader::sent`).
 //! - [`Checker`](checker::Checker) numbers the chunks in the order they arrive and asks the server
 //!   in batches which ones it lacks (a "present" answer is a lease, so those chunks are done at
 //!   once). It forwards every entry to the committer tagged with the number of chunks that came

@@ -4,7 +4,8 @@
 //! cuts it with FastCDC and hashes each chunk and the whole file with blake3, and hands the chunks
 //! and then the file's entry to the [`Checker`](super::checker::Checker). Each item first takes its
 //! bytes from the [`MemoryBudget`]: while the later stages hold the budget, the reader (and so the
-//! scan) waits. A chunk seen before in this run is not sent again (the entry still lists it).
+//! scan) waits. A chunk seen before in this run is not sent again (the entry still lists it), and
+//! an entry never overtakes such a chunk in the channel (see [`sent`]).
 //!
 //! A file whose size, mtime or change time moves while it is read is read again once, then
 //! skipped with a warning: a torn version is never committed. A file that vanished since the walk
@@ -33,6 +34,7 @@ use crate::fsmeta::{self, MetaReader, Source, XattrsDropped};
 use crate::present::backup as text;
 use crate::progress::Progress;
 use crate::scan::ScanEvent;
+use sent::{Claim, SentChunks};
 
 /// What the reader saw.
 #[derive(Debug, Default)]
@@ -100,8 +102,9 @@ pub struct Reader {
     run_start_ns: i64,
     cache: Option<CacheReader>,
     roots: Vec<PathBuf>,
-    /// Chunks already sent in this run.
-    sent: Mutex<HashSet<ChunkId>>,
+    /// Chunks sent in this run, or being sent by one reader (see [`sent`]: an entry must never
+    /// overtake a chunk it names in the channel, also when another reader sends that chunk).
+    sent: SentChunks,
     /// Owner names and attributes (one owner cache for the run, shared by the scan threads).
     meta: MetaReader,
     /// Hard-linked files read in this run whose other paths have not all come yet.
@@ -130,7 +133,7 @@ impl Reader {
             run_start_ns,
             cache,
             roots,
-            sent: Mutex::new(HashSet::new()),
+            sent: SentChunks::default(),
             meta: MetaReader::for_process(),
             inodes: Mutex::new(HashMap::new()),
             report: Mutex::new(ScanReport::default()),
@@ -141,6 +144,12 @@ impl Reader {
     /// What the scan saw (call after it returned).
     pub fn into_report(self) -> ScanReport {
         self.report.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The run's sent chunks (the tests force interleavings of readers with it).
+    #[cfg(test)]
+    pub(crate) fn sent_chunks(&self) -> &SentChunks {
+        &self.sent
     }
 
     /// Hands an entry on; false when the pipeline is gone.
@@ -419,20 +428,23 @@ impl Reader {
     fn read(&self, path: &Path) -> std::io::Result<ReadOutcome> {
         let sink = |id: ChunkId, data: Vec<u8>| {
             self.report().bytes_read += data.len() as u64;
-            let new = self
-                .sent
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(id);
-            if !new {
+            // Once `Queued`, the chunk is in the channel ahead of this file's entry; if another
+            // reader is still queuing it, `claim` waits for that (see `sent`).
+            let Claim::Mine(claim) = self.sent.claim(id) else {
                 return true;
-            }
+            };
             let Some(permit) = self.budget.acquire(data.len()) else {
                 return false;
             };
-            self.tx
+            if self
+                .tx
                 .blocking_send(Item::Chunk { id, data, permit })
-                .is_ok()
+                .is_err()
+            {
+                return false;
+            }
+            claim.queued();
+            true
         };
         read_file(
             path,
@@ -549,6 +561,8 @@ pub(crate) fn read_file(
         ext.dropped,
     ))
 }
+
+mod sent;
 
 #[cfg(test)]
 mod tests;

@@ -364,7 +364,8 @@ async fn the_committer_keeps_taking_entries_while_commits_are_in_flight() {
 
 /// One backup of `root` through the reader and the pipeline into `fake`, with the files cache;
 /// returns the entries committed and what the scan saw. Everything is "settled" (the run starts
-/// well after every change), so every committed entry is cached.
+/// well after every change), so every committed entry is cached. (Its tests are Unix only.)
+#[cfg(unix)]
 async fn backup_with_cache(
     root: &std::path::Path,
     cache: &crate::cache::FilesCache,
@@ -402,6 +403,7 @@ async fn backup_with_cache(
 }
 
 /// The paths of `entries` relative to `root` ("." for the root), sorted.
+#[cfg(unix)]
 fn rel(entries: &[CommitEntry], root: &std::path::Path) -> Vec<String> {
     let mut out: Vec<String> = entries
         .iter()
@@ -634,4 +636,75 @@ async fn metadata_only_versions_are_counted_apart() {
         (stats.files_changed, stats.files_new, stats.versions_created),
         (0, 0, 0)
     );
+}
+
+/// Regression: a reader that skipped a chunk because another reader had claimed it queued its own
+/// entry at once, while the other reader still waited for budget to queue the chunk; the entry
+/// overtook the chunk in the channel, was committed before the server had the chunk, and the
+/// server's refusal (`missing_chunks`) failed the run. Forced here: the first reader claims the
+/// shared chunk and blocks on a budget the test holds (room for an entry, not for the chunk);
+/// the budget is only given back once the second reader waits for that chunk, or (the bug) once a
+/// commit went out. The fake refuses any commit naming a chunk it lacks, as the real server does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_never_overtakes_a_chunk_that_another_reader_is_still_queuing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two files of one chunk each (below the chunker's minimum), with the same content.
+    let data = asgard_core::testdata::random_bytes(20_000, 11);
+    let shared = ChunkId::of(&data);
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    std::fs::write(&one, &data).unwrap();
+    std::fs::write(&two, &data).unwrap();
+    let file = |path: &std::path::Path| crate::scan::ScanEvent::File {
+        path: path.to_owned(),
+        meta: std::fs::symlink_metadata(path).unwrap(),
+    };
+
+    let remote = std::sync::Arc::new(GatedCommits {
+        inner: Fake::new(None),
+        gate: tokio::sync::Semaphore::new(tokio::sync::Semaphore::MAX_PERMITS),
+        commits_started: AtomicU64::new(0),
+    });
+    let budget = MemoryBudget::new(1 << 20);
+    let held = budget.acquire(budget.limit() - 16_000).unwrap();
+    let (tx, rx) = mpsc::channel(ITEM_CHANNEL);
+    let reader = Reader::new(
+        tx,
+        budget.clone(),
+        Lang::En,
+        0,
+        None,
+        Vec::new(),
+        crate::progress::Progress::hidden(),
+    );
+    let r = remote.clone();
+    let readers = tokio::task::spawn_blocking(move || {
+        let wait_for = |what: &dyn Fn() -> bool| {
+            // Polls a condition; no fixed sleep stands in for one.
+            while !what() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        let sent = reader.sent_chunks();
+        std::thread::scope(|s| {
+            let first = s.spawn(|| reader.on_event(file(&one)));
+            // The first reader met the chunk; it cannot queue it while the test holds the budget.
+            wait_for(&|| sent.met(&shared));
+            let second = s.spawn(|| reader.on_event(file(&two)));
+            wait_for(&|| sent.waiting() > 0 || r.commits_started.load(Ordering::SeqCst) > 0);
+            drop(held);
+            assert!(first.join().unwrap() && second.join().unwrap());
+        });
+        // Dropping the reader closes the pipeline's input.
+        reader.into_report()
+    });
+    let result = run(&*remote, None, settings(), &budget, rx).await;
+    let report = readers.await.unwrap();
+    let (stats, _) = result.unwrap();
+    assert_eq!(report.files_seen, 2);
+    assert_eq!(stats.files_new, 2);
+    assert_eq!(
+        stats.chunks_uploaded, 1,
+        "the shared chunk is uploaded once"
+    );
+    assert_eq!(budget.used(), 0);
 }
