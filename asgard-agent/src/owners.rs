@@ -10,7 +10,10 @@ use std::sync::Mutex;
 /// Cached lookups in both directions.
 #[derive(Debug, Default)]
 pub struct Owners {
+    // Names by id are what a Unix backup records; a Windows owner is a SID, not a uid.
+    #[cfg(unix)]
     user_names: Mutex<HashMap<u32, Option<String>>>,
+    #[cfg(unix)]
     group_names: Mutex<HashMap<u32, Option<String>>>,
     uids: Mutex<HashMap<String, Option<u32>>>,
     gids: Mutex<HashMap<String, Option<u32>>>,
@@ -33,36 +36,24 @@ fn cached<K: std::hash::Hash + Eq + Clone, V: Clone>(
 
 impl Owners {
     /// The name of user `uid`, if the machine knows one.
+    #[cfg(unix)]
     pub fn user_name(&self, uid: u32) -> Option<String> {
         cached(&self.user_names, &uid, || {
-            #[cfg(unix)]
-            {
-                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-                    .ok()
-                    .flatten()
-                    .map(|u| u.name)
-            }
-            #[cfg(not(unix))]
-            {
-                None
-            }
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                .ok()
+                .flatten()
+                .map(|u| u.name)
         })
     }
 
     /// The name of group `gid`, if the machine knows one.
+    #[cfg(unix)]
     pub fn group_name(&self, gid: u32) -> Option<String> {
         cached(&self.group_names, &gid, || {
-            #[cfg(unix)]
-            {
-                nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
-                    .ok()
-                    .flatten()
-                    .map(|g| g.name)
-            }
-            #[cfg(not(unix))]
-            {
-                None
-            }
+            nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+                .ok()
+                .flatten()
+                .map(|g| g.name)
         })
     }
 
