@@ -686,6 +686,23 @@ fn windows_agent_under_wine_restores_hidden_system_and_read_only() {
     };
     assert_eq!(mode("Versteckt/notiz.txt") & 0o222, 0, "read-only");
     assert_ne!(mode("Sichtbar/frei.txt") & 0o200, 0, "writable");
+
+    // Only the attributes changed since: a restore to the same place finds the content up to
+    // date and gives the attributes back.
+    dos::set(&back.join("Versteckt"), 0);
+    dos::set(&back.join("system.dat"), 0);
+    wine.agent(
+        &server,
+        &state,
+        &[
+            "restore".into(),
+            wine_path(&src),
+            "--to".into(),
+            wine_path(&dest),
+        ],
+    );
+    assert_eq!(dos::get(&back.join("Versteckt")), HIDDEN | SYSTEM);
+    assert_eq!(dos::get(&back.join("system.dat")), SYSTEM);
 }
 
 /// Registration policies: with `approve` a new device waits for the admin (`device approve`), and an
