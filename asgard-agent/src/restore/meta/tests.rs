@@ -43,6 +43,8 @@ fn setuid_and_setgid_only_with_the_recorded_owner_when_root() {
     assert_eq!(user.mode(0o6755, false, false), 0o6755);
 }
 
+/// Unix only: it needs the user database to know `root` (Windows restores no owners).
+#[cfg(unix)]
 #[test]
 fn owners_only_as_root_by_name_unless_numeric() {
     let mut v = version(0o644, 0);
