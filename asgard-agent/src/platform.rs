@@ -211,10 +211,13 @@ pub(crate) mod attr {
     pub(crate) const SYSTEM: u32 = 0x4;
     pub(crate) const ARCHIVE: u32 = 0x20;
     pub(crate) const NOT_CONTENT_INDEXED: u32 = 0x2000;
-    /// Set when the file is created: everything restorable but read-only (which would forbid
-    /// writing the content) and the bits the file system manages itself (directory, compressed,
-    /// sparse, reparse point, ...).
-    pub(crate) const ON_CREATE: u32 = HIDDEN | SYSTEM | ARCHIVE | NOT_CONTENT_INDEXED;
+    /// What a restore sets on files and folders: the bits a user or program chooses. The ones
+    /// the file system manages itself (directory, compressed, sparse, reparse point, ...) are
+    /// not restored.
+    pub(crate) const RESTORABLE: u32 = READONLY | HIDDEN | SYSTEM | ARCHIVE | NOT_CONTENT_INDEXED;
+    /// Set when a file is created: everything restorable but read-only (which would forbid
+    /// writing the content).
+    pub(crate) const ON_CREATE: u32 = RESTORABLE & !READONLY;
 }
 
 /// Creates a file that only the owner can read (the state file holds the device token).

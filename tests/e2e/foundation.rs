@@ -458,47 +458,43 @@ fn wine_path(p: &Path) -> String {
     format!("Z:{}", p.to_str().unwrap().replace('/', "\\"))
 }
 
-/// Acceptance 7: the Windows agent, under Wine, backs up and restores a small folder against the
-/// Linux server, and takes the user from USERNAME.
-#[test]
-fn windows_agent_under_wine_backs_up_and_restores() {
-    let Some(exe) = windows_agent() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must build the Windows agent before the tests (see .ci/run)"
-        );
-        eprintln!(
-            "skipped: no Windows agent built (cargo build -p asgard-agent --target x86_64-pc-windows-gnu)"
-        );
-        return;
-    };
-    let wine = std::env::var_os("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER")
-        .unwrap_or_else(|| "/usr/lib/wine/wine64".into());
-    let prefix =
-        std::env::var_os("WINEPREFIX").unwrap_or_else(|| "/var/tmp/asgard-wineprefix".into());
-    let server = Server::start();
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("Dokumente");
-    std::fs::create_dir_all(src.join("Unterordner")).unwrap();
-    std::fs::write(
-        src.join("Brief an Jürgen.txt"),
-        "Hallo Jürgen!\r\n".repeat(20),
-    )
-    .unwrap();
-    std::fs::write(src.join("Unterordner/daten.bin"), random_bytes(300_000, 7)).unwrap();
-    std::fs::write(src.join("leer.txt"), b"").unwrap();
-    // Whole seconds: Windows keeps file times in 100 ns ticks.
-    for (i, p) in snapshot(&src).keys().enumerate() {
-        set_mtime(&src.join(p), 1_600_000_000 + i as u64 * 77);
+/// The Windows agent and Wine to run it (see `.ci/run`).
+struct Wine {
+    exe: PathBuf,
+    wine: std::ffi::OsString,
+    prefix: std::ffi::OsString,
+}
+
+impl Wine {
+    /// `None` (the test is skipped) where no Windows agent is built; CI must build it.
+    fn find() -> Option<Wine> {
+        let Some(exe) = windows_agent() else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must build the Windows agent before the tests (see .ci/run)"
+            );
+            eprintln!(
+                "skipped: no Windows agent built (cargo build -p asgard-agent --target x86_64-pc-windows-gnu)"
+            );
+            return None;
+        };
+        Some(Wine {
+            exe,
+            wine: std::env::var_os("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER")
+                .unwrap_or_else(|| "/usr/lib/wine/wine64".into()),
+            prefix: std::env::var_os("WINEPREFIX")
+                .unwrap_or_else(|| "/var/tmp/asgard-wineprefix".into()),
+        })
     }
-    let before = snapshot(&src);
-    let state = work.path().join("state");
-    let run = |args: &[String]| {
-        let out = std::process::Command::new(&wine)
-            .arg(&exe)
-            .args(["--server", &server.url, "--state-dir", &wine_path(&state)])
+
+    /// Runs the agent as device `winbox` of user `winuser` with its state in `state`; it must
+    /// succeed.
+    fn agent(&self, server: &Server, state: &Path, args: &[String]) -> std::process::Output {
+        let out = std::process::Command::new(&self.wine)
+            .arg(&self.exe)
+            .args(["--server", &server.url, "--state-dir", &wine_path(state)])
             .args(args)
-            .env("WINEPREFIX", &prefix)
+            .env("WINEPREFIX", &self.prefix)
             .env("WINEDEBUG", "-all")
             // Wine derives the Windows USERNAME from the Unix USER variable.
             .env("USER", "winuser")
@@ -516,14 +512,41 @@ fn windows_agent_under_wine_backs_up_and_restores() {
             String::from_utf8_lossy(&out.stderr)
         );
         out
-    };
+    }
+}
+
+/// Acceptance 7: the Windows agent, under Wine, backs up and restores a small folder against the
+/// Linux server, and takes the user from USERNAME.
+#[test]
+fn windows_agent_under_wine_backs_up_and_restores() {
+    let Some(wine) = Wine::find() else { return };
+    let server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("Dokumente");
+    std::fs::create_dir_all(src.join("Unterordner")).unwrap();
+    std::fs::write(
+        src.join("Brief an Jürgen.txt"),
+        "Hallo Jürgen!\r\n".repeat(20),
+    )
+    .unwrap();
+    std::fs::write(src.join("Unterordner/daten.bin"), random_bytes(300_000, 7)).unwrap();
+    std::fs::write(src.join("leer.txt"), b"").unwrap();
+    // Whole seconds: Windows keeps file times in 100 ns ticks.
+    for (i, p) in snapshot(&src).keys().enumerate() {
+        set_mtime(&src.join(p), 1_600_000_000 + i as u64 * 77);
+    }
+    let before = snapshot(&src);
+    let state = work.path().join("state");
+    let run = |args: &[String]| wine.agent(&server, &state, args);
     let out = run(&["backup".into(), "--json".into(), wine_path(&src)]);
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["files_new"], 3, "{summary}");
 
     let out = run(&["list".into(), "--json".into(), wine_path(&src)]);
     let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(list.len(), 3);
+    // Three files and, as entries of their own (issue 12), the two folders.
+    let files = |l: &[Value]| l.iter().filter(|e| newest(e)["kind"] != "dir").count();
+    assert_eq!((files(&list), list.len()), (3, 5), "{list:#?}");
     let want = format!("{}\\Unterordner\\daten.bin", wine_path(&src));
     assert!(
         list.iter()
@@ -551,8 +574,8 @@ fn windows_agent_under_wine_backs_up_and_restores() {
     let out = linux.ok(["list", "--json", "--device", "winbox"]);
     let seen: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
-        seen.len(),
-        3,
+        (files(&seen), seen.len()),
+        (3, 5),
         "winuser's files are listed for winuser's other device"
     );
 
@@ -564,6 +587,122 @@ fn windows_agent_under_wine_backs_up_and_restores() {
         wine_path(&dest),
     ]);
     assert_same_tree(&before, &dest.join("Dokumente"));
+}
+
+/// Windows attribute bits as Wine keeps them for a Linux file: hidden and system in the
+/// `user.DOSATTRIB` extended attribute ("0x6"), read-only in the missing write bits.
+#[cfg(target_os = "linux")]
+mod dos {
+    use std::path::Path;
+
+    pub const HIDDEN: u32 = 0x2;
+    pub const SYSTEM: u32 = 0x4;
+    const NAME: &str = "user.DOSATTRIB";
+
+    /// The hidden and system bits Wine sees on `p` (none without the attribute).
+    pub fn get(p: &Path) -> u32 {
+        let mut buf = [0u8; 256];
+        let n = match rustix::fs::getxattr(p, NAME, &mut buf[..]) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::NODATA) => return 0,
+            Err(e) => panic!("{}: {e}", p.display()),
+        };
+        let text = std::str::from_utf8(&buf[..n])
+            .unwrap()
+            .trim_end_matches('\0');
+        let hex = text
+            .strip_prefix("0x")
+            .unwrap_or_else(|| panic!("{text:?}"));
+        u32::from_str_radix(hex, 16).unwrap() & (HIDDEN | SYSTEM)
+    }
+
+    pub fn set(p: &Path, bits: u32) {
+        let value = format!("0x{bits:x}");
+        rustix::fs::setxattr(p, NAME, value.as_bytes(), rustix::fs::XattrFlags::empty())
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    }
+}
+
+/// Issue 12: the Windows agent (under Wine) gives folders and files their hidden and system
+/// attributes back, and files their read-only attribute; folders and files without them come
+/// back without them. The bits are read back from the Linux side where Wine keeps them, so the
+/// test sees what a Windows program would see.
+#[cfg(target_os = "linux")]
+#[test]
+fn windows_agent_under_wine_restores_hidden_system_and_read_only() {
+    use dos::{HIDDEN, SYSTEM};
+    use std::os::unix::fs::PermissionsExt;
+    let Some(wine) = Wine::find() else { return };
+    let server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("Attribute");
+    let secret = src.join("Versteckt");
+    std::fs::create_dir_all(secret.join("Unten")).unwrap();
+    std::fs::create_dir_all(src.join("Sichtbar")).unwrap();
+    std::fs::write(secret.join("notiz.txt"), b"geheim").unwrap();
+    std::fs::write(src.join("Sichtbar/frei.txt"), b"frei").unwrap();
+    std::fs::write(src.join("system.dat"), b"sys").unwrap();
+    dos::set(&secret, HIDDEN | SYSTEM);
+    dos::set(&secret.join("notiz.txt"), HIDDEN);
+    dos::set(&src.join("system.dat"), SYSTEM);
+    std::fs::set_permissions(
+        secret.join("notiz.txt"),
+        std::fs::Permissions::from_mode(0o444),
+    )
+    .unwrap();
+    let state = work.path().join("state");
+    wine.agent(&server, &state, &["backup".into(), wine_path(&src)]);
+    let dest = work.path().join("zurück");
+    wine.agent(
+        &server,
+        &state,
+        &[
+            "restore".into(),
+            wine_path(&src),
+            "--to".into(),
+            wine_path(&dest),
+        ],
+    );
+    let back = dest.join("Attribute");
+    assert_eq!(
+        std::fs::read(back.join("Versteckt/notiz.txt")).unwrap(),
+        b"geheim"
+    );
+    for (rel, want) in [
+        ("Versteckt", HIDDEN | SYSTEM),
+        ("Versteckt/Unten", 0),
+        ("Sichtbar", 0),
+        ("Sichtbar/frei.txt", 0),
+        ("Versteckt/notiz.txt", HIDDEN),
+        ("system.dat", SYSTEM),
+    ] {
+        assert_eq!(dos::get(&back.join(rel)), want, "{rel}");
+    }
+    let mode = |rel: &str| {
+        std::fs::metadata(back.join(rel))
+            .unwrap()
+            .permissions()
+            .mode()
+    };
+    assert_eq!(mode("Versteckt/notiz.txt") & 0o222, 0, "read-only");
+    assert_ne!(mode("Sichtbar/frei.txt") & 0o200, 0, "writable");
+
+    // Only the attributes changed since: a restore to the same place finds the content up to
+    // date and gives the attributes back.
+    dos::set(&back.join("Versteckt"), 0);
+    dos::set(&back.join("system.dat"), 0);
+    wine.agent(
+        &server,
+        &state,
+        &[
+            "restore".into(),
+            wine_path(&src),
+            "--to".into(),
+            wine_path(&dest),
+        ],
+    );
+    assert_eq!(dos::get(&back.join("Versteckt")), HIDDEN | SYSTEM);
+    assert_eq!(dos::get(&back.join("system.dat")), SYSTEM);
 }
 
 /// Registration policies: with `approve` a new device waits for the admin (`device approve`), and an

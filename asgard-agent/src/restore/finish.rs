@@ -54,7 +54,15 @@ pub(crate) fn complete(
             text::content_mismatch(size, job.version.size, &got, lang)
         );
     }
-    meta.file(&file, &job.version, &job.dest, true)?;
+    let place = &job.place;
+    meta.file(
+        &file,
+        &place.dir,
+        &place.temp_name(),
+        &job.version,
+        &job.dest,
+        true,
+    )?;
     if !SYNC_PER_WINDOW {
         file.sync_all()?;
     }

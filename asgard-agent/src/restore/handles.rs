@@ -41,7 +41,7 @@ pub(crate) use unix::{Folder, Meta};
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
-pub(crate) use windows::{Folder, Meta};
+pub(crate) use windows::{Folder, Meta, Pinned};
 
 /// At most this many folder handles are kept (then the cache starts over).
 pub(crate) const CACHED_DIRS: usize = 256;

@@ -176,16 +176,22 @@ impl Applier {
         }
         #[cfg(not(unix))]
         {
-            m.permissions().readonly() != (v.attributes & crate::platform::attr::READONLY != 0)
+            use crate::platform::{attr, attributes};
+            v.attributes != 0
+                && attributes(&m) & attr::RESTORABLE != v.attributes & attr::RESTORABLE
         }
     }
 
-    /// A restored regular file, through its open temp file (or the open file found up to date,
-    /// `strict` false): owner, extended attributes, mode, mtime (Windows: creation time and
-    /// read-only). With `strict`, a mode or mtime that cannot be set is an error.
+    /// A restored regular file, its open temp file (or the open file found up to date, `strict`
+    /// false) `file`, which is `name` in `dir`: owner, extended attributes, mode, mtime through
+    /// `file`; on Windows mtime, creation time and attributes through `name` opened as itself
+    /// and pinned (`Folder::open_file_attributes`). With `strict`, a mode, attribute or mtime
+    /// that cannot be set is an error.
     pub(crate) fn file(
         &self,
         file: &std::fs::File,
+        dir: &Folder,
+        name: &std::ffi::OsStr,
         v: &VersionInfo,
         dest: &Path,
         strict: bool,
@@ -193,15 +199,17 @@ impl Applier {
         #[cfg(unix)]
         {
             use std::os::fd::AsFd;
+            let _ = (dir, name);
             self.fd(file.as_fd(), v, dest, strict)
         }
         #[cfg(windows)]
         {
-            windows::file(self, file, v, dest, strict)
+            let _ = file;
+            windows::file(self, dir, name, v, dest, strict)
         }
         #[cfg(not(any(unix, windows)))]
         {
-            let _ = (file, v, dest, strict);
+            let _ = (file, dir, name, v, dest, strict);
             Ok(())
         }
     }
@@ -331,12 +339,18 @@ mod unix {
     }
 }
 
-/// Windows: times (mtime, creation time) and the read-only attribute; hidden, system and archive
-/// are given to a file when its temp file is created (see `handles::Place::create_temp`). A
-/// folder's hidden/system/archive bits cannot be set without `SetFileAttributesW` (unsafe FFI), so
-/// they are not restored.
+/// Windows: times (mtime, creation time) and attributes (read-only, hidden, system, archive, not
+/// indexed: [`attr::RESTORABLE`]), exactly as recorded (a version with attributes 0, from Linux or
+/// from before they were recorded, keeps what the file system gives). Both are set through the
+/// entry opened as itself and pinned ([`super::handles::Pinned`]: a link is never followed, and
+/// the entry cannot be swapped while its attributes are set by its path). A file also gets its
+/// hidden/system/archive bits when its temp file is created (`handles::Place::create_temp`), so
+/// it is never visible without them; they are set again here, after the content, together with
+/// read-only (which would forbid writing the content). Folders get theirs after everything in
+/// them ([`super::run`]), so neither read-only nor system locks the restore out.
 #[cfg(windows)]
 mod windows {
+    use std::ffi::OsStr;
     use std::fs::FileTimes;
     use std::io;
     use std::os::windows::fs::FileTimesExt;
@@ -344,6 +358,7 @@ mod windows {
 
     use asgard_core::protocol::VersionInfo;
 
+    use super::super::handles::Pinned;
     use super::{Applier, Folder, Part};
     use crate::platform::{attr, ns_to_system_time};
 
@@ -355,9 +370,22 @@ mod windows {
         }
     }
 
+    /// Times, then attributes (read-only last); each failure goes to `fail`.
+    fn apply(entry: &Pinned, v: &VersionInfo, mut fail: impl FnMut(Part, io::Error)) {
+        if let Err(e) = entry.file().set_times(times(v)) {
+            fail(Part::Time, e);
+        }
+        if v.attributes != 0
+            && let Err(e) = entry.set_attributes(v.attributes & attr::RESTORABLE)
+        {
+            fail(Part::Mode, e);
+        }
+    }
+
     pub(super) fn file(
         a: &Applier,
-        file: &std::fs::File,
+        dir: &Folder,
+        name: &OsStr,
         v: &VersionInfo,
         dest: &Path,
         strict: bool,
@@ -372,39 +400,17 @@ mod windows {
                 a.note(part, &e, dest, None);
             }
         };
-        if let Err(e) = file.set_times(times(v)) {
-            fail(Part::Time, e);
-        }
-        if v.attributes & attr::READONLY != 0 {
-            let r = file.metadata().and_then(|m| {
-                let mut perms = m.permissions();
-                perms.set_readonly(true);
-                file.set_permissions(perms)
-            });
-            if let Err(e) = r {
-                fail(Part::Mode, e);
-            }
+        match dir.open_file_attributes(name) {
+            Ok(entry) => apply(&entry, v, &mut fail),
+            Err(e) => fail(Part::Time, e),
         }
         result
     }
 
     pub(super) fn folder(a: &Applier, dir: &Folder, v: &VersionInfo, dest: &Path) {
-        let f = match dir.open_attributes() {
-            Ok(f) => f,
-            Err(e) => return a.note(Part::Time, &e, dest, None),
-        };
-        if let Err(e) = f.set_times(times(v)) {
-            a.note(Part::Time, &e, dest, None);
-        }
-        if v.attributes & attr::READONLY != 0 {
-            let r = f.metadata().and_then(|m| {
-                let mut perms = m.permissions();
-                perms.set_readonly(true);
-                f.set_permissions(perms)
-            });
-            if let Err(e) = r {
-                a.note(Part::Mode, &e, dest, None);
-            }
+        match dir.open_attributes() {
+            Ok(entry) => apply(&entry, v, |part, e| a.note(part, &e, dest, None)),
+            Err(e) => a.note(Part::Time, &e, dest, None),
         }
     }
 }

@@ -249,7 +249,7 @@ pub(crate) fn prepare(
             && let Ok(file) = place.open_read()
             && applier.differs(&file, version)
         {
-            let _ = applier.file(&file, version, dest, false);
+            let _ = applier.file(&file, &place.dir, &place.name, version, dest, false);
         }
         return Ok(Prepared::Done(done));
     }

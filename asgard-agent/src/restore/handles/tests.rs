@@ -5,11 +5,23 @@ use super::*;
 
 use std::collections::BTreeMap;
 
-/// The restore's metadata step for a fresh file with this mode and these Windows attributes, run
-/// as a normal user would (no owner is set).
-fn apply_metadata(file: &std::fs::File, mode: u32, attributes: u32) -> io::Result<()> {
+/// The restore's metadata step for a fresh file (`place`'s open temp file) with this mode and
+/// these Windows attributes, run as a normal user would (no owner is set).
+fn apply_metadata(
+    place: &Place,
+    file: &std::fs::File,
+    mode: u32,
+    attributes: u32,
+) -> io::Result<()> {
     let v = super::super::meta::tests::version(mode, attributes);
-    super::super::meta::Applier::with(false, false).file(file, &v, Path::new("t"), true)
+    super::super::meta::Applier::with(false, false).file(
+        file,
+        &place.dir,
+        &place.temp_name(),
+        &v,
+        Path::new("t"),
+        true,
+    )
 }
 
 /// Every entry below `root` (relative path → file content, `dir`, or `-> link target`): what a
@@ -231,7 +243,7 @@ fn metadata_is_set_through_the_handle() {
     let t = Target::open(&target, false).unwrap();
     let place = t.place(&target.join("m.txt")).unwrap();
     let f = place.create_temp(0).unwrap();
-    apply_metadata(&f, 0o4751, 0).unwrap();
+    apply_metadata(&place, &f, 0o4751, 0).unwrap();
     drop(f);
     place.rename_temp().unwrap();
     let mode = std::fs::metadata(target.join("m.txt"))
@@ -263,7 +275,7 @@ fn restore_like(dir: &Path, name: &str, content: &[u8], attributes: u32) -> Path
     let mut f = place.create_temp(attributes).unwrap();
     f.write_all(content).unwrap();
     f.sync_all().unwrap();
-    apply_metadata(&f, 0o640, attributes).unwrap();
+    apply_metadata(&place, &f, 0o640, attributes).unwrap();
     drop(f);
     place.rename_temp().unwrap();
     dest
@@ -289,10 +301,10 @@ fn restore_file_steps_write_content() {
 
 #[cfg(windows)]
 #[test]
-fn windows_read_only_and_hidden_round_trip() {
+fn windows_read_only_hidden_and_system_round_trip() {
     use crate::platform::{attr, attributes};
     let dir = tempfile::tempdir().unwrap();
-    let wanted = attr::READONLY | attr::HIDDEN;
+    let wanted = attr::READONLY | attr::HIDDEN | attr::SYSTEM;
     let dest = restore_like(dir.path(), "geheim.txt", b"x", wanted | attr::ARCHIVE);
     let got = attributes(&std::fs::metadata(&dest).unwrap());
     assert_eq!(got & wanted, wanted, "attributes {got:#x}");
@@ -323,7 +335,7 @@ fn windows_long_paths_can_be_restored() {
     let place = t.place(&dest).unwrap();
     let mut f = place.create_temp(attr::HIDDEN).unwrap();
     f.write_all(b"tief").unwrap();
-    apply_metadata(&f, 0, attr::READONLY).unwrap();
+    apply_metadata(&place, &f, 0, attr::READONLY).unwrap();
     drop(f);
     place.rename_temp().unwrap();
     let verbatim = PathBuf::from(format!(r"\\?\{}", dest.display()));

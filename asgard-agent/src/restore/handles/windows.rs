@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf, Prefix};
 use std::sync::Arc;
 
 use super::{Open, is_link};
+use crate::platform::attr;
 
 /// What `lstat` says about an entry.
 pub(crate) type Meta = std::fs::Metadata;
@@ -121,7 +122,7 @@ impl Folder {
                 .read(true)
                 .write(true)
                 .create_new(true)
-                .attributes(attributes & crate::platform::attr::ON_CREATE),
+                .attributes(attributes & attr::ON_CREATE),
         };
         let f = opts.open(self.path.join(name))?;
         let meta = f.metadata()?;
@@ -172,19 +173,15 @@ impl Folder {
         std::fs::hard_link(self.path.join(name), to.path.join(to_name))
     }
 
-    /// This folder opened as itself for its times and attributes (`FILE_WRITE_ATTRIBUTES`),
-    /// checked to be the real folder, not a link.
-    pub(crate) fn open_attributes(&self) -> io::Result<std::fs::File> {
-        let f = std::fs::OpenOptions::new()
-            .access_mode(FILE_READ_ATTRIBUTES | FILE_WRITE_ATTRIBUTES)
-            .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE)
-            .custom_flags(FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT)
-            .open(&self.path)?;
-        let meta = f.metadata()?;
-        if !meta.is_dir() || is_link(&meta) {
-            return Err(io::Error::from(io::ErrorKind::NotADirectory));
-        }
-        Ok(f)
+    /// This folder, opened as itself for its times and attributes (see [`Pinned`]).
+    pub(crate) fn open_attributes(&self) -> io::Result<Pinned> {
+        Pinned::open(self.path.clone(), true)
+    }
+
+    /// The regular file `name` in this folder, opened as itself for its times and attributes
+    /// (see [`Pinned`]); a link there is an error, never followed.
+    pub(crate) fn open_file_attributes(&self, name: &OsStr) -> io::Result<Pinned> {
+        Pinned::open(self.path.join(name), false)
     }
 
     /// Clears `FILE_ATTRIBUTE_READONLY` of a file in this folder (the lint is about Unix modes).
@@ -194,5 +191,85 @@ impl Folder {
         let mut perms = std::fs::symlink_metadata(&path)?.permissions();
         perms.set_readonly(false);
         std::fs::set_permissions(path, perms)
+    }
+}
+
+/// A file or folder opened as itself (`FILE_FLAG_OPEN_REPARSE_POINT`, checked not to be a link)
+/// for its times and attributes (`FILE_READ_ATTRIBUTES | FILE_WRITE_ATTRIBUTES`, no data access,
+/// so it can be opened beside the restore's own handles), and pinned: the handle does not share
+/// delete, so while it is open the entry can be neither renamed nor replaced (by a link or
+/// anything else), and its verbatim path, below folders pinned the same way, names exactly this
+/// entry.
+///
+/// That is what makes [`Pinned::set_attributes`] safe to do by path: Rust's std sets no
+/// attribute but read-only (its `Permissions` carry the others only from an existing file), the
+/// handle-based `SetFileInformationByHandle` is reachable only through `unsafe` FFI (`windows`,
+/// `windows-sys`: forbidden here), and the crates with safe wrappers for attributes by handle
+/// (`winapi-util`, `winx`, `cap-primitives`) only read them or pass std's `Permissions` on.
+/// `winsafe` wraps `SetFileAttributesW` safely (feature `kernel` only: no dependencies, a few
+/// seconds of build, links `kernel32`/`user32` that every Windows program has), by a `&str`
+/// path: a verbatim `\\?\` path has no length limit, and a name that is not valid Unicode (an
+/// unpaired surrogate) fails with an error, never reaches another entry.
+pub(crate) struct Pinned {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl Pinned {
+    fn open(path: PathBuf, folder: bool) -> io::Result<Pinned> {
+        let mut flags = FILE_FLAG_OPEN_REPARSE_POINT;
+        if folder {
+            flags |= FILE_FLAG_BACKUP_SEMANTICS;
+        }
+        let file = std::fs::OpenOptions::new()
+            .access_mode(FILE_READ_ATTRIBUTES | FILE_WRITE_ATTRIBUTES)
+            .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE)
+            .custom_flags(flags)
+            .open(&path)?;
+        let meta = file.metadata()?;
+        if is_link(&meta) || (folder && !meta.is_dir()) {
+            return Err(io::Error::from(io::ErrorKind::NotADirectory));
+        }
+        if !folder && !meta.is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        Ok(Pinned { file, path })
+    }
+
+    /// The open handle (times are set through it).
+    pub(crate) fn file(&self) -> &std::fs::File {
+        &self.file
+    }
+
+    /// Gives the entry exactly the attributes of [`attr::RESTORABLE`] that are in `attributes`
+    /// (the others in `attributes` are ignored; the file system keeps its own).
+    pub(crate) fn set_attributes(&self, attributes: u32) -> io::Result<()> {
+        use winsafe::co::FILE_ATTRIBUTE as A;
+        let path = self.path.to_str().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidFilename,
+                "attributes not set: the name is not valid Unicode",
+            )
+        })?;
+        let mut flags = A::default();
+        for (bit, flag) in [
+            (attr::READONLY, A::READONLY),
+            (attr::HIDDEN, A::HIDDEN),
+            (attr::SYSTEM, A::SYSTEM),
+            (attr::ARCHIVE, A::ARCHIVE),
+            (attr::NOT_CONTENT_INDEXED, A::NOT_CONTENT_INDEXED),
+        ] {
+            if attributes & bit != 0 {
+                flags |= flag;
+            }
+        }
+        if flags == A::default() {
+            // "None of them" is NORMAL: 0 is not a valid argument.
+            flags = A::NORMAL;
+        }
+        winsafe::SetFileAttributes(path, flags).map_err(|e| {
+            // Windows error codes are below 2^31.
+            io::Error::from_raw_os_error(u32::from(e) as i32)
+        })
     }
 }

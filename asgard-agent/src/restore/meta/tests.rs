@@ -23,6 +23,12 @@ pub(crate) fn version(mode: u32, attributes: u32) -> VersionInfo {
     }
 }
 
+/// The handle of the folder `dir`, as a restore into it has it.
+fn folder(dir: &Path) -> std::sync::Arc<Folder> {
+    let target = super::super::handles::Target::open(dir, false).unwrap();
+    target.dir(dir, false).unwrap()
+}
+
 #[test]
 fn setuid_and_setgid_only_with_the_recorded_owner_when_root() {
     let root = Applier::with(true, false);
@@ -37,6 +43,8 @@ fn setuid_and_setgid_only_with_the_recorded_owner_when_root() {
     assert_eq!(user.mode(0o6755, false, false), 0o6755);
 }
 
+/// Unix only: it needs the user database to know `root` (Windows restores no owners).
+#[cfg(unix)]
 #[test]
 fn owners_only_as_root_by_name_unless_numeric() {
     let mut v = version(0o644, 0);
@@ -96,7 +104,8 @@ fn a_file_gets_owner_xattrs_mode_and_nanosecond_mtime() {
         ..EntryMeta::default()
     };
     let a = Applier::new(false);
-    a.file(&file, &v, &p, true).unwrap();
+    a.file(&file, &folder(dir.path()), "f".as_ref(), &v, &p, true)
+        .unwrap();
     drop(file);
     let m = std::fs::symlink_metadata(&p).unwrap();
     assert_eq!(m.mtime(), 1_700_000_000);
@@ -134,7 +143,8 @@ fn refused_attributes_are_counted_warnings_not_errors() {
     for name in ["a", "b", "c"] {
         let p = dir.path().join(name);
         let file = std::fs::File::create(&p).unwrap();
-        a.file(&file, &v, &p, true).unwrap();
+        a.file(&file, &folder(dir.path()), name.as_ref(), &v, &p, true)
+            .unwrap();
     }
     let noted = a.noted();
     assert_eq!(noted.len(), 1, "{noted:?}");
@@ -179,4 +189,88 @@ fn a_link_gets_its_own_owner_and_mtime_not_its_targets() {
     let after = std::fs::metadata(&target).unwrap();
     assert_eq!(after.mtime_nsec(), before.mtime_nsec());
     assert_eq!((after.uid(), after.mtime()), (before.uid(), before.mtime()));
+}
+
+/// The attributes a Windows restore sets, as the file system reports them back.
+#[cfg(windows)]
+fn restorable(p: &Path) -> u32 {
+    use crate::platform::attr::RESTORABLE;
+    crate::platform::attributes(&std::fs::symlink_metadata(p).unwrap()) & RESTORABLE
+}
+
+/// Issue 12: a folder gets its hidden and system attributes (and its times) back, exactly as
+/// recorded, through its handle; a later version without them takes them away again. (Under
+/// Wine they live in the `user.DOSATTRIB` extended attribute: this reads them back as a Windows
+/// program does.)
+#[cfg(windows)]
+#[test]
+fn windows_a_folder_gets_hidden_and_system_back() {
+    use crate::platform::attr::{ARCHIVE, HIDDEN, SYSTEM};
+    const DIRECTORY: u32 = 0x10;
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("Ordner");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("drin.txt"), b"x").unwrap();
+    assert_eq!(restorable(&sub) & (HIDDEN | SYSTEM), 0);
+    let a = Applier::with(false, false);
+    let mut v = version(0, DIRECTORY | HIDDEN | SYSTEM | ARCHIVE);
+    v.kind = VersionKind::Dir;
+    v.mtime_ns = 1_600_000_000_000_000_000;
+    a.folder(&folder(&sub), &v, &sub);
+    assert!(a.noted().is_empty(), "{:?}", a.noted());
+    let got = restorable(&sub);
+    assert_eq!(
+        got & (HIDDEN | SYSTEM),
+        HIDDEN | SYSTEM,
+        "attributes {got:#x}"
+    );
+    let m = std::fs::metadata(&sub).unwrap();
+    assert_eq!(crate::platform::mtime_ns(&m), v.mtime_ns);
+    // What lies inside is still reachable.
+    assert_eq!(std::fs::read(sub.join("drin.txt")).unwrap(), b"x");
+    // Exactly as recorded: a version without them clears them.
+    v.attributes = DIRECTORY;
+    a.folder(&folder(&sub), &v, &sub);
+    assert!(a.noted().is_empty(), "{:?}", a.noted());
+    assert_eq!(restorable(&sub) & (HIDDEN | SYSTEM), 0);
+}
+
+/// Issue 12: a file found with the version's content but without its attributes (a restore
+/// over a tree where only `attrib` changed) is seen to differ and gets them, with its times.
+#[cfg(windows)]
+#[test]
+fn windows_a_file_found_up_to_date_gets_its_attributes() {
+    use crate::platform::attr::{ARCHIVE, HIDDEN, READONLY, SYSTEM};
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("gleich.txt");
+    std::fs::write(&p, b"gleich").unwrap();
+    let a = Applier::with(false, false);
+    let mut v = version(0, READONLY | HIDDEN | SYSTEM | ARCHIVE);
+    v.mtime_ns = crate::platform::mtime_ns(&std::fs::metadata(&p).unwrap());
+    let read = std::fs::File::open(&p).unwrap();
+    assert!(a.differs(&read, &v), "only the attributes differ");
+    a.file(
+        &read,
+        &folder(dir.path()),
+        "gleich.txt".as_ref(),
+        &v,
+        &p,
+        false,
+    )
+    .unwrap();
+    drop(read);
+    assert!(a.noted().is_empty(), "{:?}", a.noted());
+    let got = restorable(&p);
+    assert_eq!(
+        got & (READONLY | HIDDEN | SYSTEM),
+        READONLY | HIDDEN | SYSTEM,
+        "attributes {got:#x}"
+    );
+    assert!(!a.differs(&std::fs::File::open(&p).unwrap(), &v));
+    // Versions that recorded no attributes (Linux, older agents) leave them as they are.
+    let unknown = VersionInfo {
+        attributes: 0,
+        ..v.clone()
+    };
+    assert!(!a.differs(&std::fs::File::open(&p).unwrap(), &unknown));
 }
