@@ -17,9 +17,12 @@
 //! - **Hard links**: a regular file with more than one link gets a group key from blake3 of its
 //!   (device, inode), the same for every path of that inode (within a run and across runs while
 //!   the inode lives; a restore links only paths whose versions also share content and mtime).
+//!   Windows: (volume serial number, file index) of the handle the content is read through; std
+//!   has no link count there (its `symlink_metadata` gives none on stable), so [`hardlink_key`]
+//!   by metadata alone knows no group and the reader reads every link of a file itself.
 //! - **Owner names** come from [`Owners`] (one per run, cached, shared by the scanner threads).
-//!   The Windows agent records no owner: reading a security descriptor needs `unsafe` Win32 calls
-//!   or a crate we do not yet trust with them.
+//!   Windows records the owner's account (`DOMAIN\name`) and no numbers, for the record only
+//!   (see `fsmeta/windows.rs`); an owner that cannot be read is left out, the entry is backed up.
 
 use std::fs::{File, Metadata};
 use std::path::Path;
@@ -31,8 +34,11 @@ use crate::owners::Owners;
 /// Where to read an entry's attributes from.
 #[derive(Clone, Copy)]
 #[cfg_attr(
-    not(target_os = "linux"),
-    allow(dead_code, reason = "only Linux reads attributes")
+    not(any(target_os = "linux", windows)),
+    allow(
+        dead_code,
+        reason = "only Linux reads attributes, only Windows owners by handle"
+    )
 )]
 pub(crate) enum Source<'a> {
     /// An open regular file (its attributes belong to the content being read).
@@ -82,10 +88,14 @@ impl MetaReader {
     /// `metadata`), with its attributes read from `src`.
     pub(crate) fn read(&self, meta: &Metadata, src: Source<'_>) -> Read {
         let mut out = Read {
-            meta: self.ids(meta),
+            meta: self.ids(meta, src),
             dropped: None,
         };
-        out.meta.hardlink = hardlink_key(meta);
+        #[cfg(windows)]
+        let hardlink = windows::hardlink_key(src);
+        #[cfg(not(windows))]
+        let hardlink = hardlink_key(meta);
+        out.meta.hardlink = hardlink;
         out.meta.btime_ns = creation_time_ns(meta);
         match xattrs::read(src, self.privileged) {
             Ok(list) => match asgard_core::meta::xattrs_within_bounds(&list) {
@@ -99,9 +109,10 @@ impl MetaReader {
     }
 
     /// Owner and group, by number and (where this machine knows them, within the bound) name.
-    fn ids(&self, meta: &Metadata) -> EntryMeta {
+    fn ids(&self, meta: &Metadata, src: Source<'_>) -> EntryMeta {
         #[cfg(unix)]
         {
+            let _ = src;
             use std::os::unix::fs::MetadataExt;
             let bounded =
                 |n: Option<String>| n.filter(|n| n.len() <= asgard_core::meta::MAX_OWNER_NAME);
@@ -113,9 +124,17 @@ impl MetaReader {
                 ..EntryMeta::default()
             }
         }
-        #[cfg(not(unix))]
+        #[cfg(windows)]
         {
-            let _ = (meta, &self.owners);
+            let _ = meta;
+            EntryMeta {
+                owner: windows::owner(src, &self.owners),
+                ..EntryMeta::default()
+            }
+        }
+        #[cfg(not(any(unix, windows)))]
+        {
+            let _ = (meta, src, &self.owners);
             EntryMeta::default()
         }
     }
@@ -134,6 +153,7 @@ fn running_as_root() -> bool {
 }
 
 /// The hard-link group of a regular file with more than one link: blake3 of (device, inode).
+/// Unix only: on Windows the metadata has no link count (see the module docs).
 pub(crate) fn hardlink_key(meta: &Metadata) -> Option<u64> {
     #[cfg(unix)]
     {
@@ -148,7 +168,7 @@ pub(crate) fn hardlink_key(meta: &Metadata) -> Option<u64> {
 }
 
 /// The group key of one inode.
-#[cfg_attr(not(unix), allow(dead_code))]
+#[cfg_attr(not(any(unix, windows)), allow(dead_code))]
 pub(crate) fn inode_key(dev: u64, ino: u64) -> u64 {
     let mut h = blake3::Hasher::new();
     h.update(&dev.to_le_bytes());
@@ -327,6 +347,9 @@ mod xattrs {
         Ok(Vec::new())
     }
 }
+
+#[cfg(windows)]
+mod windows;
 
 #[cfg(test)]
 mod tests;

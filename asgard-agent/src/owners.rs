@@ -3,6 +3,11 @@
 //!
 //! Lookups go through the system's user database (NSS), once per id or name and run: the caches
 //! keep every answer, also "unknown".
+//!
+//! Windows: an owner is a SID, not a number. The backup records the account as `DOMAIN\name`
+//! (`LookupAccountSid`, once per SID and run), for the record only: no restore sets it (a
+//! Windows restore sets no owners; on Unix no user name contains a backslash, so it never
+//! matches a local user there).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,6 +22,10 @@ pub struct Owners {
     group_names: Mutex<HashMap<u32, Option<String>>>,
     uids: Mutex<HashMap<String, Option<u32>>>,
     gids: Mutex<HashMap<String, Option<u32>>>,
+    /// Account names by owner SID (Windows).
+    #[cfg(windows)]
+    accounts:
+        Mutex<HashMap<windows_permissions::LocalBox<windows_permissions::Sid>, Option<String>>>,
 }
 
 fn cached<K: std::hash::Hash + Eq + Clone, V: Clone>(
@@ -55,6 +64,45 @@ impl Owners {
                 .flatten()
                 .map(|g| g.name)
         })
+    }
+
+    /// The account of owner `sid` as `DOMAIN\name` (just `name` for the few accounts without a
+    /// domain, such as `Everyone`); the SID itself (`S-1-5-21-...`) where this machine cannot
+    /// name it (a deleted account, an unreachable domain), so the record still says who it was.
+    /// `None` only where even that fails, or the name is over the bound.
+    #[cfg(windows)]
+    pub fn account_name(&self, sid: &windows_permissions::Sid) -> Option<String> {
+        use windows_permissions::wrappers;
+        let lock = || self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(name) = lock().get(sid) {
+            return name.clone();
+        }
+        let name = match wrappers::LookupAccountSid(sid) {
+            Ok((name, domain)) if domain.is_empty() => Some(name.to_string_lossy().into_owned()),
+            Ok((name, domain)) => Some(format!(
+                "{}\\{}",
+                domain.to_string_lossy(),
+                name.to_string_lossy()
+            )),
+            Err(_) => wrappers::ConvertSidToStringSid(sid)
+                .ok()
+                .map(|s| s.to_string_lossy().into_owned()),
+        }
+        .filter(|n| !n.is_empty() && n.len() <= asgard_core::meta::MAX_OWNER_NAME);
+        // Not cached only where the SID cannot be copied (out of memory): asked again next time.
+        if let Ok(key) = wrappers::CopySid(sid) {
+            lock().insert(key, name.clone());
+        }
+        name
+    }
+
+    /// How many owner SIDs were looked up in this run (each once).
+    #[cfg(all(windows, test))]
+    pub fn accounts_looked_up(&self) -> usize {
+        self.accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     /// The id of the user called `name` on this machine.

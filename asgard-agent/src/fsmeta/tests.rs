@@ -20,6 +20,17 @@ fn wanted_names_by_privilege() {
     assert!(!wanted(b"user", true));
 }
 
+/// The group key of a regular file as the reader gets it: through the handle its content is
+/// read from (Windows knows the link count only there).
+fn file_key(p: &Path) -> Option<u64> {
+    let file = File::open(p).unwrap();
+    let meta = file.metadata().unwrap();
+    MetaReader::new(false)
+        .read(&meta, Source::File(&file))
+        .meta
+        .hardlink
+}
+
 #[test]
 fn hardlink_key_is_shared_by_the_links_of_one_inode_only() {
     let dir = tempfile::tempdir().unwrap();
@@ -30,18 +41,35 @@ fn hardlink_key_is_shared_by_the_links_of_one_inode_only() {
     );
     std::fs::write(&a, b"one inode").unwrap();
     std::fs::write(&single, b"one inode").unwrap();
-    let key = |p: &Path| hardlink_key(&std::fs::symlink_metadata(p).unwrap());
-    assert_eq!(key(&a), None, "a file with one link has no group");
+    assert_eq!(file_key(&a), None, "a file with one link has no group");
     if std::fs::hard_link(&a, &b).is_err() {
         return; // a file system without hard links
     }
-    let ka = key(&a);
+    let ka = file_key(&a);
     assert!(ka.is_some());
-    assert_eq!(ka, key(&b));
-    assert_eq!(key(&single), None);
+    assert_eq!(ka, file_key(&b));
+    assert_eq!(file_key(&single), None);
+    // By path, as the scanner meets them before reading: the same group on Unix; on Windows
+    // std's metadata has no link count, so none there (the read above finds it).
+    let by_meta = |p: &Path| hardlink_key(&std::fs::symlink_metadata(p).unwrap());
+    if cfg!(unix) {
+        assert_eq!((by_meta(&a), by_meta(&b)), (ka, ka));
+    } else {
+        assert_eq!((by_meta(&a), by_meta(&b)), (None, None));
+    }
+    assert_eq!(by_meta(&single), None);
     // A folder (several links: its entries' `..`) is never a hard-link group.
     std::fs::create_dir_all(dir.path().join("d/e")).unwrap();
-    assert_eq!(key(&dir.path().join("d")), None);
+    let d = dir.path().join("d");
+    assert_eq!(by_meta(&d), None);
+    let read = MetaReader::new(false).read(
+        &std::fs::symlink_metadata(&d).unwrap(),
+        Source::Path {
+            path: &d,
+            follow: false,
+        },
+    );
+    assert_eq!(read.meta.hardlink, None);
     // Other inodes get other keys.
     assert_ne!(inode_key(1, 2), inode_key(2, 1));
     assert_eq!(inode_key(1, 2), inode_key(1, 2));
@@ -290,4 +318,64 @@ mod linux {
         assert!(!xattrs::unsupported(&Errno::ACCESS.into()));
         assert!(!xattrs::unsupported(&Errno::IO.into()));
     }
+}
+
+/// Windows: the owner's account is recorded (`DOMAIN\name`), for files by their handle and for
+/// folders by path, looked up once per owner; no numbers. Under Wine every file is owned by
+/// the one Wine user, so the test compares what two entries made by this process say.
+#[cfg(windows)]
+#[test]
+fn windows_owner_account_is_recorded_once_per_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, g, d) = (
+        dir.path().join("f"),
+        dir.path().join("g"),
+        dir.path().join("d"),
+    );
+    std::fs::write(&f, b"x").unwrap();
+    std::fs::write(&g, b"y").unwrap();
+    std::fs::create_dir(&d).unwrap();
+    let reader = MetaReader::new(false);
+    let of_file = |p: &Path| {
+        let file = File::open(p).unwrap();
+        reader
+            .read(&file.metadata().unwrap(), Source::File(&file))
+            .meta
+    };
+    let mf = of_file(&f);
+    let owner = mf
+        .owner
+        .clone()
+        .expect("the owner of a new file is recorded");
+    assert!(!owner.is_empty() && owner.len() <= asgard_core::meta::MAX_OWNER_NAME);
+    assert_eq!((mf.uid, mf.gid, mf.group.as_deref()), (None, None, None));
+    assert_eq!(mf.check(), Ok(()));
+    assert_eq!(of_file(&g).owner.as_deref(), Some(owner.as_str()));
+    let md = reader
+        .read(
+            &std::fs::symlink_metadata(&d).unwrap(),
+            Source::Path {
+                path: &d,
+                follow: false,
+            },
+        )
+        .meta;
+    assert_eq!(
+        md.owner.as_deref(),
+        Some(owner.as_str()),
+        "a folder by path"
+    );
+    // Three entries, one owner: one lookup.
+    assert_eq!(reader.owners.accounts_looked_up(), 1);
+    // An entry that cannot be opened has no owner, and that is no error.
+    let gone = dir.path().join("gone");
+    let read = reader.read(
+        &std::fs::symlink_metadata(&d).unwrap(),
+        Source::Path {
+            path: &gone,
+            follow: false,
+        },
+    );
+    assert_eq!(read.meta.owner, None);
+    assert!(read.dropped.is_none());
 }
