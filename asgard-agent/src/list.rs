@@ -60,6 +60,15 @@ struct JsonVersion {
     symlink_target: Option<RawPath>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     meta_only: bool,
+    /// The recorded owner, where known (Windows: `DOMAIN\name`, no numbers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gid: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -109,6 +118,10 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<ExitCode> {
                         kind: v.kind,
                         symlink_target: v.symlink_target.clone(),
                         meta_only: v.meta_only,
+                        owner: v.meta.owner.clone(),
+                        group: v.meta.group.clone(),
+                        uid: v.meta.uid,
+                        gid: v.meta.gid,
                     })
                     .collect(),
             })

@@ -554,6 +554,20 @@ fn windows_agent_under_wine_backs_up_and_restores() {
         "{want} in {list:#?}"
     );
     assert!(list.iter().all(|e| e["device"] == "winbox"));
+    // Issue 12: the owner's account is recorded for the record, for files and folders alike
+    // (here the one Wine user, as `DOMAIN\name`), and no Unix numbers.
+    let owner = newest(&list[0])["owner"].clone();
+    let name = owner
+        .as_str()
+        .unwrap_or_else(|| panic!("an owner in {list:#?}"));
+    // Wine's one user is named after the USERNAME the agent runs with, in the machine's domain.
+    let (domain, account) = name.rsplit_once('\\').unwrap_or_else(|| panic!("{name:?}"));
+    assert!(!domain.is_empty(), "{name:?}");
+    assert!(account.eq_ignore_ascii_case("winuser"), "{name:?}");
+    for e in &list {
+        assert_eq!(newest(e)["owner"], owner, "{e:#}");
+        assert!(newest(e).get("uid").is_none(), "{e:#}");
+    }
 
     // The server registered the user the agent took from USERNAME.
     let linux = Agent {
@@ -577,6 +591,10 @@ fn windows_agent_under_wine_backs_up_and_restores() {
         (files(&seen), seen.len()),
         (3, 5),
         "winuser's files are listed for winuser's other device"
+    );
+    assert!(
+        seen.iter().all(|e| newest(e)["owner"] == owner),
+        "{seen:#?}"
     );
 
     let dest = work.path().join("zurück");

@@ -10,7 +10,9 @@
 //!
 //! **Owners**: only a restore run as root (euid 0) gives entries away: by name where this machine
 //! knows the recorded name, else by number (`--numeric-owner`: always by number), like tar. A
-//! normal user keeps its own ownership silently.
+//! normal user keeps its own ownership silently. **Windows restores no owners**: the recorded
+//! `DOMAIN\name` is for the record (giving a file away needs `SeRestorePrivilege`, and the
+//! account may not exist on the restoring machine); restored entries belong to the restoring user.
 //!
 //! **setuid/setgid** come back only with the recorded owner (group): as root, a file whose owner
 //! is unknown (a version from before owners were recorded) or could not be set loses the bit,
