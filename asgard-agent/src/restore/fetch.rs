@@ -1,8 +1,8 @@
 //! Fetching chunks: requests of about [`REQUEST_BYTES`] in file order, every frame verified
 //! (bounded decode + blake3 against its id) before a byte of it reaches a file.
 //!
-//! A request holds one chunk at a time: each frame is verified and handed to its places on the
-//! blocking pool before the next frame is read. Whatever an answer lacks (a missing frame, a
+//! A request holds the frames of one network read being verified and written (one job on the
+//! blocking pool) and those of the next read being received. Whatever an answer lacks (a missing frame, a
 //! damaged chunk, a broken connection) fails the places of those chunks, never more.
 
 use std::sync::Arc;
@@ -97,8 +97,10 @@ pub(crate) fn batches(ids: &[ChunkId], len: impl Fn(&ChunkId) -> u64) -> Vec<Vec
     out
 }
 
-/// One fetch request: every frame is verified and written on the blocking pool before the next is
-/// read, so a request holds one chunk at a time. Whatever the answer lacks fails its files.
+/// One fetch request. The frames that arrive together are verified and written as one job on the
+/// blocking pool while the next frames are read from the network; at most one such job per
+/// request runs at a time, so a request holds the frames of one network read being processed and
+/// those of the next being received. Whatever the answer lacks fails its files.
 pub(crate) async fn fetch_batch<P: Places>(
     client: &Client,
     batch: Vec<ChunkId>,
@@ -107,11 +109,13 @@ pub(crate) async fn fetch_batch<P: Places>(
 ) {
     stats.requests.fetch_add(1, Ordering::Relaxed);
     let mut done = 0usize;
+    let mut working: Option<tokio::task::JoinHandle<()>> = None;
     let result: anyhow::Result<()> = async {
         let mut resp = client.fetch(batch.clone()).await?;
         let mut decoder = FrameDecoder::default();
         while let Some(piece) = resp.chunk().await? {
             decoder.push(&piece);
+            let mut frames = Vec::new();
             while let Some(frame) = decoder.next_frame()? {
                 let Some(want) = batch.get(done) else {
                     anyhow::bail!("the server sent more chunks than requested");
@@ -120,21 +124,20 @@ pub(crate) async fn fetch_batch<P: Places>(
                     anyhow::bail!("the server sent chunk {} instead of {want}", frame.id());
                 }
                 done += 1;
-                let w = w.clone();
-                let stats = stats.clone();
-                tokio::task::spawn_blocking(move || match frame {
-                    Frame::Data { id, stored } => {
-                        stats
-                            .bytes_fetched
-                            .fetch_add(stored.len() as u64, Ordering::Relaxed);
-                        deliver_stored(&*w, &id, &stored, &stats);
-                    }
-                    Frame::Missing { id, reason } => {
-                        w.fail(&id, ChunkFailure::NotReceived(reason));
-                    }
-                })
-                .await?;
+                frames.push(frame);
             }
+            if frames.is_empty() {
+                continue;
+            }
+            if let Some(job) = working.take() {
+                job.await?;
+            }
+            let (w, stats) = (w.clone(), stats.clone());
+            working = Some(tokio::task::spawn_blocking(move || {
+                for frame in frames {
+                    handle_frame(&*w, frame, &stats);
+                }
+            }));
         }
         decoder.finish()?;
         if done < batch.len() {
@@ -143,7 +146,12 @@ pub(crate) async fn fetch_batch<P: Places>(
         Ok(())
     }
     .await;
-    if let Err(e) = result {
+    // The frames handed over are written (or failed) before the request counts as done.
+    let finished = match working.take() {
+        Some(job) => job.await.map_err(anyhow::Error::from),
+        None => Ok(()),
+    };
+    if let Err(e) = result.and(finished) {
         let rest: Vec<ChunkId> = batch[done.min(batch.len())..].to_vec();
         let w = w.clone();
         let text = format!("{e:#}");
@@ -153,6 +161,21 @@ pub(crate) async fn fetch_batch<P: Places>(
             }
         })
         .await;
+    }
+}
+
+/// One received frame: a chunk to verify and write, or one the server does not have.
+fn handle_frame<P: Places>(w: &P, frame: Frame, stats: &Stats) {
+    match frame {
+        Frame::Data { id, stored } => {
+            stats
+                .bytes_fetched
+                .fetch_add(stored.len() as u64, Ordering::Relaxed);
+            deliver_stored(w, &id, &stored, stats);
+        }
+        Frame::Missing { id, reason } => {
+            w.fail(&id, ChunkFailure::NotReceived(reason));
+        }
     }
 }
 

@@ -32,11 +32,13 @@ pub(crate) const SYNC_PER_WINDOW: bool = cfg!(target_os = "linux");
 /// The result for one job, in job order: `Ok` restored, `Err` the message.
 pub(crate) type Outcome = Result<(), String>;
 
-/// The file's last piece is in: checks size and hash against the version, sets its metadata
+/// The file's last piece is in (`file` is its temp file, open for reading and writing): checks
+/// size and hash against the version, sets its metadata
 /// (owner, extended attributes, mode, mtime: [`Applier::file`]), and (unless [`SYNC_PER_WINDOW`])
 /// syncs it and renames it into place.
 pub(crate) fn complete(
     job: &Job,
+    file: std::fs::File,
     hash: &mut HashState,
     meta: &Applier,
     lang: Lang,
@@ -45,7 +47,6 @@ pub(crate) fn complete(
         .version
         .hash
         .ok_or_else(|| anyhow!("version {} has no hash", job.version.id))?;
-    let file = job.place.open_temp()?;
     let size = file.metadata()?.len();
     let got: ChunkId = hash.finish(&file, size)?;
     if size != job.version.size || got != expected || hash.has_gaps() {

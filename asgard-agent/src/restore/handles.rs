@@ -266,18 +266,28 @@ impl Place {
     }
 
     /// Creates the temp file, empty, with the recorded Windows attributes (hidden, system,
-    /// archive, not indexed); read-only follows with the rest of the metadata (`restore::meta`), after the content. Whatever
-    /// lies at the temp name from a crashed run (a link too) is removed first, not followed (on
-    /// Windows, `CREATE_NEW` would also refuse a hidden leftover).
+    /// archive, not indexed); read-only follows with the rest of the metadata (`restore::meta`),
+    /// after the content. Whatever lies at the temp name from a crashed run (a link too) makes
+    /// the exclusive create fail; it is then removed, not followed, and the create repeated.
     ///
     /// Why at creation: `CreateFileW` takes the attributes of a new file, which is exposed safely
     /// (`OpenOptionsExt::attributes`); setting `HIDDEN` on an existing file would need
     /// `SetFileAttributesW` through `unsafe` FFI or another dependency. A restore always writes a
     /// fresh temp file and renames it into place, so creation time is the one moment needed.
     pub(crate) fn create_temp(&self, attributes: u32) -> io::Result<std::fs::File> {
-        self.remove_temp_quietly()?;
-        self.dir
+        // Leftovers are rare: try first, remove only when something is there (saves a lookup
+        // per file).
+        match self
+            .dir
             .open_file(&self.temp_name(), Open::CreateNew(attributes))
+        {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                self.remove_temp_quietly()?;
+                self.dir
+                    .open_file(&self.temp_name(), Open::CreateNew(attributes))
+            }
+            r => r,
+        }
     }
 
     /// The temp file, opened for reading and writing (a link there is an error).

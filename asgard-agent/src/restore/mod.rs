@@ -356,6 +356,9 @@ struct Files<'a> {
 }
 
 impl Files<'_> {
+    /// Restores `files` window by window. A window is settled (made durable and renamed into
+    /// place, [`Restorer::settle`]) on the blocking pool while the next one is planned and filled,
+    /// so the file system's sync overlaps the next transfer; one window settles at a time.
     async fn restore(
         &mut self,
         files: Vec<(PathBuf, VersionInfo)>,
@@ -363,6 +366,7 @@ impl Files<'_> {
     ) -> anyhow::Result<()> {
         let (out, lang, overwrite) = (self.out, self.lang, self.overwrite);
         let mut files = files.into_iter().peekable();
+        let mut settling = None;
         loop {
             let window = next_window(&mut files, self.window_files);
             if window.is_empty() {
@@ -410,22 +414,36 @@ impl Files<'_> {
                 }
             }
 
-            let done: Vec<(PathBuf, u64)> = jobs
-                .iter()
-                .map(|j| (j.dest.clone(), j.version.size))
-                .collect();
-            let outcomes = self.restorer.run_window(jobs).await?;
-            for ((dest, size), outcome) in done.into_iter().zip(outcomes) {
-                match outcome {
-                    Ok(()) => {
-                        t.counts.restored += 1;
-                        t.counts.bytes += size;
-                        if self.firsts.contains(&dest) {
-                            self.in_place.insert(dest);
-                        }
+            let filled = self.restorer.fill(jobs).await;
+            if let Some(previous) = settling.take() {
+                // (Also when filling failed: the window before is put in place and counted.)
+                self.settled(previous, t).await?;
+            }
+            settling = Some(Restorer::settle(filled?));
+        }
+        if let Some(last) = settling {
+            self.settled(last, t).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts the outcomes of a settled window.
+    async fn settled(
+        &mut self,
+        settling: tokio::task::JoinHandle<(window::Filled, Vec<finish::Outcome>)>,
+        t: &mut Tally,
+    ) -> anyhow::Result<()> {
+        let (filled, outcomes) = settling.await?;
+        for ((dest, size), outcome) in filled.files().zip(outcomes) {
+            match outcome {
+                Ok(()) => {
+                    t.counts.restored += 1;
+                    t.counts.bytes += size;
+                    if self.firsts.contains(dest) {
+                        self.in_place.insert(dest.to_path_buf());
                     }
-                    Err(e) => t.error(&dest, &e, out),
                 }
+                Err(e) => t.error(dest, &e, self.out),
             }
         }
         Ok(())

@@ -69,52 +69,37 @@ impl Restorer {
         self.stats.snapshot()
     }
 
-    /// Restores one window of files; returns one outcome per job, in order.
-    pub(crate) async fn run_window(&mut self, jobs: Vec<Job>) -> anyhow::Result<Vec<Outcome>> {
+    /// Fills one window of files: temp files, every chunk obtained and written, each file checked
+    /// as its last piece arrives. [`Restorer::settle`] then puts them in place.
+    pub(crate) async fn fill(&mut self, jobs: Vec<Job>) -> anyhow::Result<Filled> {
         let lang = self.lang;
-        // 1. Temp files at their final length.
-        let (jobs, created) = tokio::task::spawn_blocking(move || {
-            let created: Vec<std::io::Result<()>> = jobs
-                .iter()
-                .map(|j| write::create_temp(&j.place, j.version.size, j.version.attributes))
-                .collect();
-            (jobs, created)
-        })
-        .await?;
-
-        // 2. Slots and the places of every chunk.
+        // 1. Slots and the places of every chunk.
         let mut places: HashMap<ChunkId, Places> = HashMap::new();
         let mut order: Vec<ChunkId> = Vec::new();
         let mut slots = Vec::with_capacity(jobs.len());
-        for (i, (job, made)) in jobs.into_iter().zip(created).enumerate() {
+        // Temp files are created when their first piece arrives (or, for a file without any,
+        // when it is finished), so each costs one open.
+        for (i, job) in jobs.into_iter().enumerate() {
             let mut state = SlotState::default();
-            match made {
-                Ok(()) => {
-                    let mut offset = 0u64;
-                    let params = job.manifest.params;
-                    for c in &job.manifest.chunks {
-                        let p = places.entry(c.id).or_insert_with(|| {
-                            order.push(c.id);
-                            Places {
-                                len: c.len,
-                                zero_candidate: false,
-                                at: Vec::new(),
-                            }
-                        });
-                        // A zero run is cut at the min or max size; a repeated chunk is worth the
-                        // check too. Other lengths are not hashed as zeros (that would cost a pass
-                        // over the data for nothing).
-                        p.zero_candidate |= c.len == params.max || c.len == params.min;
-                        p.at.push((i, offset));
-                        offset += u64::from(c.len);
+            let mut offset = 0u64;
+            let params = job.manifest.params;
+            for c in &job.manifest.chunks {
+                let p = places.entry(c.id).or_insert_with(|| {
+                    order.push(c.id);
+                    Places {
+                        len: c.len,
+                        zero_candidate: false,
+                        at: Vec::new(),
                     }
-                    state.remaining = job.manifest.chunks.len();
-                }
-                Err(e) => {
-                    state.outcome = Some(Err(format!("{}: {e}", job.dest.display())));
-                    self.progress.add_done(1, job.version.size);
-                }
+                });
+                // A zero run is cut at the min or max size; a repeated chunk is worth the check
+                // too. Other lengths are not hashed as zeros (that would cost a pass over the
+                // data for nothing).
+                p.zero_candidate |= c.len == params.max || c.len == params.min;
+                p.at.push((i, offset));
+                offset += u64::from(c.len);
             }
+            state.remaining = job.manifest.chunks.len();
             slots.push(Slot {
                 job,
                 state: Mutex::new(state),
@@ -133,7 +118,7 @@ impl Restorer {
             meta: self.meta.clone(),
         });
 
-        // 3. Empty files, zero chunks and copies from earlier windows, on the blocking pool.
+        // 2. Empty files, zero chunks and copies from earlier windows, on the blocking pool.
         let (zero_ids, copies) = (
             std::mem::take(&mut self.zero_ids),
             std::mem::take(&mut self.copies),
@@ -144,7 +129,7 @@ impl Restorer {
             for i in 0..w.slots.len() {
                 let mut st = w.slots[i].lock();
                 if st.remaining == 0 && st.outcome.is_none() {
-                    w.finish(i, &mut st);
+                    w.finish(i, &mut st, None);
                 }
             }
             let mut to_fetch = Vec::new();
@@ -175,7 +160,7 @@ impl Restorer {
         self.zero_ids = zero_ids;
         self.copies = copies;
 
-        // 4. Fetch the rest, a few requests at a time.
+        // 3. Fetch the rest, a few requests at a time.
         let batches = fetch::batches(&to_fetch, |id| u64::from(window.places[id].len));
         let fetches = batches.into_iter().map(|batch| {
             let (client, w, stats) = (self.client.clone(), window.clone(), self.stats.clone());
@@ -186,33 +171,10 @@ impl Restorer {
             .collect::<Vec<()>>()
             .await;
 
-        // 5. Loose ends, durability, renames, folder syncs, copy sources.
-        let w = window.clone();
-        let outcomes = tokio::task::spawn_blocking(move || {
-            let mut outcomes = Vec::with_capacity(w.slots.len());
-            for (i, slot) in w.slots.iter().enumerate() {
-                let mut st = slot.lock();
-                if st.outcome.is_none() {
-                    // Every place is either delivered or failed, so this is a bug; stay safe.
-                    st.error.get_or_insert_with(|| "incomplete".to_owned());
-                    st.remaining = 0;
-                    w.finish(i, &mut st);
-                }
-                outcomes.push(
-                    st.outcome
-                        .clone()
-                        .unwrap_or_else(|| Err("incomplete".into())),
-                );
-            }
-            if finish::SYNC_PER_WINDOW {
-                finish::sync_and_rename(w.slots.iter().map(|s| &s.job), &mut outcomes);
-            }
-            finish::sync_folders(w.slots.iter().map(|s| &s.job), &outcomes);
-            outcomes
-        })
-        .await?;
-        for (slot, outcome) in window.slots.iter().zip(&outcomes) {
-            if outcome.is_err() {
+        // The checked files become copy sources for the windows after this one: still at their
+        // temp names while the window settles, at their destinations after (see [`read_copy`]).
+        for slot in &window.slots {
+            if !matches!(slot.lock().outcome, Some(Ok(()))) {
                 continue;
             }
             let dest = Arc::new(slot.job.dest.clone());
@@ -227,12 +189,62 @@ impl Restorer {
                 offset += u64::from(c.len);
             }
         }
-        Ok(outcomes)
+        Ok(Filled(window))
+    }
+
+    /// Settles a filled window on the blocking pool: loose ends, durability, renames, folder
+    /// syncs ([`settle`]). The caller may fill the next window meanwhile.
+    pub(crate) fn settle(filled: Filled) -> tokio::task::JoinHandle<(Filled, Vec<Outcome>)> {
+        tokio::task::spawn_blocking(move || {
+            let outcomes = settle(&filled.0);
+            (filled, outcomes)
+        })
     }
 }
 
-/// Reads a chunk back from a file restored earlier, through the target's handles (no link
-/// followed), and checks it against its id.
+/// A window whose every place is delivered or failed: its files are checked (or failed) but not
+/// yet durable or in place (on Linux; elsewhere each file was synced and renamed when it was
+/// checked).
+pub(crate) struct Filled(Arc<Window>);
+
+impl Filled {
+    /// The destinations and sizes of the window's files, in job order.
+    pub(crate) fn files(&self) -> impl Iterator<Item = (&Path, u64)> {
+        self.0
+            .slots
+            .iter()
+            .map(|s| (s.job.dest.as_path(), s.job.version.size))
+    }
+}
+
+/// Loose ends (a file whose places are not all in is an error: a bug, handled safely), then
+/// durability and renames ([`finish::sync_and_rename`]) and the folder syncs. One outcome per job.
+fn settle(w: &Window) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(w.slots.len());
+    for (i, slot) in w.slots.iter().enumerate() {
+        let mut st = slot.lock();
+        if st.outcome.is_none() {
+            st.error.get_or_insert_with(|| "incomplete".to_owned());
+            st.remaining = 0;
+            w.finish(i, &mut st, None);
+        }
+        outcomes.push(
+            st.outcome
+                .clone()
+                .unwrap_or_else(|| Err("incomplete".into())),
+        );
+    }
+    if finish::SYNC_PER_WINDOW {
+        finish::sync_and_rename(w.slots.iter().map(|s| &s.job), &mut outcomes);
+    }
+    finish::sync_folders(w.slots.iter().map(|s| &s.job), &outcomes);
+    outcomes
+}
+
+/// Reads a chunk back from a file an earlier window restored, through the target's handles (no
+/// link followed), and checks it against its id: from its destination, or, while that window is
+/// still settling, from its temp file (the check decides which one holds the chunk: with
+/// `--overwrite` the destination may still hold the old file).
 fn read_copy(
     target: &Target,
     dest: &Path,
@@ -243,7 +255,10 @@ fn read_copy(
     let place = target
         .existing(dest)
         .map_err(|_| std::io::Error::other("not reachable"))?;
-    write::read_verified(&place.open_read()?, offset, len, id)
+    place
+        .open_read()
+        .and_then(|f| write::read_verified(&f, offset, len, id))
+        .or_else(|_| write::read_verified(&place.open_temp()?, offset, len, id))
 }
 
 /// Where one distinct chunk goes.
@@ -265,8 +280,20 @@ impl Slot {
     }
 }
 
+/// The temp file of a job: created at its final length the first time, opened after.
+fn temp_file(job: &Job, st: &mut SlotState) -> std::io::Result<std::fs::File> {
+    if st.created {
+        return job.place.open_temp();
+    }
+    let file = write::create_temp(&job.place, job.version.size, job.version.attributes)?;
+    st.created = true;
+    Ok(file)
+}
+
 #[derive(Default)]
 struct SlotState {
+    /// Whether the temp file exists (it is created with the first piece).
+    created: bool,
     /// Places of this file not yet delivered or failed.
     remaining: usize,
     /// The content hash so far.
@@ -309,15 +336,17 @@ impl Window {
         for &(i, offset) in &p.at {
             let mut st = self.slots[i].lock();
             let job = &self.slots[i].job;
-            if st.error.is_none()
-                && let Err(e) = job
-                    .place
-                    .open_temp()
-                    .and_then(|file| write::put(&file, &mut st.hash, offset, piece))
-            {
-                st.error = Some(format!("{}: {e}", job.dest.display()));
+            let whole = (job.manifest.chunks.len() == 1).then_some(id);
+            let mut file = None;
+            if st.error.is_none() {
+                match temp_file(job, &mut st)
+                    .and_then(|f| write::put(&f, &mut st.hash, offset, piece, whole).map(|()| f))
+                {
+                    Ok(f) => file = Some(f),
+                    Err(e) => st.error = Some(format!("{}: {e}", job.dest.display())),
+                }
             }
-            self.one_done(i, &mut st);
+            self.one_done(i, &mut st, file);
         }
     }
 
@@ -327,24 +356,29 @@ impl Window {
         for &(i, _) in &p.at {
             let mut st = self.slots[i].lock();
             st.error.get_or_insert_with(|| reason.to_owned());
-            self.one_done(i, &mut st);
+            self.one_done(i, &mut st, None);
         }
     }
 
-    fn one_done(&self, i: usize, st: &mut SlotState) {
+    /// One place of file `i` is done; `file` is its temp file if the place was written.
+    fn one_done(&self, i: usize, st: &mut SlotState, file: Option<std::fs::File>) {
         st.remaining = st.remaining.saturating_sub(1);
         if st.remaining == 0 && st.outcome.is_none() {
-            self.finish(i, st);
+            self.finish(i, st, file);
         }
     }
 
     /// The file's last place is in: check it and put it in place, or remove the temp file.
-    fn finish(&self, i: usize, st: &mut SlotState) {
+    /// `file` is its temp file when the caller has it open.
+    fn finish(&self, i: usize, st: &mut SlotState, file: Option<std::fs::File>) {
         let job = &self.slots[i].job;
         let outcome = match st.error.take() {
             Some(e) => Err(e),
-            None => finish::complete(job, &mut st.hash, &self.meta, self.lang)
-                .map_err(|e| format!("{e:#}")),
+            None => match file.map_or_else(|| temp_file(job, st), Ok) {
+                Ok(file) => finish::complete(job, file, &mut st.hash, &self.meta, self.lang)
+                    .map_err(|e| format!("{e:#}")),
+                Err(e) => Err(format!("{}: {e}", job.dest.display())),
+            },
         };
         st.hash.clear();
         if outcome.is_err() {

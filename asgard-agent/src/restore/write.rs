@@ -42,12 +42,22 @@ pub(crate) struct HashState {
     pub(crate) hashed: u64,
     /// Ranges written beyond `hashed`: start → end.
     pub(crate) pending: BTreeMap<u64, u64>,
+    /// The whole file is one verified chunk: its id is the file's hash (both are the blake3 of
+    /// the same bytes), so the content is not hashed a second time.
+    pub(crate) whole: Option<ChunkId>,
 }
 
 impl HashState {
     /// The hash of the whole temp file of `size` bytes. Pieces missing from the hash (not
     /// expected) are read back from the file first.
     pub(crate) fn finish(&mut self, file: &std::fs::File, size: u64) -> std::io::Result<ChunkId> {
+        if let Some(id) = self.whole.take() {
+            if self.hashed == size {
+                return Ok(id);
+            }
+            // Not the whole file after all: hash it from the start.
+            self.hashed = 0;
+        }
         let hasher = self.hasher.get_or_insert_with(Box::default);
         if self.hashed < size {
             hash_range(file, self.hashed, size, hasher)?;
@@ -64,28 +74,45 @@ impl HashState {
     pub(crate) fn clear(&mut self) {
         self.hasher = None;
         self.pending.clear();
+        self.whole = None;
     }
 }
 
 /// Creates a place's temp file (attributes as recorded) at its final length, so what is never
 /// written stays a hole.
-pub(crate) fn create_temp(place: &Place, size: u64, attributes: u32) -> std::io::Result<()> {
+pub(crate) fn create_temp(
+    place: &Place,
+    size: u64,
+    attributes: u32,
+) -> std::io::Result<std::fs::File> {
     let file = place.create_temp(attributes)?;
     file.set_len(size)?;
-    Ok(())
+    Ok(file)
 }
 
-/// Writes a piece at `offset` of the temp file and advances the file's hash.
+/// Writes a piece at `offset` of the temp file and advances the file's hash. `whole` is the
+/// piece's chunk id when that chunk is the file's only one (verified against the id, as every
+/// piece is): then it is the file's hash as well.
 pub(crate) fn put(
     file: &std::fs::File,
     st: &mut HashState,
     offset: u64,
     piece: Piece<'_>,
+    whole: Option<&ChunkId>,
 ) -> std::io::Result<()> {
     if let Piece::Data(data) = piece {
         write_sparse_at(file, offset, data)?;
     }
     let end = offset + piece.len();
+    if let Some(id) = whole
+        && offset == 0
+        && st.hashed == 0
+        && st.hasher.is_none()
+    {
+        st.whole = Some(*id);
+        st.hashed = end;
+        return Ok(());
+    }
     if offset != st.hashed {
         st.pending.insert(offset, end);
         return Ok(());
@@ -293,13 +320,45 @@ mod tests {
             } else {
                 Piece::Data(&data[a..b])
             };
-            put(&file, &mut st, a as u64, piece).unwrap();
+            put(&file, &mut st, a as u64, piece, None).unwrap();
         }
         assert_eq!(st.hashed, data.len() as u64);
         assert!(st.pending.is_empty());
         let got: ChunkId = st.hasher.unwrap().finalize().into();
         assert_eq!(got, ChunkId::of(&data));
         assert_eq!(std::fs::read(&p).unwrap(), data);
+    }
+
+    /// A file of one chunk takes the chunk's (verified) id as its hash without hashing again;
+    /// the id is used only for a piece that is the whole file.
+    #[test]
+    fn a_file_of_one_chunk_has_the_chunk_id_as_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let data = asgard_core::testdata::random_bytes(70_000, 7);
+        let id = ChunkId::of(&data);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
+        file.set_len(data.len() as u64).unwrap();
+        let mut st = HashState::default();
+        put(&file, &mut st, 0, Piece::Data(&data), Some(&id)).unwrap();
+        assert!(st.hasher.is_none(), "hashed a second time");
+        assert_eq!(st.finish(&file, data.len() as u64).unwrap(), id);
+        // A size that disagrees is not answered with the id: the file is hashed as it is.
+        let mut st = HashState::default();
+        put(&file, &mut st, 0, Piece::Data(&data), Some(&id)).unwrap();
+        file.set_len(data.len() as u64 + 1).unwrap();
+        let mut longer = data.clone();
+        longer.push(0);
+        assert_eq!(
+            st.finish(&file, longer.len() as u64).unwrap(),
+            ChunkId::of(&longer)
+        );
     }
 
     #[test]
