@@ -13,7 +13,7 @@
 //!   conflict unless `--overwrite`, a folder in the way an error. It asks for the chunk lists of the
 //!   files to restore.
 //! - [`window`] restores many files at once: every file's temp file is created beside its
-//!   destination, already at its final length (so what is never written stays a hole); each
+//!   destination when its first piece arrives, at its final length (so what is never written stays a hole); each
 //!   distinct chunk is mapped to the places (file, offset) that need it, obtained once and written
 //!   to all of them. An all-zero chunk (its id is the blake3 of that many zeros) is not fetched and
 //!   not written at all; a chunk that an earlier window already put into a restored file is read
@@ -47,8 +47,13 @@
 //! otherwise what lies below it is skipped with a warning and the run ends with exit code 1.
 //! Temp files lie beside their destinations; links are created, never followed.
 //!
-//! **Memory** is bounded by configuration: each request in flight holds one frame (one chunk) at a
-//! time; a window holds the metadata of its files and chunks (`restore.window_files`, default 4096);
+//! **Overlap**: a window is settled (synced, renamed, its folders synced) on the blocking pool
+//! while the next window is planned and filled, one window settling at a time; each fetch request
+//! verifies and writes the frames of one network read while it receives the next.
+//!
+//! **Memory** is bounded by configuration: each request in flight holds the frames of two network
+//! reads at most (one being written, one arriving); two windows hold the metadata of their files and
+//! chunks (`restore.window_files` each, default 4096);
 //! the map of chunks in already restored files is capped at [`window::COPY_SOURCES_MAX`] entries
 //! (past that, a later repeat is fetched again); the listing is held page by page, only the chosen
 //! versions are kept.
