@@ -257,7 +257,10 @@ fn backups_while_gc_runs_with_zero_grace_lose_nothing() {
             seen.insert(name.clone());
             let versions = e["versions"].as_array().unwrap();
             let content: Vec<&Value> = versions.iter().filter(|v| v["deleted"] != true).collect();
-            assert!(content.len() <= 1, "keep_versions 1: {versions:#?}");
+            // keep_versions 1 counts content versions; a rewrite with the same content is a
+            // metadata-only version on top (issue 12), which retention does not charge.
+            let heads = content.iter().filter(|v| v["meta_only"] != true).count();
+            assert!(heads <= 1, "keep_versions 1: {versions:#?}");
             // Newest first: the newest version is what the last successful backup saw.
             match last.get(&name) {
                 Some(h) => assert_eq!(versions[0]["hash"].as_str(), Some(h.as_str()), "{name}"),
