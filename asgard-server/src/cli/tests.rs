@@ -175,18 +175,7 @@ fn db_restore_of_a_newer_database_is_refused_in_plain_words() {
     drop(live);
     let copy = dir.path().join("newer.redb");
     drop(crate::db::Db::open(&copy).unwrap());
-    let newer = crate::db::CURRENT_SCHEMA_VERSION + 1;
-    // The on-disk contract: the counter table `meta`, key `schema_version`.
-    let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
-    {
-        let db = redb::Database::create(&copy).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.open_table(meta)
-            .unwrap()
-            .insert("schema_version", newer)
-            .unwrap();
-        txn.commit().unwrap();
-    }
+    let newer = crate::db::mark_schema_newer(&copy);
     let config = Config {
         data_dir: data.clone(),
         ..Config::default()
@@ -198,6 +187,10 @@ fn db_restore_of_a_newer_database_is_refused_in_plain_words() {
         let e = format!("{:#}", db_restore_in(&config, &copy, lang).unwrap_err());
         assert!(e.contains(words), "{e}");
         assert!(e.contains(copy.to_str().unwrap()), "{e}");
+        assert!(
+            e.to_lowercase().contains(&format!("version {newer}")),
+            "{e}"
+        );
     }
     let live = crate::db::Db::open(&data.join("asgard.redb")).unwrap();
     assert_eq!(live.get_meta_json::<i32>("marker").unwrap(), Some(7));

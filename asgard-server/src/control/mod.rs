@@ -174,18 +174,7 @@ mod tests {
         };
         drop(open_db(&config, Lang::De).unwrap());
         let path = config.data_dir.join("asgard.redb");
-        let newer = crate::db::CURRENT_SCHEMA_VERSION + 1;
-        // The on-disk contract: the counter table `meta`, key `schema_version`.
-        let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
-        {
-            let db = redb::Database::create(&path).unwrap();
-            let txn = db.begin_write().unwrap();
-            txn.open_table(meta)
-                .unwrap()
-                .insert("schema_version", newer)
-                .unwrap();
-            txn.commit().unwrap();
-        }
+        let newer = crate::db::mark_schema_newer(&path);
         let de = format!("{:#}", open_db(&config, Lang::De).err().unwrap());
         assert!(
             de.contains(&format!("Schema-Version {newer}")) && de.contains("neueren"),

@@ -264,3 +264,20 @@ impl Db {
         Ok(txn)
     }
 }
+
+/// Test helper: marks the database at `path` as written by a newer server (one schema version
+/// above this one's), through the on-disk contract (the counter table `meta`, key
+/// `schema_version`); returns that version.
+#[cfg(test)]
+pub(crate) fn mark_schema_newer(path: &std::path::Path) -> u64 {
+    let newer = CURRENT_SCHEMA_VERSION + 1;
+    let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
+    let db = redb::Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(meta)
+        .unwrap()
+        .insert("schema_version", newer)
+        .unwrap();
+    txn.commit().unwrap();
+    newer
+}
