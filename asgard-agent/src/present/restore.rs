@@ -135,6 +135,21 @@ pub(crate) fn file_error(dest: &Path, error: &str, lang: Lang) -> String {
     )
 }
 
+/// The final sync of the restored entries failed: they are in place but may not survive a
+/// crash of the machine.
+pub(crate) fn not_durable(e: &std::io::Error, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!(
+            "Die wiederhergestellten Einträge konnten nicht auf den Datenträger geschrieben werden \
+             (bei einem Absturz könnten sie fehlen): {e}"
+        ),
+        Lang::En => format!(
+            "The restored entries could not be flushed to the disk (they might be missing after \
+             a crash): {e}"
+        ),
+    }
+}
+
 /// Why a version's chunk list cannot be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unfit {

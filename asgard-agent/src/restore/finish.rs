@@ -105,14 +105,18 @@ pub(crate) fn sync_and_rename<'a>(jobs: impl Iterator<Item = &'a Job>, outcomes:
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn sync_and_rename<'a>(_: impl Iterator<Item = &'a Job>, _: &mut [Outcome]) {}
 
-/// Syncs the folders of the restored files through their handles: the renames survive a crash
-/// once their folders are synced (not possible on Windows).
-pub(crate) fn sync_folders<'a>(jobs: impl Iterator<Item = &'a Job>, outcomes: &[Outcome]) {
+/// Notes the folders of the restored files for [`Target::sync_renames`] (on Linux the next
+/// window's `syncfs` or the one at the end makes their renames durable; elsewhere on Unix each
+/// folder is synced now; not possible on Windows).
+pub(crate) fn sync_folders<'a>(
+    target: &Target,
+    jobs: impl Iterator<Item = &'a Job>,
+    outcomes: &[Outcome],
+) {
     let mut seen = HashSet::new();
     for (job, outcome) in jobs.zip(outcomes) {
         if outcome.is_ok() && seen.insert(Arc::as_ptr(&job.place.dir)) {
-            #[cfg(unix)]
-            let _ = job.place.dir.sync();
+            let _ = target.renamed_in(&job.place.dir);
         }
     }
 }
@@ -150,6 +154,7 @@ pub(crate) fn restore_link(
     meta.link(&place.dir, &place.temp_name(), version, dest);
     place.rename_temp()?;
     guard.0 = None;
+    target.renamed_in(&place.dir)?;
     Ok(Done::Restored)
 }
 
@@ -198,8 +203,7 @@ pub(crate) fn restore_hard_link(
     place.create_temp_hard_link(&from)?;
     place.rename_temp()?;
     guard.0 = None;
-    #[cfg(unix)]
-    place.dir.sync()?;
+    target.renamed_in(&place.dir)?;
     Ok(Done::Restored)
 }
 

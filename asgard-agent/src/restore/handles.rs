@@ -68,6 +68,10 @@ pub(crate) struct Target {
     overwrite: bool,
     /// Folders below the target (relative path) → their handle.
     dirs: Mutex<HashMap<PathBuf, Arc<Folder>>>,
+    /// Linux: one folder per file system (device number) in which entries were renamed or made
+    /// since the last [`Target::sync_renames`].
+    #[cfg(target_os = "linux")]
+    renamed: Mutex<HashMap<u64, Arc<Folder>>>,
 }
 
 /// Why a destination cannot be reached.
@@ -105,7 +109,47 @@ impl Target {
             root: Arc::new(Folder::open_root(path)?),
             overwrite,
             dirs: Mutex::new(HashMap::new()),
+            #[cfg(target_os = "linux")]
+            renamed: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Notes that entries were renamed into (or made in) `dir`; they are made durable by
+    /// [`Target::sync_renames`]. Linux: the folder's file system is remembered (a `syncfs` of it
+    /// covers every folder on it, instead of one `fsync` per folder); elsewhere on Unix the
+    /// folder is synced at once; on Windows a folder cannot be synced.
+    pub(crate) fn renamed_in(&self, dir: &Arc<Folder>) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            let dev = rustix::fs::fstat(&**dir)?.st_dev;
+            let mut renamed = self.renamed.lock().unwrap_or_else(|e| e.into_inner());
+            renamed.entry(dev).or_insert_with(|| dir.clone());
+        }
+        #[cfg(all(unix, not(target_os = "linux")))]
+        dir.sync()?;
+        #[cfg(windows)]
+        let _ = dir;
+        Ok(())
+    }
+
+    /// Makes the renames noted by [`Target::renamed_in`] durable: on Linux one `syncfs` per file
+    /// system they touched (the target's own included). An error names the folder whose file
+    /// system could not be synced.
+    pub(crate) fn sync_renames(&self) -> Result<(), (PathBuf, io::Error)> {
+        #[cfg(target_os = "linux")]
+        {
+            let mut folders: Vec<Arc<Folder>> = {
+                let mut renamed = self.renamed.lock().unwrap_or_else(|e| e.into_inner());
+                renamed.drain().map(|(_, d)| d).collect()
+            };
+            if folders.is_empty() {
+                folders.push(self.root.clone());
+            }
+            for dir in folders {
+                rustix::fs::syncfs(&*dir).map_err(|e| (self.path.clone(), e.into()))?;
+            }
+        }
+        Ok(())
     }
 
     /// The place of `dest` (a path below the target): its folder, created as needed, and its

@@ -194,9 +194,10 @@ impl Restorer {
 
     /// Settles a filled window on the blocking pool: loose ends, durability, renames, folder
     /// syncs ([`settle`]). The caller may fill the next window meanwhile.
-    pub(crate) fn settle(filled: Filled) -> tokio::task::JoinHandle<(Filled, Vec<Outcome>)> {
+    pub(crate) fn settle(&self, filled: Filled) -> tokio::task::JoinHandle<(Filled, Vec<Outcome>)> {
+        let target = self.target.clone();
         tokio::task::spawn_blocking(move || {
-            let outcomes = settle(&filled.0);
+            let outcomes = settle(&target, &filled.0);
             (filled, outcomes)
         })
     }
@@ -218,8 +219,9 @@ impl Filled {
 }
 
 /// Loose ends (a file whose places are not all in is an error: a bug, handled safely), then
-/// durability and renames ([`finish::sync_and_rename`]) and the folder syncs. One outcome per job.
-fn settle(w: &Window) -> Vec<Outcome> {
+/// durability and renames ([`finish::sync_and_rename`]), the folders noted for the sync of their
+/// renames ([`Target::renamed_in`]). One outcome per job.
+fn settle(target: &Target, w: &Window) -> Vec<Outcome> {
     let mut outcomes = Vec::with_capacity(w.slots.len());
     for (i, slot) in w.slots.iter().enumerate() {
         let mut st = slot.lock();
@@ -237,7 +239,7 @@ fn settle(w: &Window) -> Vec<Outcome> {
     if finish::SYNC_PER_WINDOW {
         finish::sync_and_rename(w.slots.iter().map(|s| &s.job), &mut outcomes);
     }
-    finish::sync_folders(w.slots.iter().map(|s| &s.job), &outcomes);
+    finish::sync_folders(target, w.slots.iter().map(|s| &s.job), &outcomes);
     outcomes
 }
 

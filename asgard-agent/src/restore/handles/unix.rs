@@ -102,6 +102,7 @@ impl Folder {
     }
 
     /// Makes what was renamed into this folder durable (`fsync` of the folder).
+    #[cfg(not(target_os = "linux"))]
     pub(crate) fn sync(&self) -> io::Result<()> {
         self.0.try_clone()?.into_std_file().sync_all()
     }
