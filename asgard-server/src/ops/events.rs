@@ -18,6 +18,9 @@ pub(crate) enum Origin {
     Schedule,
     /// An admin command through the admin channel.
     AdminChannel,
+    /// A maintenance job started in the admin console ([`super::jobs::JobBoard`]).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Console,
 }
 
 /// How a task ended.

@@ -180,3 +180,15 @@ pub(crate) fn channel_unanswered(dir: &Path, socket: &Path, lang: Lang) -> Strin
         ),
     }
 }
+
+/// `user delete NAME --confirm OTHER`: the confirmation does not repeat the name.
+pub(crate) fn confirm_mismatch(user: &str, typed: &str, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!(
+            "Bestätigung stimmt nicht: „{typed}“ ist nicht „{user}“. Zum Löschen den Benutzernamen mit --confirm genau wiederholen."
+        ),
+        Lang::En => format!(
+            "Confirmation does not match: \"{typed}\" is not \"{user}\". To delete, repeat the user name exactly with --confirm."
+        ),
+    }
+}
