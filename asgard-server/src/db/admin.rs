@@ -245,6 +245,12 @@ impl Db {
     /// (see the module docs for the sequence and what a crash leaves). `NotFound` for an unknown
     /// user.
     pub fn delete_user(&self, user: &str, now: i64) -> Result<DeletedUser> {
+        self.delete_user_in(user, now, DELETE_BATCH)
+    }
+
+    /// [`Db::delete_user`] with `batch` paths per transaction.
+    pub(crate) fn delete_user_in(&self, user: &str, now: i64, batch: usize) -> Result<DeletedUser> {
+        let batch = batch.max(1);
         let mut out = DeletedUser::default();
         // 1. Nothing of theirs is accepted any more.
         let txn = self.write()?;
@@ -276,11 +282,11 @@ impl Db {
         // 2. The paths and versions, a batch at a time.
         loop {
             let txn = self.write()?;
-            let (paths, versions) = delete_paths(&txn, uid, DELETE_BATCH)?;
+            let (paths, versions) = delete_paths(&txn, uid, batch)?;
             txn.commit()?;
             out.paths += paths;
             out.versions += versions;
-            if (paths as usize) < DELETE_BATCH {
+            if (paths as usize) < batch {
                 break;
             }
         }
@@ -289,7 +295,7 @@ impl Db {
         {
             let (key, _) = user_id(&txn, user)?;
             loop {
-                let (paths, versions) = delete_paths(&txn, uid, DELETE_BATCH)?;
+                let (paths, versions) = delete_paths(&txn, uid, batch)?;
                 out.paths += paths;
                 out.versions += versions;
                 if paths == 0 {
@@ -365,3 +371,6 @@ fn delete_paths(txn: &WriteTransaction, uid: u64, limit: usize) -> Result<(u64, 
     }
     Ok((keys.len() as u64, removed))
 }
+
+#[cfg(test)]
+mod tests;

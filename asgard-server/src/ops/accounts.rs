@@ -337,7 +337,12 @@ mod tests {
             .collect();
         assert_eq!(pending.len(), 1, "the second device of a user waits");
         let json = serde_json::to_string(&list).unwrap();
-        assert!(!json.contains("token"), "{json}");
+        // No token or token hash leaves the database: the only "token" is the state.
+        assert!(
+            !json.contains("asg_") && json.replace("\"token_state\"", "").find("token").is_none(),
+            "{json}"
+        );
+        assert!(list.iter().all(|d| d.token_state != TokenState::Revoked));
 
         let name = pending[0].device.clone();
         approve(&db, "anna", &name).unwrap();

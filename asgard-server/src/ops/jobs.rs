@@ -234,3 +234,142 @@ impl JobBoard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::ops::events::{Ending, EventBus};
+    use crate::store::{ChunkStore, IdIter, LocalStore, StoreError};
+    use asgard_core::ChunkId;
+
+    /// The real local store, whose `list` (the GC's orphan phase) waits until the test opens
+    /// the gate: the job is then held in mid-run as long as the test needs.
+    struct Gated {
+        inner: LocalStore,
+        gate: Mutex<mpsc::Receiver<()>>,
+    }
+
+    impl ChunkStore for Gated {
+        fn put(&self, id: &ChunkId, stored: &[u8]) -> Result<bool, StoreError> {
+            self.inner.put(id, stored)
+        }
+        fn replace(&self, id: &ChunkId, stored: &[u8]) -> Result<(), StoreError> {
+            self.inner.replace(id, stored)
+        }
+        fn get(&self, id: &ChunkId) -> Result<Vec<u8>, StoreError> {
+            self.inner.get(id)
+        }
+        fn exists(&self, id: &ChunkId) -> Result<bool, StoreError> {
+            self.inner.exists(id)
+        }
+        fn delete(&self, id: &ChunkId) -> Result<bool, StoreError> {
+            self.inner.delete(id)
+        }
+        fn stored_at_us(&self, id: &ChunkId) -> Result<Option<i64>, StoreError> {
+            self.inner.stored_at_us(id)
+        }
+        fn list(&self) -> Result<IdIter<'_>, StoreError> {
+            let _ = self
+                .gate
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(30));
+            self.inner.list()
+        }
+        fn flush(&self) -> Result<(), StoreError> {
+            self.inner.flush()
+        }
+    }
+
+    fn board(dir: &std::path::Path) -> (Arc<JobBoard>, mpsc::Sender<()>, Resources) {
+        let (open, gate) = mpsc::channel();
+        let res = Resources {
+            db: Arc::new(crate::db::Db::open(&dir.join("asgard.redb")).unwrap()),
+            store: Arc::new(Gated {
+                inner: LocalStore::open(&dir.join("chunks")).unwrap(),
+                gate: Mutex::new(gate),
+            }),
+            config: Arc::new(Config {
+                data_dir: dir.to_path_buf(),
+                ..Config::default()
+            }),
+            events: Arc::new(EventBus::new()),
+        };
+        (JobBoard::new(res.clone()), open, res)
+    }
+
+    #[test]
+    fn one_job_at_a_time_with_its_steps_then_its_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let (jobs, open, res) = board(dir.path());
+        let events = res.events.subscribe();
+        // Some data, so that the GC has something to look at.
+        let (_, anna) = crate::testutil::register(&res.db, "anna", "pc");
+        crate::testutil::upload(&res.db, &anna, &[b"eins"]);
+
+        let gc = Task::Gc {
+            dry_run: true,
+            grace: None,
+        };
+        let id = jobs.start(gc.clone()).unwrap();
+        // While it runs: it is the current job, with its step; a second start is refused.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while jobs.current().is_some_and(|j| j.steps.is_empty()) {
+            assert!(std::time::Instant::now() < deadline, "no step reported");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let cur = jobs.current().expect("running");
+        assert_eq!((cur.id, cur.name.as_str()), (id, "gc"));
+        assert_eq!(cur.steps[0].step, Step::CollectingGarbage);
+        assert!(cur.finished.is_none());
+        let verify = Task::Verify {
+            sample_percent: None,
+            user: None,
+        };
+        match jobs.start(verify.clone()) {
+            Err(JobError::AlreadyRunning(j)) => assert_eq!(j.id, id),
+            other => panic!("a second job started: {other:?}"),
+        }
+        // Account actions are no jobs.
+        assert!(matches!(
+            jobs.start(Task::UserList),
+            Err(JobError::NotAJob("user-list"))
+        ));
+
+        open.send(()).unwrap();
+        let done = jobs.wait(id, Duration::from_secs(30)).unwrap();
+        let end = done.finished.expect("finished");
+        assert_eq!(end.exit_code, 0);
+        let report = end.report.unwrap();
+        assert_eq!(report["dry_run"], true, "{report}");
+        assert!(jobs.current().is_none());
+        assert_eq!(jobs.status(id).unwrap().id, id);
+        // Published like any other run, as started from the console.
+        let e = events.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(e.origin, Origin::Console);
+        assert!(matches!(e.ending, Ending::Done(_)));
+
+        // The next job may start now; a failing one ends with its error and exit code 2.
+        let bad = Task::Verify {
+            sample_percent: None,
+            user: Some("niemand".into()),
+        };
+        open.send(()).unwrap();
+        let id2 = jobs.start(bad).unwrap();
+        assert!(id2 > id);
+        let end = jobs
+            .wait(id2, Duration::from_secs(30))
+            .unwrap()
+            .finished
+            .unwrap();
+        assert_eq!(end.exit_code, 2, "{end:?}");
+        assert!(end.error.is_some() && end.report.is_none());
+        // The last job of each kind stays.
+        let last: Vec<String> = jobs.last().into_iter().map(|j| j.name).collect();
+        assert_eq!(last, ["gc", "verify"]);
+        let _ = open.send(());
+    }
+}

@@ -141,7 +141,7 @@ mod tests {
         config: &Config,
         user: &str,
         key: Option<&str>,
-    ) -> crate::db::Result<asgard_core::protocol::DeviceStatus> {
+    ) -> Result<asgard_core::protocol::DeviceStatus, crate::db::DbError> {
         let (mode, hash) = effective(db, config)?;
         let mut req = login_request(user, "pc");
         req.enrollment_key = key.map(str::to_owned);
