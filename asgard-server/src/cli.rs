@@ -104,6 +104,11 @@ enum Cmd {
     },
     /// Die Laufberichte der Agenten, neueste zuerst
     Runs(RunsArgs),
+    /// Admins der Weboberfläche verwalten (auch während der Server läuft)
+    Admin {
+        #[command(subcommand)]
+        cmd: admin::AdminCmd,
+    },
     /// Speicherbereinigung jetzt: Versionen nach den Aufbewahrungsregeln entfernen, Chunks ohne
     /// Verweis löschen
     ///
@@ -210,6 +215,7 @@ pub fn main() -> ExitCode {
         Cmd::Registration { cmd } => asked_cmd(cmd.task()),
         Cmd::Runs(args) => asked_cmd(args.task()),
         Cmd::Overview { common, json } => task_cmd(&common, json, |_| Ok(Task::Overview)),
+        Cmd::Admin { cmd } => admin::run(cmd),
         Cmd::Gc {
             common,
             dry_run,
@@ -339,6 +345,10 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
     let lock = lock::acquire(dir, lang)?;
     tracing::info!(lock = %lock.path.display(), "data directory locked");
     let db = control::open_db(&config, lang)?;
+    if !db.admin_exists()? {
+        tracing::info!("no admin account yet: `asgard-server admin create NAME` creates the first");
+        eprint!("{}", present::admins::no_admin_yet(lang));
+    }
     let store = control::open_store(&config, lang)?;
     let material = tls::load_or_create(&config, lang)?;
     let fp = material.fingerprint();
@@ -433,6 +443,8 @@ fn fingerprint(common: &Common) -> CmdResult {
     println!("{fp}");
     Ok(())
 }
+
+mod admin;
 
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::store::StoreConfig;
 pub use limits::Limits;
+pub use web::WebConfig;
 
 /// Who may register a new device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -93,6 +94,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Sizes, counts and rates of requests (`limits:`); see [`Limits`].
     pub limits: Limits,
+    /// The admin console's sessions and login back-off (`web:`); see [`WebConfig`].
+    pub web: WebConfig,
     /// The deprecated flat spelling of `store.segment_size`: still read, with a warning, and moved
     /// into [`Config::store`] by [`Config::from_yaml`] (so `None` after loading).
     #[serde(rename = "segment_size", skip_serializing)]
@@ -215,6 +218,7 @@ impl Default for Config {
             overdue_after: HumanDuration::secs(2 * 86_400),
             store: StoreConfig::default(),
             limits: Limits::default(),
+            web: WebConfig::default(),
             flat_segment_size: None,
             flat_compact_below_percent: None,
         }
@@ -435,6 +439,7 @@ impl Config {
             );
         }
         self.limits.validate(origin, lang)?;
+        self.web.validate(origin, lang)?;
         Ok(())
     }
 
@@ -457,6 +462,7 @@ impl Config {
 
 pub mod limits;
 mod present;
+pub mod web;
 
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ use crate::ops::{RunState, Task};
 /// `--json` of the account commands.
 #[derive(Args, Clone, Copy)]
 pub(super) struct Json {
-    /// Den Bericht als JSON ausgeben
+    /// JSON statt Text ausgeben
     #[arg(long)]
     pub json: bool,
 }

@@ -15,7 +15,8 @@
 //! `idsecret.rs` the key of the API's opaque ids;
 //! `admin.rs` the admin console's account actions (disable, delete, revoke, new token, last
 //! seen, registration at run time); `usage.rs` the figures per user;
-//! `stats.rs` the statistics; `backup.rs` the consistent copy of the whole database (`db-backup`)
+//! `stats.rs` the statistics; `admins.rs`, `sessions.rs` and `audit.rs` the admin accounts, the
+//! browser sessions and the audit log of the admin console; `backup.rs` the consistent copy of the whole database (`db-backup`)
 //! and the check of a copy before `db-restore`.
 
 use std::path::Path;
@@ -27,6 +28,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 mod admin;
+mod admins;
+mod audit;
 mod auth;
 mod backup;
 mod chunks;
@@ -37,6 +40,7 @@ mod integrity;
 mod retention;
 mod runs;
 mod schema;
+mod sessions;
 mod stats;
 mod usage;
 mod versions;
@@ -45,6 +49,8 @@ mod versions;
 mod tests;
 
 pub use admin::{DELETE_BATCH, DeletedUser, DeviceFull, RegistrationSetting};
+pub use admins::{ADMIN_NAME_MAX, AdminRec, AdminRow, BadAdminName, TotpRec, admin_name};
+pub use audit::{AUDIT_KEEP, AUDIT_TEXT_MAX, AuditAction, AuditRec};
 pub use auth::{
     Auth, DeviceRow, LoginOutcome, LoginPolicy, UserRow, hash_token, new_token, secrets_equal,
 };
@@ -61,6 +67,7 @@ pub use schema::{
     META_REGISTRATION, PathRec, PendingRec, RecExt, RecKind, ReenrollRec, SeenRec, StoredMeta,
     UserRec, VersionRec,
 };
+pub use sessions::{SessionLimits, SessionRec, Stage, Subject, TOUCH_EVERY_US};
 pub use stats::{FullStats, Stats};
 pub use usage::UserUsage;
 pub use versions::{DeviceSel, ListParams, decode_cursor, encode_cursor};
@@ -120,6 +127,9 @@ pub enum DbError {
     MissingChunks(Vec<ChunkId>),
     #[error("not found")]
     NotFound,
+    /// `admin create` with a name an admin has already.
+    #[error("admin {name} exists already")]
+    AdminExists { name: String },
     #[error("the file was deleted at that time")]
     Deleted,
 }

@@ -82,6 +82,17 @@ pub(super) const REVOKED_DEVICES: TableDefinition<(u64, u64), i64> =
 /// loses at most the last minute of it, which is harmless).
 pub(super) const DEVICE_SEEN: TableDefinition<(u64, u64), &[u8]> =
     TableDefinition::new("device_seen");
+/// admin name (normal form, see `admins::admin_name`) → [`super::AdminRec`] (issue 13; the
+/// records of the admin console's tables live in their modules: `admins.rs`, `sessions.rs`,
+/// `audit.rs`, with the same growth rule as those here).
+pub(super) const ADMINS: TableDefinition<&str, &[u8]> = TableDefinition::new("admins");
+/// blake3(admin API token) → (admin id, created µs).
+pub(super) const ADMIN_TOKENS: TableDefinition<&[u8; 32], (u64, i64)> =
+    TableDefinition::new("admin_tokens");
+/// blake3(session id) → [`super::SessionRec`]: the server-side browser sessions.
+pub(super) const SESSIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("sessions");
+/// audit id (grows with time) → [`super::AuditRec`]; the newest [`super::AUDIT_KEEP`] are kept.
+pub(super) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
 /// Calls `$m!(TABLE)` for every table of the database, in a fixed order: `Db::open` creates them,
 /// `db-backup` copies them and `db-restore` checks a copy against them.
@@ -107,6 +118,10 @@ macro_rules! for_each_table {
         $m!(REVOKED_TOKENS);
         $m!(REVOKED_DEVICES);
         $m!(DEVICE_SEEN);
+        $m!(ADMINS);
+        $m!(ADMIN_TOKENS);
+        $m!(SESSIONS);
+        $m!(AUDIT);
     };
 }
 pub(super) use for_each_table;
@@ -117,6 +132,10 @@ pub(super) const NEXT_USER_ID: &str = "next_user_id";
 pub(super) const NEXT_DEVICE_ID: &str = "next_device_id";
 /// [`META`]: the id the next pending registration gets.
 pub(super) const NEXT_PENDING_ID: &str = "next_pending_id";
+/// [`META`]: the id the next admin account gets.
+pub(super) const NEXT_ADMIN_ID: &str = "next_admin_id";
+/// [`META`]: the id the next audit entry gets.
+pub(super) const NEXT_AUDIT_ID: &str = "next_audit_id";
 /// [`META`]: 1 once user and device names were brought into normal form and [`SKELETONS`]
 /// filled (see `enroll::migrate_names`).
 pub(super) const NAMES_VERSION: &str = "names_version";

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::audit::Actor;
 use super::events::Origin;
 use super::{Resources, Step, Task};
 
@@ -121,7 +122,8 @@ impl JobBoard {
     ///
     /// # Errors
     /// [`JobError`]: a job runs already, the task is not a maintenance job, or no thread.
-    pub(crate) fn start(self: &Arc<Self>, task: Task) -> Result<JobId, JobError> {
+    /// The start is recorded in the audit log with `actor`.
+    pub(crate) fn start(self: &Arc<Self>, task: Task, actor: &Actor) -> Result<JobId, JobError> {
         if !is_job(&task) {
             return Err(JobError::NotAJob(task.name()));
         }
@@ -142,6 +144,9 @@ impl JobBoard {
             });
             id
         };
+        if let Some((action, object, detail)) = super::audit::entry(&task, None) {
+            super::audit::append(&self.res.db, actor, action, object, detail);
+        }
         let me = self.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("job-{}", task.name()))
@@ -314,7 +319,7 @@ mod tests {
             dry_run: true,
             grace: None,
         };
-        let id = jobs.start(gc.clone()).unwrap();
+        let id = jobs.start(gc.clone(), &Actor::cli()).unwrap();
         // While it runs: it is the current job, with its step; a second start is refused.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while jobs.current().is_some_and(|j| j.steps.is_empty()) {
@@ -329,13 +334,13 @@ mod tests {
             sample_percent: None,
             user: None,
         };
-        match jobs.start(verify.clone()) {
+        match jobs.start(verify.clone(), &Actor::cli()) {
             Err(JobError::AlreadyRunning(j)) => assert_eq!(j.id, id),
             other => panic!("a second job started: {other:?}"),
         }
         // Account actions are no jobs.
         assert!(matches!(
-            jobs.start(Task::UserList),
+            jobs.start(Task::UserList, &Actor::cli()),
             Err(JobError::NotAJob("user-list"))
         ));
 
@@ -358,7 +363,7 @@ mod tests {
             user: Some("niemand".into()),
         };
         open.send(()).unwrap();
-        let id2 = jobs.start(bad).unwrap();
+        let id2 = jobs.start(bad, &Actor::cli()).unwrap();
         assert!(id2 > id);
         let end = jobs
             .wait(id2, Duration::from_secs(30))
@@ -370,6 +375,10 @@ mod tests {
         // The last job of each kind stays.
         let last: Vec<String> = jobs.last().into_iter().map(|j| j.name).collect();
         assert_eq!(last, ["gc", "verify"]);
+        // Each start is in the audit log.
+        let audit = res.db.audit_page(None, 10).unwrap();
+        let started: Vec<&str> = audit.iter().map(|(_, r)| r.object.as_str()).collect();
+        assert_eq!(started, ["verify", "gc"]);
         let _ = open.send(());
     }
 }

@@ -28,6 +28,8 @@
 //! to the variant.
 
 pub(crate) mod accounts;
+pub(crate) mod admins;
+pub(crate) mod audit;
 pub(crate) mod dbbackup;
 pub(crate) mod events;
 pub mod gc;
@@ -50,6 +52,7 @@ use crate::db::{Db, DbError, FullStats};
 use crate::store::{ChunkStore, StoreError};
 
 pub(crate) use accounts::{DeviceChange, DeviceInfo, KeepChange, TokenState, UserList};
+pub(crate) use admins::{AdminChange, AdminList, Password};
 pub(crate) use locate::LocateReport;
 pub(crate) use overview::{DeviceRunState, OverviewReport};
 pub(crate) use registration::RegistrationReport;
@@ -143,6 +146,18 @@ pub(crate) enum Task {
         #[serde(default = "runlist::default_limit")]
         limit: u32,
     },
+    /// A new admin account of the web console.
+    AdminCreate { admin: String, password: Password },
+    /// A new password for an admin (its sessions end).
+    AdminPasswd { admin: String, password: Password },
+    /// Every admin account.
+    AdminList,
+    /// Delete an admin with its API tokens and sessions.
+    AdminDelete { admin: String },
+    /// Turn an admin's TOTP second factor on (new secret and recovery codes) or `off`.
+    AdminTotp { admin: String, off: bool },
+    /// A new API token for an admin (shown once).
+    AdminToken { admin: String },
 }
 
 impl Task {
@@ -177,6 +192,12 @@ impl Task {
             Task::RegistrationShow => "registration-show",
             Task::RegistrationSet { .. } => "registration-set",
             Task::RunList { .. } => "run-list",
+            Task::AdminCreate { .. } => "admin-create",
+            Task::AdminPasswd { .. } => "admin-passwd",
+            Task::AdminList => "admin-list",
+            Task::AdminDelete { .. } => "admin-delete",
+            Task::AdminTotp { .. } => "admin-totp",
+            Task::AdminToken { .. } => "admin-token",
         }
     }
 }
@@ -199,6 +220,8 @@ pub(crate) enum Report {
     UserChanged(UserChange),
     Registration(RegistrationReport),
     Runs(RunListReport),
+    Admins(AdminList),
+    AdminChanged(AdminChange),
 }
 
 impl Report {
@@ -242,6 +265,17 @@ pub(crate) enum OpsError {
     /// `registration set` with nothing to set, or `reset` together with something to set.
     #[error("registration set: nothing or contradictory to set")]
     BadRegistrationChange,
+    #[error("admin {name} not found")]
+    AdminNotFound { name: String },
+    #[error("admin {name} exists already")]
+    AdminExists { name: String },
+    #[error("bad admin name {name}: {reason}")]
+    BadAdminName {
+        name: String,
+        reason: crate::db::BadAdminName,
+    },
+    #[error(transparent)]
+    WeakPassword(#[from] crate::service::webauth::password::WeakPassword),
     #[error(transparent)]
     Verify(#[from] verify::VerifyError),
     #[error(transparent)]
@@ -389,6 +423,22 @@ pub(crate) fn run(
             },
             ctx.now_us,
         )?),
+        Task::AdminCreate { admin, password } => {
+            Report::AdminChanged(admins::create(ctx.db, admin, password, ctx.now_us)?)
+        }
+        Task::AdminPasswd { admin, password } => {
+            Report::AdminChanged(admins::passwd(ctx.db, admin, password, ctx.now_us)?)
+        }
+        Task::AdminList => Report::Admins(admins::list(ctx.db)?),
+        Task::AdminDelete { admin } => {
+            Report::AdminChanged(admins::delete(ctx.db, admin, ctx.now_us)?)
+        }
+        Task::AdminTotp { admin, off } => {
+            Report::AdminChanged(admins::set_totp(ctx.db, admin, *off, ctx.now_us)?)
+        }
+        Task::AdminToken { admin } => {
+            Report::AdminChanged(admins::token(ctx.db, admin, ctx.now_us)?)
+        }
     })
 }
 

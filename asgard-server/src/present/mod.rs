@@ -10,6 +10,7 @@
 //!   users);
 //! - [`accounts`]: devices and users with their states, and what the account actions did;
 //! - [`console`]: the admin console's reports on the command line (`overview`, `runs`);
+//! - [`admins`]: the admin account commands (list, changes, QR code, password prompts);
 //! - [`messages`]: the command line's and the admin channel's own messages.
 //!
 //! The API's error messages are in `api::present` (the API's own presentation, beside the error
@@ -18,6 +19,7 @@
 //! Numbers, sizes and times come from [`asgard_core::fmt`], shared with the agent.
 
 pub(crate) mod accounts;
+pub(crate) mod admins;
 pub(crate) mod console;
 pub(crate) mod help;
 pub(crate) mod messages;
@@ -43,6 +45,8 @@ pub(crate) fn report(report: &Report, lang: Lang) -> String {
         Report::UserChanged(c) => accounts::user_change(c, lang),
         Report::Registration(r) => accounts::registration(r, lang),
         Report::Runs(r) => console::runs(r, lang),
+        Report::Admins(list) => admins::list(list, lang),
+        Report::AdminChanged(c) => admins::change(c, lang),
     }
 }
 
@@ -110,6 +114,10 @@ pub(crate) fn ops_error(e: &OpsError, lang: Lang) -> String {
                 "registration set: please give a mode (open, approve, closed), a new key or --no-enrollment-key, or only --reset (setting and removing the key at once is not possible).",
             )
             .to_owned(),
+        (OpsError::AdminNotFound { name }, _) => admins::not_found(name, lang),
+        (OpsError::AdminExists { name }, _) => admins::exists(name, lang),
+        (OpsError::BadAdminName { name, reason }, _) => admins::bad_name(name, reason, lang),
+        (OpsError::WeakPassword(w), _) => admins::weak_password(*w, lang),
         (OpsError::Other(e), _) => format!("{e:#}"),
         (e, _) => e.to_string(),
     }
