@@ -159,15 +159,24 @@ pub(crate) fn overview(db: &Db, config: &Config, now: i64) -> Result<OverviewRep
             }
         })
         .collect();
-    let pending = db
-        .list_pending()?
+    // Both kinds wait for the admin: a new user's device under `registration: approve`, and a
+    // further device of an existing user.
+    let mut pending: Vec<PendingInfo> = db
+        .list_devices_full()?
         .into_iter()
-        .map(|p| PendingInfo {
+        .filter(|d| d.rec.status == asgard_core::protocol::DeviceStatus::Pending)
+        .map(|d| PendingInfo {
+            user: d.user,
+            device: d.device,
+            since_us: d.rec.created_us,
+        })
+        .chain(db.list_pending()?.into_iter().map(|p| PendingInfo {
             user: p.user,
             device: p.device,
             since_us: p.rec.created_us,
-        })
+        }))
         .collect();
+    pending.sort_by(|a, b| (&a.user, &a.device, a.since_us).cmp(&(&b.user, &b.device, b.since_us)));
     let space = match space(&config.data_dir) {
         Ok(s) => Some(s),
         Err(e) => {
