@@ -197,3 +197,114 @@ pub(crate) fn overview(db: &Db, config: &Config, now: i64) -> Result<OverviewRep
         registration: registration::show(db, config)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::RunRec;
+    use crate::testutil::{login_request, open_db, register};
+
+    const DAY: i64 = 86_400_000_000;
+
+    fn run(received_us: i64, exit_code: u8) -> RunRec {
+        RunRec {
+            received_us,
+            started_us: 0,
+            finished_us: 0,
+            agent_version: "t".into(),
+            exit_code,
+            summary: Default::default(),
+            errors: if exit_code == 0 {
+                Vec::new()
+            } else {
+                vec!["kaputt".into()]
+            },
+        }
+    }
+
+    #[test]
+    fn device_states_from_their_runs() {
+        let (dir, db) = open_db();
+        let now = 10 * DAY;
+        let devices = [
+            ("ok", vec![run(now - DAY, 0)]),
+            ("warnings", vec![run(now - DAY, 3)]),
+            ("failed", vec![run(now - 2 * DAY + 1, 0), run(now - 1, 1)]),
+            ("overdue", vec![run(now - 3 * DAY, 0), run(now - 1, 1)]),
+            ("never-ok", vec![run(now - 1, 1)]),
+            ("never", vec![]),
+        ];
+        for (name, runs) in &devices {
+            let (_, a) = register(&db, "anna", name);
+            for r in runs {
+                db.add_run(a.user_id, a.device_id, r).unwrap();
+            }
+        }
+        // A new user's device waiting under `registration: approve`, and a further device.
+        let approve = crate::db::LoginPolicy {
+            registration: crate::config::Registration::Approve,
+            enrollment_key: None,
+        };
+        db.login(&login_request("zoe", "tablet"), None, approve, 5)
+            .unwrap();
+        db.login(
+            &login_request("anna", "neu"),
+            None,
+            crate::testutil::OPEN,
+            6,
+        )
+        .unwrap();
+
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let r = overview(&db, &config, now).unwrap();
+        let state = |name: &str| {
+            r.device_runs
+                .iter()
+                .find(|d| d.user == "anna" && d.device == name)
+                .unwrap()
+                .state
+        };
+        assert_eq!(state("ok"), DeviceRunState::Ok);
+        assert_eq!(state("warnings"), DeviceRunState::Warnings);
+        assert_eq!(state("failed"), DeviceRunState::Failed);
+        assert_eq!(state("overdue"), DeviceRunState::Overdue);
+        assert_eq!(state("never-ok"), DeviceRunState::Overdue);
+        assert_eq!(state("never"), DeviceRunState::Never);
+        let failed = r.device_runs.iter().find(|d| d.device == "failed").unwrap();
+        assert_eq!(failed.last_errors, ["kaputt"]);
+        assert_eq!(failed.last_success_us, Some(now - 2 * DAY + 1));
+        assert_eq!(
+            r.states,
+            StateCounts {
+                ok: 1,
+                warnings: 1,
+                failed: 1,
+                overdue: 2,
+                // zoe's waiting device has never run either.
+                never: 2,
+            }
+        );
+        let pending: Vec<(&str, &str)> = r
+            .pending
+            .iter()
+            .map(|p| (p.user.as_str(), p.device.as_str()))
+            .collect();
+        assert_eq!(pending, [("anna", "neu"), ("zoe", "tablet")]);
+        assert_eq!((r.users, r.devices), (2, 7));
+        assert!(r.space.is_some_and(|s| s.total_bytes >= s.available_bytes));
+        // A shorter overdue_after turns the ok device overdue.
+        let strict = Config {
+            overdue_after: crate::config::HumanDuration::secs(3600),
+            ..config
+        };
+        let r = overview(&db, &strict, now).unwrap();
+        assert_eq!(
+            r.states.overdue, 5,
+            "every device that ran once is late now"
+        );
+        assert_eq!(r.overdue_after_s, 3600);
+    }
+}

@@ -180,3 +180,145 @@ pub(crate) fn list(
             .collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{open_db, register};
+
+    fn rec(received_us: i64, exit_code: u8, skipped: u64) -> RunRec {
+        RunRec {
+            received_us,
+            started_us: received_us - 10,
+            finished_us: received_us,
+            agent_version: "t".into(),
+            exit_code,
+            summary: RunSummary {
+                files_skipped: skipped,
+                ..RunSummary::default()
+            },
+            errors: if exit_code == 0 {
+                Vec::new()
+            } else {
+                vec![format!("Fehler {received_us}")]
+            },
+        }
+    }
+
+    #[test]
+    fn runs_are_listed_newest_first_filtered_and_paged() {
+        let (_d, db) = open_db();
+        let (_, a_pc) = register(&db, "anna", "pc");
+        let (_, a_lap) = register(&db, "anna", "laptop");
+        let (_, b_pc) = register(&db, "bert", "pc");
+        // Arrival order: ids grow across devices.
+        let plan = [
+            (&a_pc, 0, 0),
+            (&b_pc, 1, 0),
+            (&a_lap, 3, 2),
+            (&a_pc, 0, 1),
+            (&b_pc, 0, 0),
+            (&a_pc, 1, 0),
+        ];
+        for (i, (who, code, skipped)) in plan.iter().enumerate() {
+            db.add_run(
+                who.user_id,
+                who.device_id,
+                &rec(100 + i as i64, *code, *skipped),
+            )
+            .unwrap();
+        }
+        let config = Config::default();
+        let get = |f: RunFilter| list(&db, &config, &f, 0).unwrap();
+        let all = get(RunFilter {
+            limit: 50,
+            ..RunFilter::default()
+        });
+        assert_eq!(all.total, 6);
+        let times: Vec<i64> = all.runs.iter().map(|r| r.received_us).collect();
+        assert_eq!(times, [105, 104, 103, 102, 101, 100]);
+        assert_eq!(
+            (all.runs[0].user.as_str(), all.runs[0].device.as_str()),
+            ("anna", "pc")
+        );
+        assert_eq!(all.runs[0].state, RunState::Failed);
+        assert_eq!(all.runs[0].errors, ["Fehler 105"]);
+        // Skipped files, or exit code 3, are warnings.
+        assert_eq!(all.runs[2].state, RunState::Warnings);
+        assert_eq!(all.runs[3].state, RunState::Warnings);
+
+        let page = get(RunFilter {
+            offset: 2,
+            limit: 2,
+            ..RunFilter::default()
+        });
+        assert_eq!(page.total, 6);
+        let times: Vec<i64> = page.runs.iter().map(|r| r.received_us).collect();
+        assert_eq!(times, [103, 102]);
+
+        let anna = get(RunFilter {
+            user: Some("Anna".into()),
+            limit: 50,
+            ..RunFilter::default()
+        });
+        assert_eq!(anna.total, 4);
+        assert!(anna.runs.iter().all(|r| r.user == "anna"));
+        // A device name alone matches that name of every user.
+        let pcs = get(RunFilter {
+            device: Some("pc".into()),
+            limit: 50,
+            ..RunFilter::default()
+        });
+        assert_eq!(pcs.total, 5);
+        let anna_pc_failed = get(RunFilter {
+            user: Some("anna".into()),
+            device: Some("pc".into()),
+            state: Some(RunState::Failed),
+            limit: 50,
+            ..RunFilter::default()
+        });
+        assert_eq!(anna_pc_failed.total, 1);
+        assert_eq!(anna_pc_failed.runs[0].received_us, 105);
+        let ok = get(RunFilter {
+            state: Some(RunState::Ok),
+            limit: 1,
+            ..RunFilter::default()
+        });
+        assert_eq!((ok.total, ok.runs[0].received_us), (2, 104));
+
+        // Limits are clamped; unknown names are errors that name them.
+        let huge = get(RunFilter {
+            limit: 1_000_000,
+            offset: u64::MAX,
+            ..RunFilter::default()
+        });
+        assert_eq!(huge.filter.limit, MAX_LIMIT);
+        assert_eq!(huge.filter.offset, MAX_OFFSET);
+        assert!(huge.runs.is_empty() && huge.total == 6);
+        assert!(matches!(
+            list(
+                &db,
+                &config,
+                &RunFilter {
+                    user: Some("niemand".into()),
+                    ..RunFilter::default()
+                },
+                0
+            ),
+            Err(OpsError::UserNotFound { .. })
+        ));
+        assert!(matches!(
+            list(
+                &db,
+                &config,
+                &RunFilter {
+                    user: Some("bert".into()),
+                    device: Some("laptop".into()),
+                    ..RunFilter::default()
+                },
+                0
+            ),
+            Err(OpsError::DeviceNotFound { .. })
+        ));
+    }
+}
