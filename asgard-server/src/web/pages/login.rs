@@ -144,7 +144,7 @@ pub(crate) async fn login(
         Err(Refused::Invalid) => Ok(refused(lang, &Refused::Invalid, |l, _| {
             login_form(l, Some(t(l, Key::LoginFailed)))
         })),
-        Err(why) => Ok(refused(lang, &why, |l, m| login_form(l, m))),
+        Err(why) => Ok(refused(lang, &why, login_form)),
     }
 }
 
