@@ -7,6 +7,7 @@
 //! asgard-agent` first).
 
 mod accounts;
+mod admins;
 #[cfg(target_os = "linux")]
 mod budget;
 #[cfg(unix)]
