@@ -8,6 +8,7 @@
 
 mod accounts;
 mod admin_http;
+mod admins;
 #[cfg(target_os = "linux")]
 mod budget;
 #[cfg(unix)]
