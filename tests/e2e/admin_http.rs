@@ -340,3 +340,248 @@ fn refused_logins_say_the_same_and_the_lockout_engages_and_lifts() {
     let a = web.login("nobody", "wrong-password-x");
     assert_eq!(a.status, 401, "the lockout lifted: {}", a.body);
 }
+
+const PW: &str = "Donnerkeil-2024!";
+
+/// Creates the admin `name` on the running server with `asgard-server admin create
+/// --password-stdin`, and, when `token`, an admin API token (returned).
+fn create_admin(server: &Server, name: &str, token: bool) -> Option<String> {
+    use std::io::Write;
+    let dir = server.data_dir();
+    let mut child = asgard_e2e::server_admin_command(["admin", "create", name, "--password-stdin"])
+        .arg("--data-dir")
+        .arg(&dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PW}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", asgard_e2e::text(&out.stderr));
+    token.then(|| {
+        let out = asgard_e2e::server_admin_ok(
+            ["admin", "token", name, "--json", "--data-dir"]
+                .iter()
+                .map(std::ffi::OsString::from)
+                .chain([dir.clone().into_os_string()]),
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["token"].as_str().unwrap().to_owned()
+    })
+}
+
+/// The CSRF token of a page's forms.
+fn csrf_of(page: &Answer) -> String {
+    page.body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a form with its CSRF field")
+        .to_owned()
+}
+
+#[test]
+fn a_session_opens_the_console_and_every_change_needs_its_csrf_token_and_origin() {
+    let server = Server::start();
+    let admin_token = create_admin(&server, "root", true).unwrap();
+    let web = Web::new(&server);
+    // Two devices: anna's first one, then the one to revoke.
+    let anna = Agent::new("anna", &server);
+    anna.ok(["login"]);
+    let device_token = anna.token();
+
+    let a = web.login("root", "falsches-passwort-1");
+    assert_eq!(a.status, 401, "wrong password");
+    let login = web.login("root", PW);
+    assert_eq!(login.status, 303, "{}", login.body);
+    assert_eq!(login.header("location"), "/admin");
+    let cookie = login
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("asgard_session="))
+        .unwrap()
+        .to_owned();
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie} lacks {attr}");
+    }
+    let session = login.session().unwrap();
+    for page in &PAGES[..PAGES.len() - 2] {
+        if page.starts_with("/admin/runs/") {
+            continue;
+        }
+        let a = web.get(page, Some(&session));
+        assert_eq!(a.status, 200, "{page}: {}", a.body);
+        assert_security_headers(&a, page);
+        assert_eq!(a.header("cache-control"), "no-store", "{page}");
+        assert!(a.body.contains("data-testid=\"nav-logout\""), "{page}");
+    }
+    let devices = web.get("/admin/devices", Some(&session));
+    assert!(
+        devices
+            .body
+            .contains("data-testid=\"device-row-anna-testhost\"")
+    );
+    let csrf = csrf_of(&devices);
+    let keep = |csrf: &str| {
+        vec![
+            ("csrf", csrf.to_owned()),
+            ("user", "anna".to_owned()),
+            ("action", "set".to_owned()),
+            ("versions", "7".to_owned()),
+        ]
+    };
+    let post = |path: &str, origin: Option<&str>, form: &[(&str, String)]| {
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        web.post_form(path, Some(&session), origin, &form)
+    };
+    // Missing token, wrong token, right token from another origin: 403, in German.
+    let no_token: Vec<_> = keep(&csrf).into_iter().skip(1).collect();
+    let a = post("/admin/users/keep", Some(&web.origin), &no_token);
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(a.body.contains("Anfrage abgewiesen"), "{}", a.body);
+    assert_security_headers(&a, "csrf refusal");
+    let a = post(
+        "/admin/users/keep",
+        Some(&web.origin),
+        &keep(&"0".repeat(64)),
+    );
+    assert_eq!(a.status, 403);
+    let a = post(
+        "/admin/users/keep",
+        Some("https://evil.example"),
+        &keep(&csrf),
+    );
+    assert_eq!(a.status, 403);
+    let a = post("/admin/users/keep", None, &keep(&csrf));
+    assert_eq!(a.status, 403, "no Origin and no Referer");
+    let users = web.get("/admin/users", Some(&session));
+    assert!(!users.body.contains(">7<"), "nothing changed yet");
+    // The JSON twin with the cookie: the header token is needed too.
+    let json_keep = |token: Option<&str>| {
+        let mut req = web
+            .client
+            .post(format!("{}/api/admin/users/keep", web.origin))
+            .header("cookie", format!("asgard_session={session}"))
+            .header("origin", &web.origin)
+            .json(&json!({"user": "anna", "versions": 5}));
+        if let Some(t) = token {
+            req = req.header("x-csrf-token", t);
+        }
+        web.send(req)
+    };
+    assert_eq!(json_keep(None).status, 403);
+    assert_eq!(json_keep(Some("nope")).status, 403);
+    // The right token from the right origin works, on the page and in the twin.
+    let a = post("/admin/users/keep", Some(&web.origin), &keep(&csrf));
+    assert_eq!(a.status, 303, "{}", a.body);
+    let users = web.get("/admin/users", Some(&session));
+    assert!(
+        users.body.contains("data-testid=\"keep-anna\">7<"),
+        "{}",
+        users.body
+    );
+    assert_eq!(json_keep(Some(&csrf)).status, 200);
+    // The admin API token opens the twin without cookie and CSRF; it opens no page.
+    let a = web.send(
+        web.client
+            .get(format!("{}/api/admin/users", web.origin))
+            .bearer_auth(&admin_token),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["users"][0]["keep_versions"], 5);
+    assert!(a.session().is_none(), "a token request makes no session");
+    // Revoke anna's device in the console: its token is refused on every agent endpoint.
+    let a = post(
+        "/admin/devices/reset",
+        Some(&web.origin),
+        &[
+            ("csrf", csrf.clone()),
+            ("user", "anna".into()),
+            ("device", "testhost".into()),
+        ],
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.body.contains("data-testid=\"one-time-code\""),
+        "{}",
+        a.body
+    );
+    let agent_api = Api::new(&server);
+    for (method, path) in [
+        ("POST", "/api/check"),
+        ("POST", "/api/commit"),
+        ("POST", "/api/upload"),
+        ("GET", "/api/list"),
+        ("POST", "/api/restore"),
+        ("GET", &format!("/api/chunks/{}", "0".repeat(64))),
+        ("POST", "/api/manifest"),
+        ("POST", "/api/fetch"),
+        ("GET", "/api/runs"),
+        ("POST", "/api/runs"),
+    ] {
+        let url = format!("{}{path}", web.origin);
+        let req = if method == "GET" {
+            agent_api.client().get(url)
+        } else {
+            // A well-formed body where the endpoint reads it before the token.
+            let body = match path {
+                "/api/manifest" => json!({"version_ids": []}),
+                "/api/fetch" => json!({"chunks": []}),
+                _ => json!({}),
+            };
+            agent_api.client().post(url).json(&body)
+        };
+        let (status, body) = agent_api.send(req.bearer_auth(&device_token));
+        assert!(
+            status == 401 || status == 403,
+            "{method} {path} with a revoked token: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    // The audit log shows the login and the changes.
+    let audit = web.get("/admin/audit", Some(&session));
+    for action in ["login", "login_failed", "keep_changed", "device_reset"] {
+        assert!(
+            audit.body.contains(&format!("data-action=\"{action}\"")),
+            "{action} in {}",
+            audit.body
+        );
+    }
+    // Logout is a POST with the token; afterwards the session opens nothing.
+    let a = post(
+        "/admin/logout",
+        Some(&web.origin),
+        &[("csrf", "wrong".into())],
+    );
+    assert_eq!(a.status, 403);
+    let a = post(
+        "/admin/logout",
+        Some(&web.origin),
+        &[("csrf", csrf.clone())],
+    );
+    assert_eq!(a.status, 303);
+    assert_eq!(a.header("location"), "/admin/login");
+    assert_eq!(web.get("/admin", Some(&session)).status, 303);
+    assert_eq!(json_keep(Some(&csrf)).status, 401);
+}
+
+#[test]
+fn an_idle_session_expires() {
+    let server = Server::start_with_config(Some("web:\n  session_idle: 2s\n"));
+    create_admin(&server, "root", false);
+    let web = Web::new(&server);
+    let session = web.login("root", PW).session().expect("logged in");
+    assert_eq!(web.get("/admin", Some(&session)).status, 200);
+    std::thread::sleep(Duration::from_millis(3000));
+    let a = web.get("/admin", Some(&session));
+    assert_eq!(a.status, 303, "expired: {}", a.body);
+    assert_eq!(a.header("location"), "/admin/login");
+}

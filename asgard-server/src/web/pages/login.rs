@@ -181,6 +181,7 @@ pub(crate) async fn totp_page(req: HttpRequest) -> Result<HttpResponse, WebError
 
 #[derive(Deserialize)]
 pub(crate) struct TotpForm {
+    #[serde(default)]
     csrf: String,
     code: String,
 }
@@ -226,6 +227,7 @@ pub(crate) async fn totp(
 
 #[derive(Deserialize)]
 pub(crate) struct CsrfOnly {
+    #[serde(default)]
     csrf: String,
 }
 
