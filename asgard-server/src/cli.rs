@@ -84,6 +84,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: UserCmd,
     },
+    /// Admins der Weboberfläche verwalten (auch während der Server läuft)
+    Admin {
+        #[command(subcommand)]
+        cmd: admin::AdminCmd,
+    },
     /// Speicherbereinigung jetzt: Versionen nach den Aufbewahrungsregeln entfernen, Chunks ohne
     /// Verweis löschen
     ///
@@ -284,6 +289,7 @@ pub fn main() -> ExitCode {
             };
             task_cmd(&common, false, |_| Ok(task))
         }
+        Cmd::Admin { cmd } => admin::run(cmd),
         Cmd::Gc {
             common,
             dry_run,
@@ -405,6 +411,10 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
     let lock = lock::acquire(dir, lang)?;
     tracing::info!(lock = %lock.path.display(), "data directory locked");
     let db = control::open_db(&config, lang)?;
+    if !db.admin_exists()? {
+        tracing::info!("no admin account yet: `asgard-server admin create NAME` creates the first");
+        eprint!("{}", present::admins::no_admin_yet(lang));
+    }
     let store = control::open_store(&config, lang)?;
     let material = tls::load_or_create(&config, lang)?;
     let fp = material.fingerprint();
@@ -436,6 +446,13 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
     ));
     let throttle = web::Data::new(api::throttle::Throttle::new(&res.config.limits));
     let routes = api::routes_with(&res.config.limits);
+    let console = web::Data::new(crate::web::Console {
+        auth: Arc::new(crate::service::webauth::WebAuth::new(
+            res.db.clone(),
+            crate::service::webauth::SessionPolicy::from_config(&res.config.web),
+        )),
+        res: res.clone(),
+    });
 
     let served = actix_web::rt::System::new().block_on(async move {
         let server =
@@ -443,6 +460,9 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
                 App::new()
                     .app_data(state.clone())
                     .app_data(throttle.clone())
+                    .app_data(console.clone())
+                    // The console first: the API's scope answers every other path.
+                    .configure(crate::web::routes)
                     .configure(routes.clone())
             })
                 .bind_rustls_0_23(&listen, tls_config)
@@ -489,6 +509,8 @@ fn fingerprint(common: &Common) -> CmdResult {
     println!("{fp}");
     Ok(())
 }
+
+mod admin;
 
 #[cfg(test)]
 mod tests;

@@ -40,6 +40,7 @@ mod lock;
 mod ops;
 mod present;
 mod tls;
+mod web;
 
 #[cfg(test)]
 pub(crate) mod testutil;
