@@ -382,6 +382,13 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
     // The admin console's maintenance jobs (GC, verify, db-backup started from a page).
     let jobs = web::Data::from(JobBoard::new(res.clone()));
     let routes = api::routes_with(&res.config.limits);
+    let console = web::Data::new(crate::web::Console {
+        auth: Arc::new(crate::service::webauth::WebAuth::new(
+            res.db.clone(),
+            crate::service::webauth::SessionPolicy::from_config(&res.config.web),
+        )),
+        res: res.clone(),
+    });
 
     let served = actix_web::rt::System::new().block_on(async move {
         let server =
@@ -390,6 +397,9 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
                     .app_data(state.clone())
                     .app_data(throttle.clone())
                     .app_data(jobs.clone())
+                    .app_data(console.clone())
+                    // The console first: the API's scope answers every other path.
+                    .configure(crate::web::routes)
                     .configure(routes.clone())
             })
                 .bind_rustls_0_23(&listen, tls_config)

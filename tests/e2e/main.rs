@@ -7,6 +7,8 @@
 //! asgard-agent` first).
 
 mod accounts;
+mod admin_http;
+mod admins;
 #[cfg(target_os = "linux")]
 mod budget;
 #[cfg(unix)]
