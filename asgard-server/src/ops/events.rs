@@ -19,7 +19,6 @@ pub(crate) enum Origin {
     /// An admin command through the admin channel.
     AdminChannel,
     /// A maintenance job started in the admin console ([`super::jobs::JobBoard`]).
-    #[cfg_attr(not(test), allow(dead_code))]
     Console,
 }
 

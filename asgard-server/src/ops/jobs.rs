@@ -14,13 +14,8 @@
 //! ([`JobError::AlreadyRunning`]); the periodic GC and verify have their own guards (a run
 //! that meets one of them ends as "skipped", shown as an error here).
 
-// The admin console's maintenance page (the `web` module) is this board's caller; until it is
-// wired in, only the tests call it.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -213,7 +208,8 @@ impl JobBoard {
     }
 
     /// Waits until job `id` has finished or `timeout` passed; its status then.
-    pub(crate) fn wait(&self, id: JobId, timeout: Duration) -> Option<JobStatus> {
+    #[cfg(test)]
+    pub(crate) fn wait(&self, id: JobId, timeout: std::time::Duration) -> Option<JobStatus> {
         let deadline = std::time::Instant::now() + timeout;
         let mut b = self.lock();
         loop {
@@ -243,6 +239,7 @@ impl JobBoard {
 #[cfg(test)]
 mod tests {
     use std::sync::mpsc;
+    use std::time::Duration;
 
     use super::*;
     use crate::config::Config;

@@ -192,3 +192,15 @@ pub(crate) fn confirm_mismatch(user: &str, typed: &str, lang: Lang) -> String {
         ),
     }
 }
+
+/// A maintenance job was asked to start while another one runs.
+pub(crate) fn job_already_running(name: &str, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!(
+            "Es läuft bereits eine Wartungsaufgabe ({name}); bitte warten, bis sie fertig ist."
+        ),
+        Lang::En => {
+            format!("A maintenance job is running already ({name}); please wait until it is done.")
+        }
+    }
+}
