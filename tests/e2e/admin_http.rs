@@ -21,9 +21,14 @@ const PAGES: [&str; 8] = [
 ];
 
 /// Every state-changing console form (POST).
-const FORMS: [&str; 7] = [
+const FORMS: [&str; 12] = [
     "/admin/logout",
     "/admin/users/keep",
+    "/admin/users/state",
+    "/admin/users/delete",
+    "/admin/devices/revoke",
+    "/admin/devices/token",
+    "/admin/devices/registration",
     "/admin/devices/approve",
     "/admin/devices/reset",
     "/admin/maintenance/gc",
@@ -740,4 +745,177 @@ fn the_json_twin_runs_the_account_actions_reports_and_jobs() {
     );
     assert_eq!(a.status, 400, "{}", a.body);
     assert_eq!(call("GET", "/api/admin/jobs/999", None).status, 404);
+}
+
+/// The pages' own account actions (issue 13, ops): the users page disables, enables and deletes
+/// (only with the name typed again), the devices page revokes, issues a new token and changes the
+/// registration mode, the overview shows the free space and a waiting device; every change is in
+/// the audit log under the admin's name.
+#[test]
+fn the_pages_disable_delete_revoke_and_change_registration() {
+    let server = Server::start();
+    create_admin(&server, "root", false);
+    let web = Web::new(&server);
+    let anna = Agent::new("anna", &server);
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("a.txt"), b"Hallo Welt").unwrap();
+    anna.backup(work.path());
+    let bert = Agent::new("bert", &server);
+    bert.ok(["login"]);
+    let session = web.login("root", PW).session().unwrap();
+    let post = |path: &str, form: &[(&str, &str)]| {
+        let csrf = csrf_of(&web.get("/admin/devices", Some(&session)));
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(form);
+        web.post_form(path, Some(&session), Some(&web.origin), &all)
+    };
+    let refused = |agent: &Agent, words: &str| {
+        let out = agent.run(["list"]);
+        let err = asgard_e2e::text(&out.stderr);
+        assert!(!out.status.success() && err.contains(words), "{err}");
+    };
+
+    let users = web.get("/admin/users", Some(&session));
+    assert!(
+        users.body.contains("data-testid=\"versions-anna\">2<"),
+        "{}",
+        users.body
+    );
+    assert!(
+        users.body.contains("data-testid=\"disable-anna\""),
+        "{}",
+        users.body
+    );
+    let a = post(
+        "/admin/users/state",
+        &[("user", "anna"), ("action", "disable")],
+    );
+    assert_eq!(a.status, 303, "{}", a.body);
+    refused(&anna, "gesperrt");
+    let users = web.get(a.header("location"), Some(&session));
+    assert!(
+        users.body.contains("data-state=\"disabled\""),
+        "{}",
+        users.body
+    );
+    assert!(
+        users.body.contains("data-testid=\"flash-ok\""),
+        "{}",
+        users.body
+    );
+    let a = post(
+        "/admin/users/state",
+        &[("user", "anna"), ("action", "enable")],
+    );
+    assert_eq!(a.status, 303, "{}", a.body);
+    anna.ok(["list"]);
+
+    // Revoke, then a new token shown once; the agent takes it over.
+    let a = post(
+        "/admin/devices/revoke",
+        &[("user", "anna"), ("device", "testhost")],
+    );
+    assert_eq!(a.status, 303, "{}", a.body);
+    refused(&anna, "widerrufen");
+    let devices = web.get("/admin/devices", Some(&session));
+    assert!(
+        devices.body.contains("data-token-state=\"revoked\""),
+        "{}",
+        devices.body
+    );
+    assert!(
+        devices
+            .body
+            .contains("data-testid=\"device-addr-anna-testhost\">127.0.0.1<"),
+        "{}",
+        devices.body
+    );
+    let a = post(
+        "/admin/devices/token",
+        &[("user", "anna"), ("device", "testhost")],
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let token = a
+        .body
+        .split("data-testid=\"new-token\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .expect("the new token on the page")
+        .to_owned();
+    anna.ok(["login", "--token", &token]);
+    anna.ok(["list"]);
+
+    // Registration: approve from now on; a new user's device waits and shows in the overview.
+    let a = post(
+        "/admin/devices/registration",
+        &[
+            ("action", "save"),
+            ("mode", "approve"),
+            ("enrollment_key", ""),
+        ],
+    );
+    assert_eq!(a.status, 303, "{}", a.body);
+    let devices = web.get("/admin/devices", Some(&session));
+    assert!(
+        devices.body.contains("data-mode=\"approve\""),
+        "{}",
+        devices.body
+    );
+    let a = post(
+        "/admin/devices/registration",
+        &[
+            ("action", "save"),
+            ("mode", "open"),
+            ("enrollment_key", "kurz"),
+        ],
+    );
+    assert_eq!(a.status, 400, "a short key: {}", a.body);
+    let carl = Agent::new("carl", &server);
+    carl.ok(["login"]);
+    let overview = web.get("/admin", Some(&session));
+    assert!(
+        overview
+            .body
+            .contains("data-testid=\"pending-row-carl-testhost\""),
+        "{}",
+        overview.body
+    );
+    assert!(
+        overview.body.contains("data-testid=\"overview-space\""),
+        "{}",
+        overview.body
+    );
+    assert!(overview.body.contains(" frei von "), "{}", overview.body);
+
+    // Delete: a wrong name changes nothing; the right one removes bert.
+    let a = post(
+        "/admin/users/delete",
+        &[("user", "bert"), ("confirm", "bernd")],
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    bert.ok(["list"]);
+    let a = post(
+        "/admin/users/delete",
+        &[("user", "bert"), ("confirm", "bert")],
+    );
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert!(!bert.run(["list"]).status.success());
+    let users = web.get("/admin/users", Some(&session));
+    assert!(!users.body.contains("user-row-bert"), "{}", users.body);
+
+    let audit = web.get("/admin/audit", Some(&session));
+    for action in [
+        "user_disabled",
+        "user_enabled",
+        "device_revoked",
+        "device_token",
+        "setting_changed",
+        "user_deleted",
+    ] {
+        assert!(
+            audit.body.contains(action),
+            "{action} not in the audit log: {}",
+            audit.body
+        );
+    }
 }

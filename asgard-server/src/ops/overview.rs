@@ -2,10 +2,10 @@
 //! device with its state, pending registrations, logical against stored bytes, the space left on
 //! the data directory's file system, and the last GC and verify.
 //!
-//! A device's state, most pressing first: `never` (no run reported), `overdue` (no successful
-//! run within `overdue_after`, by the server's receive time: agent clocks are not trusted),
-//! `failed` (the last run failed), `warnings` (the last run skipped files or reported errors),
-//! `ok`.
+//! A device's state, most pressing first: `never` (no run reported), `failed` (the last run
+//! failed: its errors say why, which matters more than how long ago the last success was),
+//! `overdue` (no successful run within `overdue_after`, by the server's receive time: agent
+//! clocks are not trusted), `warnings` (the last run skipped files or reported errors), `ok`.
 
 use serde::{Deserialize, Serialize};
 
@@ -94,13 +94,11 @@ pub(crate) fn device_state(d: &DeviceLastRun, now: i64, overdue_after_us: i64) -
         .last_success
         .as_ref()
         .is_some_and(|(_, r)| now.saturating_sub(r.received_us) <= overdue_after_us);
-    if !fresh {
-        return DeviceRunState::Overdue;
-    }
     match RunState::of(last) {
+        RunState::Failed => DeviceRunState::Failed,
+        _ if !fresh => DeviceRunState::Overdue,
         RunState::Ok => DeviceRunState::Ok,
         RunState::Warnings => DeviceRunState::Warnings,
-        RunState::Failed => DeviceRunState::Failed,
     }
 }
 
@@ -230,8 +228,9 @@ mod tests {
             ("ok", vec![run(now - DAY, 0)]),
             ("warnings", vec![run(now - DAY, 3)]),
             ("failed", vec![run(now - 2 * DAY + 1, 0), run(now - 1, 1)]),
-            ("overdue", vec![run(now - 3 * DAY, 0), run(now - 1, 1)]),
+            ("failed-late", vec![run(now - 3 * DAY, 0), run(now - 1, 1)]),
             ("never-ok", vec![run(now - 1, 1)]),
+            ("overdue", vec![run(now - 3 * DAY, 0)]),
             ("never", vec![]),
         ];
         for (name, runs) in &devices {
@@ -270,8 +269,9 @@ mod tests {
         assert_eq!(state("ok"), DeviceRunState::Ok);
         assert_eq!(state("warnings"), DeviceRunState::Warnings);
         assert_eq!(state("failed"), DeviceRunState::Failed);
+        assert_eq!(state("failed-late"), DeviceRunState::Failed);
+        assert_eq!(state("never-ok"), DeviceRunState::Failed);
         assert_eq!(state("overdue"), DeviceRunState::Overdue);
-        assert_eq!(state("never-ok"), DeviceRunState::Overdue);
         assert_eq!(state("never"), DeviceRunState::Never);
         let failed = r.device_runs.iter().find(|d| d.device == "failed").unwrap();
         assert_eq!(failed.last_errors, ["kaputt"]);
@@ -281,8 +281,8 @@ mod tests {
             StateCounts {
                 ok: 1,
                 warnings: 1,
-                failed: 1,
-                overdue: 2,
+                failed: 3,
+                overdue: 1,
                 // zoe's waiting device has never run either.
                 never: 2,
             }
@@ -293,7 +293,7 @@ mod tests {
             .map(|p| (p.user.as_str(), p.device.as_str()))
             .collect();
         assert_eq!(pending, [("anna", "neu"), ("zoe", "tablet")]);
-        assert_eq!((r.users, r.devices), (2, 7));
+        assert_eq!((r.users, r.devices), (2, 8));
         assert!(r.space.is_some_and(|s| s.total_bytes >= s.available_bytes));
         // A shorter overdue_after turns the ok device overdue.
         let strict = Config {
@@ -302,8 +302,8 @@ mod tests {
         };
         let r = overview(&db, &strict, now).unwrap();
         assert_eq!(
-            r.states.overdue, 5,
-            "every device that ran once is late now"
+            r.states.overdue, 3,
+            "every device whose last run did not fail is late now"
         );
         assert_eq!(r.overdue_after_s, 3600);
     }

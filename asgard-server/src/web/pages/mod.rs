@@ -28,6 +28,14 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(login::logout))
         .route("/users", web::get().to(users::page))
         .route("/users/keep", web::post().to(users::keep))
+        .route("/users/state", web::post().to(users::state))
+        .route("/users/delete", web::post().to(users::delete))
+        .route("/devices/revoke", web::post().to(devices::revoke))
+        .route("/devices/token", web::post().to(devices::token))
+        .route(
+            "/devices/registration",
+            web::post().to(devices::registration),
+        )
         .route("/devices", web::get().to(devices::page))
         .route("/devices/approve", web::post().to(devices::approve))
         .route("/devices/reset", web::post().to(devices::reset))

@@ -18,8 +18,6 @@ use crate::web::i18n::{Key, t};
 use crate::web::layout::{self, Nav, pager, table, url_encode, when};
 use crate::web::session::AdminPage;
 
-/// A device's last successful run older than this is overdue.
-const OVERDUE_US: i64 = 48 * 3600 * 1_000_000;
 const PER_PAGE: usize = 25;
 
 /// How a run (or a device by its last run) stands.
@@ -60,21 +58,6 @@ fn state_of(r: &RunRec) -> RunState {
         0 if r.errors.is_empty() && r.summary.files_skipped == 0 => RunState::Ok,
         0 | 3 => RunState::Warnings,
         _ => RunState::Failed,
-    }
-}
-
-/// The state of a device from its last run and its last successful one.
-pub(crate) fn run_state(last: Option<&RunRec>, success: Option<&RunRec>, now_us: i64) -> RunState {
-    match (last, success) {
-        (None, _) => RunState::Never,
-        (Some(_), s) if s.is_none_or(|s| now_us - s.received_us > OVERDUE_US) => {
-            if last.is_some_and(|l| !l.succeeded()) {
-                RunState::Failed
-            } else {
-                RunState::Overdue
-            }
-        }
-        (Some(l), _) => state_of(l),
     }
 }
 
