@@ -903,8 +903,31 @@ fn the_pages_disable_delete_revoke_and_change_registration() {
     let users = web.get("/admin/users", Some(&session));
     assert!(!users.body.contains("user-row-bert"), "{}", users.body);
 
+    // A verify started on the maintenance page runs as a job; a short one answers with its report,
+    // and the page keeps it under the jobs started here.
+    let a = post("/admin/maintenance/verify", &[("full", "on")]);
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.body.contains("data-testid=\"maintenance-result\""),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("Prüfung abgeschlossen"), "{}", a.body);
+    let page = web.get("/admin/maintenance", Some(&session));
+    assert!(
+        page.body.contains("data-testid=\"job-verify\""),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("data-testid=\"job-running\""),
+        "{}",
+        page.body
+    );
+
     let audit = web.get("/admin/audit", Some(&session));
     for action in [
+        "maintenance_started",
         "user_disabled",
         "user_enabled",
         "device_revoked",

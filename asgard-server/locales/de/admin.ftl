@@ -153,3 +153,6 @@ reg-saved = Registrierung gespeichert.
 ov-space = Freier Platz
 ov-space-value = { $free } frei von { $total }
 ov-pending-list = Wartende Anmeldungen
+maint-running = Läuft seit { $since }: { $task }
+maint-running-hint = Die Aufgabe läuft im Hintergrund weiter; diese Seite neu laden zeigt ihren Stand und danach ihr Ergebnis.
+maint-last-jobs = Zuletzt hier gestartet

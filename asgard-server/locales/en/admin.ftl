@@ -153,3 +153,6 @@ reg-saved = Registration saved.
 ov-space = Free space
 ov-space-value = { $free } free of { $total }
 ov-pending-list = Pending registrations
+maint-running = Running since { $since }: { $task }
+maint-running-hint = The job goes on in the background; reload this page to see how far it got and then its result.
+maint-last-jobs = Last started here

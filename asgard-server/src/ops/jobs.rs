@@ -36,7 +36,7 @@ pub(crate) struct StepAt {
 }
 
 /// How a job ended.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct JobEnd {
     pub finished_us: i64,
     /// The command's exit code: 0 all well, 1 verify found damage, 2 the task failed.
@@ -45,10 +45,13 @@ pub(crate) struct JobEnd {
     pub report: Option<serde_json::Value>,
     /// Why the task failed (the error's own text), when it did.
     pub error: Option<String>,
+    /// The report itself, for a page that renders it as text in its reader's language.
+    #[serde(skip)]
+    pub data: Option<Box<super::Report>>,
 }
 
 /// A job, running or finished.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct JobStatus {
     pub id: JobId,
     /// The task's stable name (`gc`, `verify`, `db-backup`).
@@ -169,12 +172,14 @@ impl JobBoard {
                 exit_code: report.exit_code(),
                 report: serde_json::to_value(&report).ok(),
                 error: None,
+                data: Some(Box::new(report)),
             },
             Err(e) => JobEnd {
                 finished_us: crate::db::now_us(),
                 exit_code: 2,
                 report: None,
                 error: Some(e.to_string()),
+                data: None,
             },
         };
         let mut b = self.lock();
@@ -207,8 +212,8 @@ impl JobBoard {
         self.lock().last.values().cloned().collect()
     }
 
-    /// Waits until job `id` has finished or `timeout` passed; its status then.
-    #[cfg(test)]
+    /// Waits until job `id` has finished or `timeout` passed; its status then (a page waits a
+    /// little, so that a short job's report comes with the answer).
     pub(crate) fn wait(&self, id: JobId, timeout: std::time::Duration) -> Option<JobStatus> {
         let deadline = std::time::Instant::now() + timeout;
         let mut b = self.lock();

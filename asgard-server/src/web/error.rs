@@ -102,13 +102,6 @@ fn already_running(e: &OpsError) -> bool {
     )
 }
 
-impl WebError {
-    /// The message of this error in its language (for a flash on a page).
-    pub(crate) fn fail_message(&self) -> String {
-        self.fail.message(self.lang)
-    }
-}
-
 impl ResponseError for WebError {
     fn status_code(&self) -> StatusCode {
         self.fail.status()

@@ -191,6 +191,9 @@ keys! {
     OvSpace = "ov-space",
     OvSpaceValue = "ov-space-value",
     OvPendingList = "ov-pending-list",
+    MaintRunning = "maint-running",
+    MaintRunningHint = "maint-running-hint",
+    MaintLastJobs = "maint-last-jobs",
 }
 
 /// Parses a catalogue file: `key = value` lines, `#` comments and blank lines skipped.

@@ -1,15 +1,19 @@
-//! Wartung: start GC (dry run or real), verify (a sample or all) and a db-backup now; see the
-//! last reports. The task runs through `Console::run`, the same path as the CLI's; its report
-//! is rendered in the reader's language by `crate::present`.
+//! Wartung: start GC (dry run or real), verify (a sample or all) and a db-backup now, watch a
+//! running one, see the last reports. A start is a background job on the server's
+//! [`JobBoard`] (one at a time, run through `Resources::run` like the CLI's tasks, its start in
+//! the audit log): the answer waits a little, so a short job's report comes with it; a longer
+//! one goes on, and the page shows its steps until its report. Reports are rendered in the
+//! reader's language by `crate::present`.
 
 use actix_web::{HttpRequest, HttpResponse};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{console, html};
+use crate::ops::jobs::{JobBoard, JobError, JobStatus};
 use crate::ops::{Report, Task};
 use crate::web::error::{Fail, WebError};
-use crate::web::i18n::{Key, t};
+use crate::web::i18n::{Key, t, tv};
 use crate::web::layout::{self, Nav, flash, post_form};
 use crate::web::session::{Admin, AdminForm, AdminPage, CsrfForm};
 
@@ -56,12 +60,30 @@ async fn render(
         v.as_ref()
             .map(|v| serde_json::to_string_pretty(v).unwrap_or_default())
     };
+    let board = req.app_data::<actix_web::web::Data<JobBoard>>();
+    let running = board.and_then(|b| b.current());
+    let last = board.map(|b| b.last()).unwrap_or_default();
     let body = html! {
         @if let Some(r) = result { (r) }
+        @if let Some(j) = &running { (job_running(admin, j)) }
         @if stats.bad_chunks > 0 {
             div.flash.error data-testid="verify-damaged" { (t(lang, Key::MaintDamaged)) ": " (stats.bad_chunks) }
         }
         (forms(admin))
+        @if !last.is_empty() {
+            h2 { (t(lang, Key::MaintLastJobs)) }
+            @for j in &last {
+                @if let Some(end) = &j.finished {
+                    section.card data-testid={ "job-" (j.name) } {
+                        p { (j.name) " · " (layout::when(j.started_us)) " – " (layout::when(end.finished_us)) }
+                        @if let Some(data) = &end.data {
+                            pre.scroll { (crate::present::report(data, lang)) }
+                        }
+                        @if let Some(e) = &end.error { (flash(false, e)) }
+                    }
+                }
+            }
+        }
         h2 { (t(lang, Key::OvLastGc)) }
         @match json(&stats.last_gc) {
             Some(j) => pre.scroll data-testid="last-gc" { (j) },
@@ -134,27 +156,63 @@ pub(crate) fn task_of(kind: &str, f: &StartForm) -> Result<Task, String> {
     })
 }
 
+/// A running job: its task, since when, and the steps it reached.
+fn job_running(admin: &Admin, j: &JobStatus) -> Markup {
+    let lang = admin.lang;
+    html! {
+        section.card data-testid="job-running" data-job=(j.id.0) {
+            p { (tv(lang, Key::MaintRunning, &[("since", &layout::when(j.started_us)), ("task", &j.name)])) }
+            @for s in &j.steps { p.muted { (crate::present::step(s.step, lang)) } }
+            p.muted { (t(lang, Key::MaintRunningHint)) }
+        }
+    }
+}
+
+/// How long a start waits for its job before answering (a longer job goes on; the page shows
+/// it running).
+const WAIT_FOR_JOB: std::time::Duration = std::time::Duration::from_secs(20);
+
 async fn start(
     req: HttpRequest,
     admin: Admin,
     f: StartForm,
     kind: &str,
 ) -> Result<HttpResponse, WebError> {
-    let c = console(&req, &admin)?;
     let task = task_of(kind, &f).map_err(|e| admin.fail(Fail::BadRequest(e)))?;
-    c.audit(
-        &admin,
-        crate::db::AuditAction::MaintenanceStarted,
-        task.name(),
-        &format!("{task:?}"),
-    )
-    .await;
-    let result = match c.run(&admin, task).await {
-        Ok(report) => html! {
-            (flash(report.exit_code() == 0, t(admin.lang, Key::MaintDone)))
-            pre.scroll data-testid="maintenance-result" { (crate::present::report(&report, admin.lang)) }
+    let board = req
+        .app_data::<actix_web::web::Data<JobBoard>>()
+        .cloned()
+        .ok_or_else(|| admin.fail(Fail::Internal("no job board".into())))?;
+    let actor = crate::ops::audit::Actor {
+        name: admin.name.clone(),
+        client: Some(admin.client.to_string()),
+    };
+    let lang = admin.lang;
+    let outcome = actix_web::web::block(move || {
+        let board = board.into_inner();
+        board
+            .start(task, &actor)
+            .map(|id| board.wait(id, WAIT_FOR_JOB))
+    })
+    .await
+    .map_err(|e| admin.fail(Fail::from(e)))?;
+    let result = match outcome {
+        Ok(Some(JobStatus {
+            finished: Some(end),
+            ..
+        })) => match (&end.data, &end.error) {
+            (Some(report), _) => html! {
+                (flash(report.exit_code() == 0, t(lang, Key::MaintDone)))
+                pre.scroll data-testid="maintenance-result" { (crate::present::report(report, lang)) }
+            },
+            (None, e) => html! { (flash(false, e.as_deref().unwrap_or(""))) },
         },
-        Err(e) => html! { (flash(false, &e.fail_message())) },
+        // Still running: the page shows it (from the board).
+        Ok(_) => html! {},
+        Err(JobError::AlreadyRunning(j)) => html! {
+            (flash(false, &crate::present::messages::job_already_running(&j.name, lang)))
+        },
+        Err(e) => return Err(admin.fail(Fail::Internal(e.to_string()))),
     };
     render(&req, &admin, Some(result)).await
 }
