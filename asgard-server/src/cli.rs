@@ -436,6 +436,13 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
     ));
     let throttle = web::Data::new(api::throttle::Throttle::new(&res.config.limits));
     let routes = api::routes_with(&res.config.limits);
+    let console = web::Data::new(crate::web::Console {
+        auth: Arc::new(crate::service::webauth::WebAuth::new(
+            res.db.clone(),
+            crate::service::webauth::SessionPolicy::from_config(&res.config.web),
+        )),
+        res: res.clone(),
+    });
 
     let served = actix_web::rt::System::new().block_on(async move {
         let server =
@@ -443,6 +450,9 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
                 App::new()
                     .app_data(state.clone())
                     .app_data(throttle.clone())
+                    .app_data(console.clone())
+                    // The console first: the API's scope answers every other path.
+                    .configure(crate::web::routes)
                     .configure(routes.clone())
             })
                 .bind_rustls_0_23(&listen, tls_config)

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::store::StoreConfig;
 pub use limits::Limits;
+pub use web::WebConfig;
 
 /// Who may register a new device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -90,6 +91,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Sizes, counts and rates of requests (`limits:`); see [`Limits`].
     pub limits: Limits,
+    /// The admin console's sessions and login back-off (`web:`); see [`WebConfig`].
+    pub web: WebConfig,
     /// The deprecated flat spelling of `store.segment_size`: still read, with a warning, and moved
     /// into [`Config::store`] by [`Config::from_yaml`] (so `None` after loading).
     #[serde(rename = "segment_size", skip_serializing)]
@@ -211,6 +214,7 @@ impl Default for Config {
             verify_sample_percent: 5,
             store: StoreConfig::default(),
             limits: Limits::default(),
+            web: WebConfig::default(),
             flat_segment_size: None,
             flat_compact_below_percent: None,
         }
@@ -431,6 +435,7 @@ impl Config {
             );
         }
         self.limits.validate(origin, lang)?;
+        self.web.validate(origin, lang)?;
         Ok(())
     }
 
@@ -453,6 +458,7 @@ impl Config {
 
 pub mod limits;
 mod present;
+pub mod web;
 
 #[cfg(test)]
 mod tests;

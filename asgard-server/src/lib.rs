@@ -39,6 +39,7 @@ mod lock;
 mod ops;
 mod present;
 mod tls;
+mod web;
 
 #[cfg(test)]
 pub(crate) mod testutil;

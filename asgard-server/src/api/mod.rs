@@ -276,6 +276,7 @@ impl From<DbError> for ApiError {
             DbError::MissingChunks(m) => ApiError::MissingChunks(m),
             DbError::NotFound => ApiError::NotFound,
             DbError::Deleted => ApiError::Deleted,
+            e @ DbError::AdminExists { .. } => ApiError::BadRequest(e.to_string()),
             e @ (DbError::Storage(_)
             | DbError::Encoding(_)
             | DbError::Json(_)

@@ -20,6 +20,7 @@ use redb::{
 };
 
 use super::schema::for_each_table;
+use super::{ADMIN_TOKENS, ADMINS, AUDIT, SESSIONS};
 use super::{
     CHUNKS, DEVICES, Db, DbError, KEEP_OVERRIDES, META, META_JSON, PATHS, REREAD, RUNS, Result,
     TOKENS, USER_CHUNKS, USERS, VERSIONS,

@@ -13,7 +13,8 @@
 //! transactions (pruning and the chunk index; the algorithm and its reasoning are in `crate::ops::gc`);
 //! `integrity.rs` the metadata side of verify and healing; `runs.rs` the run reports of the agents;
 //! `idsecret.rs` the key of the API's opaque ids;
-//! `stats.rs` the statistics; `backup.rs` the consistent copy of the whole database (`db-backup`)
+//! `stats.rs` the statistics; `admins.rs`, `sessions.rs` and `audit.rs` the admin accounts, the
+//! browser sessions and the audit log of the admin console; `backup.rs` the consistent copy of the whole database (`db-backup`)
 //! and the check of a copy before `db-restore`.
 
 use std::path::Path;
@@ -24,6 +25,8 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+mod admins;
+mod audit;
 mod auth;
 mod backup;
 mod chunks;
@@ -34,12 +37,15 @@ mod integrity;
 mod retention;
 mod runs;
 mod schema;
+mod sessions;
 mod stats;
 mod versions;
 
 #[cfg(test)]
 mod tests;
 
+pub use admins::{ADMIN_NAME_MAX, AdminRec, AdminRow, BadAdminName, TotpRec, admin_name};
+pub use audit::{AUDIT_KEEP, AUDIT_TEXT_MAX, AuditAction, AuditRec};
 pub use auth::{
     Auth, DeviceRow, LoginOutcome, LoginPolicy, UserRow, hash_token, new_token, secrets_equal,
 };
@@ -55,6 +61,7 @@ pub use schema::{
     CURRENT_SCHEMA_VERSION, ChunkRec, DeviceRec, ExtV1, META_LAST_GC, META_LAST_VERIFY, PathRec,
     PendingRec, RecExt, RecKind, ReenrollRec, StoredMeta, UserRec, VersionRec,
 };
+pub use sessions::{SessionLimits, SessionRec, Stage, Subject, TOUCH_EVERY_US};
 pub use stats::{FullStats, Stats};
 pub use versions::{DeviceSel, ListParams, decode_cursor, encode_cursor};
 
@@ -107,6 +114,9 @@ pub enum DbError {
     MissingChunks(Vec<ChunkId>),
     #[error("not found")]
     NotFound,
+    /// `admin create` with a name an admin has already.
+    #[error("admin {name} exists already")]
+    AdminExists { name: String },
     #[error("the file was deleted at that time")]
     Deleted,
 }

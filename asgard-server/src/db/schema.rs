@@ -65,6 +65,18 @@ pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 /// [`META_LAST_VERIFY`]). Separate from [`META`], whose values are counters.
 pub(super) const META_JSON: TableDefinition<&str, &str> = TableDefinition::new("meta_json");
 
+/// admin name (normal form, see `admins::admin_name`) → [`super::AdminRec`] (issue 13; the
+/// records of the admin console's tables live in their modules: `admins.rs`, `sessions.rs`,
+/// `audit.rs`, with the same growth rule as those here).
+pub(super) const ADMINS: TableDefinition<&str, &[u8]> = TableDefinition::new("admins");
+/// blake3(admin API token) → (admin id, created µs).
+pub(super) const ADMIN_TOKENS: TableDefinition<&[u8; 32], (u64, i64)> =
+    TableDefinition::new("admin_tokens");
+/// blake3(session id) → [`super::SessionRec`]: the server-side browser sessions.
+pub(super) const SESSIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("sessions");
+/// audit id (grows with time) → [`super::AuditRec`]; the newest [`super::AUDIT_KEEP`] are kept.
+pub(super) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
 /// Calls `$m!(TABLE)` for every table of the database, in a fixed order: `Db::open` creates them,
 /// `db-backup` copies them and `db-restore` checks a copy against them.
 macro_rules! for_each_table {
@@ -85,6 +97,10 @@ macro_rules! for_each_table {
         $m!(PENDING_TOKENS);
         $m!(REENROLL);
         $m!(SKELETONS);
+        $m!(ADMINS);
+        $m!(ADMIN_TOKENS);
+        $m!(SESSIONS);
+        $m!(AUDIT);
     };
 }
 pub(super) use for_each_table;
@@ -95,6 +111,10 @@ pub(super) const NEXT_USER_ID: &str = "next_user_id";
 pub(super) const NEXT_DEVICE_ID: &str = "next_device_id";
 /// [`META`]: the id the next pending registration gets.
 pub(super) const NEXT_PENDING_ID: &str = "next_pending_id";
+/// [`META`]: the id the next admin account gets.
+pub(super) const NEXT_ADMIN_ID: &str = "next_admin_id";
+/// [`META`]: the id the next audit entry gets.
+pub(super) const NEXT_AUDIT_ID: &str = "next_audit_id";
 /// [`META`]: 1 once user and device names were brought into normal form and [`SKELETONS`]
 /// filled (see `enroll::migrate_names`).
 pub(super) const NAMES_VERSION: &str = "names_version";

@@ -7,7 +7,8 @@
 //! - `bounds`: the configured limits, checked before anything else;
 //! - [`ingest`]: `check`, the upload of chunks (verify, dedupe, heal, store, record) and `commit`;
 //! - `read`: restore of one version as verified plaintext (with ranges), the manifests of many
-//!   versions, chunks in stored form for `fetch`, and the `chunks_served` counter.
+//!   versions, chunks in stored form for `fetch`, and the `chunks_served` counter;
+//! - `webauth`: the admin console's logins, second factor, sessions, API tokens and audit log.
 //!
 //! Nothing here knows actix-web; the database and the store are passed in.
 
@@ -15,6 +16,7 @@ pub mod bounds;
 pub mod ingest;
 pub(crate) mod login;
 pub(crate) mod read;
+pub(crate) mod webauth;
 
 use asgard_core::ChunkId;
 

@@ -1,0 +1,65 @@
+//! The `web:` section: the admin console's sessions and the back-off of failed logins.
+
+use std::path::Path;
+
+use anyhow::bail;
+use asgard_core::Lang;
+use serde::{Deserialize, Serialize};
+
+use super::HumanDuration;
+
+/// The `web:` section of the configuration. Every field has a documented default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// A browser session ends after this long without a request. Default `30m`.
+    pub session_idle: HumanDuration,
+    /// A browser session ends this long after its login, however busy. Default `12h`.
+    pub session_max: HumanDuration,
+    /// The first lockout after repeated failed logins (of one account name or one client
+    /// address); each further failure doubles it up to `lockout_max`. Default `1s`.
+    pub lockout_base: HumanDuration,
+    /// The longest lockout. Default `15m`.
+    pub lockout_max: HumanDuration,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            session_idle: HumanDuration::secs(30 * 60),
+            session_max: HumanDuration::secs(12 * 3600),
+            lockout_base: HumanDuration::secs(1),
+            lockout_max: HumanDuration::secs(15 * 60),
+        }
+    }
+}
+
+impl WebConfig {
+    pub(super) fn validate(&self, origin: &Path, lang: Lang) -> anyhow::Result<()> {
+        for (key, value) in [
+            ("session_idle", self.session_idle),
+            ("session_max", self.session_max),
+            ("lockout_base", self.lockout_base),
+            ("lockout_max", self.lockout_max),
+        ] {
+            if value.0.is_zero() {
+                bail!(
+                    "{}: web.{key} {}",
+                    origin.display(),
+                    lang.pick("muss größer als 0 sein", "must be greater than 0")
+                );
+            }
+        }
+        if self.lockout_base > self.lockout_max {
+            bail!(
+                "{}: {}",
+                origin.display(),
+                lang.pick(
+                    "web.lockout_base darf nicht größer als web.lockout_max sein",
+                    "web.lockout_base must not exceed web.lockout_max"
+                )
+            );
+        }
+        Ok(())
+    }
+}
