@@ -84,6 +84,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: UserCmd,
     },
+    /// Admins der Weboberfläche verwalten (auch während der Server läuft)
+    Admin {
+        #[command(subcommand)]
+        cmd: admin::AdminCmd,
+    },
     /// Speicherbereinigung jetzt: Versionen nach den Aufbewahrungsregeln entfernen, Chunks ohne
     /// Verweis löschen
     ///
@@ -284,6 +289,7 @@ pub fn main() -> ExitCode {
             };
             task_cmd(&common, false, |_| Ok(task))
         }
+        Cmd::Admin { cmd } => admin::run(cmd),
         Cmd::Gc {
             common,
             dry_run,
@@ -405,6 +411,10 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
     let lock = lock::acquire(dir, lang)?;
     tracing::info!(lock = %lock.path.display(), "data directory locked");
     let db = control::open_db(&config, lang)?;
+    if !db.admin_exists()? {
+        tracing::info!("no admin account yet: `asgard-server admin create NAME` creates the first");
+        eprint!("{}", present::admins::no_admin_yet(lang));
+    }
     let store = control::open_store(&config, lang)?;
     let material = tls::load_or_create(&config, lang)?;
     let fp = material.fingerprint();
@@ -499,6 +509,8 @@ fn fingerprint(common: &Common) -> CmdResult {
     println!("{fp}");
     Ok(())
 }
+
+mod admin;
 
 #[cfg(test)]
 mod tests;

@@ -26,6 +26,7 @@
 //! to the variant.
 
 pub(crate) mod accounts;
+pub(crate) mod admins;
 pub(crate) mod dbbackup;
 pub(crate) mod events;
 pub mod gc;
@@ -43,6 +44,7 @@ use crate::db::{Db, DbError, FullStats};
 use crate::store::{ChunkStore, StoreError};
 
 pub(crate) use accounts::{DeviceChange, DeviceInfo, KeepChange, UserList};
+pub(crate) use admins::{AdminChange, AdminList, Password};
 pub(crate) use locate::LocateReport;
 pub(crate) use runner::Resources;
 
@@ -87,6 +89,18 @@ pub(crate) enum Task {
     UserList,
     /// A user's own `keep_versions`; `None` removes it (the configuration applies again).
     UserSetKeep { user: String, versions: Option<u32> },
+    /// A new admin account of the web console.
+    AdminCreate { admin: String, password: Password },
+    /// A new password for an admin (its sessions end).
+    AdminPasswd { admin: String, password: Password },
+    /// Every admin account.
+    AdminList,
+    /// Delete an admin with its API tokens and sessions.
+    AdminDelete { admin: String },
+    /// Turn an admin's TOTP second factor on (new secret and recovery codes) or `off`.
+    AdminTotp { admin: String, off: bool },
+    /// A new API token for an admin (shown once).
+    AdminToken { admin: String },
 }
 
 impl Task {
@@ -112,6 +126,12 @@ impl Task {
             Task::DeviceReset { .. } => "device-reset",
             Task::UserList => "user-list",
             Task::UserSetKeep { .. } => "user-set-keep",
+            Task::AdminCreate { .. } => "admin-create",
+            Task::AdminPasswd { .. } => "admin-passwd",
+            Task::AdminList => "admin-list",
+            Task::AdminDelete { .. } => "admin-delete",
+            Task::AdminTotp { .. } => "admin-totp",
+            Task::AdminToken { .. } => "admin-token",
         }
     }
 }
@@ -130,6 +150,8 @@ pub(crate) enum Report {
     DeviceChanged(DeviceChange),
     Users(UserList),
     KeepChanged(KeepChange),
+    Admins(AdminList),
+    AdminChanged(AdminChange),
 }
 
 impl Report {
@@ -165,6 +187,17 @@ pub(crate) enum OpsError {
     RelativePath(PathBuf),
     #[error("keep_versions must be at least 1")]
     BadKeep,
+    #[error("admin {name} not found")]
+    AdminNotFound { name: String },
+    #[error("admin {name} exists already")]
+    AdminExists { name: String },
+    #[error("bad admin name {name}: {reason}")]
+    BadAdminName {
+        name: String,
+        reason: crate::db::BadAdminName,
+    },
+    #[error(transparent)]
+    WeakPassword(#[from] crate::service::webauth::password::WeakPassword),
     #[error(transparent)]
     Verify(#[from] verify::VerifyError),
     #[error(transparent)]
@@ -257,6 +290,22 @@ pub(crate) fn run(
         Task::UserList => Report::Users(accounts::users(ctx.db, ctx.config)?),
         Task::UserSetKeep { user, versions } => {
             Report::KeepChanged(accounts::set_keep(ctx.db, ctx.config, user, *versions)?)
+        }
+        Task::AdminCreate { admin, password } => {
+            Report::AdminChanged(admins::create(ctx.db, admin, password, ctx.now_us)?)
+        }
+        Task::AdminPasswd { admin, password } => {
+            Report::AdminChanged(admins::passwd(ctx.db, admin, password, ctx.now_us)?)
+        }
+        Task::AdminList => Report::Admins(admins::list(ctx.db)?),
+        Task::AdminDelete { admin } => {
+            Report::AdminChanged(admins::delete(ctx.db, admin, ctx.now_us)?)
+        }
+        Task::AdminTotp { admin, off } => {
+            Report::AdminChanged(admins::set_totp(ctx.db, admin, *off, ctx.now_us)?)
+        }
+        Task::AdminToken { admin } => {
+            Report::AdminChanged(admins::token(ctx.db, admin, ctx.now_us)?)
         }
     })
 }

@@ -257,6 +257,54 @@ pub(crate) const SERVER: &[(&str, &str)] = &[
     ("user clear-keep config", CONFIG),
     ("user clear-keep data_dir", DATA_DIR),
     (
+        "admin",
+        "Manage the admins of the web interface (also while the server runs)",
+    ),
+    ("admin create", "Create an admin of the web interface"),
+    ("admin create name", "The admin's name (a-z, 0-9, . _ - @)"),
+    ("admin create password_stdin", PASSWORD_STDIN),
+    ("admin create config", CONFIG),
+    ("admin create data_dir", DATA_DIR),
+    ("admin create json", JSON),
+    (
+        "admin passwd",
+        "Change an admin's password (its sessions end)",
+    ),
+    ("admin passwd name", ADMIN_NAME),
+    ("admin passwd password_stdin", PASSWORD_STDIN),
+    ("admin passwd config", CONFIG),
+    ("admin passwd data_dir", DATA_DIR),
+    ("admin passwd json", JSON),
+    ("admin list", "List all admins"),
+    ("admin list config", CONFIG),
+    ("admin list data_dir", DATA_DIR),
+    ("admin list json", JSON),
+    (
+        "admin delete",
+        "Delete an admin, with its API tokens and sessions",
+    ),
+    ("admin delete name", ADMIN_NAME),
+    ("admin delete config", CONFIG),
+    ("admin delete data_dir", DATA_DIR),
+    ("admin delete json", JSON),
+    (
+        "admin totp",
+        "Turn on an admin's second factor (TOTP): shows a QR code and recovery codes",
+    ),
+    ("admin totp name", ADMIN_NAME),
+    ("admin totp off", "Turn the second factor off"),
+    ("admin totp config", CONFIG),
+    ("admin totp data_dir", DATA_DIR),
+    ("admin totp json", JSON),
+    (
+        "admin token",
+        "Print a new API token of an admin for scripts (shown only once)",
+    ),
+    ("admin token name", ADMIN_NAME),
+    ("admin token config", CONFIG),
+    ("admin token data_dir", DATA_DIR),
+    ("admin token json", JSON),
+    (
         "gc",
         "Garbage collection now: prune versions by the retention rules, remove unreferenced \
          chunks\n\n\
@@ -312,3 +360,7 @@ pub(crate) const SERVER: &[(&str, &str)] = &[
 
 const CONFIG: &str = "Configuration file (YAML); without it the built-in defaults apply";
 const DATA_DIR: &str = "Data directory (overrides the configuration)";
+const JSON: &str = "Print JSON instead of text";
+const ADMIN_NAME: &str = "The admin's name";
+const PASSWORD_STDIN: &str =
+    "Read the password from the first line of standard input (for scripts)";

@@ -8,6 +8,7 @@
 //!
 //! - [`reports`]: the maintenance reports (verify, gc, stats, db-backup/-restore, locate, devices,
 //!   users);
+//! - [`admins`]: the admin account commands (list, changes, QR code, password prompts);
 //! - [`messages`]: the command line's and the admin channel's own messages.
 //!
 //! The API's error messages are in `api::present` (the API's own presentation, beside the error
@@ -15,6 +16,7 @@
 //!
 //! Numbers, sizes and times come from [`asgard_core::fmt`], shared with the agent.
 
+pub(crate) mod admins;
 pub(crate) mod help;
 pub(crate) mod messages;
 pub(crate) mod reports;
@@ -35,6 +37,8 @@ pub(crate) fn report(report: &Report, lang: Lang) -> String {
         Report::DeviceChanged(c) => reports::device_change(c, lang),
         Report::Users(list) => reports::users(list, lang),
         Report::KeepChanged(c) => reports::keep_change(c, lang),
+        Report::Admins(list) => admins::list(list, lang),
+        Report::AdminChanged(c) => admins::change(c, lang),
     }
 }
 
@@ -84,6 +88,10 @@ pub(crate) fn ops_error(e: &OpsError, lang: Lang) -> String {
                 "keep_versions must be at least 1.",
             )
             .to_owned(),
+        (OpsError::AdminNotFound { name }, _) => admins::not_found(name, lang),
+        (OpsError::AdminExists { name }, _) => admins::exists(name, lang),
+        (OpsError::BadAdminName { name, reason }, _) => admins::bad_name(name, reason, lang),
+        (OpsError::WeakPassword(w), _) => admins::weak_password(*w, lang),
         (OpsError::Other(e), _) => format!("{e:#}"),
         (e, _) => e.to_string(),
     }
