@@ -7,6 +7,7 @@
 //! asgard-agent` first).
 
 mod accounts;
+mod admin_browser;
 mod browser_harness;
 #[cfg(target_os = "linux")]
 mod budget;
