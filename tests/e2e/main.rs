@@ -8,6 +8,8 @@
 
 mod accounts;
 mod admin_browser;
+mod admin_http;
+mod admins;
 mod browser_harness;
 #[cfg(target_os = "linux")]
 mod budget;

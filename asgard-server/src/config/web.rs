@@ -63,3 +63,30 @@ impl WebConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::*;
+
+    #[test]
+    fn the_web_section_parses_and_refuses_nonsense() {
+        let c = Config::from_yaml(
+            "web:\n  session_idle: 10m\n  lockout_base: 2s\n",
+            Path::new("c.yaml"),
+        )
+        .unwrap();
+        assert_eq!(c.web.session_idle, HumanDuration::secs(600));
+        assert_eq!(c.web.lockout_base, HumanDuration::secs(2));
+        assert_eq!(c.web.session_max, HumanDuration::secs(12 * 3600));
+        let bad = |yaml: &str| {
+            format!(
+                "{:#}",
+                Config::from_yaml(yaml, Path::new("c.yaml")).unwrap_err()
+            )
+        };
+        assert!(bad("web:\n  session_idel: 10m\n").contains("session_idel"));
+        assert!(bad("web:\n  session_max: 0s\n").contains("web.session_max"));
+        assert!(bad("web:\n  lockout_base: 1h\n").contains("lockout_max"));
+    }
+}

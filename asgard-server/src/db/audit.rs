@@ -200,3 +200,104 @@ impl Db {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("asgard.redb")).unwrap();
+        (dir, db)
+    }
+
+    fn entry(i: i64) -> AuditRec {
+        AuditRec::new(i, "cli", AuditAction::AdminCreated, format!("admin:a{i}"))
+    }
+
+    #[test]
+    fn pages_go_newest_first_and_the_log_is_bounded() {
+        let (_d, db) = db();
+        for i in 0..25 {
+            db.audit_append_keeping(&entry(i), 20).unwrap();
+        }
+        let first = db.audit_page(None, 8).unwrap();
+        let times: Vec<i64> = first.iter().map(|(_, r)| r.time_us).collect();
+        assert_eq!(times, (17..25).rev().collect::<Vec<_>>());
+        let second = db.audit_page(Some(first.last().unwrap().0), 8).unwrap();
+        assert_eq!(second[0].1.time_us, 16);
+        let mut all = first.clone();
+        let mut before = None;
+        all.clear();
+        loop {
+            let page = db.audit_page(before, 7).unwrap();
+            let Some(last) = page.last() else { break };
+            before = Some(last.0);
+            all.extend(page);
+        }
+        // The oldest five went; the newest twenty are all there, once each.
+        let times: Vec<i64> = all.iter().map(|(_, r)| r.time_us).collect();
+        assert_eq!(times, (5..25).rev().collect::<Vec<_>>());
+        assert!(db.audit_page(Some(0), 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn actions_are_stored_by_name_and_texts_are_bounded() {
+        let (_d, db) = db();
+        let rec = AuditRec::new(1, "system", AuditAction::LoginFailed, "x".repeat(5000))
+            .client("192.0.2.1")
+            .detail("ä".repeat(AUDIT_TEXT_MAX));
+        db.audit_append(&rec).unwrap();
+        let (_, got) = db.audit_page(None, 1).unwrap().remove(0);
+        assert_eq!(got.object.len(), AUDIT_TEXT_MAX);
+        assert!(got.detail.len() <= AUDIT_TEXT_MAX && got.detail.chars().all(|c| c == 'ä'));
+        assert_eq!(got.client.as_deref(), Some("192.0.2.1"));
+        assert_eq!(got.action, AuditAction::LoginFailed);
+        // The stored form names the action, so a new variant anywhere changes no old entry.
+        let bytes = enc(&rec).unwrap();
+        assert!(bytes.windows(12).any(|w| w == b"login_failed"));
+        assert_eq!(
+            serde_json::to_string(&AuditAction::DeviceRevoked).unwrap(),
+            "\"device_revoked\""
+        );
+        // An action of a newer server reads as `Other`.
+        let mut newer = rec.clone();
+        newer.action = AuditAction::Other("quota_changed".into());
+        let back: AuditRec = dec(&enc(&newer).unwrap()).unwrap();
+        assert_eq!(back.action, AuditAction::Other("quota_changed".into()));
+        for a in AuditAction::ALL {
+            assert_eq!(&AuditAction::from_name(a.as_str()), a);
+        }
+    }
+
+    /// A database of a server from before the admin console (no admin, session or audit tables)
+    /// opens, gets the tables, and works.
+    #[test]
+    fn a_database_without_the_admin_tables_opens_and_gets_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("asgard.redb");
+        {
+            let old = redb::Database::create(&path).unwrap();
+            let txn = old.begin_write().unwrap();
+            let users: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("users");
+            let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
+            txn.open_table(users).unwrap();
+            txn.open_table(meta)
+                .unwrap()
+                .insert("next_user_id", 1)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        assert!(!db.admin_exists().unwrap());
+        assert!(db.audit_page(None, 10).unwrap().is_empty());
+        assert_eq!(db.sessions_count().unwrap(), 0);
+        db.admin_create("root", "$argon2id$x", 1).unwrap();
+        db.audit_append(&entry(1)).unwrap();
+        assert!(db.admin_exists().unwrap());
+        drop(db);
+        let db = Db::open(&path).unwrap();
+        assert_eq!(db.admin_list().unwrap()[0].name, "root");
+        assert_eq!(db.audit_page(None, 10).unwrap().len(), 1);
+    }
+}

@@ -216,3 +216,126 @@ pub(crate) fn token(db: &Db, name: &str, now_us: i64) -> Result<AdminChange, Ops
     change.token = Some(token);
     Ok(change)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::Task;
+
+    fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("asgard.redb")).unwrap();
+        (dir, db)
+    }
+
+    fn pw(s: &str) -> Password {
+        Password(s.to_owned())
+    }
+
+    #[test]
+    fn a_password_never_shows_in_the_log_form_of_a_task() {
+        let t = Task::AdminCreate {
+            admin: "root".into(),
+            password: pw("Donnerkeil-2024!"),
+        };
+        assert!(!format!("{t:?}").contains("Donnerkeil"));
+        // The wire form carries it (over the private socket) and reads back.
+        let wire = serde_json::to_string(&t).unwrap();
+        assert_eq!(
+            wire,
+            r#"{"name":"admin-create","admin":"root","password":"Donnerkeil-2024!"}"#
+        );
+        assert_eq!(serde_json::from_str::<Task>(&wire).unwrap(), t);
+    }
+
+    #[test]
+    fn accounts_are_created_listed_changed_and_deleted_and_every_change_is_audited() {
+        let (_d, db) = db();
+        assert!(matches!(
+            create(&db, "root", &pw("kurz"), 1),
+            Err(OpsError::WeakPassword(password::WeakPassword::TooShort))
+        ));
+        assert!(matches!(
+            create(&db, "administrator", &pw("Administrator"), 1),
+            Err(OpsError::WeakPassword(password::WeakPassword::EqualsName))
+        ));
+        assert!(matches!(
+            create(&db, "a b", &pw("Donnerkeil-2024!"), 1),
+            Err(OpsError::BadAdminName { .. })
+        ));
+        assert!(!db.admin_exists().unwrap(), "nothing was made");
+        let c = create(&db, "Root", &pw("Donnerkeil-2024!"), 1).unwrap();
+        assert_eq!((c.name.as_str(), c.action), ("root", AdminAction::Created));
+        assert!(matches!(
+            create(&db, "root", &pw("Donnerkeil-2025!"), 2),
+            Err(OpsError::AdminExists { .. })
+        ));
+        let stored = db.admin_get("root").unwrap().unwrap().1;
+        assert!(password::verify("Donnerkeil-2024!", &stored.hash));
+
+        let t = token(&db, "root", 3).unwrap().token.unwrap();
+        assert!(t.starts_with("asgadm_"));
+        let on = set_totp(&db, "root", false, 4).unwrap().totp.unwrap();
+        assert!(
+            on.uri.starts_with("otpauth://totp/AsgardBackup:root?"),
+            "{}",
+            on.uri
+        );
+        assert!(on.uri.contains("issuer=AsgardBackup"));
+        assert_eq!(on.recovery_codes.len(), 10);
+        let listed = list(&db).unwrap().admins;
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].totp && listed[0].tokens == 1);
+        // The report of a list holds no secret.
+        let json = serde_json::to_string(&list(&db).unwrap()).unwrap();
+        assert!(
+            !json.contains("argon2") && !json.contains("asgadm_"),
+            "{json}"
+        );
+
+        set_totp(&db, "root", true, 5).unwrap();
+        assert!(!list(&db).unwrap().admins[0].totp);
+        passwd(&db, "root", &pw("Neues-Passwort-1"), 6).unwrap();
+        let stored = db.admin_get("root").unwrap().unwrap().1;
+        assert!(password::verify("Neues-Passwort-1", &stored.hash));
+        assert!(matches!(
+            passwd(&db, "root", &pw("zu-kurz"), 6),
+            Err(OpsError::WeakPassword(_))
+        ));
+        delete(&db, "root", 7).unwrap();
+        assert!(list(&db).unwrap().admins.is_empty());
+        for result in [
+            delete(&db, "root", 8),
+            token(&db, "root", 8),
+            set_totp(&db, "root", false, 8),
+            passwd(&db, "root", &pw("Donnerkeil-2024!"), 8),
+        ] {
+            assert!(
+                matches!(result, Err(OpsError::AdminNotFound { .. })),
+                "{result:?}"
+            );
+        }
+        let log: Vec<_> = db
+            .audit_page(None, 100)
+            .unwrap()
+            .into_iter()
+            .rev()
+            .map(|(_, r)| (r.actor, r.action, r.object))
+            .collect();
+        let expect = [
+            AuditAction::AdminCreated,
+            AuditAction::TokenCreated,
+            AuditAction::TotpEnabled,
+            AuditAction::TotpDisabled,
+            AuditAction::PasswordChanged,
+            AuditAction::AdminDeleted,
+        ];
+        assert_eq!(log.len(), expect.len(), "{log:?}");
+        for ((actor, action, object), want) in log.iter().zip(expect) {
+            assert_eq!(
+                (actor.as_str(), action, object.as_str()),
+                ("cli", &want, "admin:root")
+            );
+        }
+    }
+}

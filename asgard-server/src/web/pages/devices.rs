@@ -99,6 +99,7 @@ pub(crate) async fn page(
 
 #[derive(Deserialize)]
 pub(crate) struct DeviceForm {
+    #[serde(default)]
     csrf: String,
     user: String,
     device: String,

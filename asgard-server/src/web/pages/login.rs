@@ -144,7 +144,7 @@ pub(crate) async fn login(
         Err(Refused::Invalid) => Ok(refused(lang, &Refused::Invalid, |l, _| {
             login_form(l, Some(t(l, Key::LoginFailed)))
         })),
-        Err(why) => Ok(refused(lang, &why, |l, m| login_form(l, m))),
+        Err(why) => Ok(refused(lang, &why, login_form)),
     }
 }
 
@@ -181,6 +181,7 @@ pub(crate) async fn totp_page(req: HttpRequest) -> Result<HttpResponse, WebError
 
 #[derive(Deserialize)]
 pub(crate) struct TotpForm {
+    #[serde(default)]
     csrf: String,
     code: String,
 }
@@ -226,6 +227,7 @@ pub(crate) async fn totp(
 
 #[derive(Deserialize)]
 pub(crate) struct CsrfOnly {
+    #[serde(default)]
     csrf: String,
 }
 

@@ -94,6 +94,7 @@ pub(crate) async fn page(
 
 #[derive(Deserialize)]
 pub(crate) struct StartForm {
+    #[serde(default)]
     csrf: String,
     dry_run: Option<String>,
     sample: Option<String>,

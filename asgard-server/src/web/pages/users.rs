@@ -93,6 +93,7 @@ pub(crate) async fn page(
 
 #[derive(Deserialize)]
 pub(crate) struct KeepForm {
+    #[serde(default)]
     csrf: String,
     user: String,
     action: String,

@@ -1,0 +1,587 @@
+//! The admin console over HTTP against the real server binary (issue 13, acceptance point 1):
+//! nothing opens without a session, refused logins and the lockout, CSRF and origin checks, an
+//! expired session, a device token that opens nothing, a revoked token refused everywhere, and
+//! the security headers on every answer.
+
+use std::time::Duration;
+
+use asgard_e2e::{Agent, Api, Server};
+use serde_json::{Value, json};
+
+/// Every console page (GET).
+const PAGES: [&str; 8] = [
+    "/admin",
+    "/admin/users",
+    "/admin/devices",
+    "/admin/runs",
+    "/admin/runs/anna/laptop/1",
+    "/admin/maintenance",
+    "/admin/audit",
+    "/admin/no-such-page",
+];
+
+/// Every state-changing console form (POST).
+const FORMS: [&str; 7] = [
+    "/admin/logout",
+    "/admin/users/keep",
+    "/admin/devices/approve",
+    "/admin/devices/reset",
+    "/admin/maintenance/gc",
+    "/admin/maintenance/verify",
+    "/admin/maintenance/db-backup",
+];
+
+const API_GET: [&str; 3] = ["/api/admin/stats", "/api/admin/users", "/api/admin/devices"];
+const API_POST: [&str; 6] = [
+    "/api/admin/users/keep",
+    "/api/admin/devices/approve",
+    "/api/admin/devices/reset",
+    "/api/admin/maintenance/gc",
+    "/api/admin/maintenance/verify",
+    "/api/admin/maintenance/db-backup",
+];
+
+/// A client that does not follow redirects and keeps no cookies: each test sends its own.
+struct Web {
+    api: Api,
+    client: reqwest::Client,
+    origin: String,
+}
+
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The value of the session cookie this answer sets, if any.
+    fn session(&self) -> Option<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.strip_prefix("asgard_session="))
+            .map(|c| c.split(';').next().unwrap_or("").to_owned())
+            .filter(|c| !c.is_empty())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+impl Web {
+    fn new(server: &Server) -> Web {
+        let api = Api::new(server);
+        let client = reqwest::Client::builder()
+            .tls_danger_accept_invalid_certs(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let origin = server.url.trim_end_matches('/').to_owned();
+        Web {
+            api,
+            client,
+            origin,
+        }
+    }
+
+    fn send(&self, req: reqwest::RequestBuilder) -> Answer {
+        self.api.block_on(async {
+            let r = req.send().await.unwrap();
+            Answer {
+                status: r.status().as_u16(),
+                headers: r.headers().clone(),
+                body: r.text().await.unwrap_or_default(),
+            }
+        })
+    }
+
+    fn get(&self, path: &str, session: Option<&str>) -> Answer {
+        let mut req = self.client.get(format!("{}{path}", self.origin));
+        if let Some(s) = session {
+            req = req.header("cookie", format!("asgard_session={s}"));
+        }
+        self.send(req)
+    }
+
+    /// A form post with the server's own origin unless `origin` says otherwise.
+    fn post_form(
+        &self,
+        path: &str,
+        session: Option<&str>,
+        origin: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> Answer {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.origin))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(urlencoded(form));
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        if let Some(s) = session {
+            req = req.header("cookie", format!("asgard_session={s}"));
+        }
+        self.send(req)
+    }
+
+    fn login(&self, name: &str, password: &str) -> Answer {
+        self.post_form(
+            "/admin/login",
+            None,
+            Some(&self.origin),
+            &[("name", name), ("password", password)],
+        )
+    }
+}
+
+/// A form body (`application/x-www-form-urlencoded`).
+fn urlencoded(form: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    form.iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The security headers every console answer carries.
+fn assert_security_headers(a: &Answer, what: &str) {
+    let csp = a.header("content-security-policy");
+    for part in [
+        "default-src 'none'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ] {
+        assert!(csp.contains(part), "{what}: CSP {csp:?} lacks {part}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{what}: {csp}");
+    assert_eq!(a.header("x-frame-options"), "DENY", "{what}");
+    assert_eq!(a.header("referrer-policy"), "no-referrer", "{what}");
+    assert_eq!(a.header("x-content-type-options"), "nosniff", "{what}");
+    assert!(
+        a.header("strict-transport-security")
+            .starts_with("max-age="),
+        "{what}"
+    );
+}
+
+#[test]
+fn nothing_in_the_console_opens_without_a_session() {
+    let server = Server::start();
+    let web = Web::new(&server);
+    for page in PAGES {
+        let a = web.get(page, None);
+        assert_eq!(a.status, 303, "{page}: {}", a.body);
+        assert_eq!(a.header("location"), "/admin/login", "{page}");
+        assert_security_headers(&a, page);
+        assert_eq!(a.header("cache-control"), "no-store", "{page}");
+        // A made-up session id is no session.
+        let a = web.get(page, Some(&"ab".repeat(32)));
+        assert_eq!(a.status, 303, "{page} with a made-up cookie");
+    }
+    for form in FORMS {
+        let a = web.post_form(form, None, Some(&web.origin), &[("csrf", "x")]);
+        assert_eq!(a.status, 303, "{form}: {}", a.body);
+        assert_eq!(a.header("location"), "/admin/login", "{form}");
+    }
+    for path in API_GET {
+        let a = web.get(path, None);
+        assert_eq!(a.status, 401, "{path}: {}", a.body);
+        assert_eq!(a.json()["code"], "unauthorized", "{path}");
+        assert_security_headers(&a, path);
+    }
+    for path in API_POST {
+        let req = web
+            .client
+            .post(format!("{}{path}", web.origin))
+            .json(&json!({"user": "anna", "device": "laptop"}));
+        let a = web.send(req);
+        assert_eq!(a.status, 401, "{path}: {}", a.body);
+    }
+    // The login page and the style sheet carry the headers too; the page names its sheet.
+    let login = web.get("/admin/login", None);
+    assert_eq!(login.status, 200);
+    assert_security_headers(&login, "/admin/login");
+    assert!(
+        login.body.contains("data-testid=\"login-form\""),
+        "{}",
+        login.body
+    );
+    assert!(login.body.contains("Anmelden"), "German by default");
+    let css = login
+        .body
+        .split("href=\"/assets/")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("style sheet link");
+    let a = web.get(&format!("/assets/{css}"), None);
+    assert_eq!(a.status, 200);
+    assert!(a.header("content-type").starts_with("text/css"));
+    assert!(a.header("cache-control").contains("max-age=31536000"));
+    assert!(a.body.contains("prefers-color-scheme: dark"));
+    assert_security_headers(&a, "css");
+    assert_eq!(web.get("/assets/app-0000.css", None).status, 404);
+    // English on request, through the language cookie.
+    let req = web
+        .client
+        .get(format!("{}/admin/login", web.origin))
+        .header("cookie", "lang=en");
+    let en = web.send(req);
+    assert!(
+        en.body.contains("Log in") && !en.body.contains("Anmelden"),
+        "{}",
+        en.body
+    );
+}
+
+#[test]
+fn a_device_token_opens_nothing_in_the_console() {
+    let server = Server::start();
+    let agent = Agent::new("anna", &server);
+    agent.ok(["login"]);
+    let token = agent.token();
+    let web = Web::new(&server);
+    for path in API_GET {
+        let a = web.send(
+            web.client
+                .get(format!("{}{path}", web.origin))
+                .bearer_auth(&token),
+        );
+        assert_eq!(a.status, 401, "{path} with a device token: {}", a.body);
+    }
+    for path in API_POST {
+        let a = web.send(
+            web.client
+                .post(format!("{}{path}", web.origin))
+                .bearer_auth(&token)
+                .json(&json!({"user": "anna", "device": "testhost"})),
+        );
+        assert_eq!(a.status, 401, "{path} with a device token: {}", a.body);
+    }
+    for page in PAGES {
+        let a = web.send(
+            web.client
+                .get(format!("{}{page}", web.origin))
+                .bearer_auth(&token),
+        );
+        assert_eq!(a.status, 303, "{page} with a device token");
+    }
+    // The device token as a session cookie is no session either.
+    assert_eq!(web.get("/admin", Some(&token)).status, 303);
+}
+
+#[test]
+fn refused_logins_say_the_same_and_the_lockout_engages_and_lifts() {
+    let server = Server::start_with_config(Some("web:\n  lockout_base: 2s\n  lockout_max: 2s\n"));
+    let web = Web::new(&server);
+    // A login from another origin is refused before anything is checked.
+    let a = web.post_form(
+        "/admin/login",
+        None,
+        Some("https://evil.example"),
+        &[("name", "root"), ("password", "whatever-it-is")],
+    );
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(a.session().is_none());
+    let a = web.post_form(
+        "/admin/login",
+        None,
+        None,
+        &[("name", "root"), ("password", "whatever-it-is")],
+    );
+    assert_eq!(a.status, 403, "no Origin, no Referer: {}", a.body);
+
+    let a = web.login("nobody", "wrong-password-1");
+    assert_eq!(a.status, 401, "{}", a.body);
+    assert!(
+        a.body
+            .contains("Anmeldung fehlgeschlagen: Name oder Passwort falsch."),
+        "{}",
+        a.body
+    );
+    assert!(a.session().is_none());
+    // Failures until the lockout engages (the address is locked after a few).
+    let mut locked = None;
+    for i in 0..12 {
+        let a = web.login("nobody", &format!("wrong-password-{i}"));
+        if a.status == 429 {
+            locked = Some(a);
+            break;
+        }
+        assert_eq!(a.status, 401, "{}", a.body);
+    }
+    let locked = locked.expect("the lockout engages after repeated failures");
+    assert!(locked.body.contains("Bitte warten Sie"), "{}", locked.body);
+    assert!(!locked.header("retry-after").is_empty());
+    assert_security_headers(&locked, "locked login");
+    // It lifts by itself after its time.
+    std::thread::sleep(Duration::from_millis(2500));
+    let a = web.login("nobody", "wrong-password-x");
+    assert_eq!(a.status, 401, "the lockout lifted: {}", a.body);
+}
+
+const PW: &str = "Donnerkeil-2024!";
+
+/// Creates the admin `name` on the running server with `asgard-server admin create
+/// --password-stdin`, and, when `token`, an admin API token (returned).
+fn create_admin(server: &Server, name: &str, token: bool) -> Option<String> {
+    use std::io::Write;
+    let dir = server.data_dir();
+    let mut child = asgard_e2e::server_admin_command(["admin", "create", name, "--password-stdin"])
+        .arg("--data-dir")
+        .arg(&dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PW}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", asgard_e2e::text(&out.stderr));
+    token.then(|| {
+        let out = asgard_e2e::server_admin_ok(
+            ["admin", "token", name, "--json", "--data-dir"]
+                .iter()
+                .map(std::ffi::OsString::from)
+                .chain([dir.clone().into_os_string()]),
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["token"].as_str().unwrap().to_owned()
+    })
+}
+
+/// The CSRF token of a page's forms.
+fn csrf_of(page: &Answer) -> String {
+    page.body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a form with its CSRF field")
+        .to_owned()
+}
+
+#[test]
+fn a_session_opens_the_console_and_every_change_needs_its_csrf_token_and_origin() {
+    let server = Server::start();
+    let admin_token = create_admin(&server, "root", true).unwrap();
+    let web = Web::new(&server);
+    // Two devices: anna's first one, then the one to revoke.
+    let anna = Agent::new("anna", &server);
+    anna.ok(["login"]);
+    let device_token = anna.token();
+
+    let a = web.login("root", "falsches-passwort-1");
+    assert_eq!(a.status, 401, "wrong password");
+    let login = web.login("root", PW);
+    assert_eq!(login.status, 303, "{}", login.body);
+    assert_eq!(login.header("location"), "/admin");
+    let cookie = login
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("asgard_session="))
+        .unwrap()
+        .to_owned();
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie} lacks {attr}");
+    }
+    let session = login.session().unwrap();
+    for page in &PAGES[..PAGES.len() - 2] {
+        if page.starts_with("/admin/runs/") {
+            continue;
+        }
+        let a = web.get(page, Some(&session));
+        assert_eq!(a.status, 200, "{page}: {}", a.body);
+        assert_security_headers(&a, page);
+        assert_eq!(a.header("cache-control"), "no-store", "{page}");
+        assert!(a.body.contains("data-testid=\"nav-logout\""), "{page}");
+    }
+    let devices = web.get("/admin/devices", Some(&session));
+    assert!(
+        devices
+            .body
+            .contains("data-testid=\"device-row-anna-testhost\"")
+    );
+    let csrf = csrf_of(&devices);
+    let keep = |csrf: &str| {
+        vec![
+            ("csrf", csrf.to_owned()),
+            ("user", "anna".to_owned()),
+            ("action", "set".to_owned()),
+            ("versions", "7".to_owned()),
+        ]
+    };
+    let post = |path: &str, origin: Option<&str>, form: &[(&str, String)]| {
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        web.post_form(path, Some(&session), origin, &form)
+    };
+    // Missing token, wrong token, right token from another origin: 403, in German.
+    let no_token: Vec<_> = keep(&csrf).into_iter().skip(1).collect();
+    let a = post("/admin/users/keep", Some(&web.origin), &no_token);
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(a.body.contains("Anfrage abgewiesen"), "{}", a.body);
+    assert_security_headers(&a, "csrf refusal");
+    let a = post(
+        "/admin/users/keep",
+        Some(&web.origin),
+        &keep(&"0".repeat(64)),
+    );
+    assert_eq!(a.status, 403);
+    let a = post(
+        "/admin/users/keep",
+        Some("https://evil.example"),
+        &keep(&csrf),
+    );
+    assert_eq!(a.status, 403);
+    let a = post("/admin/users/keep", None, &keep(&csrf));
+    assert_eq!(a.status, 403, "no Origin and no Referer");
+    let users = web.get("/admin/users", Some(&session));
+    assert!(!users.body.contains(">7<"), "nothing changed yet");
+    // The JSON twin with the cookie: the header token is needed too.
+    let json_keep = |token: Option<&str>| {
+        let mut req = web
+            .client
+            .post(format!("{}/api/admin/users/keep", web.origin))
+            .header("cookie", format!("asgard_session={session}"))
+            .header("origin", &web.origin)
+            .json(&json!({"user": "anna", "versions": 5}));
+        if let Some(t) = token {
+            req = req.header("x-csrf-token", t);
+        }
+        web.send(req)
+    };
+    assert_eq!(json_keep(None).status, 403);
+    assert_eq!(json_keep(Some("nope")).status, 403);
+    // The right token from the right origin works, on the page and in the twin.
+    let a = post("/admin/users/keep", Some(&web.origin), &keep(&csrf));
+    assert_eq!(a.status, 303, "{}", a.body);
+    let users = web.get("/admin/users", Some(&session));
+    assert!(
+        users.body.contains("data-testid=\"keep-anna\">7<"),
+        "{}",
+        users.body
+    );
+    assert_eq!(json_keep(Some(&csrf)).status, 200);
+    // The admin API token opens the twin without cookie and CSRF; it opens no page.
+    let a = web.send(
+        web.client
+            .get(format!("{}/api/admin/users", web.origin))
+            .bearer_auth(&admin_token),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["users"][0]["keep_versions"], 5);
+    assert!(a.session().is_none(), "a token request makes no session");
+    // Revoke anna's device in the console: its token is refused on every agent endpoint.
+    let a = post(
+        "/admin/devices/reset",
+        Some(&web.origin),
+        &[
+            ("csrf", csrf.clone()),
+            ("user", "anna".into()),
+            ("device", "testhost".into()),
+        ],
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.body.contains("data-testid=\"one-time-code\""),
+        "{}",
+        a.body
+    );
+    let agent_api = Api::new(&server);
+    for (method, path) in [
+        ("POST", "/api/check"),
+        ("POST", "/api/commit"),
+        ("POST", "/api/upload"),
+        ("GET", "/api/list"),
+        ("POST", "/api/restore"),
+        ("GET", &format!("/api/chunks/{}", "0".repeat(64))),
+        ("POST", "/api/manifest"),
+        ("POST", "/api/fetch"),
+        ("GET", "/api/runs"),
+        ("POST", "/api/runs"),
+    ] {
+        let url = format!("{}{path}", web.origin);
+        let req = if method == "GET" {
+            agent_api.client().get(url)
+        } else {
+            // A well-formed body where the endpoint reads it before the token.
+            let body = match path {
+                "/api/manifest" => json!({"version_ids": []}),
+                "/api/fetch" => json!({"chunks": []}),
+                _ => json!({}),
+            };
+            agent_api.client().post(url).json(&body)
+        };
+        let (status, body) = agent_api.send(req.bearer_auth(&device_token));
+        assert!(
+            status == 401 || status == 403,
+            "{method} {path} with a revoked token: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    // The audit log shows the login and the changes.
+    let audit = web.get("/admin/audit", Some(&session));
+    for action in ["login", "login_failed", "keep_changed", "device_reset"] {
+        assert!(
+            audit.body.contains(&format!("data-action=\"{action}\"")),
+            "{action} in {}",
+            audit.body
+        );
+    }
+    // Logout is a POST with the token; afterwards the session opens nothing.
+    let a = post(
+        "/admin/logout",
+        Some(&web.origin),
+        &[("csrf", "wrong".into())],
+    );
+    assert_eq!(a.status, 403);
+    let a = post(
+        "/admin/logout",
+        Some(&web.origin),
+        &[("csrf", csrf.clone())],
+    );
+    assert_eq!(a.status, 303);
+    assert_eq!(a.header("location"), "/admin/login");
+    assert_eq!(web.get("/admin", Some(&session)).status, 303);
+    assert_eq!(json_keep(Some(&csrf)).status, 401);
+}
+
+#[test]
+fn an_idle_session_expires() {
+    let server = Server::start_with_config(Some("web:\n  session_idle: 2s\n"));
+    create_admin(&server, "root", false);
+    let web = Web::new(&server);
+    let session = web.login("root", PW).session().expect("logged in");
+    assert_eq!(web.get("/admin", Some(&session)).status, 200);
+    std::thread::sleep(Duration::from_millis(3000));
+    let a = web.get("/admin", Some(&session));
+    assert_eq!(a.status, 303, "expired: {}", a.body);
+    assert_eq!(a.header("location"), "/admin/login");
+}
