@@ -44,12 +44,22 @@ fn open_nav(b: &Browser, nav: &str, path: &str) {
     );
 }
 
+/// A page the admin sees: its screenshot, and its text must read as German (no key, no
+/// placeholder, no English word), whatever state it shows.
+fn seen(b: &Browser, name: &str, keys: &BTreeSet<String>) {
+    b.screenshot(name);
+    let text = b.visible_text();
+    let faults = language_faults(&text, "de", keys);
+    assert!(faults.is_empty(), "{name}: {faults:?}\n{text}");
+}
+
 /// Acceptance 2: login with TOTP, approve a pending device (its next backup succeeds), revoke
 /// another device's token (its next backup fails with the German message), change a user's
 /// `keep_versions`, start a verify and see its result, find a device's last run with its error,
 /// log out; with a screenshot of every page.
 #[test]
 fn admin_runs_the_console_in_a_real_browser() {
+    let keys = catalogue_keys();
     let Some(b) = Browser::start() else { return };
     let server = Server::start_with_config(Some("registration: approve\n"));
     let files = some_files(1);
@@ -84,12 +94,12 @@ fn admin_runs_the_console_in_a_real_browser() {
     // Login: name and password, then the TOTP code of the authenticator app.
     b.goto(&format!("{}admin", base(&server)));
     b.wait_for(&tid("login-form"));
-    b.screenshot("login");
+    seen(&b, "login", &keys);
     b.fill(&tid("login-name"), &admin.name);
     b.fill(&tid("login-password"), PASSWORD);
     b.click(&tid("login-submit"));
     b.wait_for(&tid("totp-form"));
-    b.screenshot("login-totp");
+    seen(&b, "login-totp", &keys);
     b.fill(&tid("totp-code"), &admin.totp_now());
     b.click(&tid("totp-submit"));
     b.wait_for(&tid("overview"));
@@ -100,13 +110,13 @@ fn admin_runs_the_console_in_a_real_browser() {
         "one registration is pending: {}",
         b.text(&tid("overview-pending"))
     );
-    b.screenshot("overview");
+    seen(&b, "overview", &keys);
 
     // Geräte und Token: approve bob's device; his next backup succeeds.
     open_nav(&b, "nav-devices", "/admin/devices");
     let bob_state = tid("device-state-bob-testhost");
     assert_eq!(b.attr(&bob_state, "data-state").as_deref(), Some("pending"));
-    b.screenshot("devices");
+    seen(&b, "devices", &keys);
     b.click(&tid("approve-bob-testhost"));
     b.wait_for(&tid("flash-ok"));
     assert_eq!(b.attr(&bob_state, "data-state").as_deref(), Some("ok"));
@@ -118,7 +128,7 @@ fn admin_runs_the_console_in_a_real_browser() {
     assert_eq!(b.attr(&carol_state, "data-state").as_deref(), Some("ok"));
     b.click(&tid("reset-carol-laptop"));
     b.wait_for(&tid("flash-ok"));
-    b.screenshot("devices-revoked");
+    seen(&b, "devices-revoked", &keys);
     b.goto(&format!("{}admin/devices", base(&server)));
     assert_eq!(
         b.attr(&carol_state, "data-state").as_deref(),
@@ -138,7 +148,7 @@ fn admin_runs_the_console_in_a_real_browser() {
 
     // Benutzer: carol keeps 2 versions; the server holds it (the CLI reads it back).
     open_nav(&b, "nav-users", "/admin/users");
-    b.screenshot("users");
+    seen(&b, "users", &keys);
     b.fill(&tid("keep-input-carol"), "2");
     b.click(&tid("keep-set-carol"));
     b.wait_for(&tid("flash-ok"));
@@ -153,7 +163,7 @@ fn admin_runs_the_console_in_a_real_browser() {
 
     // Wartung: a full verify, and its result on the page.
     open_nav(&b, "nav-maintenance", "/admin/maintenance");
-    b.screenshot("maintenance");
+    seen(&b, "maintenance", &keys);
     b.wait_for(&tid("verify-full"));
     if b.script("return document.querySelector('[data-testid=\"verify-full\"]').checked") != true {
         b.click(&tid("verify-full"));
@@ -179,11 +189,11 @@ fn admin_runs_the_console_in_a_real_browser() {
         !b.exists(&tid("verify-damaged")),
         "no chunk is damaged: {shown}"
     );
-    b.screenshot("maintenance-verified");
+    seen(&b, "maintenance-verified", &keys);
 
     // Läufe: carol's laptop's last run, failed, with its error.
     open_nav(&b, "nav-runs", "/admin/runs");
-    b.screenshot("runs");
+    seen(&b, "runs", &keys);
     b.fill(&tid("runs-filter-user"), "carol");
     b.fill(&tid("runs-filter-device"), "laptop");
     b.select(&tid("runs-filter-state"), "failed");
@@ -203,13 +213,13 @@ fn admin_runs_the_console_in_a_real_browser() {
     );
     // The console shows no file names (privacy), not even of the missing root.
     assert!(!b.visible_text().contains("gibt-es-nicht"), "{errors}");
-    b.screenshot("run-detail");
+    seen(&b, "run-detail", &keys);
 
     // Protokoll: the approve and the revoke are there.
     open_nav(&b, "nav-audit", "/admin/audit");
     let audit = b.text(&tid("audit-table"));
     assert!(audit.contains("bob") && audit.contains("carol"), "{audit}");
-    b.screenshot("audit");
+    seen(&b, "audit", &keys);
 
     // Logout: back at the login, and the console is closed to this browser.
     b.click(&tid("nav-logout"));
@@ -217,7 +227,7 @@ fn admin_runs_the_console_in_a_real_browser() {
     b.goto(&format!("{}admin/devices", base(&server)));
     b.wait_for(&tid("login-form"));
     assert!(!b.exists(&tid("nav")));
-    b.screenshot("logged-out");
+    seen(&b, "logged-out", &keys);
 }
 
 /// The admin pages every language check reads, by their navigation testid.
@@ -358,10 +368,24 @@ fn every_admin_page_reads_in_german_and_in_english() {
     alice.backup(files.path());
     let admin = AdminAccount::create(&server, "sprachen", PASSWORD);
 
+    // The login page, in German, then in English through its own language control.
     b.goto(&format!("{}admin/login", base(&server)));
-    let login = b.visible_text();
-    let faults = language_faults(&login, "de", &keys);
-    assert!(faults.is_empty(), "login page (de): {faults:?}\n{login}");
+    for lang in ["de", "en"] {
+        if lang == "en" {
+            b.click(&tid("lang-en"));
+            b.wait_for(&tid("login-form"));
+        }
+        assert_eq!(b.page_lang(), lang, "login page");
+        let login = b.visible_text();
+        let faults = language_faults(&login, lang, &keys);
+        assert!(
+            faults.is_empty(),
+            "login page ({lang}): {faults:?}\n{login}"
+        );
+    }
+    b.click(&tid("lang-de"));
+    b.wait_for(&tid("login-form"));
+    assert_eq!(b.page_lang(), "de");
     admin.login(&b, &server);
 
     for lang in ["de", "en"] {
@@ -375,6 +399,15 @@ fn every_admin_page_reads_in_german_and_in_english() {
             let faults = language_faults(&text, lang, &keys);
             assert!(faults.is_empty(), "{path} ({lang}): {faults:?}\n{text}");
         }
+        // A run's own page.
+        open_nav(&b, "nav-runs", "/admin/runs");
+        b.click("[data-testid^=\"run-link-\"]");
+        b.wait_for(&tid("run-detail"));
+        assert_eq!(b.page_lang(), lang, "run detail");
+        let text = b.visible_text();
+        let faults = language_faults(&text, lang, &keys);
+        assert!(faults.is_empty(), "run detail ({lang}): {faults:?}\n{text}");
+        open_nav(&b, "nav-audit", "/admin/audit");
         if lang == "de" {
             // The page's own language control, on the last page read.
             b.click(&tid("lang-en"));
