@@ -105,6 +105,24 @@ fn admin_runs_the_console_in_a_real_browser() {
     b.wait_for(&tid("overview"));
     assert_eq!(b.text(&tid("admin-name")), "root");
     assert_eq!(b.page_lang(), "de");
+    // The session cookie as the browser keeps it: out of reach of scripts, HTTPS only, never
+    // sent along from another site.
+    let cookies = b.cdp("Network.getCookies", serde_json::json!({}));
+    let session = cookies["cookies"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["name"] == "asgard_session"))
+        .unwrap_or_else(|| panic!("no session cookie: {cookies}"))
+        .clone();
+    assert_eq!(session["httpOnly"], true, "{session}");
+    assert_eq!(session["secure"], true, "{session}");
+    assert_eq!(session["sameSite"], "Strict", "{session}");
+    let value = session["value"].as_str().unwrap();
+    assert!(value.len() >= 32, "a session id of 256 bits: {session}");
+    let script_sees = b.script("return document.cookie");
+    assert!(
+        !script_sees.as_str().unwrap_or_default().contains(value),
+        "a script reads the session cookie: {script_sees}"
+    );
     assert!(
         b.text(&tid("overview-pending")).contains('1'),
         "one registration is pending: {}",
@@ -229,6 +247,23 @@ fn admin_runs_the_console_in_a_real_browser() {
     b.goto(&format!("{}admin/devices", base(&server)));
     b.wait_for(&tid("login-form"));
     assert!(!b.exists(&tid("nav")));
+    // The old session is dead on the server, not only forgotten by the browser: set its cookie
+    // again, and the console still asks for a login.
+    b.cdp(
+        "Network.setCookie",
+        serde_json::json!({"name": "asgard_session", "value": value,
+            "url": base(&server), "secure": true, "httpOnly": true, "sameSite": "Strict"}),
+    );
+    let set = b.cdp("Network.getCookies", serde_json::json!({}));
+    assert!(
+        set["cookies"]
+            .as_array()
+            .is_some_and(|all| all.iter().any(|c| c["value"] == value)),
+        "the old cookie is not set again: {set}"
+    );
+    b.goto(&format!("{}admin/devices", base(&server)));
+    b.wait_for(&tid("login-form"));
+    assert!(!b.exists(&tid("devices-table")));
     seen(&b, "logged-out", &keys);
 }
 
