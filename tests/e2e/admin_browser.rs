@@ -100,6 +100,22 @@ fn admin_runs_the_console_in_a_real_browser() {
     b.click(&tid("login-submit"));
     b.wait_for(&tid("totp-form"));
     seen(&b, "login-totp", &keys);
+    // A wrong code (the right one, off by one) is refused, in German, and the step stays.
+    let right: u32 = admin.totp_now().parse().unwrap();
+    b.fill(
+        &tid("totp-code"),
+        &format!("{:06}", (right + 1) % 1_000_000),
+    );
+    b.click_unchecked(&tid("totp-submit"));
+    b.wait_for(&tid("totp-error"));
+    // The refusal's status (401) is the one console entry.
+    let errors = b.console_errors();
+    assert!(
+        errors.len() == 1 && errors[0].contains("/admin/login/totp") && errors[0].contains("401"),
+        "{errors:?}"
+    );
+    assert!(!b.exists(&tid("nav")), "a wrong code logged in");
+    seen(&b, "login-totp-wrong", &keys);
     b.fill(&tid("totp-code"), &admin.totp_now());
     b.click(&tid("totp-submit"));
     b.wait_for(&tid("overview"));

@@ -268,10 +268,16 @@ impl Browser {
     /// Clicks the element matching `selector` (waiting for it), waits for a page load it starts,
     /// and checks the console.
     pub fn click(&self, selector: &str) {
+        self.click_unchecked(selector);
+        self.check_console();
+    }
+
+    /// Like [`Browser::click`], but leaves the console to the caller (a refused form answers
+    /// with an error status, which the browser logs): [`Browser::console_errors`].
+    pub fn click_unchecked(&self, selector: &str) {
         let el = self.wait_for(selector);
         self.run(&format!("click {selector}"), el.click());
         self.settle();
-        self.check_console();
     }
 
     /// Replaces the value of the input matching `selector` with `text`.
