@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use asgard_e2e::browser;
 use asgard_e2e::console::base;
 use asgard_e2e::*;
 
@@ -44,10 +45,16 @@ fn open_nav(b: &Browser, nav: &str, path: &str) {
     );
 }
 
-/// A page the admin sees: its screenshot, and its text must read as German (no key, no
-/// placeholder, no English word), whatever state it shows.
+/// A page the admin sees: its screenshot; it fits a phone's width; and its text reads as German
+/// (no key, no placeholder, no English word), whatever state it shows.
 fn seen(b: &Browser, name: &str, keys: &BTreeSet<String>) {
     b.screenshot(name);
+    let width = b.phone_page_width();
+    assert!(
+        width <= u64::from(browser::PHONE.0),
+        "{name}: the page is {width} px wide on a {} px phone",
+        browser::PHONE.0
+    );
     let text = b.visible_text();
     let faults = language_faults(&text, "de", keys);
     assert!(faults.is_empty(), "{name}: {faults:?}\n{text}");
@@ -281,6 +288,49 @@ fn admin_runs_the_console_in_a_real_browser() {
     b.wait_for(&tid("login-form"));
     assert!(!b.exists(&tid("devices-table")));
     seen(&b, "logged-out", &keys);
+}
+
+/// The brightness (0–255) of a CSS `rgb(r, g, b)` colour.
+fn brightness(css: &str) -> u32 {
+    let n: Vec<u32> = css
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    assert!(n.len() >= 3, "no rgb colour: {css}");
+    (n[0] * 299 + n[1] * 587 + n[2] * 114) / 1000
+}
+
+/// The theme follows the browser: the same page is light by default and dark when the browser
+/// prefers dark (emulated through CDP), text readable on both.
+#[test]
+fn the_console_follows_the_browsers_colour_scheme() {
+    let Some(b) = Browser::start() else { return };
+    let server = Server::start();
+    let admin = AdminAccount::create(&server, "farben", PASSWORD);
+    admin.login(&b, &server);
+    let colours = |b: &Browser| {
+        let v = b.script(
+            "const s = getComputedStyle(document.body); return [s.backgroundColor, s.color];",
+        );
+        let get = |i: usize| v[i].as_str().unwrap_or_default().to_owned();
+        (brightness(&get(0)), brightness(&get(1)))
+    };
+    let (light_bg, light_fg) = colours(&b);
+    assert!(
+        light_bg > 180 && light_fg < 100,
+        "light theme: {light_bg}/{light_fg}"
+    );
+    b.cdp(
+        "Emulation.setEmulatedMedia",
+        serde_json::json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+    );
+    b.reload();
+    let (dark_bg, dark_fg) = colours(&b);
+    assert!(
+        dark_bg < 80 && dark_fg > 180,
+        "dark theme: {dark_bg}/{dark_fg}"
+    );
+    b.screenshot("overview-dark");
 }
 
 /// The admin pages every language check reads, by their navigation testid.

@@ -388,6 +388,16 @@ impl Browser {
         paths.try_into().unwrap()
     }
 
+    /// How wide the page is in the phone viewport ([`PHONE`]), in CSS pixels: more than
+    /// `PHONE.0` means the whole page scrolls sideways (a wide table in its own scroll box does
+    /// not count). The viewport is the desktop one again afterwards.
+    pub fn phone_page_width(&self) -> u64 {
+        self.set_viewport(PHONE, true);
+        let w = self.script("return document.documentElement.scrollWidth");
+        self.set_viewport(DESKTOP, false);
+        w.as_u64().unwrap_or(u64::MAX)
+    }
+
     /// The viewport: window size and the CDP device metrics (exactly `size` CSS pixels, scale
     /// 1; `mobile` as a phone does it), then one animation frame for the layout to follow.
     pub fn set_viewport(&self, size: (u32, u32), mobile: bool) {
