@@ -501,6 +501,11 @@ fn every_admin_page_reads_in_german_and_in_english() {
             let text = b.visible_text();
             let faults = language_faults(&text, lang, &keys);
             assert!(faults.is_empty(), "{path} ({lang}): {faults:?}\n{text}");
+            let width = b.phone_page_width();
+            assert!(
+                width <= u64::from(browser::PHONE.0),
+                "{path} ({lang}) is {width} px wide on a phone"
+            );
         }
         // A run's own page.
         open_nav(&b, "nav-runs", "/admin/runs");
