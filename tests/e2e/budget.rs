@@ -242,7 +242,10 @@ fn many_concurrent_large_uploads_keep_the_server_memory_bounded() {
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     sampler.join().unwrap();
     let peak = *peak.lock().unwrap();
-    let bound = base + 4 * BUDGET as u64 + 64 * MIB as u64;
+    // Two bodies in flight (the budget), their copies while the store writes them, a window of
+    // unread bytes per waiting connection, and allocator slack; glibc's dynamic mmap threshold
+    // (see `asgard_server::alloc`) took this run to 112-149 MiB above the start.
+    let bound = base + 2 * BUDGET as u64 + 48 * MIB as u64;
     println!(
         "server RSS: {} MiB at the start, {} MiB at the peak (bound {} MiB; the bodies together: {} MiB); {accepted} of {} uploads accepted",
         base >> 20,
