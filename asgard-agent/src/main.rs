@@ -43,6 +43,9 @@ enum Command {
         /// zurück
         #[arg(long, value_name = "CODE")]
         code: Option<String>,
+        /// Neues Geräte-Token des Administrators (asgard-server device token) übernehmen
+        #[arg(long, value_name = "TOKEN", conflicts_with = "code")]
+        token: Option<String>,
     },
     /// Geräte desselben Benutzers verwalten
     Device {
@@ -285,7 +288,7 @@ type Globals = (Option<PathBuf>, Option<PathBuf>, Option<String>);
 
 async fn run(ctx: &Ctx, command: Command, globals: Globals) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Login { code } => commands::login(ctx, code).await,
+        Command::Login { code, token } => commands::login(ctx, code, token).await,
         Command::Device {
             action: DeviceCommand::Approve { code },
         } => commands::approve_device(ctx, code).await,

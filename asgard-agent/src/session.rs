@@ -186,7 +186,14 @@ pub(crate) async fn connect_with(ctx: &Ctx, code: Option<&str>) -> anyhow::Resul
 
 /// `login`: connects (registering the device on first contact, or getting it back with the
 /// admin's `code` after a reset) and says who is logged in where.
-pub async fn login(ctx: &Ctx, code: Option<String>) -> anyhow::Result<ExitCode> {
+pub async fn login(
+    ctx: &Ctx,
+    code: Option<String>,
+    token: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    if let Some(token) = token {
+        adopt_token(ctx, token.trim())?;
+    }
     let code = match code {
         Some(typed) => Some(
             names::normalize_code(&typed)
@@ -206,6 +213,26 @@ pub async fn login(ctx: &Ctx, code: Option<String>) -> anyhow::Result<ExitCode> 
         println!("{}", pending_message(ctx.lang, &s.login));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Takes a token the admin issued for this device (`asgard-server device token`) into the state
+/// file, in place of the one it had; the login that follows checks it with the server.
+fn adopt_token(ctx: &Ctx, token: &str) -> anyhow::Result<()> {
+    if token.is_empty() || token.len() > 200 || token.chars().any(char::is_whitespace) {
+        bail!("{}", present::bad_token(ctx.lang));
+    }
+    let (user, device) = identity(ctx)?;
+    let mut state = State::load(&ctx.state_dir)?.unwrap_or_default();
+    state.user = user;
+    state.device = device;
+    state.token = Some(token.to_owned());
+    state.approval_code = None;
+    state.save(&ctx.state_dir).context(
+        ctx.lang
+            .pick("Zustand speichern", "saving state")
+            .to_owned(),
+    )?;
+    Ok(())
 }
 
 /// `device approve CODE`: this (active) device approves a pending device of the same user.

@@ -15,11 +15,16 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{Config, HumanDuration};
 use crate::control::{self, channel};
 use crate::ops::events::{self, EventBus};
+use crate::ops::jobs::JobBoard;
 use crate::ops::schedule::Scheduler;
 use crate::ops::{Resources, Task, dbbackup};
 use crate::present::help as cli_help;
 use crate::present::{self, messages};
 use crate::{api, lock, tls};
+
+mod accounts;
+
+use accounts::{DeviceCmd, RegistrationCmd, RunsArgs, UserCmd};
 
 /// The help texts here are German, the default; the English ones are in `cli_help::SERVER` under
 /// the command path and argument id (a test checks that each has one).
@@ -79,11 +84,26 @@ enum Cmd {
         #[command(subcommand)]
         cmd: DeviceCmd,
     },
-    /// Benutzer verwalten (Aufbewahrung je Benutzer)
+    /// Benutzer verwalten (Aufbewahrung, Sperre, Löschen)
     User {
         #[command(subcommand)]
         cmd: UserCmd,
     },
+    /// Registrierung neuer Geräte zur Laufzeit zeigen und ändern
+    Registration {
+        #[command(subcommand)]
+        cmd: RegistrationCmd,
+    },
+    /// Übersicht: Benutzer, Geräte und ihr letzter Lauf, Speicher, letzte GC und Prüfung
+    Overview {
+        #[command(flatten)]
+        common: Common,
+        /// JSON statt Text ausgeben
+        #[arg(long)]
+        json: bool,
+    },
+    /// Die Laufberichte der Agenten, neueste zuerst
+    Runs(RunsArgs),
     /// Admins der Weboberfläche verwalten (auch während der Server läuft)
     Admin {
         #[command(subcommand)]
@@ -155,65 +175,6 @@ enum Cmd {
     },
 }
 
-#[derive(Subcommand)]
-enum UserCmd {
-    /// Benutzer mit Anzahl ihrer Geräte und eigenem keep_versions auflisten
-    List {
-        #[command(flatten)]
-        common: Common,
-    },
-    /// Festlegen, wie viele Inhaltsversionen je Datei dieser Benutzer behält (statt
-    /// keep_versions)
-    SetKeep {
-        /// Benutzername
-        user: String,
-        /// Anzahl der Inhaltsversionen je Datei (1 oder mehr)
-        #[arg(value_parser = clap::value_parser!(u32).range(1..))]
-        versions: u32,
-        #[command(flatten)]
-        common: Common,
-    },
-    /// Die eigene Einstellung des Benutzers entfernen: keep_versions der Konfiguration gilt
-    /// wieder
-    ClearKeep {
-        /// Benutzername
-        user: String,
-        #[command(flatten)]
-        common: Common,
-    },
-}
-
-#[derive(Subcommand)]
-enum DeviceCmd {
-    /// Alle Geräte auflisten
-    List {
-        #[command(flatten)]
-        common: Common,
-    },
-    /// Ein wartendes Gerät freigeben (ein neues, oder eine neue Anmeldung unter einem
-    /// bestehenden Namen)
-    Approve {
-        /// Benutzername
-        user: String,
-        /// Gerätename
-        device: String,
-        #[command(flatten)]
-        common: Common,
-    },
-    /// Das Token eines Geräts widerrufen und einen Einmal-Code zur neuen Anmeldung ausgeben
-    ///
-    /// Widerruft das Token des Geräts und gibt einen Einmal-Code aus, mit dem es sich neu
-    /// anmeldet (`asgard-agent login --code`); seine Dateien bleiben.
-    Reset {
-        /// Benutzername
-        user: String,
-        /// Gerätename
-        device: String,
-        #[command(flatten)]
-        common: Common,
-    },
-}
-
 /// The command line, its help in the language of `LANG` (the configuration is read later).
 fn parse_cli() -> Cli {
     use clap::{CommandFactory, FromArgMatches};
@@ -249,46 +210,11 @@ pub fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Serve { common, listen } => serve(&common, listen).map(|()| 0),
         Cmd::Fingerprint { common } => fingerprint(&common).map(|()| 0),
-        Cmd::Device { cmd } => {
-            let (common, task) = match cmd {
-                DeviceCmd::List { common } => (common, Task::DeviceList),
-                DeviceCmd::Approve {
-                    user,
-                    device,
-                    common,
-                } => (common, Task::DeviceApprove { user, device }),
-                DeviceCmd::Reset {
-                    user,
-                    device,
-                    common,
-                } => (common, Task::DeviceReset { user, device }),
-            };
-            task_cmd(&common, false, |_| Ok(task))
-        }
-        Cmd::User { cmd } => {
-            let (common, task) = match cmd {
-                UserCmd::List { common } => (common, Task::UserList),
-                UserCmd::SetKeep {
-                    user,
-                    versions,
-                    common,
-                } => (
-                    common,
-                    Task::UserSetKeep {
-                        user,
-                        versions: Some(versions),
-                    },
-                ),
-                UserCmd::ClearKeep { user, common } => (
-                    common,
-                    Task::UserSetKeep {
-                        user,
-                        versions: None,
-                    },
-                ),
-            };
-            task_cmd(&common, false, |_| Ok(task))
-        }
+        Cmd::Device { cmd } => asked_cmd(cmd.task()),
+        Cmd::User { cmd } => asked_cmd(cmd.task()),
+        Cmd::Registration { cmd } => asked_cmd(cmd.task()),
+        Cmd::Runs(args) => asked_cmd(args.task()),
+        Cmd::Overview { common, json } => task_cmd(&common, json, |_| Ok(Task::Overview)),
         Cmd::Admin { cmd } => admin::run(cmd),
         Cmd::Gc {
             common,
@@ -351,6 +277,14 @@ fn task_cmd(
         print!("{}", outcome.text);
     }
     Ok(outcome.exit_code)
+}
+
+/// Runs the task of an account or console command ([`accounts`]); a confirmation that does not
+/// match is an error that names both names.
+fn asked_cmd((common, json, task): accounts::Asked) -> CmdResult<u8> {
+    task_cmd(&common, json, |lang| {
+        task.map_err(|(user, typed)| anyhow!("{}", messages::confirm_mismatch(&user, &typed, lang)))
+    })
 }
 
 /// An absolute form of a path given on the command line (the server may run in another folder).
@@ -420,7 +354,7 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
     let fp = material.fingerprint();
     let tls_config = material.server_config()?;
     let listen = config.listen.clone();
-    let open_unkeyed = open_without_key(&config);
+    let open_unkeyed = open_without_key(&config, &db);
     dbbackup::clean_temp(&config.data_dir);
     let events = Arc::new(EventBus::new());
     events::spawn_log(&events).context("event log thread")?;
@@ -445,6 +379,8 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
         res.config.clone(),
     ));
     let throttle = web::Data::new(api::throttle::Throttle::new(&res.config.limits));
+    // The admin console's maintenance jobs (GC, verify, db-backup started from a page).
+    let jobs = web::Data::from(JobBoard::new(res.clone()));
     let routes = api::routes_with(&res.config.limits);
     let console = web::Data::new(crate::web::Console {
         auth: Arc::new(crate::service::webauth::WebAuth::new(
@@ -460,6 +396,7 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
                 App::new()
                     .app_data(state.clone())
                     .app_data(throttle.clone())
+                    .app_data(jobs.clone())
                     .app_data(console.clone())
                     // The console first: the API's scope answers every other path.
                     .configure(crate::web::routes)
@@ -493,8 +430,15 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
 
 /// Anybody who reaches the server may register a new user: `registration: open` and no
 /// enrollment key.
-fn open_without_key(config: &Config) -> bool {
-    config.registration == crate::config::Registration::Open && config.enrollment_key.is_none()
+/// The mode and key set at run time (`registration set`) count, else the configuration's.
+fn open_without_key(config: &Config, db: &crate::db::Db) -> bool {
+    match crate::ops::registration::effective(db, config) {
+        Ok((mode, key)) => mode == crate::config::Registration::Open && key.is_none(),
+        Err(_) => {
+            config.registration == crate::config::Registration::Open
+                && config.enrollment_key.is_none()
+        }
+    }
 }
 
 /// Some of the bound addresses are reachable from other machines.

@@ -86,6 +86,9 @@ pub struct Config {
     /// Percentage of chunks the periodic verify reads (1–100; chunks marked bad are always
     /// read). Default 5.
     pub verify_sample_percent: u32,
+    /// A device whose last successful backup is older than this is shown as overdue (admin
+    /// console overview, `overview`). Default `2d`.
+    pub overdue_after: HumanDuration,
     /// The chunk store (`store:`): backend, folder, segment size, compaction threshold; see
     /// [`StoreConfig`].
     pub store: StoreConfig,
@@ -212,6 +215,7 @@ impl Default for Config {
             db_backup_keep: 7,
             verify_interval: HumanDuration::secs(24 * 3600),
             verify_sample_percent: 5,
+            overdue_after: HumanDuration::secs(2 * 86_400),
             store: StoreConfig::default(),
             limits: Limits::default(),
             web: WebConfig::default(),

@@ -31,14 +31,30 @@ const FORMS: [&str; 7] = [
     "/admin/maintenance/db-backup",
 ];
 
-const API_GET: [&str; 3] = ["/api/admin/stats", "/api/admin/users", "/api/admin/devices"];
-const API_POST: [&str; 6] = [
+const API_GET: [&str; 8] = [
+    "/api/admin/stats",
+    "/api/admin/users",
+    "/api/admin/devices",
+    "/api/admin/overview",
+    "/api/admin/runs",
+    "/api/admin/registration",
+    "/api/admin/jobs",
+    "/api/admin/jobs/1",
+];
+const API_POST: [&str; 13] = [
     "/api/admin/users/keep",
     "/api/admin/devices/approve",
     "/api/admin/devices/reset",
     "/api/admin/maintenance/gc",
     "/api/admin/maintenance/verify",
     "/api/admin/maintenance/db-backup",
+    "/api/admin/users/disable",
+    "/api/admin/users/enable",
+    "/api/admin/users/delete",
+    "/api/admin/devices/revoke",
+    "/api/admin/devices/token",
+    "/api/admin/registration",
+    "/api/admin/jobs",
 ];
 
 /// A client that does not follow redirects and keeps no cookies: each test sends its own.
@@ -591,4 +607,137 @@ fn an_idle_session_expires() {
     let a = web.get("/admin", Some(&session));
     assert_eq!(a.status, 303, "expired: {}", a.body);
     assert_eq!(a.header("location"), "/admin/login");
+}
+
+/// The JSON twin of the ops tasks with an admin API token: revoke and a new token change what
+/// the agent gets next, the reports answer, bad input is refused, and a verify started as a
+/// background job is watched until its report.
+#[test]
+fn the_json_twin_runs_the_account_actions_reports_and_jobs() {
+    let server = Server::start();
+    let admin_token = create_admin(&server, "root", true).unwrap();
+    let web = Web::new(&server);
+    let anna = Agent::new("anna", &server);
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("a.txt"), b"Hallo Welt").unwrap();
+    anna.backup(work.path());
+    let call = |method: &str, path: &str, body: Option<Value>| -> Answer {
+        let url = format!("{}{path}", web.origin);
+        let req = match method {
+            "GET" => web.client.get(url),
+            _ => web.client.post(url).json(&body.unwrap_or(json!({}))),
+        };
+        web.send(req.bearer_auth(&admin_token))
+    };
+
+    let a = call("GET", "/api/admin/overview", None);
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["users"], 1);
+    assert_eq!(a.json()["device_runs"][0]["state"], "ok", "{}", a.body);
+    let a = call("GET", "/api/admin/runs?user=anna&state=ok", None);
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["total"], 1, "{}", a.body);
+    let a = call("GET", "/api/admin/runs?state=kaputt", None);
+    assert_eq!(a.status, 400, "{}", a.body);
+    let a = call("GET", "/api/admin/runs?user=niemand", None);
+    assert_eq!(a.status, 404, "{}", a.body);
+
+    // Revoke: the agent is refused at once and told so; a new token brings it back.
+    let who = json!({"user": "anna", "device": "testhost"});
+    let a = call("POST", "/api/admin/devices/revoke", Some(who.clone()));
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["action"], "revoked");
+    let out = anna.run(["list"]);
+    assert!(
+        asgard_e2e::text(&out.stderr).contains("widerrufen"),
+        "{}",
+        asgard_e2e::text(&out.stderr)
+    );
+    let a = call("POST", "/api/admin/devices/token", Some(who));
+    assert_eq!(a.status, 200, "{}", a.body);
+    let token = a.json()["token"].as_str().unwrap().to_owned();
+    anna.ok(["login", "--token", &token]);
+    anna.ok(["list"]);
+
+    // Disable and enable; delete needs the name typed again.
+    let a = call(
+        "POST",
+        "/api/admin/users/disable",
+        Some(json!({"user": "anna"})),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(!anna.run(["list"]).status.success());
+    let a = call(
+        "POST",
+        "/api/admin/users/enable",
+        Some(json!({"user": "anna"})),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    anna.ok(["list"]);
+    let a = call(
+        "POST",
+        "/api/admin/users/delete",
+        Some(json!({"user": "anna", "confirm": "anne"})),
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    anna.ok(["list"]);
+
+    // Registration: a short key is refused, a mode is kept and shown.
+    let a = call(
+        "POST",
+        "/api/admin/registration",
+        Some(json!({"mode": "open", "enrollment_key": "kurz"})),
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    let a = call(
+        "POST",
+        "/api/admin/registration",
+        Some(json!({"mode": "closed"})),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        call("GET", "/api/admin/registration", None).json()["mode"],
+        "closed"
+    );
+    let bert = Agent::new("bert", &server);
+    assert!(
+        !bert.run(["login"]).status.success(),
+        "registration is closed"
+    );
+
+    // A verify as a background job, watched until its report.
+    let a = call("POST", "/api/admin/jobs", Some(json!({"task": "verify"})));
+    assert_eq!(a.status, 202, "{}", a.body);
+    let id = a.json()["id"].as_u64().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let a = call("GET", &format!("/api/admin/jobs/{id}"), None);
+        assert_eq!(a.status, 200, "{}", a.body);
+        let j = a.json();
+        if !j["finished"].is_null() {
+            break j;
+        }
+        assert!(std::time::Instant::now() < deadline, "the job never ended");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(job["name"], "verify");
+    assert_eq!(job["finished"]["exit_code"], 0, "{job}");
+    assert!(
+        job["finished"]["report"]["chunks_checked"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{job}"
+    );
+    assert_eq!(job["steps"][0]["step"], "verifying", "{job}");
+    let a = call("GET", "/api/admin/jobs", None);
+    assert!(a.json()["current"].is_null(), "{}", a.body);
+    assert_eq!(a.json()["last"][0]["id"], id, "{}", a.body);
+    let a = call(
+        "POST",
+        "/api/admin/jobs",
+        Some(json!({"task": "frobnicate"})),
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(call("GET", "/api/admin/jobs/999", None).status, 404);
 }

@@ -186,6 +186,10 @@ pub const AGENT: &[(&str, &str)] = &[
         "Log in to the server (registers the device the first time)",
     ),
     (
+        "login token",
+        "Take over a new device token from the administrator (asgard-server device token)",
+    ),
+    (
         "login code",
         "The administrator's one-time code after \"device reset\": brings the device back with \
          all its files",

@@ -72,6 +72,16 @@ pub(crate) fn bad_name(name: &str, e: &asgard_core::names::NameError, lang: Lang
 }
 
 /// A typed code that cannot be one.
+/// A token given with `login --token` that cannot be one.
+pub(crate) fn bad_token(lang: Lang) -> &'static str {
+    lang.pick(
+        "Das ist kein gültiges Geräte-Token: Bitte das Token genau so angeben, wie \
+         „asgard-server device token“ es ausgegeben hat (beginnt mit asg_).",
+        "That is not a valid device token: please give the token exactly as \
+         \"asgard-server device token\" printed it (it starts with asg_).",
+    )
+}
+
 pub(crate) fn bad_code(typed: &str, lang: Lang) -> String {
     match lang {
         Lang::De => format!(
@@ -232,6 +242,28 @@ pub(crate) fn server_error(body: &ErrorBody, lang: Lang) -> String {
             "The approval code matches no waiting device (wrong, expired or already used). Run \
              \"asgard-agent login\" on the new device: it shows the valid code. ({m})"
         ),
+        ("token_revoked", Lang::De) => "Der Administrator hat den Zugang dieses Geräts zum \
+             Server widerrufen; sein Token gilt nicht mehr. Sichern und Wiederherstellen gehen \
+             erst wieder, wenn der Administrator einen neuen Zugang gibt: entweder ein neues \
+             Token (hier dann „asgard-agent login --token TOKEN“) oder einen Einmal-Code \
+             („asgard-agent login --code CODE“). Ihre bisher gesicherten Dateien bleiben \
+             erhalten."
+            .to_owned(),
+        ("token_revoked", Lang::En) => "The administrator revoked this device's access to the \
+             server; its token is no longer valid. Backup and restore work again once the \
+             administrator gives new access: either a new token (then \"asgard-agent login \
+             --token TOKEN\" here) or a one-time code (\"asgard-agent login --code CODE\"). \
+             The files backed up so far are kept."
+            .to_owned(),
+        ("user_disabled", Lang::De) => "Der Administrator hat Ihr Benutzerkonto auf dem \
+             Server gesperrt: Keines Ihrer Geräte kann sichern oder wiederherstellen, bis er es \
+             wieder freischaltet. Ihre gesicherten Dateien bleiben erhalten. Bitte wenden Sie \
+             sich an den Administrator."
+            .to_owned(),
+        ("user_disabled", Lang::En) => "The administrator disabled your user account on the \
+             server: none of your devices can back up or restore until it is enabled again. \
+             Your backed-up files are kept. Please contact the administrator."
+            .to_owned(),
         ("name_confusable", _) | ("too_many_devices", _) => m.clone(),
         ("device_pending", Lang::De) => "Das Gerät wartet noch auf Freigabe: „asgard-agent \
              login“ zeigt den Code, mit dem ein aktives Gerät desselben Benutzers es freigibt \

@@ -50,9 +50,11 @@ pub(crate) async fn login(
     let st = state.clone();
     let request = body.clone();
     let answer = blocking(move || {
+        // The mode and key set at run time (`registration set`) win over the configuration.
+        let (registration, key_hash) = crate::ops::registration::effective(&st.db, &st.config)?;
         let policy = LoginPolicy {
-            registration: st.config.registration,
-            enrollment_key: st.config.enrollment_key.as_deref(),
+            registration,
+            enrollment_key: key_hash.as_ref(),
         };
         let answer = crate::service::login::login(&st.db, &request, token_hash, policy, now_us())?;
         Ok(answer)

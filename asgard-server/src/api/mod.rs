@@ -12,6 +12,7 @@ pub(crate) mod present;
 pub(crate) mod refused;
 pub(crate) mod restore;
 pub(crate) mod runs;
+pub(crate) mod seen;
 pub(crate) mod throttle;
 
 use std::future::Future;
@@ -43,6 +44,8 @@ pub(crate) struct AppState {
     /// What a store write costs, for the answer time of deduplicated uploads (see
     /// `crate::service::ingest`).
     pub put_cost: crate::service::ingest::PutCost,
+    /// When each device's last-seen record was last written (see [`seen`]).
+    pub seen: seen::SeenThrottle,
 }
 
 impl AppState {
@@ -54,6 +57,7 @@ impl AppState {
                 config.upload_wait.0,
             ),
             put_cost: crate::service::ingest::PutCost::default(),
+            seen: seen::SeenThrottle::default(),
             db,
             store,
             config,
@@ -72,6 +76,12 @@ pub(crate) enum ApiError {
     Unauthorized,
     #[error("device pending")]
     DevicePending,
+    /// The admin revoked (or replaced) this device's token.
+    #[error("token revoked")]
+    TokenRevoked,
+    /// The admin disabled this device's user.
+    #[error("user disabled")]
+    UserDisabled,
     #[error("name {0} confusable with an existing user")]
     ConfusableName(String),
     #[error("{0} devices already")]
@@ -149,6 +159,8 @@ impl ApiError {
             ApiError::ProtocolVersion(_) => "protocol_version",
             ApiError::Unauthorized => "unauthorized",
             ApiError::DevicePending => "device_pending",
+            ApiError::TokenRevoked => "token_revoked",
+            ApiError::UserDisabled => "user_disabled",
             ApiError::ConfusableName(_) => "name_confusable",
             ApiError::TooManyDevices(_) => "too_many_devices",
             ApiError::ApprovalCode => "approval_code",
@@ -220,7 +232,8 @@ impl ResponseError for ApiError {
             | ApiError::ChunkHashMismatch(_)
             | ApiError::ChunkCorrupt(..)
             | ApiError::BadEntry(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::TokenRevoked => StatusCode::UNAUTHORIZED,
+            ApiError::UserDisabled => StatusCode::FORBIDDEN,
             ApiError::DevicePending | ApiError::EnrollmentKey | ApiError::RegistrationClosed => {
                 StatusCode::FORBIDDEN
             }
@@ -267,6 +280,8 @@ impl From<DbError> for ApiError {
         match e {
             DbError::Unauthorized => ApiError::Unauthorized,
             DbError::Pending => ApiError::DevicePending,
+            DbError::TokenRevoked => ApiError::TokenRevoked,
+            DbError::UserDisabled => ApiError::UserDisabled,
             DbError::BadName(d) => ApiError::BadRequest(d),
             DbError::ConfusableName { name } => ApiError::ConfusableName(name),
             DbError::TooManyDevices { limit } => ApiError::TooManyDevices(limit),
@@ -396,7 +411,21 @@ impl FromRequest for Authed {
             let state = state.ok_or_else(|| ApiError::Internal("no app state".into()))?;
             let hash = hash_token(&token);
             let db = state.db.clone();
-            let auth = blocking(move || Ok(db.authenticate(&hash)?)).await?;
+            let addr = req.peer_addr().map(|a| a.ip());
+            let st = state.clone();
+            let auth = blocking(move || {
+                let auth = db.authenticate(&hash)?;
+                let now = crate::db::now_us();
+                if let Some(ip) = addr
+                    && st.seen.due((auth.user_id, auth.device_id), ip, now)
+                    && let Err(e) =
+                        db.record_seen(auth.user_id, auth.device_id, &ip.to_string(), now)
+                {
+                    tracing::warn!(error = %e, "last-seen record not written");
+                }
+                Ok(auth)
+            })
+            .await?;
             refused::note(
                 &req,
                 refused::Who {

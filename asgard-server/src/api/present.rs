@@ -30,6 +30,18 @@ pub(crate) fn error_message(e: &ApiError, l: Lang) -> String {
                 "Login refused: the device token or the code is unknown, invalid or expired. A device that was reset logs in with the administrator's code (asgard-agent login --code CODE).",
             )
             .into(),
+        ApiError::TokenRevoked => l
+            .pick(
+                "Der Administrator hat den Zugang dieses Geräts widerrufen: Sein Token gilt nicht mehr. Für einen neuen Zugang bitte den Administrator um ein neues Token oder einen Einmal-Code (asgard-agent login --code CODE).",
+                "The administrator revoked this device's access: its token is no longer valid. To get back in, ask the administrator for a new token or a one-time code (asgard-agent login --code CODE).",
+            )
+            .into(),
+        ApiError::UserDisabled => l
+            .pick(
+                "Der Administrator hat diesen Benutzer gesperrt: Seine Geräte können nicht sichern oder wiederherstellen, bis er wieder freigeschaltet ist.",
+                "The administrator disabled this user: their devices cannot back up or restore until the user is enabled again.",
+            )
+            .into(),
         ApiError::DevicePending => l
             .pick(
                 "Das Gerät ist noch nicht freigegeben. Ein bereits aktives Gerät desselben Benutzers gibt es mit dem Code frei, den „asgard-agent login“ auf diesem Gerät anzeigt (asgard-agent device approve CODE), oder der Administrator (asgard-server device approve BENUTZER GERÄT).",

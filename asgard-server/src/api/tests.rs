@@ -722,3 +722,107 @@ async fn folders_and_metadata_only_versions_over_the_api() {
     );
     assert_eq!(env.state.db.stats().unwrap().versions, 2);
 }
+
+/// Every agent endpoint of a revoked device answers 401 `token_revoked`, and of a disabled user
+/// 403 `user_disabled`, with a German message that says what happened; another user's device
+/// goes on, and an unknown token still hears only `unauthorized`.
+#[actix_web::test]
+async fn revoked_tokens_and_disabled_users_are_refused_on_every_endpoint() {
+    let env = env(Registration::Open);
+    let app = app!(env);
+    let mut tokens = Vec::new();
+    for user in ["anna", "bert"] {
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::post()
+                .uri("/api/login")
+                .set_json(login_body(user))
+                .to_request(),
+        )
+        .await;
+        let login: LoginResponse = test::read_body_json(resp).await;
+        tokens.push(login.token.unwrap());
+    }
+    let zero = ChunkId::of(b"x").to_hex();
+    let endpoints: Vec<(&str, String, Option<Value>)> = vec![
+        ("POST", "/api/login".into(), Some(login_body("anna"))),
+        ("POST", "/api/check".into(), Some(json!({ "chunks": [] }))),
+        ("POST", "/api/commit".into(), Some(json!({ "entries": [] }))),
+        ("GET", "/api/list".into(), None),
+        ("POST", "/api/restore".into(), Some(json!({ "path": "/x" }))),
+        ("GET", format!("/api/chunks/{zero}"), None),
+        (
+            "POST",
+            "/api/manifest".into(),
+            Some(json!({ "version_ids": [] })),
+        ),
+        ("POST", "/api/fetch".into(), Some(json!({ "chunks": [] }))),
+        ("GET", "/api/runs".into(), None),
+        (
+            "POST",
+            "/api/runs".into(),
+            Some(
+                json!({ "started_us": 1, "finished_us": 2, "agent_version": "t", "exit_code": 0,
+                         "files_seen": 0, "files_new": 0, "files_changed": 0,
+                         "files_unchanged": 0, "files_deleted": 0, "files_skipped": 0,
+                         "bytes_read": 0, "bytes_sent": 0, "bytes_new": 0,
+                         "versions_created": 0, "duration_s": 0.0 }),
+            ),
+        ),
+        ("POST", "/api/upload".into(), None),
+        (
+            "POST",
+            "/api/devices/approve".into(),
+            Some(json!({ "code": "ABCD-EFGH" })),
+        ),
+    ];
+    let ask = |token: String, method: &'static str, uri: String, body: Option<Value>| {
+        let mut req = match method {
+            "GET" => test::TestRequest::get(),
+            _ => test::TestRequest::post(),
+        }
+        .uri(&uri)
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .insert_header(("Accept-Language", "de"));
+        if let Some(b) = body {
+            req = req.set_json(b);
+        } else if uri == "/api/upload" {
+            let (ctype, bytes) = multipart(&[(zero.clone(), stored::encode_raw(b"x"))]);
+            req = req
+                .insert_header(("Content-Type", ctype))
+                .set_payload(bytes);
+        }
+        test::call_service(&app, req.to_request())
+    };
+    let check_all = |wanted_status: StatusCode, wanted_code: &'static str, words: &'static str| {
+        let anna = tokens[0].clone();
+        let endpoints = endpoints.clone();
+        let ask = &ask;
+        async move {
+            for (method, uri, body) in endpoints {
+                let resp = ask(anna.clone(), method, uri.clone(), body).await;
+                assert_eq!(resp.status(), wanted_status, "{method} {uri}");
+                let err: ErrorBody = test::read_body_json(resp).await;
+                assert_eq!(err.code, wanted_code, "{method} {uri}");
+                assert!(
+                    err.message.contains(words),
+                    "{method} {uri}: {}",
+                    err.message
+                );
+            }
+        }
+    };
+
+    env.state.db.set_user_disabled("anna", true, 1).unwrap();
+    check_all(StatusCode::FORBIDDEN, "user_disabled", "gesperrt").await;
+    env.state.db.set_user_disabled("anna", false, 2).unwrap();
+    env.state.db.revoke_device("anna", "pc", 3).unwrap();
+    check_all(StatusCode::UNAUTHORIZED, "token_revoked", "widerrufen").await;
+
+    // bert is not touched; a token nobody had stays a plain `unauthorized`.
+    let resp = ask(tokens[1].clone(), "GET", "/api/list".into(), None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = ask("asg_nobody".into(), "GET", "/api/list".into(), None).await;
+    let err: ErrorBody = test::read_body_json(resp).await;
+    assert_eq!(err.code, "unauthorized");
+}

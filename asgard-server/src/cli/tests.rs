@@ -8,13 +8,21 @@ fn open_registration_is_a_warning_only_off_loopback_and_without_key() {
     assert!(exposed(&addr("192.168.1.5:8443")));
     assert!(!exposed(&addr("127.0.0.1:8443")));
     assert!(!exposed(&addr("[::1]:8443")));
+    let (_d, db) = crate::testutil::open_db();
     let mut config = Config::default();
-    assert!(open_without_key(&config));
+    assert!(open_without_key(&config, &db));
     config.enrollment_key = Some("k".into());
-    assert!(!open_without_key(&config));
+    assert!(!open_without_key(&config, &db));
     config.enrollment_key = None;
     config.registration = crate::config::Registration::Approve;
-    assert!(!open_without_key(&config));
+    assert!(!open_without_key(&config, &db));
+    // A mode set at run time counts over the file's.
+    let open = crate::ops::registration::Change {
+        mode: Some(crate::config::Registration::Open),
+        ..Default::default()
+    };
+    crate::ops::registration::set(&db, &config, &open, 1).unwrap();
+    assert!(open_without_key(&config, &db));
 }
 
 #[test]

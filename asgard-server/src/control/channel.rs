@@ -182,6 +182,15 @@ fn handle(mut stream: UnixStream, res: &Resources) {
     };
     let reply = match res
         .run(&request.task, Origin::AdminChannel, &mut progress)
+        .inspect(|report| {
+            // A command on the server's machine: audited as `cli`.
+            crate::ops::audit::record(
+                &res.db,
+                &crate::ops::audit::Actor::cli(),
+                &request.task,
+                report,
+            )
+        })
         .map_err(|e| present::ops_error(&e, lang))
         .and_then(|report| Outcome::of(&report, lang).map_err(|e| format!("{e:#}")))
     {

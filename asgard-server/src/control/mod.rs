@@ -84,6 +84,9 @@ pub(crate) fn execute(
                 now_us: crate::db::now_us(),
             };
             let result = ops::run(task, &ctx, &mut |s| progress(present::step(s, lang)));
+            if let Ok(report) = &result {
+                ops::audit::record(&db, &ops::audit::Actor::cli(), task, report);
+            }
             drop(store);
             drop(db);
             drop(lock);

@@ -10,8 +10,9 @@ use redb::ReadableTable;
 
 use super::enroll::{self, PendingTables};
 use super::{
-    DEVICES, Db, DbError, DeviceRec, KEEP_OVERRIDES, META, NEXT_DEVICE_ID, NEXT_USER_ID,
-    PENDING_TOKENS, Result, SKELETONS, TOKENS, USERS, UserRec, dec, enc, next_id,
+    DEVICES, DISABLED_USERS, Db, DbError, DeviceRec, KEEP_OVERRIDES, META, NEXT_DEVICE_ID,
+    NEXT_USER_ID, PENDING_TOKENS, REVOKED_TOKENS, Result, SKELETONS, TOKENS, USERS, UserRec, dec,
+    enc, next_id,
 };
 use crate::config::Registration;
 
@@ -46,7 +47,9 @@ pub struct Auth {
 #[derive(Debug, Clone, Copy)]
 pub struct LoginPolicy<'a> {
     pub registration: Registration,
-    pub enrollment_key: Option<&'a str>,
+    /// blake3 of the enrollment key a registration must present ([`hash_token`] of the key);
+    /// `None`: no key needed.
+    pub enrollment_key: Option<&'a [u8; 32]>,
 }
 
 /// What `login` did.
@@ -153,7 +156,11 @@ impl Db {
                     let mut pt = PendingTables::open(&txn)?;
                     let uid = user.as_ref().map(|(_, u)| u.id);
                     let Some(code) = pt.login(&hash, uid, &device_name, now)? else {
-                        return Err(DbError::Unauthorized);
+                        return Err(if txn.open_table(REVOKED_TOKENS)?.get(&hash)?.is_some() {
+                            DbError::TokenRevoked
+                        } else {
+                            DbError::Unauthorized
+                        });
                     };
                     let (user, device) = names(&user.ok_or(DbError::Unauthorized)?.0, &device_name);
                     LoginOutcome {
@@ -187,6 +194,9 @@ impl Db {
                     if device.token_hash != Some(hash) {
                         return Err(DbError::Unauthorized);
                     }
+                    if txn.open_table(DISABLED_USERS)?.get(user.id)?.is_some() {
+                        return Err(DbError::UserDisabled);
+                    }
                     let status = device.status;
                     devices.insert((user.id, dkey.as_str()), enc(&touch(device))?.as_slice())?;
                     let (user, device) = names(&ukey, &dkey);
@@ -202,6 +212,9 @@ impl Db {
                 let (Some((ukey, user)), Some((dkey, mut device))) = (user, device) else {
                     return Err(DbError::Unauthorized);
                 };
+                if txn.open_table(DISABLED_USERS)?.get(user.id)?.is_some() {
+                    return Err(DbError::UserDisabled);
+                }
                 let token = new_token();
                 enroll::reenroll(&txn, user.id, &mut device, code, hash_token(&token), now)?;
                 let device = touch(device);
@@ -216,8 +229,10 @@ impl Db {
                     approval: None,
                 }
             } else {
+                let given = blake3::hash(req.enrollment_key.as_deref().unwrap_or("").as_bytes());
+                // `blake3::Hash` compares in constant time.
                 if let Some(key) = policy.enrollment_key
-                    && !secrets_equal(key, req.enrollment_key.as_deref().unwrap_or(""))
+                    && blake3::Hash::from(*key) != given
                 {
                     return Err(DbError::EnrollmentKey);
                 }
@@ -290,8 +305,12 @@ impl Db {
             if txn.open_table(PENDING_TOKENS)?.get(hash)?.is_some() {
                 return Err(DbError::Pending);
             }
-            return Err(DbError::Unauthorized);
+            // A token the admin revoked or replaced says so.
+            return Err(Db::revoked_token(&txn, hash)?.unwrap_or(DbError::Unauthorized));
         };
+        if txn.open_table(DISABLED_USERS)?.get(user_id)?.is_some() {
+            return Err(DbError::UserDisabled);
+        }
         let devices = txn.open_table(DEVICES)?;
         user_devices(&devices, user_id)?
             .into_iter()

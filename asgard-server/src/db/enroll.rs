@@ -389,6 +389,9 @@ impl Db {
             };
             txn.open_table(REENROLL)?
                 .insert((u.id, rec.id), enc(&r)?.as_slice())?;
+            // A revoked device that gets a code is "reset" now: the way back in is prepared.
+            txn.open_table(super::REVOKED_DEVICES)?
+                .remove((u.id, rec.id))?;
             ResetOutcome {
                 device: rec,
                 code,

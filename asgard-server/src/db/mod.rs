@@ -13,6 +13,8 @@
 //! transactions (pruning and the chunk index; the algorithm and its reasoning are in `crate::ops::gc`);
 //! `integrity.rs` the metadata side of verify and healing; `runs.rs` the run reports of the agents;
 //! `idsecret.rs` the key of the API's opaque ids;
+//! `admin.rs` the admin console's account actions (disable, delete, revoke, new token, last
+//! seen, registration at run time); `usage.rs` the figures per user;
 //! `stats.rs` the statistics; `admins.rs`, `sessions.rs` and `audit.rs` the admin accounts, the
 //! browser sessions and the audit log of the admin console; `backup.rs` the consistent copy of the whole database (`db-backup`)
 //! and the check of a copy before `db-restore`.
@@ -25,6 +27,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+mod admin;
 mod admins;
 mod audit;
 mod auth;
@@ -39,11 +42,13 @@ mod runs;
 mod schema;
 mod sessions;
 mod stats;
+mod usage;
 mod versions;
 
 #[cfg(test)]
 mod tests;
 
+pub use admin::{DELETE_BATCH, DeletedUser, DeviceFull, RegistrationSetting};
 pub use admins::{ADMIN_NAME_MAX, AdminRec, AdminRow, BadAdminName, TotpRec, admin_name};
 pub use audit::{AUDIT_KEEP, AUDIT_TEXT_MAX, AuditAction, AuditRec};
 pub use auth::{
@@ -56,13 +61,15 @@ pub use gc::{ChunkBatch, ChunkVerdict, PathBatch, PathKey, RetentionRules, chunk
 pub use integrity::{
     AffectedVersion, BadRef, ChunkBatchItem, VerifySummary, VersionBatch, VersionIssue,
 };
-pub use runs::{DeviceLastRun, KEEP_RUNS, RunRec};
+pub use runs::{DeviceLastRun, KEEP_RUNS, RunRec, RunRow, RunScope};
 pub use schema::{
-    CURRENT_SCHEMA_VERSION, ChunkRec, DeviceRec, ExtV1, META_LAST_GC, META_LAST_VERIFY, PathRec,
-    PendingRec, RecExt, RecKind, ReenrollRec, StoredMeta, UserRec, VersionRec,
+    CURRENT_SCHEMA_VERSION, ChunkRec, DeviceRec, ExtV1, META_LAST_GC, META_LAST_VERIFY,
+    META_REGISTRATION, PathRec, PendingRec, RecExt, RecKind, ReenrollRec, SeenRec, StoredMeta,
+    UserRec, VersionRec,
 };
 pub use sessions::{SessionLimits, SessionRec, Stage, Subject, TOUCH_EVERY_US};
 pub use stats::{FullStats, Stats};
+pub use usage::UserUsage;
 pub use versions::{DeviceSel, ListParams, decode_cursor, encode_cursor};
 
 use auth::user_devices;
@@ -92,6 +99,12 @@ pub enum DbError {
     SchemaTooNew { found: u64, known: u64 },
     #[error("unknown or revoked device token")]
     Unauthorized,
+    /// The token was revoked or replaced by the admin (`device revoke`, `device token`).
+    #[error("the device token was revoked by the admin")]
+    TokenRevoked,
+    /// The token's user was disabled by the admin (`user disable`).
+    #[error("the user is disabled")]
+    UserDisabled,
     /// The token of a pending registration: valid for `login` only.
     #[error("device not approved yet")]
     Pending,

@@ -157,6 +157,81 @@ impl Db {
     }
 }
 
+/// A stored run with the ids of its device, for the admin's run list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub user_id: u64,
+    pub device_id: u64,
+    pub run_id: u64,
+    pub rec: RunRec,
+}
+
+/// Which runs [`Db::runs_page`] reads: all, one user's, or one device's.
+#[derive(Debug, Clone, Copy)]
+pub enum RunScope {
+    All,
+    User(u64),
+    Device { user_id: u64, device_id: u64 },
+}
+
+impl Db {
+    /// The runs in `scope` that `keep` (user id, device id, run) accepts, newest first (run ids grow with time): `limit`
+    /// of them after skipping `offset`, and how many there are in all. Memory holds the keys of
+    /// `offset + limit` runs, whatever the table's size.
+    pub fn runs_page(
+        &self,
+        scope: RunScope,
+        keep: &dyn Fn(u64, u64, &RunRec) -> bool,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<RunRow>, u64)> {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let txn = self.read()?;
+        let runs = txn.open_table(RUNS)?;
+        let range = match scope {
+            RunScope::All => runs.range::<(u64, u64, u64)>(..)?,
+            RunScope::User(u) => runs.range((u, 0, 0)..=(u, u64::MAX, u64::MAX))?,
+            RunScope::Device { user_id, device_id } => {
+                runs.range((user_id, device_id, 0)..=(user_id, device_id, u64::MAX))?
+            }
+        };
+        let want = offset.saturating_add(limit);
+        // A min-heap of the newest `want` matching keys (by run id).
+        let mut newest: BinaryHeap<Reverse<(u64, u64, u64)>> = BinaryHeap::new();
+        let mut total = 0u64;
+        for row in range {
+            let (k, v) = row?;
+            let (user_id, device_id, run_id) = k.value();
+            if !keep(user_id, device_id, &dec::<RunRec>(v.value())?) {
+                continue;
+            }
+            total += 1;
+            if want == 0 {
+                continue;
+            }
+            newest.push(Reverse((run_id, user_id, device_id)));
+            if newest.len() > want {
+                newest.pop();
+            }
+        }
+        let mut keys: Vec<(u64, u64, u64)> = newest.into_iter().map(|Reverse(k)| k).collect();
+        keys.sort_unstable_by(|a, b| b.cmp(a));
+        let mut out = Vec::with_capacity(limit);
+        for (run_id, user_id, device_id) in keys.into_iter().skip(offset) {
+            if let Some(g) = runs.get((user_id, device_id, run_id))? {
+                out.push(RunRow {
+                    user_id,
+                    device_id,
+                    run_id,
+                    rec: dec(g.value())?,
+                });
+            }
+        }
+        Ok((out, total))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,6 +65,23 @@ pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 /// [`META_LAST_VERIFY`]). Separate from [`META`], whose values are counters.
 pub(super) const META_JSON: TableDefinition<&str, &str> = TableDefinition::new("meta_json");
 
+/// user id → since when (µs) the admin disabled the user: every device token of theirs is
+/// refused (`user_disabled`) until `user enable` removes the row (issue 13).
+pub(super) const DISABLED_USERS: TableDefinition<u64, i64> = TableDefinition::new("disabled_users");
+/// blake3(a revoked device token) → (user id, device id, revoked at µs): `device revoke` and
+/// `device token` keep the old token's hash here, so that the device hears `token_revoked`
+/// instead of a bare "unauthorized". Rows go with the user (`user delete`).
+pub(super) const REVOKED_TOKENS: TableDefinition<&[u8; 32], (u64, u64, i64)> =
+    TableDefinition::new("revoked_tokens");
+/// (user id, device id) → revoked at (µs): the device's access was revoked by the admin and no
+/// new token or code was issued since (its token state `revoked`, told from `reset`).
+pub(super) const REVOKED_DEVICES: TableDefinition<(u64, u64), i64> =
+    TableDefinition::new("revoked_devices");
+/// (user id, device id) → [`SeenRec`]: when and from which address a device last made an
+/// authenticated request; written at most once a minute per device, without sync (a crash
+/// loses at most the last minute of it, which is harmless).
+pub(super) const DEVICE_SEEN: TableDefinition<(u64, u64), &[u8]> =
+    TableDefinition::new("device_seen");
 /// admin name (normal form, see `admins::admin_name`) → [`super::AdminRec`] (issue 13; the
 /// records of the admin console's tables live in their modules: `admins.rs`, `sessions.rs`,
 /// `audit.rs`, with the same growth rule as those here).
@@ -97,6 +114,10 @@ macro_rules! for_each_table {
         $m!(PENDING_TOKENS);
         $m!(REENROLL);
         $m!(SKELETONS);
+        $m!(DISABLED_USERS);
+        $m!(REVOKED_TOKENS);
+        $m!(REVOKED_DEVICES);
+        $m!(DEVICE_SEEN);
         $m!(ADMINS);
         $m!(ADMIN_TOKENS);
         $m!(SESSIONS);
@@ -138,6 +159,19 @@ pub const CURRENT_SCHEMA_VERSION: u64 = 2;
 pub const META_LAST_GC: &str = "last_gc";
 /// [`META_JSON`] key of the last verify result (the verify report as JSON).
 pub const META_LAST_VERIFY: &str = "last_verify";
+
+/// [`META_JSON`] key of the registration setting made at run time (`registration set`): a
+/// [`super::RegistrationSetting`] as JSON; absent = the configuration file's values apply.
+pub const META_REGISTRATION: &str = "registration";
+
+/// [`DEVICE_SEEN`] value. A record that does not decode (a newer shape) reads as absent: the
+/// figure is informational.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenRec {
+    pub last_seen_us: i64,
+    /// The client address of that request (IP, no port).
+    pub addr: String,
+}
 
 /// [`USERS`] value.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -54,9 +54,10 @@ fn login_flows() {
         db.login(&req("bob", "pc"), None, closed, 0),
         Err(DbError::RegistrationClosed)
     ));
+    let key = hash_token("geheim");
     let approve = LoginPolicy {
         registration: Registration::Approve,
-        enrollment_key: Some("geheim"),
+        enrollment_key: Some(&key),
     };
     assert!(matches!(
         db.login(&req("bob", "pc"), None, approve, 0),

@@ -1,5 +1,5 @@
-//! The account tasks: devices (list, approve, reset) and users (list, their own
-//! `keep_versions`). They run in the server through the admin channel like every other task, so
+//! The account tasks: devices (list, approve, reset, revoke, new token) and users (list, their
+//! own `keep_versions`; disable, enable and delete are in `users.rs`). They run in the server through the admin channel like every other task, so
 //! an admin manages accounts without stopping the service.
 //!
 //! The reports name devices and users but carry no secret: a device's token hash never leaves
@@ -18,11 +18,32 @@ pub(crate) struct DeviceInfo {
     pub user: String,
     pub device: String,
     pub status: DeviceStatus,
-    /// The device's token was revoked (`device reset`): it may register again.
+    /// The device has no token (`device reset` or `device revoke`).
     pub reset: bool,
     pub os: String,
     pub os_version: String,
+    /// The last login or authenticated request (µs; recorded at most once a minute).
     pub last_seen_us: i64,
+    /// When the device registered (µs).
+    pub created_us: i64,
+    /// The client address of its last authenticated request, if it made one since issue 13.
+    pub last_addr: Option<String>,
+    pub token_state: TokenState,
+    pub agent_version: String,
+}
+
+/// Where a device's token stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum TokenState {
+    /// The token opens the API.
+    Active,
+    /// Waiting for approval (a new device, or a new registration under this name).
+    Pending,
+    /// The admin revoked it; no new token or code was issued since.
+    Revoked,
+    /// The admin reset it: a one-time code lets the device log in again.
+    Reset,
 }
 
 /// What `device approve` or `device reset` did.
@@ -38,6 +59,10 @@ pub(crate) struct DeviceChange {
     /// Until when (µs) the code is valid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_expires_us: Option<i64>,
+    /// After `device token`: the new device token, shown to the admin once (the database holds
+    /// only its hash). The agent takes it with `asgard-agent login --token` (or its config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +70,9 @@ pub(crate) struct DeviceChange {
 pub(crate) enum DeviceAction {
     Approved,
     Reset,
+    Revoked,
+    /// A new token was issued ([`DeviceChange::token`]).
+    NewToken,
 }
 
 /// One user, for `user list`.
@@ -54,6 +82,15 @@ pub(crate) struct UserInfo {
     pub devices: u64,
     /// The user's own setting; `None`: the configured `keep_versions` applies.
     pub keep_versions: Option<u32>,
+    /// Retained versions (deletion markers included).
+    pub versions: u64,
+    /// Sum of the sizes of the retained versions.
+    pub logical_bytes: u64,
+    /// Stored bytes of the chunks that only this user holds (see `crate::db::UserUsage`): at
+    /// least what deleting the user frees.
+    pub unique_stored_bytes: u64,
+    /// Since when the user is disabled (µs); `None`: enabled.
+    pub disabled_since_us: Option<i64>,
 }
 
 /// The users and the configured default they fall back to.
@@ -76,16 +113,29 @@ pub(crate) struct KeepChange {
 /// under the name of an existing device is listed beside it).
 pub(crate) fn devices(db: &Db) -> Result<Vec<DeviceInfo>, OpsError> {
     let mut out: Vec<DeviceInfo> = db
-        .list_devices()?
+        .list_devices_full()?
         .into_iter()
-        .map(|r| DeviceInfo {
-            user: r.user,
-            device: r.device,
-            status: r.rec.status,
-            reset: r.rec.token_hash.is_none(),
-            os: r.rec.os,
-            os_version: r.rec.os_version,
-            last_seen_us: r.rec.last_seen_us,
+        .map(|r| {
+            let token_state = match (r.rec.token_hash.is_some(), r.rec.status) {
+                (true, DeviceStatus::Pending) => TokenState::Pending,
+                (true, _) => TokenState::Active,
+                (false, _) if r.revoked_us.is_some() => TokenState::Revoked,
+                (false, _) => TokenState::Reset,
+            };
+            let seen_us = r.seen.as_ref().map_or(0, |s| s.last_seen_us);
+            DeviceInfo {
+                user: r.user,
+                device: r.device,
+                status: r.rec.status,
+                reset: r.rec.token_hash.is_none(),
+                os: r.rec.os,
+                os_version: r.rec.os_version,
+                last_seen_us: r.rec.last_seen_us.max(seen_us),
+                created_us: r.rec.created_us,
+                last_addr: r.seen.map(|s| s.addr),
+                token_state,
+                agent_version: r.rec.agent_version,
+            }
         })
         .collect();
     out.extend(db.list_pending()?.into_iter().map(|p| DeviceInfo {
@@ -96,6 +146,10 @@ pub(crate) fn devices(db: &Db) -> Result<Vec<DeviceInfo>, OpsError> {
         os: p.rec.os,
         os_version: p.rec.os_version,
         last_seen_us: p.rec.created_us,
+        created_us: p.rec.created_us,
+        last_addr: None,
+        token_state: TokenState::Pending,
+        agent_version: p.rec.agent_version,
     }));
     out.sort_by(|a, b| (&a.user, &a.device).cmp(&(&b.user, &b.device)));
     Ok(out)
@@ -126,6 +180,7 @@ pub(crate) fn approve(db: &Db, user: &str, device: &str) -> Result<DeviceChange,
         action: DeviceAction::Approved,
         code: None,
         code_expires_us: None,
+        token: None,
     })
 }
 
@@ -147,20 +202,70 @@ pub(crate) fn reset(
         action: DeviceAction::Reset,
         code: Some(out.code),
         code_expires_us: Some(out.expires_us),
+        token: None,
     })
 }
 
-/// Every user with their device count and own `keep_versions`.
+/// Revokes a device's access: its token is refused from the next request on (`token_revoked`);
+/// no code is made. Its files stay.
+pub(crate) fn revoke(
+    db: &Db,
+    user: &str,
+    device: &str,
+    now: i64,
+) -> Result<DeviceChange, OpsError> {
+    db.revoke_device(user, device, now)
+        .map_err(device_not_found(user, device))?;
+    Ok(DeviceChange {
+        user: shown(user),
+        device: shown(device),
+        action: DeviceAction::Revoked,
+        code: None,
+        code_expires_us: None,
+        token: None,
+    })
+}
+
+/// Issues a new token for a device (shown once); the old one is refused from then on.
+pub(crate) fn new_token(
+    db: &Db,
+    user: &str,
+    device: &str,
+    now: i64,
+) -> Result<DeviceChange, OpsError> {
+    let token = db
+        .new_device_token(user, device, now)
+        .map_err(device_not_found(user, device))?;
+    Ok(DeviceChange {
+        user: shown(user),
+        device: shown(device),
+        action: DeviceAction::NewToken,
+        code: None,
+        code_expires_us: None,
+        token: Some(token),
+    })
+}
+
+/// Every user with their devices, versions, bytes, own `keep_versions` and disabled state.
 pub(crate) fn users(db: &Db, config: &Config) -> Result<UserList, OpsError> {
+    let usage = db.user_usage()?;
+    let disabled = db.disabled_users()?;
     Ok(UserList {
         default_keep_versions: config.keep_versions,
         users: db
             .list_users()?
             .into_iter()
-            .map(|r| UserInfo {
-                name: r.name,
-                devices: r.devices,
-                keep_versions: r.keep_versions,
+            .map(|r| {
+                let u = usage.get(&r.id).copied().unwrap_or_default();
+                UserInfo {
+                    name: r.name,
+                    devices: r.devices,
+                    keep_versions: r.keep_versions,
+                    versions: u.versions,
+                    logical_bytes: u.logical_bytes,
+                    unique_stored_bytes: u.unique_stored_bytes,
+                    disabled_since_us: disabled.get(&r.id).copied(),
+                }
             })
             .collect(),
     })
@@ -232,7 +337,12 @@ mod tests {
             .collect();
         assert_eq!(pending.len(), 1, "the second device of a user waits");
         let json = serde_json::to_string(&list).unwrap();
-        assert!(!json.contains("token"), "{json}");
+        // No token or token hash leaves the database: the only "token" is the state.
+        assert!(
+            !json.contains("asg_") && json.replace("\"token_state\"", "").find("token").is_none(),
+            "{json}"
+        );
+        assert!(list.iter().all(|d| d.token_state != TokenState::Revoked));
 
         let name = pending[0].device.clone();
         approve(&db, "anna", &name).unwrap();

@@ -18,6 +18,8 @@ pub(crate) enum Origin {
     Schedule,
     /// An admin command through the admin channel.
     AdminChannel,
+    /// A maintenance job started in the admin console ([`super::jobs::JobBoard`]).
+    Console,
 }
 
 /// How a task ended.

@@ -2,8 +2,10 @@
 //!
 //! Everything an admin (or the server on its own) does to the installation is a [`Task`]: the
 //! maintenance jobs (`gc`, `verify`, `db-backup`, `stats`, `locate`) and the account commands
-//! (`device list/approve/reset`, `user list/set-keep/clear-keep`); the admin console of a later
-//! issue adds its actions here too. One function, [`run`], carries a task out on an open database
+//! (`device list/approve/reset/revoke/token`, `user list/set-keep/clear-keep/disable/enable/
+//! delete`, `registration show/set`) and the admin console's reports (`overview`, `runs`). The
+//! console's pages, its JSON twin and the CLI all call [`run`]; the console's maintenance jobs
+//! run in the background through [`jobs::JobBoard`]. One function, [`run`], carries a task out on an open database
 //! and store and returns a [`Report`]: data, never text. Text is made from it by
 //! `crate::present` in the language of whoever asked.
 //!
@@ -27,12 +29,18 @@
 
 pub(crate) mod accounts;
 pub(crate) mod admins;
+pub(crate) mod audit;
 pub(crate) mod dbbackup;
 pub(crate) mod events;
 pub mod gc;
+pub(crate) mod jobs;
 pub(crate) mod locate;
+pub(crate) mod overview;
+pub(crate) mod registration;
+pub(crate) mod runlist;
 pub(crate) mod runner;
 pub(crate) mod schedule;
+pub(crate) mod users;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -43,10 +51,14 @@ use crate::config::{Config, HumanDuration};
 use crate::db::{Db, DbError, FullStats};
 use crate::store::{ChunkStore, StoreError};
 
-pub(crate) use accounts::{DeviceChange, DeviceInfo, KeepChange, UserList};
+pub(crate) use accounts::{DeviceChange, DeviceInfo, KeepChange, TokenState, UserList};
 pub(crate) use admins::{AdminChange, AdminList, Password};
 pub(crate) use locate::LocateReport;
+pub(crate) use overview::{DeviceRunState, OverviewReport};
+pub(crate) use registration::RegistrationReport;
+pub(crate) use runlist::{RunFilter, RunListReport, RunState};
 pub(crate) use runner::Resources;
+pub(crate) use users::UserChange;
 
 /// Version of the admin channel protocol; a request with another version is refused.
 pub(crate) const PROTOCOL_VERSION: u32 = 1;
@@ -89,6 +101,51 @@ pub(crate) enum Task {
     UserList,
     /// A user's own `keep_versions`; `None` removes it (the configuration applies again).
     UserSetKeep { user: String, versions: Option<u32> },
+    /// What the admin console's first page shows ([`OverviewReport`]).
+    Overview,
+    /// Disable a user: every device token of theirs is refused (`user_disabled`).
+    UserDisable { user: String },
+    /// Enable a disabled user again.
+    UserEnable { user: String },
+    /// Delete a user with all their devices, tokens, paths, versions, runs and registrations;
+    /// chunks nobody else references go with the next GC passes.
+    UserDelete { user: String },
+    /// Revoke a device's access: its token is refused (`token_revoked`) from the next request
+    /// on, and no code is made (see `device reset` for that).
+    DeviceRevoke { user: String, device: String },
+    /// Give a device a new token (shown once); the old one is refused from then on.
+    DeviceToken { user: String, device: String },
+    /// The registration mode and whether an enrollment key is needed, and where they come from.
+    RegistrationShow,
+    /// Set the registration mode and/or enrollment key at run time (kept in the database, wins
+    /// over the configuration file); `reset` forgets them (the file applies again).
+    RegistrationSet {
+        #[serde(default)]
+        mode: Option<crate::config::Registration>,
+        /// A new enrollment key (at least [`registration::MIN_KEY_LEN`] characters).
+        #[serde(default)]
+        enrollment_key: Option<String>,
+        /// No key needed any more.
+        #[serde(default)]
+        clear_enrollment_key: bool,
+        /// Forget the run-time setting (the others must be unset).
+        #[serde(default)]
+        reset: bool,
+    },
+    /// The run reports of the agents, newest first, filtered by user, device and state, paged
+    /// (`offset` runs skipped, at most `limit` shown; see [`runlist::MAX_LIMIT`]).
+    RunList {
+        #[serde(default)]
+        user: Option<String>,
+        #[serde(default)]
+        device: Option<String>,
+        #[serde(default)]
+        state: Option<runlist::RunState>,
+        #[serde(default)]
+        offset: u64,
+        #[serde(default = "runlist::default_limit")]
+        limit: u32,
+    },
     /// A new admin account of the web console.
     AdminCreate { admin: String, password: Password },
     /// A new password for an admin (its sessions end).
@@ -126,6 +183,15 @@ impl Task {
             Task::DeviceReset { .. } => "device-reset",
             Task::UserList => "user-list",
             Task::UserSetKeep { .. } => "user-set-keep",
+            Task::Overview => "overview",
+            Task::UserDisable { .. } => "user-disable",
+            Task::UserEnable { .. } => "user-enable",
+            Task::UserDelete { .. } => "user-delete",
+            Task::DeviceRevoke { .. } => "device-revoke",
+            Task::DeviceToken { .. } => "device-token",
+            Task::RegistrationShow => "registration-show",
+            Task::RegistrationSet { .. } => "registration-set",
+            Task::RunList { .. } => "run-list",
             Task::AdminCreate { .. } => "admin-create",
             Task::AdminPasswd { .. } => "admin-passwd",
             Task::AdminList => "admin-list",
@@ -150,6 +216,10 @@ pub(crate) enum Report {
     DeviceChanged(DeviceChange),
     Users(UserList),
     KeepChanged(KeepChange),
+    Overview(Box<OverviewReport>),
+    UserChanged(UserChange),
+    Registration(RegistrationReport),
+    Runs(RunListReport),
     Admins(AdminList),
     AdminChanged(AdminChange),
 }
@@ -166,11 +236,13 @@ impl Report {
 }
 
 /// A step of a running task worth telling the person who waits for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum Step {
     BackingUpDatabase,
     Verifying,
     CollectingGarbage,
+    DeletingUser,
 }
 
 /// Why a task could not be carried out. The variants a person can act on name the object; the
@@ -187,6 +259,12 @@ pub(crate) enum OpsError {
     RelativePath(PathBuf),
     #[error("keep_versions must be at least 1")]
     BadKeep,
+    /// An enrollment key shorter than [`registration::MIN_KEY_LEN`].
+    #[error("the enrollment key is too short")]
+    ShortKey,
+    /// `registration set` with nothing to set, or `reset` together with something to set.
+    #[error("registration set: nothing or contradictory to set")]
+    BadRegistrationChange,
     #[error("admin {name} not found")]
     AdminNotFound { name: String },
     #[error("admin {name} exists already")]
@@ -291,6 +369,60 @@ pub(crate) fn run(
         Task::UserSetKeep { user, versions } => {
             Report::KeepChanged(accounts::set_keep(ctx.db, ctx.config, user, *versions)?)
         }
+        Task::Overview => Report::Overview(Box::new(overview::overview(
+            ctx.db, ctx.config, ctx.now_us,
+        )?)),
+        Task::UserDisable { user } => {
+            Report::UserChanged(users::set_disabled(ctx.db, user, true, ctx.now_us)?)
+        }
+        Task::UserEnable { user } => {
+            Report::UserChanged(users::set_disabled(ctx.db, user, false, ctx.now_us)?)
+        }
+        Task::UserDelete { user } => {
+            step(Step::DeletingUser);
+            Report::UserChanged(users::delete(ctx.db, user, ctx.now_us)?)
+        }
+        Task::DeviceRevoke { user, device } => {
+            Report::DeviceChanged(accounts::revoke(ctx.db, user, device, ctx.now_us)?)
+        }
+        Task::DeviceToken { user, device } => {
+            Report::DeviceChanged(accounts::new_token(ctx.db, user, device, ctx.now_us)?)
+        }
+        Task::RegistrationShow => Report::Registration(registration::show(ctx.db, ctx.config)?),
+        Task::RegistrationSet {
+            mode,
+            enrollment_key,
+            clear_enrollment_key,
+            reset,
+        } => Report::Registration(registration::set(
+            ctx.db,
+            ctx.config,
+            &registration::Change {
+                mode: *mode,
+                enrollment_key: enrollment_key.as_deref(),
+                clear_enrollment_key: *clear_enrollment_key,
+                reset: *reset,
+            },
+            ctx.now_us,
+        )?),
+        Task::RunList {
+            user,
+            device,
+            state,
+            offset,
+            limit,
+        } => Report::Runs(runlist::list(
+            ctx.db,
+            ctx.config,
+            &RunFilter {
+                user: user.clone(),
+                device: device.clone(),
+                state: *state,
+                offset: *offset,
+                limit: *limit,
+            },
+            ctx.now_us,
+        )?),
         Task::AdminCreate { admin, password } => {
             Report::AdminChanged(admins::create(ctx.db, admin, password, ctx.now_us)?)
         }

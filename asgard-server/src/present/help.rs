@@ -213,6 +213,7 @@ pub(crate) const SERVER: &[(&str, &str)] = &[
     ("device list", "List all devices"),
     ("device list config", CONFIG),
     ("device list data_dir", DATA_DIR),
+    ("device list json", JSON),
     (
         "device approve",
         "Approve a pending device (a new one, or a new registration under an existing name)",
@@ -221,6 +222,7 @@ pub(crate) const SERVER: &[(&str, &str)] = &[
     ("device approve device", "Device name"),
     ("device approve config", CONFIG),
     ("device approve data_dir", DATA_DIR),
+    ("device approve json", JSON),
     (
         "device reset",
         "Revoke a device's token and print a one-time code for logging in again\n\n\
@@ -231,13 +233,33 @@ pub(crate) const SERVER: &[(&str, &str)] = &[
     ("device reset device", "Device name"),
     ("device reset config", CONFIG),
     ("device reset data_dir", DATA_DIR),
-    ("user", "Manage users (retention per user)"),
+    ("device reset json", JSON),
+    (
+        "device revoke",
+        "Revoke a device's access (without a one-time code; its files stay)",
+    ),
+    ("device revoke user", "User name"),
+    ("device revoke device", "Device name"),
+    ("device revoke config", CONFIG),
+    ("device revoke data_dir", DATA_DIR),
+    ("device revoke json", JSON),
+    (
+        "device token",
+        "Give a device a new token (shown only now); the old one is no longer valid",
+    ),
+    ("device token user", "User name"),
+    ("device token device", "Device name"),
+    ("device token config", CONFIG),
+    ("device token data_dir", DATA_DIR),
+    ("device token json", JSON),
+    ("user", "Manage users (retention, disabling, deletion)"),
     (
         "user list",
-        "List users with their device count and own keep_versions",
+        "List users with devices, versions, sizes, own keep_versions and whether disabled",
     ),
     ("user list config", CONFIG),
     ("user list data_dir", DATA_DIR),
+    ("user list json", JSON),
     (
         "user set-keep",
         "Set how many content versions per file this user keeps (instead of keep_versions)",
@@ -249,6 +271,7 @@ pub(crate) const SERVER: &[(&str, &str)] = &[
     ),
     ("user set-keep config", CONFIG),
     ("user set-keep data_dir", DATA_DIR),
+    ("user set-keep json", JSON),
     (
         "user clear-keep",
         "Remove the user's own setting: keep_versions of the configuration applies again",
@@ -256,6 +279,83 @@ pub(crate) const SERVER: &[(&str, &str)] = &[
     ("user clear-keep user", "User name"),
     ("user clear-keep config", CONFIG),
     ("user clear-keep data_dir", DATA_DIR),
+    ("user clear-keep json", JSON),
+    (
+        "user disable",
+        "Disable a user: all their devices are refused (their files stay)",
+    ),
+    ("user disable user", "User name"),
+    ("user disable config", CONFIG),
+    ("user disable data_dir", DATA_DIR),
+    ("user disable json", JSON),
+    ("user enable", "Enable a disabled user again"),
+    ("user enable user", "User name"),
+    ("user enable config", CONFIG),
+    ("user enable data_dir", DATA_DIR),
+    ("user enable json", JSON),
+    (
+        "user delete",
+        "Delete a user with all devices, tokens, versions and runs\n\n\
+         Deletes the user with all devices, tokens, paths, versions, runs and pending \
+         registrations. The next garbage collection removes the chunks nobody else uses. Repeat \
+         the name with --confirm to confirm.",
+    ),
+    ("user delete user", "User name"),
+    ("user delete confirm", "The user name once more, to confirm"),
+    ("user delete config", CONFIG),
+    ("user delete data_dir", DATA_DIR),
+    ("user delete json", JSON),
+    (
+        "registration",
+        "Show and change the registration of new devices at run time",
+    ),
+    (
+        "registration show",
+        "Show the registration mode and where it comes from",
+    ),
+    ("registration show config", CONFIG),
+    ("registration show data_dir", DATA_DIR),
+    ("registration show json", JSON),
+    (
+        "registration set",
+        "Change the registration mode and enrollment key at run time (wins over the \
+         configuration file)",
+    ),
+    ("registration set mode", "open, approve or closed"),
+    (
+        "registration set enrollment_key",
+        "A new enrollment key (at least 12 characters)",
+    ),
+    (
+        "registration set no_enrollment_key",
+        "No enrollment key needed any more",
+    ),
+    (
+        "registration set reset",
+        "Forget the run-time setting: the configuration file applies again",
+    ),
+    ("registration set config", CONFIG),
+    ("registration set data_dir", DATA_DIR),
+    ("registration set json", JSON),
+    (
+        "overview",
+        "Overview: users, devices and their last run, storage, last GC and verify",
+    ),
+    ("overview config", CONFIG),
+    ("overview data_dir", DATA_DIR),
+    ("overview json", "Print JSON instead of text"),
+    ("runs", "The agents' run reports, newest first"),
+    ("runs config", CONFIG),
+    ("runs data_dir", DATA_DIR),
+    ("runs user", "Only the runs of this user"),
+    ("runs device", "Only the runs of this device"),
+    (
+        "runs state",
+        "Only runs in this state: ok, warnings or failed",
+    ),
+    ("runs offset", "Skip this many of the newest runs"),
+    ("runs limit", "Show at most this many runs (1–500)"),
+    ("runs json", JSON),
     (
         "admin",
         "Manage the admins of the web interface (also while the server runs)",

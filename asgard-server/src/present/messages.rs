@@ -180,3 +180,27 @@ pub(crate) fn channel_unanswered(dir: &Path, socket: &Path, lang: Lang) -> Strin
         ),
     }
 }
+
+/// `user delete NAME --confirm OTHER`: the confirmation does not repeat the name.
+pub(crate) fn confirm_mismatch(user: &str, typed: &str, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!(
+            "Bestätigung stimmt nicht: „{typed}“ ist nicht „{user}“. Zum Löschen den Benutzernamen mit --confirm genau wiederholen."
+        ),
+        Lang::En => format!(
+            "Confirmation does not match: \"{typed}\" is not \"{user}\". To delete, repeat the user name exactly with --confirm."
+        ),
+    }
+}
+
+/// A maintenance job was asked to start while another one runs.
+pub(crate) fn job_already_running(name: &str, lang: Lang) -> String {
+    match lang {
+        Lang::De => format!(
+            "Es läuft bereits eine Wartungsaufgabe ({name}); bitte warten, bis sie fertig ist."
+        ),
+        Lang::En => {
+            format!("A maintenance job is running already ({name}); please wait until it is done.")
+        }
+    }
+}

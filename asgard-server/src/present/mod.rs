@@ -8,6 +8,8 @@
 //!
 //! - [`reports`]: the maintenance reports (verify, gc, stats, db-backup/-restore, locate, devices,
 //!   users);
+//! - [`accounts`]: devices and users with their states, and what the account actions did;
+//! - [`console`]: the admin console's reports on the command line (`overview`, `runs`);
 //! - [`admins`]: the admin account commands (list, changes, QR code, password prompts);
 //! - [`messages`]: the command line's and the admin channel's own messages.
 //!
@@ -16,7 +18,9 @@
 //!
 //! Numbers, sizes and times come from [`asgard_core::fmt`], shared with the agent.
 
+pub(crate) mod accounts;
 pub(crate) mod admins;
+pub(crate) mod console;
 pub(crate) mod help;
 pub(crate) mod messages;
 pub(crate) mod reports;
@@ -33,10 +37,14 @@ pub(crate) fn report(report: &Report, lang: Lang) -> String {
         Report::Verify(r) => reports::verify_report(r, lang),
         Report::Gc(r) => reports::gc_report(r, lang),
         Report::Locate(r) => reports::locate(r, lang),
-        Report::Devices(list) => reports::devices(list, lang),
-        Report::DeviceChanged(c) => reports::device_change(c, lang),
-        Report::Users(list) => reports::users(list, lang),
+        Report::Devices(list) => accounts::devices(list, lang),
+        Report::DeviceChanged(c) => accounts::device_change(c, lang),
+        Report::Users(list) => accounts::users(list, lang),
         Report::KeepChanged(c) => reports::keep_change(c, lang),
+        Report::Overview(r) => console::overview(r, lang),
+        Report::UserChanged(c) => accounts::user_change(c, lang),
+        Report::Registration(r) => accounts::registration(r, lang),
+        Report::Runs(r) => console::runs(r, lang),
         Report::Admins(list) => admins::list(list, lang),
         Report::AdminChanged(c) => admins::change(c, lang),
     }
@@ -53,6 +61,10 @@ pub(crate) fn step(step: Step, lang: Lang) -> &'static str {
         Step::CollectingGarbage => lang.pick(
             "Speicherbereinigung läuft …",
             "Garbage collection running …",
+        ),
+        Step::DeletingUser => lang.pick(
+            "Lösche den Benutzer mit allen Versionen …",
+            "Deleting the user with all versions …",
         ),
     }
 }
@@ -86,6 +98,20 @@ pub(crate) fn ops_error(e: &OpsError, lang: Lang) -> String {
             .pick(
                 "keep_versions muss mindestens 1 sein.",
                 "keep_versions must be at least 1.",
+            )
+            .to_owned(),
+        (OpsError::ShortKey, _) => format!(
+            "{} {}",
+            lang.pick(
+                "Der Anmeldeschlüssel ist zu kurz; mindestens so viele Zeichen:",
+                "The enrollment key is too short; at least this many characters:"
+            ),
+            crate::ops::registration::MIN_KEY_LEN
+        ),
+        (OpsError::BadRegistrationChange, _) => lang
+            .pick(
+                "registration set: Bitte einen Modus (open, approve, closed), einen neuen Schlüssel oder --no-enrollment-key angeben, oder nur --reset (Schlüssel setzen und entfernen zugleich geht nicht).",
+                "registration set: please give a mode (open, approve, closed), a new key or --no-enrollment-key, or only --reset (setting and removing the key at once is not possible).",
             )
             .to_owned(),
         (OpsError::AdminNotFound { name }, _) => admins::not_found(name, lang),

@@ -5,16 +5,14 @@
 use std::fmt::Write;
 
 use asgard_core::Lang;
-use asgard_core::fmt::{bytes_exact, decimal, format_utc};
-
-use asgard_core::protocol::DeviceStatus;
+use asgard_core::fmt::{bytes_exact, decimal};
 
 use crate::db::FullStats;
 use crate::ops::accounts::DeviceAction;
 use crate::ops::dbbackup::{BackupReport, RestoreReport};
 use crate::ops::gc::GcReport;
 use crate::ops::verify::{LIST_CAP, VerifyReport};
-use crate::ops::{DeviceChange, DeviceInfo, KeepChange, LocateReport, UserList};
+use crate::ops::{DeviceChange, KeepChange, LocateReport};
 
 /// The report as text for the admin (German by default).
 pub(crate) fn verify_report(report: &VerifyReport, lang: Lang) -> String {
@@ -364,40 +362,6 @@ pub(crate) fn locate(r: &LocateReport, lang: Lang) -> String {
     text
 }
 
-/// `device list`: one tab-separated line per device.
-pub(crate) fn devices(list: &[DeviceInfo], lang: Lang) -> String {
-    let mut out = String::new();
-    if list.is_empty() {
-        let _ = writeln!(
-            out,
-            "{}",
-            lang.pick("Keine Geräte registriert.", "No devices registered.")
-        );
-    }
-    for d in list {
-        let status = match d.status {
-            DeviceStatus::Active => lang.pick("aktiv", "active"),
-            DeviceStatus::Pending => lang.pick("wartet auf Freigabe", "pending"),
-        };
-        let token = if d.reset {
-            lang.pick(" (zurückgesetzt)", " (reset)")
-        } else {
-            ""
-        };
-        let _ = writeln!(
-            out,
-            "{}\t{}\t{status}{token}\t{} {}\t{}: {}",
-            d.user,
-            d.device,
-            d.os,
-            d.os_version,
-            lang.pick("zuletzt gesehen", "last seen"),
-            format_utc(d.last_seen_us)
-        );
-    }
-    out
-}
-
 /// What `device approve` or `device reset` did.
 pub(crate) fn device_change(c: &DeviceChange, lang: Lang) -> String {
     let (user, device) = (&c.user, &c.device);
@@ -419,6 +383,9 @@ pub(crate) fn device_change(c: &DeviceChange, lang: Lang) -> String {
                 .map(asgard_core::fmt::format_utc)
                 .unwrap_or_default(),
         ),
+        (DeviceAction::Revoked | DeviceAction::NewToken, _) => {
+            return super::accounts::device_change(c, lang);
+        }
         (DeviceAction::Reset, Lang::En) => format!(
             "Device \"{device}\" of user \"{user}\" is reset: its old token is no longer valid, its files are kept.\n\
              One-time code for the user: {code}\n\
@@ -432,32 +399,6 @@ pub(crate) fn device_change(c: &DeviceChange, lang: Lang) -> String {
         ),
     };
     line + "\n"
-}
-
-/// `user list`: one tab-separated line per user.
-pub(crate) fn users(list: &UserList, lang: Lang) -> String {
-    let mut out = String::new();
-    if list.users.is_empty() {
-        let _ = writeln!(out, "{}", lang.pick("Keine Benutzer.", "No users."));
-    }
-    for u in &list.users {
-        let keep = match u.keep_versions {
-            Some(k) => format!("keep_versions {k}"),
-            None => format!(
-                "keep_versions {} ({})",
-                list.default_keep_versions,
-                lang.pick("Standard", "default")
-            ),
-        };
-        let _ = writeln!(
-            out,
-            "{}\t{} {}\t{keep}",
-            u.name,
-            u.devices,
-            lang.pick("Gerät(e)", "device(s)")
-        );
-    }
-    out
 }
 
 /// What `user set-keep` or `user clear-keep` did.

@@ -39,6 +39,8 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/maintenance/gc", web::post().to(gc))
         .route("/maintenance/verify", web::post().to(verify))
         .route("/maintenance/db-backup", web::post().to(db_backup))
+        // The account actions, reports and background jobs of the ops tasks.
+        .configure(super::api_ops::routes)
         .default_service(web::to(unknown));
 }
 

@@ -71,9 +71,13 @@ impl Fail {
                 StatusCode::NOT_FOUND
             }
             Fail::Ops(e) if already_running(e) => StatusCode::CONFLICT,
-            Fail::Ops(OpsError::BadKeep | OpsError::BadChunkId(_) | OpsError::RelativePath(_)) => {
-                StatusCode::BAD_REQUEST
-            }
+            Fail::Ops(
+                OpsError::BadKeep
+                | OpsError::BadChunkId(_)
+                | OpsError::RelativePath(_)
+                | OpsError::ShortKey
+                | OpsError::BadRegistrationChange,
+            ) => StatusCode::BAD_REQUEST,
             Fail::Ops(_) | Fail::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

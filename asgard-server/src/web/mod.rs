@@ -56,6 +56,7 @@
 //! - Protokoll: table `audit-table`, rows `audit-row-{id}`.
 
 pub(crate) mod api;
+pub(crate) mod api_ops;
 pub(crate) mod assets;
 pub(crate) mod csrf;
 pub(crate) mod error;

@@ -257,9 +257,10 @@ fn admin_approves_the_newest_registration_of_a_name() {
 fn key_and_closed_mode_answer_alike_for_existing_and_unknown_users() {
     let (_d, db) = open();
     register(&db, "alice", "pc");
+    let key = hash_token("geheim");
     let keyed = LoginPolicy {
         registration: crate::config::Registration::Open,
-        enrollment_key: Some("geheim"),
+        enrollment_key: Some(&key),
     };
     let closed = LoginPolicy {
         registration: crate::config::Registration::Closed,
