@@ -203,6 +203,20 @@ fn admin_runs_the_console_in_a_real_browser() {
             .any(|l| l.starts_with("carol\t") && l.ends_with("keep_versions 2")),
         "{users}"
     );
+    // bob's own setting, set and cleared again: the configuration's default holds for him.
+    b.fill(&tid("keep-input-bob"), "7");
+    b.click(&tid("keep-set-bob"));
+    assert_eq!(b.text(&tid("keep-bob")).trim(), "7");
+    b.click(&tid("keep-clear-bob"));
+    b.wait_for(&tid("flash-ok"));
+    assert_ne!(b.text(&tid("keep-bob")).trim(), "7");
+    let users = cli(&server, &["user", "list"]);
+    let bob_line = users
+        .lines()
+        .find(|l| l.starts_with("bob\t"))
+        .unwrap_or_default();
+    assert!(bob_line.ends_with("(Standard)"), "{users}");
+    seen(&b, "users-kept", &keys);
 
     // Wartung: a full verify, and its result on the page.
     open_nav(&b, "nav-maintenance", "/admin/maintenance");
