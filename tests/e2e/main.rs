@@ -7,8 +7,10 @@
 //! asgard-agent` first).
 
 mod accounts;
+mod admin_browser;
 mod admin_http;
 mod admins;
+mod browser_harness;
 #[cfg(target_os = "linux")]
 mod budget;
 #[cfg(unix)]

@@ -12,13 +12,18 @@
 //!   kept;
 //! - [`store`]: locate, damage and lose chunks;
 //! - [`files`]: trees on disk, mtimes, comparing a restored tree;
-//! - [`listing`]: reading `list --json`.
+//! - [`listing`]: reading `list --json`;
+//! - [`browser`]: a real headless Chromium over WebDriver ([`Browser`]): pages, forms, visible
+//!   text, screenshots, and a failure on any console error;
+//! - [`console`]: an admin made on the CLI ([`AdminAccount`]) who logs in in the browser.
 //!
 //! Test data comes from the one generator of `asgard_core::testdata`, re-exported here.
 
 pub mod agent;
 pub mod api;
 pub mod bins;
+pub mod browser;
+pub mod console;
 pub mod files;
 pub mod listing;
 pub mod raw;
@@ -29,6 +34,8 @@ pub use agent::{Agent, approval_code, assert_success, json_outcome};
 pub use api::{Api, FullAnswer, multipart};
 pub use asgard_core::testdata::{Rng, random_bytes};
 pub use bins::{agent_bin, build_dir, server_bin, windows_agent};
+pub use browser::{Browser, tid};
+pub use console::AdminAccount;
 pub use files::{Snapshot, assert_same_tree, file_hash, set_mtime, settle, snapshot};
 pub use listing::{entry, newest, retained_versions, versions};
 pub use server::{

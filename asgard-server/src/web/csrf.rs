@@ -23,20 +23,26 @@ fn own_host(req: &HttpRequest) -> Option<String> {
 }
 
 /// Whether the request comes from a page of this server: `Origin` equals `https://<host>`, or,
-/// without `Origin`, `Referer` starts with `https://<host>/`. Neither header: refused (every
-/// browser sends one of them on a form post; a script can set them, but it has no token).
+/// without a real `Origin`, `Referer` starts with `https://<host>/`, or, without either, the
+/// browser's own `Sec-Fetch-Site: same-origin`. None of them: refused (a script can set
+/// `Origin` and `Referer`, but it has no token; no page can set `Sec-Fetch-Site`).
+///
+/// Our pages send `Referrer-Policy: no-referrer`, and under that policy a browser sends a form
+/// post with `Origin: null` and no `Referer` (Fetch: "serializing a request origin"): only the
+/// fetch metadata then tells a post from our own page from a cross-site one.
 pub(crate) fn same_origin(req: &HttpRequest) -> bool {
     let Some(host) = own_host(req) else {
         return false;
     };
     let own = format!("https://{host}");
-    let text = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
-    match (text(header::ORIGIN), text(header::REFERER)) {
+    let text = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let origin = text(header::ORIGIN.as_str()).filter(|o| *o != "null");
+    match (origin, text(header::REFERER.as_str())) {
         (Some(origin), _) => origin.eq_ignore_ascii_case(&own),
         (None, Some(referer)) => referer
             .get(..own.len() + 1)
             .is_some_and(|p| p.eq_ignore_ascii_case(&format!("{own}/"))),
-        (None, None) => false,
+        (None, None) => text("sec-fetch-site") == Some("same-origin"),
     }
 }
 
@@ -67,12 +73,25 @@ mod tests {
             "referer",
             "https://srv:8443/admin/users"
         )])));
+        // A form post from our own page under `Referrer-Policy: no-referrer`.
+        assert!(same_origin(&req(&[
+            ("origin", "null"),
+            ("sec-fetch-site", "same-origin")
+        ])));
         for bad in [
             vec![],
             vec![("origin", "https://evil.example")],
             vec![("origin", "http://srv:8443")],
             vec![("origin", "https://srv:8443.evil.example")],
             vec![("origin", "null")],
+            vec![("origin", "null"), ("sec-fetch-site", "cross-site")],
+            vec![("origin", "null"), ("sec-fetch-site", "same-site")],
+            vec![("sec-fetch-site", "none")],
+            // A real Origin wins over the fetch metadata.
+            vec![
+                ("origin", "https://evil.example"),
+                ("sec-fetch-site", "same-origin"),
+            ],
             vec![("referer", "https://srv:8443.evil.example/admin")],
             vec![("referer", "https://srv:8443")],
             // Origin wins over a fitting Referer.

@@ -48,6 +48,8 @@ fn frame(lang: Lang, title: &str, extra_head: Markup, header: Markup, main: Mark
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " – AsgardBackup" }
                 link rel="stylesheet" href=(css_url());
+                // No icon: without this link browsers ask for /favicon.ico (a 404 in the console).
+                link rel="icon" href="data:,";
                 (extra_head)
             }
             body {
@@ -76,7 +78,7 @@ fn lang_switch(lang: Lang, back: &str) -> Markup {
 pub(crate) fn bare(lang: Lang, title: &str, body: Markup) -> Markup {
     let header = html! {
         a.brand href="/admin" data-testid="brand" { "AsgardBackup" }
-        span style="flex:1" {}
+        span.spacer {}
         (lang_switch(lang, "/admin/login"))
     };
     frame(
