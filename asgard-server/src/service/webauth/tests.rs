@@ -469,3 +469,14 @@ fn deleting_an_admin_ends_its_sessions_and_tokens_and_a_new_password_its_session
     db.admin_create("root", &password::hash(PW), T0).unwrap();
     assert!(auth.api_token(&token).is_none());
 }
+
+#[test]
+fn an_ipv4_address_mapped_into_ipv6_is_the_same_throttle_key() {
+    use super::throttle::address_key;
+    assert_eq!(address_key(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
+    assert_eq!(
+        address_key(ip("2001:db8:1:2:3:4:5:6")),
+        ip("2001:db8:1:2::")
+    );
+    assert_eq!(address_key(ip("192.0.2.1")), ip("192.0.2.1"));
+}
