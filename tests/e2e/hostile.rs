@@ -178,7 +178,7 @@ fn cases(token: &str) -> Vec<Case> {
         // Other endpoints.
         case("unknown path", request("GET", "/api/secrets", t, None, b""), 404, "unknown_endpoint", "Unbekannter Pfad „/api/secrets“"),
         case("traversal in the URL", request("GET", "/../../etc/passwd", None, None, b""), 404, "unknown_endpoint", "Unbekannter Pfad"),
-        case("admin-looking path", request("POST", "/admin", None, Some("application/json"), b"{}"), 404, "unknown_endpoint", "Unbekannter Pfad"),
+        case("admin-looking path", request("POST", "/administrator", None, Some("application/json"), b"{}"), 404, "unknown_endpoint", "Unbekannter Pfad"),
         case("chunk id not hex", request("GET", "/api/chunks/..%2F..%2Fetc%2Fpasswd", t, None, b""), 400, "bad_chunk_id", "Ungültige Chunk-ID"),
         case("chunk nobody has", request("GET", &format!("/api/chunks/{some_id}"), t, None, b""), 404, "not_found", "Nicht gefunden"),
         case("restore: version nobody has", post_json("/api/restore", t, br#"{"version_id":987654321}"#), 404, "not_found", "Nicht gefunden"),
