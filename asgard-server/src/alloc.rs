@@ -11,7 +11,7 @@
 //!
 //! The threshold can only be set before `malloc` runs for the first time (`mallopt` is not
 //! reachable without `unsafe`), so the binary starts itself once more with the glibc tunable in
-//! its environment ([`tune`]). Elsewhere (another C library) the variable is ignored.
+//! its environment ([`tune`], called by `serve` only: the admin commands are short-lived). Elsewhere (another C library) the variable is ignored.
 
 /// The glibc tunable the server runs with.
 const TUNABLE: &str = "glibc.malloc.mmap_threshold=262144";
@@ -23,7 +23,7 @@ const MARK: &str = "ASGARD_MALLOC_TUNED";
 /// unless that was done already or the environment sets an mmap threshold of its own. Returns
 /// (and the server runs untuned) only when that cannot be done.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub fn tune() {
+pub(crate) fn tune() {
     use std::os::unix::process::CommandExt;
     if std::env::var_os(MARK).is_some() {
         return;
@@ -49,7 +49,7 @@ pub fn tune() {
 
 /// Nothing to tune on other systems.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn tune() {}
+pub(crate) fn tune() {}
 
 #[cfg(all(test, target_os = "linux", target_env = "gnu"))]
 mod tests {

@@ -208,7 +208,12 @@ pub fn main() -> ExitCode {
         .init();
     let env_lang = Lang::resolve(None, std::env::var("LANG").ok().as_deref());
     let result = match cli.cmd {
-        Cmd::Serve { common, listen } => serve(&common, listen).map(|()| 0),
+        Cmd::Serve { common, listen } => {
+            // The server starts itself once more with glibc's mmap threshold fixed (see
+            // `crate::alloc`); the admin commands run as they are.
+            crate::alloc::tune();
+            serve(&common, listen).map(|()| 0)
+        }
         Cmd::Fingerprint { common } => fingerprint(&common).map(|()| 0),
         Cmd::Device { cmd } => asked_cmd(cmd.task()),
         Cmd::User { cmd } => asked_cmd(cmd.task()),

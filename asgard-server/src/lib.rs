@@ -21,7 +21,7 @@
 // Public are the command line and what the benches drive (the metadata, the store, the service
 // layer, gc and verify); everything else is the crate's own, and `unreachable_pub` keeps it so.
 
-pub mod alloc;
+mod alloc;
 pub mod cli;
 
 pub mod config;
