@@ -21,7 +21,7 @@ const PAGES: [&str; 8] = [
 ];
 
 /// Every state-changing console form (POST).
-const FORMS: [&str; 12] = [
+const FORMS: [&str; 13] = [
     "/admin/logout",
     "/admin/users/keep",
     "/admin/users/state",
@@ -30,6 +30,7 @@ const FORMS: [&str; 12] = [
     "/admin/devices/token",
     "/admin/devices/registration",
     "/admin/devices/approve",
+    "/admin/devices/refuse",
     "/admin/devices/reset",
     "/admin/maintenance/gc",
     "/admin/maintenance/verify",
@@ -46,7 +47,7 @@ const API_GET: [&str; 8] = [
     "/api/admin/jobs",
     "/api/admin/jobs/1",
 ];
-const API_POST: [&str; 13] = [
+const API_POST: [&str; 14] = [
     "/api/admin/users/keep",
     "/api/admin/devices/approve",
     "/api/admin/devices/reset",
@@ -58,6 +59,7 @@ const API_POST: [&str; 13] = [
     "/api/admin/users/delete",
     "/api/admin/devices/revoke",
     "/api/admin/devices/token",
+    "/api/admin/devices/refuse",
     "/api/admin/registration",
     "/api/admin/jobs",
 ];
@@ -941,4 +943,120 @@ fn the_pages_disable_delete_revoke_and_change_registration() {
             audit.body
         );
     }
+}
+
+/// Refusing a pending registration on the devices page (beside "approve") and through the JSON
+/// twin: the registration is gone, its agent is told so in German, the refusal is audited with
+/// the admin; another admin's session cannot refuse without the CSRF token, and an active device
+/// is not refused.
+#[test]
+fn the_devices_page_and_the_twin_refuse_a_pending_registration() {
+    let server = Server::start();
+    let admin_token = create_admin(&server, "root", true).unwrap();
+    let web = Web::new(&server);
+    let anna = Agent::new("anna", &server);
+    anna.ok(["login"]);
+    let mut laptop = Agent::new("anna", &server);
+    laptop.device = "laptop".into();
+    laptop.ok(["login"]);
+    let mut tablet = Agent::new("anna", &server);
+    tablet.device = "tablet".into();
+    tablet.ok(["login"]);
+    let session = web.login("root", PW).session().unwrap();
+
+    let devices = web.get("/admin/devices", Some(&session));
+    for id in [
+        "approve-anna-laptop",
+        "refuse-anna-laptop",
+        "refuse-anna-tablet",
+    ] {
+        assert!(
+            devices.body.contains(&format!("data-testid=\"{id}\"")),
+            "{id}: {}",
+            devices.body
+        );
+    }
+    // An active device has no refuse button.
+    assert!(
+        !devices.body.contains("refuse-anna-testhost"),
+        "{}",
+        devices.body
+    );
+    let csrf = csrf_of(&devices);
+
+    // Without the CSRF token nothing happens.
+    let a = web.post_form(
+        "/admin/devices/refuse",
+        Some(&session),
+        Some(&web.origin),
+        &[("user", "anna"), ("device", "laptop")],
+    );
+    assert_eq!(a.status, 403, "{}", a.body);
+    // An active device is not refused (and stays active).
+    let a = web.post_form(
+        "/admin/devices/refuse",
+        Some(&session),
+        Some(&web.origin),
+        &[("csrf", &csrf), ("user", "anna"), ("device", "testhost")],
+    );
+    assert_eq!(a.status, 404, "{}", a.body);
+    anna.ok(["list"]);
+
+    let a = web.post_form(
+        "/admin/devices/refuse",
+        Some(&session),
+        Some(&web.origin),
+        &[("csrf", &csrf), ("user", "anna"), ("device", "laptop")],
+    );
+    assert_eq!(a.status, 303, "{}", a.body);
+    let devices = web.get(a.header("location"), Some(&session));
+    assert!(
+        !devices.body.contains("device-row-anna-laptop")
+            && devices.body.contains("data-testid=\"flash-ok\"")
+            && devices.body.contains("abgelehnt"),
+        "{}",
+        devices.body
+    );
+    let out = laptop.run(["list"]);
+    let err = asgard_e2e::text(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("Registrierung dieses Geräts abgelehnt"),
+        "{err}"
+    );
+
+    // The JSON twin refuses the other one; a second refusal finds nothing.
+    let refuse = || {
+        web.send(
+            web.client
+                .post(format!("{}/api/admin/devices/refuse", web.origin))
+                .bearer_auth(&admin_token)
+                .json(&json!({"user": "anna", "device": "tablet"})),
+        )
+    };
+    let a = refuse();
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["action"], "refused", "{}", a.body);
+    let a = refuse();
+    assert_eq!(a.status, 404, "{}", a.body);
+    assert!(
+        a.json()["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("wartet keine"),
+        "{}",
+        a.body
+    );
+    let out = tablet.run(["list"]);
+    assert!(
+        asgard_e2e::text(&out.stderr).contains("abgelehnt"),
+        "{}",
+        asgard_e2e::text(&out.stderr)
+    );
+    anna.ok(["list"]);
+
+    let audit = web.get("/admin/audit", Some(&session));
+    let rows = audit.body.matches("data-action=\"device_refused\"").count();
+    assert_eq!(rows, 2, "{}", audit.body);
+    assert!(audit.body.contains("device:anna/laptop"), "{}", audit.body);
+    assert!(audit.body.contains("device:anna/tablet"), "{}", audit.body);
 }

@@ -156,3 +156,6 @@ ov-pending-list = Wartende Anmeldungen
 maint-running = Läuft seit { $since }: { $task }
 maint-running-hint = Die Aufgabe läuft im Hintergrund weiter; diese Seite neu laden zeigt ihren Stand und danach ihr Ergebnis.
 maint-last-jobs = Zuletzt hier gestartet
+# Issue 13, web2: refuse a registration.
+refuse = Ablehnen
+device-refused-flash = Die Registrierung von { $device } ist abgelehnt; das wartende Gerät erfährt es bei seiner nächsten Anfrage.

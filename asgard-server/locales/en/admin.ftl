@@ -156,3 +156,6 @@ ov-pending-list = Pending registrations
 maint-running = Running since { $since }: { $task }
 maint-running-hint = The job goes on in the background; reload this page to see how far it got and then its result.
 maint-last-jobs = Last started here
+# Issue 13, web2: refuse a registration.
+refuse = Refuse
+device-refused-flash = The registration of { $device } is refused; the waiting device hears so at its next request.

@@ -77,6 +77,7 @@ audit_actions! {
     KeepChanged = "keep_changed",
     SettingChanged = "setting_changed",
     MaintenanceStarted = "maintenance_started",
+    DeviceRefused = "device_refused",
 }
 
 impl Serialize for AuditAction {

@@ -37,6 +37,7 @@ mod enroll;
 mod gc;
 mod idsecret;
 mod integrity;
+mod refuse;
 mod retention;
 mod runs;
 mod schema;
@@ -105,6 +106,9 @@ pub enum DbError {
     /// The token's user was disabled by the admin (`user disable`).
     #[error("the user is disabled")]
     UserDisabled,
+    /// The admin refused the registration of this token (`device refuse`).
+    #[error("the admin refused this registration")]
+    RegistrationRefused,
     /// The token of a pending registration: valid for `login` only.
     #[error("device not approved yet")]
     Pending,

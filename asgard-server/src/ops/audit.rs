@@ -55,6 +55,9 @@ pub(crate) fn entry(task: &Task, report: Option<&Report>) -> Option<(AuditAction
         Task::DeviceReset { user: u, device: d } => {
             (AuditAction::DeviceReset, device(u, d), none())
         }
+        Task::DeviceRefuse { user: u, device: d } => {
+            (AuditAction::DeviceRefused, device(u, d), none())
+        }
         Task::DeviceRevoke { user: u, device: d } => {
             (AuditAction::DeviceRevoked, device(u, d), none())
         }

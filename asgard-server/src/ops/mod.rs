@@ -158,6 +158,10 @@ pub(crate) enum Task {
     AdminTotp { admin: String, off: bool },
     /// A new API token for an admin (shown once).
     AdminToken { admin: String },
+    /// Refuse a pending registration: every pending registration of that device name goes with
+    /// its token (or the waiting first device of a new user); the agent hears
+    /// `registration_refused`.
+    DeviceRefuse { user: String, device: String },
 }
 
 impl Task {
@@ -198,6 +202,7 @@ impl Task {
             Task::AdminDelete { .. } => "admin-delete",
             Task::AdminTotp { .. } => "admin-totp",
             Task::AdminToken { .. } => "admin-token",
+            Task::DeviceRefuse { .. } => "device-refuse",
         }
     }
 }
@@ -253,6 +258,10 @@ pub(crate) enum OpsError {
     DeviceNotFound { user: String, device: String },
     #[error("user {user} not found")]
     UserNotFound { user: String },
+    /// `device refuse` of a device that has no pending registration (an unknown one, or an
+    /// active device: that one's access is taken by `device revoke`).
+    #[error("no registration of device {device} of user {user} waits")]
+    NothingPending { user: String, device: String },
     #[error("invalid chunk id {0}")]
     BadChunkId(String),
     #[error("the target path must be absolute: {0}")]
@@ -438,6 +447,9 @@ pub(crate) fn run(
         }
         Task::AdminToken { admin } => {
             Report::AdminChanged(admins::token(ctx.db, admin, ctx.now_us)?)
+        }
+        Task::DeviceRefuse { user, device } => {
+            Report::DeviceChanged(accounts::refuse(ctx.db, user, device, ctx.now_us)?)
         }
     })
 }

@@ -78,6 +78,12 @@ pub(crate) fn ops_error(e: &OpsError, lang: Lang) -> String {
         (OpsError::DeviceNotFound { user, device }, Lang::En) => {
             format!("Device \"{device}\" of user \"{user}\" not found.")
         }
+        (OpsError::NothingPending { user, device }, Lang::De) => format!(
+            "Für Gerät „{device}“ von Benutzer „{user}“ wartet keine Registrierung (ein aktives Gerät sperrt: asgard-server device revoke)."
+        ),
+        (OpsError::NothingPending { user, device }, Lang::En) => format!(
+            "No registration of device \"{device}\" of user \"{user}\" is waiting (to lock out an active device: asgard-server device revoke)."
+        ),
         (OpsError::UserNotFound { user }, Lang::De) => {
             format!("Benutzer „{user}“ nicht gefunden.")
         }

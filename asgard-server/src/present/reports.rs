@@ -383,7 +383,7 @@ pub(crate) fn device_change(c: &DeviceChange, lang: Lang) -> String {
                 .map(asgard_core::fmt::format_utc)
                 .unwrap_or_default(),
         ),
-        (DeviceAction::Revoked | DeviceAction::NewToken, _) => {
+        (DeviceAction::Revoked | DeviceAction::NewToken | DeviceAction::Refused, _) => {
             return super::accounts::device_change(c, lang);
         }
         (DeviceAction::Reset, Lang::En) => format!(

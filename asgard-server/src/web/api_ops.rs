@@ -12,6 +12,7 @@
 //! | `POST /api/admin/users/delete` `{user, confirm}` (`confirm` repeats the name) | `user delete` |
 //! | `POST /api/admin/devices/revoke` `{user, device}` | `device revoke` |
 //! | `POST /api/admin/devices/token` `{user, device}` (answers the new token, once) | `device token` |
+//! | `POST /api/admin/devices/refuse` `{user, device}` | `device refuse` |
 //! | `GET /api/admin/registration` | `registration show` |
 //! | `POST /api/admin/registration` `{mode?, enrollment_key?, clear_enrollment_key?, reset?}` | `registration set` |
 //! | `POST /api/admin/jobs` `{task: "gc"\|"verify"\|"db-backup", dry_run?, sample_percent?}` | a background job: `{id}` (409 while one runs) |
@@ -40,6 +41,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/users/delete", web::post().to(delete))
         .route("/devices/revoke", web::post().to(revoke))
         .route("/devices/token", web::post().to(token))
+        .route("/devices/refuse", web::post().to(refuse))
         .route("/registration", web::get().to(registration_show))
         .route("/registration", web::post().to(registration_set))
         .route("/jobs", web::post().to(job_start))
@@ -176,6 +178,19 @@ async fn token(
 ) -> Result<HttpResponse, WebError> {
     let b = body(&admin, b)?;
     let task = Task::DeviceToken {
+        user: b.user,
+        device: b.device,
+    };
+    run(&req, &admin, task).await
+}
+
+async fn refuse(
+    req: HttpRequest,
+    AdminApi(admin): AdminApi,
+    b: Result<web::Json<DeviceBody>, actix_web::Error>,
+) -> Result<HttpResponse, WebError> {
+    let b = body(&admin, b)?;
+    let task = Task::DeviceRefuse {
         user: b.user,
         device: b.device,
     };

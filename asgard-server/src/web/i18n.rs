@@ -194,6 +194,9 @@ keys! {
     MaintRunning = "maint-running",
     MaintRunningHint = "maint-running-hint",
     MaintLastJobs = "maint-last-jobs",
+    // Issue 13, web2.
+    Refuse = "refuse",
+    DeviceRefusedFlash = "device-refused-flash",
 }
 
 /// Parses a catalogue file: `key = value` lines, `#` comments and blank lines skipped.

@@ -24,7 +24,7 @@
 //! | `GET /admin/lang?set=de|en&back=/admin/…` | sets the `lang` cookie, back to the page |
 //! | `GET /admin` | Übersicht |
 //! | `GET /admin/users`, `POST /admin/users/keep` | Benutzer |
-//! | `GET /admin/devices`, `POST /admin/devices/{approve,reset}` | Geräte und Token |
+//! | `GET /admin/devices`, `POST /admin/devices/{approve,refuse,reset,revoke,token,registration}` | Geräte und Token |
 //! | `GET /admin/runs`, `GET /admin/runs/{id}` | Läufe |
 //! | `GET /admin/maintenance`, `POST /admin/maintenance/{gc,verify,db-backup}` | Wartung |
 //! | `GET /admin/audit` | Protokoll |
@@ -45,7 +45,8 @@
 //! - Benutzer: table `users-table`, rows `user-row-{user}`, form `keep-form-{user}` with
 //!   `keep-input-{user}`, `keep-set-{user}`, `keep-clear-{user}`; cell `keep-{user}`;
 //! - Geräte und Token: table `devices-table`, rows `device-row-{user}-{device}`, cell
-//!   `device-state-{user}-{device}`, buttons `approve-{user}-{device}`, `reset-{user}-{device}`;
+//!   `device-state-{user}-{device}`, buttons `approve-{user}-{device}`, `refuse-{user}-{device}`,
+//!   `reset-{user}-{device}`, `revoke-{user}-{device}`, `new-token-{user}-{device}`;
 //!   the one-time code after a reset: `one-time-code`;
 //! - Läufe: filter form `runs-filter` (`runs-filter-user`, `runs-filter-device`,
 //!   `runs-filter-state`, `runs-filter-submit`), table `runs-table`, rows `run-row-{id}`, links

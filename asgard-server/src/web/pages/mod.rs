@@ -38,6 +38,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/devices", web::get().to(devices::page))
         .route("/devices/approve", web::post().to(devices::approve))
+        .route("/devices/refuse", web::post().to(devices::refuse))
         .route("/devices/reset", web::post().to(devices::reset))
         .route("/runs", web::get().to(runs::page))
         .route("/runs/{user}/{device}/{id}", web::get().to(runs::detail))
