@@ -1060,3 +1060,136 @@ fn the_devices_page_and_the_twin_refuse_a_pending_registration() {
     assert!(audit.body.contains("device:anna/laptop"), "{}", audit.body);
     assert!(audit.body.contains("device:anna/tablet"), "{}", audit.body);
 }
+
+/// The runs page reads the runs through the ops task (as `/api/admin/runs`): filters by user,
+/// device and state, pages of 25, the detail of one run with its errors without their paths, and
+/// no run shown under another user's or device's name.
+#[test]
+fn the_runs_page_filters_pages_and_hides_paths() {
+    let server = Server::start();
+    create_admin(&server, "root", false);
+    let web = Web::new(&server);
+    let anna = Agent::new("anna", &server);
+    anna.ok(["login"]);
+    let bert = Agent::new("bert", &server);
+    bert.ok(["login"]);
+    let report = |agent: &Agent, i: u64, failed: bool| {
+        let errors: Vec<String> = if failed {
+            vec![format!("unlesbar: /home/anna/geheim-{i}.txt")]
+        } else {
+            vec![]
+        };
+        let body = json!({
+            "started_us": 1_700_000_000_000_000i64,
+            "finished_us": 1_700_000_000_000_100i64,
+            "agent_version": "test",
+            "exit_code": if failed { 1 } else { 0 },
+            "files_seen": i, "files_new": 0, "files_changed": 0, "files_unchanged": i,
+            "files_deleted": 0, "files_skipped": 0, "bytes_read": 0, "bytes_sent": 0,
+            "bytes_new": 0, "versions_created": 0, "duration_s": 1.0,
+            "errors": errors,
+        });
+        let (status, v) = web.api.post_json("/api/runs", Some(&agent.token()), &body);
+        assert_eq!(status, 200, "{v}");
+    };
+    for i in 0..30 {
+        report(&anna, i, i % 6 == 0);
+    }
+    report(&bert, 99, false);
+    let session = web.login("root", PW).session().unwrap();
+    let rows = |a: &Answer| a.body.matches("data-testid=\"run-row-").count();
+    // The run links of a page (`/admin/runs/USER/DEVICE/ID`), in order.
+    let links = |a: &Answer| -> Vec<String> {
+        a.body
+            .split("<a href=\"/admin/runs/")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+            .map(|s| format!("/admin/runs/{s}"))
+            .collect()
+    };
+
+    let a = web.get("/admin/runs", Some(&session));
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(rows(&a), 25, "{}", a.body);
+    assert!(a.body.contains(">1 / 2<"), "{}", a.body);
+    // Newest first: bert's run leads the first page.
+    let first = links(&a);
+    assert!(
+        first[0].starts_with("/admin/runs/bert/testhost/"),
+        "{first:?}"
+    );
+    let bert_run = first[0].clone();
+    let a = web.get("/admin/runs?user=&device=&state=&page=2", Some(&session));
+    assert_eq!(rows(&a), 6, "{}", a.body);
+    assert!(a.body.contains(">2 / 2<"), "{}", a.body);
+    assert!(
+        links(&a).iter().all(|l| !first.contains(l)),
+        "pages overlap"
+    );
+
+    let a = web.get(
+        "/admin/runs?user=anna&device=testhost&state=failed",
+        Some(&session),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(rows(&a), 5, "{}", a.body);
+    assert_eq!(
+        a.body.matches("data-state=\"failed\"").count(),
+        5,
+        "{}",
+        a.body
+    );
+    assert!(!a.body.contains("data-state=\"ok\""), "{}", a.body);
+    assert!(
+        a.body.contains("<option value=\"failed\" selected"),
+        "{}",
+        a.body
+    );
+    let failed = links(&a);
+    assert!(
+        failed
+            .iter()
+            .all(|l| l.starts_with("/admin/runs/anna/testhost/")),
+        "{failed:?}"
+    );
+    let a = web.get("/admin/runs?user=bert", Some(&session));
+    assert_eq!(links(&a), [bert_run.clone()], "{}", a.body);
+
+    // An unknown name shows no runs and says so; an unknown state is a bad request.
+    let a = web.get("/admin/runs?user=niemand", Some(&session));
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(rows(&a), 0, "{}", a.body);
+    assert!(
+        a.body.contains("data-testid=\"flash-error\"") && a.body.contains("niemand"),
+        "{}",
+        a.body
+    );
+    let a = web.get("/admin/runs?state=kaputt", Some(&session));
+    assert_eq!(a.status, 400, "{}", a.body);
+
+    // The detail: the error without its path; under another user's or device's name: nothing.
+    let a = web.get(&failed[0], Some(&session));
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.body
+            .contains("class=\"state-failed\" data-testid=\"run-state\""),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("unlesbar: …"), "{}", a.body);
+    assert!(
+        !a.body.contains("geheim") && !a.body.contains("/home/"),
+        "{}",
+        a.body
+    );
+    let id = failed[0].rsplit('/').next().unwrap();
+    let bert_id = bert_run.rsplit('/').next().unwrap();
+    for path in [
+        format!("/admin/runs/bert/testhost/{id}"),
+        format!("/admin/runs/anna/laptop/{id}"),
+        format!("/admin/runs/anna/testhost/{bert_id}"),
+    ] {
+        let a = web.get(&path, Some(&session));
+        assert_eq!(a.status, 404, "{path}: {}", a.body);
+    }
+}

@@ -209,14 +209,6 @@ pub(crate) fn pager(lang: Lang, base: &str, page: usize, per: usize, total: usiz
     }
 }
 
-/// The rows of page `page` (from 1) of `rows`, `per` a page.
-pub(crate) fn page_of<T>(rows: Vec<T>, page: usize, per: usize) -> Vec<T> {
-    rows.into_iter()
-        .skip(page.saturating_sub(1) * per)
-        .take(per)
-        .collect()
-}
-
 /// A table in a box that scrolls sideways on a narrow screen.
 pub(crate) fn table(testid: &str, head: Markup, rows: Markup) -> Markup {
     html! {
