@@ -1193,3 +1193,84 @@ fn the_runs_page_filters_pages_and_hides_paths() {
         assert_eq!(a.status, 404, "{path}: {}", a.body);
     }
 }
+
+/// The *Protokoll* page says what an action did in the reader's language, for actions from the
+/// pages, the JSON twin and the command line alike: no Rust `Debug` text, no secret.
+#[test]
+fn the_audit_log_reads_in_words_of_the_readers_language() {
+    let server = Server::start();
+    let admin_token = create_admin(&server, "root", true).unwrap();
+    let web = Web::new(&server);
+    let anna = Agent::new("anna", &server);
+    anna.ok(["login"]);
+    let session = web.login("root", PW).session().unwrap();
+    let post = |path: &str, form: &[(&str, &str)]| {
+        let csrf = csrf_of(&web.get("/admin/maintenance", Some(&session)));
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(form);
+        let a = web.post_form(path, Some(&session), Some(&web.origin), &all);
+        assert!(a.status < 400, "{path}: {} {}", a.status, a.body);
+    };
+    post("/admin/maintenance/gc", &[("dry_run", "on")]);
+    post("/admin/maintenance/verify", &[("sample", "5")]);
+    post(
+        "/admin/users/keep",
+        &[("user", "anna"), ("action", "set"), ("versions", "3")],
+    );
+    post(
+        "/admin/devices/registration",
+        &[
+            ("action", "save"),
+            ("mode", "approve"),
+            ("enrollment_key", "Streng-Geheimer-Schluessel-1"),
+        ],
+    );
+    // The JSON twin's maintenance endpoint (it used to log the task's Debug text).
+    let a = web.send(
+        web.client
+            .post(format!("{}/api/admin/maintenance/gc", web.origin))
+            .bearer_auth(&admin_token)
+            .json(&json!({"dry_run": false})),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+
+    let de = web.get("/admin/audit", Some(&session));
+    assert_eq!(de.status, 200, "{}", de.body);
+    for words in [
+        "Wartung gestartet",
+        "Speicherbereinigung (Probelauf)",
+        "<td class=\"wrap\">Speicherbereinigung</td>",
+        "Prüfung (Stichprobe 5 %)",
+        "3 Versionen behalten",
+        "Registrierung mit Freigabe, neuer Registrierungsschlüssel",
+        "Anmeldung",
+        "mit Passwort",
+    ] {
+        assert!(de.body.contains(words), "{words:?} not in: {}", de.body);
+    }
+    for never in [
+        "dry_run",
+        "Some(",
+        "sample_percent",
+        "{&quot;",
+        "Streng-Geheimer",
+    ] {
+        assert!(!de.body.contains(never), "{never:?} in: {}", de.body);
+    }
+    let en = web.send(
+        web.client
+            .get(format!("{}/admin/audit", web.origin))
+            .header("cookie", format!("asgard_session={session}; lang=en")),
+    );
+    assert_eq!(en.status, 200, "{}", en.body);
+    for words in [
+        "Maintenance started",
+        "Garbage collection (dry run)",
+        "Verify (sample 5 %)",
+        "keep 3 versions",
+        "registration with approval, new enrollment key",
+        "with password",
+    ] {
+        assert!(en.body.contains(words), "{words:?} not in: {}", en.body);
+    }
+}

@@ -51,7 +51,7 @@ mod tests;
 
 pub use admin::{DELETE_BATCH, DeletedUser, DeviceFull, RegistrationSetting};
 pub use admins::{ADMIN_NAME_MAX, AdminRec, AdminRow, BadAdminName, TotpRec, admin_name};
-pub use audit::{AUDIT_KEEP, AUDIT_TEXT_MAX, AuditAction, AuditRec};
+pub use audit::{AUDIT_KEEP, AUDIT_TEXT_MAX, AuditAction, AuditDetail, AuditRec};
 pub use auth::{
     Auth, DeviceRow, LoginOutcome, LoginPolicy, UserRow, hash_token, new_token, secrets_equal,
 };

@@ -27,7 +27,7 @@ use super::error::{Fail, WebError};
 use super::pages::console;
 use super::session::{Admin, AdminApi};
 use crate::config::Registration;
-use crate::ops::audit::{self, Actor};
+use crate::ops::audit::Actor;
 use crate::ops::jobs::{JobBoard, JobError, JobId};
 use crate::ops::{RunState, Task};
 
@@ -58,13 +58,7 @@ fn actor(admin: &Admin) -> Actor {
 
 /// Runs `task` and answers its report; a change is audited once it happened.
 async fn run(req: &HttpRequest, admin: &Admin, task: Task) -> Result<HttpResponse, WebError> {
-    let c = console(req, admin)?;
-    let report = c.run(admin, task.clone()).await?;
-    let db = c.res.db.clone();
-    let who = actor(admin);
-    let logged = report.clone();
-    // The audit entry is a small write; off the async workers like the task.
-    let _ = web::block(move || audit::record(&db, &who, &task, &logged)).await;
+    let report = console(req, admin)?.run_audited(admin, task).await?;
     Ok(HttpResponse::Ok().json(&report))
 }
 

@@ -260,12 +260,4 @@ mod tests {
         let s = Sort::of(Some("size"), None, &["name", "size"]);
         assert_eq!((s.col.as_str(), s.desc), ("size", false));
     }
-
-    #[test]
-    fn pages_are_cut_from_the_rows() {
-        let rows: Vec<u32> = (1..=25).collect();
-        assert_eq!(page_of(rows.clone(), 1, 10), (1..=10).collect::<Vec<_>>());
-        assert_eq!(page_of(rows.clone(), 3, 10), (21..=25).collect::<Vec<_>>());
-        assert!(page_of(rows, 9, 10).is_empty());
-    }
 }

@@ -72,7 +72,6 @@ use std::sync::Arc;
 use actix_web::middleware::from_fn;
 use actix_web::web;
 
-use crate::db::{AuditAction, AuditRec};
 use crate::ops::events::Origin;
 use crate::ops::{Report, Resources, Task};
 use crate::service::webauth::WebAuth;
@@ -96,22 +95,27 @@ impl Console {
             .map_err(|e| admin.fail(Fail::Ops(e)))
     }
 
-    /// Records an admin action in the audit log (a failure to record is logged, not shown: the
-    /// action itself happened or is about to).
-    pub(crate) async fn audit(
+    /// Runs `task` for `admin` as [`Console::run`] does and, once it happened, leaves its audit
+    /// entry with the admin and the client's address (`ops::audit::record`: the same entry the
+    /// command line leaves; reads leave none). A failure to record is logged, not shown.
+    pub(crate) async fn run_audited(
         &self,
         admin: &Admin,
-        action: AuditAction,
-        object: &str,
-        detail: &str,
-    ) {
-        let rec = AuditRec::new(crate::db::now_us(), admin.name.clone(), action, object)
-            .client(admin.client)
-            .detail(detail);
-        let auth = self.auth.clone();
-        if let Err(e) = web::block(move || auth.audit(rec)).await {
+        task: Task,
+    ) -> Result<Report, error::WebError> {
+        let report = self.run(admin, task.clone()).await?;
+        let db = self.res.db.clone();
+        let actor = crate::ops::audit::Actor {
+            name: admin.name.clone(),
+            client: Some(admin.client.to_string()),
+        };
+        let logged = report.clone();
+        if let Err(e) =
+            web::block(move || crate::ops::audit::record(&db, &actor, &task, &logged)).await
+        {
             tracing::error!(error = %e, "audit log");
         }
+        Ok(report)
     }
 }
 

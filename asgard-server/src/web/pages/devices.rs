@@ -154,8 +154,8 @@ pub(crate) async fn approve(
     req: HttpRequest,
     AdminForm(admin, f): AdminForm<DeviceForm>,
 ) -> Result<HttpResponse, WebError> {
-    let c = console(&req, &admin)?;
-    c.run(
+    audited(
+        &req,
         &admin,
         Task::DeviceApprove {
             user: f.user.clone(),
@@ -164,8 +164,6 @@ pub(crate) async fn approve(
     )
     .await?;
     let object = format!("{}/{}", f.user, f.device);
-    c.audit(&admin, crate::db::AuditAction::DeviceApproved, &object, "")
-        .await;
     Ok(back(&format!(
         "/admin/devices?approved={}",
         layout::url_encode(&object)
@@ -177,23 +175,15 @@ pub(crate) async fn reset(
     req: HttpRequest,
     AdminForm(admin, f): AdminForm<DeviceForm>,
 ) -> Result<HttpResponse, WebError> {
-    let c = console(&req, &admin)?;
     let lang = admin.lang;
-    let Report::DeviceChanged(change) = c
-        .run(
-            &admin,
-            Task::DeviceReset {
-                user: f.user.clone(),
-                device: f.device.clone(),
-            },
-        )
-        .await?
-    else {
+    let task = Task::DeviceReset {
+        user: f.user.clone(),
+        device: f.device.clone(),
+    };
+    let Report::DeviceChanged(change) = audited(&req, &admin, task).await? else {
         return Err(admin.fail(Fail::Internal("device report".into())));
     };
     let object = format!("{}/{}", f.user, f.device);
-    c.audit(&admin, crate::db::AuditAction::DeviceReset, &object, "")
-        .await;
     let body = html! {
         (flash(true, &tv(lang, Key::DeviceReset, &[("device", &object)])))
         @if let Some(code) = &change.code {
@@ -280,16 +270,7 @@ fn registration_section(admin: &Admin, reg: &RegistrationReport) -> maud::Markup
 
 /// Runs a device or registration task and audits it with the admin (`ops::audit`).
 async fn audited(req: &HttpRequest, admin: &Admin, task: Task) -> Result<Report, WebError> {
-    let c = console(req, admin)?;
-    let report = c.run(admin, task.clone()).await?;
-    let db = c.res.db.clone();
-    let actor = crate::ops::audit::Actor {
-        name: admin.name.clone(),
-        client: Some(admin.client.to_string()),
-    };
-    let logged = report.clone();
-    let _ = web::block(move || crate::ops::audit::record(&db, &actor, &task, &logged)).await;
-    Ok(report)
+    console(req, admin)?.run_audited(admin, task).await
 }
 
 /// `POST /admin/devices/revoke`: the device is refused from its next request on.
