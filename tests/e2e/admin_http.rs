@@ -1274,3 +1274,110 @@ fn the_audit_log_reads_in_words_of_the_readers_language() {
         assert!(en.body.contains(words), "{words:?} not in: {}", en.body);
     }
 }
+
+/// *Wartung* after a verify that found damage: the bad chunks by id (with their kind and the
+/// total) and the affected versions as counts per user and device, on the page, in the job's
+/// report and in the JSON twin, and never a file name or folder. Before the verify: nothing.
+#[test]
+fn the_maintenance_page_lists_damaged_chunks_and_counts_without_paths() {
+    let mut server = Server::start();
+    create_admin(&server, "root", false);
+    let agent = Agent::new("vera", &server);
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("geheimordner");
+    std::fs::create_dir_all(&root).unwrap();
+    // Small files are one chunk each, whose id is the blake3 of the whole content.
+    let flipped = asgard_e2e::random_bytes(6000, 21);
+    let lost = asgard_e2e::random_bytes(7000, 22);
+    std::fs::write(root.join("tagebuch.bin"), &flipped).unwrap();
+    std::fs::write(root.join("steuer.bin"), &lost).unwrap();
+    std::fs::write(root.join("heil.txt"), "Grüße\n".repeat(300)).unwrap();
+    agent.backup(&root);
+    server.stop();
+    let flip_hex = asgard_core::ChunkId::of(&flipped).to_hex();
+    let lost_hex = asgard_core::ChunkId::of(&lost).to_hex();
+    asgard_e2e::damage_chunk(&server.data_dir(), &flip_hex);
+    asgard_e2e::lose_chunk(&server.data_dir(), &lost_hex);
+    server.restart_stopped();
+
+    let web = Web::new(&server);
+    let session = web.login("root", PW).session().unwrap();
+    let page = web.get("/admin/maintenance", Some(&session));
+    assert!(
+        !page.body.contains("data-testid=\"verify-damaged\""),
+        "{}",
+        page.body
+    );
+    let csrf = csrf_of(&page);
+    let a = web.post_form(
+        "/admin/maintenance/verify",
+        Some(&session),
+        Some(&web.origin),
+        &[("csrf", &csrf), ("full", "on")],
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let page = web.get("/admin/maintenance", Some(&session));
+    for (what, body) in [("answer", &a.body), ("page", &page.body)] {
+        for words in [
+            "data-testid=\"verify-damaged\"",
+            &format!("data-testid=\"damaged-chunk-{flip_hex}\""),
+            &format!("data-testid=\"damaged-chunk-{lost_hex}\""),
+            "data-testid=\"damaged-total\" data-total=\"2\"",
+            "data-testid=\"affected-total\" data-total=\"2\"",
+            "data-testid=\"damaged-versions-vera-testhost\">2<",
+            "beschädigt",
+            "fehlt",
+        ] {
+            assert!(body.contains(words), "{what}: {words:?} not in {body}");
+        }
+        for never in ["geheimordner", "tagebuch", "steuer", "heil.txt", "/tmp/"] {
+            assert!(!body.contains(never), "{what}: {never:?} in {body}");
+        }
+    }
+    // The job's report (on the page and in the twin) has no paths either.
+    let jobs = web.send(
+        web.client
+            .get(format!("{}/api/admin/jobs", web.origin))
+            .header("cookie", format!("asgard_session={session}")),
+    );
+    assert_eq!(jobs.status, 200, "{}", jobs.body);
+    assert!(jobs.body.contains(&flip_hex), "{}", jobs.body);
+    assert!(
+        !jobs.body.contains("geheimordner") && !jobs.body.contains("tagebuch"),
+        "{}",
+        jobs.body
+    );
+    let twin = web.send(
+        web.client
+            .get(format!("{}/api/admin/verify/damage", web.origin))
+            .header("cookie", format!("asgard_session={session}")),
+    );
+    assert_eq!(twin.status, 200, "{}", twin.body);
+    let v = twin.json();
+    assert_eq!(v["chunks_total"], 2, "{v}");
+    assert_eq!(v["affected_versions"], 2, "{v}");
+    assert_eq!(
+        v["devices"],
+        json!([{"user": "vera", "device": "testhost", "versions": 2}]),
+        "{v}"
+    );
+    let mut kinds: Vec<(String, String)> = v["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_owned(),
+                c["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    kinds.sort();
+    let mut want = vec![
+        (flip_hex.clone(), "damaged".to_owned()),
+        (lost_hex.clone(), "missing".to_owned()),
+    ];
+    want.sort();
+    assert_eq!(kinds, want);
+    assert!(!twin.body.contains("geheimordner"), "{}", twin.body);
+}

@@ -205,3 +205,13 @@ audit-password = mit Passwort
 audit-password-totp = mit Passwort und TOTP-Code
 audit-password-recovery = mit Passwort und Wiederherstellungscode
 audit-while-locked = während der zweite Faktor gesperrt war
+# Issue 13, web2: the damage of the last verify.
+maint-damage-title = Schäden der letzten Prüfung ({ $when })
+maint-damage-chunks = { $total } schlechte Chunks, die ersten { $shown }:
+maint-damage-affected = { $total } betroffene Dateiversionen, je Gerät (Dateinamen zeigt die Verwaltung nicht):
+maint-damage-hint = Die nächste Sicherung eines Agenten, der die Daten noch hat, repariert sie.
+col-chunk = Chunk
+col-kind = Art
+kind-damaged = beschädigt
+kind-missing = fehlt
+kind-unindexed = fehlte im Index

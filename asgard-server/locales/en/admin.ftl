@@ -205,3 +205,13 @@ audit-password = with password
 audit-password-totp = with password and TOTP code
 audit-password-recovery = with password and recovery code
 audit-while-locked = while the second factor was locked
+# Issue 13, web2: the damage of the last verify.
+maint-damage-title = Damage found by the last verify ({ $when })
+maint-damage-chunks = { $total } bad chunks, the first { $shown }:
+maint-damage-affected = { $total } affected file versions, per device (the console shows no file names):
+maint-damage-hint = The next backup of an agent that still has the data repairs them.
+col-chunk = Chunk
+col-kind = Kind
+kind-damaged = damaged
+kind-missing = missing
+kind-unindexed = missing from the index

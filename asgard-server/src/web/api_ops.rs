@@ -15,6 +15,7 @@
 //! | `POST /api/admin/devices/refuse` `{user, device}` | `device refuse` |
 //! | `GET /api/admin/registration` | `registration show` |
 //! | `POST /api/admin/registration` `{mode?, enrollment_key?, clear_enrollment_key?, reset?}` | `registration set` |
+//! | `GET /api/admin/verify/damage` | what the last verify found: chunk ids, counts per device |
 //! | `POST /api/admin/jobs` `{task: "gc"\|"verify"\|"db-backup", dry_run?, sample_percent?}` | a background job: `{id}` (409 while one runs) |
 //! | `GET /api/admin/jobs` | `{current, last}`: the running job and the last one of each kind |
 //! | `GET /api/admin/jobs/{id}` | one job: steps, and when finished its report or error |
@@ -44,6 +45,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/devices/refuse", web::post().to(refuse))
         .route("/registration", web::get().to(registration_show))
         .route("/registration", web::post().to(registration_set))
+        .route("/verify/damage", web::get().to(verify_damage))
         .route("/jobs", web::post().to(job_start))
         .route("/jobs", web::get().to(jobs))
         .route("/jobs/{id}", web::get().to(job));
@@ -222,6 +224,13 @@ async fn registration_set(
         reset: b.reset,
     };
     run(&req, &admin, task).await
+}
+
+async fn verify_damage(
+    req: HttpRequest,
+    AdminApi(admin): AdminApi,
+) -> Result<HttpResponse, WebError> {
+    run(&req, &admin, Task::VerifyDamage).await
 }
 
 fn board<'a>(req: &'a HttpRequest, admin: &Admin) -> Result<&'a JobBoard, WebError> {

@@ -242,6 +242,15 @@ keys! {
     AuditPasswordTotp = "audit-password-totp",
     AuditPasswordRecovery = "audit-password-recovery",
     AuditWhileLocked = "audit-while-locked",
+    MaintDamageTitle = "maint-damage-title",
+    MaintDamageChunks = "maint-damage-chunks",
+    MaintDamageAffected = "maint-damage-affected",
+    MaintDamageHint = "maint-damage-hint",
+    ColChunk = "col-chunk",
+    ColKind = "col-kind",
+    KindDamaged = "kind-damaged",
+    KindMissing = "kind-missing",
+    KindUnindexed = "kind-unindexed",
 }
 
 /// Parses a catalogue file: `key = value` lines, `#` comments and blank lines skipped.

@@ -86,13 +86,15 @@ pub(crate) struct Console {
 
 impl Console {
     /// Runs `task` for `admin` off the async workers, through the one path every admin task
-    /// takes (`Resources::run`: the same code the CLI and the scheduler use).
+    /// takes (`Resources::run`: the same code the CLI and the scheduler use). The report comes
+    /// in the console's form, without file names ([`Report::for_console`]).
     pub(crate) async fn run(&self, admin: &Admin, task: Task) -> Result<Report, error::WebError> {
         let res = self.res.clone();
         web::block(move || res.run(&task, Origin::AdminChannel, &mut |_| {}))
             .await
             .map_err(|e| admin.fail(Fail::from(e)))?
             .map_err(|e| admin.fail(Fail::Ops(e)))
+            .map(Report::for_console)
     }
 
     /// Runs `task` for `admin` as [`Console::run`] does and, once it happened, leaves its audit
