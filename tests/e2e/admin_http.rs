@@ -1381,3 +1381,156 @@ fn the_maintenance_page_lists_damaged_chunks_and_counts_without_paths() {
     assert_eq!(kinds, want);
     assert!(!twin.body.contains("geheimordner"), "{}", twin.body);
 }
+
+/// Acceptance 1, the second factor: the password step of an admin with TOTP gives a session that
+/// opens only the TOTP page; a wrong code is refused in German; the right code gives a new
+/// session id and the first one is dead; a used code does not work twice (replay); a recovery
+/// code works once; after 5 wrong codes in a row the second factor is locked (even a right code
+/// and an unused recovery code are refused) and the lock is in the audit log.
+#[test]
+fn the_second_factor_is_required_single_use_and_locks() {
+    let server = Server::start();
+    create_admin(&server, "root", false);
+    create_admin(&server, "zweit", false);
+    let out = asgard_e2e::server_admin_ok(
+        ["admin", "totp", "root", "--json", "--data-dir"]
+            .iter()
+            .map(std::ffi::OsString::from)
+            .chain([server.data_dir().into_os_string()]),
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let totp = totp_rs::Totp::from_url(v["totp"]["uri"].as_str().unwrap()).unwrap();
+    let recovery: Vec<String> = v["totp"]["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert!(recovery.len() >= 2, "{v}");
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let code_at = |t: u64| totp.generate(t).to_string();
+    // A six-digit code valid at no step near now.
+    let wrong = || {
+        let t = now();
+        let valid = [
+            code_at(t - 30),
+            code_at(t),
+            code_at(t + 30),
+            code_at(t + 60),
+        ];
+        ["000000", "111111", "222222"]
+            .into_iter()
+            .find(|c| !valid.iter().any(|v| v == c))
+            .unwrap()
+            .to_owned()
+    };
+    let web = Web::new(&server);
+    let password_step = || {
+        let a = web.login("root", PW);
+        assert_eq!(a.status, 303, "{}", a.body);
+        assert_eq!(a.header("location"), "/admin/login/totp");
+        a.session().expect("a session for the second step")
+    };
+    let send_code = |session: &str, code: &str| -> Answer {
+        let page = web.get("/admin/login/totp", Some(session));
+        assert_eq!(page.status, 200, "{}", page.body);
+        let csrf = csrf_of(&page);
+        web.post_form(
+            "/admin/login/totp",
+            Some(session),
+            Some(&web.origin),
+            &[("csrf", &csrf), ("code", code)],
+        )
+    };
+    let refused = |a: &Answer, status: u16, words: &str| {
+        assert_eq!(a.status, status, "{}", a.body);
+        assert!(a.session().is_none(), "a refused code gave a session");
+        assert!(
+            a.body.contains("data-testid=\"totp-error\"") && a.body.contains(words),
+            "{words:?} not in {}",
+            a.body
+        );
+    };
+
+    // The password step opens the TOTP page only.
+    let first = password_step();
+    for page in PAGES {
+        let a = web.get(page, Some(&first));
+        assert_eq!(a.status, 303, "{page}: {}", a.body);
+        assert_eq!(a.header("location"), "/admin/login/totp", "{page}");
+    }
+    for path in API_GET {
+        let a = web.get(path, Some(&first));
+        assert_eq!(a.status, 401, "{path}: {}", a.body);
+    }
+    let a = web.post_form(
+        "/api/admin/users/keep",
+        Some(&first),
+        Some(&web.origin),
+        &[("user", "x")],
+    );
+    assert_eq!(a.status, 401, "{}", a.body);
+
+    // A wrong code: refused in German, the session still waits.
+    refused(&send_code(&first, &wrong()), 401, "Code falsch.");
+    // The right code: a new session id; the first one is dead.
+    let used = code_at(now());
+    let a = send_code(&first, &used);
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert_eq!(a.header("location"), "/admin");
+    let full = a.session().expect("a new session");
+    assert_ne!(full, first);
+    assert_eq!(web.get("/admin", Some(&full)).status, 200);
+    let a = web.get("/admin", Some(&first));
+    assert_eq!((a.status, a.header("location")), (303, "/admin/login"));
+    assert_eq!(web.get("/api/admin/stats", Some(&first)).status, 401);
+
+    // Replay: the same code in a new login is refused.
+    let second = password_step();
+    refused(&send_code(&second, &used), 401, "Code falsch.");
+    // A recovery code works once.
+    let a = send_code(&second, &recovery[0]);
+    assert_eq!(a.status, 303, "{}", a.body);
+    let by_recovery = a.session().unwrap();
+    assert_eq!(web.get("/admin/users", Some(&by_recovery)).status, 200);
+    let third = password_step();
+    // Wrong code 1 of 5 (the success before reset the count).
+    refused(&send_code(&third, &recovery[0]), 401, "Code falsch.");
+    for _ in 2..5 {
+        refused(&send_code(&third, &wrong()), 401, "Code falsch.");
+    }
+    // The fifth locks; from then on even a right code (of the next step, never used) and an
+    // unused recovery code are refused.
+    refused(&send_code(&third, &wrong()), 429, "gesperrt");
+    refused(&send_code(&third, &code_at(now() + 30)), 429, "gesperrt");
+    refused(&send_code(&third, &recovery[1]), 429, "gesperrt");
+    let fourth = password_step();
+    refused(&send_code(&fourth, &code_at(now() + 30)), 429, "gesperrt");
+    assert_eq!(
+        web.get("/admin", Some(&fourth)).header("location"),
+        "/admin/login/totp"
+    );
+
+    // The audit log has the failures, the recovery code and the lock.
+    let other = web.login("zweit", PW).session().unwrap();
+    let audit = web.get("/admin/audit", Some(&other));
+    for action in ["totp_failed", "recovery_used", "totp_locked", "login"] {
+        assert!(
+            audit.body.contains(&format!("data-action=\"{action}\"")),
+            "{action} not in {}",
+            audit.body
+        );
+    }
+    assert!(
+        audit
+            .body
+            .contains("mit Passwort und Wiederherstellungscode"),
+        "{}",
+        audit.body
+    );
+}
