@@ -428,31 +428,6 @@ pub(crate) fn keep_change(c: &KeepChange, lang: Lang) -> String {
     line + "\n"
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stats_text_is_german_by_default() {
-        let s = FullStats {
-            users: 2,
-            logical_bytes: 3 << 30,
-            plain_bytes: 1 << 30,
-            dedupe_ratio: Some(3.0),
-            ..FullStats::default()
-        };
-        let de = stats(&s, Lang::De);
-        assert!(de.contains("Benutzer:"), "{de}");
-        assert!(de.contains("3,00 GiB (3221225472 Bytes)"), "{de}");
-        assert!(de.contains("Dedupe-Faktor:"), "{de}");
-        assert!(de.contains("3,00\n"), "{de}");
-        assert!(de.contains("noch nie"), "{de}");
-        let en = stats(&s, Lang::En);
-        assert!(en.contains("Users:") && en.contains("3.00 GiB"), "{en}");
-        assert_eq!(bytes_exact(5, Lang::De), "5 Bytes");
-    }
-}
-
 /// The affected versions per user and device (the console's form of the list: no paths).
 fn device_counts(out: &mut String, list: &[DeviceDamage], lang: Lang) {
     let _ = writeln!(
@@ -509,4 +484,29 @@ pub(crate) fn verify_damage(d: &DamageList, lang: Lang) -> String {
     }
     device_counts(&mut out, &d.devices, lang);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_text_is_german_by_default() {
+        let s = FullStats {
+            users: 2,
+            logical_bytes: 3 << 30,
+            plain_bytes: 1 << 30,
+            dedupe_ratio: Some(3.0),
+            ..FullStats::default()
+        };
+        let de = stats(&s, Lang::De);
+        assert!(de.contains("Benutzer:"), "{de}");
+        assert!(de.contains("3,00 GiB (3221225472 Bytes)"), "{de}");
+        assert!(de.contains("Dedupe-Faktor:"), "{de}");
+        assert!(de.contains("3,00\n"), "{de}");
+        assert!(de.contains("noch nie"), "{de}");
+        let en = stats(&s, Lang::En);
+        assert!(en.contains("Users:") && en.contains("3.00 GiB"), "{en}");
+        assert_eq!(bytes_exact(5, Lang::De), "5 Bytes");
+    }
 }

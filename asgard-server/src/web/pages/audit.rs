@@ -156,10 +156,10 @@ pub(crate) fn detail(lang: asgard_core::Lang, stored: &str) -> String {
                 parts.push(tv(lang, Key::AuditRegMode, &[("mode", m)]));
             }
             if new_key {
-                parts.push(t(lang, Key::AuditRegNewKey).to_owned());
+                parts.push(t(lang, Key::AuditRegKeyNew).to_owned());
             }
             if no_key {
-                parts.push(t(lang, Key::AuditRegNoKey).to_owned());
+                parts.push(t(lang, Key::AuditRegKeyNone).to_owned());
             }
             parts.join(", ")
         }
