@@ -25,7 +25,7 @@
 //! | `GET /admin` | Übersicht |
 //! | `GET /admin/users`, `POST /admin/users/keep` | Benutzer |
 //! | `GET /admin/devices`, `POST /admin/devices/{approve,refuse,reset,revoke,token,registration}` | Geräte und Token |
-//! | `GET /admin/runs`, `GET /admin/runs/{id}` | Läufe |
+//! | `GET /admin/runs`, `GET /admin/runs/{user}/{device}/{id}` | Läufe (through `Task::RunList`) |
 //! | `GET /admin/maintenance`, `POST /admin/maintenance/{gc,verify,db-backup}` | Wartung |
 //! | `GET /admin/audit` | Protokoll |
 //! | `/api/admin/…` | the JSON twin, see [`api`] |
@@ -53,8 +53,17 @@
 //!   `run-link-{id}`; detail: `run-detail`, `run-state`, `run-errors`, `run-error`;
 //! - Wartung: forms `gc-form` (`gc-dry-run` checkbox, `gc-start`), `verify-form`
 //!   (`verify-sample` number, `verify-full` checkbox, `verify-start`), `dbbackup-form`
-//!   (`dbbackup-start`); results `last-gc`, `last-verify`, `last-dbbackup`, `verify-damaged`;
-//! - Protokoll: table `audit-table`, rows `audit-row-{id}`.
+//!   (`dbbackup-start`); results `last-gc`, `last-verify`, `last-dbbackup`; what the last
+//!   verify found: section `verify-damaged` (`bad-chunks-now`, `damaged-total`, table
+//!   `damaged-chunks` with rows `damaged-chunk-{hex}`, `affected-total`, table `damaged-devices`
+//!   with rows `damaged-device-{user}-{device}` and cells `damaged-versions-{user}-{device}`);
+//! - Protokoll: table `audit-table`, rows `audit-row-{id}` (`data-action` = the stable name;
+//!   the action and a structured detail in words of the reader's language).
+//!
+//! ## Privacy
+//! The console shows no file names: [`Console::run`] hands every page and the JSON twin the
+//! console's form of a report (`ops::Report::for_console`), the job board keeps that form, and
+//! a run's error messages lose their path-like words.
 
 pub(crate) mod api;
 pub(crate) mod api_ops;
