@@ -349,7 +349,10 @@ impl Client {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(body) => anyhow!(present::server_error(&body, self.lang)),
+            Ok(body) => anyhow::Error::new(ServerRefusal {
+                message: present::server_error(&body, self.lang),
+                code: body.code,
+            }),
             Err(_) => anyhow!(
                 "{} {status}: {}",
                 self.lang.pick("Server-Fehler", "Server error"),
@@ -358,6 +361,22 @@ impl Client {
         }
     }
 }
+
+/// An error answer of the server with its stable code (the text is the message in the reader's
+/// language); callers that act on a code find it with `downcast_ref`.
+#[derive(Debug)]
+pub(crate) struct ServerRefusal {
+    pub code: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ServerRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ServerRefusal {}
 
 /// An error with all its causes, `a: b: c` (reqwest's own text alone says little).
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {

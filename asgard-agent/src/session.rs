@@ -146,7 +146,16 @@ pub(crate) async fn connect_with(ctx: &Ctx, code: Option<&str>) -> anyhow::Resul
     let mut login = match result {
         Ok(login) => login,
         Err(e) => {
-            if first_use.is_some() {
+            // A refused registration's token is dead: forget it, so that the next login is a
+            // new registration (as the message tells the user).
+            let refused = e
+                .downcast_ref::<client::ServerRefusal>()
+                .is_some_and(|r| r.code == "registration_refused");
+            if refused {
+                state.token = None;
+                state.approval_code = None;
+            }
+            if first_use.is_some() || refused {
                 state.save(&ctx.state_dir)?;
             }
             return Err(e);

@@ -271,3 +271,82 @@ fn console_commands_change_what_the_running_server_does_next() {
     let out = anna.restore_to(&anna_dir.join("gemeinsam.bin"), restore.path(), &[]);
     assert_success(&out);
 }
+
+/// `device refuse` on a running server: a further device of an existing user waits for approval,
+/// the admin refuses it, and its agent is told so in German at its next request (the pending
+/// token is dead, the user's active device is untouched). The agent forgets the dead token, so
+/// its next login is a new registration, which waits again. Refusing an active device or an
+/// unknown one changes nothing and says why.
+#[test]
+fn a_refused_registration_is_gone_and_its_agent_is_told_why() {
+    let server = Server::start();
+    let data_dir = server.data_dir();
+    let admin = |args: &[&str]| -> Output {
+        let mut all: Vec<OsString> = args.iter().map(OsString::from).collect();
+        all.push("--data-dir".into());
+        all.push(data_dir.clone().into());
+        server_admin(&all)
+    };
+    let ok = |args: &[&str]| -> String {
+        let out = admin(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("Brief.txt"), b"Liebe Oma").unwrap();
+    let pc = Agent::new("ida", &server);
+    pc.backup(work.path());
+    let mut laptop = Agent::new("ida", &server);
+    laptop.device = "laptop".into();
+    let out = laptop.run(["login"]);
+    assert!(
+        text(&out.stdout).contains("Freigabe"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(ok(&["device", "list"]).contains("ida\tlaptop\twartet auf Freigabe\t"));
+
+    // An active device is not refused (revoke is for that), an unknown one is not found.
+    for (device, words) in [
+        ("testhost", "wartet keine Registrierung"),
+        ("toaster", "wartet keine"),
+    ] {
+        let out = admin(&["device", "refuse", "ida", device]);
+        assert_eq!(out.status.code(), Some(1), "{device}");
+        assert!(text(&out.stderr).contains(words), "{}", text(&out.stderr));
+    }
+    pc.ok(["list"]);
+
+    assert_eq!(
+        ok(&["device", "refuse", "ida", "laptop"]),
+        "Die Registrierung von Gerät „laptop“ (Benutzer „ida“) ist abgelehnt: Ihr Token gilt \
+         nicht mehr, das wartende Gerät erfährt es bei seiner nächsten Anfrage.\n"
+    );
+    let devices = ok(&["device", "list"]);
+    assert!(!devices.contains("laptop"), "{devices}");
+    let out = laptop.run(["backup".as_ref(), work.path().as_os_str()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("Der Administrator hat die Registrierung dieses Geräts abgelehnt"),
+        "{err}"
+    );
+    // Approving it now finds nothing; the user's own device still works.
+    assert_eq!(
+        admin(&["device", "approve", "ida", "laptop"]).status.code(),
+        Some(1)
+    );
+    pc.ok(["list"]);
+
+    // The dead token is forgotten: the next login is a new registration that waits again.
+    let out = laptop.run(["login"]);
+    assert!(
+        out.status.success() && text(&out.stdout).contains("Freigabe"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(ok(&["device", "list"]).contains("ida\tlaptop\twartet auf Freigabe\t"));
+    ok(&["device", "approve", "ida", "laptop"]);
+    laptop.backup(work.path());
+}

@@ -21,7 +21,7 @@ const PAGES: [&str; 8] = [
 ];
 
 /// Every state-changing console form (POST).
-const FORMS: [&str; 12] = [
+const FORMS: [&str; 13] = [
     "/admin/logout",
     "/admin/users/keep",
     "/admin/users/state",
@@ -30,6 +30,7 @@ const FORMS: [&str; 12] = [
     "/admin/devices/token",
     "/admin/devices/registration",
     "/admin/devices/approve",
+    "/admin/devices/refuse",
     "/admin/devices/reset",
     "/admin/maintenance/gc",
     "/admin/maintenance/verify",
@@ -46,7 +47,7 @@ const API_GET: [&str; 8] = [
     "/api/admin/jobs",
     "/api/admin/jobs/1",
 ];
-const API_POST: [&str; 13] = [
+const API_POST: [&str; 14] = [
     "/api/admin/users/keep",
     "/api/admin/devices/approve",
     "/api/admin/devices/reset",
@@ -58,6 +59,7 @@ const API_POST: [&str; 13] = [
     "/api/admin/users/delete",
     "/api/admin/devices/revoke",
     "/api/admin/devices/token",
+    "/api/admin/devices/refuse",
     "/api/admin/registration",
     "/api/admin/jobs",
 ];
@@ -941,4 +943,594 @@ fn the_pages_disable_delete_revoke_and_change_registration() {
             audit.body
         );
     }
+}
+
+/// Refusing a pending registration on the devices page (beside "approve") and through the JSON
+/// twin: the registration is gone, its agent is told so in German, the refusal is audited with
+/// the admin; another admin's session cannot refuse without the CSRF token, and an active device
+/// is not refused.
+#[test]
+fn the_devices_page_and_the_twin_refuse_a_pending_registration() {
+    let server = Server::start();
+    let admin_token = create_admin(&server, "root", true).unwrap();
+    let web = Web::new(&server);
+    let anna = Agent::new("anna", &server);
+    anna.ok(["login"]);
+    let mut laptop = Agent::new("anna", &server);
+    laptop.device = "laptop".into();
+    laptop.ok(["login"]);
+    let mut tablet = Agent::new("anna", &server);
+    tablet.device = "tablet".into();
+    tablet.ok(["login"]);
+    let session = web.login("root", PW).session().unwrap();
+
+    let devices = web.get("/admin/devices", Some(&session));
+    for id in [
+        "approve-anna-laptop",
+        "refuse-anna-laptop",
+        "refuse-anna-tablet",
+    ] {
+        assert!(
+            devices.body.contains(&format!("data-testid=\"{id}\"")),
+            "{id}: {}",
+            devices.body
+        );
+    }
+    // An active device has no refuse button.
+    assert!(
+        !devices.body.contains("refuse-anna-testhost"),
+        "{}",
+        devices.body
+    );
+    let csrf = csrf_of(&devices);
+
+    // Without the CSRF token nothing happens.
+    let a = web.post_form(
+        "/admin/devices/refuse",
+        Some(&session),
+        Some(&web.origin),
+        &[("user", "anna"), ("device", "laptop")],
+    );
+    assert_eq!(a.status, 403, "{}", a.body);
+    // An active device is not refused (and stays active).
+    let a = web.post_form(
+        "/admin/devices/refuse",
+        Some(&session),
+        Some(&web.origin),
+        &[("csrf", &csrf), ("user", "anna"), ("device", "testhost")],
+    );
+    assert_eq!(a.status, 404, "{}", a.body);
+    anna.ok(["list"]);
+
+    let a = web.post_form(
+        "/admin/devices/refuse",
+        Some(&session),
+        Some(&web.origin),
+        &[("csrf", &csrf), ("user", "anna"), ("device", "laptop")],
+    );
+    assert_eq!(a.status, 303, "{}", a.body);
+    let devices = web.get(a.header("location"), Some(&session));
+    assert!(
+        !devices.body.contains("device-row-anna-laptop")
+            && devices.body.contains("data-testid=\"flash-ok\"")
+            && devices.body.contains("abgelehnt"),
+        "{}",
+        devices.body
+    );
+    let out = laptop.run(["list"]);
+    let err = asgard_e2e::text(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("Registrierung dieses Geräts abgelehnt"),
+        "{err}"
+    );
+
+    // The JSON twin refuses the other one; a second refusal finds nothing.
+    let refuse = || {
+        web.send(
+            web.client
+                .post(format!("{}/api/admin/devices/refuse", web.origin))
+                .bearer_auth(&admin_token)
+                .json(&json!({"user": "anna", "device": "tablet"})),
+        )
+    };
+    let a = refuse();
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["action"], "refused", "{}", a.body);
+    let a = refuse();
+    assert_eq!(a.status, 404, "{}", a.body);
+    assert!(
+        a.json()["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("wartet keine"),
+        "{}",
+        a.body
+    );
+    let out = tablet.run(["list"]);
+    assert!(
+        asgard_e2e::text(&out.stderr).contains("abgelehnt"),
+        "{}",
+        asgard_e2e::text(&out.stderr)
+    );
+    anna.ok(["list"]);
+
+    let audit = web.get("/admin/audit", Some(&session));
+    let rows = audit.body.matches("data-action=\"device_refused\"").count();
+    assert_eq!(rows, 2, "{}", audit.body);
+    assert!(audit.body.contains("device:anna/laptop"), "{}", audit.body);
+    assert!(audit.body.contains("device:anna/tablet"), "{}", audit.body);
+}
+
+/// The runs page reads the runs through the ops task (as `/api/admin/runs`): filters by user,
+/// device and state, pages of 25, the detail of one run with its errors without their paths, and
+/// no run shown under another user's or device's name.
+#[test]
+fn the_runs_page_filters_pages_and_hides_paths() {
+    let server = Server::start();
+    create_admin(&server, "root", false);
+    let web = Web::new(&server);
+    let anna = Agent::new("anna", &server);
+    anna.ok(["login"]);
+    let bert = Agent::new("bert", &server);
+    bert.ok(["login"]);
+    let report = |agent: &Agent, i: u64, failed: bool| {
+        let errors: Vec<String> = if failed {
+            vec![format!("unlesbar: /home/anna/geheim-{i}.txt")]
+        } else {
+            vec![]
+        };
+        let body = json!({
+            "started_us": 1_700_000_000_000_000i64,
+            "finished_us": 1_700_000_000_000_100i64,
+            "agent_version": "test",
+            "exit_code": if failed { 1 } else { 0 },
+            "files_seen": i, "files_new": 0, "files_changed": 0, "files_unchanged": i,
+            "files_deleted": 0, "files_skipped": 0, "bytes_read": 0, "bytes_sent": 0,
+            "bytes_new": 0, "versions_created": 0, "duration_s": 1.0,
+            "errors": errors,
+        });
+        let (status, v) = web.api.post_json("/api/runs", Some(&agent.token()), &body);
+        assert_eq!(status, 200, "{v}");
+    };
+    for i in 0..30 {
+        report(&anna, i, i % 6 == 0);
+    }
+    report(&bert, 99, false);
+    let session = web.login("root", PW).session().unwrap();
+    let rows = |a: &Answer| a.body.matches("data-testid=\"run-row-").count();
+    // The run links of a page (`/admin/runs/USER/DEVICE/ID`), in order.
+    let links = |a: &Answer| -> Vec<String> {
+        a.body
+            .split("<a href=\"/admin/runs/")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+            .map(|s| format!("/admin/runs/{s}"))
+            .collect()
+    };
+
+    let a = web.get("/admin/runs", Some(&session));
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(rows(&a), 25, "{}", a.body);
+    assert!(a.body.contains(">1 / 2<"), "{}", a.body);
+    // Newest first: bert's run leads the first page.
+    let first = links(&a);
+    assert!(
+        first[0].starts_with("/admin/runs/bert/testhost/"),
+        "{first:?}"
+    );
+    let bert_run = first[0].clone();
+    let a = web.get("/admin/runs?user=&device=&state=&page=2", Some(&session));
+    assert_eq!(rows(&a), 6, "{}", a.body);
+    assert!(a.body.contains(">2 / 2<"), "{}", a.body);
+    assert!(
+        links(&a).iter().all(|l| !first.contains(l)),
+        "pages overlap"
+    );
+
+    let a = web.get(
+        "/admin/runs?user=anna&device=testhost&state=failed",
+        Some(&session),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(rows(&a), 5, "{}", a.body);
+    assert_eq!(
+        a.body.matches("data-state=\"failed\"").count(),
+        5,
+        "{}",
+        a.body
+    );
+    assert!(!a.body.contains("data-state=\"ok\""), "{}", a.body);
+    assert!(
+        a.body.contains("<option value=\"failed\" selected"),
+        "{}",
+        a.body
+    );
+    let failed = links(&a);
+    assert!(
+        failed
+            .iter()
+            .all(|l| l.starts_with("/admin/runs/anna/testhost/")),
+        "{failed:?}"
+    );
+    let a = web.get("/admin/runs?user=bert", Some(&session));
+    assert_eq!(links(&a), std::slice::from_ref(&bert_run), "{}", a.body);
+
+    // An unknown name shows no runs and says so; an unknown state is a bad request.
+    let a = web.get("/admin/runs?user=niemand", Some(&session));
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(rows(&a), 0, "{}", a.body);
+    assert!(
+        a.body.contains("data-testid=\"flash-error\"") && a.body.contains("niemand"),
+        "{}",
+        a.body
+    );
+    let a = web.get("/admin/runs?state=kaputt", Some(&session));
+    assert_eq!(a.status, 400, "{}", a.body);
+
+    // The detail: the error without its path; under another user's or device's name: nothing.
+    let a = web.get(&failed[0], Some(&session));
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.body
+            .contains("class=\"state-failed\" data-testid=\"run-state\""),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("unlesbar: …"), "{}", a.body);
+    assert!(
+        !a.body.contains("geheim") && !a.body.contains("/home/"),
+        "{}",
+        a.body
+    );
+    let id = failed[0].rsplit('/').next().unwrap();
+    let bert_id = bert_run.rsplit('/').next().unwrap();
+    for path in [
+        format!("/admin/runs/bert/testhost/{id}"),
+        format!("/admin/runs/anna/laptop/{id}"),
+        format!("/admin/runs/anna/testhost/{bert_id}"),
+    ] {
+        let a = web.get(&path, Some(&session));
+        assert_eq!(a.status, 404, "{path}: {}", a.body);
+    }
+}
+
+/// The *Protokoll* page says what an action did in the reader's language, for actions from the
+/// pages, the JSON twin and the command line alike: no Rust `Debug` text, no secret.
+#[test]
+fn the_audit_log_reads_in_words_of_the_readers_language() {
+    let server = Server::start();
+    let admin_token = create_admin(&server, "root", true).unwrap();
+    let web = Web::new(&server);
+    let anna = Agent::new("anna", &server);
+    anna.ok(["login"]);
+    let session = web.login("root", PW).session().unwrap();
+    let post = |path: &str, form: &[(&str, &str)]| {
+        let csrf = csrf_of(&web.get("/admin/maintenance", Some(&session)));
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(form);
+        let a = web.post_form(path, Some(&session), Some(&web.origin), &all);
+        assert!(a.status < 400, "{path}: {} {}", a.status, a.body);
+    };
+    post("/admin/maintenance/gc", &[("dry_run", "on")]);
+    post("/admin/maintenance/verify", &[("sample", "5")]);
+    post(
+        "/admin/users/keep",
+        &[("user", "anna"), ("action", "set"), ("versions", "3")],
+    );
+    post(
+        "/admin/devices/registration",
+        &[
+            ("action", "save"),
+            ("mode", "approve"),
+            ("enrollment_key", "Streng-Geheimer-Schluessel-1"),
+        ],
+    );
+    // The JSON twin's maintenance endpoint (it used to log the task's Debug text).
+    let a = web.send(
+        web.client
+            .post(format!("{}/api/admin/maintenance/gc", web.origin))
+            .bearer_auth(&admin_token)
+            .json(&json!({"dry_run": false})),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+
+    let de = web.get("/admin/audit", Some(&session));
+    assert_eq!(de.status, 200, "{}", de.body);
+    for words in [
+        "Wartung gestartet",
+        "Speicherbereinigung (Probelauf)",
+        "<td class=\"wrap\">Speicherbereinigung</td>",
+        "Prüfung (Stichprobe 5 %)",
+        "3 Versionen behalten",
+        "Registrierung mit Freigabe, neuer Registrierungsschlüssel",
+        "Anmeldung",
+        "mit Passwort",
+    ] {
+        assert!(de.body.contains(words), "{words:?} not in: {}", de.body);
+    }
+    for never in [
+        "dry_run",
+        "Some(",
+        "sample_percent",
+        "{&quot;",
+        "Streng-Geheimer",
+    ] {
+        assert!(!de.body.contains(never), "{never:?} in: {}", de.body);
+    }
+    let en = web.send(
+        web.client
+            .get(format!("{}/admin/audit", web.origin))
+            .header("cookie", format!("asgard_session={session}; lang=en")),
+    );
+    assert_eq!(en.status, 200, "{}", en.body);
+    for words in [
+        "Maintenance started",
+        "Garbage collection (dry run)",
+        "Verify (sample 5 %)",
+        "keep 3 versions",
+        "registration with approval, new enrollment key",
+        "with password",
+    ] {
+        assert!(en.body.contains(words), "{words:?} not in: {}", en.body);
+    }
+}
+
+/// *Wartung* after a verify that found damage: the bad chunks by id (with their kind and the
+/// total) and the affected versions as counts per user and device, on the page, in the job's
+/// report and in the JSON twin, and never a file name or folder. Before the verify: nothing.
+#[test]
+fn the_maintenance_page_lists_damaged_chunks_and_counts_without_paths() {
+    let mut server = Server::start();
+    create_admin(&server, "root", false);
+    let agent = Agent::new("vera", &server);
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("geheimordner");
+    std::fs::create_dir_all(&root).unwrap();
+    // Small files are one chunk each, whose id is the blake3 of the whole content.
+    let flipped = asgard_e2e::random_bytes(6000, 21);
+    let lost = asgard_e2e::random_bytes(7000, 22);
+    std::fs::write(root.join("tagebuch.bin"), &flipped).unwrap();
+    std::fs::write(root.join("steuer.bin"), &lost).unwrap();
+    std::fs::write(root.join("heil.txt"), "Grüße\n".repeat(300)).unwrap();
+    agent.backup(&root);
+    server.stop();
+    let flip_hex = asgard_core::ChunkId::of(&flipped).to_hex();
+    let lost_hex = asgard_core::ChunkId::of(&lost).to_hex();
+    asgard_e2e::damage_chunk(&server.data_dir(), &flip_hex);
+    asgard_e2e::lose_chunk(&server.data_dir(), &lost_hex);
+    server.restart_stopped();
+
+    let web = Web::new(&server);
+    let session = web.login("root", PW).session().unwrap();
+    let page = web.get("/admin/maintenance", Some(&session));
+    assert!(
+        !page.body.contains("data-testid=\"verify-damaged\""),
+        "{}",
+        page.body
+    );
+    let csrf = csrf_of(&page);
+    let a = web.post_form(
+        "/admin/maintenance/verify",
+        Some(&session),
+        Some(&web.origin),
+        &[("csrf", &csrf), ("full", "on")],
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let page = web.get("/admin/maintenance", Some(&session));
+    for (what, body) in [("answer", &a.body), ("page", &page.body)] {
+        for words in [
+            "data-testid=\"verify-damaged\"",
+            &format!("data-testid=\"damaged-chunk-{flip_hex}\""),
+            &format!("data-testid=\"damaged-chunk-{lost_hex}\""),
+            "data-testid=\"damaged-total\" data-total=\"2\"",
+            "data-testid=\"affected-total\" data-total=\"2\"",
+            "data-testid=\"damaged-versions-vera-testhost\">2<",
+            "beschädigt",
+            "fehlt",
+        ] {
+            assert!(body.contains(words), "{what}: {words:?} not in {body}");
+        }
+        for never in ["geheimordner", "tagebuch", "steuer", "heil.txt", "/tmp/"] {
+            assert!(!body.contains(never), "{what}: {never:?} in {body}");
+        }
+    }
+    // The job's report (on the page and in the twin) has no paths either.
+    let jobs = web.send(
+        web.client
+            .get(format!("{}/api/admin/jobs", web.origin))
+            .header("cookie", format!("asgard_session={session}")),
+    );
+    assert_eq!(jobs.status, 200, "{}", jobs.body);
+    assert!(jobs.body.contains(&flip_hex), "{}", jobs.body);
+    assert!(
+        !jobs.body.contains("geheimordner") && !jobs.body.contains("tagebuch"),
+        "{}",
+        jobs.body
+    );
+    let twin = web.send(
+        web.client
+            .get(format!("{}/api/admin/verify/damage", web.origin))
+            .header("cookie", format!("asgard_session={session}")),
+    );
+    assert_eq!(twin.status, 200, "{}", twin.body);
+    let v = twin.json();
+    assert_eq!(v["chunks_total"], 2, "{v}");
+    assert_eq!(v["affected_versions"], 2, "{v}");
+    assert_eq!(
+        v["devices"],
+        json!([{"user": "vera", "device": "testhost", "versions": 2}]),
+        "{v}"
+    );
+    let mut kinds: Vec<(String, String)> = v["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_owned(),
+                c["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    kinds.sort();
+    let mut want = vec![
+        (flip_hex.clone(), "damaged".to_owned()),
+        (lost_hex.clone(), "missing".to_owned()),
+    ];
+    want.sort();
+    assert_eq!(kinds, want);
+    assert!(!twin.body.contains("geheimordner"), "{}", twin.body);
+}
+
+/// Acceptance 1, the second factor: the password step of an admin with TOTP gives a session that
+/// opens only the TOTP page; a wrong code is refused in German; the right code gives a new
+/// session id and the first one is dead; a used code does not work twice (replay); a recovery
+/// code works once; after 5 wrong codes in a row the second factor is locked (even a right code
+/// and an unused recovery code are refused) and the lock is in the audit log.
+#[test]
+fn the_second_factor_is_required_single_use_and_locks() {
+    let server = Server::start();
+    create_admin(&server, "root", false);
+    create_admin(&server, "zweit", false);
+    let out = asgard_e2e::server_admin_ok(
+        ["admin", "totp", "root", "--json", "--data-dir"]
+            .iter()
+            .map(std::ffi::OsString::from)
+            .chain([server.data_dir().into_os_string()]),
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let totp = totp_rs::Totp::from_url(v["totp"]["uri"].as_str().unwrap()).unwrap();
+    let recovery: Vec<String> = v["totp"]["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert!(recovery.len() >= 2, "{v}");
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let code_at = |t: u64| totp.generate(t).to_string();
+    // A six-digit code valid at no step near now.
+    let wrong = || {
+        let t = now();
+        let valid = [
+            code_at(t - 30),
+            code_at(t),
+            code_at(t + 30),
+            code_at(t + 60),
+        ];
+        ["000000", "111111", "222222"]
+            .into_iter()
+            .find(|c| !valid.iter().any(|v| v == c))
+            .unwrap()
+            .to_owned()
+    };
+    let web = Web::new(&server);
+    let password_step = || {
+        let a = web.login("root", PW);
+        assert_eq!(a.status, 303, "{}", a.body);
+        assert_eq!(a.header("location"), "/admin/login/totp");
+        a.session().expect("a session for the second step")
+    };
+    let send_code = |session: &str, code: &str| -> Answer {
+        let page = web.get("/admin/login/totp", Some(session));
+        assert_eq!(page.status, 200, "{}", page.body);
+        let csrf = csrf_of(&page);
+        web.post_form(
+            "/admin/login/totp",
+            Some(session),
+            Some(&web.origin),
+            &[("csrf", &csrf), ("code", code)],
+        )
+    };
+    let refused = |a: &Answer, status: u16, words: &str| {
+        assert_eq!(a.status, status, "{}", a.body);
+        assert!(a.session().is_none(), "a refused code gave a session");
+        assert!(
+            a.body.contains("data-testid=\"totp-error\"") && a.body.contains(words),
+            "{words:?} not in {}",
+            a.body
+        );
+    };
+
+    // The password step opens the TOTP page only.
+    let first = password_step();
+    for page in PAGES {
+        let a = web.get(page, Some(&first));
+        assert_eq!(a.status, 303, "{page}: {}", a.body);
+        assert_eq!(a.header("location"), "/admin/login/totp", "{page}");
+    }
+    for path in API_GET {
+        let a = web.get(path, Some(&first));
+        assert_eq!(a.status, 401, "{path}: {}", a.body);
+    }
+    let a = web.post_form(
+        "/api/admin/users/keep",
+        Some(&first),
+        Some(&web.origin),
+        &[("user", "x")],
+    );
+    assert_eq!(a.status, 401, "{}", a.body);
+
+    // A wrong code: refused in German, the session still waits.
+    refused(&send_code(&first, &wrong()), 401, "Code falsch.");
+    // The right code: a new session id; the first one is dead.
+    let used = code_at(now());
+    let a = send_code(&first, &used);
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert_eq!(a.header("location"), "/admin");
+    let full = a.session().expect("a new session");
+    assert_ne!(full, first);
+    assert_eq!(web.get("/admin", Some(&full)).status, 200);
+    let a = web.get("/admin", Some(&first));
+    assert_eq!((a.status, a.header("location")), (303, "/admin/login"));
+    assert_eq!(web.get("/api/admin/stats", Some(&first)).status, 401);
+
+    // Replay: the same code in a new login is refused.
+    let second = password_step();
+    refused(&send_code(&second, &used), 401, "Code falsch.");
+    // A recovery code works once.
+    let a = send_code(&second, &recovery[0]);
+    assert_eq!(a.status, 303, "{}", a.body);
+    let by_recovery = a.session().unwrap();
+    assert_eq!(web.get("/admin/users", Some(&by_recovery)).status, 200);
+    let third = password_step();
+    // Wrong code 1 of 5 (the success before reset the count).
+    refused(&send_code(&third, &recovery[0]), 401, "Code falsch.");
+    for _ in 2..5 {
+        refused(&send_code(&third, &wrong()), 401, "Code falsch.");
+    }
+    // The fifth locks; from then on even a right code (of the next step, never used) and an
+    // unused recovery code are refused.
+    refused(&send_code(&third, &wrong()), 429, "gesperrt");
+    refused(&send_code(&third, &code_at(now() + 30)), 429, "gesperrt");
+    refused(&send_code(&third, &recovery[1]), 429, "gesperrt");
+    let fourth = password_step();
+    refused(&send_code(&fourth, &code_at(now() + 30)), 429, "gesperrt");
+    assert_eq!(
+        web.get("/admin", Some(&fourth)).header("location"),
+        "/admin/login/totp"
+    );
+
+    // The audit log has the failures, the recovery code and the lock.
+    let other = web.login("zweit", PW).session().unwrap();
+    let audit = web.get("/admin/audit", Some(&other));
+    for action in ["totp_failed", "recovery_used", "totp_locked", "login"] {
+        assert!(
+            audit.body.contains(&format!("data-action=\"{action}\"")),
+            "{action} not in {}",
+            audit.body
+        );
+    }
+    assert!(
+        audit
+            .body
+            .contains("mit Passwort und Wiederherstellungscode"),
+        "{}",
+        audit.body
+    );
 }

@@ -265,6 +265,15 @@ pub(crate) fn server_error(body: &ErrorBody, lang: Lang) -> String {
              Your backed-up files are kept. Please contact the administrator."
             .to_owned(),
         ("name_confusable", _) | ("too_many_devices", _) => m.clone(),
+        ("registration_refused", Lang::De) => "Der Administrator hat die Registrierung dieses \
+             Geräts abgelehnt: Es kann weder sichern noch wiederherstellen. Bitte wenden Sie sich \
+             an den Administrator; eine neue Anmeldung („asgard-agent login“) stellt eine neue \
+             Anfrage."
+            .to_owned(),
+        ("registration_refused", Lang::En) => "The administrator refused this device's \
+             registration: it can neither back up nor restore. Please contact the administrator; \
+             a new login (\"asgard-agent login\") makes a new request."
+            .to_owned(),
         ("device_pending", Lang::De) => "Das Gerät wartet noch auf Freigabe: „asgard-agent \
              login“ zeigt den Code, mit dem ein aktives Gerät desselben Benutzers es freigibt \
              (oder der Administrator mit asgard-server device approve)."
@@ -324,6 +333,12 @@ mod tests {
             missing: vec![],
         };
         assert!(server_error(&body, Lang::De).contains("Freigabe"));
+        let body = ErrorBody {
+            code: "registration_refused".into(),
+            message: "registration refused".into(),
+            missing: vec![],
+        };
+        assert!(server_error(&body, Lang::De).contains("abgelehnt"));
         let body = ErrorBody {
             code: "missing_chunks".into(),
             message: "x".into(),

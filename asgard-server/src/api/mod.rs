@@ -76,6 +76,9 @@ pub(crate) enum ApiError {
     Unauthorized,
     #[error("device pending")]
     DevicePending,
+    /// The admin refused this device's registration (`device refuse`).
+    #[error("registration refused")]
+    RegistrationRefused,
     /// The admin revoked (or replaced) this device's token.
     #[error("token revoked")]
     TokenRevoked,
@@ -159,6 +162,7 @@ impl ApiError {
             ApiError::ProtocolVersion(_) => "protocol_version",
             ApiError::Unauthorized => "unauthorized",
             ApiError::DevicePending => "device_pending",
+            ApiError::RegistrationRefused => "registration_refused",
             ApiError::TokenRevoked => "token_revoked",
             ApiError::UserDisabled => "user_disabled",
             ApiError::ConfusableName(_) => "name_confusable",
@@ -234,9 +238,10 @@ impl ResponseError for ApiError {
             | ApiError::BadEntry(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized | ApiError::TokenRevoked => StatusCode::UNAUTHORIZED,
             ApiError::UserDisabled => StatusCode::FORBIDDEN,
-            ApiError::DevicePending | ApiError::EnrollmentKey | ApiError::RegistrationClosed => {
-                StatusCode::FORBIDDEN
-            }
+            ApiError::DevicePending
+            | ApiError::RegistrationRefused
+            | ApiError::EnrollmentKey
+            | ApiError::RegistrationClosed => StatusCode::FORBIDDEN,
             ApiError::ConfusableName(_)
             | ApiError::TooManyDevices(_)
             | ApiError::MissingChunks(_) => StatusCode::CONFLICT,
@@ -280,6 +285,7 @@ impl From<DbError> for ApiError {
         match e {
             DbError::Unauthorized => ApiError::Unauthorized,
             DbError::Pending => ApiError::DevicePending,
+            DbError::RegistrationRefused => ApiError::RegistrationRefused,
             DbError::TokenRevoked => ApiError::TokenRevoked,
             DbError::UserDisabled => ApiError::UserDisabled,
             DbError::BadName(d) => ApiError::BadRequest(d),

@@ -42,6 +42,12 @@ pub(crate) fn error_message(e: &ApiError, l: Lang) -> String {
                 "The administrator disabled this user: their devices cannot back up or restore until the user is enabled again.",
             )
             .into(),
+        ApiError::RegistrationRefused => l
+            .pick(
+                "Der Administrator hat die Registrierung dieses Geräts abgelehnt: Es kann weder sichern noch wiederherstellen. Bitte wenden Sie sich an den Administrator; eine neue Anmeldung (asgard-agent login) stellt eine neue Anfrage.",
+                "The administrator refused this device's registration: it can neither back up nor restore. Please contact the administrator; a new login (asgard-agent login) makes a new request.",
+            )
+            .into(),
         ApiError::DevicePending => l
             .pick(
                 "Das Gerät ist noch nicht freigegeben. Ein bereits aktives Gerät desselben Benutzers gibt es mit dem Code frei, den „asgard-agent login“ auf diesem Gerät anzeigt (asgard-agent device approve CODE), oder der Administrator (asgard-server device approve BENUTZER GERÄT).",

@@ -105,6 +105,17 @@ pub(super) enum DeviceCmd {
         #[command(flatten)]
         out: Json,
     },
+    /// Die Registrierung eines wartenden Geräts ablehnen (sein Token gilt nicht mehr)
+    Refuse {
+        /// Benutzername
+        user: String,
+        /// Gerätename
+        device: String,
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        out: Json,
+    },
     /// Das Token eines Geräts widerrufen und einen Einmal-Code zur neuen Anmeldung ausgeben
     ///
     /// Widerruft das Token des Geräts und gibt einen Einmal-Code aus, mit dem es sich neu
@@ -278,6 +289,12 @@ impl DeviceCmd {
                 common,
                 out,
             } => (common, out.json, Ok(Task::DeviceApprove { user, device })),
+            DeviceCmd::Refuse {
+                user,
+                device,
+                common,
+                out,
+            } => (common, out.json, Ok(Task::DeviceRefuse { user, device })),
             DeviceCmd::Reset {
                 user,
                 device,

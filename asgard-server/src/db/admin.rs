@@ -325,6 +325,8 @@ impl Db {
             }
             txn.open_table(REVOKED_TOKENS)?
                 .retain(|_, (u, _, _)| u != uid)?;
+            txn.open_table(super::REFUSED_TOKENS)?
+                .retain(|_, (u, _)| u != uid)?;
             txn.open_table(KEEP_OVERRIDES)?.remove(uid)?;
             txn.open_table(DISABLED_USERS)?.remove(uid)?;
             let mut skeletons = txn.open_table(SKELETONS)?;

@@ -77,6 +77,7 @@ audit_actions! {
     KeepChanged = "keep_changed",
     SettingChanged = "setting_changed",
     MaintenanceStarted = "maintenance_started",
+    DeviceRefused = "device_refused",
 }
 
 impl Serialize for AuditAction {
@@ -94,6 +95,67 @@ impl<'de> Deserialize<'de> for AuditAction {
 impl std::fmt::Display for AuditAction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// What an entry's `detail` says, as data: stored in [`AuditRec::detail`] as a JSON object, so
+/// that the *Protokoll* page renders it in the reader's language. Entries written before it (and
+/// any detail that is no such object) hold free text, shown as it is. Never a secret: no token,
+/// code, key or password has a field here. Adding one: a variant (its tag is its stable name).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "kebab-case")]
+pub enum AuditDetail {
+    /// A GC start.
+    Gc { dry_run: bool },
+    /// A verify start: a sample of this many percent (all chunks when `None`), of one user.
+    Verify {
+        sample_percent: Option<f64>,
+        user: Option<String>,
+    },
+    /// A metadata backup start.
+    DbBackup,
+    /// A user's own `keep_versions` set (`None`: cleared, the configuration applies).
+    Keep { versions: Option<u32> },
+    /// The registration setting changed: back to the file (`reset`), a mode, a new enrollment
+    /// key (never the key itself), or none needed any more.
+    Registration {
+        reset: bool,
+        mode: Option<crate::config::Registration>,
+        new_key: bool,
+        no_key: bool,
+    },
+    /// What deleting a user removed.
+    UserDeleted {
+        devices: u64,
+        paths: u64,
+        versions: u64,
+    },
+    /// A login refused by the throttle.
+    Throttled,
+    /// A login with a wrong name or password.
+    WrongPassword,
+    /// A login by password (no second factor).
+    Password,
+    /// A login by password and TOTP code.
+    PasswordTotp,
+    /// A login by password and recovery code.
+    PasswordRecovery,
+    /// A second-factor code while the second factor was locked.
+    WhileLocked,
+}
+
+impl AuditDetail {
+    /// The stored form (JSON).
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The detail of a stored text, if it is one (else it is free text of an older entry).
+    pub fn parse(text: &str) -> Option<AuditDetail> {
+        if !text.starts_with('{') {
+            return None;
+        }
+        serde_json::from_str(text).ok()
     }
 }
 
@@ -141,6 +203,11 @@ impl AuditRec {
     pub fn detail(mut self, detail: impl Into<String>) -> AuditRec {
         self.detail = detail.into();
         self
+    }
+
+    /// The same entry with a structured detail (see [`AuditDetail`]).
+    pub fn described(self, detail: &AuditDetail) -> AuditRec {
+        self.detail(detail.encode())
     }
 
     /// The entry with every text cut to [`AUDIT_TEXT_MAX`] bytes (a client may choose a name).
@@ -239,6 +306,36 @@ mod tests {
         let times: Vec<i64> = all.iter().map(|(_, r)| r.time_us).collect();
         assert_eq!(times, (5..25).rev().collect::<Vec<_>>());
         assert!(db.audit_page(Some(0), 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn details_are_data_and_old_free_text_stays_text() {
+        let (_d, db) = db();
+        let d = AuditDetail::Verify {
+            sample_percent: Some(5.0),
+            user: Some("anna".into()),
+        };
+        let rec = AuditRec::new(1, "cli", AuditAction::MaintenanceStarted, "verify").described(&d);
+        db.audit_append(&rec).unwrap();
+        db.audit_append(&entry(2).detail("Verify { sample_percent: Some(5.0), user: None }"))
+            .unwrap();
+        db.audit_append(&entry(3).detail("{kein json")).unwrap();
+        let page = db.audit_page(None, 3).unwrap();
+        assert_eq!(AuditDetail::parse(&page[2].1.detail), Some(d));
+        assert_eq!(AuditDetail::parse(&page[1].1.detail), None);
+        assert_eq!(AuditDetail::parse(&page[0].1.detail), None);
+        // Every variant fits an entry (the longest names a user of the longest name).
+        let long = AuditDetail::Registration {
+            reset: true,
+            mode: Some(crate::config::Registration::Approve),
+            new_key: true,
+            no_key: true,
+        };
+        assert!(
+            long.encode().len() < AUDIT_TEXT_MAX / 2,
+            "{}",
+            long.encode()
+        );
     }
 
     #[test]

@@ -158,6 +158,8 @@ impl Db {
                     let Some(code) = pt.login(&hash, uid, &device_name, now)? else {
                         return Err(if txn.open_table(REVOKED_TOKENS)?.get(&hash)?.is_some() {
                             DbError::TokenRevoked
+                        } else if txn.open_table(super::REFUSED_TOKENS)?.get(&hash)?.is_some() {
+                            DbError::RegistrationRefused
                         } else {
                             DbError::Unauthorized
                         });
@@ -305,7 +307,10 @@ impl Db {
             if txn.open_table(PENDING_TOKENS)?.get(hash)?.is_some() {
                 return Err(DbError::Pending);
             }
-            // A token the admin revoked or replaced says so.
+            // A token the admin revoked, replaced or refused says so.
+            if Db::refused_token(&txn, hash)? {
+                return Err(DbError::RegistrationRefused);
+            }
             return Err(Db::revoked_token(&txn, hash)?.unwrap_or(DbError::Unauthorized));
         };
         if txn.open_table(DISABLED_USERS)?.get(user_id)?.is_some() {

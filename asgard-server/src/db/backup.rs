@@ -26,7 +26,7 @@ use super::{
     TOKENS, USER_CHUNKS, USERS, VERSIONS,
 };
 use super::{CURRENT_SCHEMA_VERSION, PENDING, PENDING_TOKENS, REENROLL, SKELETONS};
-use super::{DEVICE_SEEN, DISABLED_USERS, REVOKED_DEVICES, REVOKED_TOKENS};
+use super::{DEVICE_SEEN, DISABLED_USERS, REFUSED_TOKENS, REVOKED_DEVICES, REVOKED_TOKENS};
 
 /// Rows per (non-durable) write transaction of the copy: bounds the memory of one transaction.
 const BATCH_ROWS: usize = 20_000;

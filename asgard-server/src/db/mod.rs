@@ -37,6 +37,7 @@ mod enroll;
 mod gc;
 mod idsecret;
 mod integrity;
+mod refuse;
 mod retention;
 mod runs;
 mod schema;
@@ -50,7 +51,7 @@ mod tests;
 
 pub use admin::{DELETE_BATCH, DeletedUser, DeviceFull, RegistrationSetting};
 pub use admins::{ADMIN_NAME_MAX, AdminRec, AdminRow, BadAdminName, TotpRec, admin_name};
-pub use audit::{AUDIT_KEEP, AUDIT_TEXT_MAX, AuditAction, AuditRec};
+pub use audit::{AUDIT_KEEP, AUDIT_TEXT_MAX, AuditAction, AuditDetail, AuditRec};
 pub use auth::{
     Auth, DeviceRow, LoginOutcome, LoginPolicy, UserRow, hash_token, new_token, secrets_equal,
 };
@@ -105,6 +106,9 @@ pub enum DbError {
     /// The token's user was disabled by the admin (`user disable`).
     #[error("the user is disabled")]
     UserDisabled,
+    /// The admin refused the registration of this token (`device refuse`).
+    #[error("the admin refused this registration")]
+    RegistrationRefused,
     /// The token of a pending registration: valid for `login` only.
     #[error("device not approved yet")]
     Pending,

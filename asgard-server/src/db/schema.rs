@@ -82,6 +82,11 @@ pub(super) const REVOKED_DEVICES: TableDefinition<(u64, u64), i64> =
 /// loses at most the last minute of it, which is harmless).
 pub(super) const DEVICE_SEEN: TableDefinition<(u64, u64), &[u8]> =
     TableDefinition::new("device_seen");
+/// blake3(token of a registration the admin refused) → (user id, refused at µs): `device
+/// refuse` keeps the hash here, so that the waiting agent hears `registration_refused` instead of
+/// a bare "unauthorized". Rows go with the user (`user delete`).
+pub(super) const REFUSED_TOKENS: TableDefinition<&[u8; 32], (u64, i64)> =
+    TableDefinition::new("refused_tokens");
 /// admin name (normal form, see `admins::admin_name`) → [`super::AdminRec`] (issue 13; the
 /// records of the admin console's tables live in their modules: `admins.rs`, `sessions.rs`,
 /// `audit.rs`, with the same growth rule as those here).
@@ -122,6 +127,7 @@ macro_rules! for_each_table {
         $m!(ADMIN_TOKENS);
         $m!(SESSIONS);
         $m!(AUDIT);
+        $m!(REFUSED_TOKENS);
     };
 }
 pub(super) use for_each_table;

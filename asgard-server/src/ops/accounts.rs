@@ -73,6 +73,8 @@ pub(crate) enum DeviceAction {
     Revoked,
     /// A new token was issued ([`DeviceChange::token`]).
     NewToken,
+    /// A pending registration was refused (its token is dead).
+    Refused,
 }
 
 /// One user, for `user list`.
@@ -178,6 +180,31 @@ pub(crate) fn approve(db: &Db, user: &str, device: &str) -> Result<DeviceChange,
         user: shown(user),
         device: shown(device),
         action: DeviceAction::Approved,
+        code: None,
+        code_expires_us: None,
+        token: None,
+    })
+}
+
+/// Refuses the pending registrations of `user`/`device` (or the waiting first device of a new
+/// user): they go with their tokens, and the waiting agent is told `registration_refused`.
+pub(crate) fn refuse(
+    db: &Db,
+    user: &str,
+    device: &str,
+    now: i64,
+) -> Result<DeviceChange, OpsError> {
+    db.refuse_device(user, device, now).map_err(|e| match e {
+        DbError::NotFound => OpsError::NothingPending {
+            user: user.to_owned(),
+            device: device.to_owned(),
+        },
+        e => e.into(),
+    })?;
+    Ok(DeviceChange {
+        user: shown(user),
+        device: shown(device),
+        action: DeviceAction::Refused,
         code: None,
         code_expires_us: None,
         token: None,

@@ -8,7 +8,7 @@
 //! the task ran, through the same [`record`]; [`super::jobs::JobBoard::start`] records a
 //! maintenance start itself.
 
-use crate::db::{AuditAction, AuditRec, Db};
+use crate::db::{AuditAction, AuditDetail, AuditRec, Db};
 
 use super::{Report, Task};
 
@@ -48,9 +48,13 @@ fn shown(name: &str) -> String {
 /// `report` is the task's report when it has ended (`None` at a job's start).
 pub(crate) fn entry(task: &Task, report: Option<&Report>) -> Option<(AuditAction, String, String)> {
     let none = String::new;
+    let described = |d: AuditDetail| d.encode();
     Some(match task {
         Task::DeviceApprove { user: u, device: d } => {
             (AuditAction::DeviceApproved, device(u, d), none())
+        }
+        Task::DeviceRefuse { user: u, device: d } => {
+            (AuditAction::DeviceRefused, device(u, d), none())
         }
         Task::DeviceReset { user: u, device: d } => {
             (AuditAction::DeviceReset, device(u, d), none())
@@ -68,10 +72,11 @@ pub(crate) fn entry(task: &Task, report: Option<&Report>) -> Option<(AuditAction
                 Some(Report::UserChanged(c)) => c
                     .deleted
                     .map(|d| {
-                        format!(
-                            "devices {}, paths {}, versions {}",
-                            d.devices, d.paths, d.versions
-                        )
+                        described(AuditDetail::UserDeleted {
+                            devices: d.devices,
+                            paths: d.paths,
+                            versions: d.versions,
+                        })
                     })
                     .unwrap_or_default(),
                 _ => none(),
@@ -81,40 +86,29 @@ pub(crate) fn entry(task: &Task, report: Option<&Report>) -> Option<(AuditAction
         Task::UserSetKeep { user: u, versions } => (
             AuditAction::KeepChanged,
             user(u),
-            versions.map_or_else(|| "cleared".into(), |v| format!("keep_versions {v}")),
+            described(AuditDetail::Keep {
+                versions: *versions,
+            }),
         ),
         Task::RegistrationSet {
             mode,
             enrollment_key,
             clear_enrollment_key,
             reset,
-        } => {
-            let mut parts = Vec::new();
-            if *reset {
-                parts.push("reset to the configuration file".to_owned());
-            }
-            if let Some(m) = mode {
-                parts.push(format!(
-                    "mode {}",
-                    serde_json::to_string(m).unwrap_or_default()
-                ));
-            }
-            if enrollment_key.is_some() {
-                parts.push("new enrollment key".into());
-            }
-            if *clear_enrollment_key {
-                parts.push("no enrollment key".into());
-            }
-            (
-                AuditAction::SettingChanged,
-                "registration".into(),
-                parts.join(", "),
-            )
-        }
+        } => (
+            AuditAction::SettingChanged,
+            "registration".into(),
+            described(AuditDetail::Registration {
+                reset: *reset,
+                mode: *mode,
+                new_key: enrollment_key.is_some(),
+                no_key: *clear_enrollment_key,
+            }),
+        ),
         Task::Gc { dry_run, .. } => (
             AuditAction::MaintenanceStarted,
             "gc".into(),
-            if *dry_run { "dry run".into() } else { none() },
+            described(AuditDetail::Gc { dry_run: *dry_run }),
         ),
         Task::Verify {
             sample_percent,
@@ -122,16 +116,16 @@ pub(crate) fn entry(task: &Task, report: Option<&Report>) -> Option<(AuditAction
         } => (
             AuditAction::MaintenanceStarted,
             "verify".into(),
-            [
-                sample_percent.map(|p| format!("sample {p} %")),
-                u.as_ref().map(|u| format!("user {u}")),
-            ]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(", "),
+            described(AuditDetail::Verify {
+                sample_percent: *sample_percent,
+                user: u.as_deref().map(shown),
+            }),
         ),
-        Task::DbBackup { .. } => (AuditAction::MaintenanceStarted, "db-backup".into(), none()),
+        Task::DbBackup { .. } => (
+            AuditAction::MaintenanceStarted,
+            "db-backup".into(),
+            described(AuditDetail::DbBackup),
+        ),
         _ => return None,
     })
 }
@@ -209,7 +203,15 @@ mod tests {
         assert_eq!(tok.actor, "admin:root");
         assert_eq!(tok.client.as_deref(), Some("192.0.2.1"));
         let set = by(AuditAction::SettingChanged);
-        assert_eq!(set.detail, "mode \"approve\", new enrollment key");
+        assert_eq!(
+            AuditDetail::parse(&set.detail),
+            Some(AuditDetail::Registration {
+                reset: false,
+                mode: Some(crate::config::Registration::Approve),
+                new_key: true,
+                no_key: false,
+            })
+        );
         assert_eq!(by(AuditAction::UserDisabled).object, "user:anna");
     }
 }

@@ -167,13 +167,17 @@ impl JobBoard {
         };
         let result = self.res.run(task, Origin::Console, &mut on_step);
         let end = match result {
-            Ok(report) => JobEnd {
-                finished_us: crate::db::now_us(),
-                exit_code: report.exit_code(),
-                report: serde_json::to_value(&report).ok(),
-                error: None,
-                data: Some(Box::new(report)),
-            },
+            Ok(report) => {
+                // The board is the console's: its reports carry no file names.
+                let report = report.for_console();
+                JobEnd {
+                    finished_us: crate::db::now_us(),
+                    exit_code: report.exit_code(),
+                    report: serde_json::to_value(&report).ok(),
+                    error: None,
+                    data: Some(Box::new(report)),
+                }
+            }
             Err(e) => JobEnd {
                 finished_us: crate::db::now_us(),
                 exit_code: 2,

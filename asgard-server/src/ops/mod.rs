@@ -158,6 +158,13 @@ pub(crate) enum Task {
     AdminTotp { admin: String, off: bool },
     /// A new API token for an admin (shown once).
     AdminToken { admin: String },
+    /// What the last verify found wrong, for the console ([`verify::DamageList`]: chunk ids
+    /// and counts per device, never a path).
+    VerifyDamage,
+    /// Refuse a pending registration: every pending registration of that device name goes with
+    /// its token (or the waiting first device of a new user); the agent hears
+    /// `registration_refused`.
+    DeviceRefuse { user: String, device: String },
 }
 
 impl Task {
@@ -198,6 +205,8 @@ impl Task {
             Task::AdminDelete { .. } => "admin-delete",
             Task::AdminTotp { .. } => "admin-totp",
             Task::AdminToken { .. } => "admin-token",
+            Task::DeviceRefuse { .. } => "device-refuse",
+            Task::VerifyDamage => "verify-damage",
         }
     }
 }
@@ -222,6 +231,7 @@ pub(crate) enum Report {
     Runs(RunListReport),
     Admins(AdminList),
     AdminChanged(AdminChange),
+    VerifyDamage(Box<verify::DamageList>),
 }
 
 impl Report {
@@ -231,6 +241,15 @@ impl Report {
             Report::Verify(r) if !r.clean() => 1,
             Report::Locate(r) => u8::from(!r.missing.is_empty()),
             _ => 0,
+        }
+    }
+
+    /// The report as the admin console shows it: without file names (a verify report's
+    /// affected versions become counts per user and device).
+    pub(crate) fn for_console(self) -> Report {
+        match self {
+            Report::Verify(r) => Report::Verify(Box::new(r.without_paths())),
+            other => other,
         }
     }
 }
@@ -253,6 +272,10 @@ pub(crate) enum OpsError {
     DeviceNotFound { user: String, device: String },
     #[error("user {user} not found")]
     UserNotFound { user: String },
+    /// `device refuse` of a device that has no pending registration (an unknown one, or an
+    /// active device: that one's access is taken by `device revoke`).
+    #[error("no registration of device {device} of user {user} waits")]
+    NothingPending { user: String, device: String },
     #[error("invalid chunk id {0}")]
     BadChunkId(String),
     #[error("the target path must be absolute: {0}")]
@@ -438,6 +461,10 @@ pub(crate) fn run(
         }
         Task::AdminToken { admin } => {
             Report::AdminChanged(admins::token(ctx.db, admin, ctx.now_us)?)
+        }
+        Task::VerifyDamage => Report::VerifyDamage(Box::new(verify::DamageList::last(ctx.db)?)),
+        Task::DeviceRefuse { user, device } => {
+            Report::DeviceChanged(accounts::refuse(ctx.db, user, device, ctx.now_us)?)
         }
     })
 }

@@ -118,6 +118,12 @@ pub(crate) fn device_change(c: &DeviceChange, lang: Lang) -> String {
             "New token for device \"{device}\" of user \"{user}\" (shown only now; the old one is no longer valid):\n{token}\n\
              On the device: asgard-agent login --token {token}"
         ),
+        (DeviceAction::Refused, Lang::De) => format!(
+            "Die Registrierung von Gerät „{device}“ (Benutzer „{user}“) ist abgelehnt: Ihr Token gilt nicht mehr, das wartende Gerät erfährt es bei seiner nächsten Anfrage."
+        ),
+        (DeviceAction::Refused, Lang::En) => format!(
+            "The registration of device \"{device}\" (user \"{user}\") is refused: its token is no longer valid; the waiting device hears so at its next request."
+        ),
         (DeviceAction::Approved | DeviceAction::Reset, _) => {
             return super::reports::device_change(c, lang);
         }

@@ -224,6 +224,15 @@ pub(crate) const SERVER: &[(&str, &str)] = &[
     ("device approve data_dir", DATA_DIR),
     ("device approve json", JSON),
     (
+        "device refuse",
+        "Refuse a pending device's registration (its token is no longer valid)",
+    ),
+    ("device refuse user", "User name"),
+    ("device refuse device", "Device name"),
+    ("device refuse config", CONFIG),
+    ("device refuse data_dir", DATA_DIR),
+    ("device refuse json", JSON),
+    (
         "device reset",
         "Revoke a device's token and print a one-time code for logging in again\n\n\
          Revokes the device's token and prints a one-time code with which it logs in again \

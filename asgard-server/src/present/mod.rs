@@ -47,6 +47,7 @@ pub(crate) fn report(report: &Report, lang: Lang) -> String {
         Report::Runs(r) => console::runs(r, lang),
         Report::Admins(list) => admins::list(list, lang),
         Report::AdminChanged(c) => admins::change(c, lang),
+        Report::VerifyDamage(d) => reports::verify_damage(d, lang),
     }
 }
 
@@ -78,6 +79,12 @@ pub(crate) fn ops_error(e: &OpsError, lang: Lang) -> String {
         (OpsError::DeviceNotFound { user, device }, Lang::En) => {
             format!("Device \"{device}\" of user \"{user}\" not found.")
         }
+        (OpsError::NothingPending { user, device }, Lang::De) => format!(
+            "Für Gerät „{device}“ von Benutzer „{user}“ wartet keine Registrierung (ein aktives Gerät sperrt: asgard-server device revoke)."
+        ),
+        (OpsError::NothingPending { user, device }, Lang::En) => format!(
+            "No registration of device \"{device}\" of user \"{user}\" is waiting (to lock out an active device: asgard-server device revoke)."
+        ),
         (OpsError::UserNotFound { user }, Lang::De) => {
             format!("Benutzer „{user}“ nicht gefunden.")
         }

@@ -11,7 +11,7 @@ use crate::db::FullStats;
 use crate::ops::accounts::DeviceAction;
 use crate::ops::dbbackup::{BackupReport, RestoreReport};
 use crate::ops::gc::GcReport;
-use crate::ops::verify::{LIST_CAP, VerifyReport};
+use crate::ops::verify::{BadKind, DamageList, DeviceDamage, LIST_CAP, VerifyReport};
 use crate::ops::{DeviceChange, KeepChange, LocateReport};
 
 /// The report as text for the admin (German by default).
@@ -122,14 +122,18 @@ pub(crate) fn verify_report(report: &VerifyReport, lang: Lang) -> String {
             ),
             report.affected_versions_count
         );
-        let _ = writeln!(
-            out,
-            "  {}",
-            lang.pick(
-                "Benutzer\tGerät\tVersion\tPfad",
-                "user\tdevice\tversion\tpath"
-            )
-        );
+        if report.paths_withheld {
+            device_counts(&mut out, &report.affected_by_device, lang);
+        } else {
+            let _ = writeln!(
+                out,
+                "  {}",
+                lang.pick(
+                    "Benutzer\tGerät\tVersion\tPfad",
+                    "user\tdevice\tversion\tpath"
+                )
+            );
+        }
         for v in &report.affected_versions {
             let _ = writeln!(
                 out,
@@ -141,7 +145,8 @@ pub(crate) fn verify_report(report: &VerifyReport, lang: Lang) -> String {
     let cut = report.damaged.len() as u64 != report.damaged_count
         || report.missing.len() as u64 != report.missing_count
         || report.unindexed.len() as u64 != report.unindexed_count
-        || report.affected_versions.len() as u64 != report.affected_versions_count;
+        || (!report.paths_withheld
+            && report.affected_versions.len() as u64 != report.affected_versions_count);
     if cut {
         let _ = writeln!(
             out,
@@ -383,7 +388,7 @@ pub(crate) fn device_change(c: &DeviceChange, lang: Lang) -> String {
                 .map(asgard_core::fmt::format_utc)
                 .unwrap_or_default(),
         ),
-        (DeviceAction::Revoked | DeviceAction::NewToken, _) => {
+        (DeviceAction::Revoked | DeviceAction::NewToken | DeviceAction::Refused, _) => {
             return super::accounts::device_change(c, lang);
         }
         (DeviceAction::Reset, Lang::En) => format!(
@@ -421,6 +426,64 @@ pub(crate) fn keep_change(c: &KeepChange, lang: Lang) -> String {
         ),
     };
     line + "\n"
+}
+
+/// The affected versions per user and device (the console's form of the list: no paths).
+fn device_counts(out: &mut String, list: &[DeviceDamage], lang: Lang) {
+    let _ = writeln!(
+        out,
+        "  {}",
+        lang.pick("Benutzer\tGerät\tVersionen", "user\tdevice\tversions")
+    );
+    for d in list {
+        let _ = writeln!(out, "  {}\t{}\t{}", d.user, d.device, d.versions);
+    }
+}
+
+/// What the last verify found wrong (`DamageList`): chunk ids and counts, no paths.
+pub(crate) fn verify_damage(d: &DamageList, lang: Lang) -> String {
+    if d.is_empty() {
+        return lang
+            .pick(
+                "Die letzte Prüfung fand keine Schäden.\n",
+                "The last verify found no damage.\n",
+            )
+            .to_owned();
+    }
+    let mut out = match lang {
+        Lang::De => format!(
+            "Die letzte Prüfung ({}) fand {} schlechte Chunks und {} betroffene Dateiversionen.\n",
+            asgard_core::fmt::format_utc(d.started_us),
+            d.chunks_total,
+            d.affected_versions
+        ),
+        Lang::En => format!(
+            "The last verify ({}) found {} bad chunks and {} affected file versions.\n",
+            asgard_core::fmt::format_utc(d.started_us),
+            d.chunks_total,
+            d.affected_versions
+        ),
+    };
+    for c in &d.chunks {
+        let kind = match c.kind {
+            BadKind::Damaged => lang.pick("beschädigt", "damaged"),
+            BadKind::Missing => lang.pick("fehlt", "missing"),
+            BadKind::Unindexed => lang.pick("fehlte im Index", "missing from the index"),
+        };
+        let _ = writeln!(out, "{}\t{kind}", c.id);
+    }
+    if (d.chunks.len() as u64) < d.chunks_total {
+        let _ = writeln!(
+            out,
+            "{}",
+            match lang {
+                Lang::De => format!("(die ersten {} von {})", d.chunks.len(), d.chunks_total),
+                Lang::En => format!("(the first {} of {})", d.chunks.len(), d.chunks_total),
+            }
+        );
+    }
+    device_counts(&mut out, &d.devices, lang);
+    out
 }
 
 #[cfg(test)]

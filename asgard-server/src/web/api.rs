@@ -21,7 +21,6 @@ use serde::Deserialize;
 use super::error::{Fail, WebError};
 use super::pages::console;
 use super::session::{Admin, AdminApi};
-use crate::db::AuditAction;
 use crate::ops::Task;
 
 /// The routes below `/api/admin`.
@@ -48,17 +47,10 @@ async fn unknown(AdminApi(admin): AdminApi) -> Result<HttpResponse, WebError> {
     Err(admin.fail(Fail::NotFound))
 }
 
-async fn answer(
-    req: &HttpRequest,
-    admin: &Admin,
-    task: Task,
-    audit: Option<(AuditAction, String)>,
-) -> Result<HttpResponse, WebError> {
-    let c = console(req, admin)?;
-    if let Some((action, object)) = audit {
-        c.audit(admin, action, &object, &format!("{task:?}")).await;
-    }
-    let report = c.run(admin, task).await?;
+/// Runs `task` and answers its report; a change is audited (`ops::audit`: the entry the
+/// command line leaves too) once it happened.
+async fn answer(req: &HttpRequest, admin: &Admin, task: Task) -> Result<HttpResponse, WebError> {
+    let report = console(req, admin)?.run_audited(admin, task).await?;
     Ok(HttpResponse::Ok().json(&report))
 }
 
@@ -67,7 +59,7 @@ async fn get(
     AdminApi(admin): AdminApi,
     task: Task,
 ) -> Result<HttpResponse, WebError> {
-    answer(&req, &admin, task, None).await
+    answer(&req, &admin, task).await
 }
 
 /// Reads a JSON body in the twin's error shape.
@@ -89,7 +81,6 @@ async fn keep(
     b: Result<web::Json<KeepBody>, actix_web::Error>,
 ) -> Result<HttpResponse, WebError> {
     let b = body(&admin, b)?;
-    let audit = Some((AuditAction::KeepChanged, b.user.clone()));
     answer(
         &req,
         &admin,
@@ -97,7 +88,6 @@ async fn keep(
             user: b.user,
             versions: b.versions,
         },
-        audit,
     )
     .await
 }
@@ -115,10 +105,6 @@ async fn approve(
     b: Result<web::Json<DeviceBody>, actix_web::Error>,
 ) -> Result<HttpResponse, WebError> {
     let b = body(&admin, b)?;
-    let audit = Some((
-        AuditAction::DeviceApproved,
-        format!("{}/{}", b.user, b.device),
-    ));
     answer(
         &req,
         &admin,
@@ -126,7 +112,6 @@ async fn approve(
             user: b.user,
             device: b.device,
         },
-        audit,
     )
     .await
 }
@@ -137,7 +122,6 @@ async fn reset(
     b: Result<web::Json<DeviceBody>, actix_web::Error>,
 ) -> Result<HttpResponse, WebError> {
     let b = body(&admin, b)?;
-    let audit = Some((AuditAction::DeviceReset, format!("{}/{}", b.user, b.device)));
     answer(
         &req,
         &admin,
@@ -145,7 +129,6 @@ async fn reset(
             user: b.user,
             device: b.device,
         },
-        audit,
     )
     .await
 }
@@ -167,7 +150,6 @@ async fn gc(
     b: Result<web::Json<GcBody>, actix_web::Error>,
 ) -> Result<HttpResponse, WebError> {
     let b = body(&admin, b)?;
-    let audit = Some((AuditAction::MaintenanceStarted, "gc".to_owned()));
     answer(
         &req,
         &admin,
@@ -175,7 +157,6 @@ async fn gc(
             dry_run: b.dry_run,
             grace: None,
         },
-        audit,
     )
     .await
 }
@@ -195,7 +176,6 @@ async fn verify(
     if b.sample_percent.is_some_and(|p| !(p > 0.0 && p <= 100.0)) {
         return Err(admin.fail(Fail::BadRequest("sample_percent".into())));
     }
-    let audit = Some((AuditAction::MaintenanceStarted, "verify".to_owned()));
     answer(
         &req,
         &admin,
@@ -203,12 +183,10 @@ async fn verify(
             sample_percent: b.sample_percent,
             user: None,
         },
-        audit,
     )
     .await
 }
 
 async fn db_backup(req: HttpRequest, AdminApi(admin): AdminApi) -> Result<HttpResponse, WebError> {
-    let audit = Some((AuditAction::MaintenanceStarted, "db-backup".to_owned()));
-    answer(&req, &admin, Task::DbBackup { to: None }, audit).await
+    answer(&req, &admin, Task::DbBackup { to: None }).await
 }

@@ -12,8 +12,10 @@
 //! | `POST /api/admin/users/delete` `{user, confirm}` (`confirm` repeats the name) | `user delete` |
 //! | `POST /api/admin/devices/revoke` `{user, device}` | `device revoke` |
 //! | `POST /api/admin/devices/token` `{user, device}` (answers the new token, once) | `device token` |
+//! | `POST /api/admin/devices/refuse` `{user, device}` | `device refuse` |
 //! | `GET /api/admin/registration` | `registration show` |
 //! | `POST /api/admin/registration` `{mode?, enrollment_key?, clear_enrollment_key?, reset?}` | `registration set` |
+//! | `GET /api/admin/verify/damage` | what the last verify found: chunk ids, counts per device |
 //! | `POST /api/admin/jobs` `{task: "gc"\|"verify"\|"db-backup", dry_run?, sample_percent?}` | a background job: `{id}` (409 while one runs) |
 //! | `GET /api/admin/jobs` | `{current, last}`: the running job and the last one of each kind |
 //! | `GET /api/admin/jobs/{id}` | one job: steps, and when finished its report or error |
@@ -26,7 +28,7 @@ use super::error::{Fail, WebError};
 use super::pages::console;
 use super::session::{Admin, AdminApi};
 use crate::config::Registration;
-use crate::ops::audit::{self, Actor};
+use crate::ops::audit::Actor;
 use crate::ops::jobs::{JobBoard, JobError, JobId};
 use crate::ops::{RunState, Task};
 
@@ -40,8 +42,10 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/users/delete", web::post().to(delete))
         .route("/devices/revoke", web::post().to(revoke))
         .route("/devices/token", web::post().to(token))
+        .route("/devices/refuse", web::post().to(refuse))
         .route("/registration", web::get().to(registration_show))
         .route("/registration", web::post().to(registration_set))
+        .route("/verify/damage", web::get().to(verify_damage))
         .route("/jobs", web::post().to(job_start))
         .route("/jobs", web::get().to(jobs))
         .route("/jobs/{id}", web::get().to(job));
@@ -56,13 +60,7 @@ fn actor(admin: &Admin) -> Actor {
 
 /// Runs `task` and answers its report; a change is audited once it happened.
 async fn run(req: &HttpRequest, admin: &Admin, task: Task) -> Result<HttpResponse, WebError> {
-    let c = console(req, admin)?;
-    let report = c.run(admin, task.clone()).await?;
-    let db = c.res.db.clone();
-    let who = actor(admin);
-    let logged = report.clone();
-    // The audit entry is a small write; off the async workers like the task.
-    let _ = web::block(move || audit::record(&db, &who, &task, &logged)).await;
+    let report = console(req, admin)?.run_audited(admin, task).await?;
     Ok(HttpResponse::Ok().json(&report))
 }
 
@@ -182,6 +180,19 @@ async fn token(
     run(&req, &admin, task).await
 }
 
+async fn refuse(
+    req: HttpRequest,
+    AdminApi(admin): AdminApi,
+    b: Result<web::Json<DeviceBody>, actix_web::Error>,
+) -> Result<HttpResponse, WebError> {
+    let b = body(&admin, b)?;
+    let task = Task::DeviceRefuse {
+        user: b.user,
+        device: b.device,
+    };
+    run(&req, &admin, task).await
+}
+
 async fn registration_show(
     req: HttpRequest,
     AdminApi(admin): AdminApi,
@@ -213,6 +224,13 @@ async fn registration_set(
         reset: b.reset,
     };
     run(&req, &admin, task).await
+}
+
+async fn verify_damage(
+    req: HttpRequest,
+    AdminApi(admin): AdminApi,
+) -> Result<HttpResponse, WebError> {
+    run(&req, &admin, Task::VerifyDamage).await
 }
 
 fn board<'a>(req: &'a HttpRequest, admin: &Admin) -> Result<&'a JobBoard, WebError> {

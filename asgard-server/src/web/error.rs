@@ -52,9 +52,11 @@ impl Fail {
             Fail::Csrf => "csrf",
             Fail::BadRequest(_) => "bad_request",
             Fail::NotFound => "not_found",
-            Fail::Ops(OpsError::DeviceNotFound { .. } | OpsError::UserNotFound { .. }) => {
-                "not_found"
-            }
+            Fail::Ops(
+                OpsError::DeviceNotFound { .. }
+                | OpsError::UserNotFound { .. }
+                | OpsError::NothingPending { .. },
+            ) => "not_found",
             Fail::Ops(e) if already_running(e) => "already_running",
             Fail::Ops(_) => "refused",
             Fail::Internal(_) => "internal",
@@ -67,9 +69,11 @@ impl Fail {
             Fail::Csrf => StatusCode::FORBIDDEN,
             Fail::BadRequest(_) => StatusCode::BAD_REQUEST,
             Fail::NotFound => StatusCode::NOT_FOUND,
-            Fail::Ops(OpsError::DeviceNotFound { .. } | OpsError::UserNotFound { .. }) => {
-                StatusCode::NOT_FOUND
-            }
+            Fail::Ops(
+                OpsError::DeviceNotFound { .. }
+                | OpsError::UserNotFound { .. }
+                | OpsError::NothingPending { .. },
+            ) => StatusCode::NOT_FOUND,
             Fail::Ops(e) if already_running(e) => StatusCode::CONFLICT,
             Fail::Ops(
                 OpsError::BadKeep

@@ -209,14 +209,6 @@ pub(crate) fn pager(lang: Lang, base: &str, page: usize, per: usize, total: usiz
     }
 }
 
-/// The rows of page `page` (from 1) of `rows`, `per` a page.
-pub(crate) fn page_of<T>(rows: Vec<T>, page: usize, per: usize) -> Vec<T> {
-    rows.into_iter()
-        .skip(page.saturating_sub(1) * per)
-        .take(per)
-        .collect()
-}
-
 /// A table in a box that scrolls sideways on a narrow screen.
 pub(crate) fn table(testid: &str, head: Markup, rows: Markup) -> Markup {
     html! {
@@ -267,13 +259,5 @@ mod tests {
         assert_eq!((s.col.as_str(), s.desc), ("name", true));
         let s = Sort::of(Some("size"), None, &["name", "size"]);
         assert_eq!((s.col.as_str(), s.desc), ("size", false));
-    }
-
-    #[test]
-    fn pages_are_cut_from_the_rows() {
-        let rows: Vec<u32> = (1..=25).collect();
-        assert_eq!(page_of(rows.clone(), 1, 10), (1..=10).collect::<Vec<_>>());
-        assert_eq!(page_of(rows.clone(), 3, 10), (21..=25).collect::<Vec<_>>());
-        assert!(page_of(rows, 9, 10).is_empty());
     }
 }

@@ -24,8 +24,8 @@
 //! | `GET /admin/lang?set=de|en&back=/admin/…` | sets the `lang` cookie, back to the page |
 //! | `GET /admin` | Übersicht |
 //! | `GET /admin/users`, `POST /admin/users/keep` | Benutzer |
-//! | `GET /admin/devices`, `POST /admin/devices/{approve,reset}` | Geräte und Token |
-//! | `GET /admin/runs`, `GET /admin/runs/{id}` | Läufe |
+//! | `GET /admin/devices`, `POST /admin/devices/{approve,refuse,reset,revoke,token,registration}` | Geräte und Token |
+//! | `GET /admin/runs`, `GET /admin/runs/{user}/{device}/{id}` | Läufe (through `Task::RunList`) |
 //! | `GET /admin/maintenance`, `POST /admin/maintenance/{gc,verify,db-backup}` | Wartung |
 //! | `GET /admin/audit` | Protokoll |
 //! | `/api/admin/…` | the JSON twin, see [`api`] |
@@ -45,15 +45,25 @@
 //! - Benutzer: table `users-table`, rows `user-row-{user}`, form `keep-form-{user}` with
 //!   `keep-input-{user}`, `keep-set-{user}`, `keep-clear-{user}`; cell `keep-{user}`;
 //! - Geräte und Token: table `devices-table`, rows `device-row-{user}-{device}`, cell
-//!   `device-state-{user}-{device}`, buttons `approve-{user}-{device}`, `reset-{user}-{device}`;
+//!   `device-state-{user}-{device}`, buttons `approve-{user}-{device}`, `refuse-{user}-{device}`,
+//!   `reset-{user}-{device}`, `revoke-{user}-{device}`, `new-token-{user}-{device}`;
 //!   the one-time code after a reset: `one-time-code`;
 //! - Läufe: filter form `runs-filter` (`runs-filter-user`, `runs-filter-device`,
 //!   `runs-filter-state`, `runs-filter-submit`), table `runs-table`, rows `run-row-{id}`, links
 //!   `run-link-{id}`; detail: `run-detail`, `run-state`, `run-errors`, `run-error`;
 //! - Wartung: forms `gc-form` (`gc-dry-run` checkbox, `gc-start`), `verify-form`
 //!   (`verify-sample` number, `verify-full` checkbox, `verify-start`), `dbbackup-form`
-//!   (`dbbackup-start`); results `last-gc`, `last-verify`, `last-dbbackup`, `verify-damaged`;
-//! - Protokoll: table `audit-table`, rows `audit-row-{id}`.
+//!   (`dbbackup-start`); results `last-gc`, `last-verify`, `last-dbbackup`; what the last
+//!   verify found: section `verify-damaged` (`bad-chunks-now`, `damaged-total`, table
+//!   `damaged-chunks` with rows `damaged-chunk-{hex}`, `affected-total`, table `damaged-devices`
+//!   with rows `damaged-device-{user}-{device}` and cells `damaged-versions-{user}-{device}`);
+//! - Protokoll: table `audit-table`, rows `audit-row-{id}` (`data-action` = the stable name;
+//!   the action and a structured detail in words of the reader's language).
+//!
+//! ## Privacy
+//! The console shows no file names: [`Console::run`] hands every page and the JSON twin the
+//! console's form of a report (`ops::Report::for_console`), the job board keeps that form, and
+//! a run's error messages lose their path-like words.
 
 pub(crate) mod api;
 pub(crate) mod api_ops;
@@ -71,7 +81,6 @@ use std::sync::Arc;
 use actix_web::middleware::from_fn;
 use actix_web::web;
 
-use crate::db::{AuditAction, AuditRec};
 use crate::ops::events::Origin;
 use crate::ops::{Report, Resources, Task};
 use crate::service::webauth::WebAuth;
@@ -86,31 +95,38 @@ pub(crate) struct Console {
 
 impl Console {
     /// Runs `task` for `admin` off the async workers, through the one path every admin task
-    /// takes (`Resources::run`: the same code the CLI and the scheduler use).
+    /// takes (`Resources::run`: the same code the CLI and the scheduler use). The report comes
+    /// in the console's form, without file names ([`Report::for_console`]).
     pub(crate) async fn run(&self, admin: &Admin, task: Task) -> Result<Report, error::WebError> {
         let res = self.res.clone();
         web::block(move || res.run(&task, Origin::AdminChannel, &mut |_| {}))
             .await
             .map_err(|e| admin.fail(Fail::from(e)))?
             .map_err(|e| admin.fail(Fail::Ops(e)))
+            .map(Report::for_console)
     }
 
-    /// Records an admin action in the audit log (a failure to record is logged, not shown: the
-    /// action itself happened or is about to).
-    pub(crate) async fn audit(
+    /// Runs `task` for `admin` as [`Console::run`] does and, once it happened, leaves its audit
+    /// entry with the admin and the client's address (`ops::audit::record`: the same entry the
+    /// command line leaves; reads leave none). A failure to record is logged, not shown.
+    pub(crate) async fn run_audited(
         &self,
         admin: &Admin,
-        action: AuditAction,
-        object: &str,
-        detail: &str,
-    ) {
-        let rec = AuditRec::new(crate::db::now_us(), admin.name.clone(), action, object)
-            .client(admin.client)
-            .detail(detail);
-        let auth = self.auth.clone();
-        if let Err(e) = web::block(move || auth.audit(rec)).await {
+        task: Task,
+    ) -> Result<Report, error::WebError> {
+        let report = self.run(admin, task.clone()).await?;
+        let db = self.res.db.clone();
+        let actor = crate::ops::audit::Actor {
+            name: admin.name.clone(),
+            client: Some(admin.client.to_string()),
+        };
+        let logged = report.clone();
+        if let Err(e) =
+            web::block(move || crate::ops::audit::record(&db, &actor, &task, &logged)).await
+        {
             tracing::error!(error = %e, "audit log");
         }
+        Ok(report)
     }
 }
 

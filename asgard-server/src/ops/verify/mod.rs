@@ -28,6 +28,11 @@
 //! process are serialised; a second run while one is going fails with
 //! [`VerifyError::AlreadyRunning`].
 
+mod damage;
+
+pub use damage::{BadChunk, BadKind, DAMAGE_LISTED, DamageList, DeviceDamage};
+
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -121,6 +126,12 @@ pub struct VerifyReport {
     /// File versions that reference a bad chunk, until healed.
     pub affected_versions: Vec<AffectedVersion>,
     pub affected_versions_count: u64,
+    /// The affected versions counted per user and device (exact, by user and device).
+    pub affected_by_device: Vec<DeviceDamage>,
+    /// The paths of [`VerifyReport::affected_versions`] were left out (the admin console's
+    /// form, see [`VerifyReport::without_paths`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub paths_withheld: bool,
 }
 
 impl VerifyReport {
@@ -128,6 +139,16 @@ impl VerifyReport {
     /// references is reported but does not count.
     pub fn clean(&self) -> bool {
         self.bad_chunks == self.unreferenced_bad && self.affected_versions_count == 0
+    }
+
+    /// The report without file names, for the admin console (which shows none): the affected
+    /// versions only as counts per user and device.
+    pub fn without_paths(&self) -> VerifyReport {
+        VerifyReport {
+            affected_versions: Vec::new(),
+            paths_withheld: true,
+            ..self.clone()
+        }
     }
 }
 
@@ -310,6 +331,7 @@ pub fn run(
     let (users, devices) = db.names()?;
     // Chunks recreated in the index by this run: later references to them add to their refcount.
     let mut recreated: std::collections::HashSet<ChunkId> = std::collections::HashSet::new();
+    let mut by_device: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut version_cursor = 0u64;
     let mut path_cursor: Option<(u64, Vec<u8>)> = None;
     loop {
@@ -347,14 +369,17 @@ pub fn run(
                 }
             }
             report.affected_versions_count += 1;
+            let user = users.get(&issue.user_id).cloned().unwrap_or_default();
+            let device = devices
+                .get(&(issue.user_id, issue.device_id))
+                .cloned()
+                .unwrap_or_default();
+            *by_device.entry((user.clone(), device.clone())).or_default() += 1;
             push_capped(
                 &mut report.affected_versions,
                 AffectedVersion {
-                    user: users.get(&issue.user_id).cloned().unwrap_or_default(),
-                    device: devices
-                        .get(&(issue.user_id, issue.device_id))
-                        .cloned()
-                        .unwrap_or_default(),
+                    user,
+                    device,
                     path: issue.path.clone(),
                     version_id: issue.version_id,
                     chunks: issue.refs.iter().map(|r| r.id).collect(),
@@ -371,7 +396,16 @@ pub fn run(
     // Bad chunks that this run did not find itself (marked earlier, outside the sample) were
     // re-read above, so `bad_chunks` counts every bad chunk in scope.
 
+    report.affected_by_device = by_device
+        .into_iter()
+        .map(|((user, device), versions)| DeviceDamage {
+            user,
+            device,
+            versions,
+        })
+        .collect();
     report.duration_ms = started.elapsed().as_millis() as u64;
+    DamageList::of(&report).save(db)?;
     db.save_verify_summary(&VerifySummary {
         finished_us: now_us + report.duration_ms as i64 * 1000,
         duration_ms: report.duration_ms,

@@ -35,8 +35,8 @@ use std::time::Duration;
 
 use crate::config::WebConfig;
 use crate::db::{
-    AuditAction, AuditRec, Db, DbError, SessionLimits, SessionRec, Stage, Subject, admin_name,
-    secrets_equal,
+    AuditAction, AuditDetail, AuditRec, Db, DbError, SessionLimits, SessionRec, Stage, Subject,
+    admin_name, secrets_equal,
 };
 use throttle::{Backoff, LoginThrottle};
 use totp::CodeOutcome;
@@ -237,7 +237,7 @@ impl WebAuth {
             self.audit(
                 AuditRec::new(now_us, "system", AuditAction::LoginFailed, &key)
                     .client(client)
-                    .detail("throttled"),
+                    .described(&AuditDetail::Throttled),
             );
             return Err(Refused::Throttled { retry_after });
         }
@@ -254,7 +254,7 @@ impl WebAuth {
                 self.audit(
                     AuditRec::new(now_us, "system", AuditAction::LoginFailed, &key)
                         .client(client)
-                        .detail("wrong name or password"),
+                        .described(&AuditDetail::WrongPassword),
                 );
                 return Err(Refused::Invalid);
             }
@@ -286,7 +286,7 @@ impl WebAuth {
                     format!("admin:{name}"),
                 )
                 .client(client)
-                .detail("password"),
+                .described(&AuditDetail::Password),
             );
         }
         Ok(Login {
@@ -359,10 +359,10 @@ impl WebAuth {
                 self.audit(
                     AuditRec::new(now_us, &actor, AuditAction::Login, &actor)
                         .client(client)
-                        .detail(if recovery {
-                            "password + recovery code"
+                        .described(if recovery {
+                            &AuditDetail::PasswordRecovery
                         } else {
-                            "password + totp"
+                            &AuditDetail::PasswordTotp
                         }),
                 );
                 Ok(new)
@@ -389,7 +389,7 @@ impl WebAuth {
                 self.audit(
                     AuditRec::new(now_us, &actor, AuditAction::TotpFailed, &actor)
                         .client(client)
-                        .detail("locked"),
+                        .described(&AuditDetail::WhileLocked),
                 );
                 Err(Refused::SecondFactorLocked { until_us })
             }

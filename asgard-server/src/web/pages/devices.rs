@@ -1,5 +1,5 @@
 //! Geräte und Token: every device with its user, status, created, last contact and address and
-//! token state; approve a pending registration; reset a device (its token is revoked, a one-time
+//! token state; approve or refuse a pending registration; reset a device (its token is revoked, a one-time
 //! code is shown once), revoke its access, or give it a new token (shown once); the
 //! registration mode and enrollment key at run time. Every action is an `ops` task.
 
@@ -23,6 +23,7 @@ pub(crate) struct DevicesQuery {
     dir: Option<String>,
     approved: Option<String>,
     revoked: Option<String>,
+    refused: Option<String>,
     registration: Option<String>,
 }
 
@@ -56,6 +57,7 @@ pub(crate) async fn page(
     let body = html! {
         @if let Some(d) = q.approved.as_deref() { (flash(true, &tv(lang, Key::DeviceApproved, &[("device", d)]))) }
         @if let Some(d) = q.revoked.as_deref() { (flash(true, &tv(lang, Key::DeviceRevokedFlash, &[("device", d)]))) }
+        @if let Some(d) = q.refused.as_deref() { (flash(true, &tv(lang, Key::DeviceRefusedFlash, &[("device", d)]))) }
         @if q.registration.is_some() { (flash(true, t(lang, Key::RegSaved))) }
         (table("devices-table", html! {
             (sort_th("/admin/devices?", "user", t(lang, Key::ColUser), &sort, false))
@@ -90,6 +92,11 @@ pub(crate) async fn page(
                                 input type="hidden" name="user" value=(d.user);
                                 input type="hidden" name="device" value=(d.device);
                                 button type="submit" data-testid={ "approve-" (id) } { (t(lang, Key::Approve)) }
+                            }))
+                            (post_form(&admin, "/admin/devices/refuse", &format!("refuse-form-{id}"), "inline", html! {
+                                input type="hidden" name="user" value=(d.user);
+                                input type="hidden" name="device" value=(d.device);
+                                button.danger type="submit" data-testid={ "refuse-" (id) } { (t(lang, Key::Refuse)) }
                             }))
                         } @else if !d.reset {
                             (post_form(&admin, "/admin/devices/reset", &format!("reset-form-{id}"), "inline", html! {
@@ -147,8 +154,8 @@ pub(crate) async fn approve(
     req: HttpRequest,
     AdminForm(admin, f): AdminForm<DeviceForm>,
 ) -> Result<HttpResponse, WebError> {
-    let c = console(&req, &admin)?;
-    c.run(
+    audited(
+        &req,
         &admin,
         Task::DeviceApprove {
             user: f.user.clone(),
@@ -157,8 +164,6 @@ pub(crate) async fn approve(
     )
     .await?;
     let object = format!("{}/{}", f.user, f.device);
-    c.audit(&admin, crate::db::AuditAction::DeviceApproved, &object, "")
-        .await;
     Ok(back(&format!(
         "/admin/devices?approved={}",
         layout::url_encode(&object)
@@ -170,23 +175,15 @@ pub(crate) async fn reset(
     req: HttpRequest,
     AdminForm(admin, f): AdminForm<DeviceForm>,
 ) -> Result<HttpResponse, WebError> {
-    let c = console(&req, &admin)?;
     let lang = admin.lang;
-    let Report::DeviceChanged(change) = c
-        .run(
-            &admin,
-            Task::DeviceReset {
-                user: f.user.clone(),
-                device: f.device.clone(),
-            },
-        )
-        .await?
-    else {
+    let task = Task::DeviceReset {
+        user: f.user.clone(),
+        device: f.device.clone(),
+    };
+    let Report::DeviceChanged(change) = audited(&req, &admin, task).await? else {
         return Err(admin.fail(Fail::Internal("device report".into())));
     };
     let object = format!("{}/{}", f.user, f.device);
-    c.audit(&admin, crate::db::AuditAction::DeviceReset, &object, "")
-        .await;
     let body = html! {
         (flash(true, &tv(lang, Key::DeviceReset, &[("device", &object)])))
         @if let Some(code) = &change.code {
@@ -273,16 +270,7 @@ fn registration_section(admin: &Admin, reg: &RegistrationReport) -> maud::Markup
 
 /// Runs a device or registration task and audits it with the admin (`ops::audit`).
 async fn audited(req: &HttpRequest, admin: &Admin, task: Task) -> Result<Report, WebError> {
-    let c = console(req, admin)?;
-    let report = c.run(admin, task.clone()).await?;
-    let db = c.res.db.clone();
-    let actor = crate::ops::audit::Actor {
-        name: admin.name.clone(),
-        client: Some(admin.client.to_string()),
-    };
-    let logged = report.clone();
-    let _ = web::block(move || crate::ops::audit::record(&db, &actor, &task, &logged)).await;
-    Ok(report)
+    console(req, admin)?.run_audited(admin, task).await
 }
 
 /// `POST /admin/devices/revoke`: the device is refused from its next request on.
@@ -298,6 +286,23 @@ pub(crate) async fn revoke(
     let object = format!("{}/{}", f.user, f.device);
     Ok(back(&format!(
         "/admin/devices?revoked={}",
+        layout::url_encode(&object)
+    )))
+}
+
+/// `POST /admin/devices/refuse`: the pending registration goes with its token.
+pub(crate) async fn refuse(
+    req: HttpRequest,
+    AdminForm(admin, f): AdminForm<DeviceForm>,
+) -> Result<HttpResponse, WebError> {
+    let task = Task::DeviceRefuse {
+        user: f.user.clone(),
+        device: f.device.clone(),
+    };
+    audited(&req, &admin, task).await?;
+    let object = format!("{}/{}", f.user, f.device);
+    Ok(back(&format!(
+        "/admin/devices?refused={}",
         layout::url_encode(&object)
     )))
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::{console, html};
 use crate::ops::jobs::{JobBoard, JobError, JobStatus};
+use crate::ops::verify::{BadKind, DamageList};
 use crate::ops::{Report, Task};
 use crate::web::error::{Fail, WebError};
 use crate::web::i18n::{Key, t, tv};
@@ -56,6 +57,9 @@ async fn render(
     let Report::Stats(stats) = c.run(admin, Task::Stats).await? else {
         return Err(admin.fail(Fail::Internal("stats report".into())));
     };
+    let Report::VerifyDamage(damage) = c.run(admin, Task::VerifyDamage).await? else {
+        return Err(admin.fail(Fail::Internal("damage report".into())));
+    };
     let json = |v: &Option<serde_json::Value>| {
         v.as_ref()
             .map(|v| serde_json::to_string_pretty(v).unwrap_or_default())
@@ -66,8 +70,13 @@ async fn render(
     let body = html! {
         @if let Some(r) = result { (r) }
         @if let Some(j) = &running { (job_running(admin, j)) }
-        @if stats.bad_chunks > 0 {
-            div.flash.error data-testid="verify-damaged" { (t(lang, Key::MaintDamaged)) ": " (stats.bad_chunks) }
+        @if stats.bad_chunks > 0 || !damage.is_empty() {
+            section.card data-testid="verify-damaged" {
+                @if stats.bad_chunks > 0 {
+                    div.flash.error data-testid="bad-chunks-now" { (t(lang, Key::MaintDamaged)) ": " (stats.bad_chunks) }
+                }
+                @if !damage.is_empty() { (damage_list(lang, &damage)) }
+            }
         }
         (forms(admin))
         @if !last.is_empty() {
@@ -154,6 +163,54 @@ pub(crate) fn task_of(kind: &str, f: &StartForm) -> Result<Task, String> {
         }
         _ => Task::DbBackup { to: None },
     })
+}
+
+/// What the last verify found: the first bad chunks' ids and the affected versions per user and
+/// device, as counts (never a path).
+fn damage_list(lang: asgard_core::Lang, d: &DamageList) -> Markup {
+    html! {
+        h2 { (tv(lang, Key::MaintDamageTitle, &[("when", &layout::when(d.started_us))])) }
+        @if d.chunks_total > 0 {
+            p data-testid="damaged-total" data-total=(d.chunks_total) {
+                (tv(lang, Key::MaintDamageChunks, &[
+                    ("total", &d.chunks_total.to_string()),
+                    ("shown", &d.chunks.len().to_string()),
+                ]))
+            }
+            (layout::table("damaged-chunks", html! {
+                th { (t(lang, Key::ColChunk)) } th { (t(lang, Key::ColKind)) }
+            }, html! {
+                @for c in &d.chunks {
+                    @let hex = c.id.to_hex();
+                    tr data-testid={ "damaged-chunk-" (hex) } {
+                        td.wrap { code { (hex) } }
+                        td { (t(lang, match c.kind {
+                            BadKind::Damaged => Key::KindDamaged,
+                            BadKind::Missing => Key::KindMissing,
+                            BadKind::Unindexed => Key::KindUnindexed,
+                        })) }
+                    }
+                }
+            }))
+        }
+        @if d.affected_versions > 0 {
+            p data-testid="affected-total" data-total=(d.affected_versions) {
+                (tv(lang, Key::MaintDamageAffected, &[("total", &d.affected_versions.to_string())]))
+            }
+            (layout::table("damaged-devices", html! {
+                th { (t(lang, Key::ColUser)) } th { (t(lang, Key::ColDevice)) }
+                th.num { (t(lang, Key::ColVersions)) }
+            }, html! {
+                @for v in &d.devices {
+                    tr data-testid={ "damaged-device-" (v.user) "-" (v.device) } {
+                        td { (v.user) } td { (v.device) }
+                        td.num data-testid={ "damaged-versions-" (v.user) "-" (v.device) } { (v.versions) }
+                    }
+                }
+            }))
+            p.muted { (t(lang, Key::MaintDamageHint)) }
+        }
+    }
 }
 
 /// A running job: its task, since when, and the steps it reached.

@@ -38,6 +38,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/devices", web::get().to(devices::page))
         .route("/devices/approve", web::post().to(devices::approve))
+        .route("/devices/refuse", web::post().to(devices::refuse))
         .route("/devices/reset", web::post().to(devices::reset))
         .route("/runs", web::get().to(runs::page))
         .route("/runs/{user}/{device}/{id}", web::get().to(runs::detail))
@@ -52,7 +53,8 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
-/// An unknown console path: to the login without a session (nothing is revealed), else 404.
+/// An unknown console path: to the login without a session (nothing is revealed), to the TOTP
+/// step for a session that waits for it, else 404.
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, WebError> {
     let (console, lang) = super::session::context(&req);
     let err = |fail| WebError {
@@ -66,6 +68,8 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, WebError> {
         .map_err(err)?
     {
         None => Err(err(Fail::NoSession)),
+        // A session that still waits for its second factor learns nothing more either.
+        Some((_, info)) if info.stage != crate::db::Stage::Full => Err(err(Fail::NeedTotp)),
         Some(_) => Err(err(Fail::NotFound)),
     }
 }

@@ -1,5 +1,6 @@
 //! Läufe: the run reports the agents send, filterable by user, device and state, paged; a run's
-//! detail with its counts, bytes, duration and errors.
+//! detail with its counts, bytes, duration and errors. Both read the runs through the ops task
+//! `Task::RunList`, as the JSON twin and the command line do.
 //!
 //! Privacy: the console never shows file names. The agent's error messages may name a file
 //! ("unlesbar: /home/anna/x"), so the detail shows each message with every path-like word
@@ -12,13 +13,15 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{console, html};
-use crate::db::{Db, RunRec};
+use crate::ops::{OpsError, Report, RunFilter, RunListReport, RunState as OpsRunState, Task};
 use crate::web::error::{Fail, WebError};
 use crate::web::i18n::{Key, t};
-use crate::web::layout::{self, Nav, pager, table, url_encode, when};
-use crate::web::session::AdminPage;
+use crate::web::layout::{self, Nav, flash, pager, table, url_encode, when};
+use crate::web::session::{Admin, AdminPage};
 
 const PER_PAGE: usize = 25;
+/// The last page a query may ask for (the task refuses offsets beyond `runlist::MAX_OFFSET`).
+const MAX_PAGE: usize = crate::ops::runlist::MAX_OFFSET as usize / PER_PAGE;
 
 /// How a run (or a device by its last run) stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,12 +55,12 @@ impl RunState {
     }
 }
 
-/// The state of one run.
-fn state_of(r: &RunRec) -> RunState {
-    match r.exit_code {
-        0 if r.errors.is_empty() && r.summary.files_skipped == 0 => RunState::Ok,
-        0 | 3 => RunState::Warnings,
-        _ => RunState::Failed,
+/// The page's state of a run of the ops report.
+fn shown(s: OpsRunState) -> RunState {
+    match s {
+        OpsRunState::Ok => RunState::Ok,
+        OpsRunState::Warnings => RunState::Warnings,
+        OpsRunState::Failed => RunState::Failed,
     }
 }
 
@@ -84,36 +87,31 @@ pub(crate) fn without_paths(msg: &str) -> String {
         .join(" ")
 }
 
-struct Row {
-    user: String,
-    device: String,
-    id: u64,
-    run: RunRec,
-}
-
-/// Every stored run (newest first), with its user's and device's name.
-fn all_runs(db: &Db) -> Result<Vec<Row>, crate::db::DbError> {
-    let mut out = Vec::new();
-    for d in db.last_runs()? {
-        let Some(uid) = db.user_id(&d.user)? else {
-            continue;
-        };
-        for (id, run) in db.runs(uid, d.device_id, crate::db::KEEP_RUNS)? {
-            out.push(Row {
-                user: d.user.clone(),
-                device: d.device.clone(),
-                id,
-                run,
-            });
-        }
+/// A page of runs from the ops task (`Task::RunList`, as `/api/admin/runs` and `runs` on the
+/// command line): `Ok(None)` when the user or device filtered by is unknown (the page then shows
+/// no runs and says why).
+async fn run_list(
+    req: &HttpRequest,
+    admin: &Admin,
+    filter: RunFilter,
+) -> Result<Result<RunListReport, String>, WebError> {
+    let c = console(req, admin)?;
+    let task = Task::RunList {
+        user: filter.user,
+        device: filter.device,
+        state: filter.state,
+        offset: filter.offset,
+        limit: filter.limit,
+    };
+    match c.run(admin, task).await {
+        Ok(Report::Runs(r)) => Ok(Ok(r)),
+        Ok(_) => Err(admin.fail(Fail::Internal("run report".into()))),
+        Err(WebError {
+            fail: Fail::Ops(e @ (OpsError::UserNotFound { .. } | OpsError::DeviceNotFound { .. })),
+            ..
+        }) => Ok(Err(crate::present::ops_error(&e, admin.lang))),
+        Err(e) => Err(e),
     }
-    out.sort_by(|a, b| {
-        b.run
-            .received_us
-            .cmp(&a.run.received_us)
-            .then(b.id.cmp(&a.id))
-    });
-    Ok(out)
 }
 
 #[derive(Deserialize, Default)]
@@ -130,25 +128,29 @@ pub(crate) async fn page(
     AdminPage(admin): AdminPage,
     q: web::Query<RunsQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let c = console(&req, &admin)?;
     let lang = admin.lang;
-    let db = c.res.db.clone();
-    let rows = web::block(move || all_runs(&db))
-        .await
-        .map_err(|e| admin.fail(Fail::from(e)))?
-        .map_err(|e| admin.fail(Fail::from(e)))?;
     let q = q.into_inner();
     let pick = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_owned);
     let (user, device, state) = (pick(&q.user), pick(&q.device), pick(&q.state));
-    let rows: Vec<Row> = rows
-        .into_iter()
-        .filter(|r| user.as_ref().is_none_or(|u| *u == r.user))
-        .filter(|r| device.as_ref().is_none_or(|d| *d == r.device))
-        .filter(|r| state.as_ref().is_none_or(|s| s == state_of(&r.run).id()))
-        .collect();
-    let total = rows.len();
-    let page = q.page.unwrap_or(1).max(1);
-    let rows = layout::page_of(rows, page, PER_PAGE);
+    let wanted_state = match state.as_deref() {
+        None => None,
+        Some(s) => Some(
+            serde_json::from_value::<OpsRunState>(serde_json::Value::String(s.to_owned()))
+                .map_err(|_| admin.fail(Fail::BadRequest(format!("state {s:?}"))))?,
+        ),
+    };
+    let page = q.page.unwrap_or(1).clamp(1, MAX_PAGE);
+    let filter = RunFilter {
+        user: user.clone(),
+        device: device.clone(),
+        state: wanted_state,
+        offset: ((page - 1) * PER_PAGE) as u64,
+        limit: PER_PAGE as u32,
+    };
+    let (rows, total, unknown) = match run_list(&req, &admin, filter).await? {
+        Ok(r) => (r.runs, usize::try_from(r.total).unwrap_or(usize::MAX), None),
+        Err(why) => (Vec::new(), 0, Some(why)),
+    };
     let base = format!(
         "/admin/runs?user={}&device={}&state={}&",
         url_encode(user.as_deref().unwrap_or("")),
@@ -171,6 +173,7 @@ pub(crate) async fn page(
                 } }
             button type="submit" data-testid="runs-filter-submit" { (t(lang, Key::Filter)) }
         }
+        @if let Some(why) = &unknown { (flash(false, why)) }
         (table("runs-table", html! {
             th { (t(lang, Key::ColReceived)) } th { (t(lang, Key::ColUser)) }
             th { (t(lang, Key::ColDevice)) } th { (t(lang, Key::ColState)) }
@@ -179,14 +182,14 @@ pub(crate) async fn page(
             th.num { (t(lang, Key::ColDuration)) }
         }, html! {
             @for r in &rows {
-                tr data-testid={ "run-row-" (r.id) } {
-                    td { a href={ "/admin/runs/" (url_encode(&r.user)) "/" (url_encode(&r.device)) "/" (r.id) }
-                        data-testid={ "run-link-" (r.id) } { (when(r.run.received_us)) } }
+                tr data-testid={ "run-row-" (r.run_id) } {
+                    td { a href={ "/admin/runs/" (url_encode(&r.user)) "/" (url_encode(&r.device)) "/" (r.run_id) }
+                        data-testid={ "run-link-" (r.run_id) } { (when(r.received_us)) } }
                     td { (r.user) } td { (r.device) }
-                    (state_cell(lang, state_of(&r.run), &format!("run-state-{}", r.id)))
-                    td.num { (r.run.summary.files_seen) } td.num { (r.run.summary.files_skipped) }
-                    td.num { (r.run.errors.len()) } td.num { (bytes_short(r.run.summary.bytes_read)) }
-                    td.num { (format!("{:.0} s", r.run.summary.duration_s)) }
+                    (state_cell(lang, shown(r.state), &format!("run-state-{}", r.run_id)))
+                    td.num { (r.summary.files_seen) } td.num { (r.summary.files_skipped) }
+                    td.num { (r.errors.len()) } td.num { (bytes_short(r.summary.bytes_read)) }
+                    td.num { (format!("{:.0} s", r.summary.duration_s)) }
                 }
             }
             @if rows.is_empty() { tr { td colspan="9" .muted { (t(lang, Key::NoRuns)) } } }
@@ -209,23 +212,22 @@ pub(crate) async fn detail(
     AdminPage(admin): AdminPage,
     path: web::Path<(String, String, u64)>,
 ) -> Result<HttpResponse, WebError> {
-    let c = console(&req, &admin)?;
     let lang = admin.lang;
     let (user, device, id) = path.into_inner();
-    let db = c.res.db.clone();
-    let (u, d) = (user.clone(), device.clone());
-    let found = web::block(move || {
-        Ok::<_, crate::db::DbError>(
-            all_runs(&db)?
-                .into_iter()
-                .find(|r| r.id == id && r.user == u && r.device == d),
-        )
-    })
-    .await
-    .map_err(|e| admin.fail(Fail::from(e)))?
-    .map_err(|e| admin.fail(Fail::from(e)))?
-    .ok_or_else(|| admin.fail(Fail::NotFound))?;
-    let r = &found.run;
+    // A device keeps its last `KEEP_RUNS` runs: one page of its runs holds every one.
+    let filter = RunFilter {
+        user: Some(user.clone()),
+        device: Some(device.clone()),
+        state: None,
+        offset: 0,
+        limit: crate::ops::runlist::MAX_LIMIT,
+    };
+    let found = run_list(&req, &admin, filter)
+        .await?
+        .ok()
+        .and_then(|l| l.runs.into_iter().find(|r| r.run_id == id))
+        .ok_or_else(|| admin.fail(Fail::NotFound))?;
+    let r = &found;
     let s = &r.summary;
     let facts = [
         (Key::ColUser, user.clone()),
@@ -245,7 +247,7 @@ pub(crate) async fn detail(
         section.card data-testid="run-detail" {
             dl.facts {
                 dt { (t(lang, Key::ColState)) }
-                dd class={ "state-" (state_of(r).id()) } data-testid="run-state" { (t(lang, state_of(r).key())) }
+                dd class={ "state-" (shown(r.state).id()) } data-testid="run-state" { (t(lang, shown(r.state).key())) }
                 @for (k, v) in &facts { dt { (t(lang, *k)) } dd { (v) } }
             }
         }

@@ -182,7 +182,7 @@ pub(crate) async fn keep(
     let versions = keep_of(&form.action, form.versions.as_deref())
         .map_err(|e| admin.fail(Fail::BadRequest(e)))?;
     let user = form.user;
-    c.run(
+    c.run_audited(
         &admin,
         Task::UserSetKeep {
             user: user.clone(),
@@ -190,13 +190,6 @@ pub(crate) async fn keep(
         },
     )
     .await?;
-    c.audit(
-        &admin,
-        crate::db::AuditAction::KeepChanged,
-        &user,
-        &format!("{versions:?}"),
-    )
-    .await;
     Ok(back(&format!(
         "/admin/users?ok={}",
         layout::url_encode(&user)
@@ -230,14 +223,7 @@ async fn user_task(
     done: &str,
     user: &str,
 ) -> Result<HttpResponse, WebError> {
-    let c = console(req, admin)?;
-    let report = c.run(admin, task.clone()).await?;
-    let db = c.res.db.clone();
-    let actor = crate::ops::audit::Actor {
-        name: admin.name.clone(),
-        client: Some(admin.client.to_string()),
-    };
-    let _ = web::block(move || crate::ops::audit::record(&db, &actor, &task, &report)).await;
+    console(req, admin)?.run_audited(admin, task).await?;
     Ok(back(&format!(
         "/admin/users?done={done}&user={}",
         layout::url_encode(user)
