@@ -419,11 +419,15 @@ fn run_server(config: Config, lang: Lang) -> anyhow::Result<()> {
             tracing::warn!(%addr, "open registration without enrollment key on a non-loopback address");
             eprintln!("{warning}");
         }
+        // The server's first poll installs its SIGINT/SIGTERM handlers; it is announced only
+        // after that, so a stop asked for as soon as the address is out is a clean stop.
+        let running = actix_web::rt::spawn(server.run());
+        actix_web::rt::task::yield_now().await;
         let mut out = std::io::stdout().lock();
         write!(out, "{}", messages::server_running(&addr, &fp, lang))?;
         out.flush()?;
         drop(out);
-        server.run().await?;
+        running.await.context("server task")??;
         anyhow::Ok(())
     });
     scheduler.stop();
