@@ -332,3 +332,15 @@ fn account_commands_work_while_the_server_runs() {
     assert!(stderr(&keep).contains("Benutzer „niemand“ nicht gefunden."));
     running.stop();
 }
+
+/// Regression: the address was announced before the server's SIGINT/SIGTERM handlers were in
+/// place, so a SIGTERM right after the announcement killed the server instead of stopping it
+/// (30 of 30 times in a loop). Each start here is stopped at once and must exit cleanly.
+#[test]
+fn sigterm_right_after_the_announcement_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for _ in 0..5 {
+        Running::start(&data, dir.path()).stop();
+    }
+}
