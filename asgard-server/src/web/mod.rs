@@ -65,6 +65,9 @@ pub(crate) mod i18n;
 pub(crate) mod layout;
 pub(crate) mod pages;
 pub(crate) mod session;
+// ubrowse: paths in the URLs of the user pages (used by the user pages as they land).
+#[allow(dead_code)]
+pub(crate) mod userpath;
 
 use std::sync::Arc;
 
