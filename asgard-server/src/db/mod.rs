@@ -32,6 +32,8 @@ mod admins;
 mod audit;
 mod auth;
 mod backup;
+// ubrowse: the reads of the user's file browser.
+mod browse;
 mod chunks;
 mod enroll;
 mod gc;
@@ -55,6 +57,8 @@ pub use auth::{
     Auth, DeviceRow, LoginOutcome, LoginPolicy, UserRow, hash_token, new_token, secrets_equal,
 };
 pub use backup::{BackupSummary, check_database};
+// ubrowse
+pub use browse::{Child, ChildPage, Findings, Found, IMPLICIT_PROBE, ScanBounds, VersionSummary};
 pub use chunks::{UploadFence, UploadedChunk};
 pub use enroll::{APPROVAL_CODE_VALID_US, NewPending, PENDING_PER_USER, PendingRow, ResetOutcome};
 pub use gc::{ChunkBatch, ChunkVerdict, PathBatch, PathKey, RetentionRules, chunk_verdict};
