@@ -45,6 +45,7 @@ mod schema;
 mod sessions;
 mod stats;
 mod usage;
+mod userweb;
 mod versions;
 
 #[cfg(test)]
@@ -71,9 +72,10 @@ pub use schema::{
     META_REGISTRATION, PathRec, PendingRec, RecExt, RecKind, ReenrollRec, SeenRec, StoredMeta,
     UserRec, VersionRec,
 };
-pub use sessions::{SessionLimits, SessionRec, Stage, Subject, TOUCH_EVERY_US};
+pub use sessions::{SessionLimits, SessionOrigin, SessionRec, Stage, Subject, TOUCH_EVERY_US};
 pub use stats::{FullStats, Stats};
 pub use usage::UserUsage;
+pub use userweb::{LinkCreator, LinkRec, LinkTake, UserDevice};
 pub use versions::{DeviceSel, ListParams, decode_cursor, encode_cursor};
 
 use auth::user_devices;
