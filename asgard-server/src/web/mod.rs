@@ -67,9 +67,9 @@ pub(crate) mod pages;
 pub(crate) mod session;
 // uauth (issue 14): the end user's pages.
 pub(crate) mod user;
-// ubrowse: paths in the URLs of the user pages (used by the user pages as they land).
-#[allow(dead_code)]
+// ubrowse: paths and times in the URLs of the user pages.
 pub(crate) mod userpath;
+pub(crate) mod usertime;
 
 use std::sync::Arc;
 

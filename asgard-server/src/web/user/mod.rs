@@ -15,8 +15,30 @@
 //! | `GET /login`, `POST /login` | name + web password |
 //! | `POST /logout` | ends the session (CSRF) |
 //! | `GET /lang?set=de|en&back=/my…` | the language switch |
+//! | `GET /my/browse?device=&path=&at=&page=` | a folder as of a time, paged (ubrowse) |
+//! | `GET /my/versions?device=&path=` | a path's timeline (ubrowse) |
+//! | `GET /my/search?q=` | file names across the user's devices (ubrowse) |
+//! | `GET /my/deleted?since=` | files deleted since a time, with their last version (ubrowse) |
+//!
+//! Paths in URLs are [`crate::web::userpath`] (lowercase hex of the raw bytes); `at` and
+//! `since` are the `datetime-local` picker's text in the server's local time
+//! ([`crate::web::usertime`]).
+//!
+//! `data-testid`s (ubrowse): browse: `breadcrumbs`, `crumb-root`, `crumb-{i}`, `at-form`,
+//! `at-input`, `at-submit`, `at-now`, `at-shown`, `browse-empty`, `zip-form`, `browse-table`,
+//! rows `entry-{name}` with `select-{name}` (checkbox, value = the path), `open-{name}`,
+//! `versions-{name}`; `zip-selected`, `zip-folder`, `pager`, `pager-first`, `pager-next`;
+//! versions: `version-path`, `back-to-folder`, `versions-table`, rows `version-{id}` with
+//! `version-time-{id}`, `version-change-{id}`, `download-{id}`, `preview-{id}`; search:
+//! `search-form`, `search-input`, `search-submit`, `search-table`; deleted: `deleted-form`,
+//! `deleted-since`, `deleted-submit`, `deleted-table`; both: rows `hit-{i}`, `hit-path-{i}`,
+//! `hit-versions-{i}`, `hit-folder-{i}`, `hit-download-{i}` (deleted), `scan-none`,
+//! `scan-stopped-early`.
 
 pub(crate) mod access;
+// ubrowse
+pub(crate) mod browse;
+pub(crate) mod find;
 pub(crate) mod start;
 
 use actix_web::middleware::from_fn;
@@ -31,6 +53,10 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("", web::get().to(start::page))
         .route("/", web::get().to(start::page));
     // ubrowse
+    cfg.route("/browse", web::get().to(browse::browse))
+        .route("/versions", web::get().to(browse::versions))
+        .route("/search", web::get().to(find::search))
+        .route("/deleted", web::get().to(find::deleted));
     // udown
     cfg.default_service(web::to(not_found));
 }
