@@ -370,3 +370,111 @@ fn the_web_password_opens_the_login_and_refuses_alike() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("asgard-agent web"), "{}", page.body);
 }
+
+#[test]
+fn an_admin_makes_a_restore_link_on_the_cli_and_on_the_users_page() {
+    let mut server = Server::start();
+    let web = UserWeb::new(&server);
+    let anna = agent(&server, "anna", "annas-laptop");
+    let bert = agent(&server, "bert", "berts-pc");
+    AdminAccount::create(&server, "root", ADMIN_PW);
+
+    // The command line, with the server running: the link opens Anna's pages, which say so.
+    let out = admin_cli(&server, &["user", "link", "anna"]);
+    assert!(out.contains("Wiederherstellungs-Link für anna"), "{out}");
+    let link = out
+        .split_whitespace()
+        .find(|w| w.contains("/link/"))
+        .unwrap()
+        .to_owned();
+    let opened = web.open_link(&link);
+    assert_eq!(opened.status, 303, "{}", opened.body);
+    let session = opened.session().unwrap();
+    let my = web.get("/my", Some(&session));
+    assert!(
+        my.body.contains("Zugang erstellt von Administrator cli am"),
+        "{}",
+        my.body
+    );
+    assert!(my.body.contains("annas-laptop") && !my.body.contains("berts-pc"));
+    assert_eq!(web.open_link(&link).status, 410, "once only");
+    // An unknown user: refused, nothing made.
+    let dir = server.data_dir();
+    let out = asgard_e2e::server_admin(
+        ["user", "link", "niemand", "--data-dir"]
+            .iter()
+            .map(std::ffi::OsString::from)
+            .chain([dir.into_os_string()]),
+    );
+    assert!(!out.status.success());
+
+    // With the server stopped too.
+    server.stop();
+    let out = admin_cli(&server, &["user", "link", "bert"]);
+    server.restart();
+    let link = out
+        .split_whitespace()
+        .find(|w| w.contains("/link/"))
+        .unwrap()
+        .to_owned();
+    let web = UserWeb::new(&server);
+    let opened = web.open_link(&link);
+    assert_eq!(opened.status, 303, "{}", opened.body);
+    let my = web.get("/my", Some(&opened.session().unwrap()));
+    assert!(my.body.contains("berts-pc") && !my.body.contains("annas-laptop"));
+
+    // The users page: a button per user; the answer shows the link once, with this host.
+    let login = web.post_form(
+        "/admin/login",
+        None,
+        None,
+        &[("name", "root"), ("password", ADMIN_PW)],
+    );
+    let admin = login.session().unwrap();
+    let users = web.get("/admin/users", Some(&admin));
+    assert!(
+        users.body.contains("data-testid=\"link-anna\""),
+        "{}",
+        users.body
+    );
+    let csrf = users.csrf();
+    let a = web.post_form("/admin/users/link", Some(&admin), None, &[("user", "anna")]);
+    assert_eq!(a.status, 403, "no CSRF token");
+    let a = web.post_form(
+        "/admin/users/link",
+        Some(&admin),
+        None,
+        &[("csrf", &csrf), ("user", "anna")],
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let shown = a
+        .body
+        .split("data-testid=\"restore-link\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap()
+        .to_owned();
+    assert!(shown.starts_with(&web.origin), "{shown}");
+    let opened = web.open_link(&shown);
+    assert_eq!(opened.status, 303);
+    let my = web.get("/my", Some(&opened.session().unwrap()));
+    assert!(
+        my.body
+            .contains("Zugang erstellt von Administrator root am"),
+        "{}",
+        my.body
+    );
+    // A user's own link says nothing of an admin.
+    let own = web.get("/my", Some(&web.user_session(&anna)));
+    assert!(!own.body.contains("Zugang erstellt"), "{}", own.body);
+    // The audit log has both, without the secret.
+    let audit = web.get("/admin/audit", Some(&admin));
+    assert!(
+        audit.body.matches("restore_link_created").count() >= 3,
+        "{}",
+        audit.body
+    );
+    let secret = shown.rsplit('/').next().unwrap();
+    assert!(!audit.body.contains(secret), "the secret is not logged");
+    let _ = bert;
+}
