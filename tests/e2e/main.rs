@@ -43,4 +43,6 @@ mod pipeline;
 mod records;
 mod restorepipe;
 mod scan;
+// Issue 14 (uauth): the end user's way in.
+mod user_http;
 mod verify;
