@@ -45,4 +45,6 @@ mod restorepipe;
 mod scan;
 // Issue 14 (uauth): the end user's way in.
 mod user_http;
+// ubrowse
+mod user_browse;
 mod verify;
