@@ -81,6 +81,12 @@ fn folders_at_each_time_timeline_search_deleted_and_nothing_for_another_user() {
     std::fs::create_dir_all(&books).unwrap();
     std::fs::write(books.join("a.txt"), b"eins").unwrap();
     std::fs::write(root.join("notiz.txt"), b"zwei").unwrap();
+    // A Latin-1 name, not UTF-8: shown with its byte escaped, reachable by its raw bytes.
+    let latin1 = {
+        use std::os::unix::ffi::OsStrExt;
+        root.join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt"))
+    };
+    std::fs::write(&latin1, b"latin").unwrap();
     anna.backup(&root);
     std::thread::sleep(Duration::from_millis(1100));
     let between = picker(now_secs());
@@ -96,6 +102,16 @@ fn folders_at_each_time_timeline_search_deleted_and_nothing_for_another_user() {
     assert!(now.body.contains(&entry("Bücher")), "{}", now.body);
     assert!(!now.body.contains(&entry("notiz.txt")), "{}", now.body);
     assert!(now.body.contains("data-testid=\"breadcrumbs\""));
+    assert!(now.body.contains(&entry("caf\\xe9.txt")), "{}", now.body);
+    let latin1_versions = format!("/my/versions?device=annas-laptop&path={}", hex(&latin1));
+    assert!(
+        now.body.contains(&latin1_versions.replace('&', "&amp;")),
+        "{}",
+        now.body
+    );
+    let lt = web.get(&latin1_versions, Some(&s));
+    assert_eq!(lt.status, 200, "{}", lt.body);
+    assert_eq!(lt.body.matches("data-testid=\"download-").count(), 1);
     assert!(now.body.contains("data-testid=\"crumb-root\""));
     let then = web.get(&browse("annas-laptop", &root, Some(&between)), Some(&s));
     assert_eq!(then.status, 200, "{}", then.body);

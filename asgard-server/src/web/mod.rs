@@ -56,6 +56,8 @@
 //!   (`verify-sample` number, `verify-full` checkbox, `verify-start`), `dbbackup-form`
 //!   (`dbbackup-start`); results `last-gc`, `last-verify`, `last-dbbackup`, `verify-damaged`;
 //! - Protokoll: table `audit-table`, rows `audit-row-{id}`.
+//! - the user pages under `/my` (issue 14, ubrowse: folders, timeline, search, deleted files):
+//!   listed in the docs of `user` (`web/user/mod.rs`).
 //! - Issue 14 (uauth), Benutzer: form `link-form-{user}` with button `link-{user}`; the answer
 //!   shows the restore link once in `restore-link` (`back-to-users`). The user's pages (see
 //!   [`user`]): `brand`, `nav`, `nav-my-devices`, `nav-search`, `nav-deleted`, `nav-logout` (in
