@@ -44,5 +44,6 @@ mod records;
 mod restorepipe;
 mod scan;
 // Issue 14 (uauth): the end user's way in.
+mod user_browser;
 mod user_http;
 mod verify;
