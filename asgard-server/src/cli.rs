@@ -329,6 +329,8 @@ fn with_lang<T>(lang: Lang, r: anyhow::Result<T>) -> CmdResult<T> {
 }
 
 fn serve(common: &Common, listen: Option<String>) -> CmdResult {
+    // ubrowse: the local time zone of the user pages, while the process has one thread.
+    crate::web::usertime::init();
     let mut config = load_config(common).map_err(|e| (None, e))?;
     if let Some(l) = listen {
         config.listen = l;

@@ -43,4 +43,9 @@ mod pipeline;
 mod records;
 mod restorepipe;
 mod scan;
+// Issue 14 (uauth): the end user's way in.
+mod user_browser;
+mod user_http;
+// ubrowse
+mod user_browse;
 mod verify;

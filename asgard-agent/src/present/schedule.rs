@@ -45,7 +45,13 @@ pub(crate) fn timer_not_started(error: &str, cmd: &str, lang: Lang) -> String {
 /// A Windows task `task` was created.
 pub(crate) fn task_created(task: &str, every: &str, lang: Lang) -> String {
     match lang {
-        Lang::De => format!("Aufgabe „{task}“ eingerichtet: Sicherung alle {every}."),
-        Lang::En => format!("Task \"{task}\" created: backup every {every}."),
+        Lang::De => format!(
+            "Aufgabe „{task}“ eingerichtet: Sicherung alle {every}. Wiederherstellen im \
+             Browser: asgard-agent web"
+        ),
+        Lang::En => format!(
+            "Task \"{task}\" created: backup every {every}. Restore in the browser: \
+             asgard-agent web"
+        ),
     }
 }

@@ -78,6 +78,14 @@ audit_actions! {
     SettingChanged = "setting_changed",
     MaintenanceStarted = "maintenance_started",
     DeviceRefused = "device_refused",
+    /// Issue 14: an admin made a restore link for a user.
+    RestoreLinkCreated = "restore_link_created",
+    /// Issue 14: a one-time link opened a user session.
+    LinkUsed = "link_used",
+    /// Issue 14: a used, expired or unknown link was tried.
+    LinkRefused = "link_refused",
+    /// Issue 14: a user set their web password.
+    WebPasswordSet = "web_password_set",
 }
 
 impl Serialize for AuditAction {

@@ -32,6 +32,8 @@ mod admins;
 mod audit;
 mod auth;
 mod backup;
+// ubrowse: the reads of the user's file browser.
+mod browse;
 mod chunks;
 mod enroll;
 mod gc;
@@ -44,6 +46,7 @@ mod schema;
 mod sessions;
 mod stats;
 mod usage;
+mod userweb;
 mod versions;
 
 #[cfg(test)]
@@ -56,6 +59,8 @@ pub use auth::{
     Auth, DeviceRow, LoginOutcome, LoginPolicy, UserRow, hash_token, new_token, secrets_equal,
 };
 pub use backup::{BackupSummary, check_database};
+// ubrowse
+pub use browse::{Child, ChildPage, Findings, Found, IMPLICIT_PROBE, ScanBounds, VersionSummary};
 pub use chunks::{UploadFence, UploadedChunk};
 pub use enroll::{APPROVAL_CODE_VALID_US, NewPending, PENDING_PER_USER, PendingRow, ResetOutcome};
 pub use gc::{ChunkBatch, ChunkVerdict, PathBatch, PathKey, RetentionRules, chunk_verdict};
@@ -68,9 +73,10 @@ pub use schema::{
     META_REGISTRATION, PathRec, PendingRec, RecExt, RecKind, ReenrollRec, SeenRec, StoredMeta,
     UserRec, VersionRec,
 };
-pub use sessions::{SessionLimits, SessionRec, Stage, Subject, TOUCH_EVERY_US};
+pub use sessions::{SessionLimits, SessionOrigin, SessionRec, Stage, Subject, TOUCH_EVERY_US};
 pub use stats::{FullStats, Stats};
 pub use usage::UserUsage;
+pub use userweb::{LinkCreator, LinkRec, LinkTake, UserDevice};
 pub use versions::{DeviceSel, ListParams, decode_cursor, encode_cursor};
 
 use auth::user_devices;

@@ -126,6 +126,17 @@ pub(crate) fn entry(task: &Task, report: Option<&Report>) -> Option<(AuditAction
             "db-backup".into(),
             described(AuditDetail::DbBackup),
         ),
+        // Issue 14: never the link itself (it is a secret), only until when it works.
+        Task::UserLink { user: u, .. } => (
+            AuditAction::RestoreLinkCreated,
+            user(u),
+            match report {
+                Some(Report::UserLink(r)) => {
+                    format!("valid until {}", asgard_core::fmt::format_utc(r.expires_us))
+                }
+                _ => none(),
+            },
+        ),
         _ => return None,
     })
 }

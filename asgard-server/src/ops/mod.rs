@@ -41,6 +41,8 @@ pub(crate) mod runlist;
 pub(crate) mod runner;
 pub(crate) mod schedule;
 pub(crate) mod users;
+// Issue 14 (uauth): restore links made by an admin.
+pub(crate) mod userlink;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -165,6 +167,13 @@ pub(crate) enum Task {
     /// its token (or the waiting first device of a new user); the agent hears
     /// `registration_refused`.
     DeviceRefuse { user: String, device: String },
+    /// Issue 14: a one-time restore link for a user (shown once); `by`: the admin who asked
+    /// (the console), `None` on the command line.
+    UserLink {
+        user: String,
+        #[serde(default)]
+        by: Option<String>,
+    },
 }
 
 impl Task {
@@ -207,6 +216,7 @@ impl Task {
             Task::AdminToken { .. } => "admin-token",
             Task::DeviceRefuse { .. } => "device-refuse",
             Task::VerifyDamage => "verify-damage",
+            Task::UserLink { .. } => "user-link",
         }
     }
 }
@@ -232,6 +242,8 @@ pub(crate) enum Report {
     Admins(AdminList),
     AdminChanged(AdminChange),
     VerifyDamage(Box<verify::DamageList>),
+    /// Issue 14.
+    UserLink(userlink::LinkReport),
 }
 
 impl Report {
@@ -466,6 +478,13 @@ pub(crate) fn run(
         Task::DeviceRefuse { user, device } => {
             Report::DeviceChanged(accounts::refuse(ctx.db, user, device, ctx.now_us)?)
         }
+        Task::UserLink { user, by } => Report::UserLink(userlink::make(
+            ctx.db,
+            ctx.config,
+            user,
+            by.as_deref(),
+            ctx.now_us,
+        )?),
     })
 }
 

@@ -48,6 +48,7 @@ pub(crate) fn report(report: &Report, lang: Lang) -> String {
         Report::Admins(list) => admins::list(list, lang),
         Report::AdminChanged(c) => admins::change(c, lang),
         Report::VerifyDamage(d) => reports::verify_damage(d, lang),
+        Report::UserLink(r) => accounts::user_link(r, lang),
     }
 }
 

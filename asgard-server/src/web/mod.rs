@@ -29,6 +29,8 @@
 //! | `GET /admin/maintenance`, `POST /admin/maintenance/{gc,verify,db-backup}` | Wartung |
 //! | `GET /admin/audit` | Protokoll |
 //! | `/api/admin/…` | the JSON twin, see [`api`] |
+//! | `POST /admin/users/link` | issue 14: a restore link for a user, shown once |
+//! | `/my…`, `/login`, `/logout`, `/link/{secret}`, `/lang` | issue 14: the user's pages, see [`user`] |
 //!
 //! ## `data-testid`s for the browser tests
 //! - layout: `brand`, `nav`, `nav-overview`, `nav-users`, `nav-devices`, `nav-runs`,
@@ -59,6 +61,15 @@
 //!   with rows `damaged-device-{user}-{device}` and cells `damaged-versions-{user}-{device}`);
 //! - Protokoll: table `audit-table`, rows `audit-row-{id}` (`data-action` = the stable name;
 //!   the action and a structured detail in words of the reader's language).
+//! - the user pages under `/my` (issue 14, ubrowse: folders, timeline, search, deleted files):
+//!   listed in the docs of `user` (`web/user/mod.rs`).
+//! - Issue 14 (uauth), Benutzer: form `link-form-{user}` with button `link-{user}`; the answer
+//!   shows the restore link once in `restore-link` (`back-to-users`). The user's pages (see
+//!   [`user`]): `brand`, `nav`, `nav-my-devices`, `nav-search`, `nav-deleted`, `nav-logout` (in
+//!   `logout-form`), `user-name`, `lang-switch`; start page: table `my-devices` with rows
+//!   `my-device-{device}`, links `browse-{device}`, cells `my-last-backup-{device}`,
+//!   `my-no-devices`, `link-origin` (a session from an admin's restore link); `/login`: as the
+//!   admin's login plus `login-hint`; a refused link: `link-refused`.
 //!
 //! ## Privacy
 //! The console shows no file names: [`Console::run`] hands every page and the JSON twin the
@@ -75,6 +86,11 @@ pub(crate) mod i18n;
 pub(crate) mod layout;
 pub(crate) mod pages;
 pub(crate) mod session;
+// uauth (issue 14): the end user's pages.
+pub(crate) mod user;
+// ubrowse: paths and times in the URLs of the user pages.
+pub(crate) mod userpath;
+pub(crate) mod usertime;
 
 use std::sync::Arc;
 
@@ -148,5 +164,8 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/admin")
             .wrap(headers())
             .configure(pages::routes),
-    );
+    )
+    // uauth (issue 14): the end user's pages under `/my`, and getting in and out.
+    .service(web::scope("/my").wrap(headers()).configure(user::routes))
+    .configure(user::access_routes);
 }

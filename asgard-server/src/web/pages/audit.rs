@@ -95,6 +95,10 @@ fn action(lang: asgard_core::Lang, a: &AuditAction) -> String {
         AuditAction::KeepChanged => Key::AuditKeepChanged,
         AuditAction::SettingChanged => Key::AuditSettingChanged,
         AuditAction::MaintenanceStarted => Key::AuditMaintenanceStarted,
+        AuditAction::RestoreLinkCreated => Key::AuditRestoreLinkCreated,
+        AuditAction::LinkUsed => Key::AuditLinkUsed,
+        AuditAction::LinkRefused => Key::AuditLinkRefused,
+        AuditAction::WebPasswordSet => Key::AuditWebPasswordSet,
         AuditAction::Other(name) => return name.clone(),
     };
     t(lang, key).to_owned()

@@ -13,7 +13,7 @@ use asgard_core::Lang;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use crate::db::Stage;
+use crate::db::{Stage, Subject};
 use crate::service::webauth::Refused;
 use crate::web::error::{Fail, WebError};
 use crate::web::i18n::{Key, LANG_COOKIE, t, tv};
@@ -57,9 +57,12 @@ pub(crate) async fn login_page(req: HttpRequest) -> Result<HttpResponse, WebErro
         fail,
         lang,
         json: false,
+        user: false,
     };
     let console = console.ok_or_else(|| err(Fail::Internal("no console state".into())))?;
-    if let Some((_, info)) = cookie_session(&console, &req).await.map_err(err)? {
+    let session = cookie_session(&console, &req).await.map_err(err)?;
+    // A user's session (issue 14) is no admin's: the form, not a redirect loop via `/admin`.
+    if let Some((_, info)) = session.filter(|(_, i)| matches!(i.subject, Subject::Admin(_))) {
         return Ok(see_other(if info.stage == Stage::Full {
             "/admin"
         } else {
@@ -77,7 +80,11 @@ pub(crate) struct LoginForm {
 }
 
 /// The answer to a refused step: the form again with the message, 401 or 429.
-fn refused(lang: Lang, why: &Refused, form: impl Fn(Lang, Option<&str>) -> Markup) -> HttpResponse {
+pub(crate) fn refused(
+    lang: Lang,
+    why: &Refused,
+    form: impl Fn(Lang, Option<&str>) -> Markup,
+) -> HttpResponse {
     let (status, text, wait) = match why {
         Refused::Invalid => (StatusCode::UNAUTHORIZED, String::new(), None),
         Refused::Throttled { retry_after } => {
@@ -113,6 +120,7 @@ pub(crate) async fn login(
         fail,
         lang,
         json: false,
+        user: false,
     };
     let console = console.ok_or_else(|| err(Fail::Internal("no console state".into())))?;
     if !csrf::same_origin(&req) {
@@ -170,6 +178,7 @@ pub(crate) async fn totp_page(req: HttpRequest) -> Result<HttpResponse, WebError
         fail,
         lang,
         json: false,
+        user: false,
     };
     let console = console.ok_or_else(|| err(Fail::Internal("no console state".into())))?;
     match cookie_session(&console, &req).await.map_err(err)? {
@@ -196,6 +205,7 @@ pub(crate) async fn totp(
         fail,
         lang,
         json: false,
+        user: false,
     };
     let console = console.ok_or_else(|| err(Fail::Internal("no console state".into())))?;
     let Some((id, info)) = cookie_session(&console, &req).await.map_err(err)? else {
@@ -266,7 +276,11 @@ pub(crate) async fn set_lang(q: web::Query<LangQuery>) -> HttpResponse {
     let back = q
         .back
         .as_deref()
-        .filter(|b| b.starts_with("/admin") && !b.contains("//") && !b.contains('\\'))
+        .filter(|b| {
+            ["/admin", "/my", "/login"].iter().any(|p| b.starts_with(p))
+                && !b.contains("//")
+                && !b.contains('\\')
+        })
         .unwrap_or("/admin");
     let cookie = Cookie::build(LANG_COOKIE, lang)
         .path("/")
