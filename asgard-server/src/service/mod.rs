@@ -17,6 +17,8 @@ pub mod ingest;
 pub(crate) mod login;
 pub(crate) mod read;
 pub(crate) mod webauth;
+// udown: downloads in the browser (issue 14).
+pub mod zipstream;
 
 use asgard_core::ChunkId;
 
