@@ -43,6 +43,8 @@ mod schema;
 mod sessions;
 mod stats;
 mod usage;
+// udown (issue 14)
+mod userdown;
 mod versions;
 
 #[cfg(test)]

@@ -78,7 +78,7 @@ fn an_archive_cut_off_before_finish_is_refused_by_readers() {
     w.start_file("b.txt", 5, MTIME_NS, 0o644).unwrap();
     w.write_data(b"he").unwrap();
     // The download ends here (a chunk failed): no central directory was written.
-    let partial = std::mem::replace(&mut w.out, Vec::new());
+    let partial = std::mem::take(&mut w.out);
     assert!(zip::ZipArchive::new(Cursor::new(partial)).is_err());
 }
 
