@@ -109,6 +109,8 @@ impl Db {
                 if t.get(id)?.is_none() {
                     t.insert(id, now)?;
                 }
+                // Their browser sessions end with them (issue 14).
+                super::sessions::revoke_subject(&txn, super::Subject::User(id))?;
             } else {
                 t.remove(id)?;
             }
@@ -276,6 +278,7 @@ impl Db {
             }
             let mut reenroll = txn.open_table(REENROLL)?;
             reenroll.retain_in((uid, 0)..=(uid, u64::MAX), |_, _| false)?;
+            super::sessions::revoke_subject(&txn, super::Subject::User(uid))?;
             uid
         };
         txn.commit()?;

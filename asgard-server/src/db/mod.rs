@@ -45,6 +45,7 @@ mod stats;
 mod usage;
 // udown (issue 14)
 mod userdown;
+mod userweb;
 mod versions;
 
 #[cfg(test)]
@@ -69,9 +70,10 @@ pub use schema::{
     META_REGISTRATION, PathRec, PendingRec, RecExt, RecKind, ReenrollRec, SeenRec, StoredMeta,
     UserRec, VersionRec,
 };
-pub use sessions::{SessionLimits, SessionRec, Stage, Subject, TOUCH_EVERY_US};
+pub use sessions::{SessionLimits, SessionOrigin, SessionRec, Stage, Subject, TOUCH_EVERY_US};
 pub use stats::{FullStats, Stats};
 pub use usage::UserUsage;
+pub use userweb::UserDevice;
 pub use versions::{DeviceSel, ListParams, decode_cursor, encode_cursor};
 
 use auth::user_devices;

@@ -19,6 +19,18 @@ use super::{Db, Result, SESSIONS, dec, enc};
 pub enum Subject {
     /// An admin, by id.
     Admin(u64),
+    /// An end user (issue 14), by user id: the restore pages under `/my`.
+    User(u64),
+}
+
+/// Where a user's session came from, when not from the user's own device or password: a restore
+/// link an admin made (shown on the user's start page).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionOrigin {
+    /// The admin who made the link.
+    pub admin: String,
+    /// When the link was made (µs).
+    pub created_us: i64,
 }
 
 /// How far a session got.
@@ -40,6 +52,40 @@ pub struct SessionRec {
     /// The session's CSRF token: every state-changing form must send it back.
     pub csrf: [u8; 32],
     pub stage: Stage,
+    /// Issue 14: set for a user session that an admin-made restore link opened. Records of
+    /// issue 13 end before this field ([`SessionRec::decode`] reads both shapes).
+    pub origin: Option<SessionOrigin>,
+}
+
+/// The shape of [`SessionRec`] before issue 14.
+#[derive(Deserialize)]
+struct SessionRecV1 {
+    subject: Subject,
+    created_us: i64,
+    last_us: i64,
+    csrf: [u8; 32],
+    stage: Stage,
+}
+
+impl SessionRec {
+    /// Decodes a stored session of either shape (postcard ignores trailing bytes, so the old
+    /// shape is tried only when the new one is too short).
+    pub fn decode(bytes: &[u8]) -> Result<SessionRec> {
+        match dec::<SessionRec>(bytes) {
+            Ok(rec) => Ok(rec),
+            Err(e) => match dec::<SessionRecV1>(bytes) {
+                Ok(v1) => Ok(SessionRec {
+                    subject: v1.subject,
+                    created_us: v1.created_us,
+                    last_us: v1.last_us,
+                    csrf: v1.csrf,
+                    stage: v1.stage,
+                    origin: None,
+                }),
+                Err(_) => Err(e),
+            },
+        }
+    }
 }
 
 /// When a session expires.
@@ -72,7 +118,7 @@ pub(super) fn revoke_subject(txn: &WriteTransaction, subject: Subject) -> Result
     let mut sessions = txn.open_table(SESSIONS)?;
     let mut gone = 0;
     let mut failed = None;
-    sessions.retain(|_, v| match dec::<SessionRec>(v) {
+    sessions.retain(|_, v| match SessionRec::decode(v) {
         Ok(rec) => {
             let keep = rec.subject != subject;
             gone += u64::from(!keep);
@@ -112,7 +158,7 @@ impl Db {
             let txn = self.read()?;
             let t = txn.open_table(SESSIONS)?;
             match t.get(hash)? {
-                Some(g) => dec::<SessionRec>(g.value())?,
+                Some(g) => SessionRec::decode(g.value())?,
                 None => return Ok(None),
             }
         };
@@ -129,7 +175,7 @@ impl Db {
             let mut t = txn.open_table(SESSIONS)?;
             let current = t
                 .get(hash)?
-                .map(|g| dec::<SessionRec>(g.value()))
+                .map(|g| SessionRec::decode(g.value()))
                 .transpose()?;
             match current {
                 Some(mut rec) if !limits.expired(&rec, now_us) => {
@@ -197,7 +243,7 @@ impl Db {
             for row in rows.take(max_look) {
                 let (k, v) = row?;
                 let dead =
-                    dec::<SessionRec>(v.value()).map_or(true, |r| limits.expired(&r, now_us));
+                    SessionRec::decode(v.value()).map_or(true, |r| limits.expired(&r, now_us));
                 if dead {
                     out.push(*k.value());
                 }
@@ -215,7 +261,7 @@ impl Db {
                 // Checked again: it may have been renewed (a new id) or removed meanwhile.
                 let dead = match t.get(k)? {
                     Some(g) => {
-                        dec::<SessionRec>(g.value()).map_or(true, |r| limits.expired(&r, now_us))
+                        SessionRec::decode(g.value()).map_or(true, |r| limits.expired(&r, now_us))
                     }
                     None => false,
                 };

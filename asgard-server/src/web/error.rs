@@ -36,6 +36,9 @@ pub(crate) struct WebError {
     pub fail: Fail,
     pub lang: Lang,
     pub json: bool,
+    /// The request was one of the end user's pages (issue 14): no session goes to `/login`, the
+    /// error page leads back to `/my`.
+    pub user: bool,
 }
 
 impl std::fmt::Display for WebError {
@@ -118,6 +121,7 @@ impl ResponseError for WebError {
             }));
         }
         let to = match self.fail {
+            Fail::NoSession if self.user => Some("/login"),
             Fail::NoSession => Some("/admin/login"),
             Fail::NeedTotp => Some("/admin/login/totp"),
             _ => None,
@@ -130,11 +134,19 @@ impl ResponseError for WebError {
         let lang = self.lang;
         let body = html! {
             div.flash.error role="alert" data-testid="error-message" { (self.fail.message(lang)) }
-            p { a href="/admin" data-testid="error-back" { (t(lang, Key::ErrBack)) } }
+            p { a href=(if self.user { "/my" } else { "/admin" }) data-testid="error-back" {
+                (t(lang, Key::ErrBack))
+            } }
+        };
+        let title = t(lang, Key::ErrTitle);
+        let page = if self.user {
+            layout::bare_user(lang, title, body)
+        } else {
+            layout::bare(lang, title, body)
         };
         HttpResponse::build(self.fail.status())
             .content_type("text/html; charset=utf-8")
-            .body(layout::bare(lang, t(lang, Key::ErrTitle), body).into_string())
+            .body(page.into_string())
     }
 }
 

@@ -194,6 +194,23 @@ keys! {
     MaintRunning = "maint-running",
     MaintRunningHint = "maint-running-hint",
     MaintLastJobs = "maint-last-jobs",
+    // Issue 14, uauth: the user's navigation, start page, links and login.
+    UserNavDevices = "user-nav-devices",
+    UserNavSearch = "user-nav-search",
+    UserNavDeleted = "user-nav-deleted",
+    MyTitle = "my-title",
+    MyIntro = "my-intro",
+    MyNoDevices = "my-no-devices",
+    MyLastBackup = "my-last-backup",
+    MyBrowse = "my-browse",
+    MyAdminLink = "my-admin-link",
+    LinkTitle = "link-title",
+    LinkUnknown = "link-unknown",
+    LinkGone = "link-gone",
+    UserLoginTitle = "user-login-title",
+    UserLoginHint = "user-login-hint",
+    UserLinkButton = "user-link-button",
+    UserLinkShown = "user-link-shown",
 }
 
 /// Parses a catalogue file: `key = value` lines, `#` comments and blank lines skipped.

@@ -6,7 +6,7 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::assets::css_url;
 use super::i18n::{Key, code, t};
-use super::session::Admin;
+use super::session::{Admin, UserPage};
 
 /// The entries of the navigation bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,12 +61,18 @@ fn frame(lang: Lang, title: &str, extra_head: Markup, header: Markup, main: Mark
     }
 }
 
-/// The language switch: links to `/admin/lang` that come back to `back`.
+/// The language switch: links to `/admin/lang` (or `/lang` on the user's pages) that come back
+/// to `back`.
 fn lang_switch(lang: Lang, back: &str) -> Markup {
+    let switch = if back.starts_with("/admin") {
+        "/admin/lang"
+    } else {
+        "/lang"
+    };
     html! {
         span.langs data-testid="lang-switch" {
             @for (l, label) in [("de", "DE"), ("en", "EN")] {
-                a href={ "/admin/lang?set=" (l) "&back=" (url_encode(back)) }
+                a href={ (switch) "?set=" (l) "&back=" (url_encode(back)) }
                     aria-current=(if code(lang) == l { "true" } else { "false" })
                     hreflang=(l) data-testid={ "lang-" (l) } { (label) }
             }
@@ -122,6 +128,102 @@ pub(crate) fn page(
     };
     frame(lang, title, head, header, body)
 }
+
+// --- uauth (issue 14): the end user's layout -------------------------------------------------
+
+/// The entries of the end user's navigation bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UserNav {
+    Devices,
+    Search,
+    Deleted,
+    /// A page that is none of the above (a folder, a file's timeline).
+    #[allow(dead_code)] // for ubrowse's pages (issue 14)
+    None,
+}
+
+const USER_NAV: [(UserNav, &str, Key, &str); 3] = [
+    (
+        UserNav::Devices,
+        "/my",
+        Key::UserNavDevices,
+        "nav-my-devices",
+    ),
+    (
+        UserNav::Search,
+        "/my/search",
+        Key::UserNavSearch,
+        "nav-search",
+    ),
+    (
+        UserNav::Deleted,
+        "/my/deleted",
+        Key::UserNavDeleted,
+        "nav-deleted",
+    ),
+];
+
+/// A page without navigation for end users (the login, errors, a refused link).
+pub(crate) fn bare_user(lang: Lang, title: &str, body: Markup) -> Markup {
+    let header = html! {
+        a.brand href="/my" data-testid="brand" { "AsgardBackup" }
+        span.spacer {}
+        (lang_switch(lang, "/login"))
+    };
+    frame(
+        lang,
+        title,
+        html! {},
+        header,
+        html! { div.login { (body) } },
+    )
+}
+
+/// A page of a signed-in end user: the user's navigation (never the admin's), language switch,
+/// logout. `back` is the page's own URL (the language switch returns to it).
+pub(crate) fn user_page(
+    user: &UserPage,
+    active: UserNav,
+    back: &str,
+    title: &str,
+    body: Markup,
+) -> Markup {
+    let lang = user.lang;
+    let header = html! {
+        a.brand href="/my" data-testid="brand" { "AsgardBackup" }
+        nav.main data-testid="nav" {
+            @for (nav, href, key, id) in USER_NAV {
+                a href=(href) data-testid=(id)
+                    aria-current=[(nav == active).then_some("page")] { (t(lang, key)) }
+            }
+            form method="post" action="/logout" data-testid="logout-form" {
+                (user_csrf_field(user))
+                button type="submit" data-testid="nav-logout" { (t(lang, Key::NavLogout)) }
+            }
+        }
+        span.muted data-testid="user-name" { (user.user.name) }
+        (lang_switch(lang, back))
+    };
+    frame(lang, title, html! {}, header, body)
+}
+
+/// The hidden CSRF field of a user's form.
+pub(crate) fn user_csrf_field(user: &UserPage) -> Markup {
+    html! { input type="hidden" name=(super::csrf::FIELD) value=(user.csrf); }
+}
+
+/// A POST form of a user's page to `action` with its CSRF field.
+#[allow(dead_code)] // for ubrowse's and udown's pages (issue 14)
+pub(crate) fn user_post_form(user: &UserPage, action: &str, testid: &str, body: Markup) -> Markup {
+    html! {
+        form method="post" action=(action) data-testid=(testid) {
+            (user_csrf_field(user))
+            (body)
+        }
+    }
+}
+
+// --- end uauth --------------------------------------------------------------------------------
 
 /// The hidden field with the session's CSRF token; every form of a page has it.
 pub(crate) fn csrf_field(admin: &Admin) -> Markup {

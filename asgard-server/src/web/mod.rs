@@ -65,6 +65,8 @@ pub(crate) mod i18n;
 pub(crate) mod layout;
 pub(crate) mod pages;
 pub(crate) mod session;
+// uauth (issue 14): the end user's pages.
+pub(crate) mod user;
 
 use std::sync::Arc;
 
@@ -132,5 +134,8 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/admin")
             .wrap(headers())
             .configure(pages::routes),
-    );
+    )
+    // uauth (issue 14): the end user's pages under `/my`, and getting in and out.
+    .service(web::scope("/my").wrap(headers()).configure(user::routes))
+    .configure(user::access_routes);
 }

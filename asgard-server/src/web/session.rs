@@ -27,7 +27,7 @@ use super::csrf;
 use super::error::{Fail, WebError};
 use super::i18n::lang_of;
 use crate::db::Stage;
-use crate::service::webauth::SessionInfo;
+use crate::service::webauth::{SessionInfo, UserRef};
 
 /// The session cookie's name.
 pub(crate) const SESSION_COOKIE: &str = "asgard_session";
@@ -76,6 +76,7 @@ impl Admin {
             fail: fail.into(),
             lang: self.lang,
             json: self.json,
+            user: false,
         }
     }
 }
@@ -119,7 +120,12 @@ pub(crate) async fn cookie_session(
 /// Looks up the signed-in admin of a request. `json`: how failures are answered.
 async fn admin_of(req: HttpRequest, json: bool) -> Result<Admin, WebError> {
     let (console, lang) = context(&req);
-    let err = |fail| WebError { fail, lang, json };
+    let err = |fail| WebError {
+        fail,
+        lang,
+        json,
+        user: false,
+    };
     let console = console.ok_or_else(|| err(Fail::Internal("no console state".into())))?;
     let client = client_of(&req);
     if json && let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
@@ -150,6 +156,10 @@ async fn admin_of(req: HttpRequest, json: bool) -> Result<Admin, WebError> {
     if info.stage != Stage::Full {
         return Err(err(Fail::NeedTotp));
     }
+    // A user's session (issue 14) is no admin's: it opens nothing here.
+    let Some(admin_ref) = info.admin() else {
+        return Err(err(Fail::NoSession));
+    };
     let safe = matches!(*req.method(), Method::GET | Method::HEAD);
     if !safe && !csrf::same_origin(&req) {
         return Err(err(Fail::Csrf));
@@ -158,7 +168,7 @@ async fn admin_of(req: HttpRequest, json: bool) -> Result<Admin, WebError> {
         return Err(err(Fail::Csrf));
     }
     Ok(Admin {
-        name: info.admin_name.clone(),
+        name: admin_ref.name,
         lang,
         session: Some((id, info)),
         client,
@@ -232,3 +242,106 @@ impl FromRequest for AdminApi {
         Box::pin(async move { Ok(AdminApi(admin_of(req, true).await?)) })
     }
 }
+
+// --- uauth (issue 14): the end user's extractors ----------------------------------------------
+
+/// A signed-in end user's request (issue 14). As an extractor: a page (GET or HEAD) of a user
+/// session; no session, or an admin's session (which is no user's): 303 to `/login`. Every
+/// handler looks up each device, path and version it is given *with* `user.id`.
+#[derive(Debug, Clone)]
+pub(crate) struct UserPage {
+    pub user: UserRef,
+    pub lang: Lang,
+    /// The session's CSRF token for the page's forms.
+    pub csrf: String,
+    /// The client's address, for the audit log.
+    pub client: std::net::IpAddr,
+    /// The cookie value of the session (to end it at logout).
+    pub(crate) session: String,
+    /// What the server holds of the session (e.g. the restore link it came from).
+    pub(crate) info: SessionInfo,
+}
+
+impl UserPage {
+    /// `fail` answered as a user's page is (no session: to `/login`; errors lead back to `/my`).
+    pub(crate) fn fail(&self, fail: impl Into<Fail>) -> WebError {
+        user_error(fail.into(), self.lang)
+    }
+}
+
+/// An error of the user's area in the reader's language.
+pub(crate) fn user_error(fail: Fail, lang: Lang) -> WebError {
+    WebError {
+        fail,
+        lang,
+        json: false,
+        user: true,
+    }
+}
+
+/// Looks up the signed-in user of a request; a state-changing request must come from the
+/// server's own origin (the CSRF token is checked by [`UserForm`]).
+async fn user_of(req: &HttpRequest) -> Result<UserPage, WebError> {
+    let (console, lang) = context(req);
+    let err = |fail| user_error(fail, lang);
+    let console = console.ok_or_else(|| err(Fail::Internal("no console state".into())))?;
+    let (session, info) = cookie_session(&console, req)
+        .await
+        .map_err(err)?
+        .ok_or_else(|| err(Fail::NoSession))?;
+    let user = info.user().ok_or_else(|| err(Fail::NoSession))?;
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD);
+    if !safe && !csrf::same_origin(req) {
+        return Err(err(Fail::Csrf));
+    }
+    Ok(UserPage {
+        user,
+        lang,
+        csrf: info.csrf.clone(),
+        client: client_of(req),
+        session,
+        info,
+    })
+}
+
+impl FromRequest for UserPage {
+    type Error = WebError;
+    type Future = Boxed<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let user = user_of(&req).await?;
+            if !matches!(*req.method(), Method::GET | Method::HEAD) {
+                return Err(user.fail(Fail::Csrf));
+            }
+            Ok(user)
+        })
+    }
+}
+
+/// A posted form of a signed-in end user, its origin and CSRF token (`csrf` field) checked.
+pub(crate) struct UserForm<T>(pub UserPage, pub T);
+
+impl<T: CsrfForm> FromRequest for UserForm<T> {
+    type Error = WebError;
+    type Future = Boxed<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let form = web::Form::<T>::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let user = user_of(&req).await?;
+            let form = form
+                .await
+                .map_err(|e| user.fail(Fail::BadRequest(e.to_string())))?
+                .into_inner();
+            if !user.info.csrf_matches(form.csrf()) {
+                return Err(user.fail(Fail::Csrf));
+            }
+            Ok(UserForm(user, form))
+        })
+    }
+}
+
+// --- end uauth --------------------------------------------------------------------------------

@@ -35,8 +35,8 @@ use std::time::Duration;
 
 use crate::config::WebConfig;
 use crate::db::{
-    AuditAction, AuditRec, Db, DbError, SessionLimits, SessionRec, Stage, Subject, admin_name,
-    secrets_equal,
+    AuditAction, AuditRec, Db, DbError, SessionLimits, SessionOrigin, SessionRec, Stage, Subject,
+    admin_name, secrets_equal,
 };
 use throttle::{Backoff, LoginThrottle};
 use totp::CodeOutcome;
@@ -117,14 +117,31 @@ impl AdminRef {
     }
 }
 
+/// The end user behind a session (issue 14).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UserRef {
+    pub id: u64,
+    pub name: String,
+}
+
+impl UserRef {
+    /// The audit log's actor: `user:NAME`.
+    pub(crate) fn actor(&self) -> String {
+        format!("user:{}", self.name)
+    }
+}
+
 /// A live session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SessionInfo {
     pub subject: Subject,
-    pub admin_name: String,
+    /// The name of the subject: the admin's or the user's.
+    pub name: String,
     /// The session's CSRF token (64 hex digits) for the forms.
     pub csrf: String,
     pub stage: Stage,
+    /// For a user session an admin's restore link opened: who made it and when.
+    pub origin: Option<SessionOrigin>,
 }
 
 impl SessionInfo {
@@ -138,7 +155,18 @@ impl SessionInfo {
         match (self.subject, self.stage) {
             (Subject::Admin(id), Stage::Full) => Some(AdminRef {
                 id,
-                name: self.admin_name.clone(),
+                name: self.name.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The end user, when this is a fully logged-in user session (never for an admin's).
+    pub(crate) fn user(&self) -> Option<UserRef> {
+        match (self.subject, self.stage) {
+            (Subject::User(id), Stage::Full) => Some(UserRef {
+                id,
+                name: self.name.clone(),
             }),
             _ => None,
         }
@@ -214,6 +242,7 @@ impl WebAuth {
             last_us: now_us,
             csrf: random32(),
             stage,
+            origin: None,
         };
         (new_session_id(), rec)
     }
@@ -317,7 +346,9 @@ impl WebAuth {
             .map_err(Self::unavailable)?
             .filter(|r| r.stage == Stage::NeedTotp)
             .ok_or(Refused::Invalid)?;
-        let Subject::Admin(id) = rec.subject;
+        let Subject::Admin(id) = rec.subject else {
+            return Err(Refused::Invalid);
+        };
         let checked = self.db.admin_update(id, |admin| {
             admin.totp.as_mut().map(|t| {
                 // The account name only labels the URI; checking does not depend on it.
@@ -407,9 +438,12 @@ impl WebAuth {
                 return None;
             }
         };
-        let Subject::Admin(id) = rec.subject;
-        let name = match self.db.admin_by_id(id) {
-            Ok(Some((name, _))) => name,
+        let found = match rec.subject {
+            Subject::Admin(id) => self.db.admin_by_id(id).map(|a| a.map(|(name, _)| name)),
+            Subject::User(id) => self.db.web_user(id),
+        };
+        let name = match found {
+            Ok(Some(name)) => name,
             Ok(None) => {
                 let _ = self.db.session_delete(&hash);
                 return None;
@@ -421,9 +455,10 @@ impl WebAuth {
         };
         Some(SessionInfo {
             subject: rec.subject,
-            admin_name: name,
+            name,
             csrf: asgard_core::id::to_hex(&rec.csrf),
             stage: rec.stage,
+            origin: rec.origin,
         })
     }
 
@@ -433,16 +468,14 @@ impl WebAuth {
             return;
         };
         let now_us = crate::db::now_us();
-        let who = self.session(session, now_us).and_then(|s| s.admin());
+        let info = self.session(session, now_us);
+        let who = info
+            .as_ref()
+            .and_then(|s| s.admin().map(|a| a.actor()).or(s.user().map(|u| u.actor())));
         match self.db.session_delete(&hash) {
             Ok(true) => {
-                if let Some(admin) = who {
-                    self.audit(AuditRec::new(
-                        now_us,
-                        admin.actor(),
-                        AuditAction::Logout,
-                        admin.actor(),
-                    ));
+                if let Some(actor) = who {
+                    self.audit(AuditRec::new(now_us, &actor, AuditAction::Logout, &actor));
                 }
             }
             Ok(false) => {}

@@ -51,7 +51,7 @@ fn a_login_without_second_factor_gives_a_full_session_with_its_own_csrf_token() 
     assert_eq!(login.session.len(), 64);
     let info = auth.session(&login.session, T0 + SEC).unwrap();
     assert_eq!(info.stage, Stage::Full);
-    assert_eq!(info.admin_name, "root");
+    assert_eq!(info.name, "root");
     assert_eq!(info.admin().unwrap().name, "root");
     assert!(info.csrf_matches(&info.csrf));
     assert!(!info.csrf_matches(""));

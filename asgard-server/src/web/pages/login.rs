@@ -57,6 +57,7 @@ pub(crate) async fn login_page(req: HttpRequest) -> Result<HttpResponse, WebErro
         fail,
         lang,
         json: false,
+        user: false,
     };
     let console = console.ok_or_else(|| err(Fail::Internal("no console state".into())))?;
     if let Some((_, info)) = cookie_session(&console, &req).await.map_err(err)? {
@@ -113,6 +114,7 @@ pub(crate) async fn login(
         fail,
         lang,
         json: false,
+        user: false,
     };
     let console = console.ok_or_else(|| err(Fail::Internal("no console state".into())))?;
     if !csrf::same_origin(&req) {
@@ -170,6 +172,7 @@ pub(crate) async fn totp_page(req: HttpRequest) -> Result<HttpResponse, WebError
         fail,
         lang,
         json: false,
+        user: false,
     };
     let console = console.ok_or_else(|| err(Fail::Internal("no console state".into())))?;
     match cookie_session(&console, &req).await.map_err(err)? {
@@ -196,6 +199,7 @@ pub(crate) async fn totp(
         fail,
         lang,
         json: false,
+        user: false,
     };
     let console = console.ok_or_else(|| err(Fail::Internal("no console state".into())))?;
     let Some((id, info)) = cookie_session(&console, &req).await.map_err(err)? else {
@@ -266,7 +270,11 @@ pub(crate) async fn set_lang(q: web::Query<LangQuery>) -> HttpResponse {
     let back = q
         .back
         .as_deref()
-        .filter(|b| b.starts_with("/admin") && !b.contains("//") && !b.contains('\\'))
+        .filter(|b| {
+            ["/admin", "/my", "/login"].iter().any(|p| b.starts_with(p))
+                && !b.contains("//")
+                && !b.contains('\\')
+        })
         .unwrap_or("/admin");
     let cookie = Cookie::build(LANG_COOKIE, lang)
         .path("/")

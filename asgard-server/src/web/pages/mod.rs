@@ -59,6 +59,7 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, WebError> {
         fail,
         lang,
         json: false,
+        user: false,
     };
     let console = console.ok_or_else(|| err(Fail::Internal("no console state".into())))?;
     match super::session::cookie_session(&console, &req)

@@ -1,0 +1,77 @@
+//! # The end user's pages (issue 14): restore in the browser
+//!
+//! Everything under `/my` is for a signed-in end user ([`UserPage`], [`super::session::UserForm`]);
+//! an admin's session is no user's session, and a user's session opens nothing under `/admin`.
+//! Every handler looks up each device, path and version it is given *with the session's user
+//! id*: an id in a URL is no capability, and another user's id answers like a missing one.
+//!
+//! Getting in ([`access`]): a one-time link from `asgard-agent web` or from an admin
+//! (`/link/{secret}`), or a web password at `/login`; `POST /logout` ends the session.
+//!
+//! | path | what |
+//! | --- | --- |
+//! | `GET /my` | the start page: the user's devices with their last backup |
+//! | `GET /link/{secret}` | a one-time link: exchanged for a session, then 303 to `/my` |
+//! | `GET /login`, `POST /login` | name + web password |
+//! | `POST /logout` | ends the session (CSRF) |
+//! | `GET /lang?set=de|en&back=/my…` | the language switch |
+
+pub(crate) mod access;
+pub(crate) mod start;
+
+use actix_web::middleware::from_fn;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::error::{Fail, WebError};
+use super::session::{UserPage, context, cookie_session, user_error};
+
+/// The routes below `/my`. ubrowse and udown add theirs here, each group under its comment.
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    // uauth
+    cfg.route("", web::get().to(start::page))
+        .route("/", web::get().to(start::page));
+    // ubrowse
+    // udown
+    cfg.default_service(web::to(not_found));
+}
+
+/// The routes of getting in and out, outside `/my`: single resources (a scope here would catch
+/// the API's paths), each with the security headers.
+pub(crate) fn access_routes(cfg: &mut web::ServiceConfig) {
+    let headers = || from_fn(super::headers::security_headers);
+    cfg.service(
+        web::resource("/logout")
+            .wrap(headers())
+            .route(web::post().to(access::logout)),
+    )
+    .service(
+        web::resource("/lang")
+            .wrap(headers())
+            .route(web::get().to(super::pages::login::set_lang)),
+    );
+}
+
+/// An unknown path under `/my`: to the login without a user session, else 404.
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, WebError> {
+    let (console, lang) = context(&req);
+    let err = |fail| user_error(fail, lang);
+    let console = console.ok_or_else(|| err(Fail::Internal("no console state".into())))?;
+    let user = cookie_session(&console, &req)
+        .await
+        .map_err(err)?
+        .and_then(|(_, info)| info.user());
+    match user {
+        None => Err(err(Fail::NoSession)),
+        Some(_) => Err(err(Fail::NotFound)),
+    }
+}
+
+/// The console state of a user's request (always there in the server).
+pub(crate) fn console<'a>(
+    req: &'a HttpRequest,
+    user: &UserPage,
+) -> Result<&'a super::Console, WebError> {
+    req.app_data::<web::Data<super::Console>>()
+        .map(|c| c.get_ref())
+        .ok_or_else(|| user.fail(Fail::Internal("no console state".into())))
+}
