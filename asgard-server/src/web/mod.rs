@@ -67,6 +67,9 @@ pub(crate) mod pages;
 pub(crate) mod session;
 // uauth (issue 14): the end user's pages.
 pub(crate) mod user;
+// ubrowse: paths in the URLs of the user pages (used by the user pages as they land).
+#[allow(dead_code)]
+pub(crate) mod userpath;
 
 use std::sync::Arc;
 
