@@ -173,3 +173,12 @@ user-login-title = Anmeldung
 user-login-hint = Ohne Passwort: „asgard-agent web“ auf Ihrem Computer öffnet diese Seite angemeldet.
 user-link-button = Wiederherstellungs-Link
 user-link-shown = Wiederherstellungs-Link für { $user } (nur einmal gültig, { $minutes } Minuten lang; er wird nur jetzt angezeigt):
+# Issue 14, udown: downloads, previews and the notes file of a zip.
+dl-no-preview-title = Keine Vorschau möglich
+dl-no-preview = Für „{ $name }“ gibt es keine Vorschau im Browser (nur Bilder, PDF und Textdateien). Sie können die Datei herunterladen.
+dl-download = Herunterladen
+zip-notes-intro = Hinweise von AsgardBackup zu diesem Archiv:
+zip-note-renamed = Der Name „{ $original }“ ist kein gültiges UTF-8 und steht im Archiv als „{ $written }“.
+zip-note-link = Die Verknüpfung „{ $name }“ (Ziel: { $target }) ist nicht im Archiv: eine Zip-Datei kann sie nicht sicher aufnehmen.
+zip-note-unsafe = „{ $path }“ ist nicht im Archiv: sein Name könnte aus dem Ordner herausführen.
+zip-note-more = … und { $count } weitere Hinweise.

@@ -173,3 +173,12 @@ user-login-title = Sign in
 user-login-hint = Without a password: “asgard-agent web” on your computer opens these pages signed in.
 user-link-button = Restore link
 user-link-shown = Restore link for { $user } (works once, for { $minutes } minutes; shown only now):
+# Issue 14, udown: downloads, previews and the notes file of a zip.
+dl-no-preview-title = No preview possible
+dl-no-preview = There is no preview in the browser for “{ $name }” (only pictures, PDF and text files). You can download the file.
+dl-download = Download
+zip-notes-intro = Notes from AsgardBackup on this archive:
+zip-note-renamed = The name “{ $original }” is not valid UTF-8 and is in the archive as “{ $written }”.
+zip-note-link = The symbolic link “{ $name }” (target: { $target }) is not in the archive: a zip file cannot hold it safely.
+zip-note-unsafe = “{ $path }” is not in the archive: its name could lead outside the folder.
+zip-note-more = … and { $count } more notes.

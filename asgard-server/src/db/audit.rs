@@ -77,6 +77,13 @@ audit_actions! {
     KeepChanged = "keep_changed",
     SettingChanged = "setting_changed",
     MaintenanceStarted = "maintenance_started",
+    // Issue 14, udown: what a user took out in the browser.
+    /// One version downloaded (`detail`: path, version, range).
+    Download = "download",
+    /// One version opened as a preview in the browser.
+    Preview = "preview",
+    /// A zip of a folder, a device or a selection as of a time.
+    ZipDownload = "zip_download",
 }
 
 impl Serialize for AuditAction {

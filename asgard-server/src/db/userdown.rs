@@ -14,3 +14,16 @@ impl Db {
             .map(|(name, _)| name))
     }
 }
+
+impl Db {
+    /// The id of the device named `name` of `user_id`; `None` when the user has none of that
+    /// name.
+    pub fn user_device_id(&self, user_id: u64, name: &str) -> Result<Option<u64>> {
+        let txn = self.read()?;
+        let devices = txn.open_table(DEVICES)?;
+        Ok(super::user_devices(&devices, user_id)?
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d.id))
+    }
+}

@@ -18,8 +18,6 @@ pub(crate) mod login;
 pub(crate) mod read;
 pub(crate) mod webauth;
 // udown: downloads in the browser (issue 14).
-// The handlers under /my come with the merge of the user sessions.
-#[allow(dead_code)]
 pub(crate) mod download;
 pub mod zipstream;
 

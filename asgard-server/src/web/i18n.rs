@@ -211,6 +211,15 @@ keys! {
     UserLoginHint = "user-login-hint",
     UserLinkButton = "user-link-button",
     UserLinkShown = "user-link-shown",
+    // Issue 14, udown: downloads, previews and the notes file of a zip.
+    DlNoPreviewTitle = "dl-no-preview-title",
+    DlNoPreview = "dl-no-preview",
+    DlDownload = "dl-download",
+    ZipNotesIntro = "zip-notes-intro",
+    ZipNoteRenamed = "zip-note-renamed",
+    ZipNoteLink = "zip-note-link",
+    ZipNoteUnsafe = "zip-note-unsafe",
+    ZipNoteMore = "zip-note-more",
 }
 
 /// Parses a catalogue file: `key = value` lines, `#` comments and blank lines skipped.

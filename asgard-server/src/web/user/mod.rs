@@ -15,9 +15,15 @@
 //! | `GET /login`, `POST /login` | name + web password |
 //! | `POST /logout` | ends the session (CSRF) |
 //! | `GET /lang?set=de|en&back=/my…` | the language switch |
+//! | `GET /my/download/{version}` | one version as a download (`Range` supported), see [`download`] |
+//! | `GET /my/preview/{version}` | one version shown in the browser (allow-listed types, sandboxed) |
+//! | `GET /my/zip?device=&path=&at=`, `POST /my/zip` | a folder or a selection as a streamed zip, see [`zip`] |
 
 pub(crate) mod access;
+// udown: downloads, previews and zips.
+pub(crate) mod download;
 pub(crate) mod start;
+pub(crate) mod zip;
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -32,6 +38,10 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/", web::get().to(start::page));
     // ubrowse
     // udown
+    cfg.route("/download/{version}", web::get().to(download::download))
+        .route("/preview/{version}", web::get().to(download::preview))
+        .route("/zip", web::get().to(zip::folder))
+        .route("/zip", web::post().to(zip::selection));
     cfg.default_service(web::to(not_found));
 }
 
