@@ -509,6 +509,25 @@ pub struct ErrorBody {
     pub missing: Vec<ChunkId>,
 }
 
+// --- Issue 14 (uauth): the way into the browser for end users -------------------------------
+
+/// Answer of `POST /api/web-link`: a one-time login link of the calling device's user, valid
+/// for 10 minutes. `path` is `/link/` and the secret; the agent joins it to its own server URL,
+/// unless the server has a configured public URL (`url`, the whole link).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebLinkResponse {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub expires_us: i64,
+}
+
+/// Body of `POST /api/web-password`: the user's new web password (for `/login`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebPasswordRequest {
+    pub password: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

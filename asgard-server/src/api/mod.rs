@@ -14,6 +14,8 @@ pub(crate) mod restore;
 pub(crate) mod runs;
 pub(crate) mod seen;
 pub(crate) mod throttle;
+// Issue 14 (uauth).
+pub(crate) mod weblink;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -150,6 +152,9 @@ pub(crate) enum ApiError {
     /// An upload of more parts than the server takes in one request (413).
     #[error("too many parts (at most {0})")]
     TooManyParts(usize),
+    /// Issue 14: a web password against the policy (400).
+    #[error("weak password: {0}")]
+    WeakPassword(crate::service::webauth::password::WeakPassword),
 }
 
 impl ApiError {
@@ -190,6 +195,7 @@ impl ApiError {
             ApiError::Busy => "busy",
             ApiError::LengthRequired => "length_required",
             ApiError::TooManyParts(_) => "too_many_parts",
+            ApiError::WeakPassword(_) => "weak_password",
         }
     }
 
@@ -262,6 +268,7 @@ impl ResponseError for ApiError {
             ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::LengthRequired => StatusCode::LENGTH_REQUIRED,
             ApiError::TooManyParts(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::WeakPassword(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -530,6 +537,11 @@ pub(crate) fn routes_with(limits: &Limits) -> impl Fn(&mut web::ServiceConfig) +
                     .service(get("/api/chunks/{id}").route(web::get().to(restore::chunk)))
                     .service(post("/api/manifest", &ids).route(web::post().to(restore::manifest)))
                     .service(post("/api/fetch", &ids).route(web::post().to(restore::fetch)))
+                    // Issue 14 (uauth): the way into the browser for end users.
+                    .service(post("/api/web-link", &small).route(web::post().to(weblink::link)))
+                    .service(
+                        post("/api/web-password", &small).route(web::post().to(weblink::password)),
+                    )
                     .service(
                         web::resource("/api/runs")
                             .app_data(runs.clone())

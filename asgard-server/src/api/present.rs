@@ -189,6 +189,7 @@ pub(crate) fn error_message(e: &ApiError, l: Lang) -> String {
         ApiError::TooManyParts(n) => {
             format!("The upload request has more than {n} parts; please split it into several requests.")
         }
+        ApiError::WeakPassword(w) => crate::present::admins::weak_password(*w, l),
     }
 }
 

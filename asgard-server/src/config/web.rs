@@ -21,6 +21,9 @@ pub struct WebConfig {
     pub lockout_base: HumanDuration,
     /// The longest lockout. Default `15m`.
     pub lockout_max: HumanDuration,
+    /// Issue 14: the server's address as users' browsers reach it (`https://host:port`), for
+    /// the one-time login links. Default none: a link is the agent's own server URL.
+    pub public_url: Option<String>,
 }
 
 impl Default for WebConfig {
@@ -30,6 +33,7 @@ impl Default for WebConfig {
             session_max: HumanDuration::secs(12 * 3600),
             lockout_base: HumanDuration::secs(1),
             lockout_max: HumanDuration::secs(15 * 60),
+            public_url: None,
         }
     }
 }
@@ -49,6 +53,21 @@ impl WebConfig {
                     lang.pick("muss größer als 0 sein", "must be greater than 0")
                 );
             }
+        }
+        if let Some(url) = &self.public_url
+            && (!url.starts_with("https://")
+                || url.len() <= "https://".len()
+                || url.len() > 512
+                || url.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            bail!(
+                "{}: web.public_url {}",
+                origin.display(),
+                lang.pick(
+                    "muss eine https://-Adresse sein",
+                    "must be an https:// address"
+                )
+            );
         }
         if self.lockout_base > self.lockout_max {
             bail!(
@@ -88,5 +107,15 @@ mod tests {
         assert!(bad("web:\n  session_idel: 10m\n").contains("session_idel"));
         assert!(bad("web:\n  session_max: 0s\n").contains("web.session_max"));
         assert!(bad("web:\n  lockout_base: 1h\n").contains("lockout_max"));
+        assert!(bad("web:\n  public_url: http://x\n").contains("web.public_url"));
+        let c = Config::from_yaml(
+            "web:\n  public_url: https://backup.example:8443\n",
+            Path::new("c.yaml"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.web.public_url.as_deref(),
+            Some("https://backup.example:8443")
+        );
     }
 }

@@ -279,6 +279,7 @@ impl Db {
             let mut reenroll = txn.open_table(REENROLL)?;
             reenroll.retain_in((uid, 0)..=(uid, u64::MAX), |_, _| false)?;
             super::sessions::revoke_subject(&txn, super::Subject::User(uid))?;
+            txn.open_table(super::WEB_PASSWORDS)?.remove(uid)?;
             uid
         };
         txn.commit()?;

@@ -77,6 +77,14 @@ audit_actions! {
     KeepChanged = "keep_changed",
     SettingChanged = "setting_changed",
     MaintenanceStarted = "maintenance_started",
+    /// Issue 14: an admin made a restore link for a user.
+    RestoreLinkCreated = "restore_link_created",
+    /// Issue 14: a one-time link opened a user session.
+    LinkUsed = "link_used",
+    /// Issue 14: a used, expired or unknown link was tried.
+    LinkRefused = "link_refused",
+    /// Issue 14: a user set their web password.
+    WebPasswordSet = "web_password_set",
     // Issue 14, udown: what a user took out in the browser.
     /// One version downloaded (`detail`: path, version, range).
     Download = "download",

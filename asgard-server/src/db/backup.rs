@@ -21,12 +21,14 @@ use redb::{
 
 use super::schema::for_each_table;
 use super::{ADMIN_TOKENS, ADMINS, AUDIT, SESSIONS};
+// Issue 14 (uauth).
 use super::{
     CHUNKS, DEVICES, Db, DbError, KEEP_OVERRIDES, META, META_JSON, PATHS, REREAD, RUNS, Result,
     TOKENS, USER_CHUNKS, USERS, VERSIONS,
 };
 use super::{CURRENT_SCHEMA_VERSION, PENDING, PENDING_TOKENS, REENROLL, SKELETONS};
 use super::{DEVICE_SEEN, DISABLED_USERS, REVOKED_DEVICES, REVOKED_TOKENS};
+use super::{WEB_LINKS, WEB_PASSWORDS};
 
 /// Rows per (non-durable) write transaction of the copy: bounds the memory of one transaction.
 const BATCH_ROWS: usize = 20_000;

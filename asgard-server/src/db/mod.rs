@@ -73,7 +73,7 @@ pub use schema::{
 pub use sessions::{SessionLimits, SessionOrigin, SessionRec, Stage, Subject, TOUCH_EVERY_US};
 pub use stats::{FullStats, Stats};
 pub use usage::UserUsage;
-pub use userweb::UserDevice;
+pub use userweb::{LinkCreator, LinkRec, LinkTake, UserDevice};
 pub use versions::{DeviceSel, ListParams, decode_cursor, encode_cursor};
 
 use auth::user_devices;

@@ -94,6 +94,15 @@ pub(super) const SESSIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::
 /// audit id (grows with time) → [`super::AuditRec`]; the newest [`super::AUDIT_KEEP`] are kept.
 pub(super) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
+/// blake3(one-time login link secret) → [`super::LinkRec`] (issue 14): the links of
+/// `asgard-agent web` and of the admins' restore links; a used or expired one stays a day, so
+/// that it is answered as gone rather than unknown, then the next link made sweeps it.
+pub(super) const WEB_LINKS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("web_links");
+
+/// user id → the argon2id hash (PHC string) of the user's web password (issue 14; optional,
+/// set with `asgard-agent web --set-password`).
+pub(super) const WEB_PASSWORDS: TableDefinition<u64, &str> = TableDefinition::new("web_passwords");
+
 /// Calls `$m!(TABLE)` for every table of the database, in a fixed order: `Db::open` creates them,
 /// `db-backup` copies them and `db-restore` checks a copy against them.
 macro_rules! for_each_table {
@@ -122,6 +131,8 @@ macro_rules! for_each_table {
         $m!(ADMIN_TOKENS);
         $m!(SESSIONS);
         $m!(AUDIT);
+        $m!(WEB_LINKS);
+        $m!(WEB_PASSWORDS);
     };
 }
 pub(super) use for_each_table;

@@ -58,7 +58,7 @@ pub struct SessionRec {
 }
 
 /// The shape of [`SessionRec`] before issue 14.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct SessionRecV1 {
     subject: Subject,
     created_us: i64,
@@ -280,5 +280,34 @@ impl Db {
         Ok(redb::ReadableTableMetadata::len(
             &self.read()?.open_table(SESSIONS)?,
         )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_stored_before_issue_14_still_reads() {
+        let old = SessionRecV1 {
+            subject: Subject::Admin(7),
+            created_us: 1,
+            last_us: 2,
+            csrf: [9; 32],
+            stage: Stage::Full,
+        };
+        let rec = SessionRec::decode(&enc(&old).unwrap()).unwrap();
+        assert_eq!(rec.subject, Subject::Admin(7));
+        assert_eq!((rec.created_us, rec.last_us, rec.csrf), (1, 2, [9; 32]));
+        assert_eq!(rec.origin, None);
+        let new = SessionRec {
+            subject: Subject::User(3),
+            origin: Some(SessionOrigin {
+                admin: "root".into(),
+                created_us: 5,
+            }),
+            ..rec
+        };
+        assert_eq!(SessionRec::decode(&enc(&new).unwrap()).unwrap(), new);
     }
 }

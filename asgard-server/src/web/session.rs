@@ -255,6 +255,7 @@ pub(crate) struct UserPage {
     /// The session's CSRF token for the page's forms.
     pub csrf: String,
     /// The client's address, for the audit log.
+    #[allow(dead_code)] // for udown's audit of every download (issue 14)
     pub client: std::net::IpAddr,
     /// The cookie value of the session (to end it at logout).
     pub(crate) session: String,

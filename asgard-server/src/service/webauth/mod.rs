@@ -25,9 +25,13 @@
 pub(crate) mod password;
 pub(crate) mod throttle;
 pub(crate) mod totp;
+// Issue 14: the end user's links and web password.
+pub(crate) mod user;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod user_tests;
 
 use std::net::IpAddr;
 use std::sync::Arc;

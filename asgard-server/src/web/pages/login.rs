@@ -13,7 +13,7 @@ use asgard_core::Lang;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use crate::db::Stage;
+use crate::db::{Stage, Subject};
 use crate::service::webauth::Refused;
 use crate::web::error::{Fail, WebError};
 use crate::web::i18n::{Key, LANG_COOKIE, t, tv};
@@ -60,7 +60,9 @@ pub(crate) async fn login_page(req: HttpRequest) -> Result<HttpResponse, WebErro
         user: false,
     };
     let console = console.ok_or_else(|| err(Fail::Internal("no console state".into())))?;
-    if let Some((_, info)) = cookie_session(&console, &req).await.map_err(err)? {
+    let session = cookie_session(&console, &req).await.map_err(err)?;
+    // A user's session (issue 14) is no admin's: the form, not a redirect loop via `/admin`.
+    if let Some((_, info)) = session.filter(|(_, i)| matches!(i.subject, Subject::Admin(_))) {
         return Ok(see_other(if info.stage == Stage::Full {
             "/admin"
         } else {
@@ -78,7 +80,11 @@ pub(crate) struct LoginForm {
 }
 
 /// The answer to a refused step: the form again with the message, 401 or 429.
-fn refused(lang: Lang, why: &Refused, form: impl Fn(Lang, Option<&str>) -> Markup) -> HttpResponse {
+pub(crate) fn refused(
+    lang: Lang,
+    why: &Refused,
+    form: impl Fn(Lang, Option<&str>) -> Markup,
+) -> HttpResponse {
     let (status, text, wait) = match why {
         Refused::Invalid => (StatusCode::UNAUTHORIZED, String::new(), None),
         Refused::Throttled { retry_after } => {

@@ -50,6 +50,17 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
 pub(crate) fn access_routes(cfg: &mut web::ServiceConfig) {
     let headers = || from_fn(super::headers::security_headers);
     cfg.service(
+        web::resource("/link/{secret}")
+            .wrap(headers())
+            .route(web::get().to(access::link)),
+    )
+    .service(
+        web::resource("/login")
+            .wrap(headers())
+            .route(web::get().to(access::login_page))
+            .route(web::post().to(access::login)),
+    )
+    .service(
         web::resource("/logout")
             .wrap(headers())
             .route(web::post().to(access::logout)),
