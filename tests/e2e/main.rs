@@ -43,4 +43,7 @@ mod pipeline;
 mod records;
 mod restorepipe;
 mod scan;
+// udown (issue 14): downloads, previews and zips in the browser.
+#[cfg(unix)]
+mod user_download;
 mod verify;
