@@ -41,30 +41,49 @@ impl Answer {
 impl UserWeb {
     /// Signs `agent`'s user in through a one-time link.
     fn login(server: &Server, agent: &Agent) -> UserWeb {
-        let api = Api::new(server);
-        let (status, link) = api.post_json("/api/web-link", Some(&agent.token()), &json!({}));
+        let mut web = UserWeb::anonymous(server);
+        let (status, link) = web
+            .api
+            .post_json("/api/web-link", Some(&agent.token()), &json!({}));
         assert_eq!(status, 200, "{link}");
-        let client = reqwest::Client::builder()
-            .tls_danger_accept_invalid_certs(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let mut web = UserWeb {
-            api,
-            client,
-            cookie: String::new(),
-        };
         let a = web.get(link["path"].as_str().unwrap(), &[]);
         assert_eq!(a.status, 303);
-        let cookie = a
-            .headers
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|c| c.strip_prefix("asgard_session="))
-            .expect("a session cookie");
-        web.cookie = cookie.split(';').next().unwrap().to_owned();
+        web.cookie = session_of(&a);
         web
+    }
+
+    /// Signs an admin in at `/admin/login` (for a look at the audit log).
+    fn admin(server: &Server, name: &str, password: &str) -> UserWeb {
+        let mut web = UserWeb {
+            cookie: String::new(),
+            ..UserWeb::anonymous(server)
+        };
+        let host = web.api.base.trim_start_matches("https://").to_owned();
+        let req = web
+            .client
+            .post(format!("{}/admin/login", web.api.base))
+            .header("origin", format!("https://{host}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[
+                ("name", name.into()),
+                ("password", password.into()),
+            ]));
+        let a = web.send(req);
+        assert_eq!(a.status, 303);
+        web.cookie = session_of(&a);
+        web
+    }
+
+    fn anonymous(server: &Server) -> UserWeb {
+        UserWeb {
+            api: Api::new(server),
+            client: reqwest::Client::builder()
+                .tls_danger_accept_invalid_certs(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: String::new(),
+        }
     }
 
     fn send(&self, req: reqwest::RequestBuilder) -> Answer {
@@ -119,6 +138,18 @@ impl UserWeb {
             .body(form(fields));
         self.send(req)
     }
+}
+
+/// The session cookie an answer sets.
+fn session_of(a: &Answer) -> String {
+    let cookie = a
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("asgard_session="))
+        .expect("a session cookie");
+    cookie.split(';').next().unwrap().to_owned()
 }
 
 fn form(fields: &[(&str, String)]) -> String {
@@ -285,12 +316,24 @@ fn every_version_downloads_as_the_cli_restores_it_with_ranges_names_previews_and
     ]);
     assert_eq!(a.status, 404);
     // Without a session: to the login, not a byte.
-    let anon = UserWeb {
-        cookie: String::new(),
-        ..UserWeb::login(&server, &anna)
-    };
+    let anon = UserWeb::anonymous(&server);
     let a = anon.get(&format!("/my/download/{}", ids[0]), &[]);
     assert_eq!((a.status, a.header("location")), (303, "/login"));
+
+    // Every download and preview is in the audit log: who, which device, path and version.
+    AdminAccount::create(&server, "root", "ein langes Passwort 1");
+    let admin = UserWeb::admin(&server, "root", "ein langes Passwort 1");
+    let audit = text(admin.get("/admin/audit", &[]).bytes());
+    for action in ["download", "preview"] {
+        assert!(
+            audit.contains(&format!("data-action=\"{action}\"")),
+            "{action}: {audit}"
+        );
+    }
+    assert!(audit.contains("user:anna"), "{audit}");
+    assert!(audit.contains("device:anna/testhost"), "{audit}");
+    assert!(audit.contains(&format!("version={}", ids[3])), "{audit}");
+    assert!(audit.contains("range=1000-70999"), "{audit}");
 }
 
 #[test]
@@ -378,6 +421,12 @@ fn a_zip_of_a_folder_at_a_past_time_holds_exactly_the_files_of_that_time() {
         hex(&root.join("neu.txt"))
     );
     assert_eq!(web.get(&url, &[]).status, 404);
+
+    AdminAccount::create(&server, "root", "ein langes Passwort 1");
+    let admin = UserWeb::admin(&server, "root", "ein langes Passwort 1");
+    let audit = text(admin.get("/admin/audit", &[]).bytes());
+    assert!(audit.contains("data-action=\"zip_download\""), "{audit}");
+    assert!(audit.contains(&format!("at={between_us}")), "{audit}");
 }
 
 /// The server's resident set in KiB, from `/proc/<pid>/status`.
