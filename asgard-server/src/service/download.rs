@@ -27,7 +27,7 @@ use asgard_core::protocol::{RestoreRequest, VersionKind};
 use super::ServiceError;
 use super::read::{self, PlainStream};
 use super::zipstream::{ZipError, ZipWriter};
-use crate::db::{Db, DeviceSel, ListParams};
+use crate::db::{Db, DbError, DeviceSel, ListParams};
 use crate::store::ChunkStore;
 
 type Result<T, E = ServiceError> = std::result::Result<T, E>;
@@ -73,7 +73,10 @@ pub(crate) fn download(
     };
     let plain = match read::restore(db, store, user_id, 0, &req, range) {
         Ok(p) => p,
-        Err(ServiceError::Db(_) | ServiceError::BadRequest(_)) => {
+        // Missing, another user's, a deletion marker, a folder or a link: all "not found".
+        Err(
+            ServiceError::Db(DbError::NotFound | DbError::Deleted) | ServiceError::BadRequest(_),
+        ) => {
             return Err(ServiceError::NotFound);
         }
         Err(e) => return Err(e),

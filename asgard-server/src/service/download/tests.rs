@@ -332,3 +332,38 @@ fn entry_names_stay_inside_and_windows_drives_become_folders() {
     );
     assert_eq!(holder_of(&RawPath::from("/")), RawPath::default());
 }
+
+#[test]
+fn a_deletion_marker_a_folder_and_a_link_have_nothing_to_download() {
+    let (s, a) = world();
+    let (files, _) =
+        s.db.list(
+            a.user_id,
+            &ListParams {
+                devices: DeviceSel::Id(a.device_id),
+                prefix: Some(RawPath::from("/h/Bücher")),
+                at_us: None,
+                after: None,
+                limit: 100,
+            },
+        )
+        .unwrap();
+    let mut tried = 0;
+    for f in &files {
+        for v in &f.versions {
+            if v.deleted || v.kind != VersionKind::File {
+                tried += 1;
+                assert!(
+                    matches!(
+                        download(&s.db, s.store.clone(), a.user_id, v.id, None),
+                        Err(ServiceError::NotFound)
+                    ),
+                    "{}",
+                    f.path
+                );
+            }
+        }
+    }
+    // The marker of sub/b, the folders Bücher and sub, the link.
+    assert_eq!(tried, 4);
+}
