@@ -20,7 +20,7 @@ use asgard_core::protocol::{ApproveRequest, ApproveResponse};
 use asgard_core::protocol::{
     CheckRequest, CheckResponse, CommitRequest, CommitResponse, ErrorBody, FetchRequest, ListQuery,
     ListResponse, LoginRequest, LoginResponse, ManifestRequest, ManifestResponse, RunAccepted,
-    RunReport, UploadResponse,
+    RunReport, UploadResponse, WebLinkResponse, WebPasswordRequest,
 };
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -268,6 +268,21 @@ impl Client {
         };
         self.json(self.http.post(self.url("/api/devices/approve")).json(&body))
             .await
+    }
+
+    /// `POST /api/web-link` (issue 14): a one-time login link for the browser.
+    pub(crate) async fn web_link(&self) -> anyhow::Result<WebLinkResponse> {
+        self.json(self.http.post(self.url("/api/web-link"))).await
+    }
+
+    /// `POST /api/web-password` (issue 14): the user's web password for `/login`.
+    pub(crate) async fn web_password(&self, password: &str) -> anyhow::Result<()> {
+        let body = WebPasswordRequest {
+            password: password.to_owned(),
+        };
+        self.send(self.http.post(self.url("/api/web-password")).json(&body))
+            .await?;
+        Ok(())
     }
 
     /// `POST /api/login`, with the device token when there is one.

@@ -66,6 +66,8 @@ mod schedule;
 mod session;
 mod state;
 mod timefmt;
+// Issue 14 (uauth): `asgard-agent web`.
+mod web;
 
 /// Entry points of the fuzz targets in `fuzz/` (see `docs/FUZZING.md`); not an API.
 #[doc(hidden)]
@@ -91,6 +93,7 @@ pub mod commands {
     pub use crate::restore::{RestoreArgs, run as restore};
     pub use crate::schedule::{Action, Every, ScheduleArgs, run as schedule};
     pub use crate::session::{approve_device, login};
+    pub use crate::web::{WebArgs, run as web};
 }
 
 /// The backup pipeline without the server, for the benches: the reader fed by the scanner, the

@@ -131,6 +131,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Wiederherstellen im Browser: öffnet die eigenen Sicherungen angemeldet im Browser
+    ///
+    /// Holt vom Server einen Anmelde-Link (nur einmal gültig, 10 Minuten lang), zeigt ihn und
+    /// öffnet ihn im Standard-Browser. Dort lassen sich alle Versionen aller eigenen Geräte
+    /// finden und herunterladen, einzeln oder als ZIP.
+    Web {
+        /// Den Link nur zeigen, keinen Browser öffnen
+        #[arg(long)]
+        no_open: bool,
+        /// Stattdessen ein Web-Passwort für die Anmeldung unter /login setzen
+        #[arg(long)]
+        set_password: bool,
+        /// Das Passwort aus der ersten Zeile der Standardeingabe lesen
+        #[arg(long, requires = "set_password")]
+        password_stdin: bool,
+    },
     /// Regelmäßige Sicherung einrichten, zeigen, entfernen
     Schedule {
         #[command(subcommand)]
@@ -326,6 +342,18 @@ async fn run(ctx: &Ctx, command: Command, globals: Globals) -> anyhow::Result<Ex
             commands::schedule(args, ctx.lang)
         }
         Command::Plan { json, system } => commands::plan(ctx, json, system),
+        Command::Web {
+            no_open,
+            set_password,
+            password_stdin,
+        } => {
+            let args = commands::WebArgs {
+                no_open,
+                set_password,
+                password_stdin,
+            };
+            commands::web(ctx, args).await
+        }
         Command::List {
             path,
             json,

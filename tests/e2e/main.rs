@@ -43,6 +43,8 @@ mod pipeline;
 mod records;
 mod restorepipe;
 mod scan;
+// Issue 14 (uauth): the end user's way in.
+mod user_http;
 // udown (issue 14): downloads, previews and zips in the browser.
 #[cfg(unix)]
 mod user_download;

@@ -15,7 +15,9 @@
 //! - [`listing`]: reading `list --json`;
 //! - [`browser`]: a real headless Chromium over WebDriver ([`Browser`]): pages, forms, visible
 //!   text, screenshots, and a failure on any console error;
-//! - [`console`]: an admin made on the CLI ([`AdminAccount`]) who logs in in the browser.
+//! - [`console`]: an admin made on the CLI ([`AdminAccount`]) who logs in in the browser;
+//! - [`userweb`]: the end user's pages over HTTP ([`UserWeb`]) and a user session by the link
+//!   of `asgard-agent web`.
 //!
 //! Test data comes from the one generator of `asgard_core::testdata`, re-exported here.
 
@@ -29,6 +31,8 @@ pub mod listing;
 pub mod raw;
 pub mod server;
 pub mod store;
+// Issue 14 (uauth): the end user's pages.
+pub mod userweb;
 
 pub use agent::{Agent, approval_code, assert_success, json_outcome};
 pub use api::{Api, FullAnswer, multipart};
@@ -42,6 +46,7 @@ pub use server::{
     METRICS_TOKEN, Server, server_admin, server_admin_command, server_admin_ok, spawn_server,
 };
 pub use store::{assert_store_sound, chunk_location, chunk_locations, damage_chunk, lose_chunk};
+pub use userweb::{Page, UserWeb};
 
 use serde_json::Value;
 

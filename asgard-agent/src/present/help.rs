@@ -262,6 +262,23 @@ pub const AGENT: &[(&str, &str)] = &[
         "Set owners by the recorded number, not by name (as root, like tar)",
     ),
     ("restore json", "Summary as JSON"),
+    // Issue 14 (uauth).
+    (
+        "web",
+        "Restore in the browser: opens your backups signed in, in the browser\n\n\
+         Gets a sign-in link from the server (works once, for 10 minutes), shows it and opens it \
+         in the default browser. There every version of every device of yours can be found and \
+         downloaded, one by one or as a ZIP.",
+    ),
+    ("web no_open", "Only show the link, open no browser"),
+    (
+        "web set_password",
+        "Instead set a web password for signing in at /login",
+    ),
+    (
+        "web password_stdin",
+        "Read the password from the first line of standard input",
+    ),
     ("schedule", "Set up, show or remove regular backups"),
     (
         "schedule install",

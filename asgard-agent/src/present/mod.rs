@@ -27,6 +27,8 @@ pub(crate) mod plan;
 pub(crate) mod restore;
 pub(crate) mod schedule;
 pub(crate) mod session;
+// Issue 14 (uauth).
+pub(crate) mod web;
 
 use std::path::Path;
 

@@ -66,6 +66,18 @@ pub(super) enum UserCmd {
         #[command(flatten)]
         out: Json,
     },
+    /// Einen Wiederherstellungs-Link für den Browser machen (für einen Benutzer ohne Rechner)
+    ///
+    /// Der Link meldet den Benutzer einmal im Browser an (10 Minuten lang), um seine Dateien
+    /// herunterzuladen. Er steht im Protokoll; die Startseite des Benutzers nennt den Admin.
+    Link {
+        /// Benutzername
+        user: String,
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        out: Json,
+    },
     /// Einen Benutzer mit allen Geräten, Token, Versionen und Läufen löschen
     ///
     /// Löscht den Benutzer mit allen Geräten, Token, Pfaden, Versionen, Läufen und wartenden
@@ -250,6 +262,9 @@ impl UserCmd {
             }
             UserCmd::Enable { user, common, out } => {
                 (common, out.json, Ok(Task::UserEnable { user }))
+            }
+            UserCmd::Link { user, common, out } => {
+                (common, out.json, Ok(Task::UserLink { user, by: None }))
             }
             UserCmd::Delete {
                 user,

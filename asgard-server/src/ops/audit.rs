@@ -132,6 +132,17 @@ pub(crate) fn entry(task: &Task, report: Option<&Report>) -> Option<(AuditAction
             .join(", "),
         ),
         Task::DbBackup { .. } => (AuditAction::MaintenanceStarted, "db-backup".into(), none()),
+        // Issue 14: never the link itself (it is a secret), only until when it works.
+        Task::UserLink { user: u, .. } => (
+            AuditAction::RestoreLinkCreated,
+            user(u),
+            match report {
+                Some(Report::UserLink(r)) => {
+                    format!("valid until {}", asgard_core::fmt::format_utc(r.expires_us))
+                }
+                _ => none(),
+            },
+        ),
         _ => return None,
     })
 }

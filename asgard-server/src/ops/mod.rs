@@ -41,6 +41,8 @@ pub(crate) mod runlist;
 pub(crate) mod runner;
 pub(crate) mod schedule;
 pub(crate) mod users;
+// Issue 14 (uauth): restore links made by an admin.
+pub(crate) mod userlink;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -158,6 +160,13 @@ pub(crate) enum Task {
     AdminTotp { admin: String, off: bool },
     /// A new API token for an admin (shown once).
     AdminToken { admin: String },
+    /// Issue 14: a one-time restore link for a user (shown once); `by`: the admin who asked
+    /// (the console), `None` on the command line.
+    UserLink {
+        user: String,
+        #[serde(default)]
+        by: Option<String>,
+    },
 }
 
 impl Task {
@@ -198,6 +207,7 @@ impl Task {
             Task::AdminDelete { .. } => "admin-delete",
             Task::AdminTotp { .. } => "admin-totp",
             Task::AdminToken { .. } => "admin-token",
+            Task::UserLink { .. } => "user-link",
         }
     }
 }
@@ -222,6 +232,8 @@ pub(crate) enum Report {
     Runs(RunListReport),
     Admins(AdminList),
     AdminChanged(AdminChange),
+    /// Issue 14.
+    UserLink(userlink::LinkReport),
 }
 
 impl Report {
@@ -439,6 +451,13 @@ pub(crate) fn run(
         Task::AdminToken { admin } => {
             Report::AdminChanged(admins::token(ctx.db, admin, ctx.now_us)?)
         }
+        Task::UserLink { user, by } => Report::UserLink(userlink::make(
+            ctx.db,
+            ctx.config,
+            user,
+            by.as_deref(),
+            ctx.now_us,
+        )?),
     })
 }
 

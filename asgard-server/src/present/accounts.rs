@@ -217,3 +217,25 @@ pub(crate) fn registration(r: &RegistrationReport, lang: Lang) -> String {
     }
     out
 }
+/// Issue 14: `user link`: the link, shown once.
+pub(crate) fn user_link(r: &crate::ops::userlink::LinkReport, lang: Lang) -> String {
+    let until = asgard_core::fmt::format_utc(r.expires_us);
+    match lang {
+        Lang::De => format!(
+            "Wiederherstellungs-Link für {user} (nur einmal gültig, bis {until}; er wird nur \
+             jetzt angezeigt):\n\n  {url}\n\nErreicht der Benutzer den Server unter einer \
+             anderen Adresse, gilt derselbe Pfad dort: {path}\n",
+            user = r.user,
+            url = r.url,
+            path = r.path,
+        ),
+        Lang::En => format!(
+            "Restore link for {user} (works once, until {until}; shown only now):\n\n  \
+             {url}\n\nIf the user reaches the server by another address, the same path works \
+             there: {path}\n",
+            user = r.user,
+            url = r.url,
+            path = r.path,
+        ),
+    }
+}

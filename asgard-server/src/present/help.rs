@@ -293,6 +293,17 @@ pub(crate) const SERVER: &[(&str, &str)] = &[
     ("user enable config", CONFIG),
     ("user enable data_dir", DATA_DIR),
     ("user enable json", JSON),
+    // Issue 14 (uauth).
+    (
+        "user link",
+        "Make a restore link for the browser (for a user without a computer)\n\n\
+         The link signs the user in once in the browser (for 10 minutes), to download their \
+         files. It is recorded in the audit log; the user's start page names the admin.",
+    ),
+    ("user link user", "User name"),
+    ("user link config", CONFIG),
+    ("user link data_dir", DATA_DIR),
+    ("user link json", JSON),
     (
         "user delete",
         "Delete a user with all devices, tokens, versions and runs\n\n\

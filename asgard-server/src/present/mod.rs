@@ -47,6 +47,7 @@ pub(crate) fn report(report: &Report, lang: Lang) -> String {
         Report::Runs(r) => console::runs(r, lang),
         Report::Admins(list) => admins::list(list, lang),
         Report::AdminChanged(c) => admins::change(c, lang),
+        Report::UserLink(r) => accounts::user_link(r, lang),
     }
 }
 

@@ -29,6 +29,8 @@
 //! | `GET /admin/maintenance`, `POST /admin/maintenance/{gc,verify,db-backup}` | Wartung |
 //! | `GET /admin/audit` | Protokoll |
 //! | `/api/admin/…` | the JSON twin, see [`api`] |
+//! | `POST /admin/users/link` | issue 14: a restore link for a user, shown once |
+//! | `/my…`, `/login`, `/logout`, `/link/{secret}`, `/lang` | issue 14: the user's pages, see [`user`] |
 //!
 //! ## `data-testid`s for the browser tests
 //! - layout: `brand`, `nav`, `nav-overview`, `nav-users`, `nav-devices`, `nav-runs`,
@@ -54,6 +56,13 @@
 //!   (`verify-sample` number, `verify-full` checkbox, `verify-start`), `dbbackup-form`
 //!   (`dbbackup-start`); results `last-gc`, `last-verify`, `last-dbbackup`, `verify-damaged`;
 //! - Protokoll: table `audit-table`, rows `audit-row-{id}`.
+//! - Issue 14 (uauth), Benutzer: form `link-form-{user}` with button `link-{user}`; the answer
+//!   shows the restore link once in `restore-link` (`back-to-users`). The user's pages (see
+//!   [`user`]): `brand`, `nav`, `nav-my-devices`, `nav-search`, `nav-deleted`, `nav-logout` (in
+//!   `logout-form`), `user-name`, `lang-switch`; start page: table `my-devices` with rows
+//!   `my-device-{device}`, links `browse-{device}`, cells `my-last-backup-{device}`,
+//!   `my-no-devices`, `link-origin` (a session from an admin's restore link); `/login`: as the
+//!   admin's login plus `login-hint`; a refused link: `link-refused`.
 
 pub(crate) mod api;
 pub(crate) mod api_ops;

@@ -6,8 +6,31 @@ use std::sync::Arc;
 
 use super::user::{LINK_VALID_US, LinkRefused, create_link};
 use super::*;
+use crate::config::Registration;
 use crate::db::{AuditAction, Db, LinkCreator};
-use crate::testutil::register_at;
+use crate::db::{LoginPolicy, hash_token};
+use asgard_core::protocol::LoginRequest;
+
+/// Registers a first device of a new user (open registration); its user id. (Not
+/// `crate::testutil`: the service layer must not import it, see `tests/architecture.rs`.)
+fn register(db: &Db, user: &str, device: &str) -> u64 {
+    let req = LoginRequest {
+        protocol_version: 1,
+        user: user.into(),
+        device: device.into(),
+        os: "linux".into(),
+        os_version: "6".into(),
+        agent_version: "0.1".into(),
+        enrollment_key: None,
+        code: None,
+    };
+    let policy = LoginPolicy {
+        registration: Registration::Open,
+        enrollment_key: None,
+    };
+    let token = db.login(&req, None, policy, T0).unwrap().token.unwrap();
+    db.authenticate(&hash_token(&token)).unwrap().user_id
+}
 
 const T0: i64 = 1_700_000_000_000_000;
 const SEC: i64 = 1_000_000;
@@ -19,10 +42,10 @@ fn ip() -> IpAddr {
 fn setup() -> (tempfile::TempDir, Arc<Db>, WebAuth, u64, u64) {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(Db::open(&dir.path().join("asgard.redb")).unwrap());
-    let (_, anna) = register_at(&db, "anna", "laptop", T0);
-    let (_, bert) = register_at(&db, "bert", "pc", T0);
+    let anna = register(&db, "anna", "laptop");
+    let bert = register(&db, "bert", "pc");
     let auth = WebAuth::new(db.clone(), SessionPolicy::default());
-    (dir, db, auth, anna.user_id, bert.user_id)
+    (dir, db, auth, anna, bert)
 }
 
 fn secret(path: &str) -> &str {

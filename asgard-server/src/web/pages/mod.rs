@@ -30,6 +30,8 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/users/keep", web::post().to(users::keep))
         .route("/users/state", web::post().to(users::state))
         .route("/users/delete", web::post().to(users::delete))
+        // Issue 14 (uauth): a restore link for a user.
+        .route("/users/link", web::post().to(users::link))
         .route("/devices/revoke", web::post().to(devices::revoke))
         .route("/devices/token", web::post().to(devices::token))
         .route(

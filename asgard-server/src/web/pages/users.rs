@@ -119,6 +119,12 @@ pub(crate) async fn page(
                                     data-testid={ "disable-" (u.name) } { (t(lang, Key::Disable)) }
                             }
                         }))
+                        (post_form(&admin, "/admin/users/link", &format!("link-form-{}", u.name), "inline", html! {
+                            input type="hidden" name="user" value=(u.name);
+                            button.secondary type="submit" data-testid={ "link-" (u.name) } {
+                                (t(lang, Key::UserLinkButton))
+                            }
+                        }))
                         (post_form(&admin, "/admin/users/delete", &format!("delete-form-{}", u.name), "inline", html! {
                             input type="hidden" name="user" value=(u.name);
                             input type="text" name="confirm" required autocomplete="off"
@@ -281,4 +287,56 @@ pub(crate) async fn delete(
         user: f.user.clone(),
     };
     user_task(&req, &admin, task, "deleted", &f.user).await
+}
+
+/// Issue 14: `POST /admin/users/link`: a one-time restore link for the user, shown once on the
+/// answer (never in a URL or the audit log). Without `web.public_url` the link names the host
+/// this admin reached the server by.
+pub(crate) async fn link(
+    req: HttpRequest,
+    AdminForm(admin, f): AdminForm<UserActionForm>,
+) -> Result<HttpResponse, WebError> {
+    let c = console(&req, &admin)?;
+    let task = Task::UserLink {
+        user: f.user.clone(),
+        by: Some(admin.name.clone()),
+    };
+    let report = c.run(&admin, task.clone()).await?;
+    let Report::UserLink(link) = &report else {
+        return Err(admin.fail(Fail::Internal("user link report".into())));
+    };
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        });
+    let url = match (&c.res.config.web.public_url, host) {
+        (None, Some(host)) => format!("https://{host}{}", link.path),
+        _ => link.url.clone(),
+    };
+    let lang = admin.lang;
+    let minutes = (crate::service::webauth::user::LINK_VALID_US / 60_000_000).to_string();
+    let body = html! {
+        p { (tv(lang, Key::UserLinkShown, &[("user", &link.user), ("minutes", &minutes)])) }
+        p { span.secret data-testid="restore-link" { (url) } }
+        p.muted { (t(lang, Key::ShownOnce)) }
+        p { a href="/admin/users" data-testid="back-to-users" { (t(lang, Key::NavUsers)) } }
+    };
+    let db = c.res.db.clone();
+    let actor = crate::ops::audit::Actor {
+        name: admin.name.clone(),
+        client: Some(admin.client.to_string()),
+    };
+    let _ = web::block(move || crate::ops::audit::record(&db, &actor, &task, &report)).await;
+    Ok(html(layout::page(
+        &admin,
+        Nav::Users,
+        "/admin/users",
+        t(lang, Key::NavUsers),
+        false,
+        body,
+    )))
 }
