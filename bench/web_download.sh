@@ -73,9 +73,9 @@ row() { # name ttfb total bytes
 print(f'| {n} | {f*1000:.0f} ms | {t:.2f} s | {b/t/2**20:.0f} MiB/s |')" "$@"
 }
 echo "measuring ..." >&2
-read -r F1 T1 B1 C1 < <(fetch "$URL/my/download/$VERSION")
+read -r F1 T1 B1 C1 < <(fetch "$URL/my/download/$VERSION"; echo) || true
 [ "$C1" = 200 ] || { echo "download: HTTP $C1" >&2; exit 1; }
-read -r F2 T2 B2 C2 < <(fetch "$URL/my/zip?device=benchhost&path=$HEX")
+read -r F2 T2 B2 C2 < <(fetch "$URL/my/zip?device=benchhost&path=$HEX"; echo) || true
 [ "$C2" = 200 ] || { echo "zip: HTTP $C2" >&2; exit 1; }
 S=$(date +%s.%N); agent restore "$WORK/src/single/gross.bin" --to "$WORK/r1" >/dev/null; E=$(date +%s.%N)
 T3=$(python3 -c "print($E - $S)")
