@@ -48,4 +48,7 @@ mod user_browser;
 mod user_http;
 // ubrowse
 mod user_browse;
+// udown (issue 14): downloads, previews and zips in the browser.
+#[cfg(unix)]
+mod user_download;
 mod verify;

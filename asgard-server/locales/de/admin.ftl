@@ -219,6 +219,9 @@ audit-restore-link-created = Wiederherstellungs-Link erstellt
 audit-link-used = Anmeldung über Link
 audit-link-refused = Link abgewiesen
 audit-web-password-set = Web-Passwort gesetzt
+audit-download = Datei heruntergeladen
+audit-preview = Vorschau angesehen
+audit-zip-download = ZIP heruntergeladen
 # Issue 14, uauth: the user's navigation, start page, links and login.
 user-nav-devices = Meine Geräte
 user-nav-search = Suche
@@ -277,3 +280,12 @@ del-at = Gelöscht am
 del-last = Letzte Version
 del-none = Keine gelöschten Dateien in diesem Zeitraum.
 del-more = Die Liste wurde früh beendet: es kann weitere gelöschte Dateien geben. Ein späteres Datum hilft.
+# Issue 14, udown: downloads, previews and the notes file of a zip.
+dl-no-preview-title = Keine Vorschau möglich
+dl-no-preview = Für „{ $name }“ gibt es keine Vorschau im Browser (nur Bilder, PDF und Textdateien). Sie können die Datei herunterladen.
+dl-download = Herunterladen
+zip-notes-intro = Hinweise von AsgardBackup zu diesem Archiv:
+zip-note-renamed = Der Name „{ $original }“ ist kein gültiges UTF-8 und steht im Archiv als „{ $written }“.
+zip-note-link = Die Verknüpfung „{ $name }“ (Ziel: { $target }) ist nicht im Archiv: eine Zip-Datei kann sie nicht sicher aufnehmen.
+zip-note-unsafe = „{ $path }“ ist nicht im Archiv: sein Name könnte aus dem Ordner herausführen.
+zip-note-more = … und { $count } weitere Hinweise.

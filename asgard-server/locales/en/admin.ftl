@@ -219,6 +219,9 @@ audit-restore-link-created = Restore link created
 audit-link-used = Signed in with a link
 audit-link-refused = Link refused
 audit-web-password-set = Web password set
+audit-download = File downloaded
+audit-preview = Preview viewed
+audit-zip-download = ZIP downloaded
 # Issue 14, uauth: the user's navigation, start page, links and login.
 user-nav-devices = My devices
 user-nav-search = Search
@@ -277,3 +280,12 @@ del-at = Deleted on
 del-last = Last version
 del-none = No files deleted in this period.
 del-more = The list stopped early: there may be more deleted files. A later date helps.
+# Issue 14, udown: downloads, previews and the notes file of a zip.
+dl-no-preview-title = No preview possible
+dl-no-preview = There is no preview in the browser for “{ $name }” (only pictures, PDF and text files). You can download the file.
+dl-download = Download
+zip-notes-intro = Notes from AsgardBackup on this archive:
+zip-note-renamed = The name “{ $original }” is not valid UTF-8 and is in the archive as “{ $written }”.
+zip-note-link = The symbolic link “{ $name }” (target: { $target }) is not in the archive: a zip file cannot hold it safely.
+zip-note-unsafe = “{ $path }” is not in the archive: its name could lead outside the folder.
+zip-note-more = … and { $count } more notes.

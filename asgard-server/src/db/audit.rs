@@ -86,6 +86,13 @@ audit_actions! {
     LinkRefused = "link_refused",
     /// Issue 14: a user set their web password.
     WebPasswordSet = "web_password_set",
+    // Issue 14, udown: what a user took out in the browser.
+    /// One version downloaded (`detail`: path, version, range).
+    Download = "download",
+    /// One version opened as a preview in the browser.
+    Preview = "preview",
+    /// A zip of a folder, a device or a selection as of a time.
+    ZipDownload = "zip_download",
 }
 
 impl Serialize for AuditAction {

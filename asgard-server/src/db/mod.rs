@@ -46,6 +46,8 @@ mod schema;
 mod sessions;
 mod stats;
 mod usage;
+// udown (issue 14)
+mod userdown;
 mod userweb;
 mod versions;
 

@@ -17,6 +17,9 @@ pub mod ingest;
 pub(crate) mod login;
 pub(crate) mod read;
 pub(crate) mod webauth;
+// udown: downloads in the browser (issue 14).
+pub(crate) mod download;
+pub mod zipstream;
 
 use asgard_core::ChunkId;
 

@@ -131,6 +131,12 @@ pub(crate) struct PlainStream {
     pub end: u64,
     /// A range was asked for and is granted (206 rather than 200).
     pub partial: bool,
+    /// Where the version lives: its device and path, and the file's mtime and mode (the
+    /// browser's download names the file and the zip keeps its time).
+    pub device_id: u64,
+    pub path: Vec<u8>,
+    pub mtime_ns: i64,
+    pub mode: u32,
     store: Arc<dyn ChunkStore>,
     /// The chunks overlapping `start..end`, each with the slice of it to send (skip, take).
     plan: std::vec::IntoIter<(ChunkId, usize, usize)>,
@@ -233,6 +239,10 @@ pub(crate) fn restore(
         start,
         end,
         partial,
+        device_id: rec.device_id,
+        path: rec.path,
+        mtime_ns: rec.mtime_ns,
+        mode: rec.mode,
         store,
         plan: plan.into_iter(),
     })

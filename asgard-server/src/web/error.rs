@@ -28,6 +28,8 @@ pub(crate) enum Fail {
     Ops(OpsError),
     /// A server-side failure; the detail is logged, not shown.
     Internal(String),
+    /// udown (issue 14): a `Range` outside a file of this size (416 with `Content-Range`).
+    RangeNotSatisfiable(u64),
 }
 
 /// A [`Fail`] with how to answer it: HTML or JSON, in which language.
@@ -63,6 +65,7 @@ impl Fail {
             Fail::Ops(e) if already_running(e) => "already_running",
             Fail::Ops(_) => "refused",
             Fail::Internal(_) => "internal",
+            Fail::RangeNotSatisfiable(_) => "range_not_satisfiable",
         }
     }
 
@@ -86,6 +89,7 @@ impl Fail {
                 | OpsError::BadRegistrationChange,
             ) => StatusCode::BAD_REQUEST,
             Fail::Ops(_) | Fail::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Fail::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
         }
     }
 
@@ -98,6 +102,9 @@ impl Fail {
             Fail::NotFound => t(lang, Key::ErrNotFound).to_owned(),
             Fail::Ops(e) => crate::present::ops_error(e, lang),
             Fail::Internal(_) => t(lang, Key::ErrInternal).to_owned(),
+            Fail::RangeNotSatisfiable(size) => {
+                format!("{} Range (> {size})", t(lang, Key::ErrBadRequest))
+            }
         }
     }
 }
@@ -133,6 +140,11 @@ impl ResponseError for WebError {
         if let Some(to) = to {
             return HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, to))
+                .finish();
+        }
+        if let Fail::RangeNotSatisfiable(size) = self.fail {
+            return HttpResponse::build(self.fail.status())
+                .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
                 .finish();
         }
         let lang = self.lang;

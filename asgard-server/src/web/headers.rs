@@ -30,6 +30,10 @@ pub(crate) async fn security_headers(
     let mut res = next.call(req).await?;
     let h = res.headers_mut();
     for (name, value) in HEADERS {
+        // udown (issue 14): a preview sets its own, stricter policy (`sandbox`); keep it.
+        if name == "content-security-policy" && h.contains_key(header::CONTENT_SECURITY_POLICY) {
+            continue;
+        }
         h.insert(
             HeaderName::from_static(name),
             HeaderValue::from_static(value),

@@ -255,6 +255,9 @@ keys! {
     AuditLinkUsed = "audit-link-used",
     AuditLinkRefused = "audit-link-refused",
     AuditWebPasswordSet = "audit-web-password-set",
+    AuditDownload = "audit-download",
+    AuditPreview = "audit-preview",
+    AuditZipDownload = "audit-zip-download",
     // Issue 14, uauth: the user's navigation, start page, links and login.
     UserNavDevices = "user-nav-devices",
     UserNavSearch = "user-nav-search",
@@ -313,6 +316,15 @@ keys! {
     DelLast = "del-last",
     DelNone = "del-none",
     DelMore = "del-more",
+    // Issue 14, udown: downloads, previews and the notes file of a zip.
+    DlNoPreviewTitle = "dl-no-preview-title",
+    DlNoPreview = "dl-no-preview",
+    DlDownload = "dl-download",
+    ZipNotesIntro = "zip-notes-intro",
+    ZipNoteRenamed = "zip-note-renamed",
+    ZipNoteLink = "zip-note-link",
+    ZipNoteUnsafe = "zip-note-unsafe",
+    ZipNoteMore = "zip-note-more",
 }
 
 /// Parses a catalogue file: `key = value` lines, `#` comments and blank lines skipped.

@@ -99,6 +99,9 @@ fn action(lang: asgard_core::Lang, a: &AuditAction) -> String {
         AuditAction::LinkUsed => Key::AuditLinkUsed,
         AuditAction::LinkRefused => Key::AuditLinkRefused,
         AuditAction::WebPasswordSet => Key::AuditWebPasswordSet,
+        AuditAction::Download => Key::AuditDownload,
+        AuditAction::Preview => Key::AuditPreview,
+        AuditAction::ZipDownload => Key::AuditZipDownload,
         AuditAction::Other(name) => return name.clone(),
     };
     t(lang, key).to_owned()

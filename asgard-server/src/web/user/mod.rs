@@ -19,6 +19,10 @@
 //! | `GET /my/versions?device=&path=` | a path's timeline (ubrowse) |
 //! | `GET /my/search?q=` | file names across the user's devices (ubrowse) |
 //! | `GET /my/deleted?since=` | files deleted since a time, with their last version (ubrowse) |
+//! | `GET /my/download/{version}` | one version as a download (`Range` supported), see [`download`] |
+//! | `GET /my/preview/{version}` | one version shown in the browser (allow-listed types, sandboxed) |
+//! | `GET /my/zip?device=&path=&at=`, `POST /my/zip` | a folder or a selection as a streamed zip, see [`zip`] |
+
 //!
 //! Paths in URLs are [`crate::web::userpath`] (lowercase hex of the raw bytes); `at` and
 //! `since` are the `datetime-local` picker's text in the server's local time
@@ -39,7 +43,10 @@ pub(crate) mod access;
 // ubrowse
 pub(crate) mod browse;
 pub(crate) mod find;
+// udown: downloads, previews and zips.
+pub(crate) mod download;
 pub(crate) mod start;
+pub(crate) mod zip;
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -58,6 +65,10 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/search", web::get().to(find::search))
         .route("/deleted", web::get().to(find::deleted));
     // udown
+    cfg.route("/download/{version}", web::get().to(download::download))
+        .route("/preview/{version}", web::get().to(download::preview))
+        .route("/zip", web::get().to(zip::folder))
+        .route("/zip", web::post().to(zip::selection));
     cfg.default_service(web::to(not_found));
 }
 
