@@ -227,7 +227,7 @@ mod tests {
         .encode();
         assert_eq!(
             detail(Lang::De, &all),
-            "Prüfung (alle Chunks), nur Benutzer anna"
+            "Prüfung (alle Datenblöcke), nur Benutzer anna"
         );
         // Entries written before: free text, Debug text of a task, shown unchanged.
         for old in [
