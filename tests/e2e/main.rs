@@ -46,7 +46,8 @@ mod scan;
 // Issue 14 (uauth): the end user's way in.
 mod user_browser;
 mod user_http;
-// ubrowse
+// ubrowse (non-UTF-8 names are built from bytes: Unix only)
+#[cfg(unix)]
 mod user_browse;
 // udown (issue 14): downloads, previews and zips in the browser.
 #[cfg(unix)]
