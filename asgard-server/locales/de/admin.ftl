@@ -39,6 +39,7 @@ err-not-found = Nicht gefunden.
 err-title = Fehler
 filter = Filtern
 footer = AsgardBackup-Verwaltung
+footer-user = AsgardBackup – Ihre gesicherten Dateien
 keep-clear = Zurücksetzen
 keep-default = Ohne eigene Einstellung gilt die Vorgabe der Konfiguration: { $n } Versionen.
 keep-inherited = Vorgabe

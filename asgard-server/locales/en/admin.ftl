@@ -39,6 +39,7 @@ err-not-found = Not found.
 err-title = Error
 filter = Filter
 footer = AsgardBackup administration
+footer-user = AsgardBackup – your backed-up files
 keep-clear = Clear
 keep-default = Without a setting of their own, the configured default applies: { $n } versions.
 keep-inherited = default

@@ -78,6 +78,7 @@ keys! {
     ErrTitle = "err-title",
     Filter = "filter",
     Footer = "footer",
+    FooterUser = "footer-user",
     KeepClear = "keep-clear",
     KeepDefault = "keep-default",
     KeepInherited = "keep-inherited",

@@ -38,8 +38,16 @@ const NAV: [(Nav, &str, Key, &str); 6] = [
     (Nav::Audit, "/admin/audit", Key::NavAudit, "nav-audit"),
 ];
 
-/// `<head>` and the page's frame; `extra_head` e.g. a refresh while a job runs.
-fn frame(lang: Lang, title: &str, extra_head: Markup, header: Markup, main: Markup) -> Markup {
+/// `<head>` and the page's frame; `extra_head` e.g. a refresh while a job runs; `footer` names
+/// the console or the users' side.
+fn frame(
+    lang: Lang,
+    title: &str,
+    extra_head: Markup,
+    header: Markup,
+    main: Markup,
+    footer: Key,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang=(code(lang)) {
@@ -55,7 +63,7 @@ fn frame(lang: Lang, title: &str, extra_head: Markup, header: Markup, main: Mark
             body {
                 header.top { (header) }
                 main data-testid="main" { h1 data-testid="page-title" { (title) } (main) }
-                footer { (t(lang, Key::Footer)) " · " (env!("CARGO_PKG_VERSION")) }
+                footer { (t(lang, footer)) " · " (env!("CARGO_PKG_VERSION")) }
             }
         }
     }
@@ -93,6 +101,7 @@ pub(crate) fn bare(lang: Lang, title: &str, body: Markup) -> Markup {
         html! {},
         header,
         html! { div.login { (body) } },
+        Key::Footer,
     )
 }
 
@@ -126,7 +135,7 @@ pub(crate) fn page(
     let head = html! {
         @if refresh { meta http-equiv="refresh" content="2"; }
     };
-    frame(lang, title, head, header, body)
+    frame(lang, title, head, header, body, Key::Footer)
 }
 
 // --- uauth (issue 14): the end user's layout -------------------------------------------------
@@ -176,6 +185,7 @@ pub(crate) fn bare_user(lang: Lang, title: &str, body: Markup) -> Markup {
         html! {},
         header,
         html! { div.login { (body) } },
+        Key::FooterUser,
     )
 }
 
@@ -204,7 +214,7 @@ pub(crate) fn user_page(
         span.muted data-testid="user-name" { (user.user.name) }
         (lang_switch(lang, back))
     };
-    frame(lang, title, html! {}, header, body)
+    frame(lang, title, html! {}, header, body, Key::FooterUser)
 }
 
 /// The hidden CSRF field of a user's form.
