@@ -43,6 +43,18 @@ pub(crate) struct WebError {
     pub user: bool,
 }
 
+impl WebError {
+    /// How a console (admin) request's failures are answered: `json` or an HTML page, in `lang`.
+    pub(crate) fn console(lang: Lang, json: bool) -> impl Fn(Fail) -> WebError + Copy {
+        move |fail| WebError {
+            fail,
+            lang,
+            json,
+            user: false,
+        }
+    }
+}
+
 impl std::fmt::Display for WebError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:?}", self.fail)

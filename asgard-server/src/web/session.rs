@@ -120,12 +120,7 @@ pub(crate) async fn cookie_session(
 /// Looks up the signed-in admin of a request. `json`: how failures are answered.
 async fn admin_of(req: HttpRequest, json: bool) -> Result<Admin, WebError> {
     let (console, lang) = context(&req);
-    let err = |fail| WebError {
-        fail,
-        lang,
-        json,
-        user: false,
-    };
+    let err = WebError::console(lang, json);
     let console = console.ok_or_else(|| err(Fail::Internal("no console state".into())))?;
     let client = client_of(&req);
     if json && let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION) {

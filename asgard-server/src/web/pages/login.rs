@@ -53,12 +53,7 @@ fn login_form(lang: Lang, error: Option<&str>) -> Markup {
 /// `GET /admin/login`
 pub(crate) async fn login_page(req: HttpRequest) -> Result<HttpResponse, WebError> {
     let (console, lang) = context(&req);
-    let err = |fail| WebError {
-        fail,
-        lang,
-        json: false,
-        user: false,
-    };
+    let err = WebError::console(lang, false);
     let console = console.ok_or_else(|| err(Fail::Internal("no console state".into())))?;
     let session = cookie_session(&console, &req).await.map_err(err)?;
     // A user's session (issue 14) is no admin's: the form, not a redirect loop via `/admin`.
@@ -116,12 +111,7 @@ pub(crate) async fn login(
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, WebError> {
     let (console, lang) = context(&req);
-    let err = |fail| WebError {
-        fail,
-        lang,
-        json: false,
-        user: false,
-    };
+    let err = WebError::console(lang, false);
     let console = console.ok_or_else(|| err(Fail::Internal("no console state".into())))?;
     if !csrf::same_origin(&req) {
         return Err(err(Fail::Csrf));
@@ -174,12 +164,7 @@ fn totp_form(lang: Lang, csrf_token: &str, error: Option<&str>) -> Markup {
 /// `GET /admin/login/totp`: only for a session that waits for its second factor.
 pub(crate) async fn totp_page(req: HttpRequest) -> Result<HttpResponse, WebError> {
     let (console, lang) = context(&req);
-    let err = |fail| WebError {
-        fail,
-        lang,
-        json: false,
-        user: false,
-    };
+    let err = WebError::console(lang, false);
     let console = console.ok_or_else(|| err(Fail::Internal("no console state".into())))?;
     match cookie_session(&console, &req).await.map_err(err)? {
         None => Ok(see_other("/admin/login").finish()),
@@ -201,12 +186,7 @@ pub(crate) async fn totp(
     form: web::Form<TotpForm>,
 ) -> Result<HttpResponse, WebError> {
     let (console, lang) = context(&req);
-    let err = |fail| WebError {
-        fail,
-        lang,
-        json: false,
-        user: false,
-    };
+    let err = WebError::console(lang, false);
     let console = console.ok_or_else(|| err(Fail::Internal("no console state".into())))?;
     let Some((id, info)) = cookie_session(&console, &req).await.map_err(err)? else {
         return Ok(see_other("/admin/login").finish());

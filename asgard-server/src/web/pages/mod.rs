@@ -59,12 +59,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
 /// step for a session that waits for it, else 404.
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, WebError> {
     let (console, lang) = super::session::context(&req);
-    let err = |fail| WebError {
-        fail,
-        lang,
-        json: false,
-        user: false,
-    };
+    let err = WebError::console(lang, false);
     let console = console.ok_or_else(|| err(Fail::Internal("no console state".into())))?;
     match super::session::cookie_session(&console, &req)
         .await
