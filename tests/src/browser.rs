@@ -50,6 +50,9 @@ pub struct Browser {
     client: Option<Client>,
     driver: Child,
     profile: TempDir,
+    /// The viewport set last ([`Browser::set_viewport`]), to which [`Browser::screenshot`] and
+    /// [`Browser::phone_page_width`] return.
+    viewport: std::cell::Cell<((u32, u32), bool)>,
 }
 
 /// Where Chromium and chromedriver are: `ASGARD_CHROMIUM` / `ASGARD_CHROMEDRIVER`, else on the
@@ -148,8 +151,11 @@ impl Browser {
             client: None,
             driver,
             profile,
+            viewport: std::cell::Cell::new((DESKTOP, false)),
         };
         let user_data = browser.profile.path().join("chromium");
+        let downloads = browser.downloads_dir();
+        std::fs::create_dir_all(&downloads).unwrap();
         let caps = json!({
             "browserName": "chrome",
             "acceptInsecureCerts": true,
@@ -172,6 +178,11 @@ impl Browser {
                     "--disable-extensions",
                     "--lang=de-DE",
                 ],
+                "prefs": {
+                    "download.default_directory": downloads,
+                    "download.prompt_for_download": false,
+                    "download.directory_upgrade": true,
+                },
             },
         });
         let Value::Object(caps) = caps else {
@@ -190,7 +201,58 @@ impl Browser {
                 panic!("chromedriver on {url} started no Chromium session: {e}")
             }));
         browser.set_viewport(DESKTOP, false);
+        // Downloads land in the profile's download folder without asking (headless Chromium
+        // refuses them otherwise).
+        browser.cdp(
+            "Browser.setDownloadBehavior",
+            json!({"behavior": "allow", "downloadPath": downloads}),
+        );
         browser
+    }
+
+    /// The folder the browser saves downloads in (inside its temp profile).
+    pub fn downloads_dir(&self) -> PathBuf {
+        self.profile.path().join("downloads")
+    }
+
+    /// Waits (at most [`WAIT`]) for the one download that [`Browser::click`] on a download
+    /// link started to complete, moves it out of the download folder (which is empty again
+    /// afterwards) and returns its file name, as the browser chose it from the answer's
+    /// `Content-Disposition`, and its bytes. Panics when none completes or more than one file is
+    /// there.
+    pub fn take_download(&self) -> (String, Vec<u8>) {
+        let dir = self.downloads_dir();
+        let start = Instant::now();
+        let mut last_size = None;
+        loop {
+            let names: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            let done = names.len() == 1 && !names[0].ends_with(".crdownload");
+            if done {
+                let path = dir.join(&names[0]);
+                let size = std::fs::metadata(&path).unwrap().len();
+                // Complete and no longer growing (Chromium renames the .crdownload at the end).
+                if last_size == Some(size) {
+                    let bytes = std::fs::read(&path).unwrap();
+                    std::fs::remove_file(&path).unwrap();
+                    return (names[0].clone(), bytes);
+                }
+                last_size = Some(size);
+            }
+            assert!(
+                names.len() <= 1,
+                "browser: several downloads at once: {names:?}"
+            );
+            if start.elapsed() > WAIT {
+                panic!(
+                    "browser: no completed download within {WAIT:?} (folder holds {names:?}) on {}",
+                    self.url()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn client(&self) -> &Client {
@@ -370,10 +432,11 @@ impl Browser {
 
     /// Saves the page shown now as `target/screenshots/<name>-desktop.png` (1280×900) and
     /// `<name>-phone.png` (390×844, mobile emulation), and returns both paths. The viewport is
-    /// the desktop one again afterwards.
+    /// the one set last again afterwards.
     pub fn screenshot(&self, name: &str) -> [PathBuf; 2] {
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).unwrap();
+        let before = self.viewport.get();
         let mut paths = Vec::new();
         for (suffix, size, mobile) in [("desktop", DESKTOP, false), ("phone", PHONE, true)] {
             self.set_viewport(size, mobile);
@@ -383,24 +446,30 @@ impl Browser {
             std::fs::write(&path, png).unwrap();
             paths.push(path);
         }
-        self.set_viewport(DESKTOP, false);
+        self.restore_viewport(before);
         self.check_console();
         paths.try_into().unwrap()
     }
 
     /// How wide the page is in the phone viewport ([`PHONE`]), in CSS pixels: more than
     /// `PHONE.0` means the whole page scrolls sideways (a wide table in its own scroll box does
-    /// not count). The viewport is the desktop one again afterwards.
+    /// not count). The viewport is the one set last again afterwards.
     pub fn phone_page_width(&self) -> u64 {
+        let before = self.viewport.get();
         self.set_viewport(PHONE, true);
         let w = self.script("return document.documentElement.scrollWidth");
-        self.set_viewport(DESKTOP, false);
+        self.restore_viewport(before);
         w.as_u64().unwrap_or(u64::MAX)
+    }
+
+    fn restore_viewport(&self, (size, mobile): ((u32, u32), bool)) {
+        self.set_viewport(size, mobile);
     }
 
     /// The viewport: window size and the CDP device metrics (exactly `size` CSS pixels, scale
     /// 1; `mobile` as a phone does it), then one animation frame for the layout to follow.
     pub fn set_viewport(&self, size: (u32, u32), mobile: bool) {
+        self.viewport.set((size, mobile));
         self.run(
             "resize the window",
             self.client().set_window_size(size.0, size.1),

@@ -8,6 +8,7 @@ use asgard_core::{Lang, RawPath};
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use crate::api::ids::{Kind, Perm};
 use crate::db::{Child, ChildPage, DbError, RecKind, VersionSummary};
 use crate::web::i18n::{Key, t, tv};
 use crate::web::layout::{self, UserNav, url_encode};
@@ -38,10 +39,19 @@ pub(crate) struct BrowseQuery {
     page: Option<String>,
 }
 
-/// The `at` of a query: `Ok(None)` for now, an error for a text that is no time.
-fn at_of(user: &UserPage, at: &str) -> Result<Option<i64>, WebError> {
-    if at.trim().is_empty() {
+/// The `at` of a query or form (the folder pages and the zip links carry it as given): the
+/// picker's text (local time, the end of its unit, [`usertime::parse`]) or µs since the epoch
+/// (digits only, exact). `Ok(None)` for now, an error for a text that is no time.
+pub(super) fn at_of(user: &UserPage, at: &str) -> Result<Option<i64>, WebError> {
+    let at = at.trim();
+    if at.is_empty() {
         return Ok(None);
+    }
+    if at.bytes().all(|b| b.is_ascii_digit()) {
+        return at
+            .parse()
+            .map(Some)
+            .map_err(|_| user.fail(Fail::BadRequest(t(user.lang, Key::BrAtBad).to_owned())));
     }
     usertime::parse(at)
         .map(Some)
@@ -276,6 +286,8 @@ pub(crate) async fn versions(
     let path = userpath::decode(&q.path).map_err(|_| user.fail(Fail::NotFound))?;
     let console = super::console(&req, &user)?;
     let db = console.res.db.clone();
+    // Version ids go out opaque, as everywhere a user sees them (`/my/download/{id}` decodes).
+    let ids = Perm::of(&db, Kind::Version, user.user.id);
     let (id, device, p) = (user.user.id, q.device.clone(), path.clone());
     let list = web::block(move || db.timeline(id, &device, &p))
         .await
@@ -294,7 +306,7 @@ pub(crate) async fn versions(
             th { (t(lang, Key::VerColChange)) }
             th {}
         }, html! {
-            @for v in &list { (version_row(lang, v)) }
+            @for v in &list { (version_row(lang, &ids, v)) }
         }))
     };
     let title = tv(lang, Key::VerTitle, &[("name", &name)]);
@@ -308,7 +320,8 @@ pub(crate) async fn versions(
     )))
 }
 
-fn version_row(lang: Lang, v: &VersionSummary) -> Markup {
+fn version_row(lang: Lang, ids: &Perm, v: &VersionSummary) -> Markup {
+    let id = ids.encode(v.id);
     let change = if v.deleted {
         Key::VerDeleted
     } else if v.meta_only {
@@ -317,16 +330,16 @@ fn version_row(lang: Lang, v: &VersionSummary) -> Markup {
         Key::VerContent
     };
     html! {
-        tr data-testid={ "version-" (v.id) } {
-            td data-testid={ "version-time-" (v.id) } { (usertime::show(v.time_us)) }
+        tr data-testid={ "version-" (id) } {
+            td data-testid={ "version-time-" (id) } { (usertime::show(v.time_us)) }
             td.num { @if !v.deleted { (asgard_core::fmt::bytes_exact(v.size, lang)) } }
             td { @if !v.deleted { (usertime::show(v.mtime_ns.div_euclid(1000))) } }
-            td data-testid={ "version-change-" (v.id) } { (t(lang, change)) }
+            td data-testid={ "version-change-" (id) } { (t(lang, change)) }
             td {
                 @if v.is_file() {
-                    a href={ "/my/download/" (v.id) } data-testid={ "download-" (v.id) } { (t(lang, Key::VerDownload)) }
+                    a href={ "/my/download/" (id) } data-testid={ "download-" (id) } { (t(lang, Key::VerDownload)) }
                     " · "
-                    a href={ "/my/preview/" (v.id) } data-testid={ "preview-" (v.id) } { (t(lang, Key::VerPreview)) }
+                    a href={ "/my/preview/" (id) } data-testid={ "preview-" (id) } { (t(lang, Key::VerPreview)) }
                 }
             }
         }

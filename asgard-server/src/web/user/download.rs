@@ -1,8 +1,8 @@
 //! udown (issue 14): `GET /my/download/{version}` and `GET /my/preview/{version}`.
 //!
 //! The version in the URL is the opaque id the API shows the same user ([`Perm`] of
-//! [`Kind::Version`] and the session's user): other pages build these URLs with
-//! [`download_url`] and [`preview_url`]. The id is decoded and looked up *with the session's user
+//! [`Kind::Version`] and the session's user): the timeline and the deleted files encode every
+//! id they link with that permutation. The id is decoded and looked up *with the session's user
 //! id*; another user's id, a missing one, a folder, a link and a deletion marker all answer the
 //! same 404. The bytes are those of the CLI restore ([`download::download`]): one verified chunk
 //! at a time; a chunk that fails verification ends the body early, so the browser reports a
@@ -35,24 +35,6 @@ use crate::web::session::UserPage;
 /// show its own picture and nothing else.
 pub(crate) const PREVIEW_CSP: &str = "sandbox; default-src 'none'; img-src 'self'; \
      style-src 'unsafe-inline'";
-
-/// The URL that downloads the version `version_id` (internal id) of `user_id`.
-#[allow(dead_code)] // for ubrowse's pages (issue 14)
-pub(crate) fn download_url(db: &crate::db::Db, user_id: u64, version_id: u64) -> String {
-    format!(
-        "/my/download/{}",
-        Perm::of(db, Kind::Version, user_id).encode(version_id)
-    )
-}
-
-/// The URL of the preview of the version `version_id` (internal id) of `user_id`.
-#[allow(dead_code)] // for ubrowse's pages (issue 14)
-pub(crate) fn preview_url(db: &crate::db::Db, user_id: u64, version_id: u64) -> String {
-    format!(
-        "/my/preview/{}",
-        Perm::of(db, Kind::Version, user_id).encode(version_id)
-    )
-}
 
 /// A service failure answered to `user` (another user's version is a 404 like a missing one).
 pub(crate) fn fail(user: &UserPage, e: ServiceError) -> WebError {

@@ -10,6 +10,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::browse::{browse_url, db_fail, parent, shown, versions_url};
+use crate::api::ids::{Kind, Perm};
 use crate::db::{Findings, ScanBounds};
 use crate::web::i18n::{Key, t};
 use crate::web::layout::{self, UserNav, url_encode};
@@ -50,13 +51,13 @@ pub(crate) async fn search(
     } else {
         let console = super::console(&req, &user)?;
         let db = console.res.db.clone();
+        let ids = Perm::of(&db, Kind::Version, user.user.id);
         let (id, needle) = (user.user.id, text.clone());
-        Some(
-            web::block(move || db.search(id, &needle, bounds()))
-                .await
-                .map_err(|e| user.fail(Fail::from(e)))?
-                .map_err(|e| user.fail(db_fail(e)))?,
-        )
+        let found = web::block(move || db.search(id, &needle, bounds()))
+            .await
+            .map_err(|e| user.fail(Fail::from(e)))?
+            .map_err(|e| user.fail(db_fail(e)))?;
+        Some((found, ids))
     };
     let body = html! {
         form method="get" action="/my/search" data-testid="search-form" {
@@ -65,7 +66,7 @@ pub(crate) async fn search(
             " "
             button type="submit" data-testid="search-submit" { (t(lang, Key::SearchSubmit)) }
         }
-        @if let Some(f) = &found { (hits(&user, f, false)) }
+        @if let Some((f, ids)) = &found { (hits(&user, ids, f, false)) }
     };
     let back = format!("/my/search?q={}", url_encode(&text));
     Ok(html(layout::user_page(
@@ -100,6 +101,7 @@ pub(crate) async fn deleted(
     };
     let console = super::console(&req, &user)?;
     let db = console.res.db.clone();
+    let ids = Perm::of(&db, Kind::Version, user.user.id);
     let id = user.user.id;
     let found = web::block(move || db.deleted_since(id, since, bounds()))
         .await
@@ -113,7 +115,7 @@ pub(crate) async fn deleted(
             " "
             button type="submit" data-testid="deleted-submit" { (t(lang, Key::BrAtShow)) }
         }
-        (hits(&user, &found, true))
+        (hits(&user, &ids, &found, true))
     };
     let back = format!("/my/deleted?since={}", url_encode(&since_text));
     Ok(html(layout::user_page(
@@ -126,7 +128,8 @@ pub(crate) async fn deleted(
 }
 
 /// The table of search hits or deleted files.
-fn hits(user: &UserPage, f: &Findings, deleted: bool) -> maud::Markup {
+/// Version ids in its links are `ids`' opaque ones.
+fn hits(user: &UserPage, ids: &Perm, f: &Findings, deleted: bool) -> maud::Markup {
     let lang = user.lang;
     let (table, none, more) = if deleted {
         ("deleted-table", Key::DelNone, Key::DelMore)
@@ -166,7 +169,7 @@ fn hits(user: &UserPage, f: &Findings, deleted: bool) -> maud::Markup {
                                     (asgard_core::fmt::bytes_exact(v.size, lang))
                                     @if v.is_file() {
                                         " · "
-                                        a href={ "/my/download/" (v.id) } data-testid={ "hit-download-" (i) } {
+                                        a href={ "/my/download/" (ids.encode(v.id)) } data-testid={ "hit-download-" (i) } {
                                             (t(lang, Key::VerDownload))
                                         }
                                     }

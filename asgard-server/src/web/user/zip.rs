@@ -3,8 +3,8 @@
 //! repeated `path` fields, with the session's CSRF token).
 //!
 //! `device` is the device's name (as on the start page), `path` the raw path bytes in
-//! [`crate::web::userpath`] hex, `at` µs since the epoch (absent: now); other pages build the
-//! link with [`zip_url`]. The device and every path are checked *with the session's user id*
+//! [`crate::web::userpath`] hex, `at` as on the folder pages (the picker's text, or µs since
+//! the epoch; absent: now, see [`super::browse::at_of`]). The device and every path are checked *with the session's user id*
 //! before anything is sent (another user's answers 404 like a missing one).
 //!
 //! **Streaming.** The archive is written by one blocking task ([`download::write_zip`]) into a
@@ -29,7 +29,6 @@ use crate::db::AuditAction;
 use crate::service::download::{self, NotesText, ZipNote, ZipRequest};
 use crate::web::error::{Fail, WebError};
 use crate::web::i18n::{Key, t, tv};
-use crate::web::layout::url_encode;
 use crate::web::session::{CsrfForm, UserForm, UserPage};
 use crate::web::userpath;
 
@@ -38,26 +37,13 @@ const PIPE_PIECES: usize = 4;
 /// Bytes per piece.
 const PIECE: usize = 64 * 1024;
 
-/// The link that downloads `path` of the device `device` as of `at_us` as a zip.
-#[allow(dead_code)] // for ubrowse's pages (issue 14)
-pub(crate) fn zip_url(device: &str, path: &RawPath, at_us: Option<i64>) -> String {
-    let mut url = format!(
-        "/my/zip?device={}&path={}",
-        url_encode(device),
-        userpath::encode(path)
-    );
-    if let Some(at) = at_us {
-        url.push_str(&format!("&at={at}"));
-    }
-    url
-}
-
 #[derive(Debug, Deserialize)]
 pub(crate) struct ZipQuery {
     device: String,
     #[serde(default)]
     path: String,
-    at: Option<i64>,
+    #[serde(default)]
+    at: String,
 }
 
 /// `POST /my/zip`: the fields as sent (`csrf`, `device`, `at`, and `path` once per ticked entry).
@@ -88,7 +74,8 @@ pub(crate) async fn folder(
 ) -> Result<HttpResponse, WebError> {
     let q = q.into_inner();
     let path = userpath::decode(&q.path).map_err(|_| user.fail(Fail::NotFound))?;
-    respond(req, user, q.device, vec![path], q.at).await
+    let at = super::browse::at_of(&user, &q.at)?;
+    respond(req, user, q.device, vec![path], at).await
 }
 
 /// `POST /my/zip`
@@ -97,13 +84,7 @@ pub(crate) async fn selection(
     UserForm(user, form): UserForm<ZipForm>,
 ) -> Result<HttpResponse, WebError> {
     let device = form.field("device").unwrap_or("").to_owned();
-    let at = match form.field("at").filter(|a| !a.is_empty()) {
-        Some(a) => Some(
-            a.parse()
-                .map_err(|_| user.fail(Fail::BadRequest("at".into())))?,
-        ),
-        None => None,
-    };
+    let at = super::browse::at_of(&user, form.field("at").unwrap_or(""))?;
     let mut paths = Vec::new();
     for (k, v) in &form.0 {
         if k == "path" {
